@@ -1,0 +1,100 @@
+/**
+ * The core policy actions (protocol.md §7.2) and the action registry. Token modules declare their own actions
+ * (e.g. `edupush_wait`) as further ActionDef lists and hand them to `buildActionRegistry` together with these.
+ */
+import type { ActionDef, Scope } from './types.ts';
+
+const def = (d: ActionDef): ActionDef => Object.freeze({ ...d, ...(d.values ? { values: Object.freeze([...d.values]) } : {}) });
+
+const CLIENT_MODES = ['interactive', 'webauthn', 'poll', 'u2f'] as const;
+
+export const CORE_ACTIONS: readonly ActionDef[] = Object.freeze([
+  // authentication
+  def({ name: 'otppin', scope: 'authentication', type: 'enum', values: ['tokenpin', 'userstore', 'none'], default: 'tokenpin',
+    description: 'What the PIN part is checked against: the token PIN, the user store password, or nothing (must be empty).' }),
+  def({ name: 'passthru', scope: 'authentication', type: 'bool', default: false,
+    description: 'A user without any token authenticates with the user store password alone.' }),
+  def({ name: 'passOnNoToken', scope: 'authentication', type: 'bool', default: false,
+    description: 'A user without any token is accepted without checking anything.' }),
+  def({ name: 'passOnNoUser', scope: 'authentication', type: 'bool', default: false,
+    description: 'An unknown user is accepted without checking anything.' }),
+  def({ name: 'challenge_response', scope: 'authentication', type: 'list',
+    description: 'Token types that may trigger a challenge when the PIN alone is sent.' }),
+  def({ name: 'challenge_text', scope: 'authentication', type: 'string',
+    description: 'Message returned to the client when a challenge was triggered.' }),
+  def({ name: 'preferred_client_mode', scope: 'authentication', type: 'list', values: CLIENT_MODES, default: Object.freeze([...CLIENT_MODES]),
+    description: 'Order in which the client should prefer the modes of the triggered challenges.' }),
+  def({ name: 'increase_failcounter_on_challenge', scope: 'authentication', type: 'bool', default: false,
+    description: 'Triggering a challenge increases the fail counter of the token (reset on success).' }),
+  // authorization
+  def({ name: 'last_auth', scope: 'authorization', type: 'duration',
+    description: 'Reject a token whose last successful authentication is older than this (e.g. 10h, 7d).' }),
+  def({ name: 'no_detail_on_success', scope: 'authorization', type: 'bool', default: false,
+    description: 'Omit the detail section of a successful /validate/check response.' }),
+  def({ name: 'no_detail_on_fail', scope: 'authorization', type: 'bool', default: false,
+    description: 'Omit the detail section of a failed /validate/check response.' }),
+  def({ name: 'authorized', scope: 'authorization', type: 'enum', values: ['grant_access', 'deny_access'], default: 'grant_access',
+    description: 'Whether a user that authenticated successfully is granted access.' }),
+  def({ name: 'tokentype', scope: 'authorization', type: 'list',
+    description: 'Only tokens of these types may be used to authenticate.' }),
+  def({ name: 'add_user_in_response', scope: 'authorization', type: 'bool', default: false,
+    description: 'Add the user attributes to the detail of a successful response.' }),
+  // enrollment
+  def({ name: 'max_token_per_user', scope: 'enrollment', type: 'int', min: 1,
+    description: 'Maximum number of tokens a user may own.' }),
+  def({ name: 'tokenlabel', scope: 'enrollment', type: 'string', default: '<s>',
+    description: 'Label shown in the app; <s> serial, <u> user, <r> realm are replaced.' }),
+  def({ name: 'tokenissuer', scope: 'enrollment', type: 'string', default: 'pushgate',
+    description: 'Issuer shown in the app; <u> user, <r> realm are replaced.' }),
+  def({ name: 'appimageurl', scope: 'enrollment', type: 'string',
+    description: 'URL of an image the app shows next to the token.' }),
+  // admin
+  def({ name: 'triggerchallenge', scope: 'admin', type: 'bool', default: false,
+    description: 'Allows the caller to use /validate/triggerchallenge.' }),
+  def({ name: 'enroll', scope: 'admin', type: 'bool', default: false,
+    description: 'Allows the caller to enroll tokens.' }),
+  ...(['delete', 'enable', 'disable', 'reset', 'setpin'] as const).map((name) => def({ name, scope: 'admin', type: 'bool', default: false,
+    description: `Allows the caller to ${name === 'reset' ? 'reset the fail counter of' : name === 'setpin' ? 'set the PIN of' : name} tokens.` })),
+]);
+
+/** Registry key of an action that reuses a name already registered for another scope. */
+export const scopedActionKey = (scope: Scope, name: string): string => `${scope}:${name}`;
+
+/**
+ * Builds the name → ActionDef registry from several lists. An action name is registered once per scope; the
+ * first definition of a name is keyed by the bare name, a later one for a different scope (e.g.
+ * `edupush_ssl_verify` in both enrollment and authentication) by `<scope>:<name>` — look actions up with
+ * `findAction`. Throws when the same name is declared twice for the same scope.
+ */
+export function buildActionRegistry(...lists: ReadonlyArray<readonly ActionDef[]>): Map<string, ActionDef> {
+  const registry = new Map<string, ActionDef>();
+  for (const list of lists) {
+    for (const action of list) {
+      if (findAction(registry, action.scope, action.name)) {
+        throw new Error(`Duplicate policy action '${action.name}' in scope ${action.scope}`);
+      }
+      registry.set(registry.has(action.name) ? scopedActionKey(action.scope, action.name) : action.name, action);
+    }
+  }
+  return registry;
+}
+
+/** The definition of `name` in `scope`, or undefined. */
+export function findAction(actions: ReadonlyMap<string, ActionDef>, scope: Scope, name: string): ActionDef | undefined {
+  const plain = actions.get(name);
+  if (plain && plain.scope === scope && plain.name === name) return plain;
+  const scoped = actions.get(scopedActionKey(scope, name));
+  return scoped && scoped.scope === scope && scoped.name === name ? scoped : undefined;
+}
+
+/** The scopes in which an action of this name is declared. */
+export function scopesOfAction(actions: ReadonlyMap<string, ActionDef>, name: string): Scope[] {
+  const scopes: Scope[] = [];
+  for (const action of actions.values()) if (action.name === name && !scopes.includes(action.scope)) scopes.push(action.scope);
+  return scopes;
+}
+
+/** All actions of a scope, in registry order. */
+export function actionsOfScope(actions: ReadonlyMap<string, ActionDef>, scope: Scope): ActionDef[] {
+  return [...actions.values()].filter((a) => a.scope === scope);
+}

@@ -1,0 +1,92 @@
+/** createApp(deps): the Koa app — error rendering, parameters, client address, audit, routes. */
+import Koa from 'koa';
+import type { Deps } from './deps.ts';
+import { errorEnvelope } from './envelope.ts';
+import { InternalError, MethodError, MfaError } from './errors.ts';
+import { parseRequestParams, type Params } from './params.ts';
+import { matchesClient } from '../policies/match.ts';
+import type { AuditEntry } from './store/audit_repo.ts';
+import { validateRouter } from './routes/validate.ts';
+import { authRouter } from './routes/auth.ts';
+import { tokenRouter } from './routes/token.ts';
+import { healthRouter } from './routes/health.ts';
+import { smartphoneRouter } from './routes/smartphone.ts';
+
+export interface AppState {
+  params: Params;
+  /** The client address policies see: the peer, or X-Forwarded-For / `client` when the peer is a trusted proxy. */
+  client: string;
+  /** Filled by a route that wants an audit row; written after the response is rendered. */
+  audit?: Omit<AuditEntry, 'time' | 'client'>;
+  admin?: string;
+}
+export type AppContext = Koa.ParameterizedContext<AppState>;
+
+function clientAddress(deps: Deps, ctx: Koa.Context, params: Params): string {
+  const peer = (ctx.req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+  const proxies = deps.config.server.trustedProxies;
+  if (!proxies.length || !matchesClient(proxies, peer)) return peer;
+  const override = params.get('client');
+  if (override) return override;
+  const fwd = String(ctx.get('x-forwarded-for') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return fwd[0] ?? peer;
+}
+
+export function createApp(deps: Deps): Koa<AppState> {
+  const app = new Koa<AppState>();
+  app.proxy = false;
+
+  // Errors → the eduMFA envelope. Unexpected errors are -500 with a generic message; the detail goes to the log.
+  app.use(async (ctx, next) => {
+    try {
+      await next();
+    } catch (raw) {
+      const err = raw instanceof MfaError ? raw : new InternalError(raw);
+      const cause = err.status >= 500 ? (err.cause ?? raw) : undefined;
+      deps.events.emit('request.failed', {
+        method: ctx.method, path: ctx.path, status: err.status, code: err.code,
+        error: cause instanceof Error ? cause.message : err.message,
+        ...(cause instanceof Error && cause.stack ? { stack: cause.stack } : {}),
+      });
+      ctx.status = err.status;
+      ctx.set('Cache-Control', 'no-cache');
+      for (const [k, v] of Object.entries(err.headers)) ctx.set(k, v);
+      ctx.body = errorEnvelope(deps.clock.now(), err);
+      if (ctx.state.audit || ctx.path.startsWith('/validate/')) {
+        ctx.state.audit = { ...(ctx.state.audit ?? { action: `${ctx.method} ${ctx.path}` }), success: false, outcome: 'ERROR', info: { error: err.wireMessage } };
+      }
+    }
+    ctx.set('Cache-Control', 'no-cache');
+  });
+
+  // Audit rows are written after the handler, success or failure; a failed write is logged, never shown.
+  app.use(async (ctx, next) => {
+    try { await next(); } finally {
+      const a = ctx.state.audit;
+      if (a) {
+        try {
+          await deps.store.audit.insert({ ...a, time: deps.clock.now(), client: ctx.state.client ?? null, admin: ctx.state.admin ?? a.admin ?? null });
+        } catch (err) {
+          deps.events.emit('log', { level: 'error', msg: 'audit write failed', error: String(err) });
+        }
+      }
+    }
+  });
+
+  app.use(async (ctx, next) => {
+    ctx.state.params = await parseRequestParams(ctx.req, new URLSearchParams(ctx.querystring), deps.config.server.bodyLimitBytes);
+    ctx.state.client = clientAddress(deps, ctx, ctx.state.params);
+    await next();
+  });
+
+  for (const router of [validateRouter(deps), authRouter(deps), tokenRouter(deps), healthRouter(deps), smartphoneRouter(deps)]) {
+    app.use(router.routes());
+    app.use(router.allowedMethods({
+      throw: true,
+      methodNotAllowed: () => new MethodError('The method is not allowed for the requested URL.'),
+      notImplemented: () => new MethodError('The method is not implemented.'),
+    }));
+  }
+  app.use(() => { throw new MfaError(404, 404, 'The requested URL was not found on the server.', { prefixed: false }); });
+  return app;
+}

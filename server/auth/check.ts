@@ -1,0 +1,249 @@
+/**
+ * The token-list decision of /validate/check (eduMFA's check_token_list, reshaped):
+ *   1. resolve the user (unknown realm/user → UserError before any token is touched),
+ *   2. with a transaction id: answer the challenges of that transaction,
+ *   3. otherwise classify every usable token: valid (PIN + OTP) / challenge request (pass = PIN) /
+ *      PIN matched but OTP wrong / nothing matched,
+ *   4. decide: ACCEPT > CHALLENGE > "wrong otp value" > "wrong otp pin".
+ * Every state change is a conditional update; losing a race is simply "not valid".
+ */
+import type { Deps } from '../deps.ts';
+import { ParameterError, PolicyError, ValidateError } from '../errors.ts';
+import type { TokenRecord, TokenType, Verdict } from '../../tokens/types.ts';
+import { requestPolicies, type RequestPolicies } from './context.ts';
+import { createChallenges, preferredClientMode } from './challenges.ts';
+import type { Outcome } from './outcome.ts';
+import type { UserInfo } from './users.ts';
+
+export interface CheckRequest {
+  readonly user?: string;
+  readonly realm?: string;
+  readonly serial?: string;
+  readonly pass: string;
+  readonly transactionId?: string;
+  readonly type?: string;
+  readonly client?: string;
+}
+
+/** Hooks a later stage (wait mode) plugs into: called for out-of-band tokens whose PIN matched. */
+export interface CheckHooks {
+  outOfBand?(deps: Deps, tokens: readonly TokenRecord[], rp: RequestPolicies, user: UserInfo | null): Promise<Outcome | null>;
+}
+
+interface Classified {
+  valid: Array<{ token: TokenRecord; counter: number | null }>;
+  challenge: TokenRecord[];
+  pinMatched: TokenRecord[];
+  invalid: TokenRecord[];
+}
+
+const isLocked = (t: TokenRecord): boolean => t.failCount >= t.maxFail;
+const single = (tokens: readonly TokenRecord[]) => (tokens.length === 1 ? tokens[0] : undefined);
+
+export async function checkAuth(deps: Deps, req: CheckRequest, hooks: CheckHooks = {}): Promise<Outcome> {
+  if (!req.user && !req.serial) throw new ParameterError('You need to specify a serial or a user.');
+
+  // 1. Who
+  let user: UserInfo | null = null;
+  let tokens: TokenRecord[];
+  if (req.user) {
+    try {
+      user = deps.realms.resolveUser(req.user, req.realm);
+    } catch (err) {
+      const rp = requestPolicies(deps, { user: { name: req.user, realm: req.realm ?? deps.realms.defaultRealm, resolver: '' }, client: req.client });
+      if (rp.action<boolean>('passOnNoUser')) {
+        const pol = rp.sources('passOnNoUser')[0] ?? '';
+        return { kind: 'accept', message: `user does not exist, accepted due to '${pol}'`, serials: [], policies: rp.matched() };
+      }
+      throw err;
+    }
+    tokens = await deps.store.tokens.list({ username: user.name, realm: user.realm });
+    if (req.serial) {
+      const own = tokens.filter((t) => t.serial === req.serial);
+      if (!own.length) throw new ParameterError('Given serial does not belong to given user!');
+      tokens = own;
+    } else if (req.type) {
+      tokens = tokens.filter((t) => t.type === req.type);
+    }
+  } else {
+    const t = await deps.store.tokens.bySerial(req.serial!);
+    tokens = t ? [t] : [];
+    if (t?.username && t.realm) user = deps.realms.get(t.realm)?.lookup(t.username) ?? { name: t.username, realm: t.realm, resolver: '' };
+  }
+  const rp = requestPolicies(deps, { user: user ? { name: user.name, realm: user.realm, resolver: user.resolver } : undefined, client: req.client });
+  const base = () => ({ policies: rp.matched() });
+
+  if (rp.action<string>('authorized') === 'deny_access') throw new ValidateError('User is not authorized to authenticate under these conditions.');
+
+  // No tokens at all
+  if (!tokens.length) {
+    if (!user) return { kind: 'reject', message: 'The token does not exist', serials: [], ...base() };
+    if (rp.action<boolean>('passthru')) {
+      const realm = deps.realms.get(user.realm);
+      if (realm && await realm.verifyPassword(user.name, req.pass)) {
+        return { kind: 'accept', message: `against userstore due to '${rp.sources('passthru')[0] ?? ''}'`, serials: [], ...base() };
+      }
+    }
+    if (rp.action<boolean>('passOnNoToken')) {
+      return { kind: 'accept', message: `user has no token, accepted due to '${rp.sources('passOnNoToken')[0] ?? ''}'`, serials: [], ...base() };
+    }
+    return { kind: 'reject', message: 'The user has no tokens assigned', serials: [], ...base() };
+  }
+
+  // 2. Answer to a challenge
+  if (req.transactionId) {
+    const answered = await answerTransaction(deps, req, tokens, rp);
+    if (answered) return answered;
+  }
+
+  // 3. Classify usable tokens
+  const usable = tokens.filter((t) => t.active && t.rolloutState !== 'clientwait').sort(
+    (a, b) => deps.registry.require(a.type).checkOrder - deps.registry.require(b.type).checkOrder);
+  const serialsOf = (ts: readonly TokenRecord[]) => ts.map((t) => t.serial);
+  if (!usable.length) {
+    const enrolling = tokens.find((t) => t.active && t.rolloutState === 'clientwait');
+    if (enrolling) return { kind: 'reject', message: 'Token is not yet enrolled', serial: enrolling.serial, type: enrolling.type, serials: [enrolling.serial], ...base() };
+    return { kind: 'reject', message: 'No suitable token found for authentication.', serials: serialsOf(tokens), ...base() };
+  }
+  const c = await classify(deps, usable, req.pass, rp, user);
+
+  // 4. Decide
+  const now = deps.clock.now();
+  const accepted: TokenRecord[] = [];
+  const lockedValid: TokenRecord[] = [];
+  const lastAuthMs = rp.action<number>('last_auth');
+  for (const { token, counter } of c.valid) {
+    if (isLocked(token)) { lockedValid.push(token); continue; }
+    if (lastAuthMs !== undefined && token.lastAuthAt !== null && now - token.lastAuthAt > lastAuthMs) {
+      return { kind: 'reject', message: `The last successful authentication was ${new Date(token.lastAuthAt).toISOString()}. It is to long ago.`, serial: token.serial, type: token.type, serials: [token.serial], ...base() };
+    }
+    if (await deps.store.tokens.recordSuccess(token.id, counter, now)) accepted.push(token);
+    else c.pinMatched.push(token); // the OTP was used by a concurrent request (or the token locked meanwhile)
+  }
+  if (accepted.length) {
+    const allowedTypes = rp.action<readonly string[]>('tokentype');
+    if (allowedTypes && accepted.some((t) => !allowedTypes.includes(t.type))) {
+      throw new PolicyError('You are not authorized to use this type of token.');
+    }
+    const t = single(accepted);
+    return { kind: 'accept', message: `matching ${accepted.length} tokens`, serial: t?.serial, type: t?.type, otpLen: t ? t.otpLen : undefined, serials: serialsOf(accepted), ...base() };
+  }
+  if (lockedValid.length) {
+    const t = single(lockedValid);
+    return { kind: 'reject', message: `matching ${lockedValid.length} tokens, Failcounter exceeded`, serial: t?.serial, type: t?.type, otpLen: t?.otpLen, serials: serialsOf(lockedValid), ...base() };
+  }
+  if (c.challenge.length) {
+    const offline = c.challenge.filter((t) => !deps.registry.require(t.type).outOfBand);
+    const oob = c.challenge.filter((t) => deps.registry.require(t.type).outOfBand);
+    if (oob.length && hooks.outOfBand && !offline.length) {
+      const waited = await hooks.outOfBand(deps, oob, rp, user);
+      if (waited) return waited;
+    }
+    const challengeable = c.challenge.filter((t) => !isLocked(t));
+    if (challengeable.length) {
+      const challenges = await createChallenges(deps, challengeable, rp);
+      if (rp.action<boolean>('increase_failcounter_on_challenge')) await bumpFailCounters(deps, challengeable);
+      return { kind: 'challenge', challenges, preferredClientMode: preferredClientMode(rp, challenges), serials: serialsOf(challengeable), ...base() };
+    }
+  }
+  if (c.pinMatched.length) {
+    await bumpFailCounters(deps, c.pinMatched);
+    const t = single(c.pinMatched);
+    return { kind: 'reject', message: 'wrong otp value', serial: t?.serial, type: t?.type, otpLen: t?.otpLen, serials: serialsOf(c.pinMatched), ...base() };
+  }
+  await bumpFailCounters(deps, c.invalid.length ? c.invalid : usable);
+  return { kind: 'reject', message: 'wrong otp pin', serials: serialsOf(usable), ...base() };
+}
+
+async function bumpFailCounters(deps: Deps, tokens: readonly TokenRecord[]): Promise<void> {
+  const counts = await deps.store.tokens.incrementFailCount(tokens.map((t) => t.id), deps.clock.now());
+  for (const t of tokens) {
+    const n = counts.get(t.id);
+    if (n === undefined) continue;
+    deps.events.emit('token.fail_counter', { serial: t.serial, failCount: n, maxFail: t.maxFail });
+    if (n >= t.maxFail && t.failCount < t.maxFail) deps.events.emit('token.locked', { serial: t.serial });
+  }
+}
+
+/** PIN part check according to `otppin`. */
+async function pinMatches(deps: Deps, token: TokenRecord, pin: string, rp: RequestPolicies, user: UserInfo | null): Promise<boolean> {
+  const mode = rp.action<string>('otppin') ?? 'tokenpin';
+  if (mode === 'none') return pin === '';
+  if (mode === 'userstore') {
+    if (!user) return false;
+    const realm = deps.realms.get(user.realm);
+    return realm ? realm.verifyPassword(user.name, pin) : false;
+  }
+  return deps.pins.verify(token.pinHash, pin);
+}
+
+function challengeEnabled(type: TokenType, rp: RequestPolicies): boolean {
+  if (!type.canChallenge) return false;
+  if (type.outOfBand) return true;
+  const list = rp.action<readonly string[]>('challenge_response') ?? [];
+  return list.includes(type.type);
+}
+
+async function classify(deps: Deps, tokens: readonly TokenRecord[], pass: string, rp: RequestPolicies, user: UserInfo | null): Promise<Classified> {
+  const out: Classified = { valid: [], challenge: [], pinMatched: [], invalid: [] };
+  const ctx = rp.tokenContext();
+  for (const token of tokens) {
+    const type = deps.registry.require(token.type);
+    if (challengeEnabled(type, rp) && await pinMatches(deps, token, pass, rp, user)) {
+      out.challenge.push(token);
+      continue;
+    }
+    if (type.outOfBand) { out.invalid.push(token); continue; }
+    const cut = type.splitsPass ? Math.max(0, pass.length - token.otpLen) : pass.length;
+    const pin = pass.slice(0, cut);
+    const otp = pass.slice(cut);
+    if (!await pinMatches(deps, token, pin, rp, user)) { out.invalid.push(token); continue; }
+    const verdict = await type.check(token, { otp }, ctx);
+    if (verdict.kind === 'valid') out.valid.push({ token, counter: verdict.counter ?? null });
+    else out.pinMatched.push(token);
+  }
+  return out;
+}
+
+/**
+ * A pass with a transaction id: the tokens that have a live challenge in this transaction answer it. Returns null
+ * when no token of the request has a challenge there (then the pass is checked as a normal pass, as eduMFA does).
+ */
+async function answerTransaction(deps: Deps, req: CheckRequest, tokens: readonly TokenRecord[], rp: RequestPolicies): Promise<Outcome | null> {
+  const rows = await deps.store.challenges.byTransaction(req.transactionId!);
+  const byId = new Map(tokens.map((t) => [t.serial, t]));
+  const mine = rows.filter((r) => byId.has(r.serial));
+  if (!mine.length) return null;
+  const now = deps.clock.now();
+  const ctx = rp.tokenContext();
+  const wrongOtp: TokenRecord[] = [];
+  let declined: TokenRecord | undefined;
+  const pending: TokenRecord[] = [];
+  for (const row of mine) {
+    const token = byId.get(row.serial)!;
+    const type = deps.registry.require(token.type);
+    if (!token.active || isLocked(token) || row.expiresAt <= now || row.status === 'consumed') { pending.push(token); continue; }
+    const verdict: Verdict = await type.check(token, { otp: req.pass, challenge: row }, ctx);
+    if (verdict.kind === 'valid') {
+      const from = type.outOfBand ? 'accepted' : 'pending';
+      // Consume the challenge first: of many parallel finalizes exactly one wins.
+      if (!await deps.store.challenges.consume(row.id, from, now)) { pending.push(token); continue; }
+      if (!await deps.store.tokens.recordSuccess(token.id, verdict.counter ?? null, now)) { wrongOtp.push(token); continue; }
+      await deps.store.challenges.deleteTransaction(row.transactionId);
+      return { kind: 'accept', message: 'Found matching challenge', serial: token.serial, serials: [token.serial], policies: rp.matched() };
+    }
+    if (verdict.kind === 'declined') declined ??= token;
+    else if (verdict.kind === 'invalid' && !type.outOfBand) wrongOtp.push(token);
+    else pending.push(token);
+  }
+  if (declined) {
+    return { kind: 'declined', message: 'The challenge was declined.', serial: declined.serial, type: declined.type, serials: [declined.serial], policies: rp.matched() };
+  }
+  await bumpFailCounters(deps, wrongOtp);
+  const all = [...wrongOtp, ...pending];
+  const t = single(all);
+  return {
+    kind: 'reject', message: all.length > 1 ? `Response did not match for ${all.length} tokens.` : 'Response did not match the challenge.',
+    serial: t?.serial, type: t?.type, serials: all.map((x) => x.serial), policies: rp.matched(),
+  };
+}

@@ -1,0 +1,36 @@
+/** Admin session tokens: compact JWS, HS256, integer `exp`/`iat`, signed with a key derived from the secrets key. */
+import crypto from 'node:crypto';
+import { AuthError } from '../errors.ts';
+
+export interface JwtClaims { sub: string; role: 'admin'; iat: number; exp: number; [k: string]: unknown }
+
+const b64 = (b: Buffer | string): string => Buffer.from(b).toString('base64url');
+
+export function signJwt(claims: JwtClaims, key: Buffer): string {
+  const head = b64(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
+  const body = b64(JSON.stringify(claims));
+  const sig = crypto.createHmac('sha256', key).update(`${head}.${body}`).digest('base64url');
+  return `${head}.${body}.${sig}`;
+}
+
+/** Verifies signature and expiry (`nowMs`). Throws AuthError(4033/4031) as eduMFA does for a bad Authorization. */
+export function verifyJwt(token: string, key: Buffer, nowMs: number): JwtClaims {
+  const parts = token.trim().replace(/^Bearer\s+/i, '').split('.');
+  if (parts.length !== 3) throw new AuthError('Authentication failure. Wrong credentials', 4031);
+  const [head, body, sig] = parts as [string, string, string];
+  const expected = crypto.createHmac('sha256', key).update(`${head}.${body}`).digest();
+  const given = Buffer.from(sig, 'base64url');
+  if (given.length !== expected.length || !crypto.timingSafeEqual(given, expected)) {
+    throw new AuthError('Authentication failure. Wrong credentials', 4031);
+  }
+  let claims: JwtClaims;
+  try {
+    const h = JSON.parse(Buffer.from(head, 'base64url').toString('utf8')) as { alg?: string };
+    if (h.alg !== 'HS256') throw new Error('alg');
+    claims = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as JwtClaims;
+  } catch {
+    throw new AuthError('Authentication failure. Wrong credentials', 4031);
+  }
+  if (typeof claims.exp !== 'number' || claims.exp * 1000 <= nowMs) throw new AuthError('Authentication failure. Your token has expired.', 4033);
+  return claims;
+}

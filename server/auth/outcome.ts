@@ -1,0 +1,26 @@
+/** The result of a login attempt. A failed login is a value, not an exception. */
+export interface ChallengeOut {
+  readonly transactionId: string;
+  readonly serial: string;
+  readonly type: string;
+  readonly clientMode: 'interactive' | 'poll';
+  readonly message: string;
+  readonly attributes: Readonly<Record<string, unknown>>;
+  readonly image?: string;
+}
+
+interface Common {
+  /** For the audit: serials involved and the policies that matched. */
+  readonly serials: readonly string[];
+  readonly policies: readonly string[];
+}
+
+export type Outcome =
+  | (Common & { readonly kind: 'accept'; readonly message: string; readonly serial?: string; readonly type?: string; readonly otpLen?: number })
+  | (Common & { readonly kind: 'reject'; readonly message: string; readonly serial?: string; readonly type?: string; readonly otpLen?: number })
+  | (Common & { readonly kind: 'declined'; readonly message: string; readonly serial?: string; readonly type?: string })
+  | (Common & { readonly kind: 'challenge'; readonly challenges: readonly ChallengeOut[]; readonly preferredClientMode: string });
+
+export const AUTHENTICATION: Record<Outcome['kind'], string> = {
+  accept: 'ACCEPT', reject: 'REJECT', declined: 'DECLINED', challenge: 'CHALLENGE',
+};

@@ -1,0 +1,97 @@
+/**
+ * Realms and user stores. A `file` store is a YAML list of users (loaded once; an unreadable file is a start-up
+ * error); an `any` store accepts every user name (the IdP already checked the user) and has no passwords.
+ */
+import fs from 'node:fs';
+import YAML from 'yaml';
+import type { RealmConfig } from '../config.ts';
+import { ConfigError, UserError } from '../errors.ts';
+import type { PinHasher } from './pin.ts';
+
+export interface UserInfo {
+  readonly name: string; readonly realm: string; readonly resolver: string;
+  readonly givenname?: string; readonly surname?: string; readonly email?: string; readonly phone?: string;
+}
+
+interface FileUser { username: string; password_hash?: string; givenname?: string; surname?: string; email?: string; phone?: string }
+
+export interface Realm {
+  readonly name: string;
+  readonly resolver: string;
+  lookup(username: string): UserInfo | null;
+  /** Checks the user store password (for `otppin: userstore` and `passthru`). False when the store has none. */
+  verifyPassword(username: string, password: string): Promise<boolean>;
+}
+
+export interface Realms {
+  readonly defaultRealm: string;
+  get(name: string): Realm | undefined;
+  names(): string[];
+  /**
+   * Splits `user@realm` when that realm exists and no realm was given, falls back to the default realm.
+   * Throws UserError (904) for an unknown realm or user — before any token is touched.
+   */
+  resolveUser(user: string, realm: string | undefined): UserInfo;
+}
+
+export function createRealms(configs: readonly RealmConfig[], hasher: PinHasher): Realms {
+  const realms = new Map<string, Realm>();
+  for (const rc of configs) {
+    if (rc.users.type === 'any') {
+      realms.set(rc.name, {
+        name: rc.name, resolver: `${rc.name}_any`,
+        lookup: (username) => ({ name: username, realm: rc.name, resolver: `${rc.name}_any` }),
+        verifyPassword: async () => false,
+      });
+      continue;
+    }
+    const file = rc.users.path;
+    let list: unknown;
+    try { list = YAML.parse(fs.readFileSync(file, 'utf8')); } catch (err) {
+      throw new ConfigError([`realms ${rc.name}: cannot read user file ${file}: ${(err as Error).message.split('\n')[0]}`]);
+    }
+    const entries = Array.isArray(list) ? list : (list as { users?: unknown })?.users;
+    if (!Array.isArray(entries)) throw new ConfigError([`realms ${rc.name}: ${file} must be a YAML list of users`]);
+    const users = new Map<string, FileUser>();
+    entries.forEach((u, i) => {
+      if (typeof u !== 'object' || u === null || typeof (u as FileUser).username !== 'string') {
+        throw new ConfigError([`realms ${rc.name}: ${file}[${i}].username is required`]);
+      }
+      users.set((u as FileUser).username, u as FileUser);
+    });
+    const resolver = `${rc.name}_file`;
+    realms.set(rc.name, {
+      name: rc.name, resolver,
+      lookup(username) {
+        const u = users.get(username);
+        if (!u) return null;
+        return { name: u.username, realm: rc.name, resolver, givenname: u.givenname, surname: u.surname, email: u.email, phone: u.phone };
+      },
+      async verifyPassword(username, password) {
+        const u = users.get(username);
+        if (!u?.password_hash) return false;
+        return hasher.verify(u.password_hash, password);
+      },
+    });
+  }
+  const defaultRealm = configs.find((r) => r.default)?.name ?? configs[0]?.name ?? 'default';
+  return {
+    defaultRealm,
+    get: (name) => realms.get(name),
+    names: () => [...realms.keys()],
+    resolveUser(user, realm) {
+      let name = user;
+      let realmName = realm && realm !== '' ? realm : undefined;
+      if (realmName === undefined && user.includes('@')) {
+        const at = user.lastIndexOf('@');
+        const maybe = user.slice(at + 1);
+        if (realms.has(maybe)) { name = user.slice(0, at); realmName = maybe; }
+      }
+      realmName ??= defaultRealm;
+      const r = realms.get(realmName);
+      const info = r?.lookup(name) ?? null;
+      if (!info) throw new UserError(`User <${name}@${realmName}> does not exist.`);
+      return info;
+    },
+  };
+}

@@ -1,0 +1,24 @@
+/**
+ * Clock: the only source of time in pushgate. `Date.now()` and `setTimeout` appear in this file alone;
+ * everything else receives a Clock through Deps, and tests hand in a FakeClock they advance by hand.
+ */
+export interface Clock {
+  /** Epoch milliseconds. */
+  now(): number;
+  /** Calls `fn` after `ms` milliseconds of this clock; returns a function that cancels it. */
+  schedule(ms: number, fn: () => void): () => void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  schedule(ms, fn) {
+    const handle = setTimeout(fn, ms);
+    handle.unref?.();
+    return () => clearTimeout(handle);
+  },
+};
+
+/** Waits for `ms` of real time (for back-off in infrastructure code, never for business logic). */
+export function sleepReal(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,88 @@
+/**
+ * Deps: everything the HTTP app, the CLI and the tests share, built once by buildDeps(config).
+ * No module-level singletons anywhere else.
+ */
+import type { Config } from './config.ts';
+import type { Clock } from './clock.ts';
+import { systemClock } from './clock.ts';
+import { Events } from './events.ts';
+import { createStore, type Store } from './store/store.ts';
+import { createSecretBox, loadOrCreateKey, type SecretBox } from './store/secrets.ts';
+import { createPinHasher, type PinHasher } from './auth/pin.ts';
+import { createRealms, type Realms } from './auth/users.ts';
+import { createTokenRegistry, ALL_TOKEN_TYPES, type TokenRegistry } from '../tokens/index.ts';
+import { createPolicyEngine } from '../policies/engine.ts';
+import { buildActionRegistry, CORE_ACTIONS } from '../policies/actions.ts';
+import { loadPolicyFiles, parsePolicies } from '../policies/load.ts';
+import type { ActionDef, PolicyDef, PolicyEngine } from '../policies/types.ts';
+import { ConfigError } from './errors.ts';
+
+export interface Deps {
+  readonly config: Config;
+  readonly clock: Clock;
+  readonly events: Events;
+  readonly store: Store;
+  readonly box: SecretBox;
+  readonly pins: PinHasher;
+  readonly realms: Realms;
+  readonly registry: TokenRegistry;
+  readonly policies: PolicyEngine;
+  readonly jwtKey: Buffer;
+  /** Re-reads inline policies and policy files; throws ConfigError and keeps the old set on any problem. */
+  reloadPolicies(from?: Config): number;
+  close(): Promise<void>;
+}
+
+export interface BuildOptions {
+  clock?: Clock;
+  events?: Events;
+  /** Use this key instead of reading/creating `secrets.key_file` (tests). */
+  key?: Buffer;
+  /** Run migrations (default true). */
+  migrate?: boolean;
+}
+
+export function collectPolicies(config: Config, actions: ReadonlyMap<string, ActionDef>): PolicyDef[] {
+  const inline = parsePolicies(config.policies, actions, 'policies');
+  const files = loadPolicyFiles([...config.policyFiles], actions);
+  const problems = [...inline.problems, ...files.problems];
+  const all = [...inline.policies, ...files.policies];
+  const seen = new Set<string>();
+  for (const p of all) { if (seen.has(p.name)) problems.push(`policy name ${p.name} is defined more than once`); seen.add(p.name); }
+  if (problems.length) throw new ConfigError(problems);
+  return all;
+}
+
+export async function buildDeps(config: Config, opts: BuildOptions = {}): Promise<Deps> {
+  const clock = opts.clock ?? systemClock;
+  const events = opts.events ?? new Events();
+  let key = opts.key;
+  if (!key) {
+    const loaded = loadOrCreateKey(config.secrets.keyFile);
+    key = loaded.key;
+    if (loaded.created) {
+      events.emit('config.warning', { message: `SECRETS KEY CREATED at ${config.secrets.keyFile}: back this file up — without it no stored token secret can be read` });
+    }
+  }
+  const box = createSecretBox(key);
+  const registry = createTokenRegistry(ALL_TOKEN_TYPES);
+  const actions = buildActionRegistry(CORE_ACTIONS, registry.actions());
+  const policies = createPolicyEngine({ policies: collectPolicies(config, actions), actions, clock });
+  const pins = createPinHasher(config.pin);
+  const realms = createRealms(config.realms, pins);
+  const store = createStore(config.database.url, box, { poolMax: config.database.poolMax });
+  if (opts.migrate !== false) {
+    try { await store.migrate(); } catch (err) { await store.close(); throw err; }
+  }
+  return {
+    config, clock, events, store, box, pins, realms, registry, policies,
+    jwtKey: box.derive('jwt'),
+    reloadPolicies(from = config) {
+      const next = collectPolicies(from, actions);
+      policies.replace(next);
+      events.emit('policies.reloaded', { count: next.length });
+      return next.length;
+    },
+    close: () => store.close(),
+  };
+}

@@ -1,0 +1,89 @@
+/**
+ * The one error family. Every error a client may see is an MfaError carrying eduMFA's numeric code, the HTTP
+ * status and whether the message is shown with the `ERR<code>: ` prefix (eduMFA prefixes all but auth, policy
+ * and not-found errors). A failed login is NOT an error: it is an Outcome value.
+ */
+export class MfaError extends Error {
+  readonly code: number;
+  readonly status: number;
+  readonly prefixed: boolean;
+  readonly headers: Record<string, string>;
+  constructor(code: number, status: number, message: string, opts: { prefixed?: boolean; headers?: Record<string, string>; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.status = status;
+    this.prefixed = opts.prefixed ?? true;
+    this.headers = opts.headers ?? {};
+  }
+  /** The message as the client sees it. */
+  get wireMessage(): string {
+    return this.prefixed ? `ERR${this.code}: ${this.message}` : this.message;
+  }
+}
+
+/** 905, HTTP 400 — missing or malformed parameters. */
+export class ParameterError extends MfaError {
+  constructor(message: string, cause?: unknown) { super(905, 400, message, { cause }); }
+}
+export const missingParameter = (name: string): ParameterError => new ParameterError(`Missing parameter: '${name}'`);
+
+/** 904, HTTP 400 — unknown user or realm. */
+export class UserError extends MfaError {
+  constructor(message: string) { super(904, 400, message); }
+}
+/** 401, HTTP 400 — validation-time failures that eduMFA reports as ValidateError. */
+export class ValidateError extends MfaError {
+  constructor(message: string) { super(401, 400, message); }
+}
+/** 303, HTTP 403, no prefix — policy denials and conflicts. */
+export class PolicyError extends MfaError {
+  constructor(message: string) { super(303, 403, message, { prefixed: false }); }
+}
+/** 601, HTTP 404, no prefix. */
+export class NotFoundError extends MfaError {
+  constructor(message: string) { super(601, 404, message, { prefixed: false }); }
+}
+/** HTTP 401, no prefix; code 4031–4306 as eduMFA's AuthError. */
+export class AuthError extends MfaError {
+  constructor(message: string, code = 4031) { super(code, 401, message, { prefixed: false }); }
+}
+/** 10, HTTP 400 — the deliberately uniform smartphone failure (`Could not verify signature!`). */
+export class SignatureError extends MfaError {
+  constructor(message = 'Could not verify signature!') { super(10, 400, message); }
+}
+/** 302, HTTP 400 — admin-side configuration problems (unknown channel, bad gateway config). */
+export class ConfigAdminError extends MfaError {
+  constructor(message: string) { super(302, 400, message); }
+}
+/** -600, HTTP 500 — the database is unreachable or failed. Detail goes to the log only. */
+export class DatabaseError extends MfaError {
+  constructor(cause?: unknown) { super(-600, 500, 'A database error occurred.', { prefixed: false, cause }); }
+}
+/** -500, HTTP 500 — anything unexpected. Detail goes to the log only. */
+export class InternalError extends MfaError {
+  constructor(cause?: unknown) { super(-500, 500, 'An internal error occurred.', { prefixed: false, cause }); }
+}
+/** 503 with Retry-After — capacity limits (wait mode), draining. */
+export class UnavailableError extends MfaError {
+  constructor(message: string, retryAfterSeconds: number) {
+    super(503, 503, message, { prefixed: false, headers: { 'Retry-After': String(retryAfterSeconds) } });
+  }
+}
+/** 405 — method not allowed on an endpoint. */
+export class MethodError extends MfaError {
+  constructor(message: string) { super(405, 405, message, { prefixed: false }); }
+}
+/** Request body too large. */
+export class PayloadTooLargeError extends MfaError {
+  constructor(limit: number) { super(905, 413, `Request body exceeds ${limit} bytes.`); }
+}
+/** Configuration file errors at start-up; not an HTTP error. `path` is the exact config path. */
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * Request parameters: query, urlencoded form, multipart form, JSON body (also a raw JSON body without a
+ * content type) merged into one read-only map of strings. eduMFA's second-unquote rule (protocol.md §6.1):
+ * query and form values are percent-decoded a second time unless the User-Agent's product token is one of the
+ * clients that encode only once; JSON values never are. `state` is an alias of `transaction_id`.
+ */
+import type { IncomingMessage } from 'node:http';
+import Busboy from 'busboy';
+import { ParameterError, PayloadTooLargeError, missingParameter } from './errors.ts';
+
+const SINGLE_DECODE_CLIENTS = new Set(['eduMFA-LDAP-Proxy', 'simpleSAMLphp', 'eduMFA-cp']);
+
+export interface Params {
+  get(name: string): string | undefined;
+  /** Present (possibly empty) or a 400 `Missing parameter: '<name>'`. */
+  require(name: string): string;
+  /** Present and non-empty or a 400. */
+  requireNonEmpty(name: string): string;
+  has(name: string): boolean;
+  /** Raw JSON value when the body was JSON (numbers, booleans keep their type). */
+  raw(name: string): unknown;
+  all(): Readonly<Record<string, string>>;
+}
+
+/** Python-like lenient unquote: valid %XX UTF-8 sequences are decoded, anything else is kept as is. */
+export function lenientUnquote(s: string): string {
+  if (!s.includes('%')) return s;
+  return s.replace(/(%[0-9A-Fa-f]{2})+/g, (run) => {
+    try { return decodeURIComponent(run); } catch {
+      const bytes = Buffer.from(run.split('%').slice(1).map((h) => parseInt(h, 16)));
+      return bytes.toString('utf8');
+    }
+  });
+}
+
+export function decodesTwice(userAgent: string | undefined): boolean {
+  if (!userAgent) return true;
+  const m = /^[A-Za-z0-9_-]+/.exec(userAgent);
+  return !(m && SINGLE_DECODE_CLIENTS.has(m[0]));
+}
+
+export function makeParams(values: Record<string, string>, rawJson: Record<string, unknown> = {}): Params {
+  const map = Object.freeze({ ...values });
+  const get = (name: string): string | undefined => {
+    const v = map[name];
+    if (v !== undefined) return v;
+    if (name === 'transaction_id') return map.state;
+    return undefined;
+  };
+  return {
+    get,
+    has: (name) => get(name) !== undefined,
+    require(name) {
+      const v = get(name);
+      if (v === undefined) throw missingParameter(name);
+      return v;
+    },
+    requireNonEmpty(name) {
+      const v = get(name);
+      if (v === undefined || v === '') throw missingParameter(name);
+      return v;
+    },
+    raw: (name) => (name in rawJson ? rawJson[name] : get(name)),
+    all: () => map,
+  };
+}
+
+function jsonToString(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return JSON.stringify(v);
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > limit) throw new PayloadTooLargeError(limit);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new PayloadTooLargeError(limit);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function parseMultipart(req: IncomingMessage, limit: number): Promise<Record<string, string>> {
+  return new Promise((resolve, reject) => {
+    const out: Record<string, string> = {};
+    let bb: ReturnType<typeof Busboy>;
+    try {
+      bb = Busboy({ headers: req.headers, limits: { fieldSize: limit, files: 0, fields: 200 } });
+    } catch (err) {
+      reject(new ParameterError(`Invalid multipart body: ${(err as Error).message}`));
+      return;
+    }
+    let total = 0;
+    bb.on('field', (name, value, info) => {
+      total += value.length + name.length;
+      if (info.valueTruncated || total > limit) { reject(new PayloadTooLargeError(limit)); return; }
+      out[name.endsWith('[]') ? name.slice(0, -2) : name] = value;
+    });
+    bb.on('filesLimit', () => reject(new ParameterError('File uploads are not accepted.')));
+    bb.on('error', (err) => reject(new ParameterError(`Invalid multipart body: ${(err as Error).message}`)));
+    bb.on('close', () => resolve(out));
+    req.on('error', (err) => reject(new ParameterError(`Request body failed: ${err.message}`)));
+    req.pipe(bb);
+  });
+}
+
+/** Parses one request. Throws ParameterError (400) for a broken body, PayloadTooLargeError (413) past `limit`. */
+export async function parseRequestParams(req: IncomingMessage, query: URLSearchParams, limit: number): Promise<Params> {
+  const twice = decodesTwice(req.headers['user-agent']);
+  const values: Record<string, string> = {};
+  for (const [k, v] of query) values[k] = twice ? lenientUnquote(v) : v;
+  let rawJson: Record<string, unknown> = {};
+  const method = req.method ?? 'GET';
+  if (method !== 'GET' && method !== 'HEAD') {
+    const type = String(req.headers['content-type'] ?? '').toLowerCase();
+    if (type.startsWith('multipart/form-data')) {
+      for (const [k, v] of Object.entries(await parseMultipart(req, limit))) values[k] = twice ? lenientUnquote(v) : v;
+    } else {
+      const body = await readBody(req, limit);
+      const text = body.toString('utf8');
+      const looksJson = type.includes('json') || (!type && /^\s*[{[]/.test(text));
+      if (looksJson && text.trim() !== '') {
+        let doc: unknown;
+        try { doc = JSON.parse(text); } catch { throw new ParameterError('Invalid JSON in the request body.'); }
+        if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ParameterError('The JSON body must be an object.');
+        rawJson = doc as Record<string, unknown>;
+        for (const [k, v] of Object.entries(rawJson)) values[k] = jsonToString(v);
+      } else if (text !== '') {
+        for (const [k, v] of new URLSearchParams(text)) values[k] = twice ? lenientUnquote(v) : v;
+      }
+    }
+  }
+  for (const [k, v] of Object.entries(values)) {
+    if (v.includes('\u0000')) throw new ParameterError(`Invalid parameter '${k}'.`);
+  }
+  return makeParams(values, rawJson);
+}

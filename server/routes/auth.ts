@@ -1,0 +1,48 @@
+/** POST /auth (admin username/password → JWT) and the admin guard used by admin endpoints. */
+import Router from '@koa/router';
+import type { Deps } from '../deps.ts';
+import type { AppState, AppContext } from '../app.ts';
+import { AuthError, PolicyError } from '../errors.ts';
+import { signJwt, verifyJwt } from '../auth/jwt.ts';
+import { okEnvelope } from '../envelope.ts';
+import { requestPolicies } from '../auth/context.ts';
+
+/** A fixed dummy hash so an unknown admin costs as much as a wrong password (no user enumeration by timing). */
+let dummyHash: Promise<string> | null = null;
+
+export function authRouter(deps: Deps): Router<AppState> {
+  const router = new Router<AppState>();
+  router.post('/auth', async (ctx) => {
+    const { params } = ctx.state;
+    const username = params.requireNonEmpty('username');
+    const password = params.require('password');
+    ctx.state.audit = { action: 'POST /auth', success: false, outcome: 'REJECT', admin: username };
+    const admin = await deps.store.admins.byName(username);
+    dummyHash ??= deps.pins.hash('pushgate-dummy-password');
+    const ok = await deps.pins.verify(admin?.passwordHash ?? await dummyHash, password);
+    if (!admin || !ok) throw new AuthError('Authentication failure. Wrong credentials', 4031);
+    const iat = Math.floor(deps.clock.now() / 1000);
+    const token = signJwt({ sub: admin.username, role: 'admin', iat, exp: iat + deps.config.admin.jwtTtlSeconds }, deps.jwtKey);
+    ctx.body = okEnvelope(deps.clock.now(), { token, role: 'admin', username: admin.username, realm: '', rights: ['triggerchallenge', 'enroll', 'tokenlist', 'delete', 'enable', 'disable', 'reset', 'setpin'] });
+    ctx.state.audit = { ...ctx.state.audit, success: true, outcome: 'OK' };
+  });
+  return router;
+}
+
+/**
+ * The raw JWT from `Authorization` (eduMFA sends no `Bearer`, both are accepted). With admin-scope policies for
+ * `right`, an admin needs a matching policy that grants it.
+ */
+export async function requireAdmin(deps: Deps, ctx: AppContext, right?: string): Promise<string> {
+  const header = ctx.get('authorization');
+  if (!header) throw new AuthError('Authentication failure. Missing Authorization header.', 4033);
+  const claims = verifyJwt(header, deps.jwtKey, deps.clock.now());
+  if (claims.role !== 'admin') throw new AuthError('Authentication failure. Wrong credentials', 4031);
+  if (!await deps.store.admins.byName(claims.sub)) throw new AuthError('Authentication failure. Unknown administrator.', 4031);
+  ctx.state.admin = claims.sub;
+  if (right && deps.policies.policies.some((p) => p.scope === 'admin' && p.active)) {
+    const rp = requestPolicies(deps, { user: { name: claims.sub, realm: '', resolver: '' }, client: ctx.state.client });
+    if (!rp.action<boolean>(right, 'admin')) throw new PolicyError(`Admin actions are defined, but the action ${right} is not allowed!`);
+  }
+  return claims.sub;
+}

@@ -1,0 +1,14 @@
+/** GET /healthz: liveness plus a database round trip. Never touches the PIN hasher. */
+import Router from '@koa/router';
+import type { Deps } from '../deps.ts';
+import type { AppState } from '../app.ts';
+import { okEnvelope } from '../envelope.ts';
+
+export function healthRouter(deps: Deps): Router<AppState> {
+  const router = new Router<AppState>();
+  router.get('/healthz', async (ctx) => {
+    await deps.store.ping();
+    ctx.body = okEnvelope(deps.clock.now(), { status: 'ok', database: deps.store.dialect, pin_queue: deps.pins.limiter.waiting });
+  });
+  return router;
+}

@@ -1,0 +1,72 @@
+/** /token/* — admin token management (JWT in `Authorization`), eduMFA names on the wire. */
+import Router from '@koa/router';
+import type { Deps } from '../deps.ts';
+import type { AppState, AppContext } from '../app.ts';
+import { ParameterError } from '../errors.ts';
+import { okEnvelope } from '../envelope.ts';
+import { requireAdmin } from './auth.ts';
+import { deleteToken, enrollToken, requireToken, resetFailCounter, setTokenActive, setTokenPin, tokenView } from '../auth/tokens_admin.ts';
+
+function serialFrom(ctx: AppContext & { params: Record<string, string> }): string {
+  const serial = ctx.params.serial ?? ctx.state.params.get('serial');
+  if (!serial) throw new ParameterError("Missing parameter: 'serial'");
+  return serial;
+}
+
+export function tokenRouter(deps: Deps): Router<AppState> {
+  const router = new Router<AppState>({ prefix: '/token' });
+
+  router.post('/init', async (ctx) => {
+    const { params } = ctx.state;
+    ctx.state.audit = { action: 'POST /token/init', success: false, outcome: 'ERROR', username: params.get('user') ?? null, realm: params.get('realm') ?? null };
+    await requireAdmin(deps, ctx, 'enroll');
+    const type = (params.get('type') || 'hotp').toLowerCase();
+    const result = await enrollToken(deps, {
+      type, serial: params.get('serial') || undefined, user: params.get('user') || undefined, realm: params.get('realm') || undefined,
+      pin: params.get('pin'), description: params.get('description'), client: ctx.state.client, params: params.all(),
+    });
+    ctx.body = okEnvelope(deps.clock.now(), true, { serial: result.token.serial, rollout_state: result.token.rolloutState, ...result.details });
+    ctx.state.audit = { ...ctx.state.audit, success: true, outcome: 'OK', serials: [result.token.serial], policies: result.policies, info: { type } };
+  });
+
+  router.get('/', async (ctx) => {
+    const { params } = ctx.state;
+    await requireAdmin(deps, ctx);
+    const pageSize = Math.min(Math.max(Number(params.get('pagesize') ?? 15) || 15, 1), 1000);
+    const page = Math.max(Number(params.get('page') ?? 1) || 1, 1);
+    let realm = params.get('realm') || undefined;
+    let username = params.get('user') || undefined;
+    if (username) { const u = deps.realms.resolveUser(username, realm); username = u.name; realm = u.realm; }
+    const all = await deps.store.tokens.list({ username, realm, serial: params.get('serial') || undefined, type: params.get('type') || undefined });
+    const slice = all.slice((page - 1) * pageSize, page * pageSize);
+    ctx.body = okEnvelope(deps.clock.now(), {
+      count: all.length, current: page, next: page * pageSize < all.length ? page + 1 : null, prev: page > 1 ? page - 1 : null,
+      tokens: slice.map(tokenView),
+    });
+  });
+
+  const audited = (action: string, fn: (ctx: AppContext & { params: Record<string, string> }, serial: string) => Promise<void>) =>
+    async (ctx: AppContext & { params: Record<string, string> }) => {
+      ctx.state.audit = { action, success: false, outcome: 'ERROR' };
+      await requireAdmin(deps, ctx, action.split(' ')[1]);
+      const serial = serialFrom(ctx);
+      ctx.state.audit.serials = [serial];
+      await fn(ctx, serial);
+      ctx.body = okEnvelope(deps.clock.now(), 1);
+      ctx.state.audit = { ...ctx.state.audit, success: true, outcome: 'OK' };
+    };
+
+  router.delete('/:serial', audited('token delete', (_ctx, serial) => deleteToken(deps, serial)));
+  for (const path of ['/enable', '/enable/:serial']) router.post(path, audited('token enable', (_ctx, serial) => setTokenActive(deps, serial, true)));
+  for (const path of ['/disable', '/disable/:serial']) router.post(path, audited('token disable', (_ctx, serial) => setTokenActive(deps, serial, false)));
+  for (const path of ['/reset', '/reset/:serial']) router.post(path, audited('token reset', (_ctx, serial) => resetFailCounter(deps, serial)));
+  for (const path of ['/setpin', '/setpin/:serial']) {
+    router.post(path, audited('token setpin', async (ctx, serial) => {
+      await requireToken(deps, serial);
+      const pin = ctx.state.params.get('otppin') ?? ctx.state.params.get('pin');
+      if (pin === undefined) throw new ParameterError("Missing parameter: 'otppin'");
+      await setTokenPin(deps, serial, pin);
+    }));
+  }
+  return router;
+}

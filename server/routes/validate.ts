@@ -1,0 +1,98 @@
+/**
+ * /validate/check, /validate/triggerchallenge, /validate/polltransaction — eduMFA's wire format (protocol.md §6).
+ * Each endpoint: read params → authorize → run the algorithm → render the envelope; the audit row is set on
+ * ctx.state and written by the app.
+ */
+import Router, { type RouterContext } from '@koa/router';
+import type { Deps } from '../deps.ts';
+import type { AppState } from '../app.ts';
+import { ParameterError, missingParameter } from '../errors.ts';
+import type { Params } from '../params.ts';
+import { checkAuth, type CheckHooks, type CheckRequest } from '../auth/check.ts';
+import { triggerChallenges } from '../auth/trigger.ts';
+import { transactionStatus } from '../auth/challenges.ts';
+import { challengeDetail, okEnvelope, outcomeEnvelope } from '../envelope.ts';
+import { requireAdmin } from './auth.ts';
+import { requestPolicies } from '../auth/context.ts';
+import { AUTHENTICATION } from '../auth/outcome.ts';
+
+/** user/serial/realm/type parameters shared by check and triggerchallenge, with eduMFA's input checks. */
+export function readSubject(params: Params): { user?: string; realm?: string; serial?: string; type?: string } {
+  const user = params.get('user') || undefined;
+  const serial = params.get('serial') || undefined;
+  if (!user && !serial) throw new ParameterError('You need to specify a serial or a user.');
+  if (serial !== undefined && serial.includes('*')) throw new ParameterError('Invalid serial number.');
+  if (user !== undefined && user.includes('%')) throw new ParameterError('Invalid user.');
+  return { user, serial, realm: params.get('realm') || undefined, type: params.get('type') || undefined };
+}
+
+export function validateRouter(deps: Deps, hooks: CheckHooks = {}): Router<AppState> {
+  const router = new Router<AppState>({ prefix: '/validate' });
+
+  const check = async (ctx: RouterContext<AppState>) => {
+    const { params } = ctx.state;
+    ctx.state.audit = { action: `${ctx.method} /validate/check`, success: false, outcome: 'ERROR', username: params.get('user') ?? null, realm: params.get('realm') ?? null, serials: params.get('serial') ? [params.get('serial')!] : [] };
+    const subject = readSubject(params);
+    const pass = params.require('pass');
+    const transactionId = params.get('transaction_id') || undefined;
+    if (transactionId !== undefined && !/^[0-9A-Za-z_-]{1,64}$/.test(transactionId)) throw new ParameterError('Invalid transaction_id.');
+    const req: CheckRequest = { ...subject, pass, transactionId, client: ctx.state.client };
+    const outcome = await checkAuth(deps, req, hooks);
+    const authz = requestPolicies(deps, outcomeWho(deps, req));
+    ctx.body = outcomeEnvelope(deps.clock.now(), outcome, {
+      noDetailOnSuccess: authz.action<boolean>('no_detail_on_success'),
+      noDetailOnFail: authz.action<boolean>('no_detail_on_fail'),
+    });
+    ctx.state.audit = {
+      ...ctx.state.audit, success: outcome.kind === 'accept', outcome: AUTHENTICATION[outcome.kind], serials: outcome.serials,
+      policies: outcome.policies, transactionId: outcome.kind === 'challenge' ? outcome.challenges[0]?.transactionId ?? null : transactionId ?? null,
+      info: { message: outcome.kind === 'challenge' ? 'challenge triggered' : outcome.message },
+    };
+    deps.events.emit('check.result', { user: subject.user, realm: subject.realm, serials: [...outcome.serials], outcome: AUTHENTICATION[outcome.kind], message: outcome.kind === 'challenge' ? 'challenge' : outcome.message, policies: [...outcome.policies], transactionId });
+  };
+  router.get('/check', check);
+  router.post('/check', check);
+
+  const trigger = async (ctx: RouterContext<AppState>) => {
+    const { params } = ctx.state;
+    ctx.state.audit = { action: `${ctx.method} /validate/triggerchallenge`, success: false, outcome: 'ERROR', username: params.get('user') ?? null, realm: params.get('realm') ?? null };
+    const admin = await requireAdmin(deps, ctx, 'triggerchallenge');
+    ctx.state.admin = admin;
+    const subject = readSubject(params);
+    const result = await triggerChallenges(deps, { ...subject, client: ctx.state.client });
+    const detail = result.challenges.length
+      ? challengeDetail(result.challenges, result.preferredClientMode)
+      : { messages: [], transaction_ids: [], multi_challenge: [] };
+    const env = okEnvelope(deps.clock.now(), result.challenges.length, detail, 2);
+    env.result.authentication = result.challenges.length ? 'CHALLENGE' : 'REJECT';
+    ctx.body = env;
+    ctx.state.audit = { ...ctx.state.audit, success: result.challenges.length > 0, outcome: env.result.authentication, serials: result.challenges.map((c) => c.serial), policies: result.policies, transactionId: result.challenges[0]?.transactionId ?? null, info: { challenges: result.challenges.length } };
+  };
+  router.get('/triggerchallenge', trigger);
+  router.post('/triggerchallenge', trigger);
+
+  const poll = async (ctx: RouterContext<AppState>, transactionId: string | undefined) => {
+    ctx.state.audit = { action: 'GET /validate/polltransaction', success: false, outcome: 'ERROR' };
+    if (!transactionId) throw missingParameter('transaction_id');
+    const rows = await deps.store.challenges.byTransaction(transactionId);
+    const status = transactionStatus(rows, deps.clock.now());
+    const env = okEnvelope(deps.clock.now(), status === 'accept', { challenge_status: status }, 1);
+    env.result.authentication = status === 'accept' ? 'ACCEPT' : status === 'declined' ? 'DECLINED' : 'REJECT';
+    ctx.body = env;
+    const serials = status === 'accept' ? rows.filter((r) => r.status === 'accepted').map((r) => r.serial) : rows.map((r) => r.serial);
+    ctx.state.audit = { ...ctx.state.audit, success: status === 'accept', outcome: env.result.authentication, serials, transactionId, info: { status } };
+  };
+  router.get('/polltransaction', (ctx) => poll(ctx, ctx.state.params.get('transaction_id') || undefined));
+  router.get('/polltransaction/:transactionId', (ctx) => poll(ctx, ctx.params.transactionId));
+  return router;
+}
+
+function outcomeWho(deps: Deps, req: CheckRequest) {
+  if (!req.user) return { client: req.client };
+  try {
+    const u = deps.realms.resolveUser(req.user, req.realm);
+    return { user: { name: u.name, realm: u.realm, resolver: u.resolver }, client: req.client };
+  } catch {
+    return { client: req.client };
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * Challenges. A challenge moves pending → accepted | declined → consumed, each step one conditional UPDATE
+ * guarded by the current status and the expiry, so a duplicate or late answer and a second finalize change nothing.
+ */
+import type { Knex } from 'knex';
+import type { ChallengeRecord } from '../../tokens/types.ts';
+import { guarded, json, num, rowCount } from './rows.ts';
+
+export interface NewChallenge {
+  transactionId: string; serial: string; tokenId: number; nonce: string; session: string;
+  data: Record<string, string>; createdAt: number; expiresAt: number;
+}
+
+export interface ChallengesRepo {
+  insert(c: NewChallenge): Promise<ChallengeRecord>;
+  byTransaction(transactionId: string): Promise<ChallengeRecord[]>;
+  bySerialNonce(serial: string, nonce: string): Promise<ChallengeRecord[]>;
+  /** Pending, unexpired challenges of a token (the phone's poll). */
+  openForSerial(serial: string, now: number): Promise<ChallengeRecord[]>;
+  /** pending → accepted|declined while unexpired. True if this call won. */
+  answer(id: number, decision: 'accepted' | 'declined', now: number): Promise<boolean>;
+  /** from → consumed while unexpired (finalizing a login). True if this call won. */
+  consume(id: number, from: 'pending' | 'accepted', now: number): Promise<boolean>;
+  deleteTransaction(transactionId: string): Promise<number>;
+  deleteExpired(now: number, limit: number): Promise<number>;
+}
+
+export function createChallengesRepo(knex: Knex): ChallengesRepo {
+  const toRecord = (r: Record<string, unknown>): ChallengeRecord => ({
+    id: num(r.id),
+    transactionId: String(r.transaction_id),
+    serial: String(r.serial),
+    nonce: String(r.nonce),
+    status: String(r.status) as ChallengeRecord['status'],
+    createdAt: num(r.created_at),
+    expiresAt: num(r.expires_at),
+    session: String(r.session ?? ''),
+    data: Object.freeze(json<Record<string, string>>(r.data, {})),
+  });
+  const repo: ChallengesRepo = {
+    async insert(c) {
+      const row = {
+        transaction_id: c.transactionId, serial: c.serial, token_id: c.tokenId, nonce: c.nonce, status: 'pending',
+        session: c.session, data: JSON.stringify(c.data), created_at: c.createdAt, expires_at: c.expiresAt,
+      };
+      await knex('challenges').insert(row);
+      const r = await knex('challenges').where({ transaction_id: c.transactionId, serial: c.serial, nonce: c.nonce }).orderBy('id', 'desc').first();
+      return toRecord(r);
+    },
+    async byTransaction(transactionId) {
+      return (await knex('challenges').where({ transaction_id: transactionId }).orderBy('id')).map(toRecord);
+    },
+    async bySerialNonce(serial, nonce) {
+      return (await knex('challenges').where({ serial, nonce }).orderBy('id')).map(toRecord);
+    },
+    async openForSerial(serial, now) {
+      return (await knex('challenges').where({ serial, status: 'pending' }).andWhere('expires_at', '>', now).orderBy('id')).map(toRecord);
+    },
+    async answer(id, decision, now) {
+      return rowCount(await knex('challenges').where({ id, status: 'pending' }).andWhere('expires_at', '>', now)
+        .update({ status: decision, answered_at: now })) > 0;
+    },
+    async consume(id, from, now) {
+      return rowCount(await knex('challenges').where({ id, status: from }).andWhere('expires_at', '>', now)
+        .update({ status: 'consumed' })) > 0;
+    },
+    async deleteTransaction(transactionId) {
+      return rowCount(await knex('challenges').where({ transaction_id: transactionId }).delete());
+    },
+    async deleteExpired(now, limit) {
+      const ids = (await knex('challenges').where('expires_at', '<=', now).select('id').limit(limit)).map((r) => num(r.id));
+      if (!ids.length) return 0;
+      return rowCount(await knex('challenges').whereIn('id', ids).delete());
+    },
+  };
+  return guarded(repo);
+}

@@ -1,0 +1,23 @@
+/** Schema migrations as an in-code knex migration source (works the same under tsx and from a build). */
+import type { Knex } from 'knex';
+import * as m001 from './migrations/001_initial.ts';
+
+interface Migration { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> }
+const MIGRATIONS: ReadonlyArray<[string, Migration]> = [['001_initial', m001]];
+
+const source: Knex.MigrationSource<[string, Migration]> = {
+  getMigrations: async () => [...MIGRATIONS],
+  getMigrationName: (m) => m[0],
+  getMigration: async (m) => m[1],
+};
+
+const config = { migrationSource: source, tableName: 'pushgate_migrations' };
+
+export async function migrateLatest(knex: Knex): Promise<string[]> {
+  const [, names] = await knex.migrate.latest(config) as [number, string[]];
+  return names;
+}
+
+export async function migrateRollbackAll(knex: Knex): Promise<void> {
+  await knex.migrate.rollback(config, true);
+}

@@ -1,0 +1,38 @@
+/** The Store: repositories over one knex instance. No knex type leaks past this folder. */
+import type { Knex } from 'knex';
+import { createKnex, dialectOf, type Dialect } from './knex.ts';
+import { migrateLatest } from './migrate.ts';
+import type { SecretBox } from './secrets.ts';
+import { createTokensRepo, type TokensRepo } from './tokens_repo.ts';
+import { createChallengesRepo, type ChallengesRepo } from './challenges_repo.ts';
+import { createAdminsRepo, type AdminsRepo } from './admins_repo.ts';
+import { createAuditRepo, type AuditRepo } from './audit_repo.ts';
+
+export interface Store {
+  readonly dialect: Dialect;
+  readonly tokens: TokensRepo;
+  readonly challenges: ChallengesRepo;
+  readonly admins: AdminsRepo;
+  readonly audit: AuditRepo;
+  migrate(): Promise<string[]>;
+  /** A trivial round trip (health check). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+  /** For infrastructure that needs the driver (cross-node bus, tests); never for business code. */
+  readonly knex: Knex;
+}
+
+export function createStore(url: string, box: SecretBox, opts: { poolMax?: number } = {}): Store {
+  const knex = createKnex(url, opts);
+  return {
+    dialect: dialectOf(url),
+    tokens: createTokensRepo(knex, box),
+    challenges: createChallengesRepo(knex),
+    admins: createAdminsRepo(knex),
+    audit: createAuditRepo(knex),
+    migrate: () => migrateLatest(knex),
+    ping: async () => { await knex.raw('select 1'); },
+    close: () => knex.destroy(),
+    knex,
+  };
+}

@@ -1,0 +1,120 @@
+/**
+ * A whole pushgate per test: fresh database (in-memory SQLite, or a fresh schema on the database named by
+ * PUSHGATE_TEST_DB), fake clock, cheap PIN hashing, the real Koa app on an ephemeral loopback port.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { parseConfig, type Config } from '../../server/config.ts';
+import { buildDeps, type Deps } from '../../server/deps.ts';
+import { createApp } from '../../server/app.ts';
+import { Events } from '../../server/events.ts';
+import { FakeClock } from './fake_clock.ts';
+import { freshDatabaseUrl } from './databases.ts';
+
+export interface TestWorld {
+  deps: Deps;
+  clock: FakeClock;
+  events: Events;
+  /** Every event emitted, in order. */
+  seen: Array<{ name: string; payload: unknown }>;
+  url: string;
+  /** An admin JWT (admin `admin`). */
+  adminToken(): Promise<string>;
+  call(method: string, path: string, params?: Record<string, unknown>, opts?: CallOptions): Promise<Reply>;
+  close(): Promise<void>;
+  tmp: string;
+}
+
+export interface CallOptions {
+  /** How to send params on POST: form (default), json, multipart, or query. */
+  as?: 'form' | 'json' | 'multipart' | 'query';
+  headers?: Record<string, string>;
+  rawBody?: string;
+}
+export interface Reply { status: number; body: any; headers: Headers; text: string }
+
+export interface WorldOptions {
+  /** Config document merged over the test defaults. */
+  config?: Record<string, unknown>;
+  /** Extra files written into the world's temp dir before the config is parsed (name → content). */
+  files?: Record<string, string>;
+  /** Skip the HTTP server. */
+  noHttp?: boolean;
+  databaseUrl?: string;
+}
+
+export async function createWorld(opts: WorldOptions = {}): Promise<TestWorld> {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pushgate-test-'));
+  for (const [name, content] of Object.entries(opts.files ?? {})) fs.writeFileSync(path.join(tmp, name), content);
+  const db = opts.databaseUrl ? { url: opts.databaseUrl, drop: async () => {} } : await freshDatabaseUrl();
+  const doc = {
+    database: { url: db.url },
+    secrets: { key_file: path.join(tmp, 'key') },
+    pin: { memory_kib: 1024, time_cost: 1, parallelism: 1 },
+    server: { public_url: 'https://mfa.example.org' },
+    ...(opts.config ?? {}),
+  };
+  const config: Config = parseConfig(doc, tmp);
+  const clock = new FakeClock();
+  const events = new Events();
+  const seen: TestWorld['seen'] = [];
+  events.onAny((name, payload) => { seen.push({ name, payload }); });
+  const deps = await buildDeps(config, { clock, events, key: crypto.randomBytes(32) });
+  let server: Server | null = null;
+  let url = '';
+  if (!opts.noHttp) {
+    const app = createApp(deps);
+    server = app.listen(0, '127.0.0.1');
+    await new Promise<void>((resolve) => server!.once('listening', () => resolve()));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+  let token: string | null = null;
+  const world: TestWorld = {
+    deps, clock, events, seen, url, tmp,
+    async adminToken() {
+      if (token) return token;
+      if (!await deps.store.admins.byName('admin')) await deps.store.admins.insert('admin', await deps.pins.hash('admin-pw'), clock.now());
+      const r = await world.call('POST', '/auth', { username: 'admin', password: 'admin-pw' });
+      if (r.status !== 200) throw new Error(`admin login failed: ${r.text}`);
+      token = r.body.result.value.token as string;
+      return token;
+    },
+    async call(method, p, params = {}, o = {}) {
+      const headers: Record<string, string> = { ...(o.headers ?? {}) };
+      let target = url + p;
+      let body: string | FormData | undefined;
+      const strParams = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, String(v)]));
+      if (o.rawBody !== undefined) body = o.rawBody;
+      else if (method === 'GET' || method === 'DELETE' || o.as === 'query') {
+        const qs = new URLSearchParams(strParams).toString();
+        if (qs) target += (target.includes('?') ? '&' : '?') + qs;
+      } else if (o.as === 'json') {
+        body = JSON.stringify(params);
+        headers['content-type'] ??= 'application/json';
+      } else if (o.as === 'multipart') {
+        const fd = new FormData();
+        for (const [k, v] of Object.entries(strParams)) fd.append(k, v);
+        body = fd;
+      } else {
+        body = new URLSearchParams(strParams).toString();
+        headers['content-type'] ??= 'application/x-www-form-urlencoded';
+      }
+      const res = await fetch(target, { method, headers, body });
+      const text = await res.text();
+      let parsed: unknown = null;
+      try { parsed = JSON.parse(text); } catch { /* not JSON */ }
+      return { status: res.status, body: parsed, headers: res.headers, text };
+    },
+    async close() {
+      if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
+      await deps.close();
+      await db.drop();
+      fs.rmSync(tmp, { recursive: true, force: true });
+    },
+  };
+  return world;
+}

@@ -1,0 +1,50 @@
+/** HOTP (RFC 4226): counter-based OTP. The record's `counter` is the next counter that may be accepted. */
+import type { ActionDef } from '../policies/types.ts';
+import {
+  findHotp, intAction, otpEnrollResult, otpParamsOf, resolveDigits, resolveEnrollKey, resolveHash, resolveLabel,
+} from './otp.ts';
+import type { TokenType, Verdict } from './types.ts';
+
+export const HOTP_DEFAULT_WINDOW = 10;
+
+const HOTP_ACTIONS: readonly ActionDef[] = [
+  {
+    name: 'hotp_hashlib', scope: 'enrollment', type: 'enum', values: ['sha1', 'sha256', 'sha512'], default: 'sha1',
+    description: 'Hash algorithm of new HOTP tokens when the request does not give hashlib.',
+  },
+  {
+    name: 'hotp_otplen', scope: 'enrollment', type: 'enum', values: ['6', '8'], default: '6',
+    description: 'OTP length (6 or 8) of new HOTP tokens when the request does not give otplen.',
+  },
+  {
+    name: 'hotp_window', scope: 'authentication', type: 'int', min: 1, max: 1000, default: HOTP_DEFAULT_WINDOW,
+    description: 'Look-ahead window: how many counter values from the next expected one an HOTP value may match.',
+  },
+];
+
+export const hotp: TokenType = {
+  type: 'hotp',
+  title: 'HOTP Token',
+  serialPrefix: 'OATH',
+  clientMode: 'interactive',
+  splitsPass: true,
+  canChallenge: true,
+  outOfBand: false,
+  checkOrder: 10,
+  policyActions: HOTP_ACTIONS,
+
+  async enrollBegin(input, ctx) {
+    const hash = resolveHash(input, ctx, 'hotp');
+    const digits = resolveDigits(input, ctx, 'hotp');
+    const key = resolveEnrollKey(input, hash);
+    return otpEnrollResult({ kind: 'hotp', key, hash, digits, ...resolveLabel(input, ctx) });
+  },
+
+  async check(token, { otp }, ctx): Promise<Verdict> {
+    const p = otpParamsOf(token);
+    if (p === null) return { kind: 'invalid' };
+    const window = intAction(ctx, 'hotp_window', HOTP_DEFAULT_WINDOW, 1);
+    const counter = findHotp(p.key, otp, token.counter, window, p.digits, p.hash);
+    return counter === null ? { kind: 'invalid' } : { kind: 'valid', counter };
+  },
+};
