@@ -59,6 +59,12 @@ export function createApp(deps: Deps): Koa<AppState> {
     ctx.set('Cache-Control', 'no-cache');
   });
 
+  // Nothing matched: the envelope, not Koa's plain-text 404 (after allowedMethods had its chance to answer 405).
+  app.use(async (ctx, next) => {
+    await next();
+    if (ctx.status === 404 && ctx.body === undefined) throw new MfaError(404, 404, 'The requested URL was not found on the server.', { prefixed: false });
+  });
+
   // Audit rows are written after the handler, success or failure; a failed write is logged, never shown.
   app.use(async (ctx, next) => {
     try { await next(); } finally {
@@ -87,6 +93,5 @@ export function createApp(deps: Deps): Koa<AppState> {
       notImplemented: () => new MethodError('The method is not implemented.'),
     }));
   }
-  app.use(() => { throw new MfaError(404, 404, 'The requested URL was not found on the server.', { prefixed: false }); });
   return app;
 }

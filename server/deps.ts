@@ -16,6 +16,10 @@ import { buildActionRegistry, CORE_ACTIONS } from '../policies/actions.ts';
 import { loadPolicyFiles, parsePolicies } from '../policies/load.ts';
 import type { ActionDef, PolicyDef, PolicyEngine } from '../policies/types.ts';
 import { ConfigError } from './errors.ts';
+import { createAnswerBus, type AnswerBus, type BusTransport } from './auth/answers.ts';
+import { pgTransport, redisTransport } from './auth/bus_transports.ts';
+import { createWaitRegistry, type WaitRegistry } from './auth/wait.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
 
 export interface Deps {
   readonly config: Config;
@@ -28,6 +32,9 @@ export interface Deps {
   readonly registry: TokenRegistry;
   readonly policies: PolicyEngine;
   readonly jwtKey: Buffer;
+  readonly answers: AnswerBus;
+  readonly waits: WaitRegistry;
+  readonly metrics: Metrics;
   /** Re-reads inline policies and policy files; throws ConfigError and keeps the old set on any problem. */
   reloadPolicies(from?: Config): number;
   close(): Promise<void>;
@@ -40,6 +47,8 @@ export interface BuildOptions {
   key?: Buffer;
   /** Run migrations (default true). */
   migrate?: boolean;
+  /** Cross-node transport for the answer bus; default: Redis when bus.redis_url is set, else PostgreSQL LISTEN/NOTIFY on PostgreSQL, else none. */
+  transport?: BusTransport | null;
 }
 
 export function collectPolicies(config: Config, actions: ReadonlyMap<string, ActionDef>): PolicyDef[] {
@@ -74,8 +83,17 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
   if (opts.migrate !== false) {
     try { await store.migrate(); } catch (err) { await store.close(); throw err; }
   }
+  const busError = (err: unknown) => events.emit('log', { level: 'warn', msg: 'answer bus transport error', error: String(err) });
+  const transport = opts.transport !== undefined ? opts.transport
+    : config.bus.redisUrl ? redisTransport(config.bus.redisUrl, busError)
+    : store.dialect === 'postgres' ? pgTransport(config.database.url, busError, (ms, fn) => { clock.schedule(ms, fn); })
+    : null;
+  const answers = createAnswerBus(clock, transport, busError);
+  try { await answers.start(); } catch (err) { await answers.close().catch(() => {}); await store.close(); throw err; }
+  const unsubscribe = events.on('challenge.answered', (e) => answers.notify(e.transactionId));
+  const waits = createWaitRegistry({ config, events });
   return {
-    config, clock, events, store, box, pins, realms, registry, policies,
+    config, clock, events, store, box, pins, realms, registry, policies, answers, waits, metrics: createMetrics(events),
     jwtKey: box.derive('jwt'),
     reloadPolicies(from = config) {
       const next = collectPolicies(from, actions);
@@ -83,6 +101,11 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
       events.emit('policies.reloaded', { count: next.length });
       return next.length;
     },
-    close: () => store.close(),
+    async close() {
+      unsubscribe();
+      waits.abortAll();
+      await answers.close();
+      await store.close();
+    },
   };
 }

@@ -13,6 +13,7 @@ import type { TokenRecord, TokenType, Verdict } from '../../tokens/types.ts';
 import { requestPolicies, type RequestPolicies } from './context.ts';
 import { createChallenges, preferredClientMode } from './challenges.ts';
 import type { Outcome } from './outcome.ts';
+import { waitForAnswer } from './wait.ts';
 import type { UserInfo } from './users.ts';
 
 export interface CheckRequest {
@@ -23,11 +24,8 @@ export interface CheckRequest {
   readonly transactionId?: string;
   readonly type?: string;
   readonly client?: string;
-}
-
-/** Hooks a later stage (wait mode) plugs into: called for out-of-band tokens whose PIN matched. */
-export interface CheckHooks {
-  outOfBand?(deps: Deps, tokens: readonly TokenRecord[], rp: RequestPolicies, user: UserInfo | null): Promise<Outcome | null>;
+  /** Aborted when the client goes away (ends a push wait early). */
+  readonly signal?: AbortSignal;
 }
 
 interface Classified {
@@ -40,7 +38,7 @@ interface Classified {
 const isLocked = (t: TokenRecord): boolean => t.failCount >= t.maxFail;
 const single = (tokens: readonly TokenRecord[]) => (tokens.length === 1 ? tokens[0] : undefined);
 
-export async function checkAuth(deps: Deps, req: CheckRequest, hooks: CheckHooks = {}): Promise<Outcome> {
+export async function checkAuth(deps: Deps, req: CheckRequest): Promise<Outcome> {
   if (!req.user && !req.serial) throw new ParameterError('You need to specify a serial or a user.');
 
   // 1. Who
@@ -135,8 +133,10 @@ export async function checkAuth(deps: Deps, req: CheckRequest, hooks: CheckHooks
   if (c.challenge.length) {
     const offline = c.challenge.filter((t) => !deps.registry.require(t.type).outOfBand);
     const oob = c.challenge.filter((t) => deps.registry.require(t.type).outOfBand);
-    if (oob.length && hooks.outOfBand && !offline.length) {
-      const waited = await hooks.outOfBand(deps, oob, rp, user);
+    // Wait mode only when no other token type answers with a challenge: those are never delayed.
+    const waiting = oob.filter((t) => !isLocked(t));
+    if (waiting.length && !offline.length) {
+      const waited = await waitForAnswer(deps, waiting, rp, user, req.signal);
       if (waited) return waited;
     }
     const challengeable = c.challenge.filter((t) => !isLocked(t));

@@ -10,5 +10,13 @@ export function healthRouter(deps: Deps): Router<AppState> {
     await deps.store.ping();
     ctx.body = okEnvelope(deps.clock.now(), { status: 'ok', database: deps.store.dialect, pin_queue: deps.pins.limiter.waiting });
   });
+  router.get('/metrics', (ctx) => {
+    ctx.type = 'text/plain; version=0.0.4';
+    ctx.body = deps.metrics.render({
+      pushgate_waits_active: deps.waits.active,
+      pushgate_answer_bus_waiters: deps.answers.waiting,
+      pushgate_pin_hash_queue: deps.pins.limiter.waiting,
+    });
+  });
   return router;
 }

@@ -8,7 +8,7 @@ import type { Deps } from '../deps.ts';
 import type { AppState } from '../app.ts';
 import { ParameterError, missingParameter } from '../errors.ts';
 import type { Params } from '../params.ts';
-import { checkAuth, type CheckHooks, type CheckRequest } from '../auth/check.ts';
+import { checkAuth, type CheckRequest } from '../auth/check.ts';
 import { triggerChallenges } from '../auth/trigger.ts';
 import { transactionStatus } from '../auth/challenges.ts';
 import { challengeDetail, okEnvelope, outcomeEnvelope } from '../envelope.ts';
@@ -26,7 +26,7 @@ export function readSubject(params: Params): { user?: string; realm?: string; se
   return { user, serial, realm: params.get('realm') || undefined, type: params.get('type') || undefined };
 }
 
-export function validateRouter(deps: Deps, hooks: CheckHooks = {}): Router<AppState> {
+export function validateRouter(deps: Deps): Router<AppState> {
   const router = new Router<AppState>({ prefix: '/validate' });
 
   const check = async (ctx: RouterContext<AppState>) => {
@@ -36,8 +36,13 @@ export function validateRouter(deps: Deps, hooks: CheckHooks = {}): Router<AppSt
     const pass = params.require('pass');
     const transactionId = params.get('transaction_id') || undefined;
     if (transactionId !== undefined && !/^[0-9A-Za-z_-]{1,64}$/.test(transactionId)) throw new ParameterError('Invalid transaction_id.');
-    const req: CheckRequest = { ...subject, pass, transactionId, client: ctx.state.client };
-    const outcome = await checkAuth(deps, req, hooks);
+    // A client that disconnects frees a push wait at once.
+    const gone = new AbortController();
+    const onClose = () => { if (!ctx.res.writableEnded) gone.abort(); };
+    ctx.res.once('close', onClose);
+    const req: CheckRequest = { ...subject, pass, transactionId, client: ctx.state.client, signal: gone.signal };
+    let outcome;
+    try { outcome = await checkAuth(deps, req); } finally { ctx.res.off('close', onClose); }
     const authz = requestPolicies(deps, outcomeWho(deps, req));
     ctx.body = outcomeEnvelope(deps.clock.now(), outcome, {
       noDetailOnSuccess: authz.action<boolean>('no_detail_on_success'),

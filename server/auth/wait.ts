@@ -1,0 +1,155 @@
+/**
+ * Wait mode (policies `edupush_wait` / `push_wait`): /validate/check sends the push and answers in the same request
+ * once the phone has answered. The request holds no thread: it awaits the AnswerBus, re-reading its challenge
+ * rows only when woken (or at the slow safety-net interval). A decline ends the wait at once; when the user has
+ * several push tokens all get the push and the first answer wins; a disconnect frees the waiter immediately;
+ * a timeout is REJECT and counts as a failed attempt. Capacity limits answer 503 + Retry-After, never queue.
+ */
+import type { Deps } from '../deps.ts';
+import { UnavailableError } from '../errors.ts';
+import type { TokenRecord } from '../../tokens/types.ts';
+import type { RequestPolicies } from './context.ts';
+import { createChallenges, transactionStatus } from './challenges.ts';
+import type { Outcome } from './outcome.ts';
+import type { UserInfo } from './users.ts';
+
+export interface WaitRegistry {
+  readonly active: number;
+  readonly draining: boolean;
+  /** Stop admitting waits (SIGTERM). */
+  drain(): void;
+  /** Resolves when no wait is running. */
+  idle(): Promise<void>;
+  /** Ends every running wait now (with a 503 to its client). */
+  abortAll(): void;
+  enter(userKey: string): { signal: AbortSignal; leave(): void };
+}
+
+export function createWaitRegistry(deps: Pick<Deps, 'config' | 'events'>): WaitRegistry {
+  let active = 0;
+  let draining = false;
+  const perUser = new Map<string, number>();
+  let shutdown = new AbortController();
+  let idleWaiters: Array<() => void> = [];
+  const { maxConcurrent, maxPerUser } = deps.config.wait;
+  return {
+    get active() { return active; },
+    get draining() { return draining; },
+    drain() { draining = true; },
+    idle() { return active === 0 ? Promise.resolve() : new Promise((resolve) => idleWaiters.push(resolve)); },
+    abortAll() { shutdown.abort(); shutdown = new AbortController(); },
+    enter(userKey) {
+      if (draining) { deps.events.emit('wait.rejected', { reason: 'draining' }); throw new UnavailableError('The server is shutting down; try again.', 5); }
+      if (active >= maxConcurrent) { deps.events.emit('wait.rejected', { reason: 'capacity' }); throw new UnavailableError('Too many logins are waiting for an answer; try again shortly.', 5); }
+      const mine = perUser.get(userKey) ?? 0;
+      if (mine >= maxPerUser) { deps.events.emit('wait.rejected', { reason: 'per_user' }); throw new UnavailableError('Too many logins of this user are waiting for an answer.', 10); }
+      active++;
+      perUser.set(userKey, mine + 1);
+      let left = false;
+      return {
+        signal: shutdown.signal,
+        leave() {
+          if (left) return;
+          left = true;
+          active--;
+          const n = (perUser.get(userKey) ?? 1) - 1;
+          if (n <= 0) perUser.delete(userKey); else perUser.set(userKey, n);
+          if (active === 0) { const w = idleWaiters; idleWaiters = []; for (const f of w) f(); }
+        },
+      };
+    },
+  };
+}
+
+/** The wait in seconds configured for these push tokens (the largest), or 0. */
+export function waitSeconds(deps: Deps, tokens: readonly TokenRecord[], rp: RequestPolicies): number {
+  let max = 0;
+  for (const type of new Set(tokens.map((t) => t.type))) {
+    const name = `${type}_wait`;
+    if (!deps.policies.actions.has(name) && ![...deps.policies.actions.values()].some((a) => a.name === name)) continue;
+    const v = rp.action<number>(name, 'authentication');
+    if (typeof v === 'number' && v > max) max = v;
+  }
+  return max;
+}
+
+/**
+ * Runs the blocking wait for out-of-band tokens whose PIN matched. Returns null when no wait policy applies
+ * (the caller then answers with a normal CHALLENGE).
+ */
+export async function waitForAnswer(deps: Deps, tokens: readonly TokenRecord[], rp: RequestPolicies, user: UserInfo | null, signal?: AbortSignal): Promise<Outcome | null> {
+  const seconds = waitSeconds(deps, tokens, rp);
+  if (seconds <= 0) return null;
+  const slot = deps.waits.enter(user ? `${user.name}@${user.realm}` : `serial:${tokens[0]?.serial}`);
+  const started = deps.clock.now();
+  let transactionId = '';
+  try {
+    const challenges = await createChallenges(deps, tokens, rp);
+    transactionId = challenges[0]!.transactionId;
+    deps.events.emit('wait.started', { transactionId });
+    const deadline = started + seconds * 1000;
+    const stop = signal ? AbortSignal.any([signal, slot.signal]) : slot.signal;
+    for (;;) {
+      const iteration = new AbortController();
+      // Register before reading, so an answer that lands between the read and the wait is not missed.
+      const woken = deps.answers.waitFor(transactionId, {
+        timeoutMs: Math.max(0, Math.min(deadline - deps.clock.now(), deps.config.wait.safetyRereadMs)),
+        signal: AbortSignal.any([stop, iteration.signal]),
+      });
+      const decided = await decide(deps, transactionId, tokens, rp);
+      if (decided) {
+        iteration.abort();
+        await woken;
+        deps.events.emit('wait.finished', { transactionId, result: decided.kind === 'accept' ? 'accept' : 'decline', wakeMs: deps.clock.now() - started });
+        return decided;
+      }
+      const r = await woken;
+      if (r === 'aborted') {
+        await deps.store.challenges.deleteTransaction(transactionId);
+        if (slot.signal.aborted) {
+          deps.events.emit('wait.finished', { transactionId, result: 'shutdown' });
+          throw new UnavailableError('The server is shutting down; the login was not completed.', 5);
+        }
+        deps.events.emit('wait.finished', { transactionId, result: 'disconnect' });
+        return { kind: 'reject', message: 'The client went away.', serials: tokens.map((t) => t.serial), policies: rp.matched() };
+      }
+      if (r === 'timeout' && deps.clock.now() >= deadline) {
+        const last = await decide(deps, transactionId, tokens, rp);
+        if (last) return last;
+        await deps.store.challenges.deleteTransaction(transactionId);
+        const counts = await deps.store.tokens.incrementFailCount(tokens.map((t) => t.id), deps.clock.now());
+        for (const t of tokens) deps.events.emit('token.fail_counter', { serial: t.serial, failCount: counts.get(t.id) ?? t.failCount, maxFail: t.maxFail });
+        deps.events.emit('wait.finished', { transactionId, result: 'timeout' });
+        const single = tokens.length === 1 ? tokens[0] : undefined;
+        return { kind: 'reject', message: 'wrong otp value', serial: single?.serial, type: single?.type, otpLen: single?.otpLen, serials: tokens.map((t) => t.serial), policies: rp.matched() };
+      }
+    }
+  } finally {
+    slot.leave();
+  }
+}
+
+/** Reads the transaction: accepted → consume it once and ACCEPT; declined → DECLINED; else null. */
+async function decide(deps: Deps, transactionId: string, tokens: readonly TokenRecord[], rp: RequestPolicies): Promise<Outcome | null> {
+  const rows = await deps.store.challenges.byTransaction(transactionId);
+  const now = deps.clock.now();
+  const status = transactionStatus(rows, now);
+  if (status === 'pending') return null;
+  const byId = new Map(tokens.map((t) => [t.id, t]));
+  if (status === 'declined') {
+    const row = rows.find((r) => r.status === 'declined')!;
+    await deps.store.challenges.deleteTransaction(transactionId);
+    const token = tokens.find((t) => t.serial === row.serial);
+    return { kind: 'declined', message: 'The challenge was declined.', serial: row.serial, type: token?.type, serials: [row.serial], policies: rp.matched() };
+  }
+  for (const row of rows.filter((r) => r.status === 'accepted')) {
+    const token = tokens.find((t) => t.serial === row.serial) ?? [...byId.values()][0]!;
+    if (!await deps.store.challenges.consume(row.id, 'accepted', now)) continue;
+    await deps.store.challenges.deleteTransaction(transactionId);
+    if (!await deps.store.tokens.recordSuccess(token.id, null, now)) {
+      return { kind: 'reject', message: `matching 1 tokens, Failcounter exceeded`, serial: token.serial, type: token.type, serials: [token.serial], policies: rp.matched() };
+    }
+    return { kind: 'accept', message: 'matching 1 tokens', serial: token.serial, type: token.type, otpLen: token.otpLen, serials: [token.serial], policies: rp.matched() };
+  }
+  return null;
+}

@@ -1,0 +1,85 @@
+/**
+ * Running server: load config → build deps → create app → listen. SIGTERM/SIGINT drain (stop accepting, let
+ * running requests finish within `wait.drain_seconds`, then close); SIGHUP re-reads the policies from the config
+ * file and policy files, keeping the old set when anything is wrong.
+ */
+import type { Server } from 'node:http';
+import { loadConfig, type Config } from './config.ts';
+import { buildDeps, type Deps } from './deps.ts';
+import { createApp } from './app.ts';
+import { attachJsonLog, Events } from './events.ts';
+import { systemClock } from './clock.ts';
+import { ConfigError } from './errors.ts';
+import { startCleanup } from './store/cleanup.ts';
+
+export interface RunningServer {
+  readonly deps: Deps;
+  readonly server: Server;
+  readonly url: string;
+  reload(): void;
+  stop(reason?: string): Promise<void>;
+}
+
+const LEVELS = ['debug', 'info', 'warn', 'error'];
+
+export async function startServer(configFile: string | null, opts: { config?: Config; log?: (line: string) => void } = {}): Promise<RunningServer> {
+  const config = opts.config ?? loadConfig(configFile);
+  const events = new Events();
+  const write = opts.log ?? ((line: string) => process.stdout.write(line + '\n'));
+  const min = LEVELS.indexOf(config.log.level);
+  attachJsonLog(events, systemClock, (line) => {
+    const level = (JSON.parse(line) as { level: string }).level;
+    if (LEVELS.indexOf(level) >= min) write(line);
+  });
+  const deps = await buildDeps(config, { events });
+  const app = createApp(deps);
+  const server = app.listen({ port: config.server.port, host: config.server.host, backlog: 4096 });
+  // Long waits (push_wait) must fit: no per-request timeout; idle keep-alive a little longer than typical LBs.
+  server.requestTimeout = 0;
+  server.headersTimeout = 30_000;
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => { server.once('listening', resolve); server.once('error', reject); });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.server.port;
+  const url = `http://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${port}`;
+  const stopCleanup = startCleanup(deps);
+  events.emit('server.started', { host: config.server.host, port, database: deps.store.dialect });
+
+  let stopping: Promise<void> | null = null;
+  return {
+    deps, server, url,
+    reload() {
+      try {
+        const next = configFile ? loadConfig(configFile) : config;
+        deps.reloadPolicies(next);
+      } catch (err) {
+        events.emit('policies.reload_failed', { error: err instanceof ConfigError ? err.problems.join('; ') : String(err) });
+      }
+    },
+    stop(reason = 'stop') {
+      stopping ??= (async () => {
+        events.emit('server.stopping', { reason });
+        stopCleanup();
+        deps.waits.drain(); // new waits get 503 at once
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        const after = (ms: number) => new Promise<void>((resolve) => systemClock.schedule(ms, resolve));
+        // Running requests (and waits) may finish within the drain deadline; the rest get a clear 503.
+        await Promise.race([Promise.all([closed, deps.waits.idle()]), after(config.wait.drainSeconds * 1000)]);
+        deps.waits.abortAll();
+        await Promise.race([closed, after(1000)]);
+        server.closeAllConnections();
+        await deps.close();
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** Wires process signals to a running server. */
+export function handleSignals(running: RunningServer): void {
+  const stop = (sig: string) => { void running.stop(sig).then(() => process.exit(0)); };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => running.reload());
+}
