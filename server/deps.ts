@@ -62,9 +62,18 @@ export function collectPolicies(config: Config, actions: ReadonlyMap<string, Act
   return all;
 }
 
+/** Every policy action the server knows: the core ones and those the token types declare. */
+export function allActions(registry: TokenRegistry = createTokenRegistry(ALL_TOKEN_TYPES)): Map<string, ActionDef> {
+  return buildActionRegistry(CORE_ACTIONS, registry.actions());
+}
+
 export async function buildDeps(config: Config, opts: BuildOptions = {}): Promise<Deps> {
   const clock = opts.clock ?? systemClock;
   const events = opts.events ?? new Events();
+  // Validate everything that can be wrong in the configuration before creating anything on disk.
+  const registry = createTokenRegistry(ALL_TOKEN_TYPES);
+  const actions = allActions(registry);
+  const policies = createPolicyEngine({ policies: collectPolicies(config, actions), actions, clock });
   let key = opts.key;
   if (!key) {
     const loaded = loadOrCreateKey(config.secrets.keyFile);
@@ -74,12 +83,12 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
     }
   }
   const box = createSecretBox(key);
-  const registry = createTokenRegistry(ALL_TOKEN_TYPES);
-  const actions = buildActionRegistry(CORE_ACTIONS, registry.actions());
-  const policies = createPolicyEngine({ policies: collectPolicies(config, actions), actions, clock });
   const pins = createPinHasher(config.pin);
   const realms = createRealms(config.realms, pins);
-  const store = createStore(config.database.url, box, { poolMax: config.database.poolMax });
+  const store = createStore(config.database.url, box, {
+    poolMax: config.database.poolMax,
+    log: (level, msg) => events.emit('log', { level, msg: `database: ${msg}` }),
+  });
   if (opts.migrate !== false) {
     try { await store.migrate(); } catch (err) { await store.close(); throw err; }
   }

@@ -43,13 +43,15 @@ export function validateRouter(deps: Deps): Router<AppState> {
     const req: CheckRequest = { ...subject, pass, transactionId, client: ctx.state.client, signal: gone.signal };
     let outcome;
     try { outcome = await checkAuth(deps, req); } finally { ctx.res.off('close', onClose); }
-    const authz = requestPolicies(deps, outcomeWho(deps, req));
+    const who = outcomeWho(deps, req);
+    const authz = requestPolicies(deps, who);
     ctx.body = outcomeEnvelope(deps.clock.now(), outcome, {
       noDetailOnSuccess: authz.action<boolean>('no_detail_on_success'),
       noDetailOnFail: authz.action<boolean>('no_detail_on_fail'),
     });
     ctx.state.audit = {
-      ...ctx.state.audit, success: outcome.kind === 'accept', outcome: AUTHENTICATION[outcome.kind], serials: outcome.serials,
+      ...ctx.state.audit, username: who.user?.name ?? ctx.state.audit.username, realm: who.user?.realm ?? ctx.state.audit.realm,
+      success: outcome.kind === 'accept', outcome: AUTHENTICATION[outcome.kind], serials: outcome.serials,
       policies: outcome.policies, transactionId: outcome.kind === 'challenge' ? outcome.challenges[0]?.transactionId ?? null : transactionId ?? null,
       info: { message: outcome.kind === 'challenge' ? 'challenge triggered' : outcome.message },
     };
@@ -81,7 +83,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
     if (!transactionId) throw missingParameter('transaction_id');
     const rows = await deps.store.challenges.byTransaction(transactionId);
     const status = transactionStatus(rows, deps.clock.now());
-    const env = okEnvelope(deps.clock.now(), status === 'accept', { challenge_status: status }, 1);
+    const env = okEnvelope(deps.clock.now(), status === 'accept', { challenge_status: status }, 2); // eduMFA: send_result(..., rid=2)
     env.result.authentication = status === 'accept' ? 'ACCEPT' : status === 'declined' ? 'DECLINED' : 'REJECT';
     ctx.body = env;
     const serials = status === 'accept' ? rows.filter((r) => r.status === 'accepted').map((r) => r.serial) : rows.map((r) => r.serial);

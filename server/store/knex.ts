@@ -18,12 +18,26 @@ export function dialectOf(url: string): Dialect {
   throw new Error(`unsupported database url: ${url.replace(/\/\/[^@]*@/, '//***@')}`);
 }
 
-export function createKnex(url: string, opts: { poolMax?: number } = {}): Knex {
+export interface KnexOptions {
+  poolMax?: number;
+  /** Where the driver's own warnings go (instead of stderr). */
+  log?: (level: 'warn' | 'error' | 'debug', msg: string) => void;
+}
+
+export function createKnex(url: string, opts: KnexOptions = {}): Knex {
   const dialect = dialectOf(url);
+  const sink = opts.log;
+  const log = sink ? {
+    warn: (m: unknown) => sink('warn', String(m)),
+    error: (m: unknown) => sink('error', String(m)),
+    deprecate: (m: unknown) => sink('warn', String(m)),
+    debug: (m: unknown) => sink('debug', String(m)),
+  } : undefined;
   if (dialect === 'sqlite') {
     const filename = url.slice('sqlite:'.length) || ':memory:';
     if (filename !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(filename)), { recursive: true });
     return knexFactory({
+      log,
       client: 'better-sqlite3',
       connection: { filename },
       useNullAsDefault: true,
@@ -39,9 +53,10 @@ export function createKnex(url: string, opts: { poolMax?: number } = {}): Knex {
     });
   }
   if (dialect === 'postgres') {
-    return knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: opts.poolMax ?? 10 }, acquireConnectionTimeout: 10_000 });
+    return knexFactory({ log, client: 'pg', connection: url, pool: { min: 0, max: opts.poolMax ?? 10 }, acquireConnectionTimeout: 10_000 });
   }
   return knexFactory({
+    log,
     client: 'mysql2',
     connection: url.replace(/^mariadb:/, 'mysql:'),
     pool: {

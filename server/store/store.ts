@@ -1,6 +1,6 @@
 /** The Store: repositories over one knex instance. No knex type leaks past this folder. */
 import type { Knex } from 'knex';
-import { createKnex, dialectOf, type Dialect } from './knex.ts';
+import { createKnex, dialectOf, type Dialect, type KnexOptions } from './knex.ts';
 import { migrateLatest } from './migrate.ts';
 import type { SecretBox } from './secrets.ts';
 import { createTokensRepo, type TokensRepo } from './tokens_repo.ts';
@@ -22,7 +22,7 @@ export interface Store {
   readonly knex: Knex;
 }
 
-export function createStore(url: string, box: SecretBox, opts: { poolMax?: number } = {}): Store {
+export function createStore(url: string, box: SecretBox, opts: KnexOptions = {}): Store {
   const knex = createKnex(url, opts);
   return {
     dialect: dialectOf(url),

@@ -11,7 +11,7 @@ export const MYSQL_ADMIN_URL = process.env.PUSHGATE_TEST_MYSQL_URL ?? 'mysql://r
 
 export async function freshDatabaseUrl(kind = TEST_DB): Promise<{ url: string; drop: () => Promise<void> }> {
   if (kind === 'sqlite') return { url: 'sqlite::memory:', drop: async () => {} };
-  const name = `pg_test_${crypto.randomBytes(6).toString('hex')}`;
+  const name = `pushgate_test_${crypto.randomBytes(6).toString('hex')}`;
   if (kind === 'postgres') {
     const admin = knexFactory({ client: 'pg', connection: PG_ADMIN_URL, pool: { min: 0, max: 1 } });
     await admin.raw(`create database ${name}`);

@@ -28,7 +28,7 @@ export async function up(knex: Knex): Promise<void> {
     t.increments('id').primary();
     t.string('transaction_id', 32).notNullable();
     t.string('serial', 40).notNullable();
-    t.integer('token_id').notNullable().references('id').inTable('tokens').onDelete('CASCADE');
+    t.integer('token_id').unsigned().notNullable().references('id').inTable('tokens').onDelete('CASCADE');
     t.string('nonce', 64).notNullable();
     t.string('status', 16).notNullable().defaultTo('pending');
     t.string('session', 30).notNullable().defaultTo('');

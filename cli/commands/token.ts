@@ -1,0 +1,138 @@
+/** `pushgate token …`: enrollment and administration through server/auth/tokens_admin.ts (the same code as /token/*). */
+import fs from 'node:fs';
+import type { Argv } from 'yargs';
+import {
+  deleteToken, enrollToken, requireToken, resetFailCounter, setTokenActive, setTokenPin, tokenView,
+} from '../../server/auth/tokens_admin.ts';
+import { qrDataUri, qrTerminal } from '../../tokens/qr.ts';
+import type { TokenRecord } from '../../tokens/types.ts';
+import type { Deps } from '../../server/deps.ts';
+import { CliError, readSecret, type CliContext, type GlobalArgs } from '../context.ts';
+import { formatFields, formatTable, formatTime, formatValue, yesNo } from '../format.ts';
+
+/** `--param KEY=VALUE` entries → a record; a later entry wins. */
+function parseParams(entries: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of entries) {
+    const eq = e.indexOf('=');
+    if (eq < 1) throw new CliError(`--param must be KEY=VALUE, got '${e}'`);
+    out[e.slice(0, eq)] = e.slice(eq + 1);
+  }
+  return out;
+}
+
+function showToken(t: TokenRecord): string {
+  const v = tokenView(t);
+  return formatFields(Object.entries(v).map(([k, val]) => [k, k === 'created' || k === 'last_auth' ? formatTime(val as number | null) : formatValue(val)]));
+}
+
+const serialArg = <T>(b: Argv<T>) => b.positional('serial', { type: 'string', demandOption: true, describe: 'Token serial' });
+
+export function tokenCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
+  /** enable / disable / delete / reset: one serial, one tokens_admin call, one audit row. */
+  const simple = (name: string, describe: string, done: string, fn: (deps: Deps, serial: string) => Promise<void>) =>
+    (t: Argv<GlobalArgs>) => t.command(`${name} <serial>`, describe, (b) => serialArg(b), (argv) => ctx.run(async () => {
+      await ctx.withDeps(argv, (deps) => ctx.audited(deps, { action: `cli token ${name}`, serials: [argv.serial] }, () => fn(deps, argv.serial)));
+      ctx.out(`${done} ${argv.serial}`);
+    }));
+
+  return y.command('token', 'Enroll and manage tokens', (token) => {
+    token = token
+      .command('enroll', 'Enroll a token; prints its serial, the enrollment URL and a QR code', (b) => b
+        .option('type', { type: 'string', demandOption: true, describe: 'Token type: hotp, totp, spass' })
+        .option('user', { type: 'string', demandOption: true, describe: 'Owner (user or user@realm)' })
+        .option('realm', { type: 'string', describe: 'Realm of the user (default: the default realm)' })
+        .option('pin', { type: 'string', describe: 'Token PIN' })
+        .option('serial', { type: 'string', describe: 'Serial (default: generated)' })
+        .option('description', { type: 'string', describe: 'Description' })
+        .option('genkey', { type: 'boolean', default: true, describe: 'Generate the OTP key (ignored with --otpkey)' })
+        .option('otpkey', { type: 'string', describe: 'OTP key (hex, or base32 with --otpkey-format base32)' })
+        .option('otpkey-format', { type: 'string', describe: 'hex or base32' })
+        .option('otplen', { type: 'string', describe: 'OTP length: 6 or 8' })
+        .option('hashlib', { type: 'string', describe: 'sha1, sha256 or sha512' })
+        .option('timestep', { type: 'string', describe: 'TOTP time step: 30 or 60' })
+        .option('param', { type: 'string', array: true, default: [] as string[], describe: 'Extra type-specific parameter KEY=VALUE (repeatable)' })
+        .option('json', { type: 'boolean', describe: 'Print {serial, type, rollout_state, url, details} as JSON only' })
+        .option('png', { type: 'string', describe: 'Also write the QR code as a PNG to this file (mode 0600: it holds the secret)' }),
+      (argv) => ctx.run(async () => {
+        const params: Record<string, string> = {
+          ...parseParams(argv.param),
+          type: argv.type, user: argv.user, genkey: argv.otpkey ? '0' : argv.genkey ? '1' : '0',
+        };
+        const optional: Array<[string, string | undefined]> = [
+          ['realm', argv.realm], ['serial', argv.serial], ['description', argv.description], ['otpkey', argv.otpkey],
+          ['otpkey_format', argv.otpkeyFormat], ['otplen', argv.otplen], ['hashlib', argv.hashlib], ['timeStep', argv.timestep],
+        ];
+        for (const [k, v] of optional) if (v !== undefined) params[k] = v;
+        const result = await ctx.withDeps(argv, (deps) => ctx.audited(deps,
+          { action: 'cli token enroll', username: argv.user, realm: argv.realm ?? null, serials: argv.serial ? [argv.serial] : [], info: { type: argv.type } },
+          () => enrollToken(deps, {
+            type: argv.type.toLowerCase(), serial: argv.serial, user: argv.user, realm: argv.realm, pin: argv.pin,
+            description: argv.description, params,
+          }),
+          (r) => ({ username: r.token.username, realm: r.token.realm, serials: [r.token.serial], policies: r.policies })));
+        const { token, qrUrl } = result;
+        if (argv.png !== undefined) {
+          if (qrUrl === undefined) ctx.warn(`warning: a ${token.type} token has no enrollment URL; no PNG written`);
+          else {
+            const uri = await qrDataUri(qrUrl);
+            fs.writeFileSync(argv.png, Buffer.from(uri.slice(uri.indexOf(',') + 1), 'base64'), { mode: 0o600 });
+          }
+        }
+        if (argv.json) {
+          ctx.out(JSON.stringify({ serial: token.serial, type: token.type, rollout_state: token.rolloutState, url: qrUrl ?? null, details: result.details }));
+          return;
+        }
+        const fields: Array<[string, string]> = [['serial', token.serial], ['type', token.type]];
+        if (token.rolloutState) fields.push(['rollout_state', token.rolloutState]);
+        if (qrUrl !== undefined) fields.push(['url', qrUrl]);
+        ctx.out(formatFields(fields));
+        if (qrUrl !== undefined) ctx.out('\n' + (await qrTerminal(qrUrl)).trimEnd());
+      }))
+      .command('list', 'List tokens', (b) => b
+        .option('user', { type: 'string', describe: 'Owner (user or user@realm)' })
+        .option('realm', { type: 'string', describe: 'Realm' })
+        .option('type', { type: 'string', describe: 'Token type' })
+        .option('json', { type: 'boolean', describe: 'JSON array of tokens (the fields GET /token/ returns)' }),
+      (argv) => ctx.run(() => ctx.withDeps(argv, async (deps) => {
+        let { user: username, realm } = argv;
+        if (username) { const u = deps.realms.resolveUser(username, realm); username = u.name; realm = u.realm; }
+        const tokens = await deps.store.tokens.list({ username, realm, type: argv.type?.toLowerCase() });
+        if (argv.json) { ctx.out(JSON.stringify(tokens.map(tokenView))); return; }
+        if (!tokens.length) { ctx.out('no tokens'); return; }
+        ctx.out(formatTable(['SERIAL', 'TYPE', 'USER', 'REALM', 'ACTIVE', 'LOCKED', 'FAILS', 'ROLLOUT', 'LAST AUTH', 'DESCRIPTION'], tokens.map((t) => [
+          t.serial, t.type, t.username ?? '-', t.realm ?? '-', yesNo(t.active), yesNo(t.failCount >= t.maxFail),
+          `${t.failCount}/${t.maxFail}`, t.rolloutState || '-', formatTime(t.lastAuthAt), t.description,
+        ])));
+      })))
+      .command('show <serial>', 'Show one token', (b) => serialArg(b).option('json', { type: 'boolean', describe: 'JSON output' }),
+        (argv) => ctx.run(() => ctx.withDeps(argv, async (deps) => {
+          const t = await requireToken(deps, argv.serial);
+          ctx.out(argv.json ? JSON.stringify(tokenView(t)) : showToken(t));
+        })));
+    for (const add of [
+      simple('enable', 'Enable a token', 'enabled', (deps, serial) => setTokenActive(deps, serial, true)),
+      simple('disable', 'Disable a token', 'disabled', (deps, serial) => setTokenActive(deps, serial, false)),
+      simple('delete', 'Delete a token', 'deleted', deleteToken),
+      simple('reset', 'Reset the fail counter of a token', 'reset fail counter of', resetFailCounter),
+    ]) token = add(token);
+    return token
+      .command('set-pin <serial>', 'Set (or with --pin \'\' remove) the PIN of a token', (b) => serialArg(b)
+        .option('pin', { type: 'string', describe: 'The PIN (visible in the process list; prefer --pin-stdin)' })
+        .option('pin-stdin', { type: 'boolean', describe: 'Read the PIN from stdin (one trailing newline is dropped)' })
+        .conflicts('pin', 'pin-stdin')
+        .check((a) => {
+          if (a.pin === undefined && !a.pinStdin) throw new Error('Specify --pin-stdin or --pin PIN');
+          return true;
+        }),
+      (argv) => ctx.run(async () => {
+        const pin = argv.pinStdin ? await readSecret(ctx.io, 'PIN') : argv.pin!;
+        await ctx.withDeps(argv, (deps) => ctx.audited(deps, { action: 'cli token setpin', serials: [argv.serial] }, async () => {
+          await requireToken(deps, argv.serial);
+          await setTokenPin(deps, argv.serial, pin);
+        }));
+        ctx.out(pin === '' ? `removed the PIN of ${argv.serial}` : `set the PIN of ${argv.serial}`);
+      }))
+      .demandCommand(1, 'Specify a token command: enroll, list, show, enable, disable, delete, reset or set-pin');
+  });
+}

@@ -1,0 +1,75 @@
+/**
+ * A temp directory with a config file (SQLite file database — or a fresh database of PUSHGATE_TEST_DB —, key file,
+ * cheap argon2) and `run(...)`, which calls runCli in-process with captured stdout/stderr and a given stdin.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import YAML from 'yaml';
+import { runCli } from '../../cli/main.ts';
+import { loadConfig } from '../../server/config.ts';
+import { buildDeps, type Deps } from '../../server/deps.ts';
+import { freshDatabaseUrl, TEST_DB } from '../helpers/databases.ts';
+
+export interface CliResult { code: number; stdout: string; stderr: string }
+
+export interface CliWorld {
+  tmp: string;
+  configPath: string;
+  run(args: readonly string[], stdin?: string): Promise<CliResult>;
+  /** Runs, asserts exit 0 and parses stdout as JSON. */
+  json<T = any>(args: readonly string[], stdin?: string): Promise<T>;
+  /** Deps on the same config (closed at teardown) for checks the CLI does not print. */
+  deps(): Promise<Deps>;
+  write(name: string, content: string): string;
+  close(): Promise<void>;
+}
+
+export async function createCliWorld(config: Record<string, unknown> = {}): Promise<CliWorld> {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pushgate-cli-'));
+  const db = TEST_DB === 'sqlite' ? { url: `sqlite:${path.join(tmp, 'pushgate.db')}`, drop: async () => {} } : await freshDatabaseUrl();
+  const configPath = path.join(tmp, 'pushgate.yaml');
+  fs.writeFileSync(configPath, YAML.stringify({
+    database: { url: db.url },
+    secrets: { key_file: path.join(tmp, 'pushgate.key') },
+    pin: { memory_kib: 1024, time_cost: 1 },
+    server: { public_url: 'https://mfa.example.org' },
+    ...config,
+  }));
+  const opened: Deps[] = [];
+  const world: CliWorld = {
+    tmp, configPath,
+    async run(args, stdin = '') {
+      let stdout = '';
+      let stderr = '';
+      const code = await runCli(['--config', configPath, ...args], {
+        stdout: { write: (s: string) => { stdout += s; } },
+        stderr: { write: (s: string) => { stderr += s; } },
+        stdin: Readable.from(stdin ? [Buffer.from(stdin)] : []),
+      });
+      return { code, stdout, stderr };
+    },
+    async json(args, stdin) {
+      const r = await world.run(args, stdin);
+      if (r.code !== 0) throw new Error(`pushgate ${args.join(' ')} → ${r.code}: ${r.stderr}`);
+      return JSON.parse(r.stdout);
+    },
+    async deps() {
+      const d = await buildDeps(loadConfig(configPath));
+      opened.push(d);
+      return d;
+    },
+    write(name, content) {
+      const p = path.join(tmp, name);
+      fs.writeFileSync(p, content);
+      return p;
+    },
+    async close() {
+      for (const d of opened) await d.close();
+      await db.drop();
+      fs.rmSync(tmp, { recursive: true, force: true });
+    },
+  };
+  return world;
+}
