@@ -36,6 +36,22 @@ export function createApp(deps: Deps): Koa<AppState> {
   const app = new Koa<AppState>();
   app.proxy = false;
 
+  // Audit rows are written after the handler, success or failure; a failed write is logged, never shown.
+  // Outermost, so that it sees what the error renderer below adds (the error message, the row for a request
+  // whose body could not even be parsed).
+  app.use(async (ctx, next) => {
+    try { await next(); } finally {
+      const a = ctx.state.audit;
+      if (a) {
+        try {
+          await deps.store.audit.insert({ ...a, time: deps.clock.now(), client: ctx.state.client ?? null, admin: ctx.state.admin ?? a.admin ?? null });
+        } catch (err) {
+          deps.events.emit('log', { level: 'error', msg: 'audit write failed', error: String(err) });
+        }
+      }
+    }
+  });
+
   // Errors → the eduMFA envelope. Unexpected errors are -500 with a generic message; the detail goes to the log.
   app.use(async (ctx, next) => {
     try {
@@ -53,7 +69,10 @@ export function createApp(deps: Deps): Koa<AppState> {
       for (const [k, v] of Object.entries(err.headers)) ctx.set(k, v);
       ctx.body = errorEnvelope(deps.clock.now(), err);
       if (ctx.state.audit || ctx.path.startsWith('/validate/')) {
-        ctx.state.audit = { ...(ctx.state.audit ?? { action: `${ctx.method} ${ctx.path}` }), success: false, outcome: 'ERROR', info: { error: err.wireMessage } };
+        const prev = ctx.state.audit;
+        // A route may have named the failure already (a wrong admin password is a REJECT); otherwise it is an ERROR.
+        const outcome = prev && prev.outcome !== 'OK' && prev.outcome !== 'ACCEPT' ? prev.outcome : 'ERROR';
+        ctx.state.audit = { ...(prev ?? { action: `${ctx.method} ${ctx.path}` }), success: false, outcome, info: { error: err.wireMessage } };
       }
     }
     ctx.set('Cache-Control', 'no-cache');
@@ -65,21 +84,8 @@ export function createApp(deps: Deps): Koa<AppState> {
     if (ctx.status === 404 && ctx.body === undefined) throw new MfaError(404, 404, 'The requested URL was not found on the server.', { prefixed: false });
   });
 
-  // Audit rows are written after the handler, success or failure; a failed write is logged, never shown.
   app.use(async (ctx, next) => {
-    try { await next(); } finally {
-      const a = ctx.state.audit;
-      if (a) {
-        try {
-          await deps.store.audit.insert({ ...a, time: deps.clock.now(), client: ctx.state.client ?? null, admin: ctx.state.admin ?? a.admin ?? null });
-        } catch (err) {
-          deps.events.emit('log', { level: 'error', msg: 'audit write failed', error: String(err) });
-        }
-      }
-    }
-  });
-
-  app.use(async (ctx, next) => {
+    ctx.state.client = (ctx.req.socket.remoteAddress ?? '').replace(/^::ffff:/, ''); // known even if the body is broken
     ctx.state.params = await parseRequestParams(ctx.req, new URLSearchParams(ctx.querystring), deps.config.server.bodyLimitBytes);
     ctx.state.client = clientAddress(deps, ctx, ctx.state.params);
     await next();

@@ -20,6 +20,7 @@ import { createAnswerBus, type AnswerBus, type BusTransport } from './auth/answe
 import { pgTransport, redisTransport } from './auth/bus_transports.ts';
 import { createWaitRegistry, type WaitRegistry } from './auth/wait.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
+import { createPushServices, type PushServices, type PushServicesOptions } from './auth/push_services.ts';
 
 export interface Deps {
   readonly config: Config;
@@ -35,6 +36,8 @@ export interface Deps {
   readonly answers: AnswerBus;
   readonly waits: WaitRegistry;
   readonly metrics: Metrics;
+  /** Push channels (push.channels), the server-key pool and the support handed to push token types. */
+  readonly push: PushServices;
   /** Re-reads inline policies and policy files; throws ConfigError and keeps the old set on any problem. */
   reloadPolicies(from?: Config): number;
   close(): Promise<void>;
@@ -49,6 +52,8 @@ export interface BuildOptions {
   migrate?: boolean;
   /** Cross-node transport for the answer bus; default: Redis when bus.redis_url is set, else PostgreSQL LISTEN/NOTIFY on PostgreSQL, else none. */
   transport?: BusTransport | null;
+  /** Push test seams: server-key pool (e.g. 2048-bit keys) and Firebase credential/agent. */
+  push?: PushServicesOptions;
 }
 
 export function collectPolicies(config: Config, actions: ReadonlyMap<string, ActionDef>): PolicyDef[] {
@@ -101,8 +106,10 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
   try { await answers.start(); } catch (err) { await answers.close().catch(() => {}); await store.close(); throw err; }
   const unsubscribe = events.on('challenge.answered', (e) => answers.notify(e.transactionId));
   const waits = createWaitRegistry({ config, events });
+  let push: PushServices;
+  try { push = createPushServices({ config, clock, events, store }, opts.push); } catch (err) { unsubscribe(); await answers.close().catch(() => {}); await store.close(); throw err; }
   return {
-    config, clock, events, store, box, pins, realms, registry, policies, answers, waits, metrics: createMetrics(events),
+    config, clock, events, store, box, pins, realms, registry, policies, answers, waits, push, metrics: createMetrics(events),
     jwtKey: box.derive('jwt'),
     reloadPolicies(from = config) {
       const next = collectPolicies(from, actions);
@@ -114,6 +121,7 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
       unsubscribe();
       waits.abortAll();
       await answers.close();
+      await push.close();
       await store.close();
     },
   };

@@ -12,7 +12,8 @@ export const VERSION = `pushgate ${VERSION_NUMBER}`;
 export interface Envelope {
   jsonrpc: '2.0'; id: number; time: number; version: string; versionnumber?: string;
   result: { status: boolean; value?: unknown; authentication?: string; error?: { code: number; message: string } };
-  detail: Record<string, unknown> | null;
+  /** Absent when `no_detail_on_success` / `no_detail_on_fail` stripped it (eduMFA deletes the key). */
+  detail?: Record<string, unknown> | null;
 }
 
 export function okEnvelope(now: number, value: unknown, detail: Record<string, unknown> | null = {}, id = 1): Envelope {
@@ -60,6 +61,6 @@ export function outcomeEnvelope(now: number, o: Outcome, opts: { noDetailOnSucce
   }
   const env = okEnvelope(now, o.kind === 'accept', detail, 2);
   env.result.authentication = AUTHENTICATION[o.kind];
-  if ((o.kind === 'accept' && opts.noDetailOnSuccess) || (o.kind !== 'accept' && o.kind !== 'challenge' && opts.noDetailOnFail)) env.detail = {};
+  if ((o.kind === 'accept' && opts.noDetailOnSuccess) || (o.kind !== 'accept' && o.kind !== 'challenge' && opts.noDetailOnFail)) delete env.detail;
   return env;
 }

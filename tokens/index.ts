@@ -4,6 +4,7 @@ import { ParameterError } from '../server/errors.ts';
 import { hotp } from './hotp.ts';
 import { spass } from './spass.ts';
 import { totp } from './totp.ts';
+import { PUSH_TOKEN_TYPES } from './push/index.ts';
 import type { TokenType } from './types.ts';
 
 export interface TokenRegistry {
@@ -20,7 +21,7 @@ export interface TokenRegistry {
 export const OTP_TOKEN_TYPES: readonly TokenType[] = [hotp, totp, spass];
 
 /** Every type the server registers. The push module adds its types here. */
-export const ALL_TOKEN_TYPES: readonly TokenType[] = [...OTP_TOKEN_TYPES];
+export const ALL_TOKEN_TYPES: readonly TokenType[] = [...OTP_TOKEN_TYPES, ...PUSH_TOKEN_TYPES];
 
 /**
  * Builds a registry. Throws on two types with the same name, or on two different action definitions with the same

@@ -5,6 +5,7 @@
  */
 import type { ActionDef, ActionValue, Scope } from '../policies/types.ts';
 import type { Clock } from '../server/clock.ts';
+import type { PushMessage, SendResult } from '../server/push/channel.ts';
 
 export type RolloutState = '' | 'clientwait' | 'enrolled';
 
@@ -41,6 +42,23 @@ export interface TokenContext {
    * a name declared in several scopes (e.g. `edupush_ssl_verify`); without it the first declaration is used.
    */
   action<T extends ActionValue>(name: string, scope?: Scope): T | undefined;
+  /** Server services for push types (channels, key preparation). Absent: only `poll only` push tokens work. */
+  readonly push?: PushSupport;
+}
+
+/** What the push token types need from the server; built once per Deps (server/auth/push_services.ts). */
+export interface PushSupport {
+  /** Is a channel of this name configured? (`poll only` is not a channel.) */
+  hasChannel(name: string): boolean;
+  /**
+   * Sends through the named channel. Never throws, never takes longer than the channel's timeout. A device the
+   * provider reports as gone (FCM UNREGISTERED) is recorded on the token (tokeninfo + `token.stale_device`).
+   */
+  send(channel: string, token: TokenRecord, target: string, message: PushMessage): Promise<SendResult>;
+  /** Takes back a stored challenge nobody can reach (delivery failed and the phone may not poll). */
+  withdraw(challenge: ChallengeRecord): Promise<void>;
+  /** A push enrollment began: start preparing a server key so its step 2 answers fast. */
+  prepareEnrollment(): void;
 }
 
 /** /token/init and `pushgate token enroll` parameters, already validated for presence/shape by the route. */

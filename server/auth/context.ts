@@ -35,6 +35,6 @@ export function requestPolicies(deps: Deps, who: Who): RequestPolicies {
     sources(name) {
       return deps.policies.explain(scopeOf(name), who).find((e) => e.action === name)?.from ?? [];
     },
-    tokenContext: () => ({ clock: deps.clock, action }),
+    tokenContext: () => ({ clock: deps.clock, action, push: deps.push.support }),
   };
 }

@@ -7,9 +7,10 @@ import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import crypto from 'node:crypto';
-import { cert, deleteApp, initializeApp, type App, type Credential } from 'firebase-admin/app';
+import { deleteApp, initializeApp, type App, type Credential } from 'firebase-admin/app';
 import { getMessaging, type Message } from 'firebase-admin/messaging';
 import type { ChannelConfig } from '../config.ts';
 import type { Clock } from '../clock.ts';
@@ -23,7 +24,7 @@ export interface FirebaseChannelOptions {
   readonly projectId?: string;
 }
 
-interface ServiceAccount { type: string; project_id: string; client_email: string; private_key: string }
+interface ServiceAccount { type: string; project_id: string; client_email: string; private_key: string; private_key_id?: string; token_uri?: string }
 
 /** Reads and checks a service-account JSON (`"type": "service_account"`). Throws ConfigError naming the channel. */
 export function readServiceAccount(cfg: ChannelConfig): ServiceAccount {
@@ -71,7 +72,7 @@ export function createFirebaseChannel(cfg: ChannelConfig, opts: FirebaseChannelO
   let projectId = opts.projectId;
   if (!credential || !projectId) {
     const sa = readServiceAccount(cfg);
-    credential ??= cert({ projectId: sa.project_id, clientEmail: sa.client_email, privateKey: sa.private_key }, agent);
+    credential ??= serviceAccountCredential(sa, opts.clock, agent);
     projectId ??= sa.project_id;
   }
   // App names are process-global in firebase-admin: make each one unique (several Deps may live in one process).
@@ -105,6 +106,52 @@ export function createFirebaseChannel(cfg: ChannelConfig, opts: FirebaseChannelO
   };
 }
 
+const OAUTH_SCOPES = 'https://www.googleapis.com/auth/cloud-platform https://www.googleapis.com/auth/firebase.messaging';
+const DEFAULT_TOKEN_URI = 'https://oauth2.googleapis.com/token';
+
+/**
+ * OAuth2 for a service account (RFC 7523 JWT bearer grant), sent through the channel's agent — so `https_proxy`
+ * covers the token exchange too (google-auth-library's fetch ignores agents). firebase-admin caches the token.
+ */
+export function serviceAccountCredential(sa: ServiceAccount, clock: Clock, agent?: http.Agent): Credential {
+  const b64url = (x: string | Buffer) => Buffer.from(x).toString('base64url');
+  return {
+    async getAccessToken() {
+      const tokenUri = sa.token_uri || DEFAULT_TOKEN_URI;
+      const iat = Math.floor(clock.now() / 1000);
+      const header = b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT', ...(sa.private_key_id ? { kid: sa.private_key_id } : {}) }));
+      const claims = b64url(JSON.stringify({ iss: sa.client_email, scope: OAUTH_SCOPES, aud: tokenUri, iat, exp: iat + 3600 }));
+      const signature = b64url(crypto.sign('sha256', Buffer.from(`${header}.${claims}`), sa.private_key));
+      const body = new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion: `${header}.${claims}.${signature}` }).toString();
+      const reply = await postForm(tokenUri, body, agent);
+      let doc: { access_token?: unknown; expires_in?: unknown };
+      try { doc = JSON.parse(reply.text) as typeof doc; } catch { doc = {}; }
+      if (reply.status !== 200 || typeof doc.access_token !== 'string') {
+        throw new Error(`OAuth token request to ${tokenUri} failed with HTTP ${reply.status}`);
+      }
+      return { access_token: doc.access_token, expires_in: typeof doc.expires_in === 'number' ? doc.expires_in : 3600 };
+    },
+  };
+}
+
+function postForm(url: string, body: string, agent?: http.Agent): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const req = https.request({
+      hostname: u.hostname, port: u.port || 443, path: u.pathname + u.search, method: 'POST', agent, timeout: 10_000,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('OAuth token request timed out')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 function errorText(err: unknown): string {
   if (typeof err === 'object' && err !== null) {
     const e = err as { code?: unknown; message?: unknown };
@@ -119,18 +166,21 @@ function errorText(err: unknown): string {
  */
 export class ProxyTunnelAgent extends https.Agent {
   readonly proxy: URL;
-  constructor(proxyUrl: string) {
+  private readonly tlsOptions: tls.ConnectionOptions;
+  /** `tlsOptions` apply to the TLS session with the target host (e.g. `ca` for a private CA). */
+  constructor(proxyUrl: string, tlsOptions: tls.ConnectionOptions = {}) {
     super({ keepAlive: true });
     this.proxy = new URL(proxyUrl);
+    this.tlsOptions = tlsOptions;
   }
-  override createConnection(options: Record<string, unknown>, callback?: (err: Error | null, socket?: net.Socket) => void): undefined {
+  override createConnection(options: https.RequestOptions, callback?: (err: Error | null, stream: Duplex) => void): undefined {
     const host = String(options.host ?? options.hostname ?? '');
     const port = Number(options.port ?? 443);
     const proxyPort = Number(this.proxy.port || (this.proxy.protocol === 'https:' ? 443 : 80));
     const raw = this.proxy.protocol === 'https:'
       ? tls.connect({ host: this.proxy.hostname, port: proxyPort, servername: this.proxy.hostname })
       : net.connect(proxyPort, this.proxy.hostname);
-    const done = (err: Error | null, socket?: net.Socket) => { callback?.(err, socket); callback = undefined; };
+    const done = (err: Error | null, socket?: Duplex) => { callback?.(err, socket as Duplex); callback = undefined; };
     const auth = this.proxy.username
       ? `Proxy-Authorization: Basic ${Buffer.from(`${decodeURIComponent(this.proxy.username)}:${decodeURIComponent(this.proxy.password)}`).toString('base64')}\r\n`
       : '';
@@ -144,7 +194,7 @@ export class ProxyTunnelAgent extends https.Agent {
       raw.off('data', onData);
       const status = /^HTTP\/1\.[01] (\d{3})/.exec(head.toString('latin1'))?.[1];
       if (status !== '200') { raw.destroy(); done(new Error(`proxy refused CONNECT ${host}:${port} (${status ?? 'no status'})`)); return; }
-      const secure = tls.connect({ socket: raw, servername: String(options.servername ?? host), ALPNProtocols: ['http/1.1'] });
+      const secure = tls.connect({ ...this.tlsOptions, socket: raw, servername: String(options.servername ?? host), ALPNProtocols: ['http/1.1'] });
       secure.once('secureConnect', () => done(null, secure));
       secure.once('error', (err) => done(err));
     };

@@ -1,12 +1,43 @@
-/** PLACEHOLDER until the push module lands: /ttype/<type> rejects every type. */
-import Router from '@koa/router';
+/**
+ * `GET|POST /ttype/<type>` — the authenticator apps' endpoint for the push types (protocol.md §2, §4, §5).
+ * Unauthenticated: every request proves itself with the enrollment credential or a signature.
+ * Responses: step 2 → `detail {serial, rollout_state, public_key}`; answer / Firebase-token update → `value`
+ * true|false without `detail`; poll → `value` = list of smartphone data without `detail`.
+ */
+import Router, { type RouterContext } from '@koa/router';
 import type { Deps } from '../deps.ts';
 import type { AppState } from '../app.ts';
 import { ParameterError } from '../errors.ts';
+import { okEnvelope } from '../envelope.ts';
+import { handleSmartphoneRequest } from '../auth/smartphone.ts';
+import { pushVariantOf } from '../../tokens/push/index.ts';
 
 export function smartphoneRouter(deps: Deps): Router<AppState> {
-  void deps;
   const router = new Router<AppState>();
-  router.all('/ttype/:type', (ctx) => { throw new ParameterError(`Invalid tokentype provided. ttype: ${ctx.params.type}`); });
+  deps.push.startServing();
+
+  const endpoint = async (ctx: RouterContext<AppState>) => {
+    const name = String(ctx.params.type ?? '');
+    const variant = pushVariantOf(name);
+    if (!variant || !deps.registry.get(variant.type)) throw new ParameterError(`Invalid tokentype provided. ttype: ${name}`);
+    const { params } = ctx.state;
+    ctx.state.audit = { action: `${ctx.method} /ttype/${variant.type}`, success: false, outcome: 'ERROR', serials: params.get('serial') ? [params.get('serial')!] : [] };
+    const result = await handleSmartphoneRequest(deps, variant, ctx.method, params, ctx.state.client);
+    const now = deps.clock.now();
+    if (result.kind === 'completeEnrollment') {
+      ctx.body = okEnvelope(now, true, { ...result.details });
+    } else {
+      const { detail: _omitted, ...bare } = okEnvelope(now, result.value, null);
+      ctx.body = bare;
+    }
+    const success = result.kind !== 'answerChallenge' || result.value;
+    ctx.state.audit = {
+      ...ctx.state.audit, success, outcome: success ? 'OK' : 'FAIL', serials: [result.serial],
+      transactionId: result.kind === 'answerChallenge' ? result.transactionIds[0] ?? null : null,
+      info: { request: result.kind, ...(result.kind === 'poll' ? { challenges: result.value.length } : {}) },
+    };
+  };
+  router.get('/ttype/:type', endpoint);
+  router.post('/ttype/:type', endpoint);
   return router;
 }

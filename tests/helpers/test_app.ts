@@ -14,6 +14,7 @@ import { createApp } from '../../server/app.ts';
 import { Events } from '../../server/events.ts';
 import { FakeClock } from './fake_clock.ts';
 import { freshDatabaseUrl } from './databases.ts';
+import type { PushServicesOptions } from '../../server/auth/push_services.ts';
 
 export interface TestWorld {
   deps: Deps;
@@ -45,6 +46,8 @@ export interface WorldOptions {
   /** Skip the HTTP server. */
   noHttp?: boolean;
   databaseUrl?: string;
+  /** Push seams (default: 2048-bit server keys made on demand instead of a pool of 4096-bit ones, to keep tests fast). */
+  push?: PushServicesOptions;
 }
 
 export async function createWorld(opts: WorldOptions = {}): Promise<TestWorld> {
@@ -63,7 +66,7 @@ export async function createWorld(opts: WorldOptions = {}): Promise<TestWorld> {
   const events = new Events();
   const seen: TestWorld['seen'] = [];
   events.onAny((name, payload) => { seen.push({ name, payload }); });
-  const deps = await buildDeps(config, { clock, events, key: crypto.randomBytes(32) });
+  const deps = await buildDeps(config, { clock, events, key: crypto.randomBytes(32), push: opts.push ?? { keys: { bits: 2048, size: 0 } } });
   let server: Server | null = null;
   let url = '';
   if (!opts.noHttp) {

@@ -1,0 +1,145 @@
+/**
+ * The phone's requests at `/ttype/<type>`: load the records, run the push module's checks, store the result with
+ * one conditional statement each, then emit events (`challenge.answered` wakes waiting logins via the answer bus).
+ *
+ * Differences from eduMFA (deliberate): the enrollment TTL is enforced; an answer to an expired, declined or already
+ * answered challenge changes nothing (a declined challenge never becomes accepted); a malformed base32 signature is
+ * a 400, never a 500; an answer for an unknown serial gets the same `value: false` as a wrong signature.
+ */
+import type { Deps } from '../deps.ts';
+import { NotFoundError, ParameterError, PolicyError, SignatureError } from '../errors.ts';
+import { requestPolicies } from './context.ts';
+import type { TokenContext, TokenRecord } from '../../tokens/types.ts';
+import {
+  checkEnrollmentCredential, completeEnrollment, EnrollmentExpiredError, type CompleteEnrollmentResult,
+} from '../../tokens/push/enrollment.ts';
+import { buildSmartphoneData, ENROLLMENT_SESSION, pollingAllowed, smartphoneTexts, tokenServerKey, type SmartphoneData } from '../../tokens/push/challenge.ts';
+import { parsePhoneKey, PhoneKeyError, type ServerKeyPair } from '../../tokens/push/signatures.ts';
+import {
+  answerSignedText, checkPhoneSignature, checkTimestamp, classifySmartphoneRequest, FIREBASE_UPDATE_WINDOW_MS,
+  firebaseUpdateSignedText, isEnrolledPushToken, POLL_WINDOW_MS, pollSignedText, type SmartphoneParams, type SmartphoneRequest,
+} from '../../tokens/push/smartphone.ts';
+import { actionNames, infoKeys, type PushVariant } from '../../tokens/push/variants.ts';
+
+export type SmartphoneResult =
+  | { readonly kind: 'completeEnrollment'; readonly serial: string; readonly details: CompleteEnrollmentResult['details'] }
+  | { readonly kind: 'answerChallenge'; readonly serial: string; readonly value: boolean; readonly transactionIds: readonly string[] }
+  | { readonly kind: 'poll'; readonly serial: string; readonly value: readonly SmartphoneData[] }
+  | { readonly kind: 'updateFirebaseToken'; readonly serial: string; readonly value: true };
+
+/** Classifies and handles one request. `client` is the phone's address (policies match without a user). */
+export async function handleSmartphoneRequest(
+  deps: Deps, v: PushVariant, method: string, params: SmartphoneParams, client: string | undefined,
+): Promise<SmartphoneResult> {
+  const rp = requestPolicies(deps, { client });
+  const ctx = rp.tokenContext();
+  if (method === 'GET' || method === 'HEAD') {
+    // Polling policy first (eduMFA order): a denied phone learns nothing else.
+    if (ctx.action<string>(actionNames(v).allowPolling, 'authentication') === 'deny') throw new PolicyError('Polling not allowed!');
+  }
+  const req = classifySmartphoneRequest(method, params);
+  switch (req.kind) {
+    case 'completeEnrollment': return enrollmentStep2(deps, v, req);
+    case 'answerChallenge': return answerChallenge(deps, v, req);
+    case 'poll': return poll(deps, v, req, ctx);
+    case 'updateFirebaseToken': return updateFirebaseToken(deps, v, req);
+  }
+}
+
+type Req<K extends SmartphoneRequest['kind']> = Extract<SmartphoneRequest, { kind: K }>;
+
+const NOT_IN_CLIENTWAIT = "No token with this serial number in the rollout state 'clientwait'.";
+
+/** Enrollment step 2: `clientwait → enrolled` exactly once, within the TTL. */
+export async function enrollmentStep2(deps: Deps, v: PushVariant, req: Req<'completeEnrollment'>): Promise<SmartphoneResult> {
+  const token = await deps.store.tokens.bySerial(req.serial);
+  if (!token || token.type !== v.type || token.rolloutState !== 'clientwait') throw new NotFoundError(NOT_IN_CLIENTWAIT);
+  checkEnrollmentCredential(token, req.enrollmentCredential);
+  try { parsePhoneKey(req.pubkey); } catch (err) {
+    if (err instanceof PhoneKeyError) throw new ParameterError(`Invalid public key: ${err.message}`);
+    throw err;
+  }
+  const serverKey = await takeServerKey(deps);
+  const done = completeEnrollment(v, token, req, serverKey);
+  const now = deps.clock.now();
+  const won = await deps.store.tokens.updateIfRollout(token.serial, 'clientwait', {
+    rolloutState: 'enrolled', active: true, info: done.info, secrets: done.secrets, rolloutExpiresAt: null,
+  }, now);
+  if (!won) {
+    // Lost: either another step 2 came first, or the enrollment TTL passed (the guard checks rollout_expires_at).
+    const again = await deps.store.tokens.bySerial(token.serial);
+    if (again && again.type === v.type && again.rolloutState === 'clientwait') throw new EnrollmentExpiredError();
+    throw new NotFoundError(NOT_IN_CLIENTWAIT);
+  }
+  await settleEnrollmentChallenges(deps, token, now);
+  return { kind: 'completeEnrollment', serial: token.serial, details: done.details };
+}
+
+async function takeServerKey(deps: Deps): Promise<ServerKeyPair> {
+  return deps.push.keys.take();
+}
+
+/** Enrollment via multichallenge: completing step 2 answers the enrollment challenge of this serial. */
+async function settleEnrollmentChallenges(deps: Deps, token: TokenRecord, now: number): Promise<void> {
+  const open = await deps.store.challenges.openForSerial(token.serial, now);
+  for (const row of open.filter((r) => r.session === ENROLLMENT_SESSION)) {
+    if (await deps.store.challenges.answer(row.id, 'accepted', now)) {
+      deps.events.emit('challenge.answered', { serial: token.serial, transactionId: row.transactionId, decision: 'accept' });
+    }
+  }
+}
+
+/** Answer or decline: signature over `nonce|serial[|decline]`, then one conditional update per matching challenge. */
+export async function answerChallenge(deps: Deps, v: PushVariant, req: Req<'answerChallenge'>): Promise<SmartphoneResult> {
+  const refuse = (): SmartphoneResult => ({ kind: 'answerChallenge', serial: req.serial, value: false, transactionIds: [] });
+  const token = await deps.store.tokens.bySerial(req.serial);
+  const check = isEnrolledPushToken(v, token)
+    ? checkPhoneSignature(v, token, answerSignedText(req.nonce, req.serial, req.decline), req.signature)
+    : 'invalid';
+  if (check === 'malformed') throw new SignatureError();
+  if (check !== 'valid' || req.nonce === '') return refuse();
+  const rows = await deps.store.challenges.bySerialNonce(req.serial, req.nonce);
+  const decision = req.decline ? 'declined' : 'accepted';
+  const now = deps.clock.now();
+  const won: string[] = [];
+  for (const row of rows) {
+    if (await deps.store.challenges.answer(row.id, decision, now)) {
+      won.push(row.transactionId);
+      deps.events.emit('challenge.answered', { serial: req.serial, transactionId: row.transactionId, decision: req.decline ? 'decline' : 'accept' });
+    }
+  }
+  // A retry of an answer that already landed (same decision, still valid) is a success too; anything else is not.
+  const repeated = rows.some((r) => r.status === decision && r.expiresAt > now);
+  return { kind: 'answerChallenge', serial: req.serial, value: won.length > 0 || repeated, transactionIds: won };
+}
+
+/** The phone's poll: freshly signed smartphone data for every open challenge of the token. */
+export async function poll(deps: Deps, v: PushVariant, req: Req<'poll'>, ctx: TokenContext): Promise<SmartphoneResult> {
+  const now = deps.clock.now();
+  checkTimestamp(req.timestamp, now, POLL_WINDOW_MS);
+  const token = await deps.store.tokens.bySerial(req.serial);
+  if (!isEnrolledPushToken(v, token)) throw new SignatureError();
+  if (!pollingAllowed(v, token, ctx)) throw new PolicyError('Polling not allowed!');
+  if (checkPhoneSignature(v, token, pollSignedText(req.serial, req.timestamp), req.signature) !== 'valid') throw new SignatureError();
+  const texts = smartphoneTexts(v, token, ctx);
+  const key = tokenServerKey(token);
+  if (!texts || !key) throw new SignatureError();
+  const open = (await deps.store.challenges.openForSerial(token.serial, now)).filter((r) => r.session !== ENROLLMENT_SESSION);
+  return { kind: 'poll', serial: token.serial, value: open.map((r) => buildSmartphoneData(r.nonce, token.serial, texts, key)) };
+}
+
+/** New FCM registration token, signed `new_fb_token|serial|timestamp` within ±5 minutes. */
+export async function updateFirebaseToken(deps: Deps, v: PushVariant, req: Req<'updateFirebaseToken'>): Promise<SmartphoneResult> {
+  const now = deps.clock.now();
+  checkTimestamp(req.timestamp, now, FIREBASE_UPDATE_WINDOW_MS);
+  const token = await deps.store.tokens.bySerial(req.serial);
+  if (!isEnrolledPushToken(v, token)) throw new SignatureError();
+  if (checkPhoneSignature(v, token, firebaseUpdateSignedText(req.newFbToken, req.serial, req.timestamp), req.signature) !== 'valid') {
+    throw new SignatureError();
+  }
+  const keys = infoKeys(v);
+  const info: Record<string, string> = { ...token.info, [keys.firebaseToken]: req.newFbToken };
+  delete info[keys.deviceStale];
+  await deps.store.tokens.update(token.serial, { info }, now);
+  return { kind: 'updateFirebaseToken', serial: token.serial, value: true };
+}

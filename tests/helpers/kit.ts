@@ -1,0 +1,157 @@
+/**
+ * Shared test kit for tests/server: the RFC 4226 test key, OTP values, a world with teardown, enrollment and
+ * policy helpers, a raw HTTP client (no implicit User-Agent or Content-Type) and promise helpers.
+ */
+import http from 'node:http';
+import { createWorld, type CallOptions, type Reply, type TestWorld, type WorldOptions } from './test_app.ts';
+import { hotpValue } from '../../tokens/otp.ts';
+import { createPinHasher } from '../../server/auth/pin.ts';
+import type { AuditRow } from '../../server/store/audit_repo.ts';
+import type { TokenRecord } from '../../tokens/types.ts';
+
+/** RFC 4226 Appendix D key and its first ten HOTP values. */
+export const KEY = Buffer.from('12345678901234567890');
+export const KEY_HEX = KEY.toString('hex');
+export const RFC = ['755224', '287082', '359152', '969429', '338314', '254676', '287922', '162583', '399871', '520489'];
+
+/** HOTP value of the RFC key at `counter` (6 digits, SHA-1 unless given). */
+export const hotpAt = (counter: number, digits: 6 | 8 = 6, hash: 'sha1' | 'sha256' | 'sha512' = 'sha1'): string =>
+  hotpValue(KEY, counter, digits, hash);
+/** TOTP value of the RFC key at epoch-ms `ms` for a time step of `step` seconds (6 digits, SHA-1). */
+export const totpAt = (ms: number, step = 30): string => hotpValue(KEY, Math.floor(ms / (step * 1000)), 6, 'sha1');
+
+export interface Teardown { teardown(fn: () => Promise<void> | void): void }
+
+/** A fresh world closed after the test. */
+export async function world(t: Teardown, opts: WorldOptions = {}): Promise<TestWorld> {
+  const w = await createWorld(opts);
+  t.teardown(() => w.close());
+  return w;
+}
+
+/** The Authorization header of the world's admin. */
+export async function asAdmin(w: TestWorld): Promise<Record<string, string>> {
+  return { Authorization: await w.adminToken() };
+}
+
+/** POST /token/init as admin; throws (with the body) unless HTTP 200. Returns the response body. */
+export async function enroll(w: TestWorld, params: Record<string, unknown>): Promise<any> {
+  const r = await w.call('POST', '/token/init', params, { headers: await asAdmin(w) });
+  if (r.status !== 200) throw new Error(`enroll failed: ${r.status} ${r.text}`);
+  return r.body;
+}
+
+/** An HOTP token with the RFC key. */
+export function enrollHotp(w: TestWorld, over: Record<string, unknown> = {}): Promise<any> {
+  return enroll(w, { type: 'hotp', otpkey: KEY_HEX, user: 'alice', pin: '1234', serial: 'OATH0001', ...over });
+}
+
+/** POST /validate/check (form unless `opts.as`). */
+export function check(w: TestWorld, params: Record<string, unknown>, opts: CallOptions = {}): Promise<Reply> {
+  return w.call('POST', '/validate/check', params, opts);
+}
+
+export async function tokenOf(w: TestWorld, serial: string): Promise<TokenRecord> {
+  const t = await w.deps.store.tokens.bySerial(serial);
+  if (!t) throw new Error(`no token ${serial}`);
+  return t;
+}
+
+export function auditRows(w: TestWorld): Promise<AuditRow[]> {
+  return w.deps.store.audit.tail(10_000);
+}
+
+/** A policy entry as YAML would give it. */
+export function policy(name: string, scope: string, actions: Record<string, unknown>, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { name, scope, actions, ...extra };
+}
+
+/** The same cheap argon2id parameters the test world uses, for hashes written into user files. */
+export const cheapHasher = createPinHasher({ memoryKib: 1024, timeCost: 1, parallelism: 1, maxConcurrent: 2 });
+
+/** A users YAML file body. */
+export function usersYaml(users: ReadonlyArray<Record<string, string>>): string {
+  return users.map((u) => Object.entries(u).map(([k, v], i) => `${i === 0 ? '- ' : '  '}${k}: ${JSON.stringify(v)}`).join('\n')).join('\n') + '\n';
+}
+
+export interface Deferred<T> { promise: Promise<T>; resolve(v: T): void; reject(e: unknown): void }
+export function deferred<T = void>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej; });
+  return { promise, resolve, reject };
+}
+
+/** Tracks whether a promise has settled (without time: purely by callbacks). */
+export function track<T>(p: Promise<T>): { promise: Promise<T>; settled(): boolean } {
+  let done = false;
+  const promise = p.finally(() => { done = true; });
+  return { promise, settled: () => done };
+}
+
+/**
+ * Lets the event loop run (setImmediate turns, no timers) until `cond()` holds; throws after `maxTurns`.
+ * For waiting on a state another async task reaches, never for waiting on time.
+ */
+export async function until(cond: () => boolean, maxTurns = 100_000): Promise<void> {
+  for (let i = 0; i < maxTurns; i++) {
+    if (cond()) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  throw new Error('condition never became true');
+}
+
+/**
+ * Makes the next `n` calls of `obj[key]` wait for each other: nobody proceeds until all `n` have arrived. With
+ * `at: 'after'` (default) each call first runs and the results are held back (every request has read the same
+ * state before any writes); with `at: 'before'` the calls are held at the door and then all start together.
+ * Forces a race without timers. Later calls pass straight through. Returns how many calls arrived so far.
+ */
+export function barrier<T extends object>(obj: T, key: keyof T & string, n: number, at: 'before' | 'after' = 'after'): () => number {
+  const orig = obj[key] as unknown as (...args: unknown[]) => Promise<unknown>;
+  let arrived = 0;
+  let waiting: Array<() => void> = [];
+  const gate = async () => {
+    arrived++;
+    if (arrived === n) { for (const release of waiting) release(); waiting = []; }
+    else if (arrived < n) await new Promise<void>((resolve) => waiting.push(resolve));
+  };
+  (obj as Record<string, unknown>)[key] = async (...args: unknown[]) => {
+    if (at === 'before') { await gate(); return orig.apply(obj, args); }
+    const result = await orig.apply(obj, args);
+    await gate();
+    return result;
+  };
+  return () => arrived;
+}
+
+export interface RawReply { status: number; headers: http.IncomingHttpHeaders; text: string; body: any }
+
+/**
+ * A request through node:http, which adds no User-Agent and no Content-Type of its own. `body` as a string is sent
+ * with a Content-Length; `chunks` are sent with chunked transfer encoding.
+ */
+export function rawRequest(base: string, o: { method?: string; path: string; headers?: Record<string, string>; body?: string; chunks?: string[] }): Promise<RawReply> {
+  return new Promise((resolve, reject) => {
+    const url = new URL(o.path, base);
+    const headers: Record<string, string> = { ...(o.headers ?? {}) };
+    if (o.body !== undefined) headers['content-length'] = String(Buffer.byteLength(o.body));
+    const req = http.request({ host: url.hostname, port: url.port, path: url.pathname + url.search, method: o.method ?? 'POST', headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let body: unknown = null;
+        try { body = JSON.parse(text); } catch { /* not JSON */ }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, body });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (o.body !== undefined) req.end(o.body);
+    else if (o.chunks) {
+      for (const c of o.chunks) req.write(c);
+      req.end();
+    } else req.end();
+  });
+}

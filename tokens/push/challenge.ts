@@ -1,0 +1,145 @@
+/**
+ * Push challenges (protocol.md §3): the nonce, the signed smartphone data the app verifies byte for byte, the FCM
+ * message, and the delivery decision (poll only / channel / polling policy when the channel fails).
+ */
+import crypto, { type KeyObject } from 'node:crypto';
+import type { ActionValue } from '../../policies/types.ts';
+import { base32Encode } from '../base32.ts';
+import type { ChallengeRecord, ChallengeSpec, DeliveryResult, TokenContext, TokenRecord } from '../types.ts';
+import { POLL_ONLY, type PushMessage } from '../../server/push/channel.ts';
+import { sslVerifyValue } from './enrollment.ts';
+import { serverPrivateKey, signText } from './signatures.ts';
+import {
+  actionNames, DEFAULT_PUSH_MESSAGE, DEFAULT_PUSH_QUESTION, DEFAULT_PUSH_TITLE, infoKeys, POLLING_HINT, SECRET_KEYS,
+  type PushVariant,
+} from './variants.ts';
+
+/** Session marker of the challenge created for enrollment via multichallenge (no push is sent for it). */
+export const ENROLLMENT_SESSION = 'enrollment';
+/** FCM / APNs lifetime of a notification (eduMFA's hard-coded 120 s, independent of the challenge validity). */
+const NOTIFICATION_TTL_SECONDS = 120;
+
+/** 20 random bytes as base32 without padding: 32 characters `A–Z2–7`. */
+export function newNonce(): string {
+  return base32Encode(crypto.randomBytes(20), { padding: false });
+}
+
+export function createPushChallenge(ctx: TokenContext): ChallengeSpec {
+  const text = ctx.action<ActionValue>('challenge_text');
+  return {
+    nonce: newNonce(),
+    message: typeof text === 'string' && text !== '' ? text : DEFAULT_PUSH_MESSAGE,
+    attributes: { hideResponseInput: true },
+  };
+}
+
+/** The smartphone data (FCM `data` and each poll result item). All values are strings. */
+export interface SmartphoneData {
+  readonly nonce: string;
+  readonly question: string;
+  readonly serial: string;
+  readonly title: string;
+  readonly sslverify: '0' | '1';
+  readonly url: string;
+  readonly signature: string;
+}
+
+export interface SmartphoneTexts {
+  readonly question: string;
+  readonly title: string;
+  readonly sslVerify: '0' | '1';
+  readonly url: string;
+}
+
+/** The string the server signs: `nonce|url|serial|question|title|sslverify`. */
+export function smartphoneSignedText(nonce: string, serial: string, t: SmartphoneTexts): string {
+  return [nonce, t.url, serial, t.question, t.title, t.sslVerify].join('|');
+}
+
+export function buildSmartphoneData(nonce: string, serial: string, t: SmartphoneTexts, key: KeyObject | string): SmartphoneData {
+  return {
+    nonce, question: t.question, serial, title: t.title, sslverify: t.sslVerify, url: t.url,
+    signature: signText(key, smartphoneSignedText(nonce, serial, t)),
+  };
+}
+
+/**
+ * Texts for the phone from the authentication policies (and the enrollment policy for the URL), as resolved in
+ * `ctx` — with the user for a login, without a user for the phone's poll. Null when no registration URL is known.
+ */
+export function smartphoneTexts(v: PushVariant, token: TokenRecord, ctx: TokenContext): SmartphoneTexts | null {
+  const n = actionNames(v);
+  const str = (name: string, scope: 'authentication' | 'enrollment', fallback: string | undefined): string | undefined => {
+    const raw = ctx.action<ActionValue>(name, scope);
+    return typeof raw === 'string' || typeof raw === 'number' ? String(raw) : fallback;
+  };
+  const url = str(n.registrationUrl, 'enrollment', undefined)?.trim() || token.info[infoKeys(v).registrationUrl];
+  if (!url) return null;
+  return {
+    question: str(n.textOnMobile, 'authentication', DEFAULT_PUSH_QUESTION)!,
+    title: str(n.titleOnMobile, 'authentication', DEFAULT_PUSH_TITLE)!,
+    sslVerify: sslVerifyValue(ctx.action<ActionValue>(n.sslVerify, 'authentication')),
+    url,
+  };
+}
+
+/** The token's server private key, or null when the token was never completed. */
+export function tokenServerKey(token: TokenRecord): KeyObject | null {
+  const pem = token.secrets[SECRET_KEYS.privateKeyServer];
+  if (!pem) return null;
+  try { return serverPrivateKey(pem); } catch { return null; }
+}
+
+/** The push notification for smartphone data (protocol.md §3.4). */
+export function pushMessage(data: SmartphoneData, nowMs: number): PushMessage {
+  return {
+    data: { ...data },
+    notification: { title: data.title, body: data.question },
+    android: { priority: 'high', ttlMs: NOTIFICATION_TTL_SECONDS * 1000, analyticsLabel: 'AndroidPushToken' },
+    apns: {
+      headers: {
+        'apns-priority': '10', 'apns-push-type': 'alert', 'apns-collapse-id': 'privacyidea.pushtoken',
+        'apns-expiration': String(Math.floor(nowMs / 1000) + NOTIFICATION_TTL_SECONDS),
+      },
+      alert: { title: data.title, body: data.question },
+      sound: 'default',
+      category: 'PUSH_AUTHENTICATION',
+      analyticsLabel: 'iOSPushToken',
+    },
+  };
+}
+
+const FALSE_WORDS = new Set(['0', 'false', 'no', 'off']);
+
+/** `{p}_allow_polling` for this token: `allow`, `deny`, or `token` (tokeninfo `polling_allowed`, default allowed). */
+export function pollingAllowed(v: PushVariant, token: TokenRecord, ctx: TokenContext): boolean {
+  const policy = ctx.action<ActionValue>(actionNames(v).allowPolling, 'authentication') ?? 'allow';
+  if (policy === 'deny') return false;
+  if (policy === 'token') {
+    const flag = token.info[infoKeys(v).pollingAllowed];
+    return flag === undefined || !FALSE_WORDS.has(flag.trim().toLowerCase());
+  }
+  return true;
+}
+
+/**
+ * Delivers a stored challenge. Poll only and enrollment challenges send nothing. When the channel fails (or the
+ * token has no device/key), the message gets the polling hint; the challenge is withdrawn unless polling is allowed.
+ */
+export async function deliverPushChallenge(v: PushVariant, token: TokenRecord, challenge: ChallengeRecord, ctx: TokenContext): Promise<DeliveryResult> {
+  const keys = infoKeys(v);
+  const channel = token.info[keys.firebaseConfiguration];
+  if (challenge.session === ENROLLMENT_SESSION || channel === POLL_ONLY) return { delivered: true };
+  let sent = false;
+  const target = token.info[keys.firebaseToken] ?? '';
+  const texts = smartphoneTexts(v, token, ctx);
+  const key = tokenServerKey(token);
+  if (channel && target && texts && key && ctx.push) {
+    const data = buildSmartphoneData(challenge.nonce, token.serial, texts, key);
+    const result = await ctx.push.send(channel, token, target, pushMessage(data, ctx.clock.now()));
+    sent = result.ok;
+  }
+  if (sent) return { delivered: true };
+  if (!pollingAllowed(v, token, ctx)) await ctx.push?.withdraw(challenge);
+  return { delivered: false, messageSuffix: POLLING_HINT };
+}

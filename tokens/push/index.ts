@@ -1,0 +1,50 @@
+/**
+ * One factory makes both push token types: `edupush` (eduMFA Authenticator) and legacy `push` (privacyIDEA
+ * Authenticator). They are out-of-band: the PIN (or an empty pass without PIN) triggers a challenge, the phone
+ * answers at `/ttype/<type>`, and /validate/check with the transaction id finalizes an accepted challenge.
+ */
+import type { TokenType, Verdict } from '../types.ts';
+import { createPushChallenge, deliverPushChallenge } from './challenge.ts';
+import { pushEnrollBegin } from './enrollment.ts';
+import { EDUPUSH, LEGACY_PUSH, PUSH_VARIANTS, pushActions, type PushVariant } from './variants.ts';
+
+/** Push types sort after every other type, so a blocking wait only starts when nothing else matched. */
+export const PUSH_CHECK_ORDER = 100;
+
+export function makePushType(v: PushVariant): TokenType {
+  return {
+    type: v.type,
+    title: v.title,
+    serialPrefix: v.serialPrefix,
+    clientMode: 'poll',
+    splitsPass: false,
+    canChallenge: true,
+    outOfBand: true,
+    checkOrder: PUSH_CHECK_ORDER,
+    policyActions: pushActions(v),
+
+    enrollBegin: (input, ctx) => pushEnrollBegin(v, input, ctx),
+
+    /** Out of band: only an answered challenge counts; the pass itself is never an OTP. */
+    async check(_token, { challenge }): Promise<Verdict> {
+      if (!challenge) return { kind: 'invalid' };
+      if (challenge.status === 'accepted') return { kind: 'valid' };
+      if (challenge.status === 'declined') return { kind: 'declined' };
+      return { kind: 'pending' };
+    },
+
+    createChallenge: (_token, ctx) => createPushChallenge(ctx),
+    deliverChallenge: (token, challenge, ctx) => deliverPushChallenge(v, token, challenge, ctx),
+  };
+}
+
+export const edupush: TokenType = makePushType(EDUPUSH);
+export const push: TokenType = makePushType(LEGACY_PUSH);
+export const PUSH_TOKEN_TYPES: readonly TokenType[] = [edupush, push];
+
+/** The variant served at `/ttype/<type>`, or undefined for any other type. */
+export function pushVariantOf(type: string): PushVariant | undefined {
+  return PUSH_VARIANTS.find((v) => v.type === type.toLowerCase());
+}
+
+export { EDUPUSH, LEGACY_PUSH, PUSH_VARIANTS };
