@@ -65,8 +65,8 @@ export function createPushServices(deps: PushServicesDeps, opts: PushServicesOpt
     },
 
     async withdraw(challenge) {
-      // Retire the row (pending → consumed) so it can be neither answered, polled nor finalized.
-      await deps.store.challenges.consume(challenge.id, 'pending', deps.clock.now());
+      // Nobody can reach it: delete the row so it can be neither answered, polled nor finalized.
+      await deps.store.challenges.delete(challenge.id);
     },
 
     prepareEnrollment: () => { if (serving) keys.warm(); },

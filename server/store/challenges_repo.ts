@@ -22,6 +22,7 @@ export interface ChallengesRepo {
   /** from → consumed while unexpired (finalizing a login). True if this call won. */
   consume(id: number, from: 'pending' | 'accepted', now: number): Promise<boolean>;
   deleteTransaction(transactionId: string): Promise<number>;
+  delete(id: number): Promise<boolean>;
   deleteExpired(now: number, limit: number): Promise<number>;
 }
 
@@ -66,6 +67,9 @@ export function createChallengesRepo(knex: Knex): ChallengesRepo {
     },
     async deleteTransaction(transactionId) {
       return rowCount(await knex('challenges').where({ transaction_id: transactionId }).delete());
+    },
+    async delete(id) {
+      return rowCount(await knex('challenges').where({ id }).delete()) > 0;
     },
     async deleteExpired(now, limit) {
       const ids = (await knex('challenges').where('expires_at', '<=', now).select('id').limit(limit)).map((r) => num(r.id));

@@ -22,7 +22,9 @@ export async function runCleanup(deps: Deps, opts: { maxChunks?: number } = {}):
     return sum;
   };
   total.challenges = await drain(() => deps.store.challenges.deleteExpired(now, chunk));
-  total.tokens = await drain(() => deps.store.tokens.deleteExpiredRollouts(now, chunk));
+  // Half-enrolled tokens stay a while past their TTL so a late phone still gets the clear "expired" error.
+  const rolloutBefore = now - deps.config.tokens.rolloutPurgeMinutes * 60_000;
+  total.tokens = await drain(() => deps.store.tokens.deleteExpiredRollouts(rolloutBefore, chunk));
   total.audit = await drain(() => deps.store.audit.deleteOlderThan(auditBefore, chunk));
   deps.events.emit('cleanup.ran', total);
   return total;

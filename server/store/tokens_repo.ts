@@ -39,8 +39,8 @@ export interface TokensRepo {
   /** +1 on each token's fail counter (never past max_fail). Returns the new counts by id. */
   incrementFailCount(ids: readonly number[], now: number): Promise<Map<number, number>>;
   resetFailCount(serial: string, now: number): Promise<boolean>;
-  /** Deletes tokens whose rollout expired (half-enrolled past their TTL); at most `limit`. */
-  deleteExpiredRollouts(now: number, limit: number): Promise<number>;
+  /** Deletes half-enrolled tokens whose enrollment TTL ran out before `before`; at most `limit`. */
+  deleteExpiredRollouts(before: number, limit: number): Promise<number>;
 }
 
 export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
@@ -137,8 +137,8 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
     async resetFailCount(serial, now) {
       return rowCount(await knex('tokens').where({ serial }).update({ fail_count: 0, updated_at: now })) > 0;
     },
-    async deleteExpiredRollouts(now, limit) {
-      const ids = (await knex('tokens').whereNotNull('rollout_expires_at').andWhere('rollout_expires_at', '<=', now)
+    async deleteExpiredRollouts(before, limit) {
+      const ids = (await knex('tokens').whereNotNull('rollout_expires_at').andWhere('rollout_expires_at', '<=', before)
         .andWhere('rollout_state', 'clientwait').select('id').limit(limit)).map((r) => num(r.id));
       if (!ids.length) return 0;
       return rowCount(await knex('tokens').whereIn('id', ids).andWhere('rollout_state', 'clientwait').delete());

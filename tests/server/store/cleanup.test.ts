@@ -1,0 +1,53 @@
+import test from 'ava';
+import { world, enroll, enrollHotp, check, policy } from '../../helpers/kit.ts';
+import { runCleanup, startCleanup } from '../../../server/store/cleanup.ts';
+import { pushWorld } from '../../helpers/push_world.ts';
+
+test('expired challenges are deleted, live ones kept', async (t) => {
+  const w = await world(t, { config: { policies: [policy('cr', 'authentication', { challenge_response: ['hotp'] })] } });
+  await enrollHotp(w);
+  const first = await check(w, { user: 'alice', pass: '1234' });
+  t.is(first.body.result.authentication, 'CHALLENGE');
+  w.clock.advance(60_000);
+  const second = await check(w, { user: 'alice', pass: '1234' });
+  w.clock.advance(61_000); // first is 121 s old (expired), second 61 s (alive)
+  const r = await runCleanup(w.deps);
+  t.is(r.challenges, 1);
+  t.deepEqual(await w.deps.store.challenges.byTransaction(first.body.detail.transaction_id), []);
+  t.is((await w.deps.store.challenges.byTransaction(second.body.detail.transaction_id)).length, 1);
+});
+
+test('half-enrolled push tokens are purged only rollout_purge_minutes after their TTL', async (t) => {
+  const w = await pushWorld(t, { config: { tokens: { rollout_purge_minutes: 30 } } });
+  const body = await enroll(w, { type: 'edupush', genkey: 1, user: 'alice' });
+  const serial = body.detail.serial as string;
+  w.clock.advance(11 * 60_000); // past the default ttl of 10 minutes
+  t.is((await runCleanup(w.deps)).tokens, 0, 'still kept so a late phone gets the clear expiry error');
+  w.clock.advance(30 * 60_000);
+  t.is((await runCleanup(w.deps)).tokens, 1);
+  t.is(await w.deps.store.tokens.bySerial(serial), null);
+});
+
+test('audit rows past the retention are deleted in chunks; recent rows stay', async (t) => {
+  const w = await world(t, { config: { audit: { retention_days: 1 }, cleanup: { chunk: 2 } } });
+  for (let i = 0; i < 5; i++) await check(w, { user: 'nobody', pass: 'x' });
+  w.clock.advance(2 * 86_400_000);
+  await check(w, { user: 'nobody', pass: 'x' });
+  const r = await runCleanup(w.deps);
+  t.is(r.audit, 5);
+  t.is((await w.deps.store.audit.tail(100)).length, 1);
+});
+
+test('the cleanup timer runs on the injected clock and stops', async (t) => {
+  const w = await world(t, { config: { cleanup: { interval_seconds: 60 } } });
+  let runs = 0;
+  w.events.on('cleanup.ran', () => { runs++; });
+  const stop = startCleanup(w.deps);
+  w.clock.advance(60_000);
+  for (let i = 0; i < 50 && runs < 1; i++) await new Promise(setImmediate);
+  t.is(runs, 1);
+  stop();
+  w.clock.advance(600_000);
+  for (let i = 0; i < 20; i++) await new Promise(setImmediate);
+  t.is(runs, 1);
+});
