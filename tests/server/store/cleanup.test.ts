@@ -41,13 +41,19 @@ test('audit rows past the retention are deleted in chunks; recent rows stay', as
 test('the cleanup timer runs on the injected clock and stops', async (t) => {
   const w = await world(t, { config: { cleanup: { interval_seconds: 60 } } });
   let runs = 0;
-  w.events.on('cleanup.ran', () => { runs++; });
+  const first = new Promise<void>((resolve) => w.events.on('cleanup.ran', () => { runs++; resolve(); }));
+  const before = w.clock.pending;
   const stop = startCleanup(w.deps);
-  w.clock.advance(60_000);
-  for (let i = 0; i < 50 && runs < 1; i++) await new Promise(setImmediate);
+  t.is(w.clock.pending, before + 1, 'one timer scheduled');
+  w.clock.advance(59_999);
+  t.is(runs, 0);
+  w.clock.advance(1);
+  await first;
   t.is(runs, 1);
   stop();
-  w.clock.advance(600_000);
+  // Let the finished run settle: a stopped cleanup schedules nothing more.
   for (let i = 0; i < 20; i++) await new Promise(setImmediate);
+  t.is(w.clock.pending, before);
+  w.clock.advance(600_000);
   t.is(runs, 1);
 });
