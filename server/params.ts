@@ -123,7 +123,9 @@ export async function parseRequestParams(req: IncomingMessage, query: URLSearchP
     } else {
       const body = await readBody(req, limit);
       const text = body.toString('utf8');
-      const looksJson = type.includes('json') || (!type && /^\s*[{[]/.test(text));
+      // eduMFA reads a body under any non-form content type (none, text/plain, …) as JSON when it is JSON.
+      const isForm = type.startsWith('application/x-www-form-urlencoded');
+      const looksJson = type.includes('json') || (!isForm && /^\s*[{[]/.test(text));
       if (looksJson && text.trim() !== '') {
         let doc: unknown;
         try { doc = JSON.parse(text); } catch { throw new ParameterError('Invalid JSON in the request body.'); }

@@ -1,5 +1,6 @@
 /** The Store: repositories over one knex instance. No knex type leaks past this folder. */
 import type { Knex } from 'knex';
+import { DatabaseError } from '../errors.ts';
 import { createKnex, dialectOf, type Dialect, type KnexOptions } from './knex.ts';
 import { migrateLatest } from './migrate.ts';
 import type { SecretBox } from './secrets.ts';
@@ -31,7 +32,7 @@ export function createStore(url: string, box: SecretBox, opts: KnexOptions = {})
     admins: createAdminsRepo(knex),
     audit: createAuditRepo(knex),
     migrate: () => migrateLatest(knex),
-    ping: async () => { await knex.raw('select 1'); },
+    ping: async () => { try { await knex.raw('select 1'); } catch (err) { throw new DatabaseError(err); } },
     close: () => knex.destroy(),
     knex,
   };
