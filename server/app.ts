@@ -76,6 +76,8 @@ export function createApp(deps: Deps): Koa<AppState> {
       }
     }
     ctx.set('Cache-Control', 'no-cache');
+    // While draining, keep-alive connections end with this response so the server can close promptly.
+    if (deps.waits.draining) ctx.set('Connection', 'close');
   });
 
   // Nothing matched: the envelope, not Koa's plain-text 404 (after allowedMethods had its chance to answer 405).
