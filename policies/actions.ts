@@ -22,8 +22,8 @@ export const CORE_ACTIONS: readonly ActionDef[] = Object.freeze([
     description: 'Token types that may trigger a challenge when the PIN alone is sent.' }),
   def({ name: 'challenge_text', scope: 'authentication', type: 'string',
     description: 'Message returned to the client when a challenge was triggered.' }),
-  def({ name: 'preferred_client_mode', scope: 'authentication', type: 'list', values: CLIENT_MODES, default: Object.freeze([...CLIENT_MODES]),
-    description: 'Order in which the client should prefer the modes of the triggered challenges.' }),
+  def({ name: 'preferred_client_mode', scope: 'authentication', type: 'list', default: Object.freeze([...CLIENT_MODES]),
+    description: 'Order in which the client should prefer the modes of the triggered challenges (interactive, webauthn, poll, u2f); unknown entries are ignored, as eduMFA does.' }),
   def({ name: 'increase_failcounter_on_challenge', scope: 'authentication', type: 'bool', default: false,
     description: 'Triggering a challenge increases the fail counter of the token (reset on success).' }),
   // authorization

@@ -39,7 +39,7 @@ export function challengeDetail(challenges: readonly ChallengeOut[], preferredCl
   if (last) {
     Object.assign(detail, {
       transaction_id: last.transactionId, serial: last.serial, type: last.type, client_mode: last.clientMode,
-      attributes: last.attributes, message: [...new Set(challenges.map((c) => c.message))].join(', '),
+      attributes: last.attributes, message: challenges.map((c) => c.message).join(', '),
       preferred_client_mode: preferredClientMode,
     });
     if (last.image) detail.image = last.image;

@@ -1,6 +1,7 @@
 /**
- * Request parameters: query, urlencoded form, multipart form, JSON body (also a raw JSON body without a
- * content type) merged into one read-only map of strings. eduMFA's second-unquote rule (protocol.md §6.1):
+ * Request parameters: query, urlencoded form, multipart form, JSON body (also a JSON body under another content
+ * type) merged into one read-only map of strings — the query wins over the form, JSON over both; a body that is
+ * neither form nor JSON is ignored. eduMFA's second-unquote rule (protocol.md §6.1):
  * query and form values are percent-decoded a second time unless the User-Agent's product token is one of the
  * clients that encode only once; JSON values never are. `state` is an alias of `transaction_id`.
  */
@@ -33,10 +34,11 @@ export function lenientUnquote(s: string): string {
   });
 }
 
+/** eduMFA's rule: no User-Agent → twice; a product token that is not one of the single-encoding clients → twice. */
 export function decodesTwice(userAgent: string | undefined): boolean {
   if (!userAgent) return true;
   const m = /^[A-Za-z0-9_-]+/.exec(userAgent);
-  return !(m && SINGLE_DECODE_CLIENTS.has(m[0]));
+  return m !== null && !SINGLE_DECODE_CLIENTS.has(m[0]);
 }
 
 export function makeParams(values: Record<string, string>, rawJson: Record<string, unknown> = {}): Params {
@@ -119,7 +121,7 @@ export async function parseRequestParams(req: IncomingMessage, query: URLSearchP
   if (method !== 'GET' && method !== 'HEAD') {
     const type = String(req.headers['content-type'] ?? '').toLowerCase();
     if (type.startsWith('multipart/form-data')) {
-      for (const [k, v] of Object.entries(await parseMultipart(req, limit))) values[k] = twice ? lenientUnquote(v) : v;
+      for (const [k, v] of Object.entries(await parseMultipart(req, limit))) if (!(k in values)) values[k] = twice ? lenientUnquote(v) : v;
     } else {
       const body = await readBody(req, limit);
       const text = body.toString('utf8');
@@ -132,8 +134,9 @@ export async function parseRequestParams(req: IncomingMessage, query: URLSearchP
         if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ParameterError('The JSON body must be an object.');
         rawJson = doc as Record<string, unknown>;
         for (const [k, v] of Object.entries(rawJson)) values[k] = jsonToString(v);
-      } else if (text !== '') {
-        for (const [k, v] of new URLSearchParams(text)) values[k] = twice ? lenientUnquote(v) : v;
+      } else if (isForm && text !== '') {
+        // The query wins over the form for a key in both (as eduMFA's request.values); JSON overrides both.
+        for (const [k, v] of new URLSearchParams(text)) if (!(k in values)) values[k] = twice ? lenientUnquote(v) : v;
       }
     }
   }

@@ -9,7 +9,8 @@ import {
 } from './otp.ts';
 import type { TokenType, Verdict } from './types.ts';
 
-export const TOTP_DEFAULT_WINDOW = 1;
+/** Default drift tolerance as eduMFA's `timeWindow`: 180 seconds each side (6 steps of 30 s, 3 of 60 s). */
+export const TOTP_DEFAULT_WINDOW_SECONDS = 180;
 
 const TOTP_ACTIONS: readonly ActionDef[] = [
   {
@@ -25,8 +26,8 @@ const TOTP_ACTIONS: readonly ActionDef[] = [
     description: 'Time step in seconds (30 or 60) of new TOTP tokens when the request does not give timeStep.',
   },
   {
-    name: 'totp_window', scope: 'authentication', type: 'int', min: 0, max: 60, default: TOTP_DEFAULT_WINDOW,
-    description: 'Clock drift tolerance: how many time steps before and after now a TOTP value may match.',
+    name: 'totp_window', scope: 'authentication', type: 'int', min: 0, max: 60,
+    description: 'Clock drift tolerance: how many time steps before and after now a TOTP value may match (default: 180 s worth, as eduMFA).',
   },
 ];
 
@@ -53,7 +54,7 @@ export const totp: TokenType = {
     const p = otpParamsOf(token);
     const stepSeconds = Number(token.info['timeStep'] ?? '30');
     if (p === null || !Number.isSafeInteger(stepSeconds) || stepSeconds <= 0) return { kind: 'invalid' };
-    const window = intAction(ctx, 'totp_window', TOTP_DEFAULT_WINDOW, 0);
+    const window = intAction(ctx, 'totp_window', Math.ceil(TOTP_DEFAULT_WINDOW_SECONDS / stepSeconds), 0);
     const step = findTotp(p.key, otp, ctx.clock.now(), stepSeconds, window, p.digits, p.hash, token.counter);
     return step === null ? { kind: 'invalid' } : { kind: 'valid', counter: step };
   },

@@ -8,7 +8,7 @@
  * Every state change is a conditional update; losing a race is simply "not valid".
  */
 import type { Deps } from '../deps.ts';
-import { ParameterError, PolicyError, ValidateError } from '../errors.ts';
+import { NotFoundError, ParameterError, PolicyError, ValidateError } from '../errors.ts';
 import type { TokenRecord, TokenType, Verdict } from '../../tokens/types.ts';
 import { requestPolicies, type RequestPolicies } from './context.ts';
 import { createChallenges, preferredClientMode } from './challenges.ts';
@@ -65,8 +65,9 @@ export async function checkAuth(deps: Deps, req: CheckRequest): Promise<Outcome>
     }
   } else {
     const t = await deps.store.tokens.bySerial(req.serial!);
-    tokens = t ? [t] : [];
-    if (t?.username && t.realm) user = deps.realms.get(t.realm)?.lookup(t.username) ?? { name: t.username, realm: t.realm, resolver: '' };
+    if (!t) throw new NotFoundError('The requested token could not be found.');
+    tokens = [t];
+    if (t.username && t.realm) user = deps.realms.get(t.realm)?.lookup(t.username) ?? { name: t.username, realm: t.realm, resolver: '' };
   }
   const rp = requestPolicies(deps, { user: user ? { name: user.name, realm: user.realm, resolver: user.resolver } : undefined, client: req.client });
   const base = () => ({ policies: rp.matched() });
@@ -75,7 +76,7 @@ export async function checkAuth(deps: Deps, req: CheckRequest): Promise<Outcome>
 
   // No tokens at all
   if (!tokens.length) {
-    if (!user) return { kind: 'reject', message: 'The token does not exist', serials: [], ...base() };
+    if (!user) throw new NotFoundError('The requested token could not be found.');
     if (rp.action<boolean>('passthru')) {
       const realm = deps.realms.get(user.realm);
       if (realm && await realm.verifyPassword(user.name, req.pass)) {
@@ -88,10 +89,14 @@ export async function checkAuth(deps: Deps, req: CheckRequest): Promise<Outcome>
     return { kind: 'reject', message: 'The user has no tokens assigned', serials: [], ...base() };
   }
 
-  // 2. Answer to a challenge
+  // 2. Answer to a challenge. A transaction id never starts a new login: an unknown, finished or purged
+  //    transaction is a wrong answer (as eduMFA), so a repeated finalize can not send a new push.
   if (req.transactionId) {
     const answered = await answerTransaction(deps, req, tokens, rp);
     if (answered) return answered;
+    const active = tokens.filter((t) => t.active && t.rolloutState !== 'clientwait');
+    await bumpFailCounters(deps, active.filter((t) => !deps.registry.require(t.type).outOfBand));
+    return { kind: 'reject', message: 'wrong otp pin', serials: active.map((t) => t.serial), ...base() };
   }
 
   // 3. Classify usable tokens
@@ -140,6 +145,10 @@ export async function checkAuth(deps: Deps, req: CheckRequest): Promise<Outcome>
       if (waited) return waited;
     }
     const challengeable = c.challenge.filter((t) => !isLocked(t));
+    if (!challengeable.length && !c.pinMatched.length) {
+      const t = single(c.challenge);
+      return { kind: 'reject', message: 'Failcounter exceeded', serial: t?.serial, type: t?.type, serials: serialsOf(c.challenge), ...base() };
+    }
     if (challengeable.length) {
       const challenges = await createChallenges(deps, challengeable, rp);
       if (rp.action<boolean>('increase_failcounter_on_challenge')) await bumpFailCounters(deps, challengeable);
@@ -155,7 +164,8 @@ export async function checkAuth(deps: Deps, req: CheckRequest): Promise<Outcome>
   return { kind: 'reject', message: 'wrong otp pin', serials: serialsOf(usable), ...base() };
 }
 
-async function bumpFailCounters(deps: Deps, tokens: readonly TokenRecord[]): Promise<void> {
+/** +1 on each token's fail counter, with the events. */
+export async function bumpFailCounters(deps: Deps, tokens: readonly TokenRecord[]): Promise<void> {
   const counts = await deps.store.tokens.incrementFailCount(tokens.map((t) => t.id), deps.clock.now());
   for (const t of tokens) {
     const n = counts.get(t.id);
@@ -222,7 +232,8 @@ async function answerTransaction(deps: Deps, req: CheckRequest, tokens: readonly
   for (const row of mine) {
     const token = byId.get(row.serial)!;
     const type = deps.registry.require(token.type);
-    if (!token.active || isLocked(token) || row.expiresAt <= now || row.status === 'consumed') { pending.push(token); continue; }
+    if (!token.active || isLocked(token)) { pending.push(token); continue; }
+    if (row.expiresAt <= now || row.status === 'consumed') { (type.outOfBand ? pending : wrongOtp).push(token); continue; }
     const verdict: Verdict = await type.check(token, { otp: req.pass, challenge: row }, ctx);
     if (verdict.kind === 'valid') {
       const from = type.outOfBand ? 'accepted' : 'pending';

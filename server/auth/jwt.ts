@@ -13,24 +13,23 @@ export function signJwt(claims: JwtClaims, key: Buffer): string {
   return `${head}.${body}.${sig}`;
 }
 
-/** Verifies signature and expiry (`nowMs`). Throws AuthError(4033/4031) as eduMFA does for a bad Authorization. */
+/** Verifies signature and expiry (`nowMs`). Throws AuthError with eduMFA's codes: 4304 undecodable, 4305 expired. */
 export function verifyJwt(token: string, key: Buffer, nowMs: number): JwtClaims {
   const parts = token.trim().replace(/^Bearer\s+/i, '').split('.');
-  if (parts.length !== 3) throw new AuthError('Authentication failure. Wrong credentials', 4031);
+  const undecodable = () => new AuthError('Authentication failure. Error during decoding your token.', 4304);
+  if (parts.length !== 3) throw undecodable();
   const [head, body, sig] = parts as [string, string, string];
   const expected = crypto.createHmac('sha256', key).update(`${head}.${body}`).digest();
   const given = Buffer.from(sig, 'base64url');
-  if (given.length !== expected.length || !crypto.timingSafeEqual(given, expected)) {
-    throw new AuthError('Authentication failure. Wrong credentials', 4031);
-  }
+  if (given.length !== expected.length || !crypto.timingSafeEqual(given, expected)) throw undecodable();
   let claims: JwtClaims;
   try {
     const h = JSON.parse(Buffer.from(head, 'base64url').toString('utf8')) as { alg?: string };
     if (h.alg !== 'HS256') throw new Error('alg');
     claims = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as JwtClaims;
   } catch {
-    throw new AuthError('Authentication failure. Wrong credentials', 4031);
+    throw undecodable();
   }
-  if (typeof claims.exp !== 'number' || claims.exp * 1000 <= nowMs) throw new AuthError('Authentication failure. Your token has expired.', 4033);
+  if (typeof claims.exp !== 'number' || claims.exp * 1000 <= nowMs) throw new AuthError('Authentication failure. Your token has expired.', 4305);
   return claims;
 }

@@ -4,7 +4,7 @@
  *
  * Differences from eduMFA (deliberate): the enrollment TTL is enforced; an answer to an expired, declined or already
  * answered challenge changes nothing (a declined challenge never becomes accepted); a malformed base32 signature is
- * a 400, never a 500; an answer for an unknown serial gets the same `value: false` as a wrong signature.
+ * a 400, never a 500. An answer for an unknown serial is 404 as in eduMFA (the apps read only the HTTP status).
  */
 import type { Deps } from '../deps.ts';
 import { NotFoundError, ParameterError, PolicyError, SignatureError } from '../errors.ts';
@@ -93,6 +93,9 @@ async function settleEnrollmentChallenges(deps: Deps, token: TokenRecord, now: n
 export async function answerChallenge(deps: Deps, v: PushVariant, req: Req<'answerChallenge'>): Promise<SmartphoneResult> {
   const refuse = (): SmartphoneResult => ({ kind: 'answerChallenge', serial: req.serial, value: false, transactionIds: [] });
   const token = await deps.store.tokens.bySerial(req.serial);
+  // eduMFA: an unknown serial (or one of another type) is 404 — the apps only look at the HTTP status, so a 200
+  // would tell the user a login on a token deleted server-side had been approved.
+  if (!token || token.type !== v.type) throw new NotFoundError('The requested token could not be found.');
   const check = isEnrolledPushToken(v, token)
     ? checkPhoneSignature(v, token, answerSignedText(req.nonce, req.serial, req.decline), req.signature)
     : 'invalid';

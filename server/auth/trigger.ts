@@ -2,8 +2,10 @@
 import type { Deps } from '../deps.ts';
 import { requestPolicies } from './context.ts';
 import { createChallenges, preferredClientMode } from './challenges.ts';
+import { bumpFailCounters } from './check.ts';
 import type { ChallengeOut } from './outcome.ts';
 import type { UserInfo } from './users.ts';
+import { NotFoundError, ValidateError } from '../errors.ts';
 
 export interface TriggerRequest { user?: string; realm?: string; serial?: string; type?: string; client?: string }
 export interface TriggerResult { challenges: ChallengeOut[]; preferredClientMode: string; policies: string[] }
@@ -17,12 +19,15 @@ export async function triggerChallenges(deps: Deps, req: TriggerRequest): Promis
     if (req.serial) tokens = tokens.filter((t) => t.serial === req.serial);
   } else {
     const t = await deps.store.tokens.bySerial(req.serial!);
-    tokens = t ? [t] : [];
+    if (!t) throw new NotFoundError('The requested token could not be found.');
+    tokens = [t];
   }
   if (req.type) tokens = tokens.filter((t) => t.type === req.type);
   const rp = requestPolicies(deps, { user: user ? { name: user.name, realm: user.realm, resolver: user.resolver } : undefined, client: req.client });
+  if (rp.action<string>('authorized') === 'deny_access') throw new ValidateError('User is not authorized to authenticate under these conditions.');
   const usable = tokens.filter((t) => t.active && t.rolloutState !== 'clientwait' && t.failCount < t.maxFail && deps.registry.require(t.type).canChallenge);
   if (!usable.length) return { challenges: [], preferredClientMode: 'interactive', policies: rp.matched() };
   const challenges = await createChallenges(deps, usable, rp);
+  if (rp.action<boolean>('increase_failcounter_on_challenge')) await bumpFailCounters(deps, usable);
   return { challenges, preferredClientMode: preferredClientMode(rp, challenges), policies: rp.matched() };
 }

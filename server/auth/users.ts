@@ -28,7 +28,8 @@ export interface Realms {
   get(name: string): Realm | undefined;
   names(): string[];
   /**
-   * Splits `user@realm` when that realm exists and no realm was given, falls back to the default realm.
+   * Trims the name, splits `user@realm` or `realm\\user` when that realm exists and no realm was given, falls back
+   * to the default realm.
    * Throws UserError (904) for an unknown realm or user — before any token is touched.
    */
   resolveUser(user: string, realm: string | undefined): UserInfo;
@@ -80,12 +81,16 @@ export function createRealms(configs: readonly RealmConfig[], hasher: PinHasher)
     get: (name) => realms.get(name),
     names: () => [...realms.keys()],
     resolveUser(user, realm) {
-      let name = user;
-      let realmName = realm && realm !== '' ? realm : undefined;
-      if (realmName === undefined && user.includes('@')) {
-        const at = user.lastIndexOf('@');
-        const maybe = user.slice(at + 1);
-        if (realms.has(maybe)) { name = user.slice(0, at); realmName = maybe; }
+      let name = user.trim();
+      let realmName = realm && realm.trim() !== '' ? realm.trim() : undefined;
+      if (realmName === undefined && name.includes('@')) {
+        const at = name.lastIndexOf('@');
+        const maybe = name.slice(at + 1);
+        if (realms.has(maybe)) { realmName = maybe; name = name.slice(0, at); }
+      } else if (realmName === undefined && name.includes('\\')) {
+        const slash = name.indexOf('\\');
+        const maybe = name.slice(0, slash);
+        if (realms.has(maybe)) { realmName = maybe; name = name.slice(slash + 1); }
       }
       realmName ??= defaultRealm;
       const r = realms.get(realmName);

@@ -37,7 +37,7 @@ export async function requireAdmin(deps: Deps, ctx: AppContext, right?: string):
   const header = ctx.get('authorization');
   if (!header) throw new AuthError('Authentication failure. Missing Authorization header.', 4033);
   const claims = verifyJwt(header, deps.jwtKey, deps.clock.now());
-  if (claims.role !== 'admin') throw new AuthError('Authentication failure. Wrong credentials', 4031);
+  if (claims.role !== 'admin') throw new AuthError('Authentication failure. You do not have the necessary role.', 4306);
   if (!await deps.store.admins.byName(claims.sub)) throw new AuthError('Authentication failure. Unknown administrator.', 4031);
   ctx.state.admin = claims.sub;
   if (right && deps.policies.policies.some((p) => p.scope === 'admin' && p.active)) {

@@ -29,9 +29,10 @@ export function readSubject(params: Params): { user?: string; realm?: string; se
 export function validateRouter(deps: Deps): Router<AppState> {
   const router = new Router<AppState>({ prefix: '/validate' });
 
-  const check = async (ctx: RouterContext<AppState>) => {
+  /** Runs /validate/check's algorithm and fills the audit row; the caller renders the outcome. */
+  const runCheck = async (ctx: RouterContext<AppState>, action: string) => {
     const { params } = ctx.state;
-    ctx.state.audit = { action: `${ctx.method} /validate/check`, success: false, outcome: 'ERROR', username: params.get('user') ?? null, realm: params.get('realm') ?? null, serials: params.get('serial') ? [params.get('serial')!] : [] };
+    ctx.state.audit = { action: `${ctx.method} ${action}`, success: false, outcome: 'ERROR', username: params.get('user') ?? null, realm: params.get('realm') ?? null, serials: params.get('serial') ? [params.get('serial')!] : [] };
     const subject = readSubject(params);
     const pass = params.require('pass');
     const transactionId = params.get('transaction_id') || undefined;
@@ -44,11 +45,6 @@ export function validateRouter(deps: Deps): Router<AppState> {
     let outcome;
     try { outcome = await checkAuth(deps, req); } finally { ctx.res.off('close', onClose); }
     const who = outcomeWho(deps, req);
-    const authz = requestPolicies(deps, who);
-    ctx.body = outcomeEnvelope(deps.clock.now(), outcome, {
-      noDetailOnSuccess: authz.action<boolean>('no_detail_on_success'),
-      noDetailOnFail: authz.action<boolean>('no_detail_on_fail'),
-    });
     ctx.state.audit = {
       ...ctx.state.audit, username: who.user?.name ?? ctx.state.audit.username, realm: who.user?.realm ?? ctx.state.audit.realm,
       success: outcome.kind === 'accept', outcome: AUTHENTICATION[outcome.kind], serials: outcome.serials,
@@ -56,9 +52,47 @@ export function validateRouter(deps: Deps): Router<AppState> {
       info: { message: outcome.kind === 'challenge' ? 'challenge triggered' : outcome.message },
     };
     deps.events.emit('check.result', { user: subject.user, realm: subject.realm, serials: [...outcome.serials], outcome: AUTHENTICATION[outcome.kind], message: outcome.kind === 'challenge' ? 'challenge' : outcome.message, policies: [...outcome.policies], transactionId });
+    return { outcome, who };
+  };
+
+  const check = async (ctx: RouterContext<AppState>) => {
+    const { outcome, who } = await runCheck(ctx, '/validate/check');
+    const authz = requestPolicies(deps, who);
+    ctx.body = outcomeEnvelope(deps.clock.now(), outcome, {
+      noDetailOnSuccess: authz.action<boolean>('no_detail_on_success'),
+      noDetailOnFail: authz.action<boolean>('no_detail_on_fail'),
+    });
   };
   router.get('/check', check);
   router.post('/check', check);
+
+  // RADIUS servers that read only the status: 204 without a body on success, 400 without a body otherwise.
+  const radiuscheck = async (ctx: RouterContext<AppState>) => {
+    let accepted = false;
+    try { accepted = (await runCheck(ctx, '/validate/radiuscheck')).outcome.kind === 'accept'; } catch (err) {
+      deps.events.emit('log', { level: 'info', msg: 'radiuscheck failed', error: String(err) });
+    }
+    ctx.body = null; // explicit: no body (set before the status, or Koa would turn null into 204)
+    ctx.status = accepted ? 204 : 400;
+  };
+  router.get('/radiuscheck', radiuscheck);
+  router.post('/radiuscheck', radiuscheck);
+
+  // SAML IdPs: `result.value = {auth, attributes}` with the user's attributes on success.
+  const samlcheck = async (ctx: RouterContext<AppState>) => {
+    const { outcome, who } = await runCheck(ctx, '/validate/samlcheck');
+    const auth = outcome.kind === 'accept';
+    let attributes: Record<string, unknown> = {};
+    if (auth && who.user) {
+      const u = deps.realms.get(who.user.realm)?.lookup(who.user.name);
+      attributes = { username: who.user.name, realm: who.user.realm, resolver: who.user.resolver, email: u?.email ?? '', givenname: u?.givenname ?? '', surname: u?.surname ?? '', phone: u?.phone ?? '' };
+    }
+    const env = outcomeEnvelope(deps.clock.now(), outcome);
+    env.result.value = { auth, attributes };
+    ctx.body = env;
+  };
+  router.get('/samlcheck', samlcheck);
+  router.post('/samlcheck', samlcheck);
 
   const trigger = async (ctx: RouterContext<AppState>) => {
     const { params } = ctx.state;

@@ -155,9 +155,16 @@ test('problem: duration without unit', bad, [ok({ scope: 'authorization', action
 test('problem: duration with a bad unit', bad, [ok({ scope: 'authorization', actions: { last_auth: '10w' } })], [
   'policies[0].actions.last_auth must be a duration: a number followed by s, m, h, d or y (e.g. 10h)',
 ]);
-test('problem: list entry outside values', bad, [ok({ actions: { preferred_client_mode: 'poll, push' } })], [
-  'policies[0].actions.preferred_client_mode[1] must be one of interactive, webauthn, poll, u2f',
-]);
+test('preferred_client_mode keeps unknown entries (eduMFA ignores them when choosing)', (t) => {
+  const { policies, problems } = parsePolicies([ok({ actions: { preferred_client_mode: 'poll, push' } })], actions, 'policies');
+  t.deepEqual(problems, []);
+  t.deepEqual(policies[0]!.actions.preferred_client_mode, ['poll', 'push']);
+});
+test('problem: list entry outside values', (t) => {
+  const withValues = buildActionRegistry([{ name: 'modes', scope: 'authentication', type: 'list', values: ['a', 'b'], description: 'test action' }]);
+  const { problems } = parsePolicies([ok({ actions: { modes: 'a c' } })], withValues, 'policies');
+  t.deepEqual(problems, ['policies[0].actions.modes[1] must be one of a, b']);
+});
 test('problem: list of the wrong shape', bad, [ok({ actions: { challenge_response: { a: 1 } } })], [
   'policies[0].actions.challenge_response must be a list or a comma/space separated string',
 ]);

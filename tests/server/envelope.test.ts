@@ -88,7 +88,7 @@ test('challengeDetail: multi_challenge, messages, transaction_ids and the flatte
     transaction_id: a.transactionId, serial: 'B2', type: 'totp', client_mode: 'interactive', attributes: { k: 1 },
     message: 'please enter otp: , other', preferred_client_mode: 'interactive', image: 'data:image/png;base64,xx',
   });
-  t.is(challengeDetail([a, ch('C3')], 'poll').message, 'please enter otp: ', 'equal messages are joined once');
+  t.is(challengeDetail([a, ch('C3')], 'poll').message, 'please enter otp: , please enter otp: ', 'every message, as eduMFA joins them');
   t.deepEqual(challengeDetail([], 'interactive'), { multi_challenge: [], messages: [], transaction_ids: [] });
 });
 

@@ -158,10 +158,14 @@ test('a JSON body under a non-form content type (text/plain, as fetch sends by d
   t.deepEqual(form.body.all, { '{"user":"alice"}': '' }, 'a urlencoded form is never read as JSON');
 });
 
-test('query and body merge; the body wins for the same name', async (t) => {
+test('query and form merge; the query wins for the same name (eduMFA request.values), JSON overrides both', async (t) => {
   const e = await echo(t);
-  const r = await post(e, { query: 'user=q&realm=r1', body: 'user=b', headers: FORM });
-  t.deepEqual(r.body.all, { user: 'b', realm: 'r1' });
+  const r = await post(e, { query: 'user=q&realm=r1', body: 'user=b&pass=p', headers: FORM });
+  t.deepEqual(r.body.all, { user: 'q', realm: 'r1', pass: 'p' });
+  const j = await post(e, { query: 'user=q&realm=r1', body: JSON.stringify({ user: 'j' }), headers: { 'content-type': 'application/json' } });
+  t.deepEqual(j.body.all, { user: 'j', realm: 'r1' });
+  const text = await post(e, { query: 'realm=r1', body: 'user=b', headers: { 'content-type': 'text/plain' } });
+  t.deepEqual(text.body.all, { realm: 'r1' }, 'a body that is neither form nor JSON is ignored');
 });
 
 test('state alias arrives from every source', async (t) => {

@@ -67,7 +67,7 @@ test('JWT expiry: after admin.jwt_ttl_seconds the token is refused with 401', as
   w.clock.advance(1_000);
   const r = await w.call('GET', '/token/', {}, { headers: h });
   t.is(r.status, 401);
-  t.deepEqual(r.body.result.error, { code: 4033, message: 'Authentication failure. Your token has expired.' });
+  t.deepEqual(r.body.result.error, { code: 4305, message: 'Authentication failure. Your token has expired.' });
   const trig = await w.call('POST', '/validate/triggerchallenge', { user: 'alice' }, { headers: h });
   t.is(trig.status, 401);
 });
@@ -101,9 +101,9 @@ test('verifyJwt: expiry boundary and signature checks (unit)', (t) => {
   const tok = signJwt({ sub: 'a', role: 'admin', iat: 100, exp: 200 }, key);
   t.is(verifyJwt(tok, key, 199_999).sub, 'a');
   const exp = t.throws(() => verifyJwt(tok, key, 200_000), { instanceOf: AuthError });
-  t.is(exp!.code, 4033);
+  t.is(exp!.code, 4305);
   const wrong = t.throws(() => verifyJwt(tok, Buffer.alloc(32, 2), 0), { instanceOf: AuthError });
-  t.is(wrong!.code, 4031);
+  t.is(wrong!.code, 4304);
   const noExp = signJwt({ sub: 'a', role: 'admin', iat: 1 } as never, key);
   t.throws(() => verifyJwt(noExp, key, 0), { instanceOf: AuthError });
 });

@@ -46,7 +46,9 @@ test('check by serial only, GET and POST', async (t) => {
   await enrollHotp(w);
   t.like((await w.call('GET', '/validate/check', { serial: 'OATH0001', pass: '1234' + RFC[0] })).body, { result: ACCEPT, detail: { serial: 'OATH0001' } });
   t.like((await check(w, { serial: 'OATH0001', pass: '1234' + RFC[1] })).body, { result: ACCEPT });
-  t.like((await check(w, { serial: 'NOPE0001', pass: '1234' + RFC[2] })).body, { result: REJECT });
+  const unknown = await check(w, { serial: 'NOPE0001', pass: '1234' + RFC[2] });
+  t.is(unknown.status, 404);
+  t.deepEqual(unknown.body.result.error, { code: 601, message: 'The requested token could not be found.' });
 });
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -74,12 +76,13 @@ test('totp: a future step inside the window is accepted, then the current step i
   t.like((await check(w, { user: 'alice', pass: '1234' + totpAt(now) })).body, { result: REJECT, detail: { message: 'wrong otp value' } });
 });
 
-test('totp: outside the ±1 step window is rejected; 60 s steps', async (t) => {
+test('totp: the default window is 180 s each side (eduMFA timeWindow); outside it is rejected; 60 s steps', async (t) => {
   const w = await world(t);
   await enroll(w, { type: 'totp', otpkey: KEY_HEX, user: 'alice', pin: '1234', serial: 'TOTP0001' });
   const now = w.clock.now();
-  t.like((await check(w, { user: 'alice', pass: '1234' + totpAt(now - 60_000) })).body, { result: REJECT });
-  t.like((await check(w, { user: 'alice', pass: '1234' + totpAt(now + 60_000) })).body, { result: REJECT });
+  t.like((await check(w, { user: 'alice', pass: '1234' + totpAt(now - 210_000) })).body, { result: REJECT });
+  t.like((await check(w, { user: 'alice', pass: '1234' + totpAt(now + 210_000) })).body, { result: REJECT });
+  t.like((await check(w, { user: 'alice', pass: '1234' + totpAt(now + 180_000) })).body, { result: ACCEPT }, '6 steps ahead');
   await enroll(w, { type: 'totp', otpkey: KEY_HEX, user: 'bob', pin: '1234', serial: 'TOTP0060', timeStep: 60 });
   w.clock.advance(60_000);
   t.like((await check(w, { user: 'bob', pass: '1234' + totpAt(w.clock.now(), 60) })).body, { result: ACCEPT, detail: { serial: 'TOTP0060' } });
@@ -239,7 +242,7 @@ test('triggerchallenge: missing or bad Authorization → 401', async (t) => {
   t.deepEqual(none.body.result.error, { code: 4033, message: 'Authentication failure. Missing Authorization header.' });
   const bad = await w.call('POST', '/validate/triggerchallenge', { user: 'alice' }, { headers: { Authorization: 'not-a-jwt' } });
   t.is(bad.status, 401);
-  t.is(bad.body.result.error.code, 4031);
+  t.is(bad.body.result.error.code, 4304);
   t.false(w.seen.some((e) => e.name === 'challenge.created'));
 });
 

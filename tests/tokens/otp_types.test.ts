@@ -57,7 +57,7 @@ test('type identities', (t) => {
   ]);
   t.deepEqual(totp.policyActions.map((a) => [a.name, a.scope, a.default]), [
     ['totp_hashlib', 'enrollment', 'sha1'], ['totp_otplen', 'enrollment', '6'], ['totp_timestep', 'enrollment', '30'],
-    ['totp_window', 'authentication', 1],
+    ['totp_window', 'authentication', undefined],
   ]);
   for (const a of [...hotp.policyActions, ...totp.policyActions]) t.true(a.description.length > 10);
 });
@@ -237,10 +237,11 @@ test('totp check: RFC 6238 value, drift window, replay floor, clock from ctx', a
   const tok = (counter: number) => record('totp', fields, { counter });
   t.deepEqual(await totp.check(tok(0), { otp }, ctx), { kind: 'valid', counter: 1 });
   t.deepEqual(await totp.check(tok(2), { otp }, ctx), { kind: 'invalid' }, 'same step again is a replay');
-  ctx.set(89_000); // step 2: one step of drift is tolerated by default
+  ctx.set(239_000); // step 7, six steps after step 1: 180 s of drift are tolerated by default, as eduMFA's timeWindow
   t.deepEqual(await totp.check(tok(0), { otp }, ctx), { kind: 'valid', counter: 1 });
-  ctx.set(119_000); // step 3
+  ctx.set(240_000); // step 8
   t.deepEqual(await totp.check(tok(0), { otp }, ctx), { kind: 'invalid' });
+  t.deepEqual(await totp.check(tok(0), { otp }, fakeCtx({ totp_window: 1 }, 119_000)), { kind: 'invalid' });
   t.deepEqual(await totp.check(tok(0), { otp }, fakeCtx({ totp_window: 2 }, 119_000)), { kind: 'valid', counter: 1 });
   ctx.set(0); // step 0: the value of step 1 is one step ahead
   t.deepEqual(await totp.check(tok(0), { otp }, ctx), { kind: 'valid', counter: 1 });

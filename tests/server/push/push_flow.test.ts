@@ -194,7 +194,9 @@ test('answers: wrong key/nonce/empty nonce → value false; malformed base32 →
   t.false(await value({ serial, nonce: 'A'.repeat(32), signature: phone.sign(`${'A'.repeat(32)}|${serial}`) }), 'unknown nonce');
   t.false(await value({ serial, nonce: '', signature: phone.sign(`|${serial}`) }), 'empty nonce');
   t.false(await value({ serial, nonce: data.nonce, signature: phone.sign(`${data.nonce}|${serial}x`) }), 'wrong data');
-  t.false(await value({ serial: 'EDUP99999999', nonce: data.nonce, signature: phone.sign(`${data.nonce}|EDUP99999999`) }), 'unknown serial: same answer');
+  const unknown = await w.call('POST', '/ttype/edupush', { serial: 'EDUP99999999', nonce: data.nonce, signature: phone.sign(`${data.nonce}|EDUP99999999`) }, { as: 'json' });
+  t.is(unknown.status, 404, 'unknown serial: 404 as eduMFA, so the app does not report success');
+  t.deepEqual(unknown.body.result.error, { code: 601, message: 'The requested token could not be found.' });
 
   const malformed = await w.call('POST', '/ttype/edupush', { serial, nonce: data.nonce, signature: 'not-base32!' });
   t.is(malformed.status, 400);
