@@ -5,37 +5,79 @@ import type { BusTransport } from './answers.ts';
 
 const CHANNEL = 'pushgate_answers';
 
+/** Back-off of the LISTEN connection's re-connect attempts: 1 s, 2 s, 4 s, then every 5 s until the database is back. */
+const RECONNECT_MIN_MS = 1000;
+const RECONNECT_MAX_MS = 5000;
+const CONNECT_TIMEOUT_MS = 5000;
+
 /**
- * One dedicated LISTEN connection (re-established after errors with a short back-off); NOTIFY goes over a
- * second small pool. Payload: the transaction id.
+ * One dedicated LISTEN connection; NOTIFY goes over a second small pool. Payload: the transaction id.
+ * When the LISTEN connection breaks (database restarted, network), it is re-established with a capped back-off,
+ * retrying for as long as it takes — one failed attempt (the database still down) must not end the retries.
+ * Notifications sent while it was down are lost; the waiters' safety-net re-read covers them.
  */
 export function pgTransport(url: string, onError: (err: unknown) => void, schedule: (ms: number, fn: () => void) => void): BusTransport {
   let listener: pg.Client | null = null;
   let closed = false;
-  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  let connecting = false;
+  let retryPending = false;
+  let failures = 0;
+  const pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
   pool.on('error', onError);
   let deliver: (tid: string) => void = () => {};
+
+  const reconnectLater = () => {
+    if (closed || connecting || retryPending || listener) return;
+    retryPending = true;
+    const delay = Math.min(RECONNECT_MIN_MS * 2 ** failures, RECONNECT_MAX_MS);
+    failures++;
+    schedule(delay, () => {
+      retryPending = false;
+      connect().catch((err) => { onError(err); reconnectLater(); });
+    });
+  };
+
   const connect = async (): Promise<void> => {
-    if (closed) return;
-    const client = new pg.Client({ connectionString: url });
-    client.on('notification', (msg) => { if (msg.channel === CHANNEL && msg.payload) deliver(msg.payload); });
-    client.on('error', (err) => {
+    if (closed || connecting || listener) return;
+    connecting = true;
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, keepAlive: true });
+    let lost = false;
+    const onLost = (err: unknown) => {
+      if (lost) return;
+      lost = true;
       onError(err);
       if (listener === client) listener = null;
       client.end().catch(() => {});
-      if (!closed) schedule(1000, () => { connect().catch(onError); });
-    });
-    await client.connect();
-    await client.query(`LISTEN ${CHANNEL}`);
+      reconnectLater(); // no-op while this client is still connecting: the caller of connect() schedules then
+    };
+    client.on('notification', (msg) => { if (msg.channel === CHANNEL && msg.payload) deliver(msg.payload); });
+    client.on('error', onLost);
+    client.on('end', () => { if (!closed) onLost(new Error('LISTEN connection ended')); });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${CHANNEL}`);
+    } catch (err) {
+      lost = true;
+      client.end().catch(() => {});
+      throw err;
+    } finally {
+      connecting = false;
+    }
+    if (closed) { await client.end().catch(() => {}); return; }
+    if (lost) throw new Error('LISTEN connection lost while starting');
     listener = client;
+    failures = 0;
   };
+
   return {
     name: 'postgres',
     async start(onMessage) { deliver = onMessage; await connect(); },
     publish(tid) { pool.query('select pg_notify($1, $2)', [CHANNEL, tid]).catch(onError); },
     async close() {
       closed = true;
-      await listener?.end().catch(() => {});
+      const l = listener;
+      listener = null;
+      await l?.end().catch(() => {});
       await pool.end().catch(() => {});
     },
   };

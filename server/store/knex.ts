@@ -18,6 +18,38 @@ export function dialectOf(url: string): Dialect {
   throw new Error(`unsupported database url: ${url.replace(/\/\/[^@]*@/, '//***@')}`);
 }
 
+/**
+ * How long a request may wait for a pooled connection (a free slot, or a new connection) before it fails with -600.
+ * Bounded so that a database that is gone, hung or overloaded turns into fast errors instead of piling up requests.
+ */
+export const ACQUIRE_TIMEOUT_MS = 5_000;
+/** How long opening one new connection may take (a black-holed host otherwise waits for the OS, ~2 minutes). */
+export const CONNECT_TIMEOUT_MS = 5_000;
+
+/**
+ * Pool settings shared by PostgreSQL and MariaDB/MySQL (tarn, via knex). `propagateCreateError: true` (knex's default,
+ * stated here on purpose): when a new connection cannot be opened (database down: ECONNREFUSED, "the database system
+ * is starting up"), the waiting requests fail at once with that error instead of each waiting out the acquire timeout;
+ * the next request simply tries again, so service resumes by itself as soon as the database accepts connections.
+ * Connections that broke while idle are marked by knex's driver error handlers and discarded on the next acquire.
+ */
+function poolSettings(max: number) {
+  return {
+    min: 0, max,
+    propagateCreateError: true,
+    createTimeoutMillis: CONNECT_TIMEOUT_MS,
+    idleTimeoutMillis: 30_000,
+    reapIntervalMillis: 1_000,
+  };
+}
+
+/** The URL with `name=value` query parameters added unless the URL already sets them. */
+function withDefaults(url: string, params: Record<string, string>): string {
+  const u = new URL(url);
+  for (const [k, v] of Object.entries(params)) if (!u.searchParams.has(k)) u.searchParams.set(k, v);
+  return u.toString();
+}
+
 export interface KnexOptions {
   poolMax?: number;
   /** Where the driver's own warnings go (instead of stderr). */
@@ -53,18 +85,26 @@ export function createKnex(url: string, opts: KnexOptions = {}): Knex {
     });
   }
   if (dialect === 'postgres') {
-    return knexFactory({ log, client: 'pg', connection: url, pool: { min: 0, max: opts.poolMax ?? 10 }, acquireConnectionTimeout: 10_000 });
+    return knexFactory({
+      log,
+      client: 'pg',
+      // TCP keep-alive lets the OS notice a peer that vanished without a FIN/RST while the connection sits idle.
+      connection: { connectionString: url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, keepAlive: true, keepAliveInitialDelayMillis: 10_000 },
+      pool: poolSettings(opts.poolMax ?? 10),
+      acquireConnectionTimeout: ACQUIRE_TIMEOUT_MS,
+    });
   }
   return knexFactory({
     log,
     client: 'mysql2',
-    connection: url.replace(/^mariadb:/, 'mysql:'),
+    // knex parses the query parameters of a mysql URL into driver options (JSON values), so the URL may override these.
+    connection: withDefaults(url.replace(/^mariadb:/, 'mysql:'), { connectTimeout: String(CONNECT_TIMEOUT_MS), enableKeepAlive: 'true', keepAliveInitialDelay: '10000' }),
     pool: {
-      min: 0, max: opts.poolMax ?? 10,
+      ...poolSettings(opts.poolMax ?? 10),
       afterCreate: (conn: { query(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null, conn: unknown) => void) => {
         conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', (err) => done(err, conn));
       },
     },
-    acquireConnectionTimeout: 10_000,
+    acquireConnectionTimeout: ACQUIRE_TIMEOUT_MS,
   });
 }

@@ -1,0 +1,235 @@
+/**
+ * Two-node deployment (issue 5, item 6): TWO pushgate server PROCESSES (`node bin/pushgate.js serve --config …`) share
+ * one fresh PostgreSQL database and one secrets key file, as two nodes behind a load balancer would:
+ *   - the administrator is added with the CLI (`admin add --password-stdin`), which also migrates the database;
+ *   - an edupush token (poll only) is enrolled through node A's /token/init and completed (step 2) by the fake phone
+ *     against node B;
+ *   - a challenge triggered on node A is polled and answered by the phone on node B and finalized on node A → ACCEPT;
+ *   - with `edupush_wait`, a /validate/check waiting on node A is woken by the phone's answer posted to node B. The
+ *     safety-net re-read is set to 60 s and the wait to 30 s, so within the test's bound (5 s after the answer) only
+ *     the PostgreSQL LISTEN/NOTIFY answer bus can have woken it.
+ * Both processes are killed in teardown and the database is dropped. Skipped, with the reason in the title, when
+ * PostgreSQL (PUSHGATE_TEST_PG_URL, default 127.0.0.1:5432) is unreachable. Runs under every PUSHGATE_TEST_DB.
+ */
+import test from 'ava';
+import { spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freshDatabaseUrl, PG_ADMIN_URL } from '../helpers/databases.ts';
+import { FakePhone, makePhoneKey, type PhoneHost, type SmartphoneData } from '../helpers/fake_phone.ts';
+import type { Reply } from '../helpers/test_app.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+function reachable(host: string, port: number, ms = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    const done = (ok: boolean) => { socket.destroy(); resolve(ok); };
+    socket.setTimeout(ms, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+const pgAt = new URL(PG_ADMIN_URL);
+const pgUp = await reachable(pgAt.hostname, Number(pgAt.port || 5432));
+const skip = pgUp ? '' : ` [skipped: PostgreSQL at ${pgAt.hostname}:${pgAt.port || 5432} is unreachable]`;
+const maybe = pgUp ? test.serial : test.skip;
+
+/** A free loopback port (listen(0), read, close): `port: 0` would hide the port from us. */
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}
+
+interface Node { name: string; url: string; proc: ChildProcess; lines: string[]; exited: Promise<number | null> }
+
+/** One JSON log line per event: the server logs on stdout. */
+function events(n: Node, event: string): Array<Record<string, unknown>> {
+  return n.lines.filter((l) => l.includes(`"event":"${event}"`)).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+function startNode(name: string, configFile: string, port: number): Promise<Node> {
+  const proc = spawn(process.execPath, [path.join(ROOT, 'bin/pushgate.js'), 'serve', '--config', configFile], {
+    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' },
+  });
+  const lines: string[] = [];
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const node: Node = { name, url: `http://127.0.0.1:${port}`, proc, lines, exited };
+  let buf = '';
+  let errText = '';
+  proc.stderr!.on('data', (c: Buffer) => { errText += c.toString(); });
+  return new Promise<Node>((resolve, reject) => {
+    const bound = setTimeout(() => reject(new Error(`${name} did not start within 60 s: ${errText}`)), 60_000);
+    proc.stdout!.on('data', (c: Buffer) => {
+      buf += c.toString();
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        lines.push(line);
+        if (line.includes('"event":"server.started"')) { clearTimeout(bound); resolve(node); }
+      }
+    });
+    void exited.then((code) => { clearTimeout(bound); reject(new Error(`${name} exited with ${code}: ${errText}`)); });
+  });
+}
+
+async function stopNode(n: Node): Promise<void> {
+  if (n.proc.exitCode !== null || n.proc.signalCode !== null) return;
+  n.proc.kill('SIGTERM');
+  const done = await Promise.race([n.exited.then(() => true), sleep(10_000).then(() => false)]);
+  if (!done) { n.proc.kill('SIGKILL'); await n.exited; }
+}
+
+/** `pushgate <args>` with `stdin`; resolves with the exit code and output. */
+function cli(args: string[], stdin: string): Promise<{ code: number | null; out: string }> {
+  const proc = spawn(process.execPath, [path.join(ROOT, 'bin/pushgate.js'), ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+  proc.stderr.on('data', (c: Buffer) => { out += c.toString(); });
+  proc.stdin.end(stdin);
+  return new Promise((resolve) => proc.once('exit', (code) => resolve({ code, out })));
+}
+
+async function call(base: string, method: string, p: string, params: Record<string, unknown> = {}, opts: { as?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
+  const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+  let target = base + p;
+  let body: string | undefined;
+  const str = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, String(v)]));
+  if (method === 'GET') {
+    const qs = new URLSearchParams(str).toString();
+    if (qs) target += (target.includes('?') ? '&' : '?') + qs;
+  } else if (opts.as === 'json') {
+    body = JSON.stringify(params);
+    headers['content-type'] = 'application/json';
+  } else {
+    body = new URLSearchParams(str).toString();
+    headers['content-type'] = 'application/x-www-form-urlencoded';
+  }
+  const res = await fetch(target, { method, headers, body, signal: AbortSignal.timeout(45_000) });
+  const text = await res.text();
+  let parsed: unknown = null;
+  try { parsed = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: res.status, body: parsed, headers: res.headers, text };
+}
+
+const host = (n: Node): PhoneHost => ({ call: (m, p, params, o) => call(n.url, m, p, params, o), clock: { now: () => Date.now() } });
+
+interface Cluster { a: Node; b: Node; admin: string; dbDrop: () => Promise<void>; tmp: string }
+let cluster: Cluster | null = null;
+
+test.before(async () => {
+  if (!pgUp) return;
+  const db = await freshDatabaseUrl('postgres');
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pushgate-two-nodes-'));
+  const keyFile = path.join(tmp, 'shared.key');
+  fs.writeFileSync(keyFile, crypto.randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+  const [portA, portB] = [await freePort(), await freePort()];
+  const configFor = (port: number) => ({
+    server: { host: '127.0.0.1', port, public_url: `http://127.0.0.1:${portB}` },
+    database: { url: db.url },
+    secrets: { key_file: keyFile },
+    pin: { memory_kib: 1024, time_cost: 1, parallelism: 1 },
+    wait: { safety_reread_ms: 60_000, drain_seconds: 1 },
+    log: { level: 'info' },
+    policies: [
+      { name: 'push-enroll', scope: 'enrollment', actions: { edupush_firebase_configuration: 'poll only' } },
+      { name: 'bob-waits', scope: 'authentication', user: 'bob', actions: { edupush_wait: 30 } },
+    ],
+  });
+  const fileA = path.join(tmp, 'a.yaml');
+  const fileB = path.join(tmp, 'b.yaml');
+  fs.writeFileSync(fileA, JSON.stringify(configFor(portA), null, 2)); // JSON is YAML
+  fs.writeFileSync(fileB, JSON.stringify(configFor(portB), null, 2));
+  // The CLI migrates the fresh database and adds the administrator, before either server starts.
+  const added = await cli(['admin', 'add', 'admin', '--password-stdin', '--config', fileA], 'admin-pw\n');
+  if (added.code !== 0) throw new Error(`admin add failed: ${added.out}`);
+  const [a, b] = await Promise.all([startNode('A', fileA, portA), startNode('B', fileB, portB)]);
+  const auth = await call(a.url, 'POST', '/auth', { username: 'admin', password: 'admin-pw' });
+  if (auth.status !== 200) throw new Error(`admin login on A failed: ${auth.text}`);
+  cluster = { a, b, admin: auth.body.result.value.token as string, dbDrop: db.drop, tmp };
+});
+
+test.after.always(async () => {
+  if (!cluster) return;
+  await Promise.all([stopNode(cluster.a), stopNode(cluster.b)]);
+  await cluster.dbDrop();
+  fs.rmSync(cluster.tmp, { recursive: true, force: true });
+});
+
+/** /token/init on node A, step 2 by the phone on node B. */
+async function enrollAcrossNodes(c: Cluster, user: string): Promise<{ phone: FakePhone; serial: string }> {
+  const init = await call(c.a.url, 'POST', '/token/init', { type: 'edupush', genkey: 1, user, pin: '1234' }, { headers: { Authorization: c.admin } });
+  if (init.status !== 200) throw new Error(`init on A: ${init.text}`);
+  const phone = new FakePhone(host(c.b), 'edumfa-next', makePhoneKey('rsa'));
+  phone.scan(init.body.detail.pushurl.value);
+  const step2 = await phone.enroll();
+  if (step2.status !== 200) throw new Error(`step 2 on B: ${step2.text}`);
+  return { phone, serial: init.body.detail.serial as string };
+}
+
+/** The phone's poll on node B until the open challenge shows up (bounded: 100 polls). */
+async function pollUntilOpen(phone: FakePhone): Promise<SmartphoneData> {
+  for (let i = 0; i < 100; i++) {
+    const r = await phone.poll();
+    if (r.status !== 200) throw new Error(`poll on B: ${r.text}`);
+    if (r.body.result.value.length) return r.body.result.value[0] as SmartphoneData;
+    await sleep(50);
+  }
+  throw new Error('no open challenge on B after 100 polls');
+}
+
+maybe(`a challenge triggered on node A is answered by the phone on node B and finalized on node A → ACCEPT${skip}`, async (t) => {
+  const c = cluster!;
+  const { phone, serial } = await enrollAcrossNodes(c, 'alice');
+  t.truthy(phone.serverKey, 'node B completed the enrollment started on node A');
+  t.true(events(c.a, 'server.started').every((e) => e.database === 'postgres'));
+
+  const trig = await call(c.a.url, 'POST', '/validate/check', { user: 'alice', pass: '1234' });
+  t.like(trig.body, { result: { value: false, authentication: 'CHALLENGE' } });
+  const tid = trig.body.detail.transaction_id as string;
+
+  const data = await pollUntilOpen(phone);
+  t.true(phone.verifyPushData(data), 'node B signs with the server key stored by node B, readable with the shared key file');
+  t.is(data.serial, serial);
+  const answered = await phone.answer(data);
+  t.like(answered.body, { result: { status: true, value: true } });
+
+  const status = await call(c.a.url, 'GET', '/validate/polltransaction', { transaction_id: tid });
+  t.like(status.body, { result: { value: true, authentication: 'ACCEPT' } }, 'node A sees the answer given on node B');
+  const fin = await call(c.a.url, 'POST', '/validate/check', { user: 'alice', pass: '', transaction_id: tid });
+  t.like(fin.body, { result: { value: true, authentication: 'ACCEPT' }, detail: { message: 'Found matching challenge', serial } });
+  const again = await call(c.b.url, 'POST', '/validate/check', { user: 'alice', pass: '', transaction_id: tid });
+  t.like(again.body, { result: { value: false, authentication: 'REJECT' } }, 'consumed: node B cannot finalize it again');
+});
+
+maybe(`a /validate/check waiting on node A (edupush_wait) is woken by the answer posted to node B${skip}`, async (t) => {
+  const c = cluster!;
+  const { phone } = await enrollAcrossNodes(c, 'bob');
+  const started = performance.now();
+  const waiting = call(c.a.url, 'POST', '/validate/check', { user: 'bob', pass: '1234' });
+  const data = await pollUntilOpen(phone);
+  t.is(events(c.a, 'wait.started').length, 1, 'node A is waiting');
+  const answered = await phone.answer(data);
+  const answeredAt = performance.now();
+  t.like(answered.body, { result: { value: true } });
+  const r = await waiting;
+  const wokeAfter = performance.now() - answeredAt;
+  t.like(r.body, { result: { value: true, authentication: 'ACCEPT' } });
+  // The wait is 30 s and the safety-net re-read 60 s: an ACCEPT within 5 s of the answer can only come from the bus.
+  t.true(wokeAfter < 5000, `woken ${wokeAfter.toFixed(0)} ms after the answer on node B`);
+  t.true(performance.now() - started < 25_000);
+  const finished = events(c.a, 'wait.finished');
+  t.is(finished.length, 1);
+  t.like(finished[0], { result: 'accept' });
+  t.is(events(c.b, 'wait.started').length, 0, 'node B never waited');
+  t.log(`node A woke ${wokeAfter.toFixed(0)} ms after the phone's answer on node B (wakeMs ${String(finished[0]!.wakeMs)})`);
+});
