@@ -1,6 +1,7 @@
 /** Creating challenges (one transaction id per request) and reading a transaction's state. */
 import crypto from 'node:crypto';
 import type { Deps } from '../deps.ts';
+import { ValidateError } from '../errors.ts';
 import type { ChallengeOut } from './outcome.ts';
 import type { RequestPolicies } from './context.ts';
 import type { ChallengeRecord, TokenRecord } from '../../tokens/types.ts';
@@ -26,7 +27,8 @@ export function validityMs(deps: Deps, type: string): number {
  * Creates one challenge per token, all sharing one transaction id; each row is stored before anything is sent.
  * Out-of-band types deliver through their channel afterwards (a failed delivery never fails the request).
  */
-export async function createChallenges(deps: Deps, tokens: readonly TokenRecord[], rp: RequestPolicies, session = ''): Promise<ChallengeOut[]> {
+export async function createChallenges(deps: Deps, tokens: readonly TokenRecord[], rp: RequestPolicies, opts: { session?: string; exception?: boolean } = {}): Promise<ChallengeOut[]> {
+  const session = opts.session ?? '';
   const transactionId = newTransactionId();
   const now = deps.clock.now();
   const ctx = rp.tokenContext();
@@ -46,6 +48,8 @@ export async function createChallenges(deps: Deps, tokens: readonly TokenRecord[
     let message = spec.message;
     if (type.deliverChallenge) {
       const delivered = await type.deliverChallenge(token, record, ctx);
+      // eduMFA's `exception=1`: a failed delivery is an error for the client (the challenge stays stored if polling is allowed).
+      if (!delivered.delivered && opts.exception) throw new ValidateError('Failed to submit message to Firebase service.');
       if (delivered.messageSuffix) message = `${message} ${delivered.messageSuffix}`;
     }
     out.push({ transactionId, serial: token.serial, type: token.type, clientMode: type.clientMode, message, attributes: spec.attributes });

@@ -26,6 +26,8 @@ export interface CheckRequest {
   readonly client?: string;
   /** Aborted when the client goes away (ends a push wait early). */
   readonly signal?: AbortSignal;
+  /** eduMFA's `exception=1`: a failed push delivery answers 400 / code 401 instead of a CHALLENGE with a hint. */
+  readonly exception?: boolean;
 }
 
 interface Classified {
@@ -150,7 +152,7 @@ export async function checkAuth(deps: Deps, req: CheckRequest): Promise<Outcome>
       return { kind: 'reject', message: 'Failcounter exceeded', serial: t?.serial, type: t?.type, serials: serialsOf(c.challenge), ...base() };
     }
     if (challengeable.length) {
-      const challenges = await createChallenges(deps, challengeable, rp);
+      const challenges = await createChallenges(deps, challengeable, rp, { exception: req.exception });
       if (rp.action<boolean>('increase_failcounter_on_challenge')) await bumpFailCounters(deps, challengeable);
       return { kind: 'challenge', challenges, preferredClientMode: preferredClientMode(rp, challenges), serials: serialsOf(challengeable), ...base() };
     }

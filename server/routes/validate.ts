@@ -41,7 +41,8 @@ export function validateRouter(deps: Deps): Router<AppState> {
     const gone = new AbortController();
     const onClose = () => { if (!ctx.res.writableEnded) gone.abort(); };
     ctx.res.once('close', onClose);
-    const req: CheckRequest = { ...subject, pass, transactionId, client: ctx.state.client, signal: gone.signal };
+    const exception = ['1', 'true', 'True', 'TRUE'].includes(params.get('exception') ?? '');
+    const req: CheckRequest = { ...subject, pass, transactionId, client: ctx.state.client, signal: gone.signal, exception };
     let outcome;
     try { outcome = await checkAuth(deps, req); } finally { ctx.res.off('close', onClose); }
     const who = outcomeWho(deps, req);

@@ -135,3 +135,18 @@ test('edupush_wait: the login waits for the phone in the same request and is acc
   const c = await pending;
   t.like(c.body, { result: { value: true, authentication: 'ACCEPT' } });
 });
+
+test('exception=1: a failed Firebase delivery is HTTP 400 code 401; the challenge stays stored for polling', async (t) => {
+  const { w, fcm } = await fcmWorld(t);
+  const phone = phoneFor(w);
+  const serial = await enrollPhone(w, phone);
+  fcm.mode = 'error500';
+  const r = await check(w, { user: 'alice', pass: '1234', exception: 1 });
+  t.is(r.status, 400);
+  t.deepEqual(r.body.result.error, { code: 401, message: 'ERR401: Failed to submit message to Firebase service.' });
+  const polled = await phone.poll();
+  t.is(polled.body.result.value.length, 1, 'still answerable by polling');
+  t.is(polled.body.result.value[0].serial, serial);
+  fcm.mode = 'ok';
+  t.is((await check(w, { user: 'alice', pass: '1234', exception: 1 })).body.result.authentication, 'CHALLENGE', 'a delivered push is unaffected');
+});
