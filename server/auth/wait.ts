@@ -11,6 +11,7 @@ import type { TokenRecord } from '../../tokens/types.ts';
 import type { RequestPolicies } from './context.ts';
 import { createChallenges, transactionStatus } from './challenges.ts';
 import type { Outcome } from './outcome.ts';
+import type { WaitResult } from './answers.ts';
 import type { UserInfo } from './users.ts';
 
 export interface WaitRegistry {
@@ -83,27 +84,36 @@ export async function waitForAnswer(deps: Deps, tokens: readonly TokenRecord[], 
   const slot = deps.waits.enter(user ? `${user.name}@${user.realm}` : `serial:${tokens[0]?.serial}`);
   const started = deps.clock.now();
   let transactionId = '';
+  let stop: ReturnType<typeof linkedSignal> | undefined;
   try {
     const challenges = await createChallenges(deps, tokens, rp);
     transactionId = challenges[0]!.transactionId;
     deps.events.emit('wait.started', { transactionId });
     const deadline = started + seconds * 1000;
-    const stop = signal ? AbortSignal.any([signal, slot.signal]) : slot.signal;
+    stop = linkedSignal([signal, slot.signal]);
+    const answered = (o: Outcome): Outcome => {
+      deps.events.emit('wait.finished', { transactionId, result: o.kind === 'accept' ? 'accept' : 'decline', wakeMs: deps.clock.now() - started });
+      return o;
+    };
     for (;;) {
-      const iteration = new AbortController();
-      // Register before reading, so an answer that lands between the read and the wait is not missed.
-      const woken = deps.answers.waitFor(transactionId, {
-        timeoutMs: Math.max(0, Math.min(deadline - deps.clock.now(), deps.config.wait.safetyRereadMs)),
-        signal: AbortSignal.any([stop, iteration.signal]),
-      });
-      const decided = await decide(deps, transactionId, tokens, rp);
-      if (decided) {
-        iteration.abort();
-        await woken;
-        deps.events.emit('wait.finished', { transactionId, result: decided.kind === 'accept' ? 'accept' : 'decline', wakeMs: deps.clock.now() - started });
-        return decided;
+      const iteration = linkedSignal([stop.signal]);
+      let r: WaitResult;
+      try {
+        // Register before reading, so an answer that lands between the read and the wait is not missed.
+        const woken = deps.answers.waitFor(transactionId, {
+          timeoutMs: Math.max(0, Math.min(deadline - deps.clock.now(), deps.config.wait.safetyRereadMs)),
+          signal: iteration.signal,
+        });
+        const decided = await decide(deps, transactionId, tokens, rp);
+        if (decided) {
+          iteration.abort();
+          await woken;
+          return answered(decided);
+        }
+        r = await woken;
+      } finally {
+        iteration.dispose();
       }
-      const r = await woken;
       if (r === 'aborted') {
         await deps.store.challenges.deleteTransaction(transactionId);
         if (slot.signal.aborted) {
@@ -115,7 +125,7 @@ export async function waitForAnswer(deps: Deps, tokens: readonly TokenRecord[], 
       }
       if (r === 'timeout' && deps.clock.now() >= deadline) {
         const last = await decide(deps, transactionId, tokens, rp);
-        if (last) return last;
+        if (last) return answered(last); // an answer whose notification was missed still wins at the deadline
         await deps.store.challenges.deleteTransaction(transactionId);
         const counts = await deps.store.tokens.incrementFailCount(tokens.map((t) => t.id), deps.clock.now());
         for (const t of tokens) deps.events.emit('token.fail_counter', { serial: t.serial, failCount: counts.get(t.id) ?? t.failCount, maxFail: t.maxFail });
@@ -125,8 +135,23 @@ export async function waitForAnswer(deps: Deps, tokens: readonly TokenRecord[], 
       }
     }
   } finally {
+    stop?.dispose();
     slot.leave();
   }
+}
+
+/**
+ * An AbortSignal that aborts when any of `sources` does (or by `abort()`); `dispose()` unhooks it from the sources.
+ * Not AbortSignal.any(): Node 20 keeps a WeakRef to every signal it makes in each source's dependant set and never
+ * drops it — made from the registry's long-lived shutdown signal once per wait and re-read, that grew without bound.
+ */
+function linkedSignal(sources: ReadonlyArray<AbortSignal | undefined>): { signal: AbortSignal; abort(): void; dispose(): void } {
+  const ctl = new AbortController();
+  const abort = () => ctl.abort();
+  const live = sources.filter((s): s is AbortSignal => s !== undefined);
+  if (live.some((s) => s.aborted)) ctl.abort();
+  else for (const s of live) s.addEventListener('abort', abort, { once: true });
+  return { signal: ctl.signal, abort, dispose() { for (const s of live) s.removeEventListener('abort', abort); } };
 }
 
 /** Reads the transaction: accepted → consume it once and ACCEPT; declined → DECLINED; else null. */

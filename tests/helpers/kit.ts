@@ -93,7 +93,7 @@ export function track<T>(p: Promise<T>): { promise: Promise<T>; settled(): boole
  * Lets the event loop run (setImmediate turns, no timers) until `cond()` holds; throws after `maxTurns`.
  * For waiting on a state another async task reaches, never for waiting on time.
  */
-export async function until(cond: () => boolean, maxTurns = 100_000): Promise<void> {
+export async function until(cond: () => boolean, maxTurns = 1_000_000): Promise<void> {
   for (let i = 0; i < maxTurns; i++) {
     if (cond()) return;
     await new Promise<void>((resolve) => setImmediate(resolve));

@@ -1,5 +1,5 @@
 /** A test world set up for push: poll-only enrollment policies, pre-generated server keys, optional fake FCM. */
-import type { TestWorld } from './test_app.ts';
+import type { TestWorld, WorldOptions } from './test_app.ts';
 import { enroll, policy, world, type Teardown } from './kit.ts';
 import { FakePhone, makePhoneKey, type AppStyle, type PhoneKeyPair } from './fake_phone.ts';
 import type { FakeFcm } from './fake_fcm.ts';
@@ -14,11 +14,14 @@ export interface PushWorldOptions {
   timeoutMs?: number;
   /** Further config keys (merged over the push defaults). */
   config?: Record<string, unknown>;
+  /** Further world options (e.g. `databaseUrl` and `key` for two nodes on one database). */
+  world?: Pick<WorldOptions, 'databaseUrl' | 'key' | 'files'>;
 }
 
 export async function pushWorld(t: Teardown, o: PushWorldOptions = {}): Promise<TestWorld> {
   const channel = o.channel ?? 'poll only';
   return world(t, {
+    ...(o.world ?? {}),
     config: {
       policies: [
         policy('push-enroll', 'enrollment', { edupush_firebase_configuration: channel, push_firebase_configuration: channel }),

@@ -46,6 +46,8 @@ export interface WorldOptions {
   /** Skip the HTTP server. */
   noHttp?: boolean;
   databaseUrl?: string;
+  /** Secrets key (default: random per world). Worlds that share one database as two nodes need the same key. */
+  key?: Buffer;
   /** Push seams (default: 2048-bit server keys made on demand instead of a pool of 4096-bit ones, to keep tests fast). */
   push?: PushServicesOptions;
 }
@@ -66,7 +68,7 @@ export async function createWorld(opts: WorldOptions = {}): Promise<TestWorld> {
   const events = new Events();
   const seen: TestWorld['seen'] = [];
   events.onAny((name, payload) => { seen.push({ name, payload }); });
-  const deps = await buildDeps(config, { clock, events, key: crypto.randomBytes(32), push: opts.push ?? { keys: { bits: 2048, size: 0 } } });
+  const deps = await buildDeps(config, { clock, events, key: opts.key ?? crypto.randomBytes(32), push: opts.push ?? { keys: { bits: 2048, size: 0 } } });
   let server: Server | null = null;
   let url = '';
   if (!opts.noHttp) {
