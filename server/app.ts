@@ -36,61 +36,54 @@ export function createApp(deps: Deps): Koa<AppState> {
   const app = new Koa<AppState>();
   app.proxy = false;
 
-  // Audit rows are written after the handler, success or failure; a failed write is logged, never shown.
-  // Outermost, so that it sees what the error renderer below adds (the error message, the row for a request
-  // whose body could not even be parsed).
-  app.use(async (ctx, next) => {
-    try { await next(); } finally {
-      const a = ctx.state.audit;
-      if (a) {
-        try {
-          await deps.store.audit.insert({ ...a, time: deps.clock.now(), client: ctx.state.client ?? null, admin: ctx.state.admin ?? a.admin ?? null });
-        } catch (err) {
-          deps.events.emit('log', { level: 'error', msg: 'audit write failed', error: String(err) });
-        }
-      }
+  /** Errors → the eduMFA envelope. Unexpected errors are -500 with a generic message; the detail goes to the log. */
+  const renderError = (ctx: AppContext, raw: unknown) => {
+    const err = raw instanceof MfaError ? raw : new InternalError(raw);
+    const cause = err.status >= 500 ? (err.cause ?? raw) : undefined;
+    deps.events.emit('request.failed', {
+      method: ctx.method, path: ctx.path, status: err.status, code: err.code,
+      error: cause instanceof Error ? cause.message : err.message,
+      ...(cause instanceof Error && cause.stack ? { stack: cause.stack } : {}),
+    });
+    ctx.status = err.status;
+    for (const [k, v] of Object.entries(err.headers)) ctx.set(k, v);
+    ctx.body = errorEnvelope(deps.clock.now(), err);
+    if (ctx.state.audit || ctx.path.startsWith('/validate/')) {
+      const prev = ctx.state.audit;
+      // A route may have named the failure already (a wrong admin password is a REJECT); otherwise it is an ERROR.
+      const outcome = prev && prev.outcome !== 'OK' && prev.outcome !== 'ACCEPT' ? prev.outcome : 'ERROR';
+      ctx.state.audit = { ...(prev ?? { action: `${ctx.method} ${ctx.path}` }), success: false, outcome, info: { error: err.wireMessage } };
     }
-  });
+  };
 
-  // Errors → the eduMFA envelope. Unexpected errors are -500 with a generic message; the detail goes to the log.
+  /** The audit row, written after the response is settled; a failed write is logged, never shown. */
+  const writeAudit = async (ctx: AppContext) => {
+    const a = ctx.state.audit;
+    if (!a) return;
+    try {
+      await deps.store.audit.insert({ ...a, time: deps.clock.now(), client: ctx.state.client ?? null, admin: ctx.state.admin ?? a.admin ?? null });
+    } catch (err) {
+      deps.events.emit('log', { level: 'error', msg: 'audit write failed', error: String(err) });
+    }
+  };
+
+  // One frame around every request (a waiting push login keeps its frames alive, so fewer is cheaper):
+  // parameters and client address → routes → 404 envelope → error envelope → headers → audit row.
   app.use(async (ctx, next) => {
     try {
+      ctx.state.client = (ctx.req.socket.remoteAddress ?? '').replace(/^::ffff:/, ''); // known even if the body is broken
+      ctx.state.params = await parseRequestParams(ctx.req, new URLSearchParams(ctx.querystring), deps.config.server.bodyLimitBytes);
+      ctx.state.client = clientAddress(deps, ctx, ctx.state.params);
       await next();
+      // Nothing matched: the envelope, not Koa's plain-text 404 (after allowedMethods had its chance to answer 405).
+      if (ctx.status === 404 && ctx.body === undefined) throw new MfaError(404, 404, 'The requested URL was not found on the server.', { prefixed: false });
     } catch (raw) {
-      const err = raw instanceof MfaError ? raw : new InternalError(raw);
-      const cause = err.status >= 500 ? (err.cause ?? raw) : undefined;
-      deps.events.emit('request.failed', {
-        method: ctx.method, path: ctx.path, status: err.status, code: err.code,
-        error: cause instanceof Error ? cause.message : err.message,
-        ...(cause instanceof Error && cause.stack ? { stack: cause.stack } : {}),
-      });
-      ctx.status = err.status;
-      ctx.set('Cache-Control', 'no-cache');
-      for (const [k, v] of Object.entries(err.headers)) ctx.set(k, v);
-      ctx.body = errorEnvelope(deps.clock.now(), err);
-      if (ctx.state.audit || ctx.path.startsWith('/validate/')) {
-        const prev = ctx.state.audit;
-        // A route may have named the failure already (a wrong admin password is a REJECT); otherwise it is an ERROR.
-        const outcome = prev && prev.outcome !== 'OK' && prev.outcome !== 'ACCEPT' ? prev.outcome : 'ERROR';
-        ctx.state.audit = { ...(prev ?? { action: `${ctx.method} ${ctx.path}` }), success: false, outcome, info: { error: err.wireMessage } };
-      }
+      renderError(ctx, raw);
     }
     ctx.set('Cache-Control', 'no-cache');
     // While draining, keep-alive connections end with this response so the server can close promptly.
     if (deps.waits.draining) ctx.set('Connection', 'close');
-  });
-
-  // Nothing matched: the envelope, not Koa's plain-text 404 (after allowedMethods had its chance to answer 405).
-  app.use(async (ctx, next) => {
-    await next();
-    if (ctx.status === 404 && ctx.body === undefined) throw new MfaError(404, 404, 'The requested URL was not found on the server.', { prefixed: false });
-  });
-
-  app.use(async (ctx, next) => {
-    ctx.state.client = (ctx.req.socket.remoteAddress ?? '').replace(/^::ffff:/, ''); // known even if the body is broken
-    ctx.state.params = await parseRequestParams(ctx.req, new URLSearchParams(ctx.querystring), deps.config.server.bodyLimitBytes);
-    ctx.state.client = clientAddress(deps, ctx, ctx.state.params);
-    await next();
+    await writeAudit(ctx);
   });
 
   for (const router of [validateRouter(deps), authRouter(deps), tokenRouter(deps), healthRouter(deps), smartphoneRouter(deps)]) {

@@ -13,7 +13,7 @@ import type { TokenRecord, TokenType, Verdict } from '../../tokens/types.ts';
 import { requestPolicies, type RequestPolicies } from './context.ts';
 import { createChallenges, preferredClientMode } from './challenges.ts';
 import type { Outcome } from './outcome.ts';
-import { waitForAnswer } from './wait.ts';
+import { finishWait, startWait, type WaitPlan } from './wait.ts';
 import type { UserInfo } from './users.ts';
 
 export interface CheckRequest {
@@ -41,6 +41,12 @@ const isLocked = (t: TokenRecord): boolean => t.failCount >= t.maxFail;
 const single = (tokens: readonly TokenRecord[]) => (tokens.length === 1 ? tokens[0] : undefined);
 
 export async function checkAuth(deps: Deps, req: CheckRequest): Promise<Outcome> {
+  const decided = await decideCheck(deps, req);
+  // A push wait runs after the decision's frame has ended: only the slim WaitPlan stays reachable while it waits.
+  return decided.kind === 'wait' ? finishWait(deps, decided, req.signal) : decided;
+}
+
+async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcome | WaitPlan> {
   if (!req.user && !req.serial) throw new ParameterError('You need to specify a serial or a user.');
 
   // 1. Who
@@ -143,8 +149,8 @@ export async function checkAuth(deps: Deps, req: CheckRequest): Promise<Outcome>
     // Wait mode only when no other token type answers with a challenge: those are never delayed.
     const waiting = oob.filter((t) => !isLocked(t));
     if (waiting.length && !offline.length) {
-      const waited = await waitForAnswer(deps, waiting, rp, user, req.signal);
-      if (waited) return waited;
+      const plan = await startWait(deps, waiting, rp, user);
+      if (plan) return plan;
     }
     const challengeable = c.challenge.filter((t) => !isLocked(t));
     if (!challengeable.length && !c.pinMatched.length) {

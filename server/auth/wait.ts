@@ -5,6 +5,7 @@
  * several push tokens all get the push and the first answer wins; a disconnect frees the waiter immediately;
  * a timeout is REJECT and counts as a failed attempt. Capacity limits answer 503 + Retry-After, never queue.
  */
+import { setMaxListeners } from 'node:events';
 import type { Deps } from '../deps.ts';
 import { UnavailableError } from '../errors.ts';
 import type { TokenRecord } from '../../tokens/types.ts';
@@ -30,7 +31,9 @@ export function createWaitRegistry(deps: Pick<Deps, 'config' | 'events'>): WaitR
   let active = 0;
   let draining = false;
   const perUser = new Map<string, number>();
-  let shutdown = new AbortController();
+  // Every running wait listens on this one signal: no listener limit (the default warns at 11).
+  const newShutdown = () => { const c = new AbortController(); setMaxListeners(0, c.signal); return c; };
+  let shutdown = newShutdown();
   let idleWaiters: Array<() => void> = [];
   const { maxConcurrent, maxPerUser } = deps.config.wait;
   return {
@@ -38,7 +41,7 @@ export function createWaitRegistry(deps: Pick<Deps, 'config' | 'events'>): WaitR
     get draining() { return draining; },
     drain() { draining = true; },
     idle() { return active === 0 ? Promise.resolve() : new Promise((resolve) => idleWaiters.push(resolve)); },
-    abortAll() { shutdown.abort(); shutdown = new AbortController(); },
+    abortAll() { shutdown.abort(); shutdown = newShutdown(); },
     enter(userKey) {
       if (draining) { deps.events.emit('wait.rejected', { reason: 'draining' }); throw new UnavailableError('The server is shutting down; try again.', 5); }
       if (active >= maxConcurrent) { deps.events.emit('wait.rejected', { reason: 'capacity' }); throw new UnavailableError('Too many logins are waiting for an answer; try again shortly.', 5); }
@@ -74,22 +77,49 @@ export function waitSeconds(deps: Deps, tokens: readonly TokenRecord[], rp: Requ
   return max;
 }
 
+/** What a running wait keeps: a few fields per token, not the records (no decrypted keys held for the wait). */
+export interface WaitToken { readonly id: number; readonly serial: string; readonly type: string; readonly otpLen: number; readonly failCount: number; readonly maxFail: number }
+
+/** A started wait: challenges stored and sent, a capacity slot taken. Hand it to finishWait (which releases the slot). */
+export interface WaitPlan {
+  readonly kind: 'wait';
+  readonly transactionId: string;
+  readonly tokens: readonly WaitToken[];
+  readonly started: number;
+  readonly deadline: number;
+  readonly policies: readonly string[];
+  readonly slot: { readonly signal: AbortSignal; leave(): void };
+}
+
 /**
- * Runs the blocking wait for out-of-band tokens whose PIN matched. Returns null when no wait policy applies
- * (the caller then answers with a normal CHALLENGE).
+ * Starts a wait for out-of-band tokens whose PIN matched: takes a capacity slot (503 when full), stores and sends
+ * the challenges. Returns null when no wait policy applies (the caller answers with a normal CHALLENGE).
+ * Split from finishWait so that nothing of the request's token-list decision stays reachable while it waits.
  */
-export async function waitForAnswer(deps: Deps, tokens: readonly TokenRecord[], rp: RequestPolicies, user: UserInfo | null, signal?: AbortSignal): Promise<Outcome | null> {
+export async function startWait(deps: Deps, tokens: readonly TokenRecord[], rp: RequestPolicies, user: UserInfo | null): Promise<WaitPlan | null> {
   const seconds = waitSeconds(deps, tokens, rp);
   if (seconds <= 0) return null;
   const slot = deps.waits.enter(user ? `${user.name}@${user.realm}` : `serial:${tokens[0]?.serial}`);
-  const started = deps.clock.now();
-  let transactionId = '';
+  try {
+    const started = deps.clock.now();
+    const challenges = await createChallenges(deps, tokens, rp);
+    const transactionId = challenges[0]!.transactionId;
+    deps.events.emit('wait.started', { transactionId });
+    return {
+      kind: 'wait', transactionId, started, deadline: started + seconds * 1000, policies: rp.matched(), slot,
+      tokens: tokens.map((t) => ({ id: t.id, serial: t.serial, type: t.type, otpLen: t.otpLen, failCount: t.failCount, maxFail: t.maxFail })),
+    };
+  } catch (err) {
+    slot.leave();
+    throw err;
+  }
+}
+
+/** Waits for the phone's answer (or decline, timeout, disconnect, shutdown) and settles the transaction once. */
+export async function finishWait(deps: Deps, plan: WaitPlan, signal?: AbortSignal): Promise<Outcome> {
+  const { transactionId, tokens, started, deadline, slot } = plan;
   let stop: ReturnType<typeof linkedSignal> | undefined;
   try {
-    const challenges = await createChallenges(deps, tokens, rp);
-    transactionId = challenges[0]!.transactionId;
-    deps.events.emit('wait.started', { transactionId });
-    const deadline = started + seconds * 1000;
     stop = linkedSignal([signal, slot.signal]);
     const answered = (o: Outcome): Outcome => {
       deps.events.emit('wait.finished', { transactionId, result: o.kind === 'accept' ? 'accept' : 'decline', wakeMs: deps.clock.now() - started });
@@ -104,7 +134,7 @@ export async function waitForAnswer(deps: Deps, tokens: readonly TokenRecord[], 
           timeoutMs: Math.max(0, Math.min(deadline - deps.clock.now(), deps.config.wait.safetyRereadMs)),
           signal: iteration.signal,
         });
-        const decided = await decide(deps, transactionId, tokens, rp);
+        const decided = await decide(deps, plan);
         if (decided) {
           iteration.abort();
           await woken;
@@ -121,17 +151,17 @@ export async function waitForAnswer(deps: Deps, tokens: readonly TokenRecord[], 
           throw new UnavailableError('The server is shutting down; the login was not completed.', 5);
         }
         deps.events.emit('wait.finished', { transactionId, result: 'disconnect' });
-        return { kind: 'reject', message: 'The client went away.', serials: tokens.map((t) => t.serial), policies: rp.matched() };
+        return { kind: 'reject', message: 'The client went away.', serials: tokens.map((t) => t.serial), policies: plan.policies };
       }
       if (r === 'timeout' && deps.clock.now() >= deadline) {
-        const last = await decide(deps, transactionId, tokens, rp);
+        const last = await decide(deps, plan);
         if (last) return answered(last); // an answer whose notification was missed still wins at the deadline
         await deps.store.challenges.deleteTransaction(transactionId);
         const counts = await deps.store.tokens.incrementFailCount(tokens.map((t) => t.id), deps.clock.now());
         for (const t of tokens) deps.events.emit('token.fail_counter', { serial: t.serial, failCount: counts.get(t.id) ?? t.failCount, maxFail: t.maxFail });
         deps.events.emit('wait.finished', { transactionId, result: 'timeout' });
         const single = tokens.length === 1 ? tokens[0] : undefined;
-        return { kind: 'reject', message: 'wrong otp value', serial: single?.serial, type: single?.type, otpLen: single?.otpLen, serials: tokens.map((t) => t.serial), policies: rp.matched() };
+        return { kind: 'reject', message: 'wrong otp value', serial: single?.serial, type: single?.type, otpLen: single?.otpLen, serials: tokens.map((t) => t.serial), policies: plan.policies };
       }
     }
   } finally {
@@ -155,7 +185,8 @@ function linkedSignal(sources: ReadonlyArray<AbortSignal | undefined>): { signal
 }
 
 /** Reads the transaction: accepted → consume it once and ACCEPT; declined → DECLINED; else null. */
-async function decide(deps: Deps, transactionId: string, tokens: readonly TokenRecord[], rp: RequestPolicies): Promise<Outcome | null> {
+async function decide(deps: Deps, plan: WaitPlan): Promise<Outcome | null> {
+  const { transactionId, tokens, policies } = plan;
   const rows = await deps.store.challenges.byTransaction(transactionId);
   const now = deps.clock.now();
   const status = transactionStatus(rows, now);
@@ -165,16 +196,16 @@ async function decide(deps: Deps, transactionId: string, tokens: readonly TokenR
     const row = rows.find((r) => r.status === 'declined')!;
     await deps.store.challenges.deleteTransaction(transactionId);
     const token = tokens.find((t) => t.serial === row.serial);
-    return { kind: 'declined', message: 'The challenge was declined.', serial: row.serial, type: token?.type, serials: [row.serial], policies: rp.matched() };
+    return { kind: 'declined', message: 'The challenge was declined.', serial: row.serial, type: token?.type, serials: [row.serial], policies };
   }
   for (const row of rows.filter((r) => r.status === 'accepted')) {
     const token = tokens.find((t) => t.serial === row.serial) ?? [...byId.values()][0]!;
     if (!await deps.store.challenges.consume(row.id, 'accepted', now)) continue;
     await deps.store.challenges.deleteTransaction(transactionId);
     if (!await deps.store.tokens.recordSuccess(token.id, null, now)) {
-      return { kind: 'reject', message: `matching 1 tokens, Failcounter exceeded`, serial: token.serial, type: token.type, serials: [token.serial], policies: rp.matched() };
+      return { kind: 'reject', message: `matching 1 tokens, Failcounter exceeded`, serial: token.serial, type: token.type, serials: [token.serial], policies };
     }
-    return { kind: 'accept', message: 'matching 1 tokens', serial: token.serial, type: token.type, otpLen: token.otpLen, serials: [token.serial], policies: rp.matched() };
+    return { kind: 'accept', message: 'matching 1 tokens', serial: token.serial, type: token.type, otpLen: token.otpLen, serials: [token.serial], policies };
   }
   return null;
 }

@@ -10,8 +10,8 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import crypto from 'node:crypto';
-import { deleteApp, initializeApp, type App, type Credential } from 'firebase-admin/app';
-import { getMessaging, type Message } from 'firebase-admin/messaging';
+import type { App, Credential } from 'firebase-admin/app';
+import type { Message, Messaging } from 'firebase-admin/messaging';
 import type { ChannelConfig } from '../config.ts';
 import type { Clock } from '../clock.ts';
 import { ConfigError } from '../errors.ts';
@@ -75,10 +75,15 @@ export function createFirebaseChannel(cfg: ChannelConfig, opts: FirebaseChannelO
     credential ??= serviceAccountCredential(sa, opts.clock, agent);
     projectId ??= sa.project_id;
   }
+  // firebase-admin is loaded only by a server that has a channel (a poll-only server never pays its memory).
   // App names are process-global in firebase-admin: make each one unique (several Deps may live in one process).
-  const app: App = initializeApp({ credential, projectId, ...(agent ? { httpAgent: agent } : {}) },
-    `pushgate:${cfg.name}:${crypto.randomUUID()}`);
-  const messaging = getMessaging(app);
+  const appName = `pushgate:${cfg.name}:${crypto.randomUUID()}`;
+  const ready: Promise<{ app: App; messaging: Messaging; deleteApp: (a: App) => Promise<void> }> = (async () => {
+    const [appMod, messagingMod] = await Promise.all([import('firebase-admin/app'), import('firebase-admin/messaging')]);
+    const app = appMod.initializeApp({ credential, projectId, ...(agent ? { httpAgent: agent } : {}) }, appName);
+    return { app, messaging: messagingMod.getMessaging(app), deleteApp: appMod.deleteApp };
+  })();
+  ready.catch(() => {}); // reported per send
   const { clock } = opts;
   let closed = false;
 
@@ -92,7 +97,7 @@ export function createFirebaseChannel(cfg: ChannelConfig, opts: FirebaseChannelO
         const finish = (r: SendResult) => { if (!settled) { settled = true; cancel(); resolve(r); } };
         const cancel = clock.schedule(cfg.timeoutMs, () => finish({ ok: false, reason: 'timeout', detail: `no answer within ${cfg.timeoutMs} ms`, ms: elapsed() }));
         if (closed) { finish({ ok: false, reason: 'unavailable', detail: 'channel closed', ms: 0 }); return; }
-        messaging.send(toFirebaseMessage(target, message)).then(
+        ready.then(({ messaging }) => messaging.send(toFirebaseMessage(target, message))).then(
           () => finish({ ok: true, ms: elapsed() }),
           (err: unknown) => finish({ ok: false, reason: classifyFirebaseError(err), detail: errorText(err), ms: elapsed() }),
         );
@@ -101,7 +106,8 @@ export function createFirebaseChannel(cfg: ChannelConfig, opts: FirebaseChannelO
     async close() {
       if (closed) return;
       closed = true;
-      await deleteApp(app);
+      const r = await ready.catch(() => null);
+      if (r) await r.deleteApp(r.app);
     },
   };
 }
