@@ -35,6 +35,7 @@ import { POLLING_HINT } from '../tokens/push/variants.ts';
 import {
   ADMIN, ADMIN_PASSWORD, CHANNEL, FCM_PROJECT, FCM_REALM, POLL_REALM, PUBLIC_URL, type ChildReply, type ChildRequest, type KeyMode,
 } from './push_common.ts';
+import { foreignCpu, ownCpuMs } from './cpu.ts';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH_DIR, '..');
@@ -64,28 +65,6 @@ const log = (msg: string) => process.stderr.write(`[bench:push] ${msg}\n`);
 // ---------------------------------------------------------------------------------------------------------------
 // CPU accounting (Linux /proc/stat): how much CPU processes other than this benchmark used during a window.
 
-function machineBusyMs(): number | null {
-  try {
-    const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
-    const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number);
-    return ((user! + nice! + system! + irq! + softirq! + steal!) * 1000) / 100; // USER_HZ = 100
-  } catch {
-    return null;
-  }
-}
-const ownCpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
-function foreignCpu(): { end(childCpuMs: number): number | null } {
-  const busy0 = machineBusyMs();
-  const own0 = ownCpuMs();
-  const t0 = performance.now();
-  return {
-    end(childCpuMs) {
-      const busy1 = machineBusyMs();
-      if (busy0 === null || busy1 === null) return null;
-      return Math.max(0, (busy1 - busy0 - (ownCpuMs() - own0) - childCpuMs) / (performance.now() - t0));
-    },
-  };
-}
 /** Waits (1 s samples, within the quiet budget) until other processes use < 0.1 cores. */
 async function waitQuiet(): Promise<void> {
   while (quietBudgetMs > 0) {

@@ -24,6 +24,7 @@ import autocannon, { type RequestSpec, type Result } from 'autocannon';
 import { parseConfig } from '../server/config.ts';
 import { hotpValue } from '../tokens/otp.ts';
 import { PIN, hotpKey, hotpUser, spassUser, type StatsReply } from './common.ts';
+import { foreignCpu, ownCpuMs } from './cpu.ts';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH_DIR, '..');
@@ -44,32 +45,6 @@ const CONCURRENCY = [1, 16, 64] as const;
 const WARMUP_SECONDS = quick ? 0 : 1;
 
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
-
-/** Busy CPU time of the whole machine in ms (Linux /proc/stat), or null elsewhere. */
-function machineBusyMs(): number | null {
-  try {
-    const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
-    const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number);
-    return ((user! + nice! + system! + irq! + softirq! + steal!) * 1000) / 100; // USER_HZ = 100
-  } catch {
-    return null;
-  }
-}
-const ownCpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
-/** A window over which CPU used by processes other than the benchmark's own is measured (cores, averaged). */
-function foreignCpu(): { end(childCpuMs: number): number | null } {
-  const busy0 = machineBusyMs();
-  const own0 = ownCpuMs();
-  const t0 = performance.now();
-  return {
-    end(childCpuMs) {
-      const busy1 = machineBusyMs();
-      if (busy0 === null || busy1 === null) return null;
-      const other = busy1 - busy0 - (ownCpuMs() - own0) - childCpuMs;
-      return Math.max(0, other / (performance.now() - t0));
-    },
-  };
-}
 
 /** Foreign load above this (cores) makes a measurement be repeated once the machine is quiet again. */
 const FOREIGN_LIMIT = 0.15;

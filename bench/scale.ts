@@ -38,6 +38,7 @@ import { createPinHasher } from '../server/auth/pin.ts';
 import { createSecretBox, type SecretBox } from '../server/store/secrets.ts';
 import { createStore } from '../server/store/store.ts';
 import { hotpValue } from '../tokens/otp.ts';
+import { machineBusyMs, ownCpuMs, processCpuMs } from './cpu.ts';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const README = path.join(BENCH_DIR, 'README.md');
@@ -287,23 +288,7 @@ async function prepare(db: Db, size: number, tmp: string, o: Options): Promise<P
   }
 }
 
-/** Busy CPU time of the whole machine in ms (/proc/stat), or null off Linux. */
-function machineBusyMs(): number | null {
-  try {
-    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).map(Number);
-    return ((f[1]! + f[2]! + f[3]! + f[6]! + f[7]! + f[8]!) * 1000) / 100; // user nice system irq softirq steal; USER_HZ 100
-  } catch { return null; }
-}
-/** CPU time (user + system) of a process in ms (/proc/<pid>/stat), or null. */
-function processCpuMs(pid: number | undefined): number | null {
-  if (pid === undefined) return null;
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
-    return ((f[11]! + f[12]!) * 1000) / 100;
-  } catch { return null; }
-}
-const ownCpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+
 
 /** Runs a phase and measures the CPU that processes other than this one and its server children used meanwhile. */
 async function withForeignCpu<T>(children: readonly ChildProcess[], fn: () => Promise<T>): Promise<{ result: T; foreignCoreSeconds: number | null }> {
