@@ -1,7 +1,11 @@
 /** Cross-node transports for the AnswerBus: PostgreSQL LISTEN/NOTIFY and Redis pub/sub. */
-import pg from 'pg';
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type PgModule from 'pg';
+import type * as IoRedisModule from 'ioredis';
 import type { BusTransport } from './answers.ts';
+
+// The drivers are loaded only by a server that uses that transport (together they weigh ~27 MB of RSS).
+const requireDriver = createRequire(import.meta.url);
 
 const CHANNEL = 'pushgate_answers';
 
@@ -17,7 +21,8 @@ const CONNECT_TIMEOUT_MS = 5000;
  * Notifications sent while it was down are lost; the waiters' safety-net re-read covers them.
  */
 export function pgTransport(url: string, onError: (err: unknown) => void, schedule: (ms: number, fn: () => void) => void): BusTransport {
-  let listener: pg.Client | null = null;
+  const pg = requireDriver('pg') as typeof PgModule;
+  let listener: PgModule.Client | null = null;
   let closed = false;
   let connecting = false;
   let retryPending = false;
@@ -84,6 +89,7 @@ export function pgTransport(url: string, onError: (err: unknown) => void, schedu
 }
 
 export function redisTransport(url: string, onError: (err: unknown) => void): BusTransport {
+  const { Redis } = requireDriver('ioredis') as typeof IoRedisModule;
   const sub = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 2 });
   const pubc = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 2 });
   sub.on('error', onError);

@@ -4,12 +4,17 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { createRequire } from 'node:module';
 import knexFactory, { type Knex } from 'knex';
-import pg from 'pg';
+import type PgModule from 'pg';
 
 export type Dialect = 'sqlite' | 'postgres' | 'mysql';
 
-pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
+/** PostgreSQL's driver is loaded only when PostgreSQL is used; INT8 (epoch ms, counts) then parses as a number. */
+function preparePg(): void {
+  const pg = createRequire(import.meta.url)('pg') as typeof PgModule;
+  pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
+}
 
 export function dialectOf(url: string): Dialect {
   if (url.startsWith('sqlite:')) return 'sqlite';
@@ -85,6 +90,7 @@ export function createKnex(url: string, opts: KnexOptions = {}): Knex {
     });
   }
   if (dialect === 'postgres') {
+    preparePg();
     return knexFactory({
       log,
       client: 'pg',

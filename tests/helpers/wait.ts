@@ -52,3 +52,12 @@ export function reachable(port: number, host = '127.0.0.1', ms = 1000): Promise<
     socket.once('error', () => done(false));
   });
 }
+
+/** A free loopback port (listen(0), read, close), for servers whose port must be known before they start. */
+export async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}

@@ -15,7 +15,6 @@ import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,31 +22,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { freshDatabaseUrl, PG_ADMIN_URL } from '../helpers/databases.ts';
 import { FakePhone, makePhoneKey, type PhoneHost, type SmartphoneData } from '../helpers/fake_phone.ts';
 import type { Reply } from '../helpers/test_app.ts';
+import { freePort, reachable } from '../helpers/wait.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-function reachable(host: string, port: number, ms = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
-    const done = (ok: boolean) => { socket.destroy(); resolve(ok); };
-    socket.setTimeout(ms, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}
 const pgAt = new URL(PG_ADMIN_URL);
-const pgUp = await reachable(pgAt.hostname, Number(pgAt.port || 5432));
+const pgUp = await reachable(Number(pgAt.port || 5432), pgAt.hostname);
 const skip = pgUp ? '' : ` [skipped: PostgreSQL at ${pgAt.hostname}:${pgAt.port || 5432} is unreachable]`;
 const maybe = pgUp ? test.serial : test.skip;
 
-/** A free loopback port (listen(0), read, close): `port: 0` would hide the port from us. */
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
 
 interface Node { name: string; url: string; proc: ChildProcess; lines: string[]; exited: Promise<number | null> }
 

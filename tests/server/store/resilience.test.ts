@@ -28,6 +28,7 @@ import { ACQUIRE_TIMEOUT_MS, CONNECT_TIMEOUT_MS } from '../../../server/store/kn
 import { createStore } from '../../../server/store/store.ts';
 import { createSecretBox } from '../../../server/store/secrets.ts';
 import { DatabaseError } from '../../../server/errors.ts';
+import { freePort } from '../../helpers/wait.ts';
 
 const run = promisify(execFile);
 
@@ -61,13 +62,6 @@ async function pgCmd(bin: string, args: string[]): Promise<string> {
   return stdout + stderr;
 }
 
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
 
 interface PrivatePg { url: string; start(): Promise<void>; stop(): Promise<void>; destroy(): Promise<void> }
 
