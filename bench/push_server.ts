@@ -22,6 +22,7 @@ import { systemClock } from '../server/clock.ts';
 import { startCleanup } from '../server/store/cleanup.ts';
 import { generateServerKeyPair, SERVER_KEY_BITS, type ServerKeyPair } from '../tokens/push/signatures.ts';
 import { ADMIN, ADMIN_PASSWORD, FCM_PROJECT, type ChildReply, type ChildRequest, type KeyMode } from './push_common.ts';
+import { listen } from '../server/main.ts';
 
 const [configFile, portArg, keysArg] = process.argv.slice(2);
 if (!configFile || !portArg || !keysArg) {
@@ -58,11 +59,7 @@ const deps = await buildDeps(config, {
 if (!await deps.store.admins.byName(ADMIN)) await deps.store.admins.insert(ADMIN, await deps.pins.hash(ADMIN_PASSWORD), deps.clock.now());
 
 const app = createApp(deps);
-const server: Server = app.listen({ port: config.server.port, host: config.server.host, backlog: 4096 });
-server.requestTimeout = 0;
-server.headersTimeout = 30_000;
-server.keepAliveTimeout = 65_000;
-await new Promise<void>((resolve, reject) => { server.once('listening', resolve); server.once('error', reject); });
+const server: Server = await listen(app, config);
 const addr = server.address() as net.AddressInfo;
 const stopCleanup = startCleanup(deps);
 

@@ -19,6 +19,7 @@ import { attachJsonLog, Events } from '../server/events.ts';
 import { systemClock } from '../server/clock.ts';
 import { generateServerKeyPair, SERVER_KEY_BITS, type ServerKeyPair } from '../tokens/push/signatures.ts';
 import { ADMIN, ADMIN_PASSWORD, type WaitChildReply, type WaitChildRequest } from './wait_common.ts';
+import { listen } from '../server/main.ts';
 
 const [configFile, keysArg] = process.argv.slice(2);
 if (!configFile || !keysArg) {
@@ -42,11 +43,7 @@ deps.store.knex.on('query', () => { queries++; });
 if (!await deps.store.admins.byName(ADMIN)) await deps.store.admins.insert(ADMIN, await deps.pins.hash(ADMIN_PASSWORD), deps.clock.now());
 
 const app = createApp(deps);
-const server: Server = app.listen({ port: config.server.port, host: config.server.host, backlog: 4096 });
-server.requestTimeout = 0;
-server.headersTimeout = 30_000;
-server.keepAliveTimeout = 65_000;
-await new Promise<void>((resolve, reject) => { server.once('listening', resolve); server.once('error', reject); });
+const server: Server = await listen(app, config);
 const addr = server.address() as net.AddressInfo;
 
 process.on('message', (raw: unknown) => {

@@ -4,6 +4,7 @@
  * file and policy files, keeping the old set when anything is wrong.
  */
 import type { Server } from 'node:http';
+import type Koa from 'koa';
 import { loadConfig, type Config } from './config.ts';
 import { buildDeps, type Deps } from './deps.ts';
 import { createApp } from './app.ts';
@@ -22,6 +23,19 @@ export interface RunningServer {
 
 const LEVELS = ['debug', 'info', 'warn', 'error'];
 
+/**
+ * Listens with the server settings pushgate needs: a deep accept backlog, no per-request timeout (a push wait may
+ * last as long as its policy says), a bounded time for the headers, keep-alive a little longer than typical LBs.
+ */
+export async function listen(app: { listen: Koa['listen'] }, config: Config): Promise<Server> {
+  const server = app.listen({ port: config.server.port, host: config.server.host, backlog: 4096 });
+  server.requestTimeout = 0;
+  server.headersTimeout = 30_000;
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => { server.once('listening', resolve); server.once('error', reject); });
+  return server;
+}
+
 export async function startServer(configFile: string | null, opts: { config?: Config; log?: (line: string) => void } = {}): Promise<RunningServer> {
   const config = opts.config ?? loadConfig(configFile);
   const events = new Events();
@@ -33,12 +47,7 @@ export async function startServer(configFile: string | null, opts: { config?: Co
   });
   const deps = await buildDeps(config, { events });
   const app = createApp(deps);
-  const server = app.listen({ port: config.server.port, host: config.server.host, backlog: 4096 });
-  // Long waits (push_wait) must fit: no per-request timeout; idle keep-alive a little longer than typical LBs.
-  server.requestTimeout = 0;
-  server.headersTimeout = 30_000;
-  server.keepAliveTimeout = 65_000;
-  await new Promise<void>((resolve, reject) => { server.once('listening', resolve); server.once('error', reject); });
+  const server = await listen(app, config);
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.server.port;
   const url = `http://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${port}`;
