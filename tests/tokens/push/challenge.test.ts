@@ -2,7 +2,8 @@ import test from 'ava';
 import crypto from 'node:crypto';
 import { edupush, push } from '../../../tokens/push/index.ts';
 import {
-  buildSmartphoneData, deliverPushChallenge, newNonce, pollingAllowed, pushMessage, smartphoneSignedText, smartphoneTexts,
+  buildSmartphoneData, buildSmartphoneDataAsync, deliverPushChallenge, newNonce, pollingAllowed, pushMessage, smartphoneSignedText, smartphoneTexts,
+  tokenServerKey,
 } from '../../../tokens/push/challenge.ts';
 import { EDUPUSH, LEGACY_PUSH, POLLING_HINT } from '../../../tokens/push/variants.ts';
 import { base32Decode } from '../../../tokens/base32.ts';
@@ -139,4 +140,24 @@ test('pollingAllowed: allow ignores tokeninfo; token reads polling_allowed (defa
   t.false(pollingAllowed(EDUPUSH, off, ctx('token')));
   t.true(pollingAllowed(EDUPUSH, on, ctx('token')));
   t.true(pollingAllowed(EDUPUSH, none, ctx('token')));
+});
+
+test('tokenServerKey: the parsed key is cached per serial and replaced when the token gets a new key', async (t) => {
+  const [a, b] = await testServerKeys();
+  const withKey = (pem: string) => tokenRecord({ serial: 'EDUPCACHE1', secrets: { privateKeyServer: pem } });
+  const k1 = tokenServerKey(withKey(a!.privatePem));
+  t.truthy(k1);
+  t.is(tokenServerKey(withKey(a!.privatePem)), k1, 'same PEM → the same parsed KeyObject');
+  const k2 = tokenServerKey(withKey(b!.privatePem));
+  t.not(k2, k1, 're-enrolled token: its new key, never the cached old one');
+  t.true(k2!.equals(crypto.createPrivateKey(b!.privatePem)));
+  t.is(tokenServerKey(withKey('not a pem')), null);
+  t.is(tokenServerKey(tokenRecord({ serial: 'EDUPCACHE2' })), null);
+});
+
+test('buildSmartphoneDataAsync signs the same bytes as the synchronous path', async (t) => {
+  const [a] = await testServerKeys();
+  const key = crypto.createPrivateKey(a!.privatePem);
+  const texts = { question: 'q?', title: 'T', sslVerify: '1' as const, url: 'https://mfa.example.org/ttype/edupush' };
+  t.deepEqual(await buildSmartphoneDataAsync('N'.repeat(32), 'EDUP0001', texts, key), buildSmartphoneData('N'.repeat(32), 'EDUP0001', texts, key));
 });
