@@ -9,7 +9,12 @@ import type { Clock } from '../clock.ts';
 export type WaitResult = 'notified' | 'timeout' | 'aborted';
 
 export interface AnswerBus {
-  /** Resolves when `notify(transactionId)` is called here or on another node, after `timeoutMs`, or on abort. */
+  /**
+   * Registers a waiter: `promise` resolves when `notify(transactionId)` is called here or on another node, after
+   * `timeoutMs`, or with `aborted` when `cancel()` is called. No signal objects: a waiter is a closure in a Map.
+   */
+  wait(transactionId: string, timeoutMs: number): { promise: Promise<WaitResult>; cancel(): void };
+  /** `wait` with an AbortSignal instead of `cancel`. */
   waitFor(transactionId: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<WaitResult>;
   /** Wakes local waiters and publishes to the other nodes. Call after the state change is committed. */
   notify(transactionId: string): void;
@@ -35,28 +40,37 @@ export function createAnswerBus(clock: Clock, transport: BusTransport | null = n
     waiters.delete(transactionId);
     for (const resolve of set) resolve('notified');
   };
-  return {
+  const bus: AnswerBus & { start(): Promise<void> } = {
     get waiting() { return count; },
     async start() { if (transport) await transport.start(wakeLocal); },
-    waitFor(transactionId, { timeoutMs, signal }) {
-      if (signal?.aborted) return Promise.resolve('aborted');
-      return new Promise<WaitResult>((resolve) => {
+    wait(transactionId, timeoutMs) {
+      let finish!: (r: WaitResult) => void;
+      const promise = new Promise<WaitResult>((resolve) => {
         let set = waiters.get(transactionId);
         if (!set) { set = new Set(); waiters.set(transactionId, set); }
         count++;
-        const finish = (r: WaitResult) => {
+        let done = false;
+        finish = (r: WaitResult) => {
+          if (done) return;
+          done = true;
           cancelTimer();
-          signal?.removeEventListener('abort', onAbort);
           const s = waiters.get(transactionId);
           if (s) { s.delete(finish); if (!s.size) waiters.delete(transactionId); }
           count--;
           resolve(r);
         };
-        const onAbort = () => finish('aborted');
         const cancelTimer = clock.schedule(timeoutMs, () => finish('timeout'));
-        signal?.addEventListener('abort', onAbort, { once: true });
         set.add(finish);
       });
+      return { promise, cancel: () => finish('aborted') };
+    },
+    waitFor(transactionId, { timeoutMs, signal }) {
+      if (signal?.aborted) return Promise.resolve('aborted');
+      const w = bus.wait(transactionId, timeoutMs);
+      if (!signal) return w.promise;
+      const onAbort = () => w.cancel();
+      signal.addEventListener('abort', onAbort, { once: true });
+      return w.promise.finally(() => signal.removeEventListener('abort', onAbort));
     },
     notify(transactionId) {
       wakeLocal(transactionId);
@@ -73,4 +87,5 @@ export function createAnswerBus(clock: Clock, transport: BusTransport | null = n
       if (transport) await transport.close();
     },
   };
+  return bus;
 }

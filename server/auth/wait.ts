@@ -5,7 +5,6 @@
  * several push tokens all get the push and the first answer wins; a disconnect frees the waiter immediately;
  * a timeout is REJECT and counts as a failed attempt. Capacity limits answer 503 + Retry-After, never queue.
  */
-import { setMaxListeners } from 'node:events';
 import type { Deps } from '../deps.ts';
 import { UnavailableError } from '../errors.ts';
 import type { TokenRecord } from '../../tokens/types.ts';
@@ -24,16 +23,23 @@ export interface WaitRegistry {
   idle(): Promise<void>;
   /** Ends every running wait now (with a 503 to its client). */
   abortAll(): void;
-  enter(userKey: string): { signal: AbortSignal; leave(): void };
+  enter(userKey: string): WaitSlot;
+}
+
+/** A taken capacity slot. `signal` is the registry's shutdown signal (aborted by abortAll). */
+export interface WaitSlot {
+  readonly signal: AbortSignal;
+  /** Called by abortAll while the slot is held (a plain callback: no listener object per wait). */
+  onShutdown: (() => void) | undefined;
+  leave(): void;
 }
 
 export function createWaitRegistry(deps: Pick<Deps, 'config' | 'events'>): WaitRegistry {
   let active = 0;
   let draining = false;
   const perUser = new Map<string, number>();
-  // Every running wait listens on this one signal: no listener limit (the default warns at 11).
-  const newShutdown = () => { const c = new AbortController(); setMaxListeners(0, c.signal); return c; };
-  let shutdown = newShutdown();
+  let shutdown = new AbortController();
+  const held = new Set<WaitSlot>();
   let idleWaiters: Array<() => void> = [];
   const { maxConcurrent, maxPerUser } = deps.config.wait;
   return {
@@ -41,7 +47,11 @@ export function createWaitRegistry(deps: Pick<Deps, 'config' | 'events'>): WaitR
     get draining() { return draining; },
     drain() { draining = true; },
     idle() { return active === 0 ? Promise.resolve() : new Promise((resolve) => idleWaiters.push(resolve)); },
-    abortAll() { shutdown.abort(); shutdown = newShutdown(); },
+    abortAll() {
+      shutdown.abort();
+      shutdown = new AbortController();
+      for (const slot of [...held]) slot.onShutdown?.();
+    },
     enter(userKey) {
       if (draining) { deps.events.emit('wait.rejected', { reason: 'draining' }); throw new UnavailableError('The server is shutting down; try again.', 5); }
       if (active >= maxConcurrent) { deps.events.emit('wait.rejected', { reason: 'capacity' }); throw new UnavailableError('Too many logins are waiting for an answer; try again shortly.', 5); }
@@ -50,17 +60,21 @@ export function createWaitRegistry(deps: Pick<Deps, 'config' | 'events'>): WaitR
       active++;
       perUser.set(userKey, mine + 1);
       let left = false;
-      return {
+      const slot: WaitSlot = {
         signal: shutdown.signal,
+        onShutdown: undefined,
         leave() {
           if (left) return;
           left = true;
+          held.delete(slot);
           active--;
           const n = (perUser.get(userKey) ?? 1) - 1;
           if (n <= 0) perUser.delete(userKey); else perUser.set(userKey, n);
           if (active === 0) { const w = idleWaiters; idleWaiters = []; for (const f of w) f(); }
         },
       };
+      held.add(slot);
+      return slot;
     },
   };
 }
@@ -88,7 +102,7 @@ export interface WaitPlan {
   readonly started: number;
   readonly deadline: number;
   readonly policies: readonly string[];
-  readonly slot: { readonly signal: AbortSignal; leave(): void };
+  readonly slot: WaitSlot;
 }
 
 /**
@@ -118,35 +132,35 @@ export async function startWait(deps: Deps, tokens: readonly TokenRecord[], rp: 
 /** Waits for the phone's answer (or decline, timeout, disconnect, shutdown) and settles the transaction once. */
 export async function finishWait(deps: Deps, plan: WaitPlan, signal?: AbortSignal): Promise<Outcome> {
   const { transactionId, tokens, started, deadline, slot } = plan;
-  let stop: ReturnType<typeof linkedSignal> | undefined;
+  // Why the wait was cut short, if it was; `current` is the registered waiter to cancel then.
+  let stopped: 'disconnect' | 'shutdown' | null = slot.signal.aborted ? 'shutdown' : signal?.aborted ? 'disconnect' : null;
+  let current: { cancel(): void } | null = null;
+  const halt = (why: 'disconnect' | 'shutdown') => { stopped ??= why; current?.cancel(); };
+  const onGone = () => halt('disconnect');
+  slot.onShutdown = () => halt('shutdown');
+  signal?.addEventListener('abort', onGone, { once: true });
   try {
-    stop = linkedSignal([signal, slot.signal]);
     const answered = (o: Outcome): Outcome => {
       deps.events.emit('wait.finished', { transactionId, result: o.kind === 'accept' ? 'accept' : 'decline', wakeMs: deps.clock.now() - started });
       return o;
     };
     for (;;) {
-      const iteration = linkedSignal([stop.signal]);
-      let r: WaitResult;
-      try {
+      let r: WaitResult = 'aborted';
+      if (!stopped) {
         // Register before reading, so an answer that lands between the read and the wait is not missed.
-        const woken = deps.answers.waitFor(transactionId, {
-          timeoutMs: Math.max(0, Math.min(deadline - deps.clock.now(), deps.config.wait.safetyRereadMs)),
-          signal: iteration.signal,
-        });
+        const waiter = deps.answers.wait(transactionId, Math.max(0, Math.min(deadline - deps.clock.now(), deps.config.wait.safetyRereadMs)));
+        current = waiter;
         const decided = await decide(deps, plan);
         if (decided) {
-          iteration.abort();
-          await woken;
+          waiter.cancel();
           return answered(decided);
         }
-        r = await woken;
-      } finally {
-        iteration.dispose();
+        r = await waiter.promise;
+        current = null;
       }
-      if (r === 'aborted') {
+      if (stopped || r === 'aborted') {
         await deps.store.challenges.deleteTransaction(transactionId);
-        if (slot.signal.aborted) {
+        if (stopped === 'shutdown') {
           deps.events.emit('wait.finished', { transactionId, result: 'shutdown' });
           throw new UnavailableError('The server is shutting down; the login was not completed.', 5);
         }
@@ -165,23 +179,10 @@ export async function finishWait(deps: Deps, plan: WaitPlan, signal?: AbortSigna
       }
     }
   } finally {
-    stop?.dispose();
+    signal?.removeEventListener('abort', onGone);
+    slot.onShutdown = undefined;
     slot.leave();
   }
-}
-
-/**
- * An AbortSignal that aborts when any of `sources` does (or by `abort()`); `dispose()` unhooks it from the sources.
- * Not AbortSignal.any(): Node 20 keeps a WeakRef to every signal it makes in each source's dependant set and never
- * drops it — made from the registry's long-lived shutdown signal once per wait and re-read, that grew without bound.
- */
-function linkedSignal(sources: ReadonlyArray<AbortSignal | undefined>): { signal: AbortSignal; abort(): void; dispose(): void } {
-  const ctl = new AbortController();
-  const abort = () => ctl.abort();
-  const live = sources.filter((s): s is AbortSignal => s !== undefined);
-  if (live.some((s) => s.aborted)) ctl.abort();
-  else for (const s of live) s.addEventListener('abort', abort, { once: true });
-  return { signal: ctl.signal, abort, dispose() { for (const s of live) s.removeEventListener('abort', abort); } };
 }
 
 /** Reads the transaction: accepted → consume it once and ACCEPT; declined → DECLINED; else null. */
