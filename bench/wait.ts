@@ -513,7 +513,7 @@ async function twoNodes(tmp: string, phones: Phone[], rows: Row[]): Promise<void
 const f1 = (x: number) => x.toLocaleString('en-US', { maximumFractionDigits: 1, minimumFractionDigits: 1 });
 const f2 = (x: number) => x.toLocaleString('en-US', { maximumFractionDigits: 2, minimumFractionDigits: 2 });
 const f0 = (x: number) => Math.round(x).toLocaleString('en-US');
-const fmtLog = (r: Row) => `${r.scenario} N=${r.n}: RSS ${f0(r.rssIdleMb)} → ${f0(r.rssPeakMb)} MB, live heap ${f1(r.heapKbPerWait)} KB/wait, queries held ${r.queriesHeld}, wake p50/p99 one at a time ${f1(r.soloP50)}/${f1(r.soloP99)} ms, under load ${f1(r.wakeP50)}/${f1(r.wakeP99)} ms, ${r.accepted}/${r.n} ACCEPT, other CPU ${f2(r.foreign)}`;
+const fmtLog = (r: Row) => `${r.scenario} N=${r.n}: RSS ${f0(r.rssIdleMb)} → ${f0(r.rssPeakMb)} MB (${f0(r.rssGcMb)} MB after a full GC), live heap ${f1(r.heapKbPerWait)} KB/wait, queries held ${r.queriesHeld}, wake p50/p99 one at a time ${f1(r.soloP50)}/${f1(r.soloP99)} ms, under load ${f1(r.wakeP50)}/${f1(r.wakeP99)} ms, ${r.accepted}/${r.n} ACCEPT, other CPU ${f2(r.foreign)}`;
 
 function tables(rows: Row[]): string {
   const mem = '| scenario | N waiting | ramp s | server RSS idle → with N waiting, MB | RSS per wait, KB | live heap per wait (after full GC), KB | DB queries during the hold | queries per wait to start | queries per login, answer → ACCEPT | GET /healthz with N waiting, ms (median) |\n'

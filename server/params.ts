@@ -41,30 +41,37 @@ export function decodesTwice(userAgent: string | undefined): boolean {
   return m !== null && !SINGLE_DECODE_CLIENTS.has(m[0]);
 }
 
-export function makeParams(values: Record<string, string>, rawJson: Record<string, unknown> = {}): Params {
-  const map = Object.freeze({ ...values });
-  const get = (name: string): string | undefined => {
-    const v = map[name];
+/** The merged parameters of one request (prototype methods: no closures per request). */
+class RequestParams implements Params {
+  private readonly map: Readonly<Record<string, string>>;
+  private readonly json: Record<string, unknown>;
+  constructor(values: Record<string, string>, rawJson: Record<string, unknown>) {
+    this.map = Object.freeze({ ...values });
+    this.json = rawJson;
+  }
+  get(name: string): string | undefined {
+    const v = this.map[name];
     if (v !== undefined) return v;
-    if (name === 'transaction_id') return map.state;
+    if (name === 'transaction_id') return this.map.state;
     return undefined;
-  };
-  return {
-    get,
-    has: (name) => get(name) !== undefined,
-    require(name) {
-      const v = get(name);
-      if (v === undefined) throw missingParameter(name);
-      return v;
-    },
-    requireNonEmpty(name) {
-      const v = get(name);
-      if (v === undefined || v === '') throw missingParameter(name);
-      return v;
-    },
-    raw: (name) => (name in rawJson ? rawJson[name] : get(name)),
-    all: () => map,
-  };
+  }
+  has(name: string): boolean { return this.get(name) !== undefined; }
+  require(name: string): string {
+    const v = this.get(name);
+    if (v === undefined) throw missingParameter(name);
+    return v;
+  }
+  requireNonEmpty(name: string): string {
+    const v = this.get(name);
+    if (v === undefined || v === '') throw missingParameter(name);
+    return v;
+  }
+  raw(name: string): unknown { return name in this.json ? this.json[name] : this.get(name); }
+  all(): Readonly<Record<string, string>> { return this.map; }
+}
+
+export function makeParams(values: Record<string, string>, rawJson: Record<string, unknown> = {}): Params {
+  return new RequestParams(values, rawJson);
 }
 
 function jsonToString(v: unknown): string {

@@ -24,8 +24,11 @@ export interface CheckRequest {
   readonly transactionId?: string;
   readonly type?: string;
   readonly client?: string;
-  /** Aborted when the client goes away (ends a push wait early). */
-  readonly signal?: AbortSignal;
+  /**
+   * Registers a callback for "the client went away" (ends a push wait early); returns its unregistration.
+   * A plain callback, not an AbortSignal: a waiting login should hold as few objects as possible.
+   */
+  readonly onGone?: (fn: () => void) => () => void;
   /** eduMFA's `exception=1`: a failed push delivery answers 400 / code 401 instead of a CHALLENGE with a hint. */
   readonly exception?: boolean;
 }
@@ -43,7 +46,7 @@ const single = (tokens: readonly TokenRecord[]) => (tokens.length === 1 ? tokens
 export async function checkAuth(deps: Deps, req: CheckRequest): Promise<Outcome> {
   const decided = await decideCheck(deps, req);
   // A push wait runs after the decision's frame has ended: only the slim WaitPlan stays reachable while it waits.
-  return decided.kind === 'wait' ? finishWait(deps, decided, req.signal) : decided;
+  return decided.kind === 'wait' ? finishWait(deps, decided, req.onGone) : decided;
 }
 
 async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcome | WaitPlan> {

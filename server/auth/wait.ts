@@ -130,15 +130,14 @@ export async function startWait(deps: Deps, tokens: readonly TokenRecord[], rp: 
 }
 
 /** Waits for the phone's answer (or decline, timeout, disconnect, shutdown) and settles the transaction once. */
-export async function finishWait(deps: Deps, plan: WaitPlan, signal?: AbortSignal): Promise<Outcome> {
+export async function finishWait(deps: Deps, plan: WaitPlan, onGone?: (fn: () => void) => () => void): Promise<Outcome> {
   const { transactionId, tokens, started, deadline, slot } = plan;
   // Why the wait was cut short, if it was; `current` is the registered waiter to cancel then.
-  let stopped: 'disconnect' | 'shutdown' | null = slot.signal.aborted ? 'shutdown' : signal?.aborted ? 'disconnect' : null;
+  let stopped: 'disconnect' | 'shutdown' | null = slot.signal.aborted ? 'shutdown' : null;
   let current: { cancel(): void } | null = null;
   const halt = (why: 'disconnect' | 'shutdown') => { stopped ??= why; current?.cancel(); };
-  const onGone = () => halt('disconnect');
   slot.onShutdown = () => halt('shutdown');
-  signal?.addEventListener('abort', onGone, { once: true });
+  const forget = onGone?.(() => halt('disconnect'));
   try {
     const answered = (o: Outcome): Outcome => {
       deps.events.emit('wait.finished', { transactionId, result: o.kind === 'accept' ? 'accept' : 'decline', wakeMs: deps.clock.now() - started });
@@ -179,7 +178,7 @@ export async function finishWait(deps: Deps, plan: WaitPlan, signal?: AbortSigna
       }
     }
   } finally {
-    signal?.removeEventListener('abort', onGone);
+    forget?.();
     slot.onShutdown = undefined;
     slot.leave();
   }

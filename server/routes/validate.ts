@@ -37,14 +37,16 @@ export function validateRouter(deps: Deps): Router<AppState> {
     const pass = params.require('pass');
     const transactionId = params.get('transaction_id') || undefined;
     if (transactionId !== undefined && !/^[0-9A-Za-z_-]{1,64}$/.test(transactionId)) throw new ParameterError('Invalid transaction_id.');
-    // A client that disconnects frees a push wait at once.
-    const gone = new AbortController();
-    const onClose = () => { if (!ctx.res.writableEnded) gone.abort(); };
-    ctx.res.once('close', onClose);
+    // A client that disconnects frees a push wait at once ('close' before the response ended = gone).
+    const onGone = (fn: () => void) => {
+      if (ctx.res.closed && !ctx.res.writableEnded) { fn(); return () => {}; } // already gone before the wait began
+      const onClose = () => { if (!ctx.res.writableEnded) fn(); };
+      ctx.res.once('close', onClose);
+      return () => { ctx.res.off('close', onClose); };
+    };
     const exception = ['1', 'true', 'True', 'TRUE'].includes(params.get('exception') ?? '');
-    const req: CheckRequest = { ...subject, pass, transactionId, client: ctx.state.client, signal: gone.signal, exception };
-    let outcome;
-    try { outcome = await checkAuth(deps, req); } finally { ctx.res.off('close', onClose); }
+    const req: CheckRequest = { ...subject, pass, transactionId, client: ctx.state.client, onGone, exception };
+    const outcome = await checkAuth(deps, req);
     const who = outcomeWho(deps, req);
     ctx.state.audit = {
       ...ctx.state.audit, username: who.user?.name ?? ctx.state.audit.username, realm: who.user?.realm ?? ctx.state.audit.realm,
