@@ -43,10 +43,10 @@ interface Classified {
 const isLocked = (t: TokenRecord): boolean => t.failCount >= t.maxFail;
 const single = (tokens: readonly TokenRecord[]) => (tokens.length === 1 ? tokens[0] : undefined);
 
-export async function checkAuth(deps: Deps, req: CheckRequest): Promise<Outcome> {
-  const decided = await decideCheck(deps, req);
-  // A push wait runs after the decision's frame has ended: only the slim WaitPlan stays reachable while it waits.
-  return decided.kind === 'wait' ? finishWait(deps, decided, req.onGone) : decided;
+export function checkAuth(deps: Deps, req: CheckRequest): Promise<Outcome> {
+  // A push wait runs after the decision's frame has ended: only the slim WaitPlan stays reachable while it waits
+  // (a plain promise chain here, not one more suspended async frame per waiting login).
+  return decideCheck(deps, req).then((decided) => (decided.kind === 'wait' ? finishWait(deps, decided, req.onGone) : decided));
 }
 
 async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcome | WaitPlan> {

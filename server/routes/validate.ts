@@ -14,7 +14,7 @@ import { transactionStatus } from '../auth/challenges.ts';
 import { challengeDetail, okEnvelope, outcomeEnvelope } from '../envelope.ts';
 import { requireAdmin } from './auth.ts';
 import { requestPolicies } from '../auth/context.ts';
-import { AUTHENTICATION } from '../auth/outcome.ts';
+import { AUTHENTICATION, type Outcome } from '../auth/outcome.ts';
 
 /** user/serial/realm/type parameters shared by check and triggerchallenge, with eduMFA's input checks. */
 export function readSubject(params: Params): { user?: string; realm?: string; serial?: string; type?: string } {
@@ -30,7 +30,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
   const router = new Router<AppState>({ prefix: '/validate' });
 
   /** Runs /validate/check's algorithm and fills the audit row; the caller renders the outcome. */
-  const runCheck = async (ctx: RouterContext<AppState>, action: string) => {
+  const runCheck = (ctx: RouterContext<AppState>, action: string): Promise<{ outcome: Outcome; who: ReturnType<typeof outcomeWho> }> => {
     const { params } = ctx.state;
     ctx.state.audit = { action: `${ctx.method} ${action}`, success: false, outcome: 'ERROR', username: params.get('user') ?? null, realm: params.get('realm') ?? null, serials: params.get('serial') ? [params.get('serial')!] : [] };
     const subject = readSubject(params);
@@ -46,26 +46,27 @@ export function validateRouter(deps: Deps): Router<AppState> {
     };
     const exception = ['1', 'true', 'True', 'TRUE'].includes(params.get('exception') ?? '');
     const req: CheckRequest = { ...subject, pass, transactionId, client: ctx.state.client, onGone, exception };
-    const outcome = await checkAuth(deps, req);
-    const who = outcomeWho(deps, req);
-    ctx.state.audit = {
-      ...ctx.state.audit, username: who.user?.name ?? ctx.state.audit.username, realm: who.user?.realm ?? ctx.state.audit.realm,
-      success: outcome.kind === 'accept', outcome: AUTHENTICATION[outcome.kind], serials: outcome.serials,
-      policies: outcome.policies, transactionId: outcome.kind === 'challenge' ? outcome.challenges[0]?.transactionId ?? null : transactionId ?? null,
-      info: { message: outcome.kind === 'challenge' ? 'challenge triggered' : outcome.message },
-    };
-    deps.events.emit('check.result', { user: subject.user, realm: subject.realm, serials: [...outcome.serials], outcome: AUTHENTICATION[outcome.kind], message: outcome.kind === 'challenge' ? 'challenge' : outcome.message, policies: [...outcome.policies], transactionId });
-    return { outcome, who };
+    // A promise chain, not an async frame: a waiting login keeps only what the continuation below captures.
+    return checkAuth(deps, req).then((outcome) => {
+      const who = outcomeWho(deps, req);
+      ctx.state.audit = {
+        ...ctx.state.audit!, username: who.user?.name ?? ctx.state.audit!.username, realm: who.user?.realm ?? ctx.state.audit!.realm,
+        success: outcome.kind === 'accept', outcome: AUTHENTICATION[outcome.kind], serials: outcome.serials,
+        policies: outcome.policies, transactionId: outcome.kind === 'challenge' ? outcome.challenges[0]?.transactionId ?? null : transactionId ?? null,
+        info: { message: outcome.kind === 'challenge' ? 'challenge triggered' : outcome.message },
+      };
+      deps.events.emit('check.result', { user: subject.user, realm: subject.realm, serials: [...outcome.serials], outcome: AUTHENTICATION[outcome.kind], message: outcome.kind === 'challenge' ? 'challenge' : outcome.message, policies: [...outcome.policies], transactionId });
+      return { outcome, who };
+    });
   };
 
-  const check = async (ctx: RouterContext<AppState>) => {
-    const { outcome, who } = await runCheck(ctx, '/validate/check');
+  const check = (ctx: RouterContext<AppState>) => runCheck(ctx, '/validate/check').then(({ outcome, who }) => {
     const authz = requestPolicies(deps, who);
     ctx.body = outcomeEnvelope(deps.clock.now(), outcome, {
       noDetailOnSuccess: authz.action<boolean>('no_detail_on_success'),
       noDetailOnFail: authz.action<boolean>('no_detail_on_fail'),
     });
-  };
+  });
   router.get('/check', check);
   router.post('/check', check);
 
