@@ -6,6 +6,7 @@ import { InternalError, MethodError, MfaError } from './errors.ts';
 import { parseRequestParams, type Params } from './params.ts';
 import { matchesClient } from '../policies/match.ts';
 import type { AuditEntry } from './store/audit_repo.ts';
+import { requestAudit } from './audit_defaults.ts';
 import { validateRouter } from './routes/validate.ts';
 import { authRouter } from './routes/auth.ts';
 import { tokenRouter } from './routes/token.ts';
@@ -52,7 +53,7 @@ export function createApp(deps: Deps): Koa<AppState> {
       const prev = ctx.state.audit;
       // A route may have named the failure already (a wrong admin password is a REJECT); otherwise it is an ERROR.
       const outcome = prev && prev.outcome !== 'OK' && prev.outcome !== 'ACCEPT' ? prev.outcome : 'ERROR';
-      ctx.state.audit = { ...(prev ?? { action: `${ctx.method} ${ctx.path}` }), success: false, outcome, info: { error: err.wireMessage } };
+      ctx.state.audit = { ...(prev ?? requestAudit(ctx)), success: false, outcome, info: { error: err.wireMessage } };
     }
   };
 

@@ -6,7 +6,8 @@
 import Router, { type RouterContext } from '@koa/router';
 import type { Deps } from '../deps.ts';
 import type { AppState } from '../app.ts';
-import { ParameterError, missingParameter } from '../errors.ts';
+import { MfaError, ParameterError, missingParameter } from '../errors.ts';
+import { requestAudit } from '../audit_defaults.ts';
 import type { Params } from '../params.ts';
 import { checkAuth, type CheckRequest } from '../auth/check.ts';
 import { triggerChallenges } from '../auth/trigger.ts';
@@ -32,7 +33,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
   /** Runs /validate/check's algorithm and fills the audit row; the caller renders the outcome. */
   const runCheck = (ctx: RouterContext<AppState>, action: string): Promise<{ outcome: Outcome; who: ReturnType<typeof outcomeWho> }> => {
     const { params } = ctx.state;
-    ctx.state.audit = { action: `${ctx.method} ${action}`, success: false, outcome: 'ERROR', username: params.get('user') ?? null, realm: params.get('realm') ?? null, serials: params.get('serial') ? [params.get('serial')!] : [] };
+    // No audit object while a push wait runs: it is built when the outcome is known (errors: the app builds it).
     const subject = readSubject(params);
     const pass = params.require('pass');
     const transactionId = params.get('transaction_id') || undefined;
@@ -49,8 +50,9 @@ export function validateRouter(deps: Deps): Router<AppState> {
     // A promise chain, not an async frame: a waiting login keeps only what the continuation below captures.
     return checkAuth(deps, req).then((outcome) => {
       const who = outcomeWho(deps, req);
+      const base = requestAudit(ctx);
       ctx.state.audit = {
-        ...ctx.state.audit!, username: who.user?.name ?? ctx.state.audit!.username, realm: who.user?.realm ?? ctx.state.audit!.realm,
+        ...base, action: `${ctx.method} ${action}`, username: who.user?.name ?? base.username, realm: who.user?.realm ?? base.realm,
         success: outcome.kind === 'accept', outcome: AUTHENTICATION[outcome.kind], serials: outcome.serials,
         policies: outcome.policies, transactionId: outcome.kind === 'challenge' ? outcome.challenges[0]?.transactionId ?? null : transactionId ?? null,
         info: { message: outcome.kind === 'challenge' ? 'challenge triggered' : outcome.message },
@@ -75,6 +77,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
     let accepted = false;
     try { accepted = (await runCheck(ctx, '/validate/radiuscheck')).outcome.kind === 'accept'; } catch (err) {
       deps.events.emit('log', { level: 'info', msg: 'radiuscheck failed', error: String(err) });
+      ctx.state.audit = { ...requestAudit(ctx), info: { error: err instanceof MfaError ? err.wireMessage : 'internal error' } };
     }
     ctx.body = null; // explicit: no body (set before the status, or Koa would turn null into 204)
     ctx.status = accepted ? 204 : 400;
