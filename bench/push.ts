@@ -36,6 +36,7 @@ import {
   ADMIN, ADMIN_PASSWORD, CHANNEL, FCM_PROJECT, FCM_REALM, POLL_REALM, PUBLIC_URL, type ChildReply, type ChildRequest, type KeyMode,
 } from './push_common.ts';
 import { foreignCpu, ownCpuMs } from './cpu.ts';
+import { envInt } from './env.ts';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH_DIR, '..');
@@ -43,13 +44,6 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const write = args.includes('--write') || (!quick && !args.includes('--no-write'));
 
-function envInt(name: string, def: number, min: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return def;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) { process.stderr.write(`${name} must be an integer >= ${min}\n`); process.exit(2); }
-  return n;
-}
 const SECONDS = envInt('BENCH_SECONDS', quick ? 1 : 5, 1);
 const USERS = envInt('BENCH_PUSH_USERS', quick ? 16 : 50, 1);
 const EMPTY = envInt('BENCH_PUSH_EMPTY', quick ? 3 : 50, 1);

@@ -25,6 +25,7 @@ import { parseConfig } from '../server/config.ts';
 import { hotpValue } from '../tokens/otp.ts';
 import { PIN, hotpKey, hotpUser, spassUser, type StatsReply } from './common.ts';
 import { foreignCpu, ownCpuMs } from './cpu.ts';
+import { envInt } from './env.ts';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH_DIR, '..');
@@ -32,13 +33,6 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const write = args.includes('--write') || (!quick && !args.includes('--no-write'));
 
-function envInt(name: string, def: number, min: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return def;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) { process.stderr.write(`${name} must be an integer >= ${min}\n`); process.exit(2); }
-  return n;
-}
 const SECONDS = envInt('BENCH_SECONDS', quick ? 1 : 5, 1);
 const USERS = envInt('BENCH_USERS', quick ? 100 : 250, 100); // ≥ 100 so that 64 in-flight HOTP requests never share a user
 const CONCURRENCY = [1, 16, 64] as const;

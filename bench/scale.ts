@@ -39,6 +39,7 @@ import { createSecretBox, type SecretBox } from '../server/store/secrets.ts';
 import { createStore } from '../server/store/store.ts';
 import { hotpValue } from '../tokens/otp.ts';
 import { machineBusyMs, ownCpuMs, processCpuMs } from './cpu.ts';
+import { envInt } from './env.ts';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const README = path.join(BENCH_DIR, 'README.md');
@@ -48,13 +49,6 @@ const PIN = 'scale-pin-1234';
 const REALM = 'default';
 
 // ---- helpers ----------------------------------------------------------------------------------------------------
-function envInt(name: string, def: number, min: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return def;
-  const n = Number(raw.replace(/_/g, ''));
-  if (!Number.isInteger(n) || n < min) { process.stderr.write(`${name} must be an integer >= ${min}\n`); process.exit(2); }
-  return n;
-}
 const log = (msg: string) => process.stderr.write(`[scale] ${msg}\n`);
 const f0 = (n: number) => Math.round(n).toLocaleString('en-US');
 const f2 = (n: number) => (n >= 100 ? f0(n) : n.toFixed(2));

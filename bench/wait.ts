@@ -42,6 +42,7 @@ import knexFactory, { type Knex } from 'knex';
 import { createKnex } from '../server/store/knex.ts';
 import { base32Encode } from '../tokens/base32.ts';
 import { ADMIN, ADMIN_PASSWORD, type WaitChildReply } from './wait_common.ts';
+import { envInt } from './env.ts';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH_DIR, '..');
@@ -52,13 +53,6 @@ const args = process.argv.slice(2);
 const write = !args.includes('--no-write');
 const log = (msg: string) => process.stderr.write(`[bench:wait] ${msg}\n`);
 
-function envInt(name: string, def: number, min: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return def;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) { log(`${name} must be an integer >= ${min}`); process.exit(2); }
-  return n;
-}
 function envSizes(name: string, def: number[]): number[] {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return def;
