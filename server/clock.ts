@@ -17,8 +17,3 @@ export const systemClock: Clock = {
     return () => clearTimeout(handle);
   },
 };
-
-/** Waits for `ms` of real time (for back-off in infrastructure code, never for business logic). */
-export function sleepReal(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

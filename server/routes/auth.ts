@@ -7,11 +7,10 @@ import { signJwt, verifyJwt } from '../auth/jwt.ts';
 import { okEnvelope } from '../envelope.ts';
 import { requestPolicies } from '../auth/context.ts';
 
-/** A fixed dummy hash so an unknown admin costs as much as a wrong password (no user enumeration by timing). */
-let dummyHash: Promise<string> | null = null;
-
 export function authRouter(deps: Deps): Router<AppState> {
   const router = new Router<AppState>();
+  /** A dummy hash so an unknown admin costs as much as a wrong password (no user enumeration by timing). */
+  let dummyHash: Promise<string> | null = null;
   router.post('/auth', async (ctx) => {
     const { params } = ctx.state;
     const username = params.requireNonEmpty('username');
