@@ -56,6 +56,7 @@ const log = (msg: string) => process.stderr.write(`[bench:wait] ${msg}\n`);
 function envSizes(name: string, def: number[]): number[] {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return def;
+  if (raw.trim() === '0') return []; // 0: skip the scenario
   const sizes = raw.split(',').map((s) => Number(s.trim()));
   if (sizes.some((n) => !Number.isInteger(n) || n < 1)) { log(`${name} must be a comma-separated list of positive integers`); process.exit(2); }
   return sizes;

@@ -11,6 +11,8 @@
  * Creates the bench admin, prints `READY <url> <json>`; SIGTERM drains like startServer's stop and exits.
  */
 import net from 'node:net';
+import path from 'node:path';
+import { writeHeapSnapshot } from 'node:v8';
 import type { Server } from 'node:http';
 import { loadConfig } from '../server/config.ts';
 import { buildDeps } from '../server/deps.ts';
@@ -39,6 +41,7 @@ attachJsonLog(events, systemClock, (line) => {
 const generate = (): Promise<ServerKeyPair> => (premade.length ? Promise.resolve(premade[next++ % premade.length]!) : generateServerKeyPair(SERVER_KEY_BITS));
 const deps = await buildDeps(config, { events, push: { keys: { generate, size: 0 } } });
 let queries = 0;
+let snaps = 0;
 deps.store.knex.on('query', () => { queries++; });
 if (!await deps.store.admins.byName(ADMIN)) await deps.store.admins.insert(ADMIN, await deps.pins.hash(ADMIN_PASSWORD), deps.clock.now());
 
@@ -50,6 +53,9 @@ process.on('message', (raw: unknown) => {
   const msg = raw as WaitChildRequest;
   if (msg.type !== 'stats') return;
   if (msg.gc) (globalThis as { gc?: () => void }).gc?.();
+  // BENCH_WAIT_HEAPSNAP=DIR: a heap snapshot at every GC'd stats request (idle, then with N waiting), for finding out
+  // what a waiting request holds (compare the two in Chrome DevTools or tests-free with bench/heap_diff.ts).
+  if (msg.gc && process.env.BENCH_WAIT_HEAPSNAP) writeHeapSnapshot(path.join(process.env.BENCH_WAIT_HEAPSNAP, `wait-${process.pid}-${snaps++}.heapsnapshot`));
   const mem = process.memoryUsage();
   const reply: WaitChildReply = {
     type: 'stats', queries, waitsActive: deps.waits.active, busWaiting: deps.answers.waiting,

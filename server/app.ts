@@ -1,11 +1,10 @@
 /** createApp(deps): the Koa app — error rendering, parameters, client address, audit, routes. */
 import Koa from 'koa';
 import type { Deps } from './deps.ts';
-import { errorEnvelope } from './envelope.ts';
-import { InternalError, MethodError, MfaError } from './errors.ts';
+import { MethodError, MfaError } from './errors.ts';
 import { parseRequestParams, type Params } from './params.ts';
 import { matchesClient } from '../policies/match.ts';
-import type { AuditEntry } from './store/audit_repo.ts';
+import { commonHeaders, errorReply, writeAudit, type AuditDraft } from './respond.ts';
 import { requestAudit } from './audit_defaults.ts';
 import { validateRouter } from './routes/validate.ts';
 import { authRouter } from './routes/auth.ts';
@@ -18,7 +17,7 @@ export interface AppState {
   /** The client address policies see: the peer, or X-Forwarded-For / `client` when the peer is a trusted proxy. */
   client: string;
   /** Filled by a route that wants an audit row; written after the response is rendered. */
-  audit?: Omit<AuditEntry, 'time' | 'client'>;
+  audit?: AuditDraft;
   admin?: string;
 }
 export type AppContext = Koa.ParameterizedContext<AppState>;
@@ -37,54 +36,38 @@ export function createApp(deps: Deps): Koa<AppState> {
   const app = new Koa<AppState>();
   app.proxy = false;
 
-  /** Errors → the eduMFA envelope. Unexpected errors are -500 with a generic message; the detail goes to the log. */
+  /** Errors → the eduMFA envelope (and, for /validate/ and audited routes, an ERROR audit row). */
   const renderError = (ctx: AppContext, raw: unknown) => {
-    const err = raw instanceof MfaError ? raw : new InternalError(raw);
-    const cause = err.status >= 500 ? (err.cause ?? raw) : undefined;
-    deps.events.emit('request.failed', {
-      method: ctx.method, path: ctx.path, status: err.status, code: err.code,
-      error: cause instanceof Error ? cause.message : err.message,
-      ...(cause instanceof Error && cause.stack ? { stack: cause.stack } : {}),
-    });
-    ctx.status = err.status;
-    for (const [k, v] of Object.entries(err.headers)) ctx.set(k, v);
-    ctx.body = errorEnvelope(deps.clock.now(), err);
+    const { reply, error } = errorReply(deps, ctx.method, ctx.path, raw);
+    ctx.status = reply.status;
+    for (const [k, v] of Object.entries(reply.headers ?? {})) ctx.set(k, v);
+    ctx.body = reply.body;
     if (ctx.state.audit || ctx.path.startsWith('/validate/')) {
       const prev = ctx.state.audit;
       // A route may have named the failure already (a wrong admin password is a REJECT); otherwise it is an ERROR.
       const outcome = prev && prev.outcome !== 'OK' && prev.outcome !== 'ACCEPT' ? prev.outcome : 'ERROR';
-      ctx.state.audit = { ...(prev ?? requestAudit(ctx)), success: false, outcome, info: { error: err.wireMessage } };
+      ctx.state.audit = { ...(prev ?? requestAudit(ctx)), success: false, outcome, info: { error: error.wireMessage } };
     }
   };
 
-  /** The audit row, written after the response is settled; a failed write is logged, never shown. */
-  const writeAudit = async (ctx: AppContext) => {
-    const a = ctx.state.audit;
-    if (!a) return;
-    try {
-      await deps.store.audit.insert({ ...a, time: deps.clock.now(), client: ctx.state.client ?? null, admin: ctx.state.admin ?? a.admin ?? null });
-    } catch (err) {
-      deps.events.emit('log', { level: 'error', msg: 'audit write failed', error: String(err) });
-    }
-  };
-
-  // One frame around every request (a waiting push login keeps its frames alive, so fewer is cheaper):
-  // parameters and client address → routes → 404 envelope → error envelope → headers → audit row.
+  // One frame around every request: parameters and client address → routes → 404 envelope → error envelope →
+  // headers → audit row. (A push wait leaves it early and answers through server/respond.ts.)
   app.use(async (ctx, next) => {
     try {
       ctx.state.client = (ctx.req.socket.remoteAddress ?? '').replace(/^::ffff:/, ''); // known even if the body is broken
       ctx.state.params = await parseRequestParams(ctx.req, new URLSearchParams(ctx.querystring), deps.config.server.bodyLimitBytes);
       ctx.state.client = clientAddress(deps, ctx, ctx.state.params);
       await next();
+      // A push wait left the chain (ctx.respond = false): it answers and audits on the raw response itself.
+      if (ctx.respond === false) return;
       // Nothing matched: the envelope, not Koa's plain-text 404 (after allowedMethods had its chance to answer 405).
       if (ctx.status === 404 && ctx.body === undefined) throw new MfaError(404, 404, 'The requested URL was not found on the server.', { prefixed: false });
     } catch (raw) {
       renderError(ctx, raw);
     }
-    ctx.set('Cache-Control', 'no-cache');
-    // While draining, keep-alive connections end with this response so the server can close promptly.
-    if (deps.waits.draining) ctx.set('Connection', 'close');
-    await writeAudit(ctx);
+    for (const [k, v] of Object.entries(commonHeaders(deps))) ctx.set(k, v);
+    const audit = ctx.state.audit;
+    if (audit) await writeAudit(deps, audit, ctx.state.client ?? null, ctx.state.admin ?? null);
   });
 
   for (const router of [validateRouter(deps), authRouter(deps), tokenRouter(deps), healthRouter(deps), smartphoneRouter(deps)]) {

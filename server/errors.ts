@@ -76,7 +76,8 @@ export class MethodError extends MfaError {
 }
 /** Request body too large. */
 export class PayloadTooLargeError extends MfaError {
-  constructor(limit: number) { super(905, 413, `Request body exceeds ${limit} bytes.`); }
+  // The rest of the body is not read: the connection ends with the 413.
+  constructor(limit: number) { super(905, 413, `Request body exceeds ${limit} bytes.`, { headers: { Connection: 'close' } }); }
 }
 /** Configuration file errors at start-up; not an HTTP error. `path` is the exact config path. */
 export class ConfigError extends Error {

@@ -41,18 +41,21 @@ export function decodesTwice(userAgent: string | undefined): boolean {
   return m !== null && !SINGLE_DECODE_CLIENTS.has(m[0]);
 }
 
-/** The merged parameters of one request (prototype methods: no closures per request). */
+/**
+ * The merged parameters of one request (prototype methods: no closures per request; a Map, not a frozen object
+ * literal, so that parameter sets of different shapes do not each make a hidden class).
+ */
 class RequestParams implements Params {
-  private readonly map: Readonly<Record<string, string>>;
-  private readonly json: Record<string, unknown>;
-  constructor(values: Record<string, string>, rawJson: Record<string, unknown>) {
-    this.map = Object.freeze({ ...values });
+  private readonly map: ReadonlyMap<string, string>;
+  private readonly json: Record<string, unknown> | null;
+  constructor(values: Record<string, string>, rawJson: Record<string, unknown> | null) {
+    this.map = new Map(Object.entries(values));
     this.json = rawJson;
   }
   get(name: string): string | undefined {
-    const v = this.map[name];
+    const v = this.map.get(name);
     if (v !== undefined) return v;
-    if (name === 'transaction_id') return this.map.state;
+    if (name === 'transaction_id') return this.map.get('state');
     return undefined;
   }
   has(name: string): boolean { return this.get(name) !== undefined; }
@@ -66,11 +69,11 @@ class RequestParams implements Params {
     if (v === undefined || v === '') throw missingParameter(name);
     return v;
   }
-  raw(name: string): unknown { return name in this.json ? this.json[name] : this.get(name); }
-  all(): Readonly<Record<string, string>> { return this.map; }
+  raw(name: string): unknown { return this.json && Object.hasOwn(this.json, name) ? this.json[name] : this.get(name); }
+  all(): Readonly<Record<string, string>> { return Object.freeze(Object.fromEntries(this.map)); }
 }
 
-export function makeParams(values: Record<string, string>, rawJson: Record<string, unknown> = {}): Params {
+export function makeParams(values: Record<string, string>, rawJson: Record<string, unknown> | null = null): Params {
   return new RequestParams(values, rawJson);
 }
 
@@ -81,17 +84,37 @@ function jsonToString(v: unknown): string {
   return JSON.stringify(v);
 }
 
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/**
+ * The whole body, at most `limit` bytes. Plain listeners, removed at the end (an async iterator over the request
+ * would leave its end-of-stream listeners on it for as long as the request lives — a push wait holds it).
+ */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) throw new PayloadTooLargeError(limit);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw new PayloadTooLargeError(limit);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
+  if (declared > limit) return Promise.reject(new PayloadTooLargeError(limit));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const finish = (err: Error | null) => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+      if (err) reject(err); else resolve(Buffer.concat(chunks));
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) { chunks.push(chunk); return; }
+      req.pause(); // the rest is not read; the 413 closes the connection
+      finish(new PayloadTooLargeError(limit));
+    };
+    const onEnd = () => finish(null);
+    const onError = (err: Error) => finish(new ParameterError(`Request body failed: ${err.message}`));
+    const onClose = () => { if (!req.complete) finish(new ParameterError('The client went away before the request body was complete.')); };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  });
 }
 
 function parseMultipart(req: IncomingMessage, limit: number): Promise<Record<string, string>> {
@@ -123,7 +146,7 @@ export async function parseRequestParams(req: IncomingMessage, query: URLSearchP
   const twice = decodesTwice(req.headers['user-agent']);
   const values: Record<string, string> = {};
   for (const [k, v] of query) values[k] = twice ? lenientUnquote(v) : v;
-  let rawJson: Record<string, unknown> = {};
+  let rawJson: Record<string, unknown> | null = null;
   const method = req.method ?? 'GET';
   if (method !== 'GET' && method !== 'HEAD') {
     const type = String(req.headers['content-type'] ?? '').toLowerCase();

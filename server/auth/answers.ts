@@ -1,6 +1,6 @@
 /**
  * AnswerBus: wakes requests waiting for a phone's answer (push_wait / edupush_wait).
- * In one process a waiter is only a pending promise in a Map — no thread, no polling loop. Across processes a
+ * In one process a waiting login is only a listener object in a Map — no thread, no polling loop. Across processes a
  * transport carries the transaction id (PostgreSQL LISTEN/NOTIFY or Redis pub/sub). A wake-up is only a hint:
  * the waiter re-reads its challenge rows; a slow safety-net re-read covers a lost notification.
  */
@@ -8,17 +8,27 @@ import type { Clock } from '../clock.ts';
 
 export type WaitResult = 'notified' | 'timeout' | 'aborted';
 
+/**
+ * Something waiting for the answers to one transaction: told of every notification until it stops listening.
+ * An object with methods, not a closure: a waiting login registers itself (server/auth/wait.ts), nothing more.
+ */
+export interface AnswerListener {
+  readonly transactionId: string;
+  /** A phone answered (here or on another node): re-read the transaction. */
+  onAnswer(): void;
+  /** The bus is closing: stop waiting. */
+  onBusClosed(): void;
+}
+
 export interface AnswerBus {
-  /**
-   * Registers a waiter: `promise` resolves when `notify(transactionId)` is called here or on another node, after
-   * `timeoutMs`, or with `aborted` when `cancel()` is called. No signal objects: a waiter is a closure in a Map.
-   */
-  wait(transactionId: string, timeoutMs: number): { promise: Promise<WaitResult>; cancel(): void };
-  /** `wait` with an AbortSignal instead of `cancel`. */
+  /** Registers a listener until `unlisten` (a persistent registration; a notification does not remove it). */
+  listen(listener: AnswerListener): void;
+  unlisten(listener: AnswerListener): void;
+  /** One notification or the timeout, as a promise (tools, tests); `signal` ends it with `aborted`. */
   waitFor(transactionId: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<WaitResult>;
-  /** Wakes local waiters and publishes to the other nodes. Call after the state change is committed. */
+  /** Wakes local listeners and publishes to the other nodes. Call after the state change is committed. */
   notify(transactionId: string): void;
-  /** Number of pending waits in this process. */
+  /** Number of registered listeners in this process. */
   readonly waiting: number;
   close(): Promise<void>;
 }
@@ -32,45 +42,48 @@ export interface BusTransport {
 }
 
 export function createAnswerBus(clock: Clock, transport: BusTransport | null = null, onError: (err: unknown) => void = () => {}): AnswerBus & { start(): Promise<void> } {
-  const waiters = new Map<string, Set<(r: WaitResult) => void>>();
+  // Almost every transaction has one listener: it is stored as is, an array only when there are more.
+  const listeners = new Map<string, AnswerListener | AnswerListener[]>();
   let count = 0;
-  const wakeLocal = (transactionId: string) => {
-    const set = waiters.get(transactionId);
-    if (!set) return;
-    waiters.delete(transactionId);
-    for (const resolve of set) resolve('notified');
+  const each = (entry: AnswerListener | AnswerListener[] | undefined, fn: (l: AnswerListener) => void) => {
+    if (entry === undefined) return;
+    if (Array.isArray(entry)) { for (const l of [...entry]) fn(l); } else fn(entry);
   };
+  const wakeLocal = (transactionId: string) => each(listeners.get(transactionId), (l) => l.onAnswer());
   const bus: AnswerBus & { start(): Promise<void> } = {
     get waiting() { return count; },
     async start() { if (transport) await transport.start(wakeLocal); },
-    wait(transactionId, timeoutMs) {
-      let finish!: (r: WaitResult) => void;
-      const promise = new Promise<WaitResult>((resolve) => {
-        let set = waiters.get(transactionId);
-        if (!set) { set = new Set(); waiters.set(transactionId, set); }
-        count++;
-        let done = false;
-        finish = (r: WaitResult) => {
-          if (done) return;
-          done = true;
-          cancelTimer();
-          const s = waiters.get(transactionId);
-          if (s) { s.delete(finish); if (!s.size) waiters.delete(transactionId); }
-          count--;
-          resolve(r);
-        };
-        const cancelTimer = clock.schedule(timeoutMs, () => finish('timeout'));
-        set.add(finish);
-      });
-      return { promise, cancel: () => finish('aborted') };
+    listen(l) {
+      const entry = listeners.get(l.transactionId);
+      if (entry === undefined) listeners.set(l.transactionId, l);
+      else if (Array.isArray(entry)) { if (entry.includes(l)) return; entry.push(l); } else { if (entry === l) return; listeners.set(l.transactionId, [entry, l]); }
+      count++;
+    },
+    unlisten(l) {
+      const entry = listeners.get(l.transactionId);
+      if (entry === l) { listeners.delete(l.transactionId); count--; return; }
+      if (!Array.isArray(entry)) return;
+      const i = entry.indexOf(l);
+      if (i < 0) return;
+      entry.splice(i, 1);
+      count--;
+      if (entry.length === 1) listeners.set(l.transactionId, entry[0]!);
     },
     waitFor(transactionId, { timeoutMs, signal }) {
       if (signal?.aborted) return Promise.resolve('aborted');
-      const w = bus.wait(transactionId, timeoutMs);
-      if (!signal) return w.promise;
-      const onAbort = () => w.cancel();
-      signal.addEventListener('abort', onAbort, { once: true });
-      return w.promise.finally(() => signal.removeEventListener('abort', onAbort));
+      return new Promise<WaitResult>((resolve) => {
+        const finish = (r: WaitResult) => {
+          cancelTimer();
+          bus.unlisten(listener);
+          signal?.removeEventListener('abort', onAbort);
+          resolve(r);
+        };
+        const listener: AnswerListener = { transactionId, onAnswer: () => finish('notified'), onBusClosed: () => finish('aborted') };
+        const onAbort = () => finish('aborted');
+        const cancelTimer = clock.schedule(timeoutMs, () => finish('timeout'));
+        signal?.addEventListener('abort', onAbort, { once: true });
+        bus.listen(listener);
+      });
     },
     notify(transactionId) {
       wakeLocal(transactionId);
@@ -79,11 +92,7 @@ export function createAnswerBus(clock: Clock, transport: BusTransport | null = n
       }
     },
     async close() {
-      for (const [tid] of waiters) {
-        const set = waiters.get(tid);
-        waiters.delete(tid);
-        for (const finish of set ?? []) finish('aborted');
-      }
+      for (const entry of [...listeners.values()]) each(entry, (l) => l.onBusClosed());
       if (transport) await transport.close();
     },
   };

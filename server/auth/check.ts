@@ -13,7 +13,7 @@ import type { TokenRecord, TokenType, Verdict } from '../../tokens/types.ts';
 import { requestPolicies, type RequestPolicies } from './context.ts';
 import { createChallenges, preferredClientMode } from './challenges.ts';
 import type { Outcome } from './outcome.ts';
-import { finishWait, startWait, type WaitPlan } from './wait.ts';
+import { startWait, type WaitPlan } from './wait.ts';
 import type { UserInfo } from './users.ts';
 
 export interface CheckRequest {
@@ -24,11 +24,6 @@ export interface CheckRequest {
   readonly transactionId?: string;
   readonly type?: string;
   readonly client?: string;
-  /**
-   * Registers a callback for "the client went away" (ends a push wait early); returns its unregistration.
-   * A plain callback, not an AbortSignal: a waiting login should hold as few objects as possible.
-   */
-  readonly onGone?: (fn: () => void) => () => void;
   /** eduMFA's `exception=1`: a failed push delivery answers 400 / code 401 instead of a CHALLENGE with a hint. */
   readonly exception?: boolean;
 }
@@ -43,13 +38,12 @@ interface Classified {
 const isLocked = (t: TokenRecord): boolean => t.failCount >= t.maxFail;
 const single = (tokens: readonly TokenRecord[]) => (tokens.length === 1 ? tokens[0] : undefined);
 
-export function checkAuth(deps: Deps, req: CheckRequest): Promise<Outcome> {
-  // A push wait runs after the decision's frame has ended: only the slim WaitPlan stays reachable while it waits
-  // (a plain promise chain here, not one more suspended async frame per waiting login).
-  return decideCheck(deps, req).then((decided) => (decided.kind === 'wait' ? finishWait(deps, decided, req.onGone) : decided));
-}
-
-async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcome | WaitPlan> {
+/**
+ * Decides a check. A WaitPlan (wait mode: the push went out, a capacity slot is held) is finished by the caller
+ * with finishWait — after this frame has ended, so nothing of the token-list decision (token records with their
+ * decrypted keys, the pass) stays reachable while the login waits for the phone.
+ */
+export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcome | WaitPlan> {
   if (!req.user && !req.serial) throw new ParameterError('You need to specify a serial or a user.');
 
   // 1. Who

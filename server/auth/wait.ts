@@ -11,7 +11,7 @@ import type { TokenRecord } from '../../tokens/types.ts';
 import type { RequestPolicies } from './context.ts';
 import { createChallenges, transactionStatus } from './challenges.ts';
 import type { Outcome } from './outcome.ts';
-import type { WaitResult } from './answers.ts';
+import type { AnswerListener } from './answers.ts';
 import type { UserInfo } from './users.ts';
 
 export interface WaitRegistry {
@@ -26,31 +26,59 @@ export interface WaitRegistry {
   enter(userKey: string): WaitSlot;
 }
 
-/** A taken capacity slot. `signal` is the registry's shutdown signal (aborted by abortAll). */
+/** Whoever runs the wait of a slot: told when the server shuts down while the slot is held. */
+export interface WaitHolder { shutdown(): void }
+
+/** A taken capacity slot. */
 export interface WaitSlot {
-  readonly signal: AbortSignal;
-  /** Called by abortAll while the slot is held (a plain callback: no listener object per wait). */
-  onShutdown: (() => void) | undefined;
+  /** abortAll ran while the slot was held, before a holder was set (the holder must not start waiting). */
+  readonly aborted: boolean;
+  /** Told by abortAll (a plain object reference: no listener or signal per wait). */
+  holder: WaitHolder | undefined;
   leave(): void;
+}
+
+class Slot implements WaitSlot {
+  aborted = false;
+  holder: WaitHolder | undefined = undefined;
+  private left = false;
+  readonly userKey: string;
+  private readonly release: (slot: Slot) => void;
+  constructor(userKey: string, release: (slot: Slot) => void) {
+    this.userKey = userKey;
+    this.release = release;
+  }
+  leave(): void {
+    if (this.left) return;
+    this.left = true;
+    this.release(this);
+  }
 }
 
 export function createWaitRegistry(deps: Pick<Deps, 'config' | 'events'>): WaitRegistry {
   let active = 0;
   let draining = false;
   const perUser = new Map<string, number>();
-  let shutdown = new AbortController();
-  const held = new Set<WaitSlot>();
+  const held = new Set<Slot>();
   let idleWaiters: Array<() => void> = [];
   const { maxConcurrent, maxPerUser } = deps.config.wait;
+  const release = (slot: Slot) => {
+    held.delete(slot);
+    active--;
+    const n = (perUser.get(slot.userKey) ?? 1) - 1;
+    if (n <= 0) perUser.delete(slot.userKey); else perUser.set(slot.userKey, n);
+    if (active === 0) { const w = idleWaiters; idleWaiters = []; for (const f of w) f(); }
+  };
   return {
     get active() { return active; },
     get draining() { return draining; },
     drain() { draining = true; },
     idle() { return active === 0 ? Promise.resolve() : new Promise((resolve) => idleWaiters.push(resolve)); },
     abortAll() {
-      shutdown.abort();
-      shutdown = new AbortController();
-      for (const slot of [...held]) slot.onShutdown?.();
+      for (const slot of [...held]) {
+        slot.aborted = true;
+        slot.holder?.shutdown();
+      }
     },
     enter(userKey) {
       if (draining) { deps.events.emit('wait.rejected', { reason: 'draining' }); throw new UnavailableError('The server is shutting down; try again.', 5); }
@@ -59,20 +87,7 @@ export function createWaitRegistry(deps: Pick<Deps, 'config' | 'events'>): WaitR
       if (mine >= maxPerUser) { deps.events.emit('wait.rejected', { reason: 'per_user' }); throw new UnavailableError('Too many logins of this user are waiting for an answer.', 10); }
       active++;
       perUser.set(userKey, mine + 1);
-      let left = false;
-      const slot: WaitSlot = {
-        signal: shutdown.signal,
-        onShutdown: undefined,
-        leave() {
-          if (left) return;
-          left = true;
-          held.delete(slot);
-          active--;
-          const n = (perUser.get(userKey) ?? 1) - 1;
-          if (n <= 0) perUser.delete(userKey); else perUser.set(userKey, n);
-          if (active === 0) { const w = idleWaiters; idleWaiters = []; for (const f of w) f(); }
-        },
-      };
+      const slot = new Slot(userKey, release);
       held.add(slot);
       return slot;
     },
@@ -129,58 +144,135 @@ export async function startWait(deps: Deps, tokens: readonly TokenRecord[], rp: 
   }
 }
 
-/** Waits for the phone's answer (or decline, timeout, disconnect, shutdown) and settles the transaction once. */
-export async function finishWait(deps: Deps, plan: WaitPlan, onGone?: (fn: () => void) => () => void): Promise<Outcome> {
-  const { transactionId, tokens, started, deadline, slot } = plan;
-  // Why the wait was cut short, if it was; `current` is the registered waiter to cancel then.
-  let stopped: 'disconnect' | 'shutdown' | null = slot.signal.aborted ? 'shutdown' : null;
-  let current: { cancel(): void } | null = null;
-  const halt = (why: 'disconnect' | 'shutdown') => { stopped ??= why; current?.cancel(); };
-  slot.onShutdown = () => halt('shutdown');
-  const forget = onGone?.(() => halt('disconnect'));
-  try {
-    const answered = (o: Outcome): Outcome => {
-      deps.events.emit('wait.finished', { transactionId, result: o.kind === 'accept' ? 'accept' : 'decline', wakeMs: deps.clock.now() - started });
-      return o;
-    };
-    for (;;) {
-      let r: WaitResult = 'aborted';
-      if (!stopped) {
-        // Register before reading, so an answer that lands between the read and the wait is not missed.
-        const waiter = deps.answers.wait(transactionId, Math.max(0, Math.min(deadline - deps.clock.now(), deps.config.wait.safetyRereadMs)));
-        current = waiter;
-        const decided = await decide(deps, plan);
-        if (decided) {
-          waiter.cancel();
-          return answered(decided);
-        }
-        r = await waiter.promise;
-        current = null;
-      }
-      if (stopped || r === 'aborted') {
-        await deps.store.challenges.deleteTransaction(transactionId);
-        if (stopped === 'shutdown') {
-          deps.events.emit('wait.finished', { transactionId, result: 'shutdown' });
-          throw new UnavailableError('The server is shutting down; the login was not completed.', 5);
-        }
-        deps.events.emit('wait.finished', { transactionId, result: 'disconnect' });
-        return { kind: 'reject', message: 'The client went away.', serials: tokens.map((t) => t.serial), policies: plan.policies };
-      }
-      if (r === 'timeout' && deps.clock.now() >= deadline) {
-        const last = await decide(deps, plan);
-        if (last) return answered(last); // an answer whose notification was missed still wins at the deadline
-        await deps.store.challenges.deleteTransaction(transactionId);
-        const counts = await deps.store.tokens.incrementFailCount(tokens.map((t) => t.id), deps.clock.now());
+/** How a wait reports its end, exactly once: an outcome, or an error (503 at shutdown, a database error). */
+export type WaitDone = (err: unknown, outcome?: Outcome) => void;
+
+/**
+ * Waits for the phone's answer (or decline, timeout, disconnect, shutdown) and settles the transaction once.
+ * `onGone` registers a "the client went away" callback and returns its unregistration.
+ */
+export function finishWait(deps: Deps, plan: WaitPlan, onGone: ((fn: () => void) => () => void) | undefined, done: WaitDone): void {
+  new PendingWait(deps, plan, done).start(onGone);
+}
+
+type Stop = 'disconnect' | 'shutdown';
+
+/**
+ * One waiting login: an AnswerListener and a WaitHolder, driven by callbacks (a notification, its timer, the
+ * client's disconnect, shutdown) — no suspended async frame, promise chain or closure per step while it waits.
+ * The transaction is read when the wait starts (after the listener is registered, so no answer is missed), on
+ * every notification, at every safety-net interval and at the deadline; reads never overlap (a notification
+ * during a read asks for one more).
+ */
+class PendingWait implements AnswerListener, WaitHolder {
+  readonly transactionId: string;
+  private state: 'waiting' | 'reading' | 'ending' = 'waiting';
+  private again = false;
+  private expired = false;
+  private stopped: Stop | null = null;
+  private reported = false;
+  private cancelTimer: (() => void) | null = null;
+  private forgetGone: (() => void) | undefined = undefined;
+  private readonly deps: Deps;
+  private readonly plan: WaitPlan;
+  private readonly done: WaitDone;
+
+  constructor(deps: Deps, plan: WaitPlan, done: WaitDone) {
+    this.deps = deps;
+    this.plan = plan;
+    this.done = done;
+    this.transactionId = plan.transactionId;
+  }
+
+  start(onGone: ((fn: () => void) => () => void) | undefined): void {
+    const { slot } = this.plan;
+    slot.holder = this;
+    this.deps.answers.listen(this);
+    this.arm();
+    this.forgetGone = onGone?.(() => this.stop('disconnect'));
+    if (slot.aborted) this.stop('shutdown');
+    else if (this.state === 'waiting') this.read();
+  }
+
+  onAnswer(): void { this.read(); }
+  onBusClosed(): void { this.stop('shutdown'); }
+  shutdown(): void { this.stop('shutdown'); }
+
+  /** The safety-net re-read timer, or the deadline when that comes first. */
+  private arm(): void {
+    const { deps, plan } = this;
+    const ms = Math.max(0, Math.min(plan.deadline - deps.clock.now(), deps.config.wait.safetyRereadMs));
+    this.cancelTimer = deps.clock.schedule(ms, () => this.onTimer());
+  }
+
+  private onTimer(): void {
+    this.cancelTimer = null;
+    if (this.state === 'ending') return;
+    if (this.deps.clock.now() >= this.plan.deadline) this.expired = true;
+    else this.arm();
+    this.read();
+  }
+
+  private read(): void {
+    if (this.state === 'ending' || this.stopped) return;
+    if (this.state === 'reading') { this.again = true; return; }
+    this.state = 'reading';
+    this.again = false;
+    decide(this.deps, this.plan).then((decided) => {
+      this.state = 'waiting';
+      if (decided) this.answered(decided);
+      else if (this.stopped) this.stop(this.stopped);
+      else if (this.expired) this.timedOut();
+      else if (this.again) this.read();
+    }, (err: unknown) => this.end(err));
+  }
+
+  /** Disconnect or shutdown: the rows go (no later answer can use them), then the client hears why. */
+  private stop(why: Stop): void {
+    this.stopped ??= why;
+    if (this.state !== 'waiting') return; // a running read finishes first (and wins if it found an answer)
+    this.state = 'ending';
+    const { deps, transactionId, plan } = this;
+    deps.store.challenges.deleteTransaction(transactionId).then(() => {
+      deps.events.emit('wait.finished', { transactionId, result: this.stopped! });
+      if (this.stopped === 'shutdown') this.end(new UnavailableError('The server is shutting down; the login was not completed.', 5));
+      else this.end(undefined, { kind: 'reject', message: 'The client went away.', serials: plan.tokens.map((t) => t.serial), policies: plan.policies });
+    }, (err: unknown) => this.end(err));
+  }
+
+  private answered(o: Outcome): void {
+    this.deps.events.emit('wait.finished', { transactionId: this.transactionId, result: o.kind === 'accept' ? 'accept' : 'decline', wakeMs: this.deps.clock.now() - this.plan.started });
+    this.end(undefined, o);
+  }
+
+  /** The deadline passed without an answer (the last read found none): REJECT, and a failed attempt per token. */
+  private timedOut(): void {
+    this.state = 'ending';
+    const { deps, transactionId, plan } = this;
+    const { tokens } = plan;
+    deps.store.challenges.deleteTransaction(transactionId)
+      .then(() => deps.store.tokens.incrementFailCount(tokens.map((t) => t.id), deps.clock.now()))
+      .then((counts) => {
         for (const t of tokens) deps.events.emit('token.fail_counter', { serial: t.serial, failCount: counts.get(t.id) ?? t.failCount, maxFail: t.maxFail });
         deps.events.emit('wait.finished', { transactionId, result: 'timeout' });
         const single = tokens.length === 1 ? tokens[0] : undefined;
-        return { kind: 'reject', message: 'wrong otp value', serial: single?.serial, type: single?.type, otpLen: single?.otpLen, serials: tokens.map((t) => t.serial), policies: plan.policies };
-      }
-    }
-  } finally {
-    forget?.();
-    slot.onShutdown = undefined;
-    slot.leave();
+        this.end(undefined, { kind: 'reject', message: 'wrong otp value', serial: single?.serial, type: single?.type, otpLen: single?.otpLen, serials: tokens.map((t) => t.serial), policies: plan.policies });
+      }, (err: unknown) => this.end(err));
+  }
+
+  /** Releases everything the wait held, then reports (once). */
+  private end(err: unknown, outcome?: Outcome): void {
+    if (this.reported) return;
+    this.reported = true;
+    this.state = 'ending';
+    this.cancelTimer?.();
+    this.cancelTimer = null;
+    this.deps.answers.unlisten(this);
+    this.forgetGone?.();
+    this.forgetGone = undefined;
+    this.plan.slot.holder = undefined;
+    this.plan.slot.leave();
+    this.done(err, outcome);
   }
 }
 

@@ -3,13 +3,15 @@
  * Each endpoint: read params → authorize → run the algorithm → render the envelope; the audit row is set on
  * ctx.state and written by the app.
  */
+import type { ServerResponse } from 'node:http';
 import Router, { type RouterContext } from '@koa/router';
 import type { Deps } from '../deps.ts';
 import type { AppState } from '../app.ts';
 import { MfaError, ParameterError, missingParameter } from '../errors.ts';
-import { requestAudit } from '../audit_defaults.ts';
 import type { Params } from '../params.ts';
-import { checkAuth, type CheckRequest } from '../auth/check.ts';
+import { decideCheck } from '../auth/check.ts';
+import { finishWait, type WaitPlan } from '../auth/wait.ts';
+import { errorReply, leaveKoa, sendReply, writeAudit, type AuditDraft, type Reply } from '../respond.ts';
 import { triggerChallenges } from '../auth/trigger.ts';
 import { transactionStatus } from '../auth/challenges.ts';
 import { challengeDetail, okEnvelope, outcomeEnvelope } from '../envelope.ts';
@@ -18,76 +20,121 @@ import { requestPolicies } from '../auth/context.ts';
 import { AUTHENTICATION, type Outcome } from '../auth/outcome.ts';
 
 /** user/serial/realm/type parameters shared by check and triggerchallenge, with eduMFA's input checks. */
-export function readSubject(params: Params): { user?: string; realm?: string; serial?: string; type?: string } {
-  const user = params.get('user') || undefined;
-  const serial = params.get('serial') || undefined;
+export function readSubject(params: Params): Subject {
+  return checkSubject(subjectOf(params));
+}
+
+/** user/serial/realm/type as given (empty = absent), not yet checked. */
+function subjectOf(params: Params): Subject {
+  return { user: params.get('user') || undefined, serial: params.get('serial') || undefined, realm: params.get('realm') || undefined, type: params.get('type') || undefined };
+}
+
+function checkSubject(subject: Subject): Subject {
+  const { user, serial } = subject;
   if (!user && !serial) throw new ParameterError('You need to specify a serial or a user.');
   if (serial !== undefined && serial.includes('*')) throw new ParameterError('Invalid serial number.');
   if (user !== undefined && user.includes('%')) throw new ParameterError('Invalid user.');
-  return { user, serial, realm: params.get('realm') || undefined, type: params.get('type') || undefined };
+  return subject;
 }
 
 export function validateRouter(deps: Deps): Router<AppState> {
   const router = new Router<AppState>({ prefix: '/validate' });
 
-  /** Runs /validate/check's algorithm and fills the audit row; the caller renders the outcome. */
-  const runCheck = (ctx: RouterContext<AppState>, action: string): Promise<{ outcome: Outcome; who: ReturnType<typeof outcomeWho> }> => {
-    const { params } = ctx.state;
-    // No audit object while a push wait runs: it is built when the outcome is known (errors: the app builds it).
-    const subject = readSubject(params);
-    const pass = params.require('pass');
-    const transactionId = params.get('transaction_id') || undefined;
-    if (transactionId !== undefined && !/^[0-9A-Za-z_-]{1,64}$/.test(transactionId)) throw new ParameterError('Invalid transaction_id.');
-    // A client that disconnects frees a push wait at once ('close' before the response ended = gone).
-    const onGone = (fn: () => void) => {
-      if (ctx.res.closed && !ctx.res.writableEnded) { fn(); return () => {}; } // already gone before the wait began
-      const onClose = () => { if (!ctx.res.writableEnded) fn(); };
-      ctx.res.once('close', onClose);
-      return () => { ctx.res.off('close', onClose); };
+  /** What a check request named: enough to render its answer and audit row, without the pass or the parameters. */
+  interface CheckCall { readonly method: string; readonly action: string; readonly subject: Subject; readonly client: string; readonly transactionId: string | undefined }
+  type Render = (outcome: Outcome, who: Who) => Reply;
+  /** For radiuscheck: an error is an answer too (400 without a body), not an error envelope. */
+  type Failed = (err: unknown) => Reply;
+
+  /** The reply, audit row and `check.result` event of an outcome. */
+  const settle = (call: CheckCall, outcome: Outcome, render: Render): { reply: Reply; audit: AuditDraft } => {
+    const who = outcomeWho(deps, call.subject, call.client);
+    const audit: AuditDraft = {
+      action: `${call.method} ${call.action}`, username: who.user?.name ?? call.subject.user ?? null, realm: who.user?.realm ?? call.subject.realm ?? null,
+      success: outcome.kind === 'accept', outcome: AUTHENTICATION[outcome.kind], serials: outcome.serials,
+      policies: outcome.policies, transactionId: outcome.kind === 'challenge' ? outcome.challenges[0]?.transactionId ?? null : call.transactionId ?? null,
+      info: { message: outcome.kind === 'challenge' ? 'challenge triggered' : outcome.message },
     };
-    const exception = ['1', 'true', 'True', 'TRUE'].includes(params.get('exception') ?? '');
-    const req: CheckRequest = { ...subject, pass, transactionId, client: ctx.state.client, onGone, exception };
-    // A promise chain, not an async frame: a waiting login keeps only what the continuation below captures.
-    return checkAuth(deps, req).then((outcome) => {
-      const who = outcomeWho(deps, req);
-      const base = requestAudit(ctx);
-      ctx.state.audit = {
-        ...base, action: `${ctx.method} ${action}`, username: who.user?.name ?? base.username, realm: who.user?.realm ?? base.realm,
-        success: outcome.kind === 'accept', outcome: AUTHENTICATION[outcome.kind], serials: outcome.serials,
-        policies: outcome.policies, transactionId: outcome.kind === 'challenge' ? outcome.challenges[0]?.transactionId ?? null : transactionId ?? null,
-        info: { message: outcome.kind === 'challenge' ? 'challenge triggered' : outcome.message },
-      };
-      deps.events.emit('check.result', { user: subject.user, realm: subject.realm, serials: [...outcome.serials], outcome: AUTHENTICATION[outcome.kind], message: outcome.kind === 'challenge' ? 'challenge' : outcome.message, policies: [...outcome.policies], transactionId });
-      return { outcome, who };
+    deps.events.emit('check.result', { user: call.subject.user, realm: call.subject.realm, serials: [...outcome.serials], outcome: AUTHENTICATION[outcome.kind], message: outcome.kind === 'challenge' ? 'challenge' : outcome.message, policies: [...outcome.policies], transactionId: call.transactionId });
+    return { reply: render(outcome, who), audit };
+  };
+
+  /** The reply and audit row of a failed check (a push wait that failed after it left Koa, or radiuscheck's errors). */
+  const settleError = (call: CheckCall, err: unknown, failed: Failed | undefined): { reply: Reply; audit: AuditDraft } => {
+    const base: AuditDraft = { action: `${call.method} ${call.action}`, success: false, outcome: 'ERROR', username: call.subject.user ?? null, realm: call.subject.realm ?? null, serials: call.subject.serial ? [call.subject.serial] : [] };
+    if (failed) return { reply: failed(err), audit: { ...base, info: { error: err instanceof MfaError ? err.wireMessage : 'internal error' } } };
+    const { reply, error } = errorReply(deps, call.method, call.action, err);
+    return { reply, audit: { ...base, info: { error: error.wireMessage } } };
+  };
+
+  /**
+   * Runs /validate/check's algorithm and answers. A decision answers at once through Koa. A push wait leaves Koa's
+   * middleware chain (`ctx.respond = false`) and answers on the raw response when the phone has answered: a waiting
+   * login then holds the connection, its slim WaitPlan and the CheckCall — no Koa frames, no parameters, no pass.
+   */
+  const runCheck = async (ctx: RouterContext<AppState>, action: string, render: Render, failed?: Failed): Promise<void> => {
+    const { params } = ctx.state;
+    const call: CheckCall = { method: ctx.method, action, client: ctx.state.client, transactionId: params.get('transaction_id') || undefined, subject: subjectOf(params) };
+    let settled: { reply: Reply; audit: AuditDraft };
+    try {
+      checkSubject(call.subject);
+      const pass = params.require('pass');
+      if (call.transactionId !== undefined && !/^[0-9A-Za-z_-]{1,64}$/.test(call.transactionId)) throw new ParameterError('Invalid transaction_id.');
+      const exception = ['1', 'true', 'True', 'TRUE'].includes(params.get('exception') ?? '');
+      const decided = await decideCheck(deps, { ...call.subject, pass, transactionId: call.transactionId, client: call.client, exception });
+      if (decided.kind === 'wait') {
+        answerAfterWait(ctx, call, decided, render, failed);
+        return;
+      }
+      settled = settle(call, decided, render);
+    } catch (err) {
+      if (!failed) throw err; // the app renders the error envelope and the audit row
+      deps.events.emit('log', { level: 'info', msg: `${action} failed`, error: String(err) });
+      settled = settleError(call, err, failed);
+    }
+    ctx.body = settled.reply.body; // the body first: Koa turns an explicit null into 204 when the status came first
+    ctx.status = settled.reply.status;
+    ctx.state.audit = settled.audit;
+  };
+
+  const answerAfterWait = (ctx: RouterContext<AppState>, call: CheckCall, plan: WaitPlan, render: Render, failed: Failed | undefined): void => {
+    const res = leaveKoa(ctx);
+    finishWait(deps, plan, goneWatcher(res), (err, outcome) => {
+      let settled: { reply: Reply; audit: AuditDraft };
+      try {
+        settled = outcome ? settle(call, outcome, render) : settleError(call, err, failed);
+      } catch (renderErr) {
+        settled = settleError(call, renderErr, failed);
+      }
+      try { sendReply(deps, res, settled.reply); } catch (sendErr) {
+        deps.events.emit('log', { level: 'error', msg: 'answering a push wait failed', error: String(sendErr) });
+      }
+      void writeAudit(deps, settled.audit, call.client, null);
     });
   };
 
-  const check = (ctx: RouterContext<AppState>) => runCheck(ctx, '/validate/check').then(({ outcome, who }) => {
+  const check = (ctx: RouterContext<AppState>) => runCheck(ctx, '/validate/check', (outcome, who) => {
     const authz = requestPolicies(deps, who);
-    ctx.body = outcomeEnvelope(deps.clock.now(), outcome, {
-      noDetailOnSuccess: authz.action<boolean>('no_detail_on_success'),
-      noDetailOnFail: authz.action<boolean>('no_detail_on_fail'),
-    });
+    return {
+      status: 200,
+      body: outcomeEnvelope(deps.clock.now(), outcome, {
+        noDetailOnSuccess: authz.action<boolean>('no_detail_on_success'),
+        noDetailOnFail: authz.action<boolean>('no_detail_on_fail'),
+      }),
+    };
   });
   router.get('/check', check);
   router.post('/check', check);
 
   // RADIUS servers that read only the status: 204 without a body on success, 400 without a body otherwise.
-  const radiuscheck = async (ctx: RouterContext<AppState>) => {
-    let accepted = false;
-    try { accepted = (await runCheck(ctx, '/validate/radiuscheck')).outcome.kind === 'accept'; } catch (err) {
-      deps.events.emit('log', { level: 'info', msg: 'radiuscheck failed', error: String(err) });
-      ctx.state.audit = { ...requestAudit(ctx), info: { error: err instanceof MfaError ? err.wireMessage : 'internal error' } };
-    }
-    ctx.body = null; // explicit: no body (set before the status, or Koa would turn null into 204)
-    ctx.status = accepted ? 204 : 400;
-  };
+  const radiuscheck = (ctx: RouterContext<AppState>) => runCheck(ctx, '/validate/radiuscheck',
+    (outcome) => ({ status: outcome.kind === 'accept' ? 204 : 400, body: null }),
+    () => ({ status: 400, body: null }));
   router.get('/radiuscheck', radiuscheck);
   router.post('/radiuscheck', radiuscheck);
 
   // SAML IdPs: `result.value = {auth, attributes}` with the user's attributes on success.
-  const samlcheck = async (ctx: RouterContext<AppState>) => {
-    const { outcome, who } = await runCheck(ctx, '/validate/samlcheck');
+  const samlcheck = (ctx: RouterContext<AppState>) => runCheck(ctx, '/validate/samlcheck', (outcome, who) => {
     const auth = outcome.kind === 'accept';
     let attributes: Record<string, unknown> = {};
     if (auth && who.user) {
@@ -96,8 +143,8 @@ export function validateRouter(deps: Deps): Router<AppState> {
     }
     const env = outcomeEnvelope(deps.clock.now(), outcome);
     env.result.value = { auth, attributes };
-    ctx.body = env;
-  };
+    return { status: 200, body: env };
+  });
   router.get('/samlcheck', samlcheck);
   router.post('/samlcheck', samlcheck);
 
@@ -135,12 +182,28 @@ export function validateRouter(deps: Deps): Router<AppState> {
   return router;
 }
 
-function outcomeWho(deps: Deps, req: CheckRequest) {
-  if (!req.user) return { client: req.client };
+export interface Subject { readonly user?: string; readonly realm?: string; readonly serial?: string; readonly type?: string }
+type Who = ReturnType<typeof outcomeWho>;
+
+function outcomeWho(deps: Deps, subject: Subject, client: string) {
+  if (!subject.user) return { client };
   try {
-    const u = deps.realms.resolveUser(req.user, req.realm);
-    return { user: { name: u.name, realm: u.realm, resolver: u.resolver }, client: req.client };
+    const u = deps.realms.resolveUser(subject.user, subject.realm);
+    return { user: { name: u.name, realm: u.realm, resolver: u.resolver }, client };
   } catch {
-    return { client: req.client };
+    return { client };
   }
+}
+
+/**
+ * "The client went away" for a push wait: 'close' of the raw response before it ended. Captures only the response.
+ * Returns the registration function finishWait expects (it returns the unregistration).
+ */
+function goneWatcher(res: ServerResponse): (fn: () => void) => () => void {
+  return (fn) => {
+    if (res.closed && !res.writableEnded) { fn(); return () => {}; } // already gone before the wait began
+    const onClose = () => { if (!res.writableEnded) fn(); };
+    res.once('close', onClose);
+    return () => { res.off('close', onClose); };
+  };
 }

@@ -5,8 +5,7 @@
  */
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
-import { getEventListeners } from 'node:events';
-import { asAdmin, check, enroll, enrollHotp, hotpAt, policy, tokenOf, track, until } from '../helpers/kit.ts';
+import { asAdmin, auditRows, check, enroll, enrollHotp, hotpAt, policy, tokenOf, track, until } from '../helpers/kit.ts';
 import { enrollPhone, phoneFor, pushWorld } from '../helpers/push_world.ts';
 import type { TestWorld } from '../helpers/test_app.ts';
 import type { FakePhone, SmartphoneData } from '../helpers/fake_phone.ts';
@@ -42,15 +41,6 @@ async function turns(n = 200): Promise<void> {
 }
 
 const alice = { user: 'alice', pass: '1234' };
-
-/**
- * Signals that `AbortSignal.any()` made from `s` and that `s` still tracks (Node keeps a WeakRef to each in the source
- * signal — on Node 20 forever). 0 where this Node has no such internal set.
- */
-function dependantSignals(s: AbortSignal): number {
-  const sym = Object.getOwnPropertySymbols(s).find((x) => x.description === 'kDependantSignals');
-  return sym ? ((s as unknown as Record<symbol, { size?: number } | undefined>)[sym]?.size ?? 0) : 0;
-}
 
 test('accept: the phone answers while the check waits → ACCEPT "matching 1 tokens" with the serial, no time passes', async (t) => {
   const w = await waitWorld(t);
@@ -436,33 +426,37 @@ test('shutdown: drain() refuses new waits with 503; abortAll() answers running w
   t.is((await tokenOf(w, serial)).lastAuthAt, null);
 });
 
-test('finished waits leave nothing behind on the long-lived shutdown signal (no per-wait leak)', async (t) => {
+test('finished waits leave nothing behind: no listener on the bus, no timer, no capacity slot', async (t) => {
   const w = await waitWorld(t, { wait: 20, waitConfig: { safety_reread_ms: 5000 } });
   const phone = phoneFor(w);
   await enrollPhone(w, phone);
-  const probe = w.deps.waits.enter('probe');
-  const shutdown = probe.signal;
-  probe.leave();
+  const clean = () => {
+    t.is(w.deps.waits.active, 0);
+    t.is(w.deps.answers.waiting, 0);
+    t.is(w.clock.pending, 0, 'no timer left');
+  };
   // accepted, with a safety-net re-read in between
   let p = track(check(w, alice));
   await parked(w);
   w.clock.advance(5000);
   await parked(w);
+  t.is(w.clock.pending, 1, 'one timer per wait, re-armed after the safety-net re-read');
   await phone.answer(await openChallenge(t, phone));
   t.like((await p.promise).body, { result: { authentication: 'ACCEPT' } });
+  clean();
   // timed out
   p = track(check(w, alice));
   await parked(w);
   w.clock.advance(20_000);
   await until(() => p.settled());
+  clean();
   // client gone
   const c = abortableCheck(w, alice);
   await parked(w);
   c.abort();
   await until(() => w.deps.waits.active === 0);
+  clean();
   t.deepEqual(finishedWaits(w), ['accept', 'timeout', 'disconnect']);
-  t.is(getEventListeners(shutdown, 'abort').length, 0, 'no abort listener left on the shutdown signal');
-  t.is(dependantSignals(shutdown), 0, 'no composite signal tracked by the shutdown signal');
 });
 
 test('metrics: /metrics counts waits started, finished by result, rejected, and the answered-wait durations', async (t) => {
@@ -509,4 +503,52 @@ test('metrics: /metrics counts waits started, finished by result, rejected, and 
     'pushgate_wait_duration_ms{quantile="0.5"} 3000',
     'pushgate_wait_duration_ms{quantile="0.99"} 3000',
   ]) t.true(lines.has(line), `${line}\n--- got:\n${m.text}`);
+});
+
+test('a waiting login is answered outside Koa with the same wire as an immediate answer: headers, audit row, radiuscheck, samlcheck', async (t) => {
+  const w = await waitWorld(t);
+  const phone = phoneFor(w);
+  const serial = await enrollPhone(w, phone);
+  const approve = async () => {
+    await parked(w);
+    t.like((await phone.answer(await openChallenge(t, phone))).body, { result: { value: true } });
+  };
+
+  // /validate/check over GET: the JSON envelope with Koa's headers plus the app's.
+  const pending = w.call('GET', '/validate/check', alice);
+  await approve();
+  const r = await pending;
+  t.is(r.status, 200, r.text);
+  t.is(r.headers.get('content-type'), 'application/json; charset=utf-8');
+  t.is(r.headers.get('cache-control'), 'no-cache');
+  t.is(r.headers.get('content-length'), String(Buffer.byteLength(r.text)));
+  t.like(r.body, { result: { status: true, value: true, authentication: 'ACCEPT' }, detail: { serial } });
+  const rows = (await auditRows(w)).filter((a) => a.action.includes('/validate/'));
+  const row = rows.find((a) => a.action === 'GET /validate/check');
+  t.like(row, { success: true, outcome: 'ACCEPT', username: 'alice', realm: 'default', serials: [serial], client: '127.0.0.1' }, JSON.stringify(rows));
+  t.deepEqual(row?.info, { message: 'matching 1 tokens' });
+  t.false(JSON.stringify(rows).includes(alice.pass), 'no PIN in the audit');
+
+  // radiuscheck: 204 without a body on success, 400 without a body on a decline.
+  const radius = w.call('POST', '/validate/radiuscheck', alice);
+  await approve();
+  const rr = await radius;
+  t.is(rr.status, 204);
+  t.is(rr.text, '');
+  const declined = w.call('POST', '/validate/radiuscheck', alice);
+  await parked(w);
+  await phone.answer(await openChallenge(t, phone), { decline: true });
+  const rd = await declined;
+  t.is(rd.status, 400);
+  t.is(rd.text, '');
+  t.is(rd.headers.get('content-length'), '0');
+  t.like((await auditRows(w)).filter((a) => a.action === 'POST /validate/radiuscheck').map((a) => a.outcome), ['ACCEPT', 'DECLINED']);
+
+  // samlcheck: the user's attributes with the ACCEPT.
+  const saml = w.call('POST', '/validate/samlcheck', alice);
+  await approve();
+  const rs = await saml;
+  t.is(rs.status, 200, rs.text);
+  t.like(rs.body, { result: { status: true, authentication: 'ACCEPT', value: { auth: true, attributes: { username: 'alice', realm: 'default' } } } });
+  t.is(w.deps.waits.active, 0);
 });

@@ -1,0 +1,82 @@
+/**
+ * How a request is answered — shared by the app's middleware frame (server/app.ts) and by a request that left that
+ * frame early: a push wait (wait mode) answers on the raw Node response, so a waiting login holds neither Koa's
+ * middleware frames nor its parameters while the phone is being asked.
+ */
+import type { ServerResponse } from 'node:http';
+import type { Deps } from './deps.ts';
+import { errorEnvelope, type Envelope } from './envelope.ts';
+import { InternalError, MfaError } from './errors.ts';
+import type { AuditEntry } from './store/audit_repo.ts';
+import type { AppContext } from './app.ts';
+
+/** An audit row before the time and the client address are added. */
+export type AuditDraft = Omit<AuditEntry, 'time' | 'client'>;
+
+/** A response independent of Koa. `body: null` is an explicitly empty body (radiuscheck). */
+export interface Reply {
+  readonly status: number;
+  readonly body: Envelope | null;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/** An error as the eduMFA envelope, with the `request.failed` event; unexpected errors are -500 (detail: log only). */
+export function errorReply(deps: Pick<Deps, 'events' | 'clock'>, method: string, path: string, raw: unknown): { reply: Reply; error: MfaError } {
+  const error = raw instanceof MfaError ? raw : new InternalError(raw);
+  const cause = error.status >= 500 ? (error.cause ?? raw) : undefined;
+  deps.events.emit('request.failed', {
+    method, path, status: error.status, code: error.code,
+    error: cause instanceof Error ? cause.message : error.message,
+    ...(cause instanceof Error && cause.stack ? { stack: cause.stack } : {}),
+  });
+  return { reply: { status: error.status, body: errorEnvelope(deps.clock.now(), error), headers: error.headers }, error };
+}
+
+/** Headers of every response: no caching; while draining, keep-alive connections end with this response. */
+export function commonHeaders(deps: Pick<Deps, 'waits'>): Record<string, string> {
+  return deps.waits.draining ? { 'Cache-Control': 'no-cache', Connection: 'close' } : { 'Cache-Control': 'no-cache' };
+}
+
+/** Writes the audit row after the response is settled; a failed write is logged, never shown to the client. */
+export async function writeAudit(deps: Pick<Deps, 'store' | 'clock' | 'events'>, draft: AuditDraft, client: string | null, admin: string | null): Promise<void> {
+  try {
+    await deps.store.audit.insert({ ...draft, time: deps.clock.now(), client, admin: admin ?? draft.admin ?? null });
+  } catch (err) {
+    deps.events.emit('log', { level: 'error', msg: 'audit write failed', error: String(err) });
+  }
+}
+
+/**
+ * Answers on the raw response of a request that left Koa (`ctx.respond = false`), with the headers Koa would have
+ * written for the same body. A client that has gone gets nothing (its wait was ended by the disconnect).
+ */
+export function sendReply(deps: Pick<Deps, 'waits'>, res: ServerResponse, reply: Reply): void {
+  if (res.headersSent || res.writableEnded || res.destroyed) return;
+  res.statusCode = reply.status;
+  for (const [k, v] of Object.entries(commonHeaders(deps))) res.setHeader(k, v);
+  for (const [k, v] of Object.entries(reply.headers ?? {})) res.setHeader(k, v);
+  if (reply.body === null) {
+    if (reply.status !== 204) res.setHeader('Content-Length', '0');
+    res.end();
+    return;
+  }
+  const json = JSON.stringify(reply.body);
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', String(Buffer.byteLength(json)));
+  res.end(json);
+}
+
+/**
+ * Takes a request out of Koa's hands: Koa writes nothing for it (`ctx.respond = false`), the app frame ends now,
+ * and the caller answers later with sendReply on the returned raw response. The request's parameters (which hold
+ * the pass) are dropped from the context, which Koa keeps reachable until the response ends.
+ */
+export function leaveKoa(ctx: Pick<AppContext, 'respond' | 'res' | 'state'>): ServerResponse {
+  ctx.respond = false;
+  ctx.state.params = LEFT;
+  return ctx.res;
+}
+
+const gone = (): never => { throw new Error('the parameters of a request that left Koa are gone'); };
+/** The parameters of a request that left Koa: any read is a programming error. */
+const LEFT: AppContext['state']['params'] = { get: gone, require: gone, requireNonEmpty: gone, has: gone, raw: gone, all: gone };
