@@ -103,7 +103,7 @@ export interface ChallengeRecord {
   readonly transactionId: string;
   readonly serial: string;
   readonly nonce: string;
-  readonly status: 'pending' | 'accepted' | 'declined' | 'consumed';
+  readonly status: 'pending' | 'accepted' | 'declined';
   readonly createdAt: number;
   readonly expiresAt: number;
   readonly session: string;

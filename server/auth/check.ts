@@ -238,14 +238,14 @@ async function answerTransaction(deps: Deps, req: CheckRequest, tokens: readonly
     const token = byId.get(row.serial)!;
     const type = deps.registry.require(token.type);
     if (!token.active || isLocked(token)) { pending.push(token); continue; }
-    if (row.expiresAt <= now || row.status === 'consumed') { (type.outOfBand ? pending : wrongOtp).push(token); continue; }
+    if (row.expiresAt <= now) { (type.outOfBand ? pending : wrongOtp).push(token); continue; }
     const verdict: Verdict = await type.check(token, { otp: req.pass, challenge: row }, ctx);
     if (verdict.kind === 'valid') {
       const from = type.outOfBand ? 'accepted' : 'pending';
       // Consume the challenge first: of many parallel finalizes exactly one wins.
       if (!await deps.store.challenges.consume(row.id, from, now)) { pending.push(token); continue; }
       if (!await deps.store.tokens.recordSuccess(token.id, verdict.counter ?? null, now)) { wrongOtp.push(token); continue; }
-      await deps.store.challenges.deleteTransaction(row.transactionId);
+      if (rows.length > 1) await deps.store.challenges.deleteTransaction(row.transactionId); // the other tokens' challenges
       return { kind: 'accept', message: 'Found matching challenge', serial: token.serial, serials: [token.serial], policies: rp.matched() };
     }
     if (verdict.kind === 'declined') declined ??= token;

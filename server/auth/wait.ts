@@ -293,7 +293,7 @@ async function decide(deps: Deps, plan: WaitPlan): Promise<Outcome | null> {
   for (const row of rows.filter((r) => r.status === 'accepted')) {
     const token = tokens.find((t) => t.serial === row.serial) ?? [...byId.values()][0]!;
     if (!await deps.store.challenges.consume(row.id, 'accepted', now)) continue;
-    await deps.store.challenges.deleteTransaction(transactionId);
+    if (rows.length > 1) await deps.store.challenges.deleteTransaction(transactionId); // the other tokens' challenges
     if (!await deps.store.tokens.recordSuccess(token.id, null, now)) {
       return { kind: 'reject', message: `matching 1 tokens, Failcounter exceeded`, serial: token.serial, type: token.type, serials: [token.serial], policies };
     }

@@ -1,6 +1,7 @@
 /**
- * Challenges. A challenge moves pending → accepted | declined → consumed, each step one conditional UPDATE
- * guarded by the current status and the expiry, so a duplicate or late answer and a second finalize change nothing.
+ * Challenges. A challenge moves pending → accepted | declined, and is consumed (deleted) when its login finishes;
+ * each step is one conditional statement guarded by the current status and the expiry, so a duplicate or late
+ * answer and a second finalize change nothing.
  */
 import type { Knex } from 'knex';
 import type { ChallengeRecord } from '../../tokens/types.ts';
@@ -19,7 +20,10 @@ export interface ChallengesRepo {
   openForSerial(serial: string, now: number): Promise<ChallengeRecord[]>;
   /** pending → accepted|declined while unexpired. True if this call won. */
   answer(id: number, decision: 'accepted' | 'declined', now: number): Promise<boolean>;
-  /** from → consumed while unexpired (finalizing a login). True if this call won. */
+  /**
+   * Finishes a login with this challenge: deletes it if it is still `from` and unexpired, in one conditional
+   * statement. True if this call won — of parallel finalizes (or a finalize and a late answer) exactly one does.
+   */
   consume(id: number, from: 'pending' | 'accepted', now: number): Promise<boolean>;
   deleteTransaction(transactionId: string): Promise<number>;
   delete(id: number): Promise<boolean>;
@@ -62,8 +66,7 @@ export function createChallengesRepo(knex: Knex): ChallengesRepo {
         .update({ status: decision, answered_at: now })) > 0;
     },
     async consume(id, from, now) {
-      return rowCount(await knex('challenges').where({ id, status: from }).andWhere('expires_at', '>', now)
-        .update({ status: 'consumed' })) > 0;
+      return rowCount(await knex('challenges').where({ id, status: from }).andWhere('expires_at', '>', now).delete()) > 0;
     },
     async deleteTransaction(transactionId) {
       return rowCount(await knex('challenges').where({ transaction_id: transactionId }).delete());
