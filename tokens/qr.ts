@@ -1,12 +1,17 @@
-/** QR codes for enrollment URLs: a PNG data URI for API responses, UTF-8 half blocks for the terminal. */
-import QRCode from 'qrcode';
+/**
+ * QR codes for enrollment URLs: a PNG data URI for API responses, UTF-8 half blocks for the terminal.
+ * The qrcode package (with its PNG encoder, ~8 MB of RSS) is loaded on the first enrollment, not at start-up.
+ */
+type QrCodeModule = typeof import('qrcode');
+let qrcode: Promise<QrCodeModule> | undefined;
+const load = (): Promise<QrCodeModule> => (qrcode ??= import('qrcode').then((m) => (m as { default?: QrCodeModule }).default ?? m));
 
 /** `data:image/png;base64,…` (error correction M). */
-export function qrDataUri(text: string): Promise<string> {
-  return QRCode.toDataURL(text, { errorCorrectionLevel: 'M' });
+export async function qrDataUri(text: string): Promise<string> {
+  return (await load()).toDataURL(text, { errorCorrectionLevel: 'M' });
 }
 
 /** A compact terminal rendering (two modules per character row). */
-export function qrTerminal(text: string): Promise<string> {
-  return QRCode.toString(text, { type: 'terminal', small: true, errorCorrectionLevel: 'M' });
+export async function qrTerminal(text: string): Promise<string> {
+  return (await load()).toString(text, { type: 'terminal', small: true, errorCorrectionLevel: 'M' });
 }
