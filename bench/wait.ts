@@ -69,7 +69,10 @@ const RAMP = envInt('BENCH_WAIT_RAMP', 256, 1);
 const WARMUP = 100;
 const COMPILED = process.env.BENCH_WAIT_TSX !== '1';
 /** Node flags of the server children: the production recommendation of the README unless BENCH_WAIT_NODE_OPTIONS says otherwise. */
-const SERVER_NODE_FLAGS = (process.env.BENCH_WAIT_NODE_OPTIONS ?? '--max-semi-space-size=2').split(/\s+/).filter(Boolean);
+const SERVER_NODE_FLAGS = (process.env.BENCH_WAIT_NODE_OPTIONS ?? '--max-semi-space-size=2 --optimize-for-size').split(/\s+/).filter(Boolean);
+/** The largest one-node size is measured once more with plain `node` (no flags), for comparison (BENCH_WAIT_PLAIN=0: not). */
+const PLAIN = process.env.BENCH_WAIT_PLAIN !== '0' && SERVER_NODE_FLAGS.length > 0;
+const PLAIN_SCENARIO = 'plain `node`, no flags: one node, SQLite';
 if (COMPILED) {
   log('building (npm run build) so the servers run compiled JavaScript, as in production');
   const r = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', ROOT], { stdio: 'inherit' });
@@ -157,8 +160,8 @@ async function waitQuiet(pids: () => number[]): Promise<void> {
 
 interface Child { proc: ChildProcess; pid: number; url: string; name: string; stats(gc?: boolean): Promise<WaitChildReply>; stop(): Promise<void> }
 
-async function startChild(name: string, configFile: string, premadeKeys: number, tmp: string): Promise<Child> {
-  const extra = SERVER_NODE_FLAGS;
+async function startChild(name: string, configFile: string, premadeKeys: number, tmp: string, flags: readonly string[] = SERVER_NODE_FLAGS): Promise<Child> {
+  const extra = flags;
   // The server runs as production does: the compiled build (`npm run build`); BENCH_WAIT_TSX=1 runs the sources under tsx.
   const entry = COMPILED ? ['--expose-gc', path.join(ROOT, 'build', 'bench', 'wait_server.js')] : ['--expose-gc', '--import', 'tsx', path.join(BENCH_DIR, 'wait_server.ts')];
   const proc = spawn(process.execPath, [...extra, ...entry, configFile, String(premadeKeys)], {
@@ -268,7 +271,7 @@ async function enrollAll(node: Child, db: Knex, phones: Phone[], total: number):
 
 interface Row {
   scenario: string; n: number; rampS: number; rssIdleMb: number; rssPeakMb: number; kbPerWait: number; rssGcMb: number;
-  heapIdleMb: number; heapHeldMb: number; heapKbPerWait: number;
+  heapIdleMb: number; heapHeldMb: number; heapKbPerWait: number; heapTotalHeldMb: number; externalHeldMb: number;
   holdS: number; holdCpuMs: number; queriesHeld: number; queriesPerStart: number; queriesPerLogin: number; healthzMs: number;
   solo: number; soloP50: number; soloP99: number; soloMax: number;
   answersPerS: number; wakeP50: number; wakeP99: number; wakeMax: number; accepted: number; foreign: number;
@@ -407,7 +410,7 @@ async function run(scenario: string, waitNode: Child, answerNode: Child, db: Kne
   healthz.sort((a, b) => a - b);
   return {
     scenario, n, rampS, rssIdleMb, rssPeakMb, kbPerWait: ((rssPeakMb - rssIdleMb) * 1024) / n, holdS, holdCpuMs, rssGcMb,
-    heapIdleMb: idle.heapUsedBytes / 2 ** 20, heapHeldMb: held.heapUsedBytes / 2 ** 20, heapKbPerWait: (held.heapUsedBytes - idle.heapUsedBytes) / 1024 / n,
+    heapIdleMb: idle.heapUsedBytes / 2 ** 20, heapHeldMb: held.heapUsedBytes / 2 ** 20, heapTotalHeldMb: held.heapTotalBytes / 2 ** 20, externalHeldMb: held.externalBytes / 2 ** 20, heapKbPerWait: (held.heapUsedBytes - idle.heapUsedBytes) / 1024 / n,
     queriesHeld: q2 - q1, queriesPerStart: (q1 - q0) / n, queriesPerLogin: (q4 - q3) / n, healthzMs: pct(healthz, 0.5),
     solo, soloP50: pct(soloWake, 0.5), soloP99: pct(soloWake, 0.99), soloMax: soloWake[soloWake.length - 1]!,
     answersPerS, wakeP50: pct(wake, 0.5), wakeP99: pct(wake, 0.99), wakeMax: wake[wake.length - 1]!, accepted, foreign,
@@ -467,6 +470,16 @@ async function oneNode(tmp: string, phones: Phone[], rows: Row[]): Promise<void>
       log(fmtLog(row!));
     } finally { await node.stop(); }
   }
+  if (PLAIN) {
+    const node = await startChild(`sqlite-plain-${max}`, config, 0, tmp, []);
+    try {
+      await run('warm-up', node, node, db, phones, serials, WARMUP, max, false);
+      await waitQuiet(() => [node.pid]);
+      const row = await run(PLAIN_SCENARIO, node, node, db, phones, serials, max);
+      rows.push(row!);
+      log(fmtLog(row!));
+    } finally { await node.stop(); }
+  }
   await db.destroy();
 }
 
@@ -508,7 +521,7 @@ async function twoNodes(tmp: string, phones: Phone[], rows: Row[]): Promise<void
 const f1 = (x: number) => x.toLocaleString('en-US', { maximumFractionDigits: 1, minimumFractionDigits: 1 });
 const f2 = (x: number) => x.toLocaleString('en-US', { maximumFractionDigits: 2, minimumFractionDigits: 2 });
 const f0 = (x: number) => Math.round(x).toLocaleString('en-US');
-const fmtLog = (r: Row) => `${r.scenario} N=${r.n}: RSS ${f0(r.rssIdleMb)} → ${f0(r.rssPeakMb)} MB (${f0(r.rssGcMb)} MB after a full GC), live heap ${f1(r.heapKbPerWait)} KB/wait, queries held ${r.queriesHeld}, wake p50/p99 one at a time ${f1(r.soloP50)}/${f1(r.soloP99)} ms, under load ${f1(r.wakeP50)}/${f1(r.wakeP99)} ms, ${r.accepted}/${r.n} ACCEPT, other CPU ${f2(r.foreign)}`;
+const fmtLog = (r: Row) => `${r.scenario} N=${r.n}: RSS ${f0(r.rssIdleMb)} → ${f0(r.rssPeakMb)} MB (${f0(r.rssGcMb)} MB after a full GC: V8 heap ${f0(r.heapHeldMb)} used / ${f0(r.heapTotalHeldMb)} total, external ${f0(r.externalHeldMb)}), live heap ${f1(r.heapKbPerWait)} KB/wait, queries held ${r.queriesHeld}, wake p50/p99 one at a time ${f1(r.soloP50)}/${f1(r.soloP99)} ms, under load ${f1(r.wakeP50)}/${f1(r.wakeP99)} ms, ${r.accepted}/${r.n} ACCEPT, other CPU ${f2(r.foreign)}`;
 
 function tables(rows: Row[]): string {
   const mem = '| scenario | N waiting | ramp s | server RSS idle → with N waiting, MB | RSS per wait, KB | live heap per wait (after full GC), KB | DB queries during the hold | queries per wait to start | queries per login, answer → ACCEPT | GET /healthz with N waiting, ms (median) |\n'
@@ -522,6 +535,7 @@ function tables(rows: Row[]): string {
 
 function section(rows: Row[], meta: { date: string; seconds: number; pgNote: string }): string {
   const one = rows.filter((r) => r.scenario.startsWith('one node'));
+  const plain = rows.find((r) => r.scenario === PLAIN_SCENARIO);
   const two = rows.filter((r) => r.scenario.startsWith('two nodes'));
   const big = one.find((r) => r.n === Math.max(...one.map((x) => x.n)));
   const worst = (rs: Row[], k: 'wakeP99' | 'soloP99') => Math.max(...rs.map((r) => r[k]));
@@ -540,7 +554,7 @@ function section(rows: Row[], meta: { date: string; seconds: number; pgNote: str
     `- **Machine:** ${cpuModel()}, ${os.availableParallelism()} cores, ${f1(os.totalmem() / 2 ** 30)} GiB RAM, ${os.type()} ${os.release()} ${os.arch()}`,
     `- **Node:** ${process.version}`,
     `- **Command:** \`${env}npm run bench:wait${flags ? ` -- ${flags}` : ''}\` (whole run ${f0(meta.seconds)} s)`,
-    `- **Set-up:** every server is its own child process running the compiled build${COMPILED ? '' : ' (here: the sources under tsx)'} as the README's production guide recommends (\`node ${SERVER_NODE_FLAGS.join(' ')}\`; bench/wait_server.ts: buildDeps → createApp → listen with startServer's backlog and timeouts, plus a knex query counter and an IPC stats answer); this process is the load generator and shares the ${os.availableParallelism()} cores with them (and, for PostgreSQL, with the database). Policy \`edupush_wait: ${WAIT_SECONDS}\`, \`wait.max_concurrent: 20000\`, \`wait.safety_reread_ms: ${SAFETY_REREAD_MS}\` (the safety-net re-read never fires during a run), poll-only edupush tokens, near-free PIN hash (argon2id m=1024 KiB, t=1, 1 at a time — with the default hash the ramp alone would take N × ~21 ms), cleanup timer off, log level warn, an audit row per request. Each size gets a fresh waiting server; ${WARMUP} logins warm it up first (not measured). Before each run the bench waits (at most ${QUIET_BUDGET_S} s in all) until other processes use < ${QUIET} cores.`,
+    `- **Set-up:** every server is its own child process running the compiled build${COMPILED ? '' : ' (here: the sources under tsx)'} as the README's production guide recommends (\`node ${SERVER_NODE_FLAGS.join(' ')}\`${PLAIN ? '; the largest one-node size once more with plain \`node\` for comparison' : ''}; bench/wait_server.ts: buildDeps → createApp → listen with startServer's backlog and timeouts, plus a knex query counter and an IPC stats answer); this process is the load generator and shares the ${os.availableParallelism()} cores with them (and, for PostgreSQL, with the database). Policy \`edupush_wait: ${WAIT_SECONDS}\`, \`wait.max_concurrent: 20000\`, \`wait.safety_reread_ms: ${SAFETY_REREAD_MS}\` (the safety-net re-read never fires during a run), poll-only edupush tokens, near-free PIN hash (argon2id m=1024 KiB, t=1, 1 at a time — with the default hash the ramp alone would take N × ~21 ms), cleanup timer off, log level warn, an audit row per request. Each size gets a fresh waiting server; ${WARMUP} logins warm it up first (not measured). Before each run the bench waits (at most ${QUIET_BUDGET_S} s in all) until other processes use < ${QUIET} cores.`,
     `- **Tokens:** ${ENROLL_REAL} enrolled for real (POST /token/init as admin + the phone's step 2 on /ttype/edupush); the others are copies of the first one's database row with their own serial, user and phone key, inserted by the bench (same PIN hash and server key pair — a poll-only push login never signs with the server key). Phones use EC P-256 keys.`,
     `- **Run:** ramp N \`POST /validate/check\` (one connection each, at most ${RAMP} not yet parked) until the server reports N waits parked → hold ${f1(HOLD_MS / 1000)} s with no traffic (RSS = VmRSS of the waiting server from /proc/<pid>/status, sampled every 100 ms; then a full GC for the live heap) → 20 × GET /healthz → the phones answer (\`POST /ttype/edupush\` with a signed \`nonce|serial\`; nonces read from the database by the bench, signatures made beforehand): the first min(${SOLO}, N/5) one at a time (next answer only after the previous login's response), the rest with ${ANSWER_CONC} answers in flight. **Wake-up latency** per login = its waiting response fully received − its phone's answer response fully received, both in the bench process.`,
     `- **Columns:** queries are knex queries counted in the server process(es). "To start" = during the ramp ÷ N (token list, challenge insert, first read of the challenge, audit row); "per login" = the whole answer phase ÷ N (the phone's answer: token, challenge, conditional update, audit row; the woken login: re-read, consume (the conditional delete that wins the login), success, audit row). Across nodes the notification itself is one \`pg_notify\` on the answering node's separate bus connection (not a knex query, not counted). Other processes' CPU = machine busy time (/proc/stat) minus the bench's own processes (and, for PostgreSQL, every \`postgres\` process) during the run, in cores.`,
@@ -548,14 +562,14 @@ function section(rows: Row[], meta: { date: string; seconds: number; pgNote: str
     '',
     tables(rows),
     '**Against the targets of issue 4:**',
-    big ? `- ${f0(big.n)} concurrent waits in one process: server RSS ${f0(big.rssPeakMb)} MB (target < 300 MB: ${verdict(big.rssPeakMb < 300)}) — ${f0(big.rssIdleMb)} MB idle server, then ≈ ${f1(big.kbPerWait)} KB RSS per waiting request; the live JS heap (after a full GC) grows by ${f1(big.heapKbPerWait)} KB per waiting request.` : '',
+    big ? `- ${f0(big.n)} concurrent waits in one process: server RSS ${f0(big.rssPeakMb)} MB (target < 300 MB: ${verdict(big.rssPeakMb < 300)}) — ${f0(big.rssIdleMb)} MB idle server, then ≈ ${f1(big.kbPerWait)} KB RSS per waiting request; the live JS heap (after a full GC) grows by ${f1(big.heapKbPerWait)} KB per waiting request.${plain ? ` With plain \`node\` (no flags) the same run peaks at ${f0(plain.rssPeakMb)} MB (${verdict(plain.rssPeakMb < 300)} without the flags): V8 keeps more free heap pages (${f0(plain.heapTotalHeldMb)} MB V8 heap for ${f0(plain.heapHeldMb)} MB live, vs ${f0(big.heapTotalHeldMb)} for ${f0(big.heapHeldMb)} with the flags).` : ''}` : '',
     one.length ? `- Wake-up p99 on one node, worst over the sizes (target < 50 ms): ${f1(worst(one, 'soloP99'))} ms one at a time (${verdict(worst(one, 'soloP99') < 50)}), ${f1(worst(one, 'wakeP99'))} ms under load (${verdict(worst(one, 'wakeP99') < 50)}).` : '',
     two.length ? `- Wake-up p99 across two nodes, PostgreSQL LISTEN/NOTIFY (target < 100 ms): ${f1(worst(two, 'soloP99'))} ms one at a time (${verdict(worst(two, 'soloP99') < 100)}), ${f1(worst(two, 'wakeP99'))} ms under load (${verdict(worst(two, 'wakeP99') < 100)}).` : '- Across two nodes: not measured in this run (see above).',
     `- Database queries while waiting: ${held} over all holds (target: 0 per waiting request apart from the safety-net re-read — ${verdict(held === 0)}).`,
     '',
     '**Reading it:**',
     big ? `- Waiting costs no database work and next to no CPU: no query during any hold; with ${f0(big.n)} logins waiting the server used ${f0(big.holdCpuMs)} ms of CPU in the ${f1(big.holdS)} s hold (/proc/<pid>/stat, 10 ms ticks), and GET /healthz answers in ${f2(big.healthzMs)} ms (median).` : '',
-    `- Memory: ≈ ${f0(Math.min(...rows.map((r) => r.heapKbPerWait)))}–${f0(Math.max(...rows.map((r) => r.heapKbPerWait)))} KB of live heap per waiting request, on top of an idle server of ≈ ${f0(Math.min(...rows.map((r) => r.rssIdleMb)))}–${f0(Math.max(...rows.map((r) => r.rssIdleMb)))} MB (node alone ≈ 40 MB, + the loaded modules). A waiting request keeps Node's per-connection HTTP state (socket, parser, request/response, bound listeners: ≈ 5 KB of heap for a bare \`http\` server holding a request), Koa's context (≈ 4 KB, kept by Koa's on-finished listener until the response ends, although the request has left the middleware chain), and one PendingWait listener object with its timer, a slim wait plan (ids and serials, not the token records) and what its answer needs (no pass, no parameters). The RSS per wait is higher than the heap per wait because V8 keeps the pages it grew into while the logins arrived.`,
+    `- Memory: ≈ ${f0(Math.min(...rows.map((r) => r.heapKbPerWait)))}–${f0(Math.max(...rows.map((r) => r.heapKbPerWait)))} KB of live heap per waiting request, on top of an idle server of ≈ ${f0(Math.min(...rows.map((r) => r.rssIdleMb)))}–${f0(Math.max(...rows.map((r) => r.rssIdleMb)))} MB (node alone ≈ 40 MB, + the loaded modules). A waiting request keeps Node's per-connection HTTP state (socket, parser, request/response, bound listeners: ≈ 5 KB of heap for a bare \`http\` server holding a request), Koa's context (≈ 4 KB, kept by Koa's on-finished listener until the response ends, although the request has left the middleware chain), and one PendingWait listener object with its timer, a slim wait plan (ids and serials, not the token records) and what its answer needs (no pass, no parameters). The RSS per wait is higher than the live heap per wait: each connection also holds native memory outside the JS heap (a bare \`http\` server holding requests takes ≈ 10 KB of RSS per request for its ≈ 5 KB of heap), and V8 keeps some free heap pages it grew into while the logins arrived — fewer with \`--optimize-for-size\`.`,
     two.length ? `- Across nodes under load, ${ANSWER_CONC} answers in flight saturate the ${os.availableParallelism()} cores shared by the load generator, both server processes and PostgreSQL (${two.map((r) => f0(r.answersPerS)).join(' / ')} answers/s); a woken login then queues for CPU at each of its sequential database round trips (re-read, consume, success; the audit row follows the response). One at a time the same path takes ${two.map((r) => f1(r.soloP50)).join(' / ')} ms (p50).` : '',
     busy.length ? `- ⚠ Other processes used ≥ 0.25 cores during ${busy.length} of ${rows.length} runs (last column): latencies and ramp times of those rows are inflated; re-run on a quiet machine.` : '',
     '',

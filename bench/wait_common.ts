@@ -11,9 +11,12 @@ export interface WaitChildReply {
   queries: number;
   /** deps.waits.active: waiting /validate/check requests. */
   waitsActive: number;
-  /** deps.answers.waiting: pending promises on the answer bus. */
+  /** deps.answers.waiting: listeners registered on the answer bus (one per waiting login). */
   busWaiting: number;
   heapUsedBytes: number;
+  /** V8's heap size (used + free pages it kept), external memory and ArrayBuffers: where the RSS beyond the live heap is. */
+  heapTotalBytes: number;
+  externalBytes: number;
   /** process.memoryUsage().rss in this process (the parent reads /proc/<pid>/status itself; this is for after a GC). */
   rssBytes: number;
 }

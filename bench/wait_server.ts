@@ -59,7 +59,7 @@ process.on('message', (raw: unknown) => {
   const mem = process.memoryUsage();
   const reply: WaitChildReply = {
     type: 'stats', queries, waitsActive: deps.waits.active, busWaiting: deps.answers.waiting,
-    heapUsedBytes: mem.heapUsed, rssBytes: mem.rss,
+    heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal, externalBytes: mem.external, rssBytes: mem.rss,
   };
   process.send?.(reply);
 });

@@ -152,7 +152,7 @@ export type WaitDone = (err: unknown, outcome?: Outcome) => void;
  * `onGone` registers a "the client went away" callback and returns its unregistration.
  */
 export function finishWait(deps: Deps, plan: WaitPlan, onGone: ((fn: () => void) => () => void) | undefined, done: WaitDone): void {
-  new PendingWait(deps, plan, done).start(onGone);
+  new PendingWait(deps, plan, done).start(onGone); // never throws: every failure goes to `done`
 }
 
 type Stop = 'disconnect' | 'shutdown';
@@ -185,13 +185,17 @@ class PendingWait implements AnswerListener, WaitHolder {
   }
 
   start(onGone: ((fn: () => void) => () => void) | undefined): void {
-    const { slot } = this.plan;
-    slot.holder = this;
-    this.deps.answers.listen(this);
-    this.arm();
-    this.forgetGone = onGone?.(() => this.stop('disconnect'));
-    if (slot.aborted) this.stop('shutdown');
-    else if (this.state === 'waiting') this.read();
+    try {
+      const { slot } = this.plan;
+      slot.holder = this;
+      this.deps.answers.listen(this);
+      this.arm();
+      this.forgetGone = onGone?.(() => this.stop('disconnect'));
+      if (slot.aborted) this.stop('shutdown');
+      else if (this.state === 'waiting') this.read();
+    } catch (err) {
+      this.end(err);
+    }
   }
 
   onAnswer(): void { this.read(); }
@@ -222,8 +226,8 @@ class PendingWait implements AnswerListener, WaitHolder {
       this.state = 'waiting';
       if (decided) this.answered(decided);
       else if (this.stopped) this.stop(this.stopped);
+      else if (this.again) this.read(); // woken (or the deadline came) during the read: read once more first
       else if (this.expired) this.timedOut();
-      else if (this.again) this.read();
     }, (err: unknown) => this.end(err));
   }
 

@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
-import { asAdmin, auditRows, check, enroll, enrollHotp, hotpAt, policy, tokenOf, track, until } from '../helpers/kit.ts';
+import { asAdmin, auditRows, check, deferred, enroll, enrollHotp, hotpAt, policy, tokenOf, track, until } from '../helpers/kit.ts';
 import { enrollPhone, phoneFor, pushWorld } from '../helpers/push_world.ts';
 import type { TestWorld } from '../helpers/test_app.ts';
 import type { FakePhone, SmartphoneData } from '../helpers/fake_phone.ts';
@@ -371,6 +371,31 @@ test('safety net: a lost notification is picked up by the re-read after safety_r
   const r = await pending.promise;
   t.like(r.body, { result: { value: true, authentication: 'ACCEPT' }, detail: { message: 'matching 1 tokens', serial } });
   t.deepEqual(await w.deps.store.challenges.byTransaction(tid!), []);
+});
+
+test('an answer that lands while the deadline read is running is read once more, not lost to the timeout', async (t) => {
+  const w = await waitWorld(t, { wait: 20, waitConfig: { safety_reread_ms: 60_000 } });
+  const phone = phoneFor(w);
+  const serial = await enrollPhone(w, phone);
+  const pending = track(check(w, alice));
+  await parked(w);
+  const data = await openChallenge(t, phone);
+  // The read at the deadline sees the challenge still pending, and is held before it returns.
+  const store = w.deps.store.challenges;
+  const read = store.byTransaction.bind(store);
+  const gate = deferred();
+  let held = 0;
+  store.byTransaction = async (id) => { const rows = await read(id); if (held++ === 0) await gate.promise; return rows; };
+  w.clock.advance(20_000);
+  await until(() => held === 1);
+  // Meanwhile the phone's answer lands (and is notified).
+  t.like((await phone.answer(data)).body, { result: { value: true } });
+  gate.resolve();
+  const r = await pending.promise;
+  t.like(r.body, { result: { value: true, authentication: 'ACCEPT' }, detail: { serial } });
+  t.is(held, 2, 'one more read after the notification that came during the deadline read');
+  t.deepEqual(finishedWaits(w), ['accept']);
+  t.is((await tokenOf(w, serial)).failCount, 0);
 });
 
 test('an answer missed until the deadline still wins at the final read (ACCEPT, no fail counter, counted as accept)', async (t) => {
