@@ -4,6 +4,7 @@ import type { Argv } from 'yargs';
 import {
   deleteToken, enrollToken, requireToken, resetFailCounter, setTokenActive, setTokenPin, tokenView,
 } from '../../server/auth/tokens_admin.ts';
+import { ALL_TOKEN_TYPES } from '../../tokens/index.ts';
 import { qrDataUri, qrTerminal } from '../../tokens/qr.ts';
 import type { TokenRecord } from '../../tokens/types.ts';
 import type { Deps } from '../../server/deps.ts';
@@ -39,7 +40,7 @@ export function tokenCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
   return y.command('token', 'Enroll and manage tokens', (token) => {
     token = token
       .command('enroll', 'Enroll a token; prints its serial, the enrollment URL and a QR code', (b) => b
-        .option('type', { type: 'string', demandOption: true, describe: 'Token type: hotp, totp, spass' })
+        .option('type', { type: 'string', demandOption: true, describe: `Token type: ${ALL_TOKEN_TYPES.map((t) => t.type).join(', ')} (push types: the QR code starts the enrollment, the phone finishes it)` })
         .option('user', { type: 'string', demandOption: true, describe: 'Owner (user or user@realm)' })
         .option('realm', { type: 'string', describe: 'Realm of the user (default: the default realm)' })
         .option('pin', { type: 'string', describe: 'Token PIN' })
