@@ -18,7 +18,7 @@ import type { ActionDef, PolicyDef, PolicyEngine } from '../policies/types.ts';
 import { ConfigError } from './errors.ts';
 import { createAnswerBus, type AnswerBus, type BusTransport } from './auth/answers.ts';
 import { pgTransport, redisTransport } from './auth/bus_transports.ts';
-import { createWaitRegistry, type WaitRegistry } from './auth/wait.ts';
+import { createWaitRegistry, waitPolicyWarnings, type WaitRegistry } from './auth/wait.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { createPushServices, type PushServices, type PushServicesOptions } from './auth/push_services.ts';
 
@@ -78,7 +78,9 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
   // Validate everything that can be wrong in the configuration before creating anything on disk.
   const registry = createTokenRegistry(ALL_TOKEN_TYPES);
   const actions = allActions(registry);
-  const policies = createPolicyEngine({ policies: collectPolicies(config, actions), actions, clock });
+  const initial = collectPolicies(config, actions);
+  const policies = createPolicyEngine({ policies: initial, actions, clock });
+  for (const message of waitPolicyWarnings(config, initial, registry)) events.emit('config.warning', { message });
   let key = opts.key;
   if (!key) {
     const loaded = loadOrCreateKey(config.secrets.keyFile);
@@ -114,6 +116,7 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
     reloadPolicies(from = config) {
       const next = collectPolicies(from, actions);
       policies.replace(next);
+      for (const message of waitPolicyWarnings(config, next, registry)) events.emit('config.warning', { message }); // the running challenge settings
       events.emit('policies.reloaded', { count: next.length });
       return next.length;
     },

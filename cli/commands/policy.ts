@@ -5,12 +5,11 @@ import { ConfigError, UserError } from '../../server/errors.ts';
 import { findAction } from '../../policies/actions.ts';
 import { loadPolicyFiles } from '../../policies/load.ts';
 import { parseIp } from '../../policies/match.ts';
-import { SCOPES, type ActionDef, type ActionValue, type Scope, type Who } from '../../policies/types.ts';
+import { SCOPES, type ActionDef, type ActionValue, type PolicyDef, type Scope, type Who } from '../../policies/types.ts';
+import { waitPolicyWarnings } from '../../server/auth/wait.ts';
+import { ALL_TOKEN_TYPES, createTokenRegistry } from '../../tokens/index.ts';
 import type { CliContext, GlobalArgs } from '../context.ts';
 import { formatTable, formatValue } from '../format.ts';
-
-/** The same action registry buildDeps builds (core + every token type's actions). */
-
 
 const UNITS: ReadonlyArray<[string, number]> = [['y', 365 * 86_400_000], ['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1_000]];
 
@@ -27,15 +26,19 @@ export function policyCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<Globa
     .command('check [file]', 'Validate the policies of the config (or one policy file); lists every problem with its path',
       (b) => b.positional('file', { type: 'string', describe: 'A policy file (default: the policies of the config)' }),
       (argv) => ctx.run(async () => {
-        let count: number;
+        let policies: PolicyDef[];
+        const config = ctx.config(argv);
         if (argv.file !== undefined) {
           const parsed = loadPolicyFiles([argv.file], allActions());
           if (parsed.problems.length) throw new ConfigError(parsed.problems);
-          count = parsed.policies.length;
+          policies = parsed.policies;
         } else {
-          count = collectPolicies(ctx.config(argv), allActions()).length;
+          policies = collectPolicies(config, allActions());
         }
-        ctx.out(`ok: ${count} policies`);
+        // Valid but pointless settings: reported, not refused (the server logs the same as config.warning).
+        const warnings = waitPolicyWarnings(config, policies, createTokenRegistry(ALL_TOKEN_TYPES));
+        for (const w of warnings) ctx.warn(`warning: ${w}`);
+        ctx.out(`ok: ${policies.length} policies${warnings.length ? `, ${warnings.length} warning${warnings.length > 1 ? 's' : ''}` : ''}`);
       }))
     .command('explain', 'Show each action\'s value for a user and the policy it came from', (b) => b
       .option('scope', { type: 'string', choices: SCOPES, demandOption: true, describe: 'Policy scope' })

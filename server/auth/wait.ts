@@ -6,6 +6,9 @@
  * a timeout is REJECT and counts as a failed attempt. Capacity limits answer 503 + Retry-After, never queue.
  */
 import type { Deps } from '../deps.ts';
+import type { Config } from '../config.ts';
+import type { PolicyDef } from '../../policies/types.ts';
+import type { TokenRegistry } from '../../tokens/index.ts';
 import { UnavailableError } from '../errors.ts';
 import type { TokenRecord } from '../../tokens/types.ts';
 import type { RequestPolicies } from './context.ts';
@@ -104,6 +107,30 @@ export function waitSeconds(deps: Deps, tokens: readonly TokenRecord[], rp: Requ
     if (typeof v === 'number' && v > max) max = v;
   }
   return max;
+}
+
+/**
+ * Configuration that makes a wait policy useless, as warnings (the server still runs). pushgate itself never cuts a
+ * wait short (no request timeout: server/main.ts `listen`); the challenge's validity does — after it the phone's
+ * answer is refused, so the rest of a longer wait can only end in a timeout.
+ */
+export function waitPolicyWarnings(config: Pick<Config, 'challenge'>, policies: readonly PolicyDef[], registry: TokenRegistry): string[] {
+  const out: string[] = [];
+  for (const p of policies) {
+    if (!p.active || p.scope !== 'authentication') continue;
+    for (const type of registry.list()) {
+      const seconds = p.actions[`${type.type}_wait`];
+      if (typeof seconds !== 'number' || seconds <= 0) continue;
+      const own = config.challenge.typeValiditySeconds[type.type];
+      const validity = own ?? config.challenge.validitySeconds;
+      if (seconds <= validity) continue;
+      const from = own !== undefined ? `challenge.type_validity_seconds.${type.type}` : 'challenge.validity_seconds';
+      out.push(`policy '${p.name}': ${type.type}_wait is ${seconds} s, but ${type.type} challenges are valid for ${validity} s (${from}); `
+        + `the phone's answer is refused after ${validity} s, so a longer wait can only end in a timeout. `
+        + `Set challenge.type_validity_seconds.${type.type} to at least ${seconds}, or lower the wait.`);
+    }
+  }
+  return out;
 }
 
 /** What a running wait keeps: a few fields per token, not the records (no decrypted keys held for the wait). */

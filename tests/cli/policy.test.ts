@@ -63,6 +63,24 @@ test('policy check without FILE validates the config (inline + policy_files)', a
   t.true(list.stderr.endsWith(b.stderr));
 });
 
+test('policy check warns (and still passes) when a wait outlasts the challenge it waits for', async (t) => {
+  const policies = [{ name: 'legacy-wait', scope: 'authentication', actions: { edupush_wait: 300, push_wait: 60 } }];
+  const w = await createCliWorld({ policies });
+  t.teardown(() => w.close());
+  const r = await w.run(['policy', 'check']);
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stdout, 'ok: 1 policies, 1 warning\n');
+  t.is(r.stderr, "warning: policy 'legacy-wait': edupush_wait is 300 s, but edupush challenges are valid for 120 s (challenge.validity_seconds); "
+    + "the phone's answer is refused after 120 s, so a longer wait can only end in a timeout. Set challenge.type_validity_seconds.edupush to at least 300, or lower the wait.\n");
+
+  const fixed = await createCliWorld({ policies, challenge: { type_validity_seconds: { edupush: 300 } } });
+  t.teardown(() => fixed.close());
+  const f = await fixed.run(['policy', 'check']);
+  t.is(f.code, 0, f.stderr);
+  t.is(f.stdout, 'ok: 1 policies\n');
+  t.is(f.stderr, '');
+});
+
 test('policy explain: each value with the policy it came from, defaults marked', async (t) => {
   const w = await createCliWorld({ policy_files: ['p.yaml'], policies: [
     { name: 'office', scope: 'authentication', client: ['10.0.0.0/8'], priority: 1, actions: { passthru: true } },

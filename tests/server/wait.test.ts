@@ -577,3 +577,14 @@ test('a waiting login is answered outside Koa with the same wire as an immediate
   t.like(rs.body, { result: { status: true, authentication: 'ACCEPT', value: { auth: true, attributes: { username: 'alice', realm: 'default' } } } });
   t.is(w.deps.waits.active, 0);
 });
+
+test('a wait longer than the challenge validity is a config.warning at start and at every policy reload', async (t) => {
+  const w = await waitWorld(t, { wait: 300 });
+  const warnings = () => w.seen.filter((e) => e.name === 'config.warning').map((e) => (e.payload as { message: string }).message);
+  t.is(warnings().length, 1);
+  t.regex(warnings()[0]!, /^policy 'wait': edupush_wait is 300 s, but edupush challenges are valid for 120 s \(challenge\.validity_seconds\)/);
+  w.deps.reloadPolicies();
+  t.is(warnings().length, 2);
+  const ok = await waitWorld(t, { wait: 120 });
+  t.false(ok.seen.some((e) => e.name === 'config.warning' && (e.payload as { message: string }).message.includes('_wait')));
+});
