@@ -460,26 +460,19 @@ async function oneNode(tmp: string, phones: Phone[], rows: Row[]): Promise<void>
   const serials = await enrollAll(setup, db, phones, max + WARMUP);
   await setup.stop();
   log(`one node (SQLite): ${serials.length} tokens ready`);
-  for (const n of SIZES) {
-    const node = await startChild(`sqlite-${n}`, config, 0, tmp);
+  /** A fresh waiting server for each measurement: warm-up, quiet machine, the run. */
+  const measure = async (childName: string, scenario: string, n: number, flags: readonly string[] = SERVER_NODE_FLAGS) => {
+    const node = await startChild(childName, config, 0, tmp, flags);
     try {
       await run('warm-up', node, node, db, phones, serials, WARMUP, max, false);
       await waitQuiet(() => [node.pid]);
-      const row = await run('one node, SQLite', node, node, db, phones, serials, n);
+      const row = await run(scenario, node, node, db, phones, serials, n);
       rows.push(row!);
       log(fmtLog(row!));
     } finally { await node.stop(); }
-  }
-  if (PLAIN) {
-    const node = await startChild(`sqlite-plain-${max}`, config, 0, tmp, []);
-    try {
-      await run('warm-up', node, node, db, phones, serials, WARMUP, max, false);
-      await waitQuiet(() => [node.pid]);
-      const row = await run(PLAIN_SCENARIO, node, node, db, phones, serials, max);
-      rows.push(row!);
-      log(fmtLog(row!));
-    } finally { await node.stop(); }
-  }
+  };
+  for (const n of SIZES) await measure(`sqlite-${n}`, 'one node, SQLite', n);
+  if (PLAIN) await measure(`sqlite-plain-${max}`, PLAIN_SCENARIO, max, []);
   await db.destroy();
 }
 
