@@ -195,6 +195,8 @@ class PendingWait implements AnswerListener, WaitHolder {
   readonly transactionId: string;
   private state: 'waiting' | 'reading' | 'ending' = 'waiting';
   private again = false;
+  /** A notification came since the last read started. */
+  private woken = false;
   private expired = false;
   private stopped: Stop | null = null;
   private reported = false;
@@ -225,7 +227,7 @@ class PendingWait implements AnswerListener, WaitHolder {
     }
   }
 
-  onAnswer(): void { this.read(); }
+  onAnswer(): void { this.woken = true; this.read(); }
   onBusClosed(): void { this.stop('shutdown'); }
   shutdown(): void { this.stop('shutdown'); }
 
@@ -249,7 +251,9 @@ class PendingWait implements AnswerListener, WaitHolder {
     if (this.state === 'reading') { this.again = true; return; }
     this.state = 'reading';
     this.again = false;
-    decide(this.deps, this.plan).then((decided) => {
+    const woken = this.woken;
+    this.woken = false;
+    decide(this.deps, this.plan, woken).then((decided) => {
       this.state = 'waiting';
       if (decided) this.answered(decided);
       else if (this.stopped) this.stop(this.stopped);
@@ -307,14 +311,20 @@ class PendingWait implements AnswerListener, WaitHolder {
   }
 }
 
-/** Reads the transaction: accepted → consume it once and ACCEPT; declined → DECLINED; else null. */
-async function decide(deps: Deps, plan: WaitPlan): Promise<Outcome | null> {
+/**
+ * Reads the transaction: accepted → consume it once and ACCEPT; declined → DECLINED; else null.
+ * `woken`: a phone has answered. With one token the likely answer, an accept, is tried first as the conditional
+ * delete itself — one round trip instead of a read and a delete; a decline (or a lost race) falls back to the read.
+ */
+async function decide(deps: Deps, plan: WaitPlan, woken: boolean): Promise<Outcome | null> {
   const { transactionId, tokens, policies } = plan;
+  if (woken && tokens.length === 1 && await deps.store.challenges.consumeAccepted(transactionId, deps.clock.now())) {
+    return succeed(deps, plan, tokens[0]!);
+  }
   const rows = await deps.store.challenges.byTransaction(transactionId);
   const now = deps.clock.now();
   const status = transactionStatus(rows, now);
   if (status === 'pending') return null;
-  const byId = new Map(tokens.map((t) => [t.id, t]));
   if (status === 'declined') {
     const row = rows.find((r) => r.status === 'declined')!;
     await deps.store.challenges.deleteTransaction(transactionId);
@@ -322,13 +332,19 @@ async function decide(deps: Deps, plan: WaitPlan): Promise<Outcome | null> {
     return { kind: 'declined', message: 'The challenge was declined.', serial: row.serial, type: token?.type, serials: [row.serial], policies };
   }
   for (const row of rows.filter((r) => r.status === 'accepted')) {
-    const token = tokens.find((t) => t.serial === row.serial) ?? [...byId.values()][0]!;
+    const token = tokens.find((t) => t.serial === row.serial) ?? tokens[0]!;
     if (!await deps.store.challenges.consume(row.id, 'accepted', now)) continue;
     if (rows.length > 1) await deps.store.challenges.deleteTransaction(transactionId); // the other tokens' challenges
-    if (!await deps.store.tokens.recordSuccess(token.id, null, now)) {
-      return { kind: 'reject', message: `matching 1 tokens, Failcounter exceeded`, serial: token.serial, type: token.type, serials: [token.serial], policies };
-    }
-    return { kind: 'accept', message: 'matching 1 tokens', serial: token.serial, type: token.type, otpLen: token.otpLen, serials: [token.serial], policies };
+    return succeed(deps, plan, token);
   }
   return null;
+}
+
+/** The login is won (its challenge consumed): the token's success, unless it was locked meanwhile. */
+async function succeed(deps: Deps, plan: WaitPlan, token: WaitToken): Promise<Outcome> {
+  const { policies } = plan;
+  if (!await deps.store.tokens.recordSuccess(token.id, null, deps.clock.now())) {
+    return { kind: 'reject', message: `matching 1 tokens, Failcounter exceeded`, serial: token.serial, type: token.type, serials: [token.serial], policies };
+  }
+  return { kind: 'accept', message: 'matching 1 tokens', serial: token.serial, type: token.type, otpLen: token.otpLen, serials: [token.serial], policies };
 }

@@ -25,6 +25,8 @@ export interface ChallengesRepo {
    * statement. True if this call won — of parallel finalizes (or a finalize and a late answer) exactly one does.
    */
   consume(id: number, from: 'pending' | 'accepted', now: number): Promise<boolean>;
+  /** consume for a one-challenge transaction the phone accepted, found by its transaction id (no read first). */
+  consumeAccepted(transactionId: string, now: number): Promise<boolean>;
   deleteTransaction(transactionId: string): Promise<number>;
   delete(id: number): Promise<boolean>;
   deleteExpired(now: number, limit: number): Promise<number>;
@@ -67,6 +69,9 @@ export function createChallengesRepo(knex: Knex): ChallengesRepo {
     },
     async consume(id, from, now) {
       return rowCount(await knex('challenges').where({ id, status: from }).andWhere('expires_at', '>', now).delete()) > 0;
+    },
+    async consumeAccepted(transactionId, now) {
+      return rowCount(await knex('challenges').where({ transaction_id: transactionId, status: 'accepted' }).andWhere('expires_at', '>', now).delete()) > 0;
     },
     async deleteTransaction(transactionId) {
       return rowCount(await knex('challenges').where({ transaction_id: transactionId }).delete());

@@ -75,6 +75,31 @@ test('accept: the phone answers while the check waits → ACCEPT "matching 1 tok
   t.like((await check(w, { user: 'alice', pass: '', transaction_id: tid! })).body, { result: { value: false } });
 });
 
+test('a woken one-token login is finished by the conditional delete alone; a decline still reads the transaction', async (t) => {
+  const w = await waitWorld(t);
+  const phone = phoneFor(w);
+  await enrollPhone(w, phone);
+  const store = w.deps.store.challenges;
+  const calls: string[] = [];
+  for (const name of ['byTransaction', 'consumeAccepted', 'consume', 'deleteTransaction'] as const) {
+    const real = (store[name] as (...a: unknown[]) => Promise<unknown>).bind(store);
+    (store as unknown as Record<string, unknown>)[name] = (...a: unknown[]) => { calls.push(name); return real(...a); };
+  }
+  let pending = track(check(w, alice));
+  await parked(w);
+  calls.length = 0;
+  await phone.answer(await openChallenge(t, phone));
+  t.like((await pending.promise).body, { result: { authentication: 'ACCEPT' } });
+  t.deepEqual(calls, ['consumeAccepted'], 'no read, no separate delete');
+
+  pending = track(check(w, alice));
+  await parked(w);
+  calls.length = 0;
+  await phone.answer(await openChallenge(t, phone), { decline: true });
+  t.like((await pending.promise).body, { result: { authentication: 'DECLINED' } });
+  t.deepEqual(calls, ['consumeAccepted', 'byTransaction', 'deleteTransaction']);
+});
+
 test('decline: the wait ends at once with DECLINED, not at the timeout', async (t) => {
   const w = await waitWorld(t, { wait: 30 });
   const phone = phoneFor(w, 'edumfa-flutter');
@@ -393,7 +418,7 @@ test('an answer that lands while the deadline read is running is read once more,
   gate.resolve();
   const r = await pending.promise;
   t.like(r.body, { result: { value: true, authentication: 'ACCEPT' }, detail: { serial } });
-  t.is(held, 2, 'one more read after the notification that came during the deadline read');
+  t.is(held, 1, 'the read after the notification was the woken one: the conditional delete, no second full read');
   t.deepEqual(finishedWaits(w), ['accept']);
   t.is((await tokenOf(w, serial)).failCount, 0);
 });
