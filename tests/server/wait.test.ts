@@ -4,10 +4,12 @@
  * "the request is parked" is observed through the wait registry and the answer bus, never by sleeping.
  */
 import test from 'ava';
+import http from 'node:http';
 import type { ExecutionContext } from 'ava';
 import { asAdmin, auditRows, check, deferred, enroll, enrollHotp, hotpAt, policy, tokenOf, track, until } from '../helpers/kit.ts';
 import { enrollPhone, phoneFor, pushWorld } from '../helpers/push_world.ts';
 import type { TestWorld } from '../helpers/test_app.ts';
+import type { AuditRow } from '../../server/store/audit_repo.ts';
 import type { FakePhone, SmartphoneData } from '../helpers/fake_phone.ts';
 import { abortableCheck, finishedWaits, parked, startedWaits } from '../helpers/wait.ts';
 
@@ -612,4 +614,65 @@ test('a wait longer than the challenge validity is a config.warning at start and
   t.is(warnings().length, 2);
   const ok = await waitWorld(t, { wait: 120 });
   t.false(ok.seen.some((e) => e.name === 'config.warning' && (e.payload as { message: string }).message.includes('_wait')));
+});
+
+test('a keep-alive connection that carried a waiting login serves the next request (the raw reply is complete)', async (t) => {
+  const w = await waitWorld(t);
+  const phone = phoneFor(w);
+  await enrollPhone(w, phone);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const send = (method: string, path: string, body?: string) => new Promise<{ status: number; text: string; reused: boolean; headers: http.IncomingHttpHeaders }>((resolve, reject) => {
+    const req = http.request(`${w.url}${path}`, { method, agent, headers: body ? { 'content-type': 'application/x-www-form-urlencoded' } : {} }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => { text += c; });
+      res.on('end', () => resolve({ status: res.statusCode!, text, reused: req.reusedSocket, headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+  const waiting = send('POST', '/validate/check', new URLSearchParams(alice).toString());
+  await parked(w);
+  await phone.answer(await openChallenge(t, phone));
+  const first = await waiting;
+  t.is(first.status, 200, first.text);
+  t.is(JSON.parse(first.text).result.authentication, 'ACCEPT');
+  t.is(first.headers.connection, 'keep-alive');
+  const next = await send('GET', '/healthz');
+  t.is(next.status, 200, next.text);
+  t.true(next.reused, 'the same connection carried the next request');
+});
+
+test('a client that goes away while its transaction is being read: the read finishes, then the rows go and the audit says so', async (t) => {
+  const w = await waitWorld(t, { waitConfig: { safety_reread_ms: 5000 } });
+  const phone = phoneFor(w);
+  await enrollPhone(w, phone);
+  const c = abortableCheck(w, alice);
+  await parked(w);
+  const [tid] = startedWaits(w);
+  // Hold the next read (the safety-net re-read) and let the client go meanwhile.
+  const store = w.deps.store.challenges;
+  const read = store.byTransaction.bind(store);
+  const gate = deferred();
+  let reads = 0;
+  store.byTransaction = async (id) => { reads++; const rows = await read(id); await gate.promise; return rows; };
+  w.clock.advance(5000);
+  await until(() => reads === 1);
+  c.abort();
+  t.is(await c.reply, 'aborted');
+  await turns();
+  t.is(w.deps.waits.active, 1, 'the running read is not cut off');
+  gate.resolve();
+  await until(() => w.deps.waits.active === 0);
+  await until(() => finishedWaits(w).length === 1);
+  t.deepEqual(finishedWaits(w), ['disconnect']);
+  store.byTransaction = read;
+  t.deepEqual(await store.byTransaction(tid!), []);
+  // The audit row is written after the (unsent) reply.
+  const gone = (a: AuditRow) => a.action === 'POST /validate/check' && a.outcome === 'REJECT' && (a.info as { message?: string }).message === 'The client went away.';
+  let row: AuditRow | undefined;
+  for (let i = 0; i < 50 && !row; i++) { row = (await auditRows(w)).find(gone); if (!row) await turns(); }
+  t.truthy(row, 'REJECT "The client went away." in the audit');
+  t.is(w.clock.pending, 0);
 });
