@@ -48,10 +48,31 @@ export function challengeDetail(challenges: readonly ChallengeOut[], preferredCl
 }
 
 /** The /validate/check (and /auth challenge) response for an Outcome. */
-export function outcomeEnvelope(now: number, o: Outcome, opts: { noDetailOnSuccess?: boolean; noDetailOnFail?: boolean } = {}): Envelope {
+export interface OutcomeOptions {
+  noDetailOnSuccess?: boolean;
+  noDetailOnFail?: boolean;
+  /** AUTH `challenge_text_header` / `challenge_text_footer`: rewrite detail.message of a CHALLENGE. */
+  challengeTextHeader?: string;
+  challengeTextFooter?: string;
+}
+
+/**
+ * eduMFA's challenge text header/footer: the header, then the distinct messages sorted — as `<li>` items when the
+ * header ends with `<ul>` or `<ol>`, else one comma-separated line between newlines — then the footer.
+ */
+export function challengeText(header: string, footer: string, messages: readonly string[]): string {
+  const distinct = [...new Set(messages)].sort();
+  const list = /<(ul|ol)>$/i.test(header) ? distinct.map((m) => `<li>${m}</li>\n`).join('') : `\n${distinct.join(', ')}\n`;
+  return header + list + footer;
+}
+
+export function outcomeEnvelope(now: number, o: Outcome, opts: OutcomeOptions = {}): Envelope {
   let detail: Record<string, unknown>;
   if (o.kind === 'challenge') {
     detail = challengeDetail(o.challenges, o.preferredClientMode);
+    if (opts.challengeTextHeader && o.challenges.length) {
+      detail.message = challengeText(opts.challengeTextHeader, opts.challengeTextFooter ?? '', o.challenges.map((c) => c.message));
+    }
   } else {
     detail = { message: o.message };
     if (o.serial !== undefined) detail.serial = o.serial;

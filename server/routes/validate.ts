@@ -114,12 +114,14 @@ export function validateRouter(deps: Deps): Router<AppState> {
   };
 
   const check = (ctx: RouterContext<AppState>) => runCheck(ctx, '/validate/check', (outcome, who) => {
-    const authz = requestPolicies(deps, who);
+    const rp = requestPolicies(deps, who);
     return {
       status: 200,
       body: outcomeEnvelope(deps.clock.now(), outcome, {
-        noDetailOnSuccess: authz.action<boolean>('no_detail_on_success'),
-        noDetailOnFail: authz.action<boolean>('no_detail_on_fail'),
+        noDetailOnSuccess: rp.action<boolean>('no_detail_on_success'),
+        noDetailOnFail: rp.action<boolean>('no_detail_on_fail'),
+        challengeTextHeader: rp.action<string>('challenge_text_header'),
+        challengeTextFooter: rp.action<string>('challenge_text_footer'),
       }),
     };
   });
@@ -141,7 +143,11 @@ export function validateRouter(deps: Deps): Router<AppState> {
       const u = deps.realms.get(who.user.realm)?.lookup(who.user.name);
       attributes = { username: who.user.name, realm: who.user.realm, resolver: who.user.resolver, email: u?.email ?? '', givenname: u?.givenname ?? '', surname: u?.surname ?? '', phone: u?.phone ?? '' };
     }
-    const env = outcomeEnvelope(deps.clock.now(), outcome);
+    const rp = requestPolicies(deps, who);
+    const env = outcomeEnvelope(deps.clock.now(), outcome, {
+      challengeTextHeader: rp.action<string>('challenge_text_header'),
+      challengeTextFooter: rp.action<string>('challenge_text_footer'),
+    });
     env.result.value = { auth, attributes };
     return { status: 200, body: env };
   });

@@ -149,6 +149,43 @@ test('challenge_response: challenge_text, preferred_client_mode, types not liste
   t.like((await check(w2, { user: 'alice', pass: '1234' })).body, { result: REJECT, detail: { message: 'wrong otp pin' } }, 'no policy, no challenge');
 });
 
+test('challenge_text_header / _footer rewrite detail.message of a CHALLENGE (HTML list or one line), nothing else', async (t) => {
+  const header = (h: string, extra: Record<string, unknown> = {}) => world(t, { config: { policies: [
+    policy('cr', 'authentication', { challenge_response: ['hotp', 'totp'], challenge_text: 'Your code, please' }),
+    policy('texts', 'authentication', { challenge_text_header: h, ...extra }),
+  ] } });
+  const twoTokens = async (w: Awaited<ReturnType<typeof world>>) => {
+    await enrollHotp(w);
+    await enroll(w, { type: 'totp', genkey: 1, user: 'alice', pin: '1234', serial: 'TOTP0001' });
+  };
+  // HTML list: one <li> per distinct message, then the footer.
+  const list = await header('Choose one:<UL>', { challenge_text_footer: '</ul>Thanks.' });
+  await twoTokens(list);
+  const c = await check(list, { user: 'alice', pass: '1234' });
+  t.is(c.body.result.authentication, 'CHALLENGE');
+  t.is(c.body.detail.message, 'Choose one:<UL><li>Your code, please</li>\n</ul>Thanks.');
+  t.deepEqual(c.body.detail.messages, ['Your code, please', 'Your code, please'], 'messages stay as they are');
+  t.is(c.body.detail.multi_challenge[0].message, 'Your code, please');
+
+  // Plain header: the sorted distinct messages on one line between newlines; no footer policy → nothing after.
+  const line = await world(t, { config: { policies: [
+    policy('cr', 'authentication', { challenge_response: ['hotp', 'totp'] }),
+    policy('texts', 'authentication', { challenge_text_header: 'Options:' }),
+  ] } });
+  await enrollHotp(line);
+  await enroll(line, { type: 'totp', genkey: 1, user: 'alice', pin: '1234', serial: 'TOTP0001' });
+  const messages = (await check(line, { user: 'alice', pass: '1234' })).body.detail;
+  t.is(messages.message, `Options:\n${[...new Set<string>(messages.messages)].sort().join(', ')}\n`);
+
+  // A REJECT keeps its message; a footer without a header changes nothing.
+  t.like((await check(list, { user: 'alice', pass: '9999' })).body.detail, { message: 'wrong otp pin' });
+  const footerOnly = await world(t, { config: { policies: [
+    policy('cr', 'authentication', { challenge_response: ['hotp'], challenge_text: 'Your code, please', challenge_text_footer: 'Bye' }),
+  ] } });
+  await enrollHotp(footerOnly);
+  t.is((await check(footerOnly, { user: 'alice', pass: '1234' })).body.detail.message, 'Your code, please');
+});
+
 test('challenge_response: another user cannot finalize the transaction, even with the right OTP', async (t) => {
   const w = await world(t, { config: { policies: [CR] } });
   await enrollHotp(w);

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import test from 'ava';
 import {
-  VERSION, VERSION_NUMBER, challengeDetail, errorEnvelope, okEnvelope, outcomeEnvelope,
+  VERSION, VERSION_NUMBER, challengeDetail, challengeText, errorEnvelope, okEnvelope, outcomeEnvelope,
 } from '../../server/envelope.ts';
 import {
   AuthError, ConfigAdminError, DatabaseError, InternalError, MethodError, NotFoundError, ParameterError, PayloadTooLargeError,
@@ -181,4 +181,13 @@ test('HTTP: error envelope of 400, 401, 403, 404 and 405', async (t) => {
   await expectError(w.call('POST', '/validate/polltransaction', { transaction_id: '1' }), 405, 405, 'The method is not allowed for the requested URL.');
   const admin = await w.adminToken();
   await expectError(w.call('DELETE', '/token/NOPE0001', {}, { headers: { Authorization: admin } }), 404, 601, 'The requested token could not be found.');
+});
+
+test('challengeText: the header/footer layout of eduMFA — <li> items after a list header, else one comma line', (t) => {
+  const messages = ['enter the HOTP from your email', 'enter the HOTP from your email', 'enter the TOTP from your SMS'];
+  t.is(challengeText('These are your options:<ul>', 'Happy authenticating!', messages),
+    'These are your options:<ul><li>enter the HOTP from your email</li>\n<li>enter the TOTP from your SMS</li>\nHappy authenticating!');
+  t.is(challengeText('These are your options:', 'Happy authenticating!', messages),
+    'These are your options:\nenter the HOTP from your email, enter the TOTP from your SMS\nHappy authenticating!');
+  t.is(challengeText('Pick:<OL>', '', ['b', 'a']), 'Pick:<OL><li>a</li>\n<li>b</li>\n');
 });
