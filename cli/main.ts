@@ -16,6 +16,7 @@ import { adminCommands } from './commands/admin.ts';
 import { tokenCommands } from './commands/token.ts';
 import { policyCommands } from './commands/policy.ts';
 import { auditCommands } from './commands/audit.ts';
+import { apikeyCommands } from './commands/apikey.ts';
 
 export type { CliIo } from './context.ts';
 
@@ -60,7 +61,7 @@ export async function runCli(argv: string[], io: CliIo, opts: { buildOptions?: B
     .scriptName('pushgate')
     .usage('$0 <command> [options]')
     .option('config', { type: 'string', global: true, describe: 'Config file (default: $PUSHGATE_CONFIG, else built-in defaults)' });
-  for (const add of [serveCommand, dbCommands, adminCommands, tokenCommands, policyCommands, auditCommands]) y = add(y, ctx);
+  for (const add of [serveCommand, dbCommands, adminCommands, apikeyCommands, tokenCommands, policyCommands, auditCommands]) y = add(y, ctx);
   y = y
     .strict()
     .demandCommand(1, 'Specify a command')

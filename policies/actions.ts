@@ -37,6 +37,8 @@ export const CORE_ACTIONS: readonly ActionDef[] = Object.freeze([
     description: 'Omit the detail section of a successful /validate/check response.' }),
   def({ name: 'no_detail_on_fail', scope: 'authorization', type: 'bool', default: false,
     description: 'Omit the detail section of a failed /validate/check response.' }),
+  def({ name: 'api_key_required', scope: 'authorization', type: 'bool', default: false,
+    description: 'The /validate endpoints need an API key (a JWT with role validate from `pushgate apikey create`) in the Authorization header.' }),
   def({ name: 'authorized', scope: 'authorization', type: 'enum', values: ['grant_access', 'deny_access'], default: 'grant_access',
     description: 'Whether a user that authenticated successfully is granted access.' }),
   def({ name: 'tokentype', scope: 'authorization', type: 'list',

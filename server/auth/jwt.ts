@@ -1,8 +1,18 @@
-/** Admin session tokens: compact JWS, HS256, integer `exp`/`iat`, signed with a key derived from the secrets key. */
+/**
+ * Admin session tokens and API keys: compact JWS, HS256, integer `exp`/`iat`, signed with a key derived from the
+ * secrets key. Role `admin`: a session from POST /auth. Role `validate`: an API key for the /validate endpoints when
+ * the `api_key_required` policy asks for one (`pushgate apikey create`; eduMFA's `api createtoken -r validate`).
+ */
 import crypto from 'node:crypto';
 import { AuthError } from '../errors.ts';
 
-export interface JwtClaims { sub: string; role: 'admin'; iat: number; exp: number; [k: string]: unknown }
+export interface JwtClaims { sub: string; role: 'admin' | 'validate'; iat: number; exp: number; [k: string]: unknown }
+
+/** An API key's claims: role `validate`, valid for `days` from `nowMs`. */
+export function apiKeyClaims(name: string, nowMs: number, days: number): JwtClaims {
+  const iat = Math.floor(nowMs / 1000);
+  return { sub: name, role: 'validate', iat, exp: iat + days * 86_400 };
+}
 
 const b64 = (b: Buffer | string): string => Buffer.from(b).toString('base64url');
 

@@ -3,7 +3,8 @@ import Router from '@koa/router';
 import type { Deps } from '../deps.ts';
 import type { AppState, AppContext } from '../app.ts';
 import { AuthError, PolicyError } from '../errors.ts';
-import { signJwt, verifyJwt } from '../auth/jwt.ts';
+import { signJwt, verifyJwt, type JwtClaims } from '../auth/jwt.ts';
+import type { Who } from '../../policies/types.ts';
 import { okEnvelope } from '../envelope.ts';
 import { requestPolicies } from '../auth/context.ts';
 
@@ -44,4 +45,20 @@ export async function requireAdmin(deps: Deps, ctx: AppContext, right?: string):
     if (!rp.action<boolean>(right, 'admin')) throw new PolicyError(`Admin actions are defined, but the action ${right} is not allowed!`);
   }
   return claims.sub;
+}
+
+/**
+ * AUTHZ `api_key_required` for the /validate endpoints: when it applies to `who`, the request needs
+ * `Authorization: <API key>` — a JWT of this server with role `validate`. 403 (303) with eduMFA's messages otherwise.
+ */
+export function requireApiKey(deps: Deps, ctx: AppContext, who: Who): void {
+  if (!deps.policies.policies.some((p) => p.active && p.actions.api_key_required === true)) return; // the common case: no such policy
+  if (!requestPolicies(deps, who).action<boolean>('api_key_required')) return;
+  let claims: JwtClaims;
+  try {
+    claims = verifyJwt(ctx.get('authorization'), deps.jwtKey, deps.clock.now());
+  } catch {
+    throw new PolicyError('No valid API key was passed.');
+  }
+  if (claims.role !== 'validate') throw new PolicyError('A correct JWT was passed, but it was no API key.');
 }

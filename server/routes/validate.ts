@@ -15,7 +15,7 @@ import { errorReply, leaveKoa, sendReply, writeAudit, type AuditDraft, type Repl
 import { triggerChallenges } from '../auth/trigger.ts';
 import { transactionStatus } from '../auth/challenges.ts';
 import { challengeDetail, okEnvelope, outcomeEnvelope } from '../envelope.ts';
-import { requireAdmin } from './auth.ts';
+import { requireAdmin, requireApiKey } from './auth.ts';
 import { requestPolicies } from '../auth/context.ts';
 import { AUTHENTICATION, type Outcome } from '../auth/outcome.ts';
 
@@ -78,6 +78,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
     let settled: { reply: Reply; audit: AuditDraft };
     try {
       checkSubject(call.subject);
+      requireApiKey(deps, ctx, outcomeWho(deps, call.subject, call.client));
       const pass = params.require('pass');
       if (call.transactionId !== undefined && !/^[0-9A-Za-z_-]{1,64}$/.test(call.transactionId)) throw new ParameterError('Invalid transaction_id.');
       const exception = ['1', 'true', 'True', 'TRUE'].includes(params.get('exception') ?? '');
@@ -174,6 +175,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
 
   const poll = async (ctx: RouterContext<AppState>, transactionId: string | undefined) => {
     ctx.state.audit = { action: 'GET /validate/polltransaction', success: false, outcome: 'ERROR' };
+    requireApiKey(deps, ctx, { client: ctx.state.client });
     if (!transactionId) throw missingParameter('transaction_id');
     const rows = await deps.store.challenges.byTransaction(transactionId);
     const status = transactionStatus(rows, deps.clock.now());

@@ -7,6 +7,7 @@ import {
   KEY_HEX, RFC, asAdmin, check, enroll, enrollHotp, hotpAt, policy, tokenOf, totpAt, usersYaml, world,
 } from '../helpers/kit.ts';
 import type { TestWorld } from '../helpers/test_app.ts';
+import { apiKeyClaims, signJwt } from '../../server/auth/jwt.ts';
 
 const REJECT = { status: true, value: false, authentication: 'REJECT' };
 const ACCEPT = { status: true, value: true, authentication: 'ACCEPT' };
@@ -345,4 +346,38 @@ test('polltransaction: pending, accepted, declined and expired rows', async (t) 
 
   w.clock.advance(120_000);
   t.like(await poll(tid), { result: { value: false, authentication: 'REJECT' }, detail: { challenge_status: 'pending' } }, 'expired rows count as pending');
+});
+
+test('api_key_required: /validate/check and /validate/polltransaction need a JWT with role validate where the policy applies', async (t) => {
+  const w = await world(t, { config: { policies: [policy('keys', 'authorization', { api_key_required: true }, { user: ['alice'] })] } });
+  await enrollHotp(w);
+  await enrollHotp(w, { user: 'bob', serial: 'OATH0002', pin: '5678' });
+  const noKey = { result: { status: false, error: { code: 303, message: 'No valid API key was passed.' } } };
+
+  const missing = await check(w, { user: 'alice', pass: '1234' + RFC[0] });
+  t.is(missing.status, 403, missing.text);
+  t.like(missing.body, noKey);
+  t.like(await check(w, { user: 'alice', pass: '1234' + RFC[0] }, { headers: { Authorization: 'not-a-jwt' } }).then((r) => r.body), noKey);
+  const admin = await check(w, { user: 'alice', pass: '1234' + RFC[0] }, { headers: { Authorization: await w.adminToken() } });
+  t.is(admin.status, 403);
+  t.like(admin.body, { result: { error: { code: 303, message: 'A correct JWT was passed, but it was no API key.' } } });
+  t.like(await tokenOf(w, 'OATH0001'), { failCount: 0, lastAuthAt: null }, 'refused before any token was touched');
+
+  const key = signJwt(apiKeyClaims('idp', w.clock.now(), 30), w.deps.jwtKey);
+  t.like((await check(w, { user: 'alice', pass: '1234' + RFC[0] }, { headers: { Authorization: key } })).body, { result: ACCEPT });
+  t.like((await check(w, { user: 'bob', pass: '5678' + RFC[0] })).body, { result: ACCEPT }, 'the policy is for alice only');
+  const other = signJwt(apiKeyClaims('idp', w.clock.now(), 30), Buffer.alloc(32, 7));
+  t.like((await check(w, { user: 'alice', pass: '1234' + RFC[1] }, { headers: { Authorization: other } })).body, noKey, 'signed with another key');
+  const expired = signJwt(apiKeyClaims('idp', w.clock.now() - 31 * 86_400_000, 30), w.deps.jwtKey);
+  t.like((await check(w, { user: 'alice', pass: '1234' + RFC[1] }, { headers: { Authorization: expired } })).body, noKey, 'expired');
+  const radius = await w.call('POST', '/validate/radiuscheck', { user: 'alice', pass: '1234' + RFC[1] });
+  t.is(radius.status, 400, 'radiuscheck: refused like any failure (no body)');
+
+  // polltransaction names no user, so user filters do not narrow the policy (as for every policy without a user).
+  const poll = await w.call('GET', '/validate/polltransaction', { transaction_id: '123' });
+  t.is(poll.status, 403);
+  t.like(poll.body, noKey);
+  t.is((await w.call('GET', '/validate/polltransaction', { transaction_id: '123' }, { headers: { Authorization: key } })).status, 200);
+  const none = await world(t);
+  t.is((await none.call('GET', '/validate/polltransaction', { transaction_id: '123' })).status, 200, 'no policy, no key needed');
 });
