@@ -107,10 +107,12 @@ export function validateRouter(deps: Deps): Router<AppState> {
       } catch (renderErr) {
         settled = settleError(call, renderErr, failed);
       }
-      try { sendReply(deps, res, settled.reply); } catch (sendErr) {
-        deps.events.emit('log', { level: 'error', msg: 'answering a push wait failed', error: String(sendErr) });
-      }
-      void writeAudit(deps, settled.audit, call.client, null);
+      // The audit row first, as for every other request: a login is in the audit before its client hears the answer.
+      void writeAudit(deps, settled.audit, call.client, null).then(() => {
+        try { sendReply(deps, res, settled.reply); } catch (sendErr) {
+          deps.events.emit('log', { level: 'error', msg: 'answering a push wait failed', error: String(sendErr) });
+        }
+      });
     });
   };
 

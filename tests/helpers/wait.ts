@@ -4,6 +4,7 @@
  */
 import net from 'node:net';
 import type { Reply, TestWorld } from './test_app.ts';
+import type { AuditRow } from '../../server/store/audit_repo.ts';
 import { until } from './kit.ts';
 
 /** POST /validate/check (form) that the caller can abort like a client that goes away. */
@@ -60,4 +61,18 @@ export async function freePort(): Promise<number> {
   const port = (srv.address() as net.AddressInfo).port;
   await new Promise<void>((resolve) => srv.close(() => resolve()));
   return port;
+}
+
+/**
+ * Audit rows matching `pred`, once there are at least `n` of them: for rows whose request got no reply to wait for
+ * (a client that went away), the write may still be landing (event-loop turns and re-reads, no timers).
+ */
+export async function auditRowsWhen(w: TestWorld, pred: (row: AuditRow) => boolean, n = 1): Promise<AuditRow[]> {
+  let rows: AuditRow[] = [];
+  for (let i = 0; i < 500; i++) {
+    rows = (await w.deps.store.audit.tail(10_000)).filter(pred);
+    if (rows.length >= n) return rows;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  throw new Error(`expected ${n} matching audit rows, found ${rows.length}`);
 }
