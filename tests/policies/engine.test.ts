@@ -197,16 +197,18 @@ test('explain lists every action of the scope with its origin and conflicts', (t
     { name: 'two', scope: 'authorization', actions: { authorized: 'grant_access' } },
   ]);
   const ex = e.explain('authorization', alice);
-  t.deepEqual(ex.map((x) => x.action), ['last_auth', 'no_detail_on_success', 'no_detail_on_fail', 'authorized', 'tokentype', 'add_user_in_response']);
+  t.deepEqual(ex.map((x) => x.action), ['last_auth', 'no_detail_on_success', 'no_detail_on_fail', 'api_key_required', 'authorized', 'tokentype', 'add_user_in_response']);
   t.deepEqual(ex[0], { action: 'last_auth', value: 3_600_000, from: ['one'] });
   t.deepEqual(ex[1], { action: 'no_detail_on_success', value: false, from: [] });
-  t.deepEqual(ex[3], {
+  const of = (name: string) => ex.find((x) => x.action === name);
+  t.deepEqual(of('authorized'), {
     action: 'authorized',
     value: undefined,
     from: ['one', 'two'],
     conflict: "There are policies with conflicting actions: [one, two] for 'authorized'",
   });
-  t.deepEqual(ex[4], { action: 'tokentype', value: undefined, from: [] });
+  t.deepEqual(of('tokentype'), { action: 'tokentype', value: undefined, from: [] });
+  t.deepEqual(of('api_key_required'), { action: 'api_key_required', value: false, from: [] });
 });
 
 test('replace swaps the whole set; a resolved policy keeps its snapshot', (t) => {

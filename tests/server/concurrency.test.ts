@@ -8,6 +8,11 @@ import test from 'ava';
 import { KEY_HEX, RFC, asAdmin, barrier, check, enroll, enrollHotp, policy, tokenOf, totpAt, world } from '../helpers/kit.ts';
 import type { Reply } from '../helpers/test_app.ts';
 
+/** The replies that are neither ACCEPT nor REJECT, for an assertion message (what went wrong, if anything). */
+function others(replies: readonly Reply[]): string {
+  return JSON.stringify(replies.filter((r) => r.status !== 200 || !['ACCEPT', 'REJECT'].includes(r.body?.result?.authentication)).map((r) => `${r.status} ${r.text}`));
+}
+
 function tally(replies: readonly Reply[]): { accept: number; reject: number; other: number } {
   const out = { accept: 0, reject: 0, other: 0 };
   for (const r of replies) {
@@ -27,7 +32,7 @@ test('40 parallel /validate/check with one HOTP value → exactly one ACCEPT', a
   const arrived = barrier(w.deps.store.tokens, 'list', 40);
   const replies = await parallel(40, () => check(w, { user: 'alice', pass: '1234' + RFC[0] }));
   t.is(arrived(), 40, 'all 40 read the token before any could write');
-  t.deepEqual(tally(replies), { accept: 1, reject: 39, other: 0 });
+  t.deepEqual(tally(replies), { accept: 1, reject: 39, other: 0 }, others(replies));
   for (const r of replies.filter((x) => x.body.result.value === false)) t.is(r.body.detail.message, 'wrong otp value');
   t.is((await tokenOf(w, 'OATH0001')).counter, 1, 'the counter moved exactly once');
   t.like((await check(w, { user: 'alice', pass: '1234' + RFC[1] })).body, { result: { value: true } });
@@ -45,7 +50,7 @@ test('40 parallel submissions of one HOTP value in every encoding (GET, form, mu
     if (i % 4 === 2) return check(w, { user: 'alice', pass }, { as: 'json' });
     return check(w, { user: 'alice', pass });
   });
-  t.deepEqual(tally(replies), { accept: 1, reject: 39, other: 0 });
+  t.deepEqual(tally(replies), { accept: 1, reject: 39, other: 0 }, others(replies));
 });
 
 test('32 parallel /validate/check with one TOTP value → exactly one ACCEPT', async (t) => {
@@ -53,7 +58,7 @@ test('32 parallel /validate/check with one TOTP value → exactly one ACCEPT', a
   await enroll(w, { type: 'totp', otpkey: KEY_HEX, user: 'alice', pin: '1234', serial: 'TOTP0001' });
   barrier(w.deps.store.tokens, 'list', 32);
   const replies = await parallel(32, () => check(w, { user: 'alice', pass: '1234' + totpAt(w.clock.now()) }));
-  t.deepEqual(tally(replies), { accept: 1, reject: 31, other: 0 });
+  t.deepEqual(tally(replies), { accept: 1, reject: 31, other: 0 }, others(replies));
 });
 
 test('20 parallel wrong OTPs → the fail counter is exactly 20', async (t) => {
@@ -62,7 +67,7 @@ test('20 parallel wrong OTPs → the fail counter is exactly 20', async (t) => {
   const arrived = barrier(w.deps.store.tokens, 'incrementFailCount', 20, 'before');
   const replies = await parallel(20, (i) => check(w, { user: 'alice', pass: `1234${String(100000 + i)}` }));
   t.is(arrived(), 20, 'all 20 increments started together');
-  t.deepEqual(tally(replies), { accept: 0, reject: 20, other: 0 });
+  t.deepEqual(tally(replies), { accept: 0, reject: 20, other: 0 }, others(replies));
   t.is((await tokenOf(w, 'OATH0001')).failCount, 20);
   const counts = w.seen.filter((e) => e.name === 'token.fail_counter').map((e) => (e.payload as { failCount: number }).failCount);
   t.is(counts.length, 20);
@@ -88,7 +93,7 @@ test('30 parallel finalizes of one challenge (transaction_id + OTP) → exactly 
   const arrived = barrier(w.deps.store.challenges, 'byTransaction', 30);
   const replies = await parallel(30, (i) => check(w, i % 2 ? { user: 'alice', transaction_id: tid, pass: RFC[0] } : { user: 'alice', state: tid, pass: RFC[0] }));
   t.is(arrived(), 30, 'all 30 saw the pending challenge before any could consume it');
-  t.deepEqual(tally(replies), { accept: 1, reject: 29, other: 0 });
+  t.deepEqual(tally(replies), { accept: 1, reject: 29, other: 0 }, others(replies));
   t.is(replies.find((r) => r.body.result.value === true)!.body.detail.message, 'Found matching challenge');
   t.is((await tokenOf(w, 'OATH0001')).counter, 1);
   t.is((await w.deps.store.challenges.byTransaction(tid)).length, 0);
@@ -102,7 +107,7 @@ test('30 parallel finalizes of a triggered challenge over two tokens → exactly
   const tid = (await w.call('POST', '/validate/triggerchallenge', { user: 'alice' }, { headers: h })).body.detail.transaction_id as string;
   barrier(w.deps.store.challenges, 'byTransaction', 30);
   const replies = await parallel(30, () => check(w, { user: 'alice', transaction_id: tid, pass: RFC[0] }));
-  t.deepEqual(tally(replies), { accept: 1, reject: 29, other: 0 });
+  t.deepEqual(tally(replies), { accept: 1, reject: 29, other: 0 }, others(replies));
   t.is(replies.find((r) => r.body.result.value === true)!.body.detail.serial, 'OATH0001');
   t.is((await w.deps.store.challenges.byTransaction(tid)).length, 0);
 });
@@ -113,7 +118,7 @@ test('one OTP raced through both paths (PIN+OTP and challenge answer) → exactl
   const tid = (await check(w, { user: 'alice', pass: '1234' })).body.detail.transaction_id as string;
   barrier(w.deps.store.tokens, 'list', 32);
   const replies = await parallel(32, (i) => check(w, i % 2 ? { user: 'alice', pass: '1234' + RFC[0] } : { user: 'alice', transaction_id: tid, pass: RFC[0] }));
-  t.deepEqual(tally(replies), { accept: 1, reject: 31, other: 0 });
+  t.deepEqual(tally(replies), { accept: 1, reject: 31, other: 0 }, others(replies));
   t.is((await tokenOf(w, 'OATH0001')).counter, 1);
 });
 
@@ -122,5 +127,5 @@ test('parallel checks of different users do not interfere', async (t) => {
   const users = Array.from({ length: 10 }, (_, i) => `user${i}`);
   for (const [i, u] of users.entries()) await enrollHotp(w, { user: u, serial: `OATH${String(i).padStart(4, '0')}` });
   const replies = await parallel(10, (i) => check(w, { user: users[i], pass: '1234' + RFC[0] }));
-  t.deepEqual(tally(replies), { accept: 10, reject: 0, other: 0 });
+  t.deepEqual(tally(replies), { accept: 10, reject: 0, other: 0 }, others(replies));
 });
