@@ -26,7 +26,6 @@ import http from 'node:http';
 import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon, { type RequestSpec } from 'autocannon';
 import { base32Decode } from '../tokens/base32.ts';
@@ -36,13 +35,9 @@ import {
   ADMIN, ADMIN_PASSWORD, CHANNEL, FCM_PROJECT, FCM_REALM, POLL_REALM, PUBLIC_URL, type ChildReply, type ChildRequest, type KeyMode,
 } from './push_common.ts';
 import { foreignCpu, ownCpuMs } from './cpu.ts';
-import { envInt } from './env.ts';
+import { BENCH_DIR, ROOT, envInt, quickWriteFlags } from './env.ts';
 
-const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(BENCH_DIR, '..');
-const args = process.argv.slice(2);
-const quick = args.includes('--quick');
-const write = args.includes('--write') || (!quick && !args.includes('--no-write'));
+const { args, quick, write } = quickWriteFlags();
 
 const SECONDS = envInt('BENCH_SECONDS', quick ? 1 : 5, 1);
 const USERS = envInt('BENCH_PUSH_USERS', quick ? 16 : 50, 1);

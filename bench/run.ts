@@ -17,7 +17,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import argon2 from 'argon2';
 import autocannon, { type RequestSpec, type Result } from 'autocannon';
@@ -25,13 +24,9 @@ import { parseConfig } from '../server/config.ts';
 import { hotpValue } from '../tokens/otp.ts';
 import { PIN, hotpKey, hotpUser, spassUser, type StatsReply } from './common.ts';
 import { foreignCpu, ownCpuMs } from './cpu.ts';
-import { envInt } from './env.ts';
+import { BENCH_DIR, ROOT, envInt, quickWriteFlags } from './env.ts';
 
-const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(BENCH_DIR, '..');
-const args = process.argv.slice(2);
-const quick = args.includes('--quick');
-const write = args.includes('--write') || (!quick && !args.includes('--no-write'));
+const { args, quick, write } = quickWriteFlags();
 
 const SECONDS = envInt('BENCH_SECONDS', quick ? 1 : 5, 1);
 const USERS = envInt('BENCH_USERS', quick ? 100 : 250, 100); // ≥ 100 so that 64 in-flight HOTP requests never share a user

@@ -39,9 +39,8 @@ import { createSecretBox, type SecretBox } from '../server/store/secrets.ts';
 import { createStore } from '../server/store/store.ts';
 import { hotpValue } from '../tokens/otp.ts';
 import { machineBusyMs, ownCpuMs, processCpuMs } from './cpu.ts';
-import { envInt } from './env.ts';
+import { BENCH_DIR, envInt } from './env.ts';
 
-const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const README = path.join(BENCH_DIR, 'README.md');
 const BEGIN = '<!-- scale:begin -->';
 const END = '<!-- scale:end -->';

@@ -36,16 +36,13 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import knexFactory, { type Knex } from 'knex';
 import { createKnex } from '../server/store/knex.ts';
 import { base32Encode } from '../tokens/base32.ts';
 import { ADMIN, ADMIN_PASSWORD, type WaitChildReply } from './wait_common.ts';
-import { envInt } from './env.ts';
+import { BENCH_DIR, ROOT, envInt } from './env.ts';
 
-const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(BENCH_DIR, '..');
 const README = path.join(BENCH_DIR, 'README.md');
 const BEGIN = '<!-- wait:begin -->';
 const END = '<!-- wait:end -->';

@@ -62,7 +62,10 @@ export function validateRouter(deps: Deps): Router<AppState> {
   /** The reply and audit row of a failed check (a push wait that failed after it left Koa, or radiuscheck's errors). */
   const settleError = (call: CheckCall, err: unknown, failed: Failed | undefined): { reply: Reply; audit: AuditDraft } => {
     const base: AuditDraft = { action: `${call.method} ${call.action}`, success: false, outcome: 'ERROR', username: call.subject.user ?? null, realm: call.subject.realm ?? null, serials: call.subject.serial ? [call.subject.serial] : [] };
-    if (failed) return { reply: failed(err), audit: { ...base, info: { error: err instanceof MfaError ? err.wireMessage : 'internal error' } } };
+    if (failed) {
+      deps.events.emit('log', { level: 'info', msg: `${call.action} failed`, error: String(err) });
+      return { reply: failed(err), audit: { ...base, info: { error: err instanceof MfaError ? err.wireMessage : 'internal error' } } };
+    }
     const { reply, error } = errorReply(deps, call.method, call.action, err);
     return { reply, audit: { ...base, info: { error: error.wireMessage } } };
   };
@@ -90,7 +93,6 @@ export function validateRouter(deps: Deps): Router<AppState> {
       settled = settle(call, decided, render);
     } catch (err) {
       if (!failed) throw err; // the app renders the error envelope and the audit row
-      deps.events.emit('log', { level: 'info', msg: `${action} failed`, error: String(err) });
       settled = settleError(call, err, failed);
     }
     ctx.body = settled.reply.body; // the body first: Koa turns an explicit null into 204 when the status came first
