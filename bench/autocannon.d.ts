@@ -35,6 +35,7 @@ declare module 'autocannon' {
     latency: Histogram;
     requests: Histogram & { sent: number };
     throughput: Histogram;
+    statusCodeStats?: Record<string, { count: number }>;
   }
   interface Instance extends EventEmitter, PromiseLike<Result> {}
   function autocannon(opts: Options): Instance;
