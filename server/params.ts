@@ -8,7 +8,9 @@
 import type { IncomingMessage } from 'node:http';
 import Busboy from 'busboy';
 import { ParameterError, PayloadTooLargeError, missingParameter } from './errors.ts';
-import { PARAM_LIMITS, charLength } from './store/limits.ts';
+import { checkLength } from './store/limits.ts';
+
+export { checkLength };
 
 /** At most this many parameters per request (query, form and JSON together; multipart's `fields` limit too). */
 export const MAX_PARAMS = 200;
@@ -101,16 +103,6 @@ export function jsonDepth(text: string, limit = Infinity): number {
     else if (c === 0x7d || c === 0x5d) depth--;
   }
   return max;
-}
-
-/**
- * A parameter's value checked against the width of the column it reaches (PARAM_LIMITS): 400 / 905 naming the
- * parameter when it is longer. Also for values that come from the URL path (`/token/<serial>`).
- */
-export function checkLength(name: string, value: string): string {
-  const limit = PARAM_LIMITS[name];
-  if (limit !== undefined && charLength(value) > limit) throw new ParameterError(`Parameter '${name}' is too long (at most ${limit} characters).`);
-  return value;
 }
 
 /** Every parameter against PARAM_LIMITS (the app checks this right after parsing, so the audit row can name them). */

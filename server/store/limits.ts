@@ -7,6 +7,8 @@
  * Migrations that already ran keep the numbers they were written with (001 inlines its widths); a later change of
  * a width here needs a migration that alters the column.
  */
+import { ParameterError } from '../errors.ts';
+
 export const COLUMN_LIMITS = {
   tokens: { serial: 40, type: 30, username: 255, realm: 120, rollout_state: 20, pin_hash: 255, description: 255 },
   challenges: { transaction_id: 64, serial: 40, nonce: 64, status: 16, session: 30 },
@@ -44,6 +46,17 @@ export const PARAM_LIMITS: Readonly<Record<string, number>> = {
   fbtoken: 4096,
   new_fb_token: 4096,
 };
+
+/**
+ * A parameter's value checked against the width of the column it reaches (PARAM_LIMITS): 400 / 905 naming the
+ * parameter when it is longer. The request edge checks every parameter (server/params.ts); values from the URL path
+ * (`/token/<serial>`) and from the CLI are checked where they are read.
+ */
+export function checkLength(name: string, value: string): string {
+  const limit = PARAM_LIMITS[name];
+  if (limit !== undefined && charLength(value) > limit) throw new ParameterError(`Parameter '${name}' is too long (at most ${limit} characters).`);
+  return value;
+}
 
 /** Length in code points (what the databases count), without building an array. */
 export function charLength(s: string): number {

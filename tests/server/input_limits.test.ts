@@ -9,6 +9,8 @@ import { RFC, asAdmin, auditRows, check, enroll, enrollHotp, tokenOf, world } fr
 import { COLUMN_LIMITS, CUT_MARK, PARAM_LIMITS, charLength } from '../../server/store/limits.ts';
 import { MAX_JSON_DEPTH, MAX_PARAMS, jsonDepth } from '../../server/params.ts';
 import type { Reply } from '../helpers/test_app.ts';
+import { parseConfig } from '../../server/config.ts';
+import { ConfigError } from '../../server/errors.ts';
 
 const is905 = (r: Reply, re: RegExp): boolean => r.status === 400 && r.body?.result?.error?.code === 905 && re.test(r.body.result.error.message);
 
@@ -137,4 +139,11 @@ test('/token/init never creates a token owned by the empty user; surrounding whi
   t.is(listed.body.result.value.count, 1);
   const rows = (await auditRows(w)).filter((x) => x.action === 'POST /validate/check');
   t.like(rows[0], { username: 'alice', realm: 'default' });
+});
+
+test('config: a realm name longer than the realm column is a configuration error naming its path', (t) => {
+  const doc = (name: string) => ({ database: { url: 'sqlite::memory:' }, realms: [{ name }] });
+  const err = t.throws(() => parseConfig(doc('r'.repeat(COLUMN_LIMITS.tokens.realm + 1)), '/tmp'), { instanceOf: ConfigError });
+  t.deepEqual(err!.problems, ['realms[0].name must be at most 120 characters (the realm column)']);
+  t.notThrows(() => parseConfig(doc('r'.repeat(COLUMN_LIMITS.tokens.realm)), '/tmp'));
 });
