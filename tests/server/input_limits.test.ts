@@ -42,6 +42,9 @@ test('/validate/check: an overlong user is 400 / 905 naming it, and its audit ro
   const w = await world(t);
   const r = await check(w, { user: 'x'.repeat(400), pass: '1' });
   t.true(is905(r, /Parameter 'user' is too long/), r.text);
+  // The end-user address an IdP passes (audit `client`) and the phone's nonce are bounded the same way.
+  t.true(is905(await check(w, { user: 'alice', pass: '1', client: '1'.repeat(65) }), /Parameter 'client' is too long \(at most 64/));
+  t.true(is905(await w.call('POST', '/ttype/edupush', { serial: 'X', nonce: 'n'.repeat(65), signature: 's' }), /Parameter 'nonce' is too long/));
   const [row] = await auditRows(w);
   t.like(row, { action: 'POST /validate/check', outcome: 'ERROR', info: { error: "ERR905: Parameter 'user' is too long (at most 255 characters).", cut: ['username'] } });
   t.is(charLength(row!.username!), COLUMN_LIMITS.audit.username);
