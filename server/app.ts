@@ -2,9 +2,9 @@
 import Koa from 'koa';
 import type { Deps } from './deps.ts';
 import { MethodError, MfaError } from './errors.ts';
-import { parseRequestParams, type Params } from './params.ts';
+import { checkParamLimits, parseRequestParams, type Params } from './params.ts';
 import { matchesClient } from '../policies/match.ts';
-import { commonHeaders, errorReply, writeAudit, type AuditDraft } from './respond.ts';
+import { auditOrRefuse, commonHeaders, errorReply, type AuditDraft } from './respond.ts';
 import { requestAudit } from './audit_defaults.ts';
 import { validateRouter } from './routes/validate.ts';
 import { authRouter } from './routes/auth.ts';
@@ -56,6 +56,7 @@ export function createApp(deps: Deps): Koa<AppState> {
     try {
       ctx.state.client = (ctx.req.socket.remoteAddress ?? '').replace(/^::ffff:/, ''); // known even if the body is broken
       ctx.state.params = await parseRequestParams(ctx.req, new URLSearchParams(ctx.querystring), deps.config.server.bodyLimitBytes);
+      checkParamLimits(ctx.state.params); // before the client address: `client` is one of them
       ctx.state.client = clientAddress(deps, ctx, ctx.state.params);
       await next();
       // A push wait left the chain (ctx.respond = false): it answers and audits on the raw response itself.
@@ -67,7 +68,11 @@ export function createApp(deps: Deps): Koa<AppState> {
     }
     for (const [k, v] of Object.entries(commonHeaders(deps))) ctx.set(k, v);
     const audit = ctx.state.audit;
-    if (audit) await writeAudit(deps, audit, ctx.state.client ?? null, ctx.state.admin ?? null);
+    const refused = audit ? await auditOrRefuse(deps, ctx.method, ctx.path, audit, ctx.state.client ?? null, ctx.state.admin ?? null) : null;
+    if (refused) { // an ACCEPT without its audit row: fail closed (server/respond.ts failsClosed)
+      ctx.body = refused.body;
+      ctx.status = refused.status;
+    }
   });
 
   for (const router of [validateRouter(deps), authRouter(deps), tokenRouter(deps), healthRouter(deps), smartphoneRouter(deps)]) {

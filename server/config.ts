@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { ConfigError } from './errors.ts';
+import { COLUMN_LIMITS } from './store/limits.ts';
 
 export interface RealmConfig {
   readonly name: string;
@@ -129,6 +130,7 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
     const o = r.obj(raw, p, ['name', 'default', 'users']);
     const name = r.str(o.name, `${p}.name`, '', { pattern: /^[A-Za-z0-9_.-]+$/, hint: 'a name of letters, digits, _ . -' });
     if (!name) r.problems.push(`${p}.name is required`);
+    else if (name.length > COLUMN_LIMITS.tokens.realm) r.problems.push(`${p}.name must be at most ${COLUMN_LIMITS.tokens.realm} characters (the realm column)`);
     const u = r.obj(o.users, `${p}.users`, ['type', 'path']);
     const type = r.str(u.type, `${p}.users.type`, 'any');
     let users: RealmConfig['users'];
@@ -176,6 +178,7 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
     const o = r.obj(raw, p, ['name', 'type', 'service_account_file', 'https_proxy', 'timeout_ms']);
     const name = r.str(o.name, `${p}.name`, '');
     if (!name) r.problems.push(`${p}.name is required`);
+    else if (name.length > COLUMN_LIMITS.tokens.realm) r.problems.push(`${p}.name must be at most ${COLUMN_LIMITS.tokens.realm} characters (the realm column)`);
     if (name === 'poll only') r.problems.push(`${p}.name "poll only" is reserved`);
     const type = r.str(o.type, `${p}.type`, 'firebase');
     if (type !== 'firebase') r.problems.push(`${p}.type must be firebase`);

@@ -9,6 +9,8 @@ export interface EventMap {
   'config.warning': { message: string };
   'policies.reloaded': { count: number };
   'policies.reload_failed': { error: string };
+  /** An audit row could not be written (see server/respond.ts writeAudit); `error` is the database's message. */
+  'audit.write_failed': { action: string; outcome: string; error: string; code?: string };
   'request.failed': { method: string; path: string; status: number; code: number; error: string; stack?: string };
   'check.result': { user?: string; realm?: string; serials: string[]; outcome: string; message: string; policies: string[]; transactionId?: string };
   'token.fail_counter': { serial: string; failCount: number; maxFail: number };

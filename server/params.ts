@@ -8,6 +8,14 @@
 import type { IncomingMessage } from 'node:http';
 import Busboy from 'busboy';
 import { ParameterError, PayloadTooLargeError, missingParameter } from './errors.ts';
+import { checkLength } from './store/limits.ts';
+
+export { checkLength };
+
+/** At most this many parameters per request (query, form and JSON together; multipart's `fields` limit too). */
+export const MAX_PARAMS = 200;
+/** JSON bodies nest at most this deep (the top-level object is depth 1). eduMFA's parameters are flat. */
+export const MAX_JSON_DEPTH = 20;
 
 const SINGLE_DECODE_CLIENTS = new Set(['eduMFA-LDAP-Proxy', 'simpleSAMLphp', 'eduMFA-cp']);
 
@@ -77,6 +85,40 @@ export function makeParams(values: Record<string, string>, rawJson: Record<strin
   return new RequestParams(values, rawJson);
 }
 
+/**
+ * The deepest nesting of `{`/`[` in a JSON text, counted without recursion (strings skipped). Stops counting past
+ * `limit`. Run before JSON.parse, so that nothing recursive ever sees a hostile document.
+ */
+export function jsonDepth(text: string, limit = Infinity): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) { if (++depth > max) { max = depth; if (max > limit) return max; } }
+    else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return max;
+}
+
+/** Every parameter against PARAM_LIMITS (the app checks this right after parsing, so the audit row can name them). */
+export function checkParamLimits(params: Params): void {
+  for (const [k, v] of Object.entries(params.all())) checkLength(k, v);
+}
+
+/**
+ * `user`, `realm` and `serial` as eduMFA reads them: surrounding whitespace removed (eduMFA's split_user strips
+ * the user name); an empty result is an absent parameter. The one reader of these identifiers for every route.
+ */
+export function identifierParam(params: Pick<Params, 'get'>, name: 'user' | 'realm' | 'serial'): string | undefined {
+  const v = params.get(name)?.trim();
+  return v ? v : undefined;
+}
+
 function jsonToString(v: unknown): string {
   if (typeof v === 'string') return v;
   if (v === null || v === undefined) return '';
@@ -122,7 +164,7 @@ function parseMultipart(req: IncomingMessage, limit: number): Promise<Record<str
     const out: Record<string, string> = {};
     let bb: ReturnType<typeof Busboy>;
     try {
-      bb = Busboy({ headers: req.headers, limits: { fieldSize: limit, files: 0, fields: 200 } });
+      bb = Busboy({ headers: req.headers, limits: { fieldSize: limit, files: 0, fields: MAX_PARAMS } });
     } catch (err) {
       reject(new ParameterError(`Invalid multipart body: ${(err as Error).message}`));
       return;
@@ -134,6 +176,7 @@ function parseMultipart(req: IncomingMessage, limit: number): Promise<Record<str
       out[name.endsWith('[]') ? name.slice(0, -2) : name] = value;
     });
     bb.on('filesLimit', () => reject(new ParameterError('File uploads are not accepted.')));
+    bb.on('fieldsLimit', () => reject(tooManyParams()));
     bb.on('error', (err) => reject(new ParameterError(`Invalid multipart body: ${(err as Error).message}`)));
     bb.on('close', () => resolve(out));
     req.on('error', (err) => reject(new ParameterError(`Request body failed: ${err.message}`)));
@@ -141,17 +184,21 @@ function parseMultipart(req: IncomingMessage, limit: number): Promise<Record<str
   });
 }
 
+const tooManyParams = () => new ParameterError(`Too many parameters (at most ${MAX_PARAMS}).`);
+
 /** Parses one request. Throws ParameterError (400) for a broken body, PayloadTooLargeError (413) past `limit`. */
 export async function parseRequestParams(req: IncomingMessage, query: URLSearchParams, limit: number): Promise<Params> {
   const twice = decodesTwice(req.headers['user-agent']);
   const values: Record<string, string> = {};
-  for (const [k, v] of query) values[k] = twice ? lenientUnquote(v) : v;
+  let count = 0;
+  const counted = () => { if (++count > MAX_PARAMS) throw tooManyParams(); };
+  for (const [k, v] of query) { counted(); values[k] = twice ? lenientUnquote(v) : v; }
   let rawJson: Record<string, unknown> | null = null;
   const method = req.method ?? 'GET';
   if (method !== 'GET' && method !== 'HEAD') {
     const type = String(req.headers['content-type'] ?? '').toLowerCase();
     if (type.startsWith('multipart/form-data')) {
-      for (const [k, v] of Object.entries(await parseMultipart(req, limit))) if (!(k in values)) values[k] = twice ? lenientUnquote(v) : v;
+      for (const [k, v] of Object.entries(await parseMultipart(req, limit))) { counted(); if (!(k in values)) values[k] = twice ? lenientUnquote(v) : v; }
     } else {
       const body = await readBody(req, limit);
       const text = body.toString('utf8');
@@ -159,14 +206,15 @@ export async function parseRequestParams(req: IncomingMessage, query: URLSearchP
       const isForm = type.startsWith('application/x-www-form-urlencoded');
       const looksJson = type.includes('json') || (!isForm && /^\s*[{[]/.test(text));
       if (looksJson && text.trim() !== '') {
+        if (jsonDepth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) throw new ParameterError(`The JSON body nests deeper than ${MAX_JSON_DEPTH} levels.`);
         let doc: unknown;
         try { doc = JSON.parse(text); } catch { throw new ParameterError('Invalid JSON in the request body.'); }
         if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ParameterError('The JSON body must be an object.');
         rawJson = doc as Record<string, unknown>;
-        for (const [k, v] of Object.entries(rawJson)) values[k] = jsonToString(v);
+        for (const [k, v] of Object.entries(rawJson)) { counted(); values[k] = jsonToString(v); }
       } else if (isForm && text !== '') {
         // The query wins over the form for a key in both (as eduMFA's request.values); JSON overrides both.
-        for (const [k, v] of new URLSearchParams(text)) if (!(k in values)) values[k] = twice ? lenientUnquote(v) : v;
+        for (const [k, v] of new URLSearchParams(text)) { counted(); if (!(k in values)) values[k] = twice ? lenientUnquote(v) : v; }
       }
     }
   }

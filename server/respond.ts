@@ -6,7 +6,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Deps } from './deps.ts';
 import { errorEnvelope, type Envelope } from './envelope.ts';
-import { InternalError, MfaError } from './errors.ts';
+import { DatabaseError, InternalError, MfaError } from './errors.ts';
 import type { AuditEntry } from './store/audit_repo.ts';
 import type { AppContext } from './app.ts';
 
@@ -37,13 +37,40 @@ export function commonHeaders(deps: Pick<Deps, 'waits'>): Record<string, string>
   return deps.waits.draining ? { 'Cache-Control': 'no-cache', Connection: 'close' } : { 'Cache-Control': 'no-cache' };
 }
 
-/** Writes the audit row after the response is settled; a failed write is logged, never shown to the client. */
-export async function writeAudit(deps: Pick<Deps, 'store' | 'clock' | 'events'>, draft: AuditDraft, client: string | null, admin: string | null): Promise<void> {
+/**
+ * Writes the audit row; true when it is stored. A failed write is never silent: `audit.write_failed` carries the
+ * action, the outcome and the database's error (SQL without values: no secrets), and /metrics counts it.
+ */
+export async function writeAudit(deps: Pick<Deps, 'store' | 'clock' | 'events'>, draft: AuditDraft, client: string | null, admin: string | null): Promise<boolean> {
   try {
     await deps.store.audit.insert({ ...draft, time: deps.clock.now(), client, admin: admin ?? draft.admin ?? null });
+    return true;
   } catch (err) {
-    deps.events.emit('log', { level: 'error', msg: 'audit write failed', error: String(err) });
+    const cause = err instanceof MfaError && err.cause !== undefined ? err.cause : err;
+    const code = (cause as { code?: unknown } | null)?.code;
+    deps.events.emit('audit.write_failed', {
+      action: draft.action, outcome: draft.outcome, error: cause instanceof Error ? cause.message : String(cause),
+      ...(typeof code === 'string' || typeof code === 'number' ? { code: String(code) } : {}),
+    });
+    return false;
   }
+}
+
+/**
+ * What a request answers when its audit row cannot be written — fail closed for logins: an ACCEPT without its audit
+ * row becomes -600 "A database error occurred." (HTTP 500). Nobody is let in without a trace; the OTP is spent (the
+ * token's state changed before), the user simply logs in again. Every other outcome (REJECT, CHALLENGE, an admin
+ * action that already happened, an error) is answered as it is: refusing it would hide a change that was made, and
+ * the failure is reported (`audit.write_failed`, pushgate_audit_write_failures_total) for an alarm.
+ */
+export const failsClosed = (draft: AuditDraft): boolean => draft.outcome === 'ACCEPT';
+
+/** Writes the audit row of a settled request; returns the reply that replaces its answer when it must fail closed. */
+export async function auditOrRefuse(
+  deps: Pick<Deps, 'store' | 'clock' | 'events'>, method: string, path: string, draft: AuditDraft, client: string | null, admin: string | null,
+): Promise<Reply | null> {
+  if (await writeAudit(deps, draft, client, admin) || !failsClosed(draft)) return null;
+  return errorReply(deps, method, path, new DatabaseError(new Error(`the audit row of an ${draft.outcome} could not be written`))).reply;
 }
 
 /**

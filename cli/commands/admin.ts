@@ -2,6 +2,7 @@
 import type { Argv } from 'yargs';
 import { CliError, readSecret, type CliContext, type GlobalArgs } from '../context.ts';
 import { formatTable, formatTime } from '../format.ts';
+import { COLUMN_LIMITS, charLength } from '../../server/store/limits.ts';
 
 export function adminCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
   return y.command('admin', 'Manage administrators', (admin) => admin
@@ -10,6 +11,7 @@ export function adminCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
         .option('password-stdin', { type: 'boolean', demandOption: true, describe: 'Read the password from stdin (one trailing newline is dropped)' })
         .check((a) => {
           if (a.name.trim() === '') throw new Error('The administrator name must not be empty');
+          if (charLength(a.name) > COLUMN_LIMITS.admins.username) throw new Error(`The administrator name must be at most ${COLUMN_LIMITS.admins.username} characters`);
           return true;
         }),
       (argv) => ctx.run(async () => {

@@ -4,6 +4,7 @@ import { NotFoundError, ParameterError, PolicyError } from '../errors.ts';
 import { generateSerial, isValidSerial } from '../../tokens/serial.ts';
 import type { RolloutState, TokenRecord } from '../../tokens/types.ts';
 import { requestPolicies } from './context.ts';
+import { checkLength } from '../store/limits.ts';
 import type { UserInfo } from './users.ts';
 
 export interface EnrollRequest {
@@ -30,7 +31,10 @@ export async function enrollToken(deps: Deps, req: EnrollRequest): Promise<Enrol
   let user: UserInfo | null = null;
   if (req.user) user = deps.realms.resolveUser(req.user, req.realm);
   const rp = requestPolicies(deps, { user: user ? { name: user.name, realm: user.realm, resolver: user.resolver } : { name: '', realm: '', resolver: '' }, client: req.client });
-  if (req.serial !== undefined && !isValidSerial(req.serial)) throw new ParameterError('Invalid serial number.');
+  if (req.serial !== undefined && !isValidSerial(checkLength('serial', req.serial))) throw new ParameterError('Invalid serial number.');
+  // The HTTP edge checks these already; the CLI comes here directly. A user store may know longer names than fit.
+  if (req.description !== undefined) checkLength('description', req.description);
+  if (user) checkLength('user', user.name);
   if (user) {
     const max = rp.action<number>('max_token_per_user');
     if (max !== undefined && await deps.store.tokens.countByOwner(user.name, user.realm) >= max) {

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import YAML from 'yaml';
 import type { RealmConfig } from '../config.ts';
-import { ConfigError, UserError } from '../errors.ts';
+import { ConfigError, UserError, missingParameter } from '../errors.ts';
 import type { PinHasher } from './pin.ts';
 
 export interface UserInfo {
@@ -92,6 +92,7 @@ export function createRealms(configs: readonly RealmConfig[], hasher: PinHasher)
         const maybe = name.slice(0, slash);
         if (realms.has(maybe)) { realmName = maybe; name = name.slice(slash + 1); }
       }
+      if (name === '') throw missingParameter('user'); // ' ', '@corp': never the empty user
       realmName ??= defaultRealm;
       const r = realms.get(realmName);
       const info = r?.lookup(name) ?? null;

@@ -4,13 +4,14 @@ import type { Deps } from '../deps.ts';
 import type { AppState, AppContext } from '../app.ts';
 import { ParameterError } from '../errors.ts';
 import { okEnvelope } from '../envelope.ts';
+import { checkLength, identifierParam } from '../params.ts';
 import { requireAdmin } from './auth.ts';
 import { deleteToken, enrollToken, requireToken, resetFailCounter, setTokenActive, setTokenPin, tokenView } from '../auth/tokens_admin.ts';
 
 function serialFrom(ctx: AppContext & { params: Record<string, string> }): string {
-  const serial = ctx.params.serial ?? ctx.state.params.get('serial');
+  const serial = ctx.params.serial !== undefined ? ctx.params.serial.trim() : identifierParam(ctx.state.params, 'serial');
   if (!serial) throw new ParameterError("Missing parameter: 'serial'");
-  return serial;
+  return checkLength('serial', serial);
 }
 
 export function tokenRouter(deps: Deps): Router<AppState> {
@@ -18,11 +19,13 @@ export function tokenRouter(deps: Deps): Router<AppState> {
 
   router.post('/init', async (ctx) => {
     const { params } = ctx.state;
-    ctx.state.audit = { action: 'POST /token/init', success: false, outcome: 'ERROR', username: params.get('user') ?? null, realm: params.get('realm') ?? null };
+    const user = identifierParam(params, 'user');
+    const realm = identifierParam(params, 'realm');
+    ctx.state.audit = { action: 'POST /token/init', success: false, outcome: 'ERROR', username: user ?? null, realm: realm ?? null };
     await requireAdmin(deps, ctx, 'enroll');
     const type = (params.get('type') || 'hotp').toLowerCase();
     const result = await enrollToken(deps, {
-      type, serial: params.get('serial') || undefined, user: params.get('user') || undefined, realm: params.get('realm') || undefined,
+      type, serial: identifierParam(params, 'serial'), user, realm,
       pin: params.get('pin'), description: params.get('description'), client: ctx.state.client, params: params.all(),
     });
     ctx.body = okEnvelope(deps.clock.now(), true, { serial: result.token.serial, rollout_state: result.token.rolloutState, ...result.details });
@@ -34,10 +37,10 @@ export function tokenRouter(deps: Deps): Router<AppState> {
     await requireAdmin(deps, ctx);
     const pageSize = Math.min(Math.max(Number(params.get('pagesize') ?? 15) || 15, 1), 1000);
     const page = Math.max(Number(params.get('page') ?? 1) || 1, 1);
-    let realm = params.get('realm') || undefined;
-    let username = params.get('user') || undefined;
+    let realm = identifierParam(params, 'realm');
+    let username = identifierParam(params, 'user');
     if (username) { const u = deps.realms.resolveUser(username, realm); username = u.name; realm = u.realm; }
-    const all = await deps.store.tokens.list({ username, realm, serial: params.get('serial') || undefined, type: params.get('type') || undefined });
+    const all = await deps.store.tokens.list({ username, realm, serial: identifierParam(params, 'serial'), type: params.get('type') || undefined });
     const slice = all.slice((page - 1) * pageSize, page * pageSize);
     ctx.body = okEnvelope(deps.clock.now(), {
       count: all.length, current: page, next: page * pageSize < all.length ? page + 1 : null, prev: page > 1 ? page - 1 : null,

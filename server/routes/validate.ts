@@ -8,16 +8,20 @@ import Router, { type RouterContext } from '@koa/router';
 import type { Deps } from '../deps.ts';
 import type { AppState } from '../app.ts';
 import { MfaError, ParameterError, missingParameter } from '../errors.ts';
-import type { Params } from '../params.ts';
+import { checkLength, identifierParam, type Params } from '../params.ts';
+import { COLUMN_LIMITS } from '../store/limits.ts';
 import { decideCheck } from '../auth/check.ts';
 import { finishWait, type WaitPlan } from '../auth/wait.ts';
-import { errorReply, leaveKoa, sendReply, writeAudit, type AuditDraft, type Reply } from '../respond.ts';
+import { auditOrRefuse, errorReply, leaveKoa, sendReply, type AuditDraft, type Reply } from '../respond.ts';
 import { triggerChallenges } from '../auth/trigger.ts';
 import { transactionStatus } from '../auth/challenges.ts';
 import { challengeDetail, okEnvelope, outcomeEnvelope } from '../envelope.ts';
 import { requireAdmin, requireApiKey } from './auth.ts';
 import { requestPolicies } from '../auth/context.ts';
 import { AUTHENTICATION, type Outcome } from '../auth/outcome.ts';
+
+/** A transaction id as /validate/check accepts it: as wide as its column. */
+const TRANSACTION_ID = new RegExp(`^[0-9A-Za-z_-]{1,${COLUMN_LIMITS.challenges.transaction_id}}$`);
 
 /** user/serial/realm/type parameters shared by check and triggerchallenge, with eduMFA's input checks. */
 export function readSubject(params: Params): Subject {
@@ -26,7 +30,7 @@ export function readSubject(params: Params): Subject {
 
 /** user/serial/realm/type as given (empty = absent), not yet checked. */
 function subjectOf(params: Params): Subject {
-  return { user: params.get('user') || undefined, serial: params.get('serial') || undefined, realm: params.get('realm') || undefined, type: params.get('type') || undefined };
+  return { user: identifierParam(params, 'user'), serial: identifierParam(params, 'serial'), realm: identifierParam(params, 'realm'), type: params.get('type') || undefined };
 }
 
 function checkSubject(subject: Subject): Subject {
@@ -83,7 +87,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
       checkSubject(call.subject);
       requireApiKey(deps, ctx, outcomeWho(deps, call.subject, call.client));
       const pass = params.require('pass');
-      if (call.transactionId !== undefined && !/^[0-9A-Za-z_-]{1,64}$/.test(call.transactionId)) throw new ParameterError('Invalid transaction_id.');
+      if (call.transactionId !== undefined && !TRANSACTION_ID.test(call.transactionId)) throw new ParameterError('Invalid transaction_id.');
       const exception = ['1', 'true', 'True', 'TRUE'].includes(params.get('exception') ?? '');
       const decided = await decideCheck(deps, { ...call.subject, pass, transactionId: call.transactionId, client: call.client, exception });
       if (decided.kind === 'wait') {
@@ -110,8 +114,8 @@ export function validateRouter(deps: Deps): Router<AppState> {
         settled = settleError(call, renderErr, failed);
       }
       // The audit row first, as for every other request: a login is in the audit before its client hears the answer.
-      void writeAudit(deps, settled.audit, call.client, null).then(() => {
-        try { sendReply(deps, res, settled.reply); } catch (sendErr) {
+      void auditOrRefuse(deps, call.method, call.action, settled.audit, call.client, null).then((refused) => {
+        try { sendReply(deps, res, refused ?? settled.reply); } catch (sendErr) {
           deps.events.emit('log', { level: 'error', msg: 'answering a push wait failed', error: String(sendErr) });
         }
       });
@@ -161,7 +165,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
 
   const trigger = async (ctx: RouterContext<AppState>) => {
     const { params } = ctx.state;
-    ctx.state.audit = { action: `${ctx.method} /validate/triggerchallenge`, success: false, outcome: 'ERROR', username: params.get('user') ?? null, realm: params.get('realm') ?? null };
+    ctx.state.audit = { action: `${ctx.method} /validate/triggerchallenge`, success: false, outcome: 'ERROR', username: identifierParam(params, 'user') ?? null, realm: identifierParam(params, 'realm') ?? null };
     const admin = await requireAdmin(deps, ctx, 'triggerchallenge');
     ctx.state.admin = admin;
     const subject = readSubject(params);
@@ -190,7 +194,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
     ctx.state.audit = { ...ctx.state.audit, success: status === 'accept', outcome: env.result.authentication, serials, transactionId, info: { status } };
   };
   router.get('/polltransaction', (ctx) => poll(ctx, ctx.state.params.get('transaction_id') || undefined));
-  router.get('/polltransaction/:transactionId', (ctx) => poll(ctx, ctx.params.transactionId));
+  router.get('/polltransaction/:transactionId', (ctx) => poll(ctx, checkLength('transaction_id', ctx.params.transactionId)));
   return router;
 }
 

@@ -1,6 +1,7 @@
 /** The audit trail: one row per /validate call and admin action. Never holds a PIN or an OTP. */
 import type { Knex } from 'knex';
 import { bool, guarded, json, num, rowCount } from './rows.ts';
+import { COLUMN_LIMITS, charLength, fitColumn } from './limits.ts';
 
 export interface AuditEntry {
   time: number;
@@ -24,18 +25,49 @@ export interface AuditRepo {
   deleteOlderThan(time: number, limit: number): Promise<number>;
 }
 
-const clip = (s: string, n: number): string => (s.length > n ? s.slice(0, n - 1) + '…' : s);
+const W = COLUMN_LIMITS.audit;
+
+/** NUL cannot be stored in PostgreSQL text; it never comes from a request (the edge refuses it), only from paths. */
+const storable = (s: string): string => (s.includes('\u0000') ? s.replaceAll('\u0000', '\uFFFD') : s);
+
+/**
+ * The row as stored: every string cut to its column (COLUMN_LIMITS.audit), a cut value ends with CUT_MARK and
+ * `info.cut` lists the columns that were cut (`info` itself when its JSON was too long: it then keeps the start of
+ * that JSON under `info.text`).
+ */
+export function auditRowOf(e: AuditEntry): Record<string, unknown> {
+  const cut: string[] = [];
+  const fit = (column: keyof typeof W, v: string | null | undefined): string | null => {
+    if (v === null || v === undefined) return null;
+    const r = fitColumn(storable(v), W[column]);
+    if (r.cut) cut.push(column);
+    return r.value;
+  };
+  const row: Record<string, unknown> = {
+    time: e.time, action: fit('action', e.action), success: e.success, outcome: fit('outcome', e.outcome),
+    username: fit('username', e.username || null), realm: fit('realm', e.realm ?? null),
+    serials: fit('serials', (e.serials ?? []).join(',')), client: fit('client', e.client ?? null), admin: fit('admin', e.admin ?? null),
+    transaction_id: fit('transaction_id', e.transactionId ?? null), policies: fit('policies', (e.policies ?? []).join(',')),
+  };
+  const info: Record<string, unknown> = { ...(e.info ?? {}) };
+  let text = JSON.stringify(cut.length ? { ...info, cut } : info);
+  if (charLength(text) > W.info) {
+    cut.push('info');
+    // The start of the JSON, as a string (its escaping can make it longer: shrink until the whole fits).
+    let keep = W.info - 200;
+    do {
+      text = JSON.stringify({ cut, text: fitColumn(JSON.stringify(info), keep).value });
+      keep = Math.floor(keep / 2);
+    } while (charLength(text) > W.info);
+  }
+  row.info = storable(text);
+  return row;
+}
 
 export function createAuditRepo(knex: Knex): AuditRepo {
   return guarded<AuditRepo>({
     async insert(e) {
-      await knex('audit').insert({
-        time: e.time, action: clip(e.action, 60), success: e.success, outcome: e.outcome,
-        username: e.username ? clip(e.username, 255) : null, realm: e.realm ?? null,
-        serials: clip((e.serials ?? []).join(','), 1000), client: e.client ?? null, admin: e.admin ?? null,
-        transaction_id: e.transactionId ?? null, policies: clip((e.policies ?? []).join(','), 1000),
-        info: JSON.stringify(e.info ?? {}),
-      });
+      await knex('audit').insert(auditRowOf(e));
     },
     async tail(limit, afterId) {
       const q = knex('audit').orderBy('id', 'desc').limit(limit);

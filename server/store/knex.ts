@@ -55,6 +55,10 @@ function withDefaults(url: string, params: Record<string, string>): string {
   return u.toString();
 }
 
+/*
+ * `compileSqlOnError: false` on every dialect: a driver error's message carries the SQL with placeholders, not with
+ * the values (knex would inline them: PIN hashes, user names, audit fields end up in the log otherwise).
+ */
 export interface KnexOptions {
   poolMax?: number;
   /** Where the driver's own warnings go (instead of stderr). */
@@ -74,7 +78,7 @@ export function createKnex(url: string, opts: KnexOptions = {}): Knex {
     const filename = url.slice('sqlite:'.length) || ':memory:';
     if (filename !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(filename)), { recursive: true });
     return knexFactory({
-      log,
+      log, compileSqlOnError: false,
       client: 'better-sqlite3',
       connection: { filename },
       useNullAsDefault: true,
@@ -92,7 +96,7 @@ export function createKnex(url: string, opts: KnexOptions = {}): Knex {
   if (dialect === 'postgres') {
     preparePg();
     return knexFactory({
-      log,
+      log, compileSqlOnError: false,
       client: 'pg',
       // TCP keep-alive lets the OS notice a peer that vanished without a FIN/RST while the connection sits idle.
       connection: { connectionString: url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, keepAlive: true, keepAliveInitialDelayMillis: 10_000 },
@@ -101,7 +105,7 @@ export function createKnex(url: string, opts: KnexOptions = {}): Knex {
     });
   }
   return knexFactory({
-    log,
+    log, compileSqlOnError: false,
     client: 'mysql2',
     // knex parses the query parameters of a mysql URL into driver options (JSON values), so the URL may override these.
     connection: withDefaults(url.replace(/^mariadb:/, 'mysql:'), { connectTimeout: String(CONNECT_TIMEOUT_MS), enableKeepAlive: 'true', keepAliveInitialDelay: '10000' }),

@@ -33,7 +33,7 @@ test('database gone: /validate/check, polltransaction, /auth and /token are 500 
   t.like(failed[0], { status: 500, code: -600, path: '/validate/check' });
   t.truthy(failed[0]!.stack, 'the stack is logged');
   t.not(failed[0]!.error, 'A database error occurred.', 'the log has the driver detail');
-  t.true(w.seen.some((e) => e.name === 'log' && (e.payload as { msg: string }).msg === 'audit write failed'), 'the audit write failure is logged, not shown');
+  t.true(w.seen.some((e) => e.name === 'audit.write_failed'), 'the audit write failure is reported, not shown');
 });
 
 test('an unexpected exception is 500 code -500 with a generic message; the detail is logged', async (t) => {
