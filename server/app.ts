@@ -62,6 +62,8 @@ export function createApp(deps: Deps): Koa<AppState> {
       if (ctx.respond === false) return;
       // Nothing matched: the envelope, not Koa's plain-text 404 (after allowedMethods had its chance to answer 405).
       if (ctx.status === 404 && ctx.body === undefined) throw new MfaError(404, 404, 'The requested URL was not found on the server.', { prefixed: false });
+      // Every /validate/ request is audited, also one no route audits itself (OPTIONS, answered by allowedMethods).
+      if (!ctx.state.audit && ctx.path.startsWith('/validate/')) ctx.state.audit = { ...requestAudit(ctx), outcome: 'OK' };
     } catch (raw) {
       renderError(ctx, raw);
     }
