@@ -1,7 +1,7 @@
 /** createApp(deps): the Koa app — error rendering, parameters, client address, audit, routes. */
 import Koa from 'koa';
 import type { Deps } from './deps.ts';
-import { MethodError, MfaError } from './errors.ts';
+import { MethodError, MfaError, ParameterError } from './errors.ts';
 import { parseRequestParams, type Params } from './params.ts';
 import { matchesClient } from '../policies/match.ts';
 import { commonHeaders, errorReply, writeAudit, type AuditDraft } from './respond.ts';
@@ -57,6 +57,8 @@ export function createApp(deps: Deps): Koa<AppState> {
       ctx.state.client = (ctx.req.socket.remoteAddress ?? '').replace(/^::ffff:/, ''); // known even if the body is broken
       ctx.state.params = await parseRequestParams(ctx.req, new URLSearchParams(ctx.querystring), deps.config.server.bodyLimitBytes);
       ctx.state.client = clientAddress(deps, ctx, ctx.state.params);
+      // The router decodes path segments (serial, transaction id): a NUL there is refused like one in a parameter.
+      if (/%00/.test(ctx.path)) throw new ParameterError('Invalid path.');
       await next();
       // A push wait left the chain (ctx.respond = false): it answers and audits on the raw response itself.
       if (ctx.respond === false) return;

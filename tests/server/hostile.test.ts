@@ -91,7 +91,7 @@ const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS'];
 /** The arbitraries of one world (its admin token, serials and transaction id are among the known values). */
 function arbitraries(k: Known, long: boolean) {
   const known = ['alice', 'bob', 'admin', 'admin-pw', 'OATH0001', k.pushSerial, '1234', `1234${k.otp}`, k.txid, 'default', 'hotp', 'totp',
-    'edupush', 'push', 'spass', '1', 'true', 'True', k.admin];
+    'edupush', 'push', 'spass', '1', 'true', 'True', ...(long ? [k.admin] : [])];
   const max = long ? 300 : 30;
   const lengthy = fc.tuple(fc.constantFrom('a', '9', 'é', '😀', ' ', '%41'), fc.oneof(
     fc.constantFrom(31, 32, 33, 40, 41, 60, 61, 64, 65, 120, 121, 255, 256, 1000, 1001, 5000, 40_000),
@@ -383,7 +383,8 @@ test.serial('every endpoint: random, boundary and wrongly typed parameters in ev
 (onSqlite ? test.serial : test.serial.failing)('every endpoint: values up to and beyond the body limit, beyond every column size', async (t) => {
   const { w, k } = await hostileWorld(t);
   const examples: Spec[] = [
-    { method: 'POST', path: '/token/init', query: [], body: { kind: 'form', pairs: [[{ t: 'user' }, { t: 'u'.repeat(300) }]], type: 'application/x-www-form-urlencoded' }, headers: [['Authorization', k.admin]], transfer: 'length' },
+    { method: 'POST', path: '/token/init', query: [], body: { kind: 'form', pairs: [[{ t: 'genkey' }, { t: '1' }], [{ t: 'user' }, { t: 'u'.repeat(300) }]], type: 'application/x-www-form-urlencoded' }, headers: [['Authorization', k.admin]], transfer: 'length' },
+    { method: 'POST', path: '/token/init', query: [], body: { kind: 'json', pairs: [['genkey', { j: 1 }], ['description', { j: 'd'.repeat(1000) }]], type: 'application/json' }, headers: [['Authorization', k.admin]], transfer: 'length' },
     { method: 'GET', path: '/validate/polltransaction/{}', segment: { t: '9'.repeat(40) }, query: [], body: { kind: 'none' }, headers: [], transfer: 'length' },
   ];
   await check(t, w, arbitraries(k, true).spec, 120, (s) => ({ raw: toRaw(s) }), examples);
@@ -499,4 +500,15 @@ test('OPTIONS on a /validate/ endpoint is audited like every /validate/ request'
   const [row] = await w.deps.store.knex('audit').orderBy('id', 'desc').limit(1);
   t.like(row, { action: 'OPTIONS /validate/check', username: 'alice', outcome: 'OK' });
   t.falsy(row.success);
+});
+
+test('a NUL byte in a path segment (serial, transaction id) is a 400, not a database error (PostgreSQL refuses NUL)', async (t) => {
+  const { w, k } = await hostileWorld(t);
+  const before = await validateRows(w);
+  for (const [method, target] of [['GET', '/validate/polltransaction/%00'], ['GET', '/validate/polltransaction/a%00b'], ['DELETE', '/token/%00'], ['POST', '/token/enable/X%00'], ['POST', '/token/setpin/%00?otppin=1'], ['GET', '/ttype/edu%00push']] as const) {
+    const res = await sendRaw(w.url, { method, target, headers: [['Authorization', k.admin]] });
+    t.is(res.status, 400, target);
+    t.like(JSON.parse(res.body.toString('utf8')), { result: { status: false, error: { code: 905, message: 'ERR905: Invalid path.' } } }, target);
+  }
+  t.is(await validateRows(w), before + 2, 'both /validate/ requests are audited');
 });
