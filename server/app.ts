@@ -35,6 +35,9 @@ function clientAddress(deps: Deps, ctx: Koa.Context, params: Params): string {
 export function createApp(deps: Deps): Koa<AppState> {
   const app = new Koa<AppState>();
   app.proxy = false;
+  // Errors Koa sees itself are stream errors of a request already answered by the frame below (a client that sent
+  // half a body, or left): an event, not Koa's default stack trace on stderr, which any client could trigger at will.
+  app.on('error', (err: Error & { code?: string }) => deps.events.emit('log', { level: 'debug', msg: 'request stream error', error: err.message, code: err.code }));
 
   /** Errors → the eduMFA envelope (and, for /validate/ and audited routes, an ERROR audit row). */
   const renderError = (ctx: AppContext, raw: unknown) => {

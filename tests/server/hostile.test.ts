@@ -53,7 +53,8 @@ interface Spec {
   query: Array<[Piece, Piece]>;
   body: Body;
   headers: Array<[string, string]>;
-  transfer: 'length' | 'chunked';
+  /** `truncated`: Content-Length promises more than is sent, then the client closes its side. */
+  transfer: 'length' | 'chunked' | 'truncated';
 }
 
 const PARAM_NAMES = ['user', 'pass', 'serial', 'realm', 'type', 'transaction_id', 'state', 'exception', 'client', 'otppin',
@@ -166,7 +167,7 @@ function arbitraries(k: Known, long: boolean) {
     query: fc.oneof({ weight: 2, arbitrary: fc.constant<Array<[Piece, Piece]>>([]) }, { weight: 1, arbitrary: pairs }),
     body,
     headers: fc.array(header, { maxLength: 4 }),
-    transfer: fc.constantFrom('length', 'length', 'length', 'chunked'),
+    transfer: fc.constantFrom('length', 'length', 'length', 'length', 'chunked', 'truncated'),
   }).map(({ ep: [method, path], ...rest }) => ({ method, path, ...rest }));
   return { spec, text, piece, pairs };
 }
@@ -234,6 +235,10 @@ function toRaw(s: Spec): RawRequest {
     chunks.push(Buffer.from('0\r\n\r\n'));
     return { method: s.method, target, headers, body: Buffer.concat(chunks), contentLength: false };
   }
+  if (s.transfer === 'truncated') {
+    headers.push(['Content-Length', String((bytes?.length ?? 0) + 10)]);
+    return { method: s.method, target, headers, body: bytes ?? Buffer.alloc(0), contentLength: false, halfClose: true };
+  }
   return { method: s.method, target, headers, body: bytes };
 }
 
@@ -300,11 +305,13 @@ function runner(w: TestWorld): Runner {
       // Node's parser answers a request head beyond its 16 KiB limit with a bare 431 (server.maxHeaderSize), and
       // bytes no request may hold with a bare 400: pushgate never sees those requests, so no envelope and no audit.
       const headBytes = raw.target.length + raw.headers.reduce((n, [k, v]) => n + k.length + v.length + 4, 0);
-      const parserRefused = res.body.length === 0 && ((res.status === 431 && headBytes > 16_000) || (opts.malformed === true && res.status === 400));
+      const cutShort = raw.halfClose === true;
+      const parserRefused = res.body.length === 0 && ((res.status === 431 && headBytes > 16_000) || ((opts.malformed === true || cutShort) && res.status === 400));
       const problems = parserRefused ? [] : answerProblems(raw.method, raw.target, res);
       let path = '';
       try { path = new URL(raw.target, 'http://h').pathname; } catch { /* not a URL */ }
-      if (path.startsWith('/validate/') && !parserRefused) {
+      // A body cut short is refused by the parser (bare 400) and by pushgate, which audits it after that answer.
+      if (path.startsWith('/validate/') && (!parserRefused || cutShort)) {
         const n = await settledCount(w, audited + 1);
         if (n !== audited + 1) problems.push(`${n - audited} audit rows for a /validate/ request (status ${res.status})`);
         audited = n;
@@ -511,4 +518,22 @@ test('a NUL byte in a path segment (serial, transaction id) is a 400, not a data
     t.like(JSON.parse(res.body.toString('utf8')), { result: { status: false, error: { code: 905, message: 'ERR905: Invalid path.' } } }, target);
   }
   t.is(await validateRows(w), before + 2, 'both /validate/ requests are audited');
+});
+
+test('a body cut short is audited and logged as an event, not as a stack trace on stderr (Koa\'s default)', async (t) => {
+  const { w } = await hostileWorld(t);
+  const before = await validateRows(w);
+  const printed: unknown[] = [];
+  const orig = console.error;
+  console.error = (...a: unknown[]) => { printed.push(a); };
+  try {
+    const res = await sendRaw(w.url, { method: 'POST', target: '/validate/check', headers: [['Content-Type', 'application/x-www-form-urlencoded'], ['Content-Length', '100']], body: Buffer.from('user=alice&pass=1'), contentLength: false, halfClose: true });
+    t.is(res.status, 400);
+    t.is(await settledCount(w, before + 1), before + 1, 'the refused login is audited');
+    for (let i = 0; i < 500 && !w.seen.some((e) => e.name === 'log' && (e.payload as { msg?: string }).msg === 'request stream error'); i++) await new Promise((r) => setImmediate(r));
+  } finally {
+    console.error = orig;
+  }
+  t.deepEqual(printed, []);
+  t.like(w.seen.find((e) => e.name === 'log' && (e.payload as { msg?: string }).msg === 'request stream error')?.payload, { level: 'debug', error: 'Parse Error' });
 });
