@@ -1,7 +1,7 @@
 /** createApp(deps): the Koa app — error rendering, parameters, client address, audit, routes. */
 import Koa from 'koa';
 import type { Deps } from './deps.ts';
-import { MethodError, MfaError } from './errors.ts';
+import { MethodError, MfaError, ParameterError } from './errors.ts';
 import { checkParamLimits, parseRequestParams, type Params } from './params.ts';
 import { matchesClient } from '../policies/match.ts';
 import { auditOrRefuse, commonHeaders, errorReply, type AuditDraft } from './respond.ts';
@@ -35,6 +35,9 @@ function clientAddress(deps: Deps, ctx: Koa.Context, params: Params): string {
 export function createApp(deps: Deps): Koa<AppState> {
   const app = new Koa<AppState>();
   app.proxy = false;
+  // Errors Koa sees itself are stream errors of a request already answered by the frame below (a client that sent
+  // half a body, or left): an event, not Koa's default stack trace on stderr, which any client could trigger at will.
+  app.on('error', (err: Error & { code?: string }) => deps.events.emit('log', { level: 'debug', msg: 'request stream error', error: err.message, code: err.code }));
 
   /** Errors → the eduMFA envelope (and, for /validate/ and audited routes, an ERROR audit row). */
   const renderError = (ctx: AppContext, raw: unknown) => {
@@ -58,11 +61,15 @@ export function createApp(deps: Deps): Koa<AppState> {
       ctx.state.params = await parseRequestParams(ctx.req, new URLSearchParams(ctx.querystring), deps.config.server.bodyLimitBytes);
       checkParamLimits(ctx.state.params); // before the client address: `client` is one of them
       ctx.state.client = clientAddress(deps, ctx, ctx.state.params);
+      // The router decodes path segments (serial, transaction id): a NUL there is refused like one in a parameter.
+      if (/%00/.test(ctx.path)) throw new ParameterError('Invalid path.');
       await next();
       // A push wait left the chain (ctx.respond = false): it answers and audits on the raw response itself.
       if (ctx.respond === false) return;
       // Nothing matched: the envelope, not Koa's plain-text 404 (after allowedMethods had its chance to answer 405).
       if (ctx.status === 404 && ctx.body === undefined) throw new MfaError(404, 404, 'The requested URL was not found on the server.', { prefixed: false });
+      // Every /validate/ request is audited, also one no route audits itself (OPTIONS, answered by allowedMethods).
+      if (!ctx.state.audit && ctx.path.startsWith('/validate/')) ctx.state.audit = { ...requestAudit(ctx), outcome: 'OK' };
     } catch (raw) {
       renderError(ctx, raw);
     }

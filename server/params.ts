@@ -170,8 +170,10 @@ function parseMultipart(req: IncomingMessage, limit: number): Promise<Record<str
       return;
     }
     let total = 0;
-    bb.on('field', (name, value, info) => {
-      total += value.length + name.length;
+    bb.on('field', (name: string | undefined, value, info) => {
+      // A part without Content-Disposition or without a name has no parameter name (busboy passes undefined): ignored.
+      total += value.length + (name?.length ?? 0);
+      if (name === undefined) return;
       if (info.valueTruncated || total > limit) { reject(new PayloadTooLargeError(limit)); return; }
       out[name.endsWith('[]') ? name.slice(0, -2) : name] = value;
     });

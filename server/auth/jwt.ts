@@ -2,8 +2,14 @@
  * Admin session tokens and API keys: compact JWS, HS256, integer `exp`/`iat`, signed with a key derived from the
  * secrets key. Role `admin`: a session from POST /auth. Role `validate`: an API key for the /validate endpoints when
  * the `api_key_required` policy asks for one (`pushgate apikey create`; eduMFA's `api createtoken -r validate`).
+ *
+ * Signing and verification are jose's (HS256 only). One check is ours, before jose: the token must be the exact
+ * compact form we issue — three base64url segments and a signature in canonical base64url (decoding and
+ * re-encoding it gives it back). jose decodes segments with `atob` on Node 20 (no Uint8Array.fromBase64 there), which accepts one `=` of
+ * padding, ASCII whitespace and non-zero trailing bits, so `sig + '='`, `si g` or a last character changed in its
+ * unused bits would verify; the shape check refuses them.
  */
-import crypto from 'node:crypto';
+import { SignJWT, jwtVerify, errors } from 'jose';
 import { AuthError } from '../errors.ts';
 
 export interface JwtClaims { sub: string; role: 'admin' | 'validate'; iat: number; exp: number; [k: string]: unknown }
@@ -14,32 +20,30 @@ export function apiKeyClaims(name: string, nowMs: number, days: number): JwtClai
   return { sub: name, role: 'validate', iat, exp: iat + days * 86_400 };
 }
 
-const b64 = (b: Buffer | string): string => Buffer.from(b).toString('base64url');
+/** The only algorithm we sign with and the only one we accept. */
+const ALG = 'HS256';
+/** header.payload.signature, each base64url without padding (the algorithm, and with it the length, is jose's check). */
+const COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.([A-Za-z0-9_-]+)$/;
 
-export function signJwt(claims: JwtClaims, key: Buffer): string {
-  const head = b64(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
-  const body = b64(JSON.stringify(claims));
-  const sig = crypto.createHmac('sha256', key).update(`${head}.${body}`).digest('base64url');
-  return `${head}.${body}.${sig}`;
+export async function signJwt(claims: JwtClaims, key: Buffer): Promise<string> {
+  return new SignJWT(claims).setProtectedHeader({ alg: ALG, typ: 'JWT' }).sign(key);
 }
 
-/** Verifies signature and expiry (`nowMs`). Throws AuthError with eduMFA's codes: 4304 undecodable, 4305 expired. */
-export function verifyJwt(token: string, key: Buffer, nowMs: number): JwtClaims {
-  const parts = token.trim().replace(/^Bearer\s+/i, '').split('.');
+/**
+ * Verifies shape, algorithm (HS256 only), signature and expiry at `nowMs` (the injected clock). Throws AuthError
+ * with eduMFA's codes: 4305 expired, 4304 for everything else (undecodable, wrong key, wrong alg, no `exp`).
+ * The raw token or `Bearer <token>` (eduMFA's clients send the raw one).
+ */
+export async function verifyJwt(token: string, key: Buffer, nowMs: number): Promise<JwtClaims> {
   const undecodable = () => new AuthError('Authentication failure. Error during decoding your token.', 4304);
-  if (parts.length !== 3) throw undecodable();
-  const [head, body, sig] = parts as [string, string, string];
-  const expected = crypto.createHmac('sha256', key).update(`${head}.${body}`).digest();
-  const given = Buffer.from(sig, 'base64url');
-  if (given.length !== expected.length || !crypto.timingSafeEqual(given, expected)) throw undecodable();
-  let claims: JwtClaims;
+  const compact = token.trim().replace(/^Bearer\s+/i, '');
+  const sig = COMPACT.exec(compact)?.[1];
+  if (sig === undefined || Buffer.from(sig, 'base64url').toString('base64url') !== sig) throw undecodable();
   try {
-    const h = JSON.parse(Buffer.from(head, 'base64url').toString('utf8')) as { alg?: string };
-    if (h.alg !== 'HS256') throw new Error('alg');
-    claims = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as JwtClaims;
-  } catch {
+    const { payload } = await jwtVerify(compact, key, { algorithms: [ALG], currentDate: new Date(nowMs), requiredClaims: ['exp'] });
+    return payload as JwtClaims;
+  } catch (err) {
+    if (err instanceof errors.JWTExpired) throw new AuthError('Authentication failure. Your token has expired.', 4305);
     throw undecodable();
   }
-  if (typeof claims.exp !== 'number' || claims.exp * 1000 <= nowMs) throw new AuthError('Authentication failure. Your token has expired.', 4305);
-  return claims;
 }

@@ -22,7 +22,7 @@ export function authRouter(deps: Deps): Router<AppState> {
     const ok = await deps.pins.verify(admin?.passwordHash ?? await dummyHash, password);
     if (!admin || !ok) throw new AuthError('Authentication failure. Wrong credentials', 4031);
     const iat = Math.floor(deps.clock.now() / 1000);
-    const token = signJwt({ sub: admin.username, role: 'admin', iat, exp: iat + deps.config.admin.jwtTtlSeconds }, deps.jwtKey);
+    const token = await signJwt({ sub: admin.username, role: 'admin', iat, exp: iat + deps.config.admin.jwtTtlSeconds }, deps.jwtKey);
     ctx.body = okEnvelope(deps.clock.now(), { token, role: 'admin', username: admin.username, realm: '', rights: ['triggerchallenge', 'enroll', 'tokenlist', 'delete', 'enable', 'disable', 'reset', 'setpin'] });
     ctx.state.audit = { ...ctx.state.audit, success: true, outcome: 'OK' };
   });
@@ -36,7 +36,7 @@ export function authRouter(deps: Deps): Router<AppState> {
 export async function requireAdmin(deps: Deps, ctx: AppContext, right?: string): Promise<string> {
   const header = ctx.get('authorization');
   if (!header) throw new AuthError('Authentication failure. Missing Authorization header.', 4033);
-  const claims = verifyJwt(header, deps.jwtKey, deps.clock.now());
+  const claims = await verifyJwt(header, deps.jwtKey, deps.clock.now());
   if (claims.role !== 'admin') throw new AuthError('Authentication failure. You do not have the necessary role.', 4306);
   if (!await deps.store.admins.byName(claims.sub)) throw new AuthError('Authentication failure. Unknown administrator.', 4031);
   ctx.state.admin = claims.sub;
@@ -51,12 +51,12 @@ export async function requireAdmin(deps: Deps, ctx: AppContext, right?: string):
  * AUTHZ `api_key_required` for the /validate endpoints: when it applies to `who`, the request needs
  * `Authorization: <API key>` — a JWT of this server with role `validate`. 403 (303) with eduMFA's messages otherwise.
  */
-export function requireApiKey(deps: Deps, ctx: AppContext, who: Who): void {
+export async function requireApiKey(deps: Deps, ctx: AppContext, who: Who): Promise<void> {
   if (!deps.policies.policies.some((p) => p.active && p.actions.api_key_required === true)) return; // the common case: no such policy
   if (!requestPolicies(deps, who).action<boolean>('api_key_required')) return;
   let claims: JwtClaims;
   try {
-    claims = verifyJwt(ctx.get('authorization'), deps.jwtKey, deps.clock.now());
+    claims = await verifyJwt(ctx.get('authorization'), deps.jwtKey, deps.clock.now());
   } catch {
     throw new PolicyError('No valid API key was passed.');
   }

@@ -85,7 +85,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
     let settled: { reply: Reply; audit: AuditDraft };
     try {
       checkSubject(call.subject);
-      requireApiKey(deps, ctx, outcomeWho(deps, call.subject, call.client));
+      await requireApiKey(deps, ctx, outcomeWho(deps, call.subject, call.client));
       const pass = params.require('pass');
       if (call.transactionId !== undefined && !TRANSACTION_ID.test(call.transactionId)) throw new ParameterError('Invalid transaction_id.');
       const exception = ['1', 'true', 'True', 'TRUE'].includes(params.get('exception') ?? '');
@@ -183,7 +183,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
 
   const poll = async (ctx: RouterContext<AppState>, transactionId: string | undefined) => {
     ctx.state.audit = { action: 'GET /validate/polltransaction', success: false, outcome: 'ERROR' };
-    requireApiKey(deps, ctx, { client: ctx.state.client });
+    await requireApiKey(deps, ctx, { client: ctx.state.client });
     if (!transactionId) throw missingParameter('transaction_id');
     const rows = await deps.store.challenges.byTransaction(transactionId);
     const status = transactionStatus(rows, deps.clock.now());

@@ -55,6 +55,25 @@ function withDefaults(url: string, params: Record<string, string>): string {
   return u.toString();
 }
 
+/**
+ * A file database is its owner's alone, like the key file: the directory 0700 when pushgate creates it, and the file
+ * created empty with mode 0600 before better-sqlite3 opens it. SQLite gives the -wal and -shm files the mode of the
+ * database file (and fchmods them to it whatever the umask), so they are 0600 too. Pre-creating the file is used
+ * rather than a umask around the open, because the umask is process-wide and other work runs meanwhile.
+ * An existing directory or file keeps its mode — an admin may have granted a backup group access on purpose — but a
+ * file that every local user may read gets a warning (a database from before this rule is 0644).
+ */
+export function prepareSqliteFile(filename: string, warn?: (msg: string) => void): void {
+  fs.mkdirSync(path.dirname(path.resolve(filename)), { recursive: true, mode: 0o700 });
+  try {
+    fs.closeSync(fs.openSync(filename, 'wx', 0o600));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    const mode = fs.statSync(filename).mode & 0o777;
+    if (mode & 0o007) warn?.(`${filename} can be read by every local user (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 it and its -wal and -shm files unless that is on purpose`);
+  }
+}
+
 /*
  * `compileSqlOnError: false` on every dialect: a driver error's message carries the SQL with placeholders, not with
  * the values (knex would inline them: PIN hashes, user names, audit fields end up in the log otherwise).
@@ -76,7 +95,7 @@ export function createKnex(url: string, opts: KnexOptions = {}): Knex {
   } : undefined;
   if (dialect === 'sqlite') {
     const filename = url.slice('sqlite:'.length) || ':memory:';
-    if (filename !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(filename)), { recursive: true });
+    if (filename !== ':memory:') prepareSqliteFile(filename, sink && ((m) => sink('warn', m)));
     return knexFactory({
       log, compileSqlOnError: false,
       client: 'better-sqlite3',

@@ -37,7 +37,8 @@ export function createSecretBox(key: Buffer): SecretBox {
 }
 
 /**
- * Reads the key file (64 hex chars or 44 base64 chars). A missing file is created with a fresh key (mode 0600)
+ * Reads the key file (64 hex chars or 44 base64 chars). A missing file is created with a fresh key (mode 0600, in a
+ * directory created 0700 if it is missing)
  * and `created: true` so the caller can warn loudly: losing that file makes every stored secret unreadable.
  */
 export function loadOrCreateKey(file: string): { key: Buffer; created: boolean } {
@@ -47,7 +48,7 @@ export function loadOrCreateKey(file: string): { key: Buffer; created: boolean }
     if (key.length !== 32) throw new Error(`${file}: the key file must hold 32 bytes as 64 hex characters`);
     return { key, created: false };
   }
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
   const key = crypto.randomBytes(32);
   fs.writeFileSync(file, key.toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
   return { key, created: true };

@@ -11,10 +11,10 @@ test('apikey create prints a validate-role JWT signed with the secrets key, vali
   const key = r.stdout.trim();
   t.regex(key, /^[\w-]+\.[\w-]+\.[\w-]+$/);
   const deps = await w.deps();
-  const claims = verifyJwt(key, deps.jwtKey, Date.now());
+  const claims = await verifyJwt(key, deps.jwtKey, Date.now());
   t.like(claims, { sub: 'keycloak', role: 'validate' });
   t.is(claims.exp - claims.iat, 30 * 86_400);
-  t.throws(() => verifyJwt(key, deps.jwtKey, Date.now() + 31 * 86_400_000), { message: /expired/ });
+  await t.throwsAsync(verifyJwt(key, deps.jwtKey, Date.now() + 31 * 86_400_000), { message: /expired/ });
   const audit = await deps.store.audit.tail(10);
   t.true(audit.some((a) => a.action === 'cli apikey create' && a.success && (a.info as { name?: string }).name === 'keycloak'));
   t.false(JSON.stringify(audit).includes(key), 'the key itself is not in the audit');

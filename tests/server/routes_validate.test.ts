@@ -363,12 +363,12 @@ test('api_key_required: /validate/check and /validate/polltransaction need a JWT
   t.like(admin.body, { result: { error: { code: 303, message: 'A correct JWT was passed, but it was no API key.' } } });
   t.like(await tokenOf(w, 'OATH0001'), { failCount: 0, lastAuthAt: null }, 'refused before any token was touched');
 
-  const key = signJwt(apiKeyClaims('idp', w.clock.now(), 30), w.deps.jwtKey);
+  const key = await signJwt(apiKeyClaims('idp', w.clock.now(), 30), w.deps.jwtKey);
   t.like((await check(w, { user: 'alice', pass: '1234' + RFC[0] }, { headers: { Authorization: key } })).body, { result: ACCEPT });
   t.like((await check(w, { user: 'bob', pass: '5678' + RFC[0] })).body, { result: ACCEPT }, 'the policy is for alice only');
-  const other = signJwt(apiKeyClaims('idp', w.clock.now(), 30), Buffer.alloc(32, 7));
+  const other = await signJwt(apiKeyClaims('idp', w.clock.now(), 30), Buffer.alloc(32, 7));
   t.like((await check(w, { user: 'alice', pass: '1234' + RFC[1] }, { headers: { Authorization: other } })).body, noKey, 'signed with another key');
-  const expired = signJwt(apiKeyClaims('idp', w.clock.now() - 31 * 86_400_000, 30), w.deps.jwtKey);
+  const expired = await signJwt(apiKeyClaims('idp', w.clock.now() - 31 * 86_400_000, 30), w.deps.jwtKey);
   t.like((await check(w, { user: 'alice', pass: '1234' + RFC[1] }, { headers: { Authorization: expired } })).body, noKey, 'expired');
   const radius = await w.call('POST', '/validate/radiuscheck', { user: 'alice', pass: '1234' + RFC[1] });
   t.is(radius.status, 400, 'radiuscheck: refused like any failure (no body)');
