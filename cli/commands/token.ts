@@ -71,7 +71,7 @@ export function tokenCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
             type: argv.type.toLowerCase(), serial: argv.serial, user: argv.user, realm: argv.realm, pin: argv.pin,
             description: argv.description, params,
           }),
-          (r) => ({ username: r.token.username, realm: r.token.realm, serials: [r.token.serial], policies: r.policies })));
+          (r) => ({ username: r.token.username, realm: r.token.realm, serials: [r.token.serial], policies: r.policies })), { access: 'create' });
         const { token, qrUrl } = result;
         if (argv.png !== undefined) {
           if (qrUrl === undefined) ctx.warn(`warning: a ${token.type} token has no enrollment URL; no PNG written`);

@@ -2,7 +2,7 @@ import test from 'ava';
 import { createCliWorld } from './cli_world.ts';
 
 test('db migrate applies once, then reports up to date; db cleanup prints counts', async (t) => {
-  const w = await createCliWorld();
+  const w = await createCliWorld({}, { init: false });
   t.teardown(() => w.close());
   const first = await w.run(['db', 'migrate']);
   t.is(first.code, 0, first.stderr);

@@ -158,7 +158,7 @@ test('loadConfig: reads YAML, resolves against the file directory, reports synta
   t.is(c.baseDir, dir);
   fs.writeFileSync(file, 'server: [\n');
   const bad = t.throws(() => loadConfig(file), { instanceOf: ConfigError });
-  t.true(bad!.problems[0]!.startsWith(`${file}: `));
+  t.is(bad!.problems[0], `${file}:2:1: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ] — line 2: ""`);
   const missing = t.throws(() => loadConfig(path.join(dir, 'nope.yaml')), { instanceOf: ConfigError });
   t.is(missing!.problems[0], `${path.join(dir, 'nope.yaml')}: cannot read (ENOENT)`);
   fs.writeFileSync(file, '');
