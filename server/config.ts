@@ -26,6 +26,8 @@ export interface ChannelConfig {
 export interface Config {
   readonly server: {
     readonly host: string; readonly port: number; readonly publicUrl: string; readonly bodyLimitBytes: number;
+    /** This node's name in the audit trail (default: the host name). */
+    readonly nodeName: string;
     /** Proxies whose X-Forwarded-For and `client` parameter are believed (IPs/CIDRs). */
     readonly trustedProxies: readonly string[];
   };
@@ -103,7 +105,7 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
   const top = r.obj(doc, '', ['server', 'database', 'secrets', 'realms', 'challenge', 'tokens', 'pin', 'admin', 'audit',
     'cleanup', 'push', 'wait', 'bus', 'log', 'policies', 'policy_files']);
 
-  const s = r.obj(top.server, 'server', ['host', 'port', 'public_url', 'body_limit_bytes', 'trusted_proxies']);
+  const s = r.obj(top.server, 'server', ['host', 'port', 'public_url', 'body_limit_bytes', 'trusted_proxies', 'node_name']);
   const host = r.str(s.host, 'server.host', '127.0.0.1');
   const port = r.int(s.port, 'server.port', 5001, 0, 65535);
   const publicUrl = r.str(s.public_url, 'server.public_url', `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
@@ -112,6 +114,8 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
     host, port, publicUrl,
     bodyLimitBytes: r.int(s.body_limit_bytes, 'server.body_limit_bytes', 64 * 1024, 1024),
     trustedProxies: r.list(s.trusted_proxies, 'server.trusted_proxies').map((x, i) => r.str(x, `server.trusted_proxies[${i}]`, '')),
+    nodeName: r.str(s.node_name, 'server.node_name', os.hostname().slice(0, 120) || 'pushgate',
+      { pattern: /^[^\s]{1,120}$/, hint: '1 to 120 characters without spaces' }),
   };
 
   const d = r.obj(top.database, 'database', ['url', 'pool_max']);
@@ -236,6 +240,7 @@ export const ENV_OVERRIDES: ReadonlyArray<readonly [env: string, path: string]> 
   ['PUSHGATE_DATABASE_URL', 'database.url'],
   ['PUSHGATE_KEY_FILE', 'secrets.key_file'],
   ['PUSHGATE_REDIS_URL', 'bus.redis_url'],
+  ['PUSHGATE_NODE_NAME', 'server.node_name'],
 ];
 
 /** The overrides the environment sets (see ENV_OVERRIDES). */

@@ -35,7 +35,7 @@ const actions = buildActionRegistry(CORE_ACTIONS, createTokenRegistry(ALL_TOKEN_
 
 test('defaults: an empty document gives the documented defaults', (t) => {
   const c = parseConfig({}, BASE);
-  t.deepEqual(c.server, { host: '127.0.0.1', port: 5001, publicUrl: 'http://127.0.0.1:5001', bodyLimitBytes: 65536, trustedProxies: [] });
+  t.deepEqual(c.server, { host: '127.0.0.1', port: 5001, publicUrl: 'http://127.0.0.1:5001', bodyLimitBytes: 65536, trustedProxies: [], nodeName: os.hostname() });
   t.is(c.database.url, `sqlite:${path.join(BASE, 'data/pushgate.db')}`);
   t.is(c.database.poolMax, 10);
   t.is(c.secrets.keyFile, path.join(BASE, 'data/pushgate.key'));
