@@ -15,12 +15,13 @@ export function editDistance(a: string, b: string): number {
 }
 
 /**
- * The candidate closest to `word`, when at most a third of its letters (at least 1, at most 3) differ; ties go to
+ * The candidate closest to `word`, when at most 1 edit away (words of up to 3 letters), else at most a third of its
+ * letters, at least 2 and at most 3 (`hots` → `host`); ties go to
  * the earlier candidate. Case differences count as nothing (`passonnotoken` → `passOnNoToken`).
  */
 export function closest(word: string, candidates: Iterable<string>): string | undefined {
   const w = word.toLowerCase();
-  const limit = Math.min(3, Math.max(1, Math.floor(w.length / 3)));
+  const limit = w.length <= 3 ? 1 : Math.min(3, Math.max(2, Math.floor(w.length / 3)));
   let best: string | undefined;
   let bestDistance = limit + 1;
   for (const c of candidates) {
