@@ -85,18 +85,18 @@ test('npm start runs the compiled build with the production V8 flags; install bu
 
 test('the sources run as a process through tsx (--help exits 0; a real command finishes and exits)', async (t) => {
   const src = ['--import', 'tsx', path.join(ROOT, 'cli/main.ts')];
-  const help = spawnSync(process.execPath, [...src, '--help'], { encoding: 'utf8', timeout: 30_000 });
+  const help = spawnSync(process.execPath, [...src, '--help'], { encoding: 'utf8', timeout: 120_000 });
   t.is(help.status, 0, help.stderr);
   t.regex(help.stdout, /pushgate token/);
 
   const w = await createCliWorld();
   t.teardown(() => w.close());
   const env = { ...process.env, PUSHGATE_CONFIG: w.configPath };
-  const add = spawnSync(process.execPath, [...src, 'admin', 'add', 'root', '--password-stdin'], { encoding: 'utf8', input: 'pw\n', env, timeout: 30_000 });
+  const add = spawnSync(process.execPath, [...src, 'admin', 'add', 'root', '--password-stdin'], { encoding: 'utf8', input: 'pw\n', env, timeout: 120_000 });
   t.is(add.status, 0, add.stderr);
-  const list = spawnSync(process.execPath, [...src, 'admin', 'list', '--json'], { encoding: 'utf8', env, timeout: 30_000 });
+  const list = spawnSync(process.execPath, [...src, 'admin', 'list', '--json'], { encoding: 'utf8', env, timeout: 120_000 });
   t.is(list.status, 0, list.stderr);
   t.deepEqual(JSON.parse(list.stdout).map((a: { username: string }) => a.username), ['root']);
-  const bad = spawnSync(process.execPath, [...src, 'nope'], { encoding: 'utf8', env, timeout: 30_000 });
+  const bad = spawnSync(process.execPath, [...src, 'nope'], { encoding: 'utf8', env, timeout: 120_000 });
   t.is(bad.status, 2);
 });
