@@ -47,11 +47,15 @@ export function errorLines(err: unknown): string[] {
   return [`error: ${oneLine(String(err))}`];
 }
 
+/** The version in package.json: one level up from cli/ in the sources, two from build/cli/ in the build. */
 function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
-    return pkg.version ?? 'unknown';
-  } catch { return 'unknown'; }
+  for (const rel of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(fs.readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'pushgate') return pkg.version ?? 'unknown';
+    } catch { /* try the next */ }
+  }
+  return 'unknown';
 }
 
 /** Runs one command line (without `node` and the script) and returns the exit code. Never exits the process. */

@@ -4,8 +4,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { findAction, scopesOfAction } from './actions.ts';
+import { actionsOfScope, findAction, scopesOfAction } from './actions.ts';
 import { isValidClientEntry, isValidPatternEntry, parseTimeExpression } from './match.ts';
+import { didYouMean } from './suggest.ts';
 import { SCOPES, type ActionDef, type ActionValue, type PolicyDef, type Scope } from './types.ts';
 
 export interface ParsedPolicies {
@@ -159,7 +160,7 @@ function parseEntries(raw: unknown, actions: ReadonlyMap<string, ActionDef>, bas
     const before = problems.length;
 
     for (const key of Object.keys(entry)) {
-      if (!FIELDS.includes(key)) problems.push(`${path}.${key} is not a known policy field (known: ${FIELDS.join(', ')})`);
+      if (!FIELDS.includes(key)) problems.push(`${path}.${key} is not a known policy field${didYouMean(key, FIELDS)} (known: ${FIELDS.join(', ')})`);
     }
 
     const name = entry['name'];
@@ -167,7 +168,7 @@ function parseEntries(raw: unknown, actions: ReadonlyMap<string, ActionDef>, bas
 
     const scope = entry['scope'];
     const scopeOk = typeof scope === 'string' && (SCOPES as readonly string[]).includes(scope);
-    if (!scopeOk) problems.push(`${path}.scope must be one of ${SCOPES.join(', ')}`);
+    if (!scopeOk) problems.push(`${path}.scope must be one of ${SCOPES.join(', ')}${typeof scope === 'string' ? didYouMean(scope, SCOPES) : ''}`);
 
     let priority = 1;
     if (entry['priority'] !== undefined) {
@@ -211,7 +212,8 @@ function parseEntries(raw: unknown, actions: ReadonlyMap<string, ActionDef>, bas
           const elsewhere = scopesOfAction(actions, actionName);
           problems.push(
             `${actionPath} is not a known action for scope ${scope as string}` +
-              (elsewhere.length > 0 ? ` (it belongs to scope ${elsewhere.join(', ')})` : ''),
+              (elsewhere.length > 0 ? ` (it belongs to scope ${elsewhere.join(', ')})`
+                : didYouMean(actionName, actionsOfScope(actions, scope as Scope).map((a) => a.name))),
           );
           continue;
         }
@@ -266,6 +268,19 @@ export function parsePolicies(raw: unknown, actions: ReadonlyMap<string, ActionD
 }
 
 /**
+ * A YAML syntax error as one line with its place and the offending source line:
+ * `file.yaml:3:1: invalid YAML: Flow sequence … must end with a ] — line 3: "c: 3"`.
+ */
+export function yamlProblem(file: string, err: unknown, text: string): string {
+  const e = err as Error & { linePos?: Array<{ line: number; col: number }> };
+  const reason = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/u, '');
+  const pos = e.linePos?.[0];
+  if (!pos) return `${file}: invalid YAML: ${reason}`;
+  const source = text.split(/\r?\n/u)[pos.line - 1] ?? '';
+  return `${file}:${pos.line}:${pos.col}: invalid YAML: ${reason} — line ${pos.line}: ${JSON.stringify(source)}`;
+}
+
+/**
  * Reads policy YAML files, each either a list of entries or a mapping `{ policies: [...] }`. Problems are
  * prefixed with the file path as given (`file.yaml: policies[1].scope …`); names must be unique across files.
  */
@@ -274,11 +289,17 @@ export function loadPolicyFiles(paths: readonly string[], actions: ReadonlyMap<s
   const located: Located[] = [];
   for (const file of paths) {
     let doc: unknown;
+    let text: string;
     try {
-      doc = parseYaml(readFileSync(file, 'utf8'));
+      text = readFileSync(file, 'utf8');
     } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      problems.push(`${file}: ${e.code !== undefined && e.name !== 'YAMLParseError' ? 'cannot read' : 'invalid YAML'}: ${e.message}`);
+      problems.push(`${file}: cannot read: ${(err as Error).message}`);
+      continue;
+    }
+    try {
+      doc = parseYaml(text);
+    } catch (err) {
+      problems.push(yamlProblem(file, err, text));
       continue;
     }
     let list: unknown = doc;

@@ -9,6 +9,8 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { ConfigError } from './errors.ts';
 import { COLUMN_LIMITS } from './store/limits.ts';
+import { yamlProblem } from '../policies/load.ts';
+import { didYouMean } from '../policies/suggest.ts';
 
 export interface RealmConfig {
   readonly name: string;
@@ -25,6 +27,8 @@ export interface ChannelConfig {
 export interface Config {
   readonly server: {
     readonly host: string; readonly port: number; readonly publicUrl: string; readonly bodyLimitBytes: number;
+    /** This node's name in the audit trail (default: the host name). */
+    readonly nodeName: string;
     /** Proxies whose X-Forwarded-For and `client` parameter are believed (IPs/CIDRs). */
     readonly trustedProxies: readonly string[];
   };
@@ -57,7 +61,7 @@ class Reader {
   obj(v: unknown, p: string, known: readonly string[]): Obj {
     if (v === undefined || v === null) return {};
     if (!isObj(v)) { this.problems.push(`${p} must be a mapping`); return {}; }
-    for (const k of Object.keys(v)) if (!known.includes(k)) this.problems.push(`${p ? p + '.' : ''}${k} is not a known setting`);
+    for (const k of Object.keys(v)) if (!known.includes(k)) this.problems.push(`${p ? p + '.' : ''}${k} is not a known setting${didYouMean(k, known)}`);
     return v;
   }
   str(v: unknown, p: string, def: string, opts: { pattern?: RegExp; hint?: string } = {}): string {
@@ -102,7 +106,7 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
   const top = r.obj(doc, '', ['server', 'database', 'secrets', 'realms', 'challenge', 'tokens', 'pin', 'admin', 'audit',
     'cleanup', 'push', 'wait', 'bus', 'log', 'policies', 'policy_files']);
 
-  const s = r.obj(top.server, 'server', ['host', 'port', 'public_url', 'body_limit_bytes', 'trusted_proxies']);
+  const s = r.obj(top.server, 'server', ['host', 'port', 'public_url', 'body_limit_bytes', 'trusted_proxies', 'node_name']);
   const host = r.str(s.host, 'server.host', '127.0.0.1');
   const port = r.int(s.port, 'server.port', 5001, 0, 65535);
   const publicUrl = r.str(s.public_url, 'server.public_url', `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
@@ -111,6 +115,8 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
     host, port, publicUrl,
     bodyLimitBytes: r.int(s.body_limit_bytes, 'server.body_limit_bytes', 64 * 1024, 1024),
     trustedProxies: r.list(s.trusted_proxies, 'server.trusted_proxies').map((x, i) => r.str(x, `server.trusted_proxies[${i}]`, '')),
+    nodeName: r.str(s.node_name, 'server.node_name', os.hostname().slice(0, 120) || 'pushgate',
+      { pattern: /^[^\s]{1,120}$/, hint: '1 to 120 characters without spaces' }),
   };
 
   const d = r.obj(top.database, 'database', ['url', 'pool_max']);
@@ -216,21 +222,136 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
   };
 }
 
-/** Loads `file` (or the defaults when null). YAML syntax errors are reported with their line. */
-export function loadConfig(file: string | null): Config {
-  if (!file) return parseConfig({}, process.cwd());
+/**
+ * One setting given outside the YAML file: an environment variable or a command-line flag. `source` names it in
+ * errors (`PUSHGATE_PORT (server.port) must be …`). A relative path in `value` is relative to the current directory.
+ */
+export interface ConfigOverride {
+  readonly path: string;
+  readonly value: string;
+  readonly source: string;
+}
+
+/**
+ * The settings that differ per node or hold secrets, as environment variables. Applied over the file (a flag such
+ * as `serve --port` wins over both); an empty variable counts as unset.
+ */
+export const ENV_OVERRIDES: ReadonlyArray<readonly [env: string, path: string]> = [
+  ['PUSHGATE_HOST', 'server.host'],
+  ['PUSHGATE_PORT', 'server.port'],
+  ['PUSHGATE_PUBLIC_URL', 'server.public_url'],
+  ['PUSHGATE_DATABASE_URL', 'database.url'],
+  ['PUSHGATE_KEY_FILE', 'secrets.key_file'],
+  ['PUSHGATE_REDIS_URL', 'bus.redis_url'],
+  ['PUSHGATE_NODE_NAME', 'server.node_name'],
+];
+
+/** The overrides the environment sets (see ENV_OVERRIDES). */
+export function envOverrides(env: Readonly<Record<string, string | undefined>>): ConfigOverride[] {
+  return ENV_OVERRIDES.flatMap(([name, p]) => {
+    const value = env[name];
+    return value === undefined || value === '' ? [] : [{ path: p, value, source: name }];
+  });
+}
+
+/** Settings that hold a path: a relative value from outside the file is resolved against the current directory. */
+function overrideValue(o: ConfigOverride, cwd: string): string {
+  if (o.path === 'secrets.key_file') return path.resolve(cwd, o.value);
+  if (o.path === 'database.url' && o.value.startsWith('sqlite:') && o.value !== 'sqlite::memory:') {
+    return 'sqlite:' + path.resolve(cwd, o.value.slice('sqlite:'.length));
+  }
+  return o.value;
+}
+
+/**
+ * Parses `doc` with `overrides` applied (later entries win). A problem with an overridden setting names its
+ * source: `PUSHGATE_PORT (server.port) must be an integer between 0 and 65535`.
+ */
+export function parseConfigWith(doc: unknown, baseDir: string, overrides: readonly ConfigOverride[], cwd = process.cwd()): Config {
+  if (!overrides.length) return parseConfig(doc, baseDir);
+  const merged: Obj = isObj(doc) ? structuredClone(doc) : {};
+  const sources = new Map<string, string>();
+  for (const o of overrides) {
+    const [section, key] = o.path.split('.') as [string, string];
+    if (merged[section] !== undefined && merged[section] !== null && !isObj(merged[section])) continue; // reported by parseConfig
+    const sec = isObj(merged[section]) ? merged[section] : (merged[section] = {});
+    sec[key] = overrideValue(o, cwd);
+    sources.set(o.path, o.source);
+  }
+  try {
+    return parseConfig(isObj(doc) || doc === null || doc === undefined ? merged : doc, baseDir);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    throw new ConfigError(err.problems.map((p) => {
+      for (const [at, source] of sources) if (p.startsWith(`${at} `)) return `${source} (${at})${p.slice(at.length)}`;
+      return p;
+    }));
+  }
+}
+
+/**
+ * Loads `file` (or the defaults when null) with `overrides` (environment, flags) applied. YAML syntax errors are
+ * reported with their line.
+ */
+export function loadConfig(file: string | null, overrides: readonly ConfigOverride[] = []): Config {
+  if (!file) return parseConfigWith({}, process.cwd(), overrides);
   let text: string;
   try { text = fs.readFileSync(file, 'utf8'); } catch (err) {
     throw new ConfigError([`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`]);
   }
   let doc: unknown;
   try { doc = YAML.parse(text); } catch (err) {
-    throw new ConfigError([`${file}: ${(err as Error).message.split('\n')[0]}`]);
+    throw new ConfigError([yamlProblem(file, err, text)]);
   }
-  return parseConfig(doc ?? {}, path.dirname(path.resolve(file)));
+  return parseConfigWith(doc ?? {}, path.dirname(path.resolve(file)), overrides);
 }
 
 /** The config file named by --config or PUSHGATE_CONFIG, if any. */
-export function configPathFrom(argv: string | undefined): string | null {
-  return argv ?? process.env.PUSHGATE_CONFIG ?? null;
+export function configPathFrom(argv: string | undefined, env: Readonly<Record<string, string | undefined>> = process.env): string | null {
+  return argv ?? (env.PUSHGATE_CONFIG || null);
+}
+
+const isUnspecified = (h: string): boolean => h === '0.0.0.0' || h === '::' || h === '[::]';
+const isLoopback = (h: string): boolean => h === 'localhost' || /^127\./.test(h) || h === '::1' || h === '[::1]';
+
+/**
+ * Why a phone cannot use `url` (the address in the QR code / server.public_url), given the listen address and the
+ * app's TLS check (the push policy `<type>_ssl_verify`, '1' by default). Empty when nothing is known to be wrong.
+ */
+export function phoneUrlProblems(url: string, listenHost: string, sslVerify: '0' | '1'): string[] {
+  let u: URL;
+  try { u = new URL(url); } catch { return [`${url} is not a URL`]; }
+  const problems: string[] = [];
+  if (isUnspecified(u.hostname)) problems.push(`${u.hostname} is a listen address, not one a phone can call`);
+  else if (isLoopback(u.hostname) && isUnspecified(listenHost)) {
+    problems.push(`${u.hostname} is this machine's loopback address (the server listens on all interfaces: use the name phones reach it by)`);
+  }
+  if (u.protocol === 'http:' && sslVerify === '1') {
+    problems.push('it is plain http:// while the app verifies TLS (ssl_verify 1): pushgate speaks plain HTTP, put a TLS reverse proxy in front of it');
+  }
+  return problems;
+}
+
+/** The `config.warning` text when `server.public_url` cannot work for a phone, else null. */
+export function publicUrlWarning(config: Config, sslVerify: '0' | '1'): string | null {
+  const problems = phoneUrlProblems(config.server.publicUrl, config.server.host, sslVerify);
+  if (!problems.length) return null;
+  return `server.public_url ${config.server.publicUrl} cannot work for a phone (push tokens): ${problems.join('; ')}. `
+    + 'Set server.public_url (or PUSHGATE_PUBLIC_URL) to the https:// URL of the TLS reverse proxy in front of pushgate (README: "TLS").';
+}
+
+/**
+ * The `config.warning` text when the enrollment URL of a push token (its `url` and `sslverify` parameters) cannot
+ * work for a phone, else null. Other enrollment URLs (otpauth:// of HOTP/TOTP) carry no `url` and give null.
+ */
+export function enrollmentUrlWarning(serial: string, qrUrl: string | undefined, listenHost: string): string | null {
+  if (qrUrl === undefined) return null;
+  const q = qrUrl.indexOf('?');
+  const params = new URLSearchParams(q < 0 ? '' : qrUrl.slice(q + 1));
+  const url = params.get('url');
+  if (url === null) return null;
+  const problems = phoneUrlProblems(url, listenHost, params.get('sslverify') === '0' ? '0' : '1');
+  if (!problems.length) return null;
+  return `token ${serial}: the phone will call ${url}, which cannot work: ${problems.join('; ')}. `
+    + 'Set server.public_url (or the registration_url policy) to the https:// URL of the TLS reverse proxy in front of pushgate (README: "TLS").';
 }

@@ -94,6 +94,7 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
   const realms = createRealms(config.realms, pins);
   const store = createStore(config.database.url, box, {
     poolMax: config.database.poolMax,
+    node: config.server.nodeName,
     log: (level, msg) => events.emit('log', { level, msg: `database: ${msg}` }),
   });
   if (opts.migrate !== false) {

@@ -5,7 +5,7 @@
  */
 import type { Server } from 'node:http';
 import type Koa from 'koa';
-import { loadConfig, type Config } from './config.ts';
+import { loadConfig, publicUrlWarning, type Config, type ConfigOverride } from './config.ts';
 import { buildDeps, type Deps } from './deps.ts';
 import { createApp } from './app.ts';
 import { attachJsonLog, Events } from './events.ts';
@@ -36,8 +36,23 @@ export async function listen(app: { listen: Koa['listen'] }, config: Config): Pr
   return server;
 }
 
-export async function startServer(configFile: string | null, opts: { config?: Config; log?: (line: string) => void } = {}): Promise<RunningServer> {
-  const config = opts.config ?? loadConfig(configFile);
+export interface StartOptions {
+  config?: Config;
+  /** Environment and command-line settings over the file (also applied when SIGHUP re-reads it). */
+  overrides?: readonly ConfigOverride[];
+  log?: (line: string) => void;
+}
+
+/** The app's TLS check for enrollments without a user context: '0' only when every push type's policy says so. */
+function defaultSslVerify(deps: Deps): '0' | '1' {
+  try {
+    const p = deps.policies.resolve('enrollment', {});
+    return ['edupush_ssl_verify', 'push_ssl_verify'].every((a) => String(p.get(a)) === '0') ? '0' : '1';
+  } catch { return '1'; } // conflicting values: the enrollment reports it
+}
+
+export async function startServer(configFile: string | null, opts: StartOptions = {}): Promise<RunningServer> {
+  const config = opts.config ?? loadConfig(configFile, opts.overrides);
   const events = new Events();
   const write = opts.log ?? ((line: string) => process.stdout.write(line + '\n'));
   const min = LEVELS.indexOf(config.log.level);
@@ -53,13 +68,15 @@ export async function startServer(configFile: string | null, opts: { config?: Co
   const url = `http://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${port}`;
   const stopCleanup = startCleanup(deps);
   events.emit('server.started', { host: config.server.host, port, database: deps.store.dialect });
+  const urlWarning = publicUrlWarning(config, defaultSslVerify(deps));
+  if (urlWarning) events.emit('config.warning', { message: urlWarning });
 
   let stopping: Promise<void> | null = null;
   return {
     deps, server, url,
     reload() {
       try {
-        const next = configFile ? loadConfig(configFile) : config;
+        const next = configFile ? loadConfig(configFile, opts.overrides) : config;
         deps.reloadPolicies(next);
       } catch (err) {
         events.emit('policies.reload_failed', { error: err instanceof ConfigError ? err.problems.join('; ') : String(err) });

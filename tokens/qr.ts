@@ -11,7 +11,13 @@ export async function qrDataUri(text: string): Promise<string> {
   return (await load()).toDataURL(text, { errorCorrectionLevel: 'M' });
 }
 
-/** A compact terminal rendering (two modules per character row). */
-export async function qrTerminal(text: string): Promise<string> {
-  return (await load()).toString(text, { type: 'terminal', small: true, errorCorrectionLevel: 'M' });
+/**
+ * A compact text rendering (two modules per character row). `color`: with ANSI colour codes (a dark-on-light code
+ * whatever the terminal's colours; only for a terminal), else plain UTF-8 half blocks (files, pipes, e-mail).
+ */
+export async function qrTerminal(text: string, opts: { color?: boolean } = {}): Promise<string> {
+  const qr = await load();
+  return opts.color ?? true
+    ? qr.toString(text, { type: 'terminal', small: true, errorCorrectionLevel: 'M' })
+    : qr.toString(text, { type: 'utf8', errorCorrectionLevel: 'M' });
 }

@@ -20,7 +20,7 @@ export function adminCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
         await ctx.withDeps(argv, (deps) => ctx.audited(deps, { action: 'cli admin add', username: argv.name }, async () => {
           if (await deps.store.admins.byName(argv.name)) throw new CliError(`administrator ${argv.name} already exists`);
           await deps.store.admins.insert(argv.name, await deps.pins.hash(password), deps.clock.now());
-        }));
+        }), { access: 'create' });
         ctx.out(`added administrator ${argv.name}`);
       }))
     .command('list', 'List administrators', (b) => b.option('json', { type: 'boolean', describe: 'JSON output' }),

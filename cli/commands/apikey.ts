@@ -19,7 +19,7 @@ export function apikeyCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<Globa
       }),
     (argv) => ctx.run(async () => {
       const key = await ctx.withDeps(argv, (deps) => ctx.audited(deps, { action: 'cli apikey create', info: { name: argv.name, days: argv.days } },
-        async () => signJwt(apiKeyClaims(argv.name, deps.clock.now(), argv.days), deps.jwtKey)));
+        async () => signJwt(apiKeyClaims(argv.name, deps.clock.now(), argv.days), deps.jwtKey)), { access: 'create' });
       ctx.out(key);
     }))
     .demandCommand(1, 'Specify an apikey command: create'));

@@ -9,7 +9,7 @@ export function dbCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArg
       const applied = await deps.store.migrate();
       if (!applied.length) ctx.out('database is up to date');
       for (const name of applied) ctx.out(`applied ${name}`);
-    }, { migrate: false })))
+    }, { migrate: false, access: 'create' })))
     .command('cleanup', 'Delete expired challenges, stale half-enrolled tokens and old audit rows', (b) => b,
       (argv) => ctx.run(() => ctx.withDeps(argv, async (deps) => {
         const r = await runCleanup(deps);

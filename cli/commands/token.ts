@@ -1,4 +1,5 @@
 /** `pushgate token …`: enrollment and administration through server/auth/tokens_admin.ts (the same code as /token/*). */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { Argv } from 'yargs';
 import {
@@ -22,10 +23,42 @@ function parseParams(entries: readonly string[]): Record<string, string> {
   return out;
 }
 
-function showToken(t: TokenRecord): string {
-  const v = tokenView(t);
-  return formatFields(Object.entries(v).map(([k, val]) => [k, k === 'created' || k === 'last_auth' ? formatTime(val as number | null) : formatValue(val)]));
+/** A public key (PEM, or base64 DER as the apps send it) as `RSA 4096 bit, SHA-256 ab:cd:…`, or null. */
+export function keySummary(text: string): string | null {
+  const body = text.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, '');
+  const forms: Array<() => crypto.KeyObject> = [
+    () => crypto.createPublicKey(text),
+    () => crypto.createPublicKey({ key: Buffer.from(body, 'base64'), format: 'der', type: 'spki' }),
+    () => crypto.createPublicKey({ key: Buffer.from(body, 'base64'), format: 'der', type: 'pkcs1' }),
+  ];
+  for (const make of forms) {
+    try {
+      const key = make();
+      const der = key.export({ format: 'der', type: 'spki' });
+      const hex = crypto.createHash('sha256').update(der).digest('hex');
+      const bits = key.asymmetricKeyDetails?.modulusLength;
+      return `${(key.asymmetricKeyType ?? 'key').toUpperCase()}${bits ? ` ${bits} bit` : ''}, SHA-256 ${hex.slice(0, 32).replace(/(..)(?!$)/g, '$1:')}…`;
+    } catch { /* next form */ }
+  }
+  return null;
 }
+
+/** Long info values in short form: keys as fingerprints, other long strings as their start and length. */
+function shortInfo(key: string, value: string): string {
+  if (value.length <= 64) return value;
+  if (/public_key/.test(key)) { const s = keySummary(value); if (s) return s; }
+  return `${value.slice(0, 16)}… (${value.length} characters; --json shows it whole)`;
+}
+
+function showToken(t: TokenRecord): string {
+  const { info, ...v } = tokenView(t) as Record<string, unknown> & { info: Record<string, unknown> };
+  const fields: Array<[string, string]> = Object.entries(v).map(([k, val]) => [k, k === 'created' || k === 'last_auth' ? formatTime(val as number | null) : formatValue(val)]);
+  for (const [k, val] of Object.entries(info).sort(([a], [b]) => a.localeCompare(b))) fields.push([`info.${k}`, shortInfo(k, formatValue(val))]);
+  return formatFields(fields);
+}
+
+/** Token types by name, for `--type` (any case). */
+const TYPE_NAMES = ALL_TOKEN_TYPES.map((t) => t.type);
 
 const serialArg = <T>(b: Argv<T>) => b.positional('serial', { type: 'string', demandOption: true, describe: 'Token serial' });
 
@@ -40,10 +73,12 @@ export function tokenCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
   return y.command('token', 'Enroll and manage tokens', (token) => {
     token = token
       .command('enroll', 'Enroll a token; prints its serial, the enrollment URL and a QR code', (b) => b
-        .option('type', { type: 'string', demandOption: true, describe: `Token type: ${ALL_TOKEN_TYPES.map((t) => t.type).join(', ')} (push types: the QR code starts the enrollment, the phone finishes it)` })
+        .option('type', { type: 'string', demandOption: true, describe: `Token type: ${TYPE_NAMES.join(', ')} (push types: the QR code starts the enrollment, the phone finishes it)` })
         .option('user', { type: 'string', demandOption: true, describe: 'Owner (user or user@realm)' })
         .option('realm', { type: 'string', describe: 'Realm of the user (default: the default realm)' })
-        .option('pin', { type: 'string', describe: 'Token PIN' })
+        .option('pin', { type: 'string', describe: 'Token PIN (visible in the process list; prefer --pin-stdin)' })
+        .option('pin-stdin', { type: 'boolean', describe: 'Read the token PIN from stdin (one trailing newline is dropped)' })
+        .conflicts('pin', 'pin-stdin')
         .option('serial', { type: 'string', describe: 'Serial (default: generated)' })
         .option('description', { type: 'string', describe: 'Description' })
         .option('genkey', { type: 'boolean', default: true, describe: 'Generate the OTP key (ignored with --otpkey)' })
@@ -54,8 +89,13 @@ export function tokenCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
         .option('timestep', { type: 'string', describe: 'TOTP time step: 30 or 60' })
         .option('param', { type: 'string', array: true, default: [] as string[], describe: 'Extra type-specific parameter KEY=VALUE (repeatable)' })
         .option('json', { type: 'boolean', describe: 'Print {serial, type, rollout_state, url, details} as JSON only' })
-        .option('png', { type: 'string', describe: 'Also write the QR code as a PNG to this file (mode 0600: it holds the secret)' }),
+        .option('png', { type: 'string', describe: 'Also write the QR code as a PNG to this file (mode 0600: it holds the secret)' })
+        .check((a) => {
+          if (!TYPE_NAMES.includes(a.type.toLowerCase())) throw new Error(`Unknown token type '${a.type}': use one of ${TYPE_NAMES.join(', ')}`);
+          return true;
+        }),
       (argv) => ctx.run(async () => {
+        const pin = argv.pinStdin ? await readSecret(ctx.io, 'PIN') : argv.pin;
         const params: Record<string, string> = {
           ...parseParams(argv.param),
           type: argv.type, user: argv.user, genkey: argv.otpkey ? '0' : argv.genkey ? '1' : '0',
@@ -68,10 +108,10 @@ export function tokenCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
         const result = await ctx.withDeps(argv, (deps) => ctx.audited(deps,
           { action: 'cli token enroll', username: argv.user, realm: argv.realm ?? null, serials: argv.serial ? [argv.serial] : [], info: { type: argv.type } },
           () => enrollToken(deps, {
-            type: argv.type.toLowerCase(), serial: argv.serial, user: argv.user, realm: argv.realm, pin: argv.pin,
+            type: argv.type.toLowerCase(), serial: argv.serial, user: argv.user, realm: argv.realm, pin,
             description: argv.description, params,
           }),
-          (r) => ({ username: r.token.username, realm: r.token.realm, serials: [r.token.serial], policies: r.policies })));
+          (r) => ({ username: r.token.username, realm: r.token.realm, serials: [r.token.serial], policies: r.policies })), { access: 'create' });
         const { token, qrUrl } = result;
         if (argv.png !== undefined) {
           if (qrUrl === undefined) ctx.warn(`warning: a ${token.type} token has no enrollment URL; no PNG written`);
@@ -88,7 +128,7 @@ export function tokenCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
         if (token.rolloutState) fields.push(['rollout_state', token.rolloutState]);
         if (qrUrl !== undefined) fields.push(['url', qrUrl]);
         ctx.out(formatFields(fields));
-        if (qrUrl !== undefined) ctx.out('\n' + (await qrTerminal(qrUrl)).trimEnd());
+        if (qrUrl !== undefined) ctx.out('\n' + (await qrTerminal(qrUrl, { color: ctx.io.stdout.isTTY === true })).trimEnd());
       }))
       .command('list', 'List tokens', (b) => b
         .option('user', { type: 'string', describe: 'Owner (user or user@realm)' })

@@ -1,5 +1,6 @@
 /** Token administration shared by /token/* and the CLI: enroll (step 1), list, delete, enable/disable, reset, PIN. */
 import type { Deps } from '../deps.ts';
+import { enrollmentUrlWarning } from '../config.ts';
 import { NotFoundError, ParameterError, PolicyError } from '../errors.ts';
 import { generateSerial, isValidSerial } from '../../tokens/serial.ts';
 import type { RolloutState, TokenRecord } from '../../tokens/types.ts';
@@ -58,6 +59,8 @@ export async function enrollToken(deps: Deps, req: EnrollRequest): Promise<Enrol
     rolloutExpiresAt: begun.fields.rolloutTtlMs ? now + begun.fields.rolloutTtlMs : null,
   }, now);
   deps.events.emit('token.enrolled', { serial, type: type.type, user: user?.name, realm: user?.realm });
+  const urlWarning = enrollmentUrlWarning(serial, begun.qrUrl, deps.config.server.host);
+  if (urlWarning) deps.events.emit('config.warning', { message: urlWarning });
   return { token, details: begun.details, qrUrl: begun.qrUrl, policies: rp.matched() };
 }
 

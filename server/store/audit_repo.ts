@@ -17,11 +17,27 @@ export interface AuditEntry {
   policies?: readonly string[];
   info?: Record<string, unknown>;
 }
-export interface AuditRow extends Required<Omit<AuditEntry, 'info'>> { id: number; info: Record<string, unknown> }
+export interface AuditRow extends Required<Omit<AuditEntry, 'info'>> {
+  id: number;
+  info: Record<string, unknown>;
+  /** The node (server.node_name) that wrote the row; null for rows from before it was recorded. */
+  node: string | null;
+}
+
+/** Rows matching all given fields: user name, a serial among the row's serials, action containing, outcome. */
+export interface AuditFilter {
+  user?: string;
+  serial?: string;
+  action?: string;
+  outcome?: string;
+}
 
 export interface AuditRepo {
   insert(e: AuditEntry): Promise<void>;
-  tail(limit: number, afterId?: number): Promise<AuditRow[]>;
+  /** The newest `limit` rows (after `afterId`), oldest first. */
+  tail(limit: number, afterId?: number, filter?: AuditFilter): Promise<AuditRow[]>;
+  /** The oldest `limit` rows after `afterId`, oldest first (for following the trail without gaps). */
+  after(afterId: number, limit: number, filter?: AuditFilter): Promise<AuditRow[]>;
   deleteOlderThan(time: number, limit: number): Promise<number>;
 }
 
@@ -64,21 +80,45 @@ export function auditRowOf(e: AuditEntry): Record<string, unknown> {
   return row;
 }
 
-export function createAuditRepo(knex: Knex): AuditRepo {
+/** `like` with `!` as the escape character (the same on SQLite, PostgreSQL and MariaDB). */
+const likeEscape = (s: string): string => s.replace(/[!%_]/g, (c) => `!${c}`);
+
+function applyFilter(q: Knex.QueryBuilder, f: AuditFilter = {}): Knex.QueryBuilder {
+  if (f.user !== undefined) q.where('username', f.user);
+  if (f.outcome !== undefined) q.where('outcome', f.outcome);
+  if (f.action !== undefined) q.whereRaw("action like ? escape '!'", [`%${likeEscape(f.action)}%`]);
+  if (f.serial !== undefined) {
+    const s = likeEscape(f.serial);
+    q.where((w) => w.where('serials', f.serial!)
+      .orWhereRaw("serials like ? escape '!'", [`${s},%`])
+      .orWhereRaw("serials like ? escape '!'", [`%,${s}`])
+      .orWhereRaw("serials like ? escape '!'", [`%,${s},%`]));
+  }
+  return q;
+}
+
+function toRow(r: Record<string, any>): AuditRow {
+  return {
+    id: num(r.id), time: num(r.time), action: String(r.action), success: bool(r.success), outcome: String(r.outcome),
+    username: r.username ?? null, realm: r.realm ?? null, serials: r.serials ? String(r.serials).split(',') : [],
+    client: r.client ?? null, admin: r.admin ?? null, transactionId: r.transaction_id ?? null,
+    policies: r.policies ? String(r.policies).split(',') : [], info: json<Record<string, unknown>>(r.info, {}), node: r.node ?? null,
+  };
+}
+
+/** `node`: written into every row (server.node_name). */
+export function createAuditRepo(knex: Knex, node: string | null = null): AuditRepo {
   return guarded<AuditRepo>({
     async insert(e) {
-      await knex('audit').insert(auditRowOf(e));
+      await knex('audit').insert({ ...auditRowOf(e), node: node === null ? null : fitColumn(node, W.node).value });
     },
-    async tail(limit, afterId) {
-      const q = knex('audit').orderBy('id', 'desc').limit(limit);
+    async tail(limit, afterId, filter) {
+      const q = applyFilter(knex('audit').orderBy('id', 'desc').limit(limit), filter);
       if (afterId !== undefined) q.where('id', '>', afterId);
-      const rows = await q;
-      return rows.reverse().map((r) => ({
-        id: num(r.id), time: num(r.time), action: String(r.action), success: bool(r.success), outcome: String(r.outcome),
-        username: r.username ?? null, realm: r.realm ?? null, serials: r.serials ? String(r.serials).split(',') : [],
-        client: r.client ?? null, admin: r.admin ?? null, transactionId: r.transaction_id ?? null,
-        policies: r.policies ? String(r.policies).split(',') : [], info: json<Record<string, unknown>>(r.info, {}),
-      }));
+      return (await q).reverse().map(toRow);
+    },
+    async after(afterId, limit, filter) {
+      return (await applyFilter(knex('audit').where('id', '>', afterId).orderBy('id', 'asc').limit(limit), filter)).map(toRow);
     },
     async deleteOlderThan(time, limit) {
       const ids = (await knex('audit').where('time', '<', time).select('id').limit(limit)).map((r) => num(r.id));

@@ -14,7 +14,7 @@ export const COLUMN_LIMITS = {
   challenges: { transaction_id: 64, serial: 40, nonce: 64, status: 16, session: 30 },
   admins: { username: 120, password_hash: 255 },
   audit: {
-    action: 60, outcome: 20, username: 255, realm: 120, serials: 1000, client: 64, admin: 120, transaction_id: 64, policies: 1000,
+    action: 60, outcome: 20, username: 255, realm: 120, serials: 1000, client: 64, admin: 120, transaction_id: 64, policies: 1000, node: 120,
     /**
      * `info` is a TEXT column: unbounded on PostgreSQL and SQLite, 65,535 bytes on MariaDB/MySQL. 16,000 characters
      * of at most 4 bytes each stay below that on every database.

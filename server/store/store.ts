@@ -23,14 +23,19 @@ export interface Store {
   readonly knex: Knex;
 }
 
-export function createStore(url: string, box: SecretBox, opts: KnexOptions = {}): Store {
+export interface StoreOptions extends KnexOptions {
+  /** This node's name, written into every audit row (server.node_name). */
+  node?: string;
+}
+
+export function createStore(url: string, box: SecretBox, opts: StoreOptions = {}): Store {
   const knex = createKnex(url, opts);
   return {
     dialect: dialectOf(url),
     tokens: createTokensRepo(knex, box),
     challenges: createChallengesRepo(knex),
     admins: createAdminsRepo(knex),
-    audit: createAuditRepo(knex),
+    audit: createAuditRepo(knex, opts.node ?? null),
     migrate: () => migrateLatest(knex),
     ping: async () => { try { await knex.raw('select 1'); } catch (err) { throw new DatabaseError(err); } },
     close: () => knex.destroy(),

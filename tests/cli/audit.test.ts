@@ -29,7 +29,7 @@ test('audit tail shows /validate/check rows (never the pass) and CLI admin actio
   t.like(JSON.parse(last.stdout), { outcome: 'REJECT' });
 
   const table = await w.run(['audit', 'tail']);
-  t.regex(table.stdout, /^TIME\s+ACTION\s+OUTCOME\s+USER/);
+  t.regex(table.stdout, /^TIME\s+NODE\s+ACTION\s+OUTCOME\s+USER/);
   // the /validate row records the realm that was used (the default realm here)
   t.regex(table.stdout, /POST \/validate\/check\s+ACCEPT\s+alice\s+default\s+SPASS1\s+127\.0\.0\.1\s+-\s+cr\s/);
   const everything = (await w.run(['audit', 'tail', '--json'])).stdout + table.stdout;

@@ -1,6 +1,8 @@
 /**
  * A temp directory with a config file (SQLite file database — or a fresh database of PUSHGATE_TEST_DB —, key file,
  * cheap argon2) and `run(...)`, which calls runCli in-process with captured stdout/stderr and a given stdin.
+ * The installation (schema and key) is created up front unless `init: false`; the CLI sees only the environment
+ * given in `env` (never the developer's PUSHGATE_* variables).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -8,16 +10,36 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import YAML from 'yaml';
 import { runCli } from '../../cli/main.ts';
+import type { BuildOptions } from '../../server/deps.ts';
 import { loadConfig } from '../../server/config.ts';
 import { buildDeps, type Deps } from '../../server/deps.ts';
 import { freshDatabaseUrl, TEST_DB } from '../helpers/databases.ts';
 
 export interface CliResult { code: number; stdout: string; stderr: string }
 
+export interface RunOptions {
+  /** Environment of the command (default: none at all). */
+  env?: Record<string, string>;
+  /** Ends `audit tail --follow`. */
+  signal?: AbortSignal;
+  /** stdout is a terminal. */
+  tty?: boolean;
+  buildOptions?: BuildOptions;
+  /** Leave out `--config FILE` (default: given). */
+  noConfig?: boolean;
+  /** Receives stdout as it is written (for --follow). */
+  onStdout?: (all: string) => void;
+}
+
+export interface WorldOptions {
+  /** Create the database schema and the key file before the test (default true). */
+  init?: boolean;
+}
+
 export interface CliWorld {
   tmp: string;
   configPath: string;
-  run(args: readonly string[], stdin?: string): Promise<CliResult>;
+  run(args: readonly string[], stdin?: string, opts?: RunOptions): Promise<CliResult>;
   /** Runs, asserts exit 0 and parses stdout as JSON. */
   json<T = any>(args: readonly string[], stdin?: string): Promise<T>;
   /** Deps on the same config (closed at teardown) for checks the CLI does not print. */
@@ -26,7 +48,7 @@ export interface CliWorld {
   close(): Promise<void>;
 }
 
-export async function createCliWorld(config: Record<string, unknown> = {}): Promise<CliWorld> {
+export async function createCliWorld(config: Record<string, unknown> = {}, wopts: WorldOptions = {}): Promise<CliWorld> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pushgate-cli-'));
   const db = TEST_DB === 'sqlite' ? { url: `sqlite:${path.join(tmp, 'pushgate.db')}`, drop: async () => {} } : await freshDatabaseUrl();
   const configPath = path.join(tmp, 'pushgate.yaml');
@@ -40,14 +62,16 @@ export async function createCliWorld(config: Record<string, unknown> = {}): Prom
   const opened: Deps[] = [];
   const world: CliWorld = {
     tmp, configPath,
-    async run(args, stdin = '') {
+    async run(args, stdin = '', o = {}) {
       let stdout = '';
       let stderr = '';
-      const code = await runCli(['--config', configPath, ...args], {
-        stdout: { write: (s: string) => { stdout += s; } },
+      const code = await runCli(o.noConfig ? [...args] : ['--config', configPath, ...args], {
+        stdout: { write: (s: string) => { stdout += s; o.onStdout?.(stdout); }, isTTY: o.tty ?? false },
         stderr: { write: (s: string) => { stderr += s; } },
         stdin: Readable.from(stdin ? [Buffer.from(stdin)] : []),
-      });
+        env: o.env ?? {},
+        signal: o.signal,
+      }, { buildOptions: o.buildOptions });
       return { code, stdout, stderr };
     },
     async json(args, stdin) {
@@ -71,5 +95,8 @@ export async function createCliWorld(config: Record<string, unknown> = {}): Prom
       fs.rmSync(tmp, { recursive: true, force: true });
     },
   };
+  if (wopts.init ?? true) {
+    try { await (await buildDeps(loadConfig(configPath))).close(); } catch { /* a test of a broken config */ }
+  }
   return world;
 }

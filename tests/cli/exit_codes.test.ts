@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -50,21 +51,52 @@ test('config errors exit 1 and print each problem on its own line', async (t) =>
   t.regex(missing.stderr, /^error: .*absent\.yaml: cannot read \(ENOENT\)\n$/);
 });
 
-test('bin/pushgate.js launches through tsx (--help exits 0; a real command finishes and exits)', async (t) => {
+test('bin/pushgate.js runs build/cli/main.js; without a build it says what to run (exit 1)', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pushgate-bin-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const bin = path.join(ROOT, 'bin/pushgate.js');
   t.true((fs.statSync(bin).mode & 0o111) !== 0, 'executable');
-  const help = spawnSync(process.execPath, [bin, '--help'], { encoding: 'utf8', timeout: 30_000 });
+  fs.mkdirSync(path.join(dir, 'bin'));
+  fs.copyFileSync(bin, path.join(dir, 'bin/pushgate.js'));
+  const missing = spawnSync(process.execPath, [path.join(dir, 'bin/pushgate.js'), 'token', 'list'], { encoding: 'utf8', timeout: 30_000 });
+  t.is(missing.status, 1);
+  t.is(missing.stdout, '');
+  t.is(missing.stderr, `error: pushgate is not built (${path.join(dir, 'build/cli/main.js')} is missing). Run \`npm run build\` in ${dir}${path.sep}\n`);
+  // With a build, the bin calls its main() (a stand-in build that reports its arguments).
+  fs.mkdirSync(path.join(dir, 'build/cli'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'build/cli/main.js'), 'export async function main() { process.stdout.write(JSON.stringify(process.argv.slice(2))); }\n');
+  const built = spawnSync(process.execPath, [path.join(dir, 'bin/pushgate.js'), 'token', 'list'], { encoding: 'utf8', timeout: 30_000 });
+  t.is(built.status, 0, built.stderr);
+  t.deepEqual(JSON.parse(built.stdout), ['token', 'list']);
+});
+
+test('npm start runs the compiled build with the production V8 flags; install builds it; the build leaves out tests and benches', (t) => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string>; bin: Record<string, string> };
+  t.is(pkg.scripts.start, 'node --max-semi-space-size=2 --optimize-for-size bin/pushgate.js serve');
+  t.is(pkg.scripts.prepare, 'node scripts/build.js --if-possible');
+  t.is(pkg.scripts.build, 'node scripts/build.js');
+  t.is(pkg.bin.pushgate, 'bin/pushgate.js');
+  t.regex(fs.readFileSync(path.join(ROOT, 'scripts/build.js'), 'utf8'), /'-p', 'tsconfig\.build\.json'/);
+  const build = JSON.parse(fs.readFileSync(path.join(ROOT, 'tsconfig.build.json'), 'utf8')) as { include: string[] };
+  t.deepEqual(build.include, ['server/**/*.ts', 'tokens/**/*.ts', 'policies/**/*.ts', 'cli/**/*.ts']);
+  const all = JSON.parse(fs.readFileSync(path.join(ROOT, 'tsconfig.json'), 'utf8')) as { include: string[] };
+  t.true(all.include.includes('tests/**/*.ts') && all.include.includes('bench/**/*.ts'), 'the typecheck still covers everything');
+});
+
+test('the sources run as a process through tsx (--help exits 0; a real command finishes and exits)', async (t) => {
+  const src = ['--import', 'tsx', path.join(ROOT, 'cli/main.ts')];
+  const help = spawnSync(process.execPath, [...src, '--help'], { encoding: 'utf8', timeout: 120_000 });
   t.is(help.status, 0, help.stderr);
   t.regex(help.stdout, /pushgate token/);
 
   const w = await createCliWorld();
   t.teardown(() => w.close());
   const env = { ...process.env, PUSHGATE_CONFIG: w.configPath };
-  const add = spawnSync(process.execPath, [bin, 'admin', 'add', 'root', '--password-stdin'], { encoding: 'utf8', input: 'pw\n', env, timeout: 30_000 });
+  const add = spawnSync(process.execPath, [...src, 'admin', 'add', 'root', '--password-stdin'], { encoding: 'utf8', input: 'pw\n', env, timeout: 120_000 });
   t.is(add.status, 0, add.stderr);
-  const list = spawnSync(process.execPath, [bin, 'admin', 'list', '--json'], { encoding: 'utf8', env, timeout: 30_000 });
+  const list = spawnSync(process.execPath, [...src, 'admin', 'list', '--json'], { encoding: 'utf8', env, timeout: 120_000 });
   t.is(list.status, 0, list.stderr);
   t.deepEqual(JSON.parse(list.stdout).map((a: { username: string }) => a.username), ['root']);
-  const bad = spawnSync(process.execPath, [bin, 'nope'], { encoding: 'utf8', env, timeout: 30_000 });
+  const bad = spawnSync(process.execPath, [...src, 'nope'], { encoding: 'utf8', env, timeout: 120_000 });
   t.is(bad.status, 2);
 });

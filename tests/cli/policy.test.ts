@@ -29,10 +29,10 @@ test('policy check FILE: a broken file exits 1 and names each problem path; a go
   t.is(r.stdout, '');
   const lines = r.stderr.trimEnd().split('\n');
   t.is(lines.length, 3, r.stderr);
-  t.true(lines.every((l) => l.startsWith(`error: ${broken}: policies[`)));
-  t.regex(r.stderr, /policies\[0\]\.actions\.otppin must be one of tokenpin, userstore, none/);
-  t.regex(r.stderr, /policies\[0\]\.actions\.no_such_action is not a known action/);
-  t.regex(r.stderr, /policies\[1\]\.scope must be one of/);
+  t.true(lines.every((l) => l.startsWith(`error: ${broken}: policy '`)), r.stderr);
+  t.regex(r.stderr, /policy 'bad' \(policies\[0\]\): actions\.otppin must be one of tokenpin, userstore, none/);
+  t.regex(r.stderr, /policy 'bad' \(policies\[0\]\): actions\.no_such_action is not a known action/);
+  t.regex(r.stderr, /policy 'worse' \(policies\[1\]\): scope must be one of/);
 
   const good = w.write('good.yaml', GOOD);
   const ok = await w.run(['policy', 'check', good]);
@@ -56,11 +56,11 @@ test('policy check without FILE validates the config (inline + policy_files)', a
   t.teardown(() => bad.close());
   const b = await bad.run(['policy', 'check']);
   t.is(b.code, 1);
-  t.is(b.stderr, 'error: policies[0].actions.last_auth must be a duration: a number followed by s, m, h, d or y (e.g. 10h)\n');
-  // every command refuses to run on a config with broken policies, with the same message
+  t.is(b.stderr, "error: policy 'inline' (policies[0]): actions.last_auth must be a duration: a number followed by s, m, h, d or y (e.g. 10h)\n");
+  // every command refuses to run on a config with broken policies
   const list = await bad.run(['token', 'list']);
   t.is(list.code, 1);
-  t.true(list.stderr.endsWith(b.stderr));
+  t.true(list.stderr.endsWith('error: policies[0].actions.last_auth must be a duration: a number followed by s, m, h, d or y (e.g. 10h)\n'), list.stderr);
 });
 
 test('policy check warns (and still passes) when a wait outlasts the challenge it waits for', async (t) => {

@@ -117,7 +117,7 @@ test('problem: entry not a mapping', bad, [ok({}), 'oops'], ['policies[1] must b
 test('problem: missing name', bad, [{ scope: 'admin', actions: {} }], ['policies[0].name must be a non-empty string']);
 test('problem: bad scope', bad, [ok({ scope: 'user' })], ['policies[0].scope must be one of authentication, enrollment, authorization, admin']);
 test('problem: unknown field', bad, [ok({ realms: 'a' })], [
-  'policies[0].realms is not a known policy field (known: name, scope, priority, active, realm, resolver, user, client, time, actions)',
+  "policies[0].realms is not a known policy field; did you mean 'realm'? (known: name, scope, priority, active, realm, resolver, user, client, time, actions)",
 ]);
 test('problem: priority 0', bad, [ok({ priority: 0 })], ['policies[0].priority must be an integer >= 1']);
 test('problem: priority fraction', bad, [ok({ priority: 1.5 })], ['policies[0].priority must be an integer >= 1']);
@@ -245,10 +245,10 @@ test('files: unreadable, invalid YAML, wrong shapes, empty', (t) => {
     t.deepEqual(policies, []);
     t.is(problems.length, 6);
     t.regex(problems[0]!, new RegExp(`^${missing}: cannot read: ENOENT`));
-    t.regex(problems[1]!, new RegExp(`^${broken}: invalid YAML: `));
+    t.regex(problems[1]!, new RegExp(`^${broken}:\\d+:\\d+: invalid YAML: .* — line \\d+: "`));
     t.is(problems[2], `${scalar}: must be a list of policies or a mapping with 'policies'`);
     t.is(problems[3], `${extra}: policy is not a known key (expected a list or a mapping with 'policies')`);
     t.is(problems[4], `${notList}: policies must be a list`);
-    t.regex(problems[5]!, new RegExp(`^${dupKey}: invalid YAML: .*unique`));
+    t.is(problems[5], `${dupKey}:2:3: invalid YAML: Map keys must be unique — line 2: "  name: b"`);
   });
 });

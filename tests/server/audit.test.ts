@@ -26,7 +26,7 @@ test('accept, reject and challenge: one row each with every field', async (t) =>
   t.deepEqual({ ...rows[0], policies: [...rows[0]!.policies].sort() }, {
     id: rows[0]!.id, time: w.clock.now(), action: 'POST /validate/check', success: true, outcome: 'ACCEPT',
     username: 'alice', realm: 'default', serials: ['OATH0001'], client: '127.0.0.1', admin: null, transactionId: null,
-    policies: ['cr', 'nds'], info: { message: 'matching 1 tokens' },
+    policies: ['cr', 'nds'], info: { message: 'matching 1 tokens' }, node: w.deps.config.server.nodeName,
   });
   t.like(rows[1], { success: false, outcome: 'REJECT', serials: ['OATH0001'], info: { message: 'wrong otp value' } });
   t.like(rows[2], { success: false, outcome: 'CHALLENGE', transactionId: tid, serials: ['OATH0001'], info: { message: 'challenge triggered' } });

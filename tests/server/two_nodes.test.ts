@@ -1,5 +1,5 @@
 /**
- * Two-node deployment (issue 5, item 6): TWO pushgate server PROCESSES (`node bin/pushgate.js serve --config …`) share
+ * Two-node deployment (issue 5, item 6): TWO pushgate server PROCESSES (`node --import tsx cli/main.ts serve --config …`: the sources, not a build) share
  * one fresh PostgreSQL database and one secrets key file, as two nodes behind a load balancer would:
  *   - the administrator is added with the CLI (`admin add --password-stdin`), which also migrates the database;
  *   - an edupush token (poll only) is enrolled through node A's /token/init and completed (step 2) by the fake phone
@@ -40,7 +40,7 @@ function events(n: Node, event: string): Array<Record<string, unknown>> {
 }
 
 function startNode(name: string, configFile: string, port: number): Promise<Node> {
-  const proc = spawn(process.execPath, [path.join(ROOT, 'bin/pushgate.js'), 'serve', '--config', configFile], {
+  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli/main.ts'), 'serve', '--config', configFile], {
     cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' },
   });
   const lines: string[] = [];
@@ -74,7 +74,7 @@ async function stopNode(n: Node): Promise<void> {
 
 /** `pushgate <args>` with `stdin`; resolves with the exit code and output. */
 function cli(args: string[], stdin: string): Promise<{ code: number | null; out: string }> {
-  const proc = spawn(process.execPath, [path.join(ROOT, 'bin/pushgate.js'), ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli/main.ts'), ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout.on('data', (c: Buffer) => { out += c.toString(); });
   proc.stderr.on('data', (c: Buffer) => { out += c.toString(); });
