@@ -11,7 +11,7 @@ import { MfaError, ParameterError, missingParameter } from '../errors.ts';
 import type { Params } from '../params.ts';
 import { decideCheck } from '../auth/check.ts';
 import { finishWait, type WaitPlan } from '../auth/wait.ts';
-import { errorReply, leaveKoa, sendReply, writeAudit, type AuditDraft, type Reply } from '../respond.ts';
+import { clientGoneSignal, errorReply, leaveKoa, sendReply, writeAudit, type AuditDraft, type Reply } from '../respond.ts';
 import { triggerChallenges } from '../auth/trigger.ts';
 import { transactionStatus } from '../auth/challenges.ts';
 import { challengeDetail, okEnvelope, outcomeEnvelope } from '../envelope.ts';
@@ -85,7 +85,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
       const pass = params.require('pass');
       if (call.transactionId !== undefined && !/^[0-9A-Za-z_-]{1,64}$/.test(call.transactionId)) throw new ParameterError('Invalid transaction_id.');
       const exception = ['1', 'true', 'True', 'TRUE'].includes(params.get('exception') ?? '');
-      const decided = await decideCheck(deps, { ...call.subject, pass, transactionId: call.transactionId, client: call.client, exception });
+      const decided = await decideCheck(deps, { ...call.subject, pass, transactionId: call.transactionId, client: call.client, exception, signal: clientGoneSignal(ctx.res) });
       if (decided.kind === 'wait') {
         answerAfterWait(ctx, call, decided, render, failed);
         return;
