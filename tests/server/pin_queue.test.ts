@@ -100,8 +100,11 @@ test('POST /auth with a full PIN queue: 503, Retry-After, the envelope, audited 
   t.is(r.headers.get('retry-after'), '2', 'the default max_wait_ms is 2000');
   t.like(r.body, { result: { status: false, error: { code: 503, message: 'Too many PIN checks are waiting; try again later.' } } });
   t.like(await auditRow(w, (x) => x.action === 'POST /auth'), { success: false, outcome: 'ERROR', admin: 'admin', info: { error: 'Too many PIN checks are waiting; try again later.' } });
+  // An unknown admin's dummy hash is refused alike, and a refused dummy hash is not kept.
+  t.is((await w.call('POST', '/auth', { username: 'ghost', password: 'x' })).status, 503);
   await hold.release();
   await filler.release();
+  t.is((await w.call('POST', '/auth', { username: 'ghost', password: 'x' })).status, 401);
   t.is((await w.call('POST', '/auth', { username: 'admin', password: 'admin-pw' })).status, 200);
   t.is((await w.call('POST', '/auth', { username: 'admin', password: 'wrong' })).status, 401);
   t.like((await auditRows(w)).at(-1), { action: 'POST /auth', outcome: 'REJECT' }, 'a wrong password is still a REJECT');
