@@ -9,6 +9,9 @@
  *   `maxWaitMs`. Beyond that a job is refused at once (UnavailableError, HTTP 503 with Retry-After) and never runs.
  *   The per-key bound keeps a single flooding key from filling the whole queue: its extra jobs are refused while
  *   other keys still find room.
+ * - Work without a job (CLI, an authenticated admin's enrollment or PIN change) has no client that gives up and
+ *   no flood to fear: it takes its turns under one internal key, is never refused and never expires, and does not
+ *   count against `maxQueue`.
  * - Honest about departed clients: a job whose AbortSignal fires while it waits leaves the queue without running
  *   (ClientGoneError); a job whose signal has fired before it gets a slot never runs either.
  * Time comes from the injected clock (the deadline is a clock timer, and re-checked when a job is dequeued).
@@ -36,12 +39,14 @@ export interface LimiterOptions {
   readonly onReject?: (reason: RejectReason, key: string) => void;
 }
 
-/** The key of a job that names none (CLI, enrollment): one shared internal key. */
+/** The key of work that names no job (CLI, enrollment): one shared internal key, unbounded. */
 export const INTERNAL_KEY = '-';
 
 interface Waiter {
   readonly key: string;
   readonly enqueuedAt: number;
+  /** A client's job (bounded, with a deadline), not internal work. */
+  readonly bounded: boolean;
   /** The slot is ours (already counted in `running`). */
   readonly start: () => void;
   readonly fail: (reason: RejectReason) => void;
@@ -50,6 +55,8 @@ interface Waiter {
 export class Limiter {
   private running = 0;
   private queued = 0;
+  /** Of `queued`, the internal work (not counted against maxQueue). */
+  private internal = 0;
   /** Per-key FIFO queues; the Map's insertion order is the rotation (a served key moves to the back). */
   private readonly queues = new Map<string, Waiter[]>();
   readonly max: number;
@@ -86,16 +93,22 @@ export class Limiter {
   /** Seconds a refused client is told to wait before it tries again. */
   get retryAfterSeconds(): number { return Math.max(1, Math.ceil(this.maxWaitMs / 1000)); }
 
-  /** Runs `task` when a slot is free and it is this key's turn; rejects (without running it) when refused. */
-  async run<T>(task: () => Promise<T>, job: QueueJob = { key: INTERNAL_KEY }): Promise<T> {
-    const { key, signal } = job;
+  /**
+   * Runs `task` when a slot is free and it is this key's turn; rejects (without running it) when refused. Without a
+   * job it is internal work: never refused, no deadline.
+   */
+  async run<T>(task: () => Promise<T>, job?: QueueJob): Promise<T> {
+    const key = job?.key ?? INTERNAL_KEY;
+    const signal = job?.signal;
     if (signal?.aborted) throw this.refuse('client_gone', key);
     if (this.running < this.max && this.queued === 0) {
       this.running++;
     } else {
-      if (this.queued >= this.maxQueue) throw this.refuse('queue_full', key);
-      if (this.waitingFor(key) >= this.maxQueuePerKey) throw this.refuse('key_full', key);
-      await this.enqueue(key, signal);
+      if (job) {
+        if (this.queued - this.internal >= this.maxQueue) throw this.refuse('queue_full', key);
+        if (this.waitingFor(key) >= this.maxQueuePerKey) throw this.refuse('key_full', key);
+      }
+      await this.enqueue(key, !!job, signal);
     }
     try { return await task(); } finally {
       this.running--;
@@ -104,7 +117,7 @@ export class Limiter {
   }
 
   /** Waits until `dispatch` hands this job a slot (resolves) or the job is refused or dropped (rejects). */
-  private enqueue(key: string, signal: AbortSignal | undefined): Promise<void> {
+  private enqueue(key: string, bounded: boolean, signal: AbortSignal | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       const cleanup = () => {
@@ -113,7 +126,7 @@ export class Limiter {
         signal?.removeEventListener('abort', onAbort);
       };
       const waiter: Waiter = {
-        key, enqueuedAt: this.clock.now(),
+        key, bounded, enqueuedAt: this.clock.now(),
         start: () => { cleanup(); resolve(); },
         fail: (reason) => { cleanup(); reject(this.refuse(reason, key)); },
       };
@@ -124,12 +137,13 @@ export class Limiter {
         waiter.fail(reason);
       };
       const onAbort = () => leave('client_gone');
-      const cancelDeadline = this.clock.schedule(this.maxWaitMs, () => leave('deadline'));
+      const cancelDeadline = bounded ? this.clock.schedule(this.maxWaitMs, () => leave('deadline')) : () => {};
       signal?.addEventListener('abort', onAbort, { once: true });
       let q = this.queues.get(key);
       if (!q) { q = []; this.queues.set(key, q); }
       q.push(waiter);
       this.queued++;
+      if (!bounded) this.internal++;
       this.dispatch(); // a slot may be free while others wait (never normally: a freed slot is handed on at once)
     });
   }
@@ -140,6 +154,7 @@ export class Limiter {
     if (!q || i < 0) return;
     q.splice(i, 1);
     this.queued--;
+    if (!w.bounded) this.internal--;
     if (!q.length) this.queues.delete(w.key);
   }
 
@@ -150,9 +165,10 @@ export class Limiter {
       const [key, q] = first;
       const w = q.shift()!;
       this.queued--;
+      if (!w.bounded) this.internal--;
       this.queues.delete(key);
       if (q.length) this.queues.set(key, q);
-      if (this.clock.now() - w.enqueuedAt >= this.maxWaitMs) { w.fail('deadline'); continue; } // its timer is late
+      if (w.bounded && this.clock.now() - w.enqueuedAt >= this.maxWaitMs) { w.fail('deadline'); continue; } // its timer is late
       this.running++;
       w.start();
     }

@@ -244,3 +244,29 @@ test('PinHasher: a refusal is an error, not a "wrong PIN"; refusals are events a
   t.false(await real.verify('$argon2id$garbage', 'x'));
   t.is(real.limiter.active, 0);
 });
+
+test('internal work (no job: CLI, an admin’s enrollment) is never refused or expired, uses no queue places, and takes turns', async (t) => {
+  const h = harness({ maxQueue: 1, maxQueuePerKey: 1, maxWaitMs: 1000 });
+  const hold = h.submit('x', 'x0');
+  const internal = ['i1', 'i2', 'i3'].map((n) => {
+    const gate = deferred();
+    return { n, gate, run: track(h.lim.run(async () => { h.started.push(n); await gate.promise; })) };
+  });
+  await until(() => h.lim.waiting === 3);
+  const user = h.submit('alice', 'a1');
+  await until(() => h.lim.waiting === 4);
+  t.false(user.settled(), 'the internal work took none of the one place');
+  (h.clock as FakeClock).advance(999);
+  t.deepEqual(h.rejects, []);
+  h.release('x0');
+  await until(() => h.started.length === 2);
+  internal[0]!.gate.resolve();
+  await until(() => h.started.length === 3);
+  t.deepEqual(h.started, ['x0', 'i1', 'a1'], 'alice waited for one internal job, not for all three');
+  (h.clock as FakeClock).advance(10_000);
+  h.release('a1');
+  for (const j of internal) j.gate.resolve();
+  await Promise.all([hold.promise, user.promise, ...internal.map((j) => j.run.promise)]);
+  t.deepEqual(h.started, ['x0', 'i1', 'a1', 'i2', 'i3']);
+  t.deepEqual(h.rejects, []);
+});
