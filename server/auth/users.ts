@@ -6,7 +6,9 @@ import fs from 'node:fs';
 import YAML from 'yaml';
 import type { RealmConfig } from '../config.ts';
 import { ConfigError, UserError } from '../errors.ts';
-import type { PinHasher, PinJob } from './pin.ts';
+import type { PinHasher } from './pin.ts';
+
+import type { PinJob } from './pin.ts';
 
 export interface UserInfo {
   readonly name: string; readonly realm: string; readonly resolver: string;
