@@ -37,7 +37,11 @@ export interface Config {
   readonly realms: readonly RealmConfig[];
   readonly challenge: { readonly validitySeconds: number; readonly typeValiditySeconds: Readonly<Record<string, number>> };
   readonly tokens: { readonly maxFail: number; readonly rolloutPurgeMinutes: number };
-  readonly pin: { readonly memoryKib: number; readonly timeCost: number; readonly parallelism: number; readonly maxConcurrent: number };
+  readonly pin: {
+    readonly memoryKib: number; readonly timeCost: number; readonly parallelism: number; readonly maxConcurrent: number;
+    /** The PIN queue's bounds (server/auth/limiter.ts): jobs waiting in all, per key (user), and how long. */
+    readonly maxQueue: number; readonly maxQueuePerKey: number; readonly maxWaitMs: number;
+  };
   readonly admin: { readonly jwtTtlSeconds: number };
   readonly audit: { readonly retentionDays: number };
   readonly cleanup: { readonly intervalSeconds: number; readonly chunk: number };
@@ -99,6 +103,24 @@ class Reader {
 export function defaultPinConcurrency(): number {
   return Math.max(1, os.availableParallelism() - 1);
 }
+
+/**
+ * Defaults of the PIN queue's bounds.
+ * - max_wait_ms 2000: a login's budget. IdP plugins give up after a few seconds, and a login that waited longer
+ *   than that for its PIN check is better answered "busy, retry" at once than late.
+ * - max_queue = max_concurrent × ceil(max_wait_ms / 50): one argon2id check at the OWASP parameters takes about
+ *   50 ms of one core on a current server (40–130 ms measured on the 2-core CI machine), so each hashing slot (one
+ *   per core, less one) finishes about max_wait_ms / 50 checks within the deadline. Jobs beyond that could not be
+ *   served in time anyway: they are refused at once instead of being refused after waiting. 2 cores → 40.
+ * - max_queue_per_key = max(2, ceil(max_queue / 16)): one user (or admin name) holds at most 1/16 of the queue, so
+ *   one flooding user — or fifteen — cannot fill it and turn other users away; a legitimate user rarely has more
+ *   than one check waiting (a retry or a second device still fit). 2 cores → 3.
+ */
+export function pinQueueDefaults(maxConcurrent: number, maxWaitMs = 2000): { maxQueue: number; maxQueuePerKey: number; maxWaitMs: number } {
+  const maxQueue = maxConcurrent * Math.ceil(maxWaitMs / 50);
+  return { maxQueue, maxQueuePerKey: defaultQueuePerKey(maxQueue), maxWaitMs };
+}
+const defaultQueuePerKey = (maxQueue: number): number => Math.min(maxQueue, Math.max(2, Math.ceil(maxQueue / 16)));
 
 /** Parses an already YAML-decoded document. Throws ConfigError with every problem. */
 export function parseConfig(doc: unknown, baseDir: string): Config {
@@ -163,12 +185,17 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
   const t = r.obj(top.tokens, 'tokens', ['max_fail', 'rollout_purge_minutes']);
   const tokens = { maxFail: r.int(t.max_fail, 'tokens.max_fail', 10, 1), rolloutPurgeMinutes: r.int(t.rollout_purge_minutes, 'tokens.rollout_purge_minutes', 1440, 1) };
 
-  const pn = r.obj(top.pin, 'pin', ['memory_kib', 'time_cost', 'parallelism', 'max_concurrent']);
+  const pn = r.obj(top.pin, 'pin', ['memory_kib', 'time_cost', 'parallelism', 'max_concurrent', 'max_queue', 'max_queue_per_key', 'max_wait_ms']);
+  const maxConcurrent = r.int(pn.max_concurrent, 'pin.max_concurrent', defaultPinConcurrency(), 1);
+  const maxWaitMs = r.int(pn.max_wait_ms, 'pin.max_wait_ms', pinQueueDefaults(maxConcurrent).maxWaitMs, 1);
+  const maxQueue = r.int(pn.max_queue, 'pin.max_queue', pinQueueDefaults(maxConcurrent, maxWaitMs).maxQueue, 1);
   const pin = {
     memoryKib: r.int(pn.memory_kib, 'pin.memory_kib', 19456, 1024),
     timeCost: r.int(pn.time_cost, 'pin.time_cost', 2, 1),
     parallelism: r.int(pn.parallelism, 'pin.parallelism', 1, 1, 16),
-    maxConcurrent: r.int(pn.max_concurrent, 'pin.max_concurrent', defaultPinConcurrency(), 1),
+    maxConcurrent, maxWaitMs, maxQueue,
+    // At most the whole queue (a larger value would be accepted and ignored).
+    maxQueuePerKey: r.int(pn.max_queue_per_key, 'pin.max_queue_per_key', defaultQueuePerKey(maxQueue), 1, maxQueue),
   };
 
   const a = r.obj(top.admin, 'admin', ['jwt_ttl_seconds']);

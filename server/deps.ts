@@ -90,7 +90,7 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
     }
   }
   const box = createSecretBox(key);
-  const pins = createPinHasher(config.pin);
+  const pins = createPinHasher(config.pin, { clock, events });
   const realms = createRealms(config.realms, pins);
   const store = createStore(config.database.url, box, {
     poolMax: config.database.poolMax,

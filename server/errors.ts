@@ -70,6 +70,13 @@ export class UnavailableError extends MfaError {
     super(503, 503, message, { prefixed: false, headers: { 'Retry-After': String(retryAfterSeconds) } });
   }
 }
+/**
+ * 499 (nginx's "client closed request") — the client went away before its request was worked on (its PIN check was
+ * dropped unhashed). Nobody reads the answer; the code names the case in the audit row and the metrics.
+ */
+export class ClientGoneError extends MfaError {
+  constructor() { super(499, 499, 'The client went away; the request was dropped.', { prefixed: false }); }
+}
 /** 405 — method not allowed on an endpoint. */
 export class MethodError extends MfaError {
   constructor(message: string) { super(405, 405, message, { prefixed: false }); }

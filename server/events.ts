@@ -24,6 +24,8 @@ export interface EventMap {
   'wait.started': { transactionId: string };
   'wait.finished': { transactionId: string; result: 'accept' | 'decline' | 'timeout' | 'disconnect' | 'shutdown'; wakeMs?: number };
   'wait.rejected': { reason: 'capacity' | 'per_user' | 'draining' };
+  /** A PIN check refused by the PIN queue (503) or dropped because its client went away; `key` is the user/admin it was for. */
+  'pin.rejected': { reason: 'queue_full' | 'key_full' | 'deadline' | 'client_gone'; key: string };
   'cleanup.ran': { challenges: number; tokens: number; audit: number };
   'events.subscriber_failed': { event: string; error: string };
   'log': { level: 'debug' | 'info' | 'warn' | 'error'; msg: string; [k: string]: unknown };

@@ -19,6 +19,7 @@ export function createMetrics(events: Events): Metrics {
     if (e.wakeMs !== undefined) { waitAnswerMs.push(e.wakeMs); if (waitAnswerMs.length > 1000) waitAnswerMs.shift(); }
   });
   events.on('wait.rejected', (e) => inc(`pushgate_waits_rejected_total{reason="${e.reason}"}`));
+  events.on('pin.rejected', (e) => inc(`pushgate_pin_rejected_total{reason="${e.reason}"}`));
   events.on('challenge.created', (e) => inc(`pushgate_challenges_created_total{type="${e.type}"}`));
   events.on('challenge.answered', (e) => inc(`pushgate_challenges_answered_total{decision="${e.decision}"}`));
   events.on('delivery.sent', (e) => inc(`pushgate_deliveries_total{channel="${e.channel}",result="sent"}`));

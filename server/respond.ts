@@ -94,6 +94,20 @@ export function sendReply(deps: Pick<Deps, 'waits'>, res: ServerResponse, reply:
 }
 
 /**
+ * An AbortSignal that fires when the client goes away before its response ended: 'close' of the raw response while
+ * it is not yet written. Work queued for the request (its PIN check) is dropped when it fires.
+ */
+export function clientGoneSignal(res: ServerResponse): AbortSignal {
+  const ac = new AbortController();
+  if (res.closed) {
+    if (!res.writableEnded) ac.abort();
+  } else {
+    res.once('close', () => { if (!res.writableEnded) ac.abort(); });
+  }
+  return ac.signal;
+}
+
+/**
  * Takes a request out of Koa's hands: Koa writes nothing for it (`ctx.respond = false`), the app frame ends now,
  * and the caller answers later with sendReply on the returned raw response. The request's parameters (which hold
  * the pass) are dropped from the context, which Koa keeps reachable until the response ends.

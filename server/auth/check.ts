@@ -15,6 +15,7 @@ import { createChallenges, preferredClientMode } from './challenges.ts';
 import type { Outcome } from './outcome.ts';
 import { startWait, type WaitPlan } from './wait.ts';
 import type { UserInfo } from './users.ts';
+import type { PinJob } from './pin.ts';
 
 export interface CheckRequest {
   readonly user?: string;
@@ -26,6 +27,8 @@ export interface CheckRequest {
   readonly client?: string;
   /** eduMFA's `exception=1`: a failed push delivery answers 400 / code 401 instead of a CHALLENGE with a hint. */
   readonly exception?: boolean;
+  /** Fires when the client went away: its queued PIN checks are dropped unhashed (ClientGoneError). */
+  readonly signal?: AbortSignal;
 }
 
 interface Classified {
@@ -76,6 +79,7 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
   }
   const rp = requestPolicies(deps, { user: user ? { name: user.name, realm: user.realm, resolver: user.resolver } : undefined, client: req.client });
   const base = () => ({ policies: rp.matched() });
+  const pinJob = pinJobOf(user, tokens, req.signal);
 
   if (rp.action<string>('authorized') === 'deny_access') throw new ValidateError('User is not authorized to authenticate under these conditions.');
 
@@ -84,7 +88,7 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
     if (!user) throw new NotFoundError('The requested token could not be found.');
     if (rp.action<boolean>('passthru')) {
       const realm = deps.realms.get(user.realm);
-      if (realm && await realm.verifyPassword(user.name, req.pass)) {
+      if (realm && await realm.verifyPassword(user.name, req.pass, pinJob)) {
         return { kind: 'accept', message: `against userstore due to '${rp.sources('passthru')[0] ?? ''}'`, serials: [], ...base() };
       }
     }
@@ -113,7 +117,7 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
     if (enrolling) return { kind: 'reject', message: 'Token is not yet enrolled', serial: enrolling.serial, type: enrolling.type, serials: [enrolling.serial], ...base() };
     return { kind: 'reject', message: 'No suitable token found for authentication.', serials: serialsOf(tokens), ...base() };
   }
-  const c = await classify(deps, usable, req.pass, rp, user);
+  const c = await classify(deps, usable, req.pass, rp, user, pinJob);
 
   // 4. Decide
   const now = deps.clock.now();
@@ -180,16 +184,25 @@ export async function bumpFailCounters(deps: Deps, tokens: readonly TokenRecord[
   }
 }
 
+/**
+ * The PIN queue's job of a check: its fairness key is the resolved user (realm/name — every spelling of one user is
+ * one key; realm names hold no '/'), the owner of a serial-only token, else the serial (`serial:` — realm names hold
+ * no ':'). Never the client address: every login of an institution may come from one IdP address.
+ */
+function pinJobOf(user: UserInfo | null, tokens: readonly TokenRecord[], signal: AbortSignal | undefined): PinJob {
+  return { key: user ? `${user.realm}/${user.name}` : `serial:${tokens[0]?.serial ?? ''}`, signal };
+}
+
 /** PIN part check according to `otppin`. */
-async function pinMatches(deps: Deps, token: TokenRecord, pin: string, rp: RequestPolicies, user: UserInfo | null): Promise<boolean> {
+async function pinMatches(deps: Deps, token: TokenRecord, pin: string, rp: RequestPolicies, user: UserInfo | null, job: PinJob): Promise<boolean> {
   const mode = rp.action<string>('otppin') ?? 'tokenpin';
   if (mode === 'none') return pin === '';
   if (mode === 'userstore') {
     if (!user) return false;
     const realm = deps.realms.get(user.realm);
-    return realm ? realm.verifyPassword(user.name, pin) : false;
+    return realm ? realm.verifyPassword(user.name, pin, job) : false;
   }
-  return deps.pins.verify(token.pinHash, pin);
+  return deps.pins.verify(token.pinHash, pin, job);
 }
 
 function challengeEnabled(type: TokenType, rp: RequestPolicies): boolean {
@@ -199,12 +212,12 @@ function challengeEnabled(type: TokenType, rp: RequestPolicies): boolean {
   return list.includes(type.type);
 }
 
-async function classify(deps: Deps, tokens: readonly TokenRecord[], pass: string, rp: RequestPolicies, user: UserInfo | null): Promise<Classified> {
+async function classify(deps: Deps, tokens: readonly TokenRecord[], pass: string, rp: RequestPolicies, user: UserInfo | null, job: PinJob): Promise<Classified> {
   const out: Classified = { valid: [], challenge: [], pinMatched: [], invalid: [] };
   const ctx = rp.tokenContext();
   for (const token of tokens) {
     const type = deps.registry.require(token.type);
-    if (challengeEnabled(type, rp) && await pinMatches(deps, token, pass, rp, user)) {
+    if (challengeEnabled(type, rp) && await pinMatches(deps, token, pass, rp, user, job)) {
       out.challenge.push(token);
       continue;
     }
@@ -212,7 +225,7 @@ async function classify(deps: Deps, tokens: readonly TokenRecord[], pass: string
     const cut = type.splitsPass ? Math.max(0, pass.length - token.otpLen) : pass.length;
     const pin = pass.slice(0, cut);
     const otp = pass.slice(cut);
-    if (!await pinMatches(deps, token, pin, rp, user)) { out.invalid.push(token); continue; }
+    if (!await pinMatches(deps, token, pin, rp, user, job)) { out.invalid.push(token); continue; }
     const verdict = await type.check(token, { otp }, ctx);
     if (verdict.kind === 'valid') out.valid.push({ token, counter: verdict.counter ?? null });
     else out.pinMatched.push(token);

@@ -8,6 +8,8 @@ import type { RealmConfig } from '../config.ts';
 import { ConfigError, UserError, missingParameter } from '../errors.ts';
 import type { PinHasher } from './pin.ts';
 
+import type { PinJob } from './pin.ts';
+
 export interface UserInfo {
   readonly name: string; readonly realm: string; readonly resolver: string;
   readonly givenname?: string; readonly surname?: string; readonly email?: string; readonly phone?: string;
@@ -19,8 +21,11 @@ export interface Realm {
   readonly name: string;
   readonly resolver: string;
   lookup(username: string): UserInfo | null;
-  /** Checks the user store password (for `otppin: userstore` and `passthru`). False when the store has none. */
-  verifyPassword(username: string, password: string): Promise<boolean>;
+  /**
+   * Checks the user store password (for `otppin: userstore` and `passthru`). False when the store has none.
+   * `job` is the PIN queue's key and abort signal (see PinHasher.verify).
+   */
+  verifyPassword(username: string, password: string, job?: PinJob): Promise<boolean>;
 }
 
 export interface Realms {
@@ -68,10 +73,10 @@ export function createRealms(configs: readonly RealmConfig[], hasher: PinHasher)
         if (!u) return null;
         return { name: u.username, realm: rc.name, resolver, givenname: u.givenname, surname: u.surname, email: u.email, phone: u.phone };
       },
-      async verifyPassword(username, password) {
+      async verifyPassword(username, password, job) {
         const u = users.get(username);
         if (!u?.password_hash) return false;
-        return hasher.verify(u.password_hash, password);
+        return hasher.verify(u.password_hash, password, job);
       },
     });
   }

@@ -7,6 +7,7 @@ import { signJwt, verifyJwt, type JwtClaims } from '../auth/jwt.ts';
 import type { Who } from '../../policies/types.ts';
 import { okEnvelope } from '../envelope.ts';
 import { requestPolicies } from '../auth/context.ts';
+import { clientGoneSignal } from '../respond.ts';
 
 export function authRouter(deps: Deps): Router<AppState> {
   const router = new Router<AppState>();
@@ -16,11 +17,19 @@ export function authRouter(deps: Deps): Router<AppState> {
     const { params } = ctx.state;
     const username = params.requireNonEmpty('username');
     const password = params.require('password');
-    ctx.state.audit = { action: 'POST /auth', success: false, outcome: 'REJECT', admin: username };
+    // ERROR until the password was checked: a refused (503) or dropped check is no REJECT.
+    ctx.state.audit = { action: 'POST /auth', success: false, outcome: 'ERROR', admin: username };
     const admin = await deps.store.admins.byName(username);
-    dummyHash ??= deps.pins.hash('pushgate-dummy-password');
-    const ok = await deps.pins.verify(admin?.passwordHash ?? await dummyHash, password);
-    if (!admin || !ok) throw new AuthError('Authentication failure. Wrong credentials', 4031);
+    // The PIN queue's job: fair per admin, dropped unhashed when the client went away. Unknown names share one key,
+    // or a flood of made-up names would take a turn each and starve everyone else.
+    const job = { key: admin ? `admin:${admin.username}` : 'admin:?', signal: clientGoneSignal(ctx.res) };
+    // Made on first need, without this client's signal (it is shared); a refused attempt is not kept.
+    const dummy = () => (dummyHash ??= deps.pins.hash('pushgate-dummy-password', { key: job.key }).catch((err: unknown) => { dummyHash = null; throw err; }));
+    const ok = await deps.pins.verify(admin?.passwordHash ?? await dummy(), password, job);
+    if (!admin || !ok) {
+      ctx.state.audit.outcome = 'REJECT';
+      throw new AuthError('Authentication failure. Wrong credentials', 4031);
+    }
     const iat = Math.floor(deps.clock.now() / 1000);
     const token = await signJwt({ sub: admin.username, role: 'admin', iat, exp: iat + deps.config.admin.jwtTtlSeconds }, deps.jwtKey);
     ctx.body = okEnvelope(deps.clock.now(), { token, role: 'admin', username: admin.username, realm: '', rights: ['triggerchallenge', 'enroll', 'tokenlist', 'delete', 'enable', 'disable', 'reset', 'setpin'] });

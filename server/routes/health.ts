@@ -16,6 +16,9 @@ export function healthRouter(deps: Deps): Router<AppState> {
       pushgate_waits_active: deps.waits.active,
       pushgate_answer_bus_waiters: deps.answers.waiting,
       pushgate_pin_hash_queue: deps.pins.limiter.waiting,
+      pushgate_pin_hash_active: deps.pins.limiter.active,
+      pushgate_pin_queue_keys: deps.pins.limiter.waitingKeys,
+      pushgate_pin_queue_longest_key: deps.pins.limiter.longestKeyQueue,
     });
   });
   return router;

@@ -11,6 +11,7 @@ import { MfaError, ParameterError, missingParameter } from '../errors.ts';
 import { checkLength, identifierParam, type Params } from '../params.ts';
 import { COLUMN_LIMITS } from '../store/limits.ts';
 import { decideCheck } from '../auth/check.ts';
+import { clientGoneSignal } from '../respond.ts';
 import { finishWait, type WaitPlan } from '../auth/wait.ts';
 import { auditOrRefuse, errorReply, leaveKoa, sendReply, type AuditDraft, type Reply } from '../respond.ts';
 import { triggerChallenges } from '../auth/trigger.ts';
@@ -89,7 +90,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
       const pass = params.require('pass');
       if (call.transactionId !== undefined && !TRANSACTION_ID.test(call.transactionId)) throw new ParameterError('Invalid transaction_id.');
       const exception = ['1', 'true', 'True', 'TRUE'].includes(params.get('exception') ?? '');
-      const decided = await decideCheck(deps, { ...call.subject, pass, transactionId: call.transactionId, client: call.client, exception });
+      const decided = await decideCheck(deps, { ...call.subject, pass, transactionId: call.transactionId, client: call.client, exception, signal: clientGoneSignal(ctx.res) });
       if (decided.kind === 'wait') {
         answerAfterWait(ctx, call, decided, render, failed);
         return;

@@ -59,7 +59,9 @@ export async function createWorld(opts: WorldOptions = {}): Promise<TestWorld> {
   const doc = {
     database: { url: db.url },
     secrets: { key_file: path.join(tmp, 'key') },
-    pin: { memory_kib: 1024, time_cost: 1, parallelism: 1 },
+    // Cheap hashes; a PIN queue roomy enough for the bursts of one user that race tests send (the queue's bounds
+    // are tested where a test sets them: tests/server/pin_queue.test.ts, tests/server/auth/limiter.test.ts).
+    pin: { memory_kib: 1024, time_cost: 1, parallelism: 1, max_queue: 1000, max_queue_per_key: 1000 },
     server: { public_url: 'https://mfa.example.org' },
     ...(opts.config ?? {}),
   };

@@ -75,7 +75,7 @@ test('20 parallel wrong OTPs → the fail counter is exactly 20', async (t) => {
 });
 
 test('30 parallel wrong OTPs against max_fail 10 → locked at exactly 10, lock event emitted', async (t) => {
-  const w = await world(t, { config: { tokens: { max_fail: 10 }, pin: { memory_kib: 1024, time_cost: 1, parallelism: 1, max_concurrent: 8 } } });
+  const w = await world(t, { config: { tokens: { max_fail: 10 }, pin: { memory_kib: 1024, time_cost: 1, parallelism: 1, max_concurrent: 8, max_queue: 1000, max_queue_per_key: 1000 } } });
   await enrollHotp(w);
   barrier(w.deps.store.tokens, 'incrementFailCount', 30, 'before');
   await parallel(30, (i) => check(w, { user: 'alice', pass: `1234${String(200000 + i)}` }));

@@ -93,6 +93,19 @@ test('error paths: wrong shapes, duplicate and double-default realms', (t) => {
   t.deepEqual(problems({ server: { port: '80a' } }), ['server.port must be an integer between 0 and 65535']);
 });
 
+test('pin queue: defaults derive from the hashing slots (and max_wait_ms), values and exact error paths', (t) => {
+  const one = parseConfig({ pin: { max_concurrent: 1 } }, BASE).pin;
+  t.like(one, { maxConcurrent: 1, maxWaitMs: 2000, maxQueue: 40, maxQueuePerKey: 3 });
+  t.like(parseConfig({ pin: { max_concurrent: 7 } }, BASE).pin, { maxQueue: 280, maxQueuePerKey: 18 });
+  t.like(parseConfig({ pin: { max_concurrent: 2, max_wait_ms: 500 } }, BASE).pin, { maxWaitMs: 500, maxQueue: 20, maxQueuePerKey: 2 });
+  t.like(parseConfig({ pin: { max_concurrent: 1, max_queue: 160 } }, BASE).pin, { maxQueue: 160, maxQueuePerKey: 10 }, 'the per-user default follows max_queue');
+  t.like(parseConfig({ pin: { max_queue: 1 } }, BASE).pin, { maxQueue: 1, maxQueuePerKey: 1 }, 'never more than the whole queue');
+  t.like(parseConfig({ pin: { max_queue: 9, max_queue_per_key: 9, max_wait_ms: 1 } }, BASE).pin, { maxQueue: 9, maxQueuePerKey: 9, maxWaitMs: 1 });
+  t.deepEqual(problems({ pin: { max_queue: 0, max_wait_ms: 'soon' } }), ['pin.max_wait_ms must be an integer >= 1', 'pin.max_queue must be an integer >= 1']);
+  t.deepEqual(problems({ pin: { max_queue: 5, max_queue_per_key: 6 } }), ['pin.max_queue_per_key must be an integer between 1 and 5']);
+  t.deepEqual(problems({ pin: { max_concurrent: 1, max_queue_per_key: 0 } }), ['pin.max_queue_per_key must be an integer between 1 and 40']);
+});
+
 test('ConfigError message lists every problem', (t) => {
   const err = t.throws(() => parseConfig({ server: { port: -1 }, tokens: { max_fail: 'x' } }, BASE), { instanceOf: ConfigError });
   t.true(err!.message.includes('server.port must be an integer between 0 and 65535'));
