@@ -76,6 +76,9 @@ export async function createWorld(opts: WorldOptions = {}): Promise<TestWorld> {
   if (!opts.noHttp) {
     const app = createApp(deps);
     server = app.listen(0, '127.0.0.1');
+    // As in production (server/main.ts listen): Node's 5 s default lets a server close an idle keep-alive connection
+    // while a busy test process (its timers late) still sends on it — `fetch failed: other side closed`.
+    server.keepAliveTimeout = 65_000;
     await new Promise<void>((resolve) => server!.once('listening', () => resolve()));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   }
