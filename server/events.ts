@@ -22,6 +22,8 @@ export interface EventMap {
   'wait.started': { transactionId: string };
   'wait.finished': { transactionId: string; result: 'accept' | 'decline' | 'timeout' | 'disconnect' | 'shutdown'; wakeMs?: number };
   'wait.rejected': { reason: 'capacity' | 'per_user' | 'draining' };
+  /** A request refused by the back-off (server/auth/throttle.ts): which limit, the key it counted, the Retry-After. */
+  'throttle.refused': { limit: 'user' | 'address' | 'challenges'; key: string; retryAfterSeconds: number };
   'cleanup.ran': { challenges: number; tokens: number; audit: number };
   'events.subscriber_failed': { event: string; error: string };
   'log': { level: 'debug' | 'info' | 'warn' | 'error'; msg: string; [k: string]: unknown };

@@ -23,6 +23,7 @@ export function createMetrics(events: Events): Metrics {
   events.on('challenge.answered', (e) => inc(`pushgate_challenges_answered_total{decision="${e.decision}"}`));
   events.on('delivery.sent', (e) => inc(`pushgate_deliveries_total{channel="${e.channel}",result="sent"}`));
   events.on('delivery.failed', (e) => inc(`pushgate_deliveries_total{channel="${e.channel}",result="failed"}`));
+  events.on('throttle.refused', (e) => inc(`pushgate_throttled_total{limit="${e.limit}"}`));
   events.on('request.failed', (e) => inc(`pushgate_request_errors_total{status="${e.status}"}`));
   return {
     counters, waitAnswerMs,

@@ -7,6 +7,7 @@ import { signJwt, verifyJwt, type JwtClaims } from '../auth/jwt.ts';
 import type { Who } from '../../policies/types.ts';
 import { okEnvelope } from '../envelope.ts';
 import { requestPolicies } from '../auth/context.ts';
+import { adminKeyOf, throttleAddress } from '../auth/throttle.ts';
 
 export function authRouter(deps: Deps): Router<AppState> {
   const router = new Router<AppState>();
@@ -17,10 +18,20 @@ export function authRouter(deps: Deps): Router<AppState> {
     const username = params.requireNonEmpty('username');
     const password = params.require('password');
     ctx.state.audit = { action: 'POST /auth', success: false, outcome: 'REJECT', admin: username };
-    const admin = await deps.store.admins.byName(username);
-    dummyHash ??= deps.pins.hash('pushgate-dummy-password');
-    const ok = await deps.pins.verify(admin?.passwordHash ?? await dummyHash, password);
-    if (!admin || !ok) throw new AuthError('Authentication failure. Wrong credentials', 4031);
+    // Back-off before any hashing: a refused attempt is answered 429 and audited as a REJECT.
+    const attempt = await deps.throttle.begin({ user: adminKeyOf(username), address: throttleAddress(deps.config, ctx.state.peer, ctx.state.client, 'auth') });
+    let ok = false;
+    let admin: Awaited<ReturnType<typeof deps.store.admins.byName>>;
+    try {
+      admin = await deps.store.admins.byName(username);
+      dummyHash ??= deps.pins.hash('pushgate-dummy-password');
+      ok = await deps.pins.verify(admin?.passwordHash ?? await dummyHash, password);
+    } catch (err) {
+      await deps.throttle.release(attempt); // not a wrong password
+      throw err;
+    }
+    if (!admin || !ok) throw new AuthError('Authentication failure. Wrong credentials', 4031); // the attempt stays counted
+    await deps.throttle.succeeded(attempt);
     const iat = Math.floor(deps.clock.now() / 1000);
     const token = signJwt({ sub: admin.username, role: 'admin', iat, exp: iat + deps.config.admin.jwtTtlSeconds }, deps.jwtKey);
     ctx.body = okEnvelope(deps.clock.now(), { token, role: 'admin', username: admin.username, realm: '', rights: ['triggerchallenge', 'enroll', 'tokenlist', 'delete', 'enable', 'disable', 'reset', 'setpin'] });

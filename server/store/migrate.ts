@@ -1,9 +1,10 @@
 /** Schema migrations as an in-code knex migration source (works the same under tsx and from a build). */
 import type { Knex } from 'knex';
 import * as m001 from './migrations/001_initial.ts';
+import * as m002 from './migrations/002_backoff.ts';
 
 interface Migration { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> }
-const MIGRATIONS: ReadonlyArray<[string, Migration]> = [['001_initial', m001]];
+const MIGRATIONS: ReadonlyArray<[string, Migration]> = [['001_initial', m001], ['002_backoff', m002]];
 
 const source: Knex.MigrationSource<[string, Migration]> = {
   getMigrations: async () => [...MIGRATIONS],
