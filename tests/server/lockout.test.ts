@@ -78,6 +78,7 @@ test('locked_at: set by the increment that locks, kept by later failures, cleare
   t.is((await tokenOf(w, 'OATH0001')).lockedAt, null);
   w.clock.advance(MINUTE);
   await check(w, { user: 'alice', pass: '0000000000' });
+  t.like(await tokenOf(w, 'OATH0001'), { failCount: 2, lockedAt: null }, 'one below max_fail: not locked (MariaDB evaluates SET left to right)');
   w.clock.advance(MINUTE);
   await check(w, { user: 'alice', pass: '0000000000' });
   t.like(await tokenOf(w, 'OATH0001'), { failCount: 3, lockedAt: start + 2 * MINUTE });
