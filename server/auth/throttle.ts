@@ -105,6 +105,15 @@ export function throttleStoreOf(config: Pick<Config, 'limits' | 'bus'>, dialect:
   return dialect === 'sqlite' ? 'memory' : 'database';
 }
 
+/** A memory limiter that reports each use: as an insurance limiter it answers only while the shared store fails. */
+class InsuranceMemory extends RateLimiterMemory {
+  private readonly used: () => void;
+  constructor(opts: ConstructorParameters<typeof RateLimiterMemory>[0], used: () => void) { super(opts); this.used = used; }
+  override consume(...args: Parameters<RateLimiterMemory['consume']>) { this.used(); return super.consume(...args); }
+  override reward(...args: Parameters<RateLimiterMemory['reward']>) { this.used(); return super.reward(...args); }
+  override delete(...args: Parameters<RateLimiterMemory['delete']>) { this.used(); return super.delete(...args); }
+}
+
 export function createThrottle(deps: { config: Config; events: Events; store: Store }): Throttle {
   const { config, events, store } = deps;
   const limits = config.limits;
@@ -119,12 +128,18 @@ export function createThrottle(deps: { config: Config; events: Events; store: St
     redis.on('error', onStoreError);
   }
 
+  // The insurance limiter is only asked when the shared store failed: every use is reported (the first, then every
+  // 100th, so an outage is visible in the log without a line per request).
+  let fallbacks = 0;
+  const onFallback = () => {
+    if (fallbacks++ % 100 === 0) events.emit('log', { level: 'warn', msg: `rate limit store (${kind}) failed: counting in this node's memory`, fallbacks });
+  };
   let cleaner = true; // one limiter per database table deletes its expired rows
   const make = (name: string, points: number, duration: number, blockDuration: number): RateLimiterAbstract | null => {
     if (points <= 0) return null;
     const opts = { keyPrefix: `${limits.keyPrefix}:${name}`, points, duration, blockDuration };
-    const memory = new RateLimiterMemory(opts);
-    if (kind === 'memory') return memory;
+    if (kind === 'memory') return new RateLimiterMemory(opts);
+    const memory = new InsuranceMemory(opts, onFallback);
     if (kind === 'redis') return new RateLimiterRedis({ ...opts, storeClient: redis, insuranceLimiter: memory });
     const limiter = store.rateLimiter({ ...opts, insuranceLimiter: memory, clearExpired: cleaner });
     cleaner = false;

@@ -165,3 +165,14 @@ test('a challenge (right PIN) is no failed attempt; answering it by transaction_
   for (let i = 0; i < 3; i++) t.like((await check(w, { user: 'alice', transaction_id: tid, pass: '000000' })).body, { result: REJECT });
   t.like((await check(w, { user: 'alice', transaction_id: tid, pass: RFC[0] })).body, { result: { value: true } });
 });
+
+const sharedDb = TEST_DB === 'sqlite' ? test.skip : test;
+sharedDb(`a failing database store: the back-off goes on in this node's memory, and the log says so${TEST_DB === 'sqlite' ? ' [skipped: SQLite uses the memory store]' : ''}`, async (t) => {
+  const w = await world(t, { config: { limits: { failed_per_user: 2 } } });
+  await enrollHotp(w);
+  await w.deps.store.knex.schema.dropTable('rate_limits'); // every store query fails from now on
+  for (let i = 0; i < 2; i++) t.like((await check(w, { user: 'alice', pass: '0000000000' })).body, { result: REJECT });
+  assert429(t, await check(w, { user: 'alice', pass: '1234' + RFC[0] }), 600);
+  const warnings = w.seen.filter((e) => e.name === 'log' && String((e.payload as { msg: string }).msg).startsWith('rate limit store (database) failed'));
+  t.is(warnings.length, 1, 'the first fallback is logged (then every 100th)');
+});
