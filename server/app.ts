@@ -16,6 +16,8 @@ export interface AppState {
   params: Params;
   /** The client address policies see: the peer, or X-Forwarded-For / `client` when the peer is a trusted proxy. */
   client: string;
+  /** The TCP peer's address (the back-off needs to know whether `client` was named by a trusted proxy). */
+  peer: string;
   /** Filled by a route that wants an audit row; written after the response is rendered. */
   audit?: AuditDraft;
   admin?: string;
@@ -57,7 +59,8 @@ export function createApp(deps: Deps): Koa<AppState> {
   // headers → audit row. (A push wait leaves it early and answers through server/respond.ts.)
   app.use(async (ctx, next) => {
     try {
-      ctx.state.client = (ctx.req.socket.remoteAddress ?? '').replace(/^::ffff:/, ''); // known even if the body is broken
+      ctx.state.peer = (ctx.req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+      ctx.state.client = ctx.state.peer; // known even if the body is broken
       ctx.state.params = await parseRequestParams(ctx.req, new URLSearchParams(ctx.querystring), deps.config.server.bodyLimitBytes);
       checkParamLimits(ctx.state.params); // before the client address: `client` is one of them
       ctx.state.client = clientAddress(deps, ctx, ctx.state.params);

@@ -1,6 +1,8 @@
 /**
  * Clock: the only source of time in pushgate. `Date.now()` and `setTimeout` appear in this file alone;
  * everything else receives a Clock through Deps, and tests hand in a FakeClock they advance by hand.
+ * One documented exception: the back-off windows of rate-limiter-flexible (server/auth/throttle.ts) run on the
+ * library's own Date.now()/setTimeout (or Redis's clock) — they measure real request rates, not business time.
  */
 export interface Clock {
   /** Epoch milliseconds. */

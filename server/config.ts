@@ -36,7 +36,11 @@ export interface Config {
   readonly secrets: { readonly keyFile: string };
   readonly realms: readonly RealmConfig[];
   readonly challenge: { readonly validitySeconds: number; readonly typeValiditySeconds: Readonly<Record<string, number>> };
-  readonly tokens: { readonly maxFail: number; readonly rolloutPurgeMinutes: number };
+  readonly tokens: {
+    readonly maxFail: number; readonly rolloutPurgeMinutes: number;
+    /** eduMFA's failcounter_clear_timeout, in minutes (0: off): see server/auth/check.ts. */
+    readonly failcounterClearTimeoutMinutes: number;
+  };
   readonly pin: {
     readonly memoryKib: number; readonly timeCost: number; readonly parallelism: number; readonly maxConcurrent: number;
     /** The PIN queue's bounds (server/auth/limiter.ts): jobs waiting in all, per key (user), and how long. */
@@ -48,12 +52,26 @@ export interface Config {
   readonly push: { readonly channels: readonly ChannelConfig[] };
   readonly wait: { readonly maxConcurrent: number; readonly maxPerUser: number; readonly safetyRereadMs: number; readonly drainSeconds: number };
   readonly bus: { readonly redisUrl: string | null };
+  /** Back-off (server/auth/throttle.ts). A count of 0 turns that limiter off. */
+  readonly limits: {
+    readonly store: LimitsStore;
+    readonly keyPrefix: string;
+    readonly failedPerUser: number;
+    readonly failedPerAddress: number;
+    readonly failedWindowSeconds: number;
+    readonly failedBlockSeconds: number;
+    readonly challengesPerUser: number;
+    readonly challengesWindowSeconds: number;
+  };
   readonly log: { readonly level: 'debug' | 'info' | 'warn' | 'error' };
   readonly policies: readonly unknown[];
   readonly policyFiles: readonly string[];
   /** Directory relative paths in the file are resolved against. */
   readonly baseDir: string;
 }
+
+/** Where the back-off counters live: `auto` = Redis when bus.redis_url is set, else the database on PostgreSQL/MariaDB, else memory. */
+export type LimitsStore = 'auto' | 'memory' | 'database' | 'redis';
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -126,7 +144,7 @@ const defaultQueuePerKey = (maxQueue: number): number => Math.min(maxQueue, Math
 export function parseConfig(doc: unknown, baseDir: string): Config {
   const r = new Reader(baseDir);
   const top = r.obj(doc, '', ['server', 'database', 'secrets', 'realms', 'challenge', 'tokens', 'pin', 'admin', 'audit',
-    'cleanup', 'push', 'wait', 'bus', 'log', 'policies', 'policy_files']);
+    'cleanup', 'push', 'wait', 'bus', 'limits', 'log', 'policies', 'policy_files']);
 
   const s = r.obj(top.server, 'server', ['host', 'port', 'public_url', 'body_limit_bytes', 'trusted_proxies', 'node_name']);
   const host = r.str(s.host, 'server.host', '127.0.0.1');
@@ -182,8 +200,11 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
   for (const [k, v] of Object.entries(tv)) typeValiditySeconds[k] = r.int(v, `challenge.type_validity_seconds.${k}`, 120, 1);
   const challenge = { validitySeconds: r.int(c.validity_seconds, 'challenge.validity_seconds', 120, 1), typeValiditySeconds };
 
-  const t = r.obj(top.tokens, 'tokens', ['max_fail', 'rollout_purge_minutes']);
-  const tokens = { maxFail: r.int(t.max_fail, 'tokens.max_fail', 10, 1), rolloutPurgeMinutes: r.int(t.rollout_purge_minutes, 'tokens.rollout_purge_minutes', 1440, 1) };
+  const t = r.obj(top.tokens, 'tokens', ['max_fail', 'rollout_purge_minutes', 'failcounter_clear_timeout']);
+  const tokens = {
+    maxFail: r.int(t.max_fail, 'tokens.max_fail', 10, 1), rolloutPurgeMinutes: r.int(t.rollout_purge_minutes, 'tokens.rollout_purge_minutes', 1440, 1),
+    failcounterClearTimeoutMinutes: r.int(t.failcounter_clear_timeout, 'tokens.failcounter_clear_timeout', 10, 0, 525_600),
+  };
 
   const pn = r.obj(top.pin, 'pin', ['memory_kib', 'time_cost', 'parallelism', 'max_concurrent', 'max_queue', 'max_queue_per_key', 'max_wait_ms']);
   const maxConcurrent = r.int(pn.max_concurrent, 'pin.max_concurrent', defaultPinConcurrency(), 1);
@@ -235,6 +256,21 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
   };
   const b = r.obj(top.bus, 'bus', ['redis_url']);
   const bus = { redisUrl: b.redis_url === undefined || b.redis_url === null ? null : r.str(b.redis_url, 'bus.redis_url', '', { pattern: /^rediss?:\/\//, hint: 'a redis:// URL' }) };
+  const lm = r.obj(top.limits, 'limits', ['store', 'key_prefix', 'failed_per_user', 'failed_per_address', 'failed_window_seconds',
+    'failed_block_seconds', 'challenges_per_user', 'challenges_window_seconds']);
+  const limitsStore = r.str(lm.store, 'limits.store', 'auto', { pattern: /^(auto|memory|database|redis)$/, hint: 'one of auto, memory, database, redis' }) as LimitsStore;
+  if (limitsStore === 'redis' && !bus.redisUrl) r.problems.push('limits.store redis needs bus.redis_url');
+  if (limitsStore === 'database' && database.url.startsWith('sqlite:')) r.problems.push('limits.store database needs PostgreSQL or MariaDB/MySQL (database.url); SQLite is one node: use memory');
+  const limits = {
+    store: limitsStore,
+    keyPrefix: r.str(lm.key_prefix, 'limits.key_prefix', 'pushgate', { pattern: /^[A-Za-z0-9_.-]{1,40}$/, hint: '1-40 letters, digits, _ . -' }),
+    failedPerUser: r.int(lm.failed_per_user, 'limits.failed_per_user', 10, 0, 1_000_000),
+    failedPerAddress: r.int(lm.failed_per_address, 'limits.failed_per_address', 100, 0, 1_000_000),
+    failedWindowSeconds: r.int(lm.failed_window_seconds, 'limits.failed_window_seconds', 600, 1, 86_400),
+    failedBlockSeconds: r.int(lm.failed_block_seconds, 'limits.failed_block_seconds', 300, 0, 86_400),
+    challengesPerUser: r.int(lm.challenges_per_user, 'limits.challenges_per_user', 10, 0, 1_000_000),
+    challengesWindowSeconds: r.int(lm.challenges_window_seconds, 'limits.challenges_window_seconds', 60, 1, 86_400),
+  };
   const lg = r.obj(top.log, 'log', ['level']);
   const level = r.str(lg.level, 'log.level', 'info');
   if (!['debug', 'info', 'warn', 'error'].includes(level)) r.problems.push('log.level must be one of debug, info, warn, error');
@@ -244,7 +280,7 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
 
   if (r.problems.length) throw new ConfigError(r.problems);
   return {
-    server, database, secrets, realms: finalRealms, challenge, tokens, pin, admin, audit, cleanup, push: { channels }, wait, bus,
+    server, database, secrets, realms: finalRealms, challenge, tokens, pin, admin, audit, cleanup, push: { channels }, wait, bus, limits,
     log: { level: level as Config['log']['level'] }, policies, policyFiles, baseDir,
   };
 }

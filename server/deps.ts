@@ -21,6 +21,7 @@ import { pgTransport, redisTransport } from './auth/bus_transports.ts';
 import { createWaitRegistry, waitPolicyWarnings, type WaitRegistry } from './auth/wait.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { createPushServices, type PushServices, type PushServicesOptions } from './auth/push_services.ts';
+import { createThrottle, type Throttle } from './auth/throttle.ts';
 
 export interface Deps {
   readonly config: Config;
@@ -38,6 +39,8 @@ export interface Deps {
   readonly metrics: Metrics;
   /** Push channels (push.channels), the server-key pool and the support handed to push token types. */
   readonly push: PushServices;
+  /** Back-off: failed attempts per user / end-user address, challenge triggers per user (server/auth/throttle.ts). */
+  readonly throttle: Throttle;
   /** Re-reads inline policies and policy files; throws ConfigError and keeps the old set on any problem. */
   reloadPolicies(from?: Config): number;
   close(): Promise<void>;
@@ -111,8 +114,9 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
   const waits = createWaitRegistry({ config, events });
   let push: PushServices;
   try { push = createPushServices({ config, clock, events, store }, opts.push); } catch (err) { unsubscribe(); await answers.close().catch(() => {}); await store.close(); throw err; }
+  const throttle = createThrottle({ config, events, store });
   return {
-    config, clock, events, store, box, pins, realms, registry, policies, answers, waits, push, metrics: createMetrics(events),
+    config, clock, events, store, box, pins, realms, registry, policies, answers, waits, push, throttle, metrics: createMetrics(events),
     jwtKey: box.derive('jwt'),
     reloadPolicies(from = config) {
       const next = collectPolicies(from, actions);
@@ -126,6 +130,7 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
       waits.abortAll();
       await answers.close();
       await push.close();
+      await throttle.close();
       await store.close();
     },
   };

@@ -77,6 +77,19 @@ export class UnavailableError extends MfaError {
 export class ClientGoneError extends MfaError {
   constructor() { super(499, 499, 'The client went away; the request was dropped.', { prefixed: false }); }
 }
+/**
+ * 429 with Retry-After — back-off (server/auth/throttle.ts): too many failed PIN/password attempts for a user or an
+ * end-user address, or too many challenges triggered for a user. eduMFA has no throttling error, so the code is the
+ * HTTP status, as for UnavailableError (503); 429 is none of eduMFA's codes. No `ERR` prefix, like 503.
+ */
+export class TooManyRequestsError extends MfaError {
+  readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterSeconds: number) {
+    const seconds = Math.max(1, Math.ceil(retryAfterSeconds));
+    super(429, 429, message, { prefixed: false, headers: { 'Retry-After': String(seconds) } });
+    this.retryAfterSeconds = seconds;
+  }
+}
 /** 405 — method not allowed on an endpoint. */
 export class MethodError extends MfaError {
   constructor(message: string) { super(405, 405, message, { prefixed: false }); }

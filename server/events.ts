@@ -26,6 +26,8 @@ export interface EventMap {
   'wait.rejected': { reason: 'capacity' | 'per_user' | 'draining' };
   /** A PIN check refused by the PIN queue (503) or dropped because its client went away; `key` is the user/admin it was for. */
   'pin.rejected': { reason: 'queue_full' | 'key_full' | 'deadline' | 'client_gone'; key: string };
+  /** A request refused by the back-off (server/auth/throttle.ts): which limit, the key it counted, the Retry-After. */
+  'throttle.refused': { limit: 'user' | 'address' | 'challenges'; key: string; retryAfterSeconds: number };
   'cleanup.ran': { challenges: number; tokens: number; audit: number };
   'events.subscriber_failed': { event: string; error: string };
   'log': { level: 'debug' | 'info' | 'warn' | 'error'; msg: string; [k: string]: unknown };

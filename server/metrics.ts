@@ -25,6 +25,7 @@ export function createMetrics(events: Events): Metrics {
   events.on('delivery.sent', (e) => inc(`pushgate_deliveries_total{channel="${e.channel}",result="sent"}`));
   events.on('delivery.failed', (e) => inc(`pushgate_deliveries_total{channel="${e.channel}",result="failed"}`));
   events.on('audit.write_failed', () => inc('pushgate_audit_write_failures_total'));
+  events.on('throttle.refused', (e) => inc(`pushgate_throttled_total{limit="${e.limit}"}`));
   events.on('request.failed', (e) => inc(`pushgate_request_errors_total{status="${e.status}"}`));
   return {
     counters, waitAnswerMs,

@@ -32,6 +32,8 @@ export interface TokenRecord {
   readonly secrets: Readonly<Record<string, string>>;
   readonly createdAt: number;
   readonly lastAuthAt: number | null;
+  /** When the fail counter reached maxFail (null: not locked, or locked before this was recorded). */
+  readonly lockedAt: number | null;
 }
 
 /** What a type gets besides the records: time and its own policy values (already resolved for the request). */

@@ -6,6 +6,12 @@
  *      PIN matched but OTP wrong / nothing matched,
  *   4. decide: ACCEPT > CHALLENGE > "wrong otp value" > "wrong otp pin".
  * Every state change is a conditional update; losing a race is simply "not valid".
+ *
+ * Locked tokens (fail counter at max_fail) are not classified: no PIN is hashed for them and their answer is the same
+ * whatever the pass ("Failcounter exceeded"), so a locked token is no PIN oracle. eduMFA's failcounter_clear_timeout
+ * (`tokens.failcounter_clear_timeout`, minutes): a token locked longer ago than that is classified again, and a
+ * correct authentication (PIN + OTP, or the PIN of a challenge token) resets its fail counter and succeeds; a wrong
+ * pass leaves it locked (and does not move its lock time, as in eduMFA) and gets the locked answer.
  */
 import type { Deps } from '../deps.ts';
 import { NotFoundError, ParameterError, PolicyError, ValidateError } from '../errors.ts';
@@ -29,6 +35,8 @@ export interface CheckRequest {
   readonly exception?: boolean;
   /** Fires when the client went away: its queued PIN checks are dropped unhashed (ClientGoneError). */
   readonly signal?: AbortSignal;
+  /** Called once before challenges are created (the per-user challenge limit); throws to refuse. */
+  readonly beforeChallenge?: () => Promise<void>;
 }
 
 interface Classified {
@@ -117,20 +125,33 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
     if (enrolling) return { kind: 'reject', message: 'Token is not yet enrolled', serial: enrolling.serial, type: enrolling.type, serials: [enrolling.serial], ...base() };
     return { kind: 'reject', message: 'No suitable token found for authentication.', serials: serialsOf(tokens), ...base() };
   }
-  const c = await classify(deps, usable, req.pass, rp, user, pinJob);
+  // Locked tokens are not looked at (no PIN hash, an answer independent of the pass) unless their lock is older than
+  // failcounter_clear_timeout.
+  const now = deps.clock.now();
+  const clearMinutes = deps.config.tokens.failcounterClearTimeoutMinutes;
+  const clearBefore = clearMinutes > 0 ? now - clearMinutes * 60_000 : null;
+  const stale = (t: TokenRecord) => clearBefore !== null && t.lockedAt !== null && t.lockedAt < clearBefore;
+  const lockedAnswer = (): Outcome => {
+    const locked = usable.filter(isLocked);
+    const t = single(locked);
+    return { kind: 'reject', message: 'Failcounter exceeded', serial: t?.serial, type: t?.type, serials: serialsOf(locked), ...base() };
+  };
+  const candidates = usable.filter((t) => !isLocked(t) || stale(t));
+  if (!candidates.length) return lockedAnswer();
+  const c = await classify(deps, candidates, req.pass, rp, user, pinJob);
+  // A stale-locked token whose pass was wrong stays locked: it answers like any locked token.
+  c.pinMatched = c.pinMatched.filter((t) => !isLocked(t));
+  c.invalid = c.invalid.filter((t) => !isLocked(t));
 
   // 4. Decide
-  const now = deps.clock.now();
   const accepted: TokenRecord[] = [];
-  const lockedValid: TokenRecord[] = [];
   const lastAuthMs = rp.action<number>('last_auth');
   for (const { token, counter } of c.valid) {
-    if (isLocked(token)) { lockedValid.push(token); continue; }
     if (lastAuthMs !== undefined && token.lastAuthAt !== null && now - token.lastAuthAt > lastAuthMs) {
       return { kind: 'reject', message: `The last successful authentication was ${new Date(token.lastAuthAt).toISOString()}. It is to long ago.`, serial: token.serial, type: token.type, serials: [token.serial], ...base() };
     }
-    if (await deps.store.tokens.recordSuccess(token.id, counter, now)) accepted.push(token);
-    else c.pinMatched.push(token); // the OTP was used by a concurrent request (or the token locked meanwhile)
+    if (await deps.store.tokens.recordSuccess(token.id, counter, now, isLocked(token) ? clearBefore : null)) accepted.push(token);
+    else if (!isLocked(token)) c.pinMatched.push(token); // the OTP was used by a concurrent request (or the token locked meanwhile)
   }
   if (accepted.length) {
     const allowedTypes = rp.action<readonly string[]>('tokentype');
@@ -140,23 +161,20 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
     const t = single(accepted);
     return { kind: 'accept', message: `matching ${accepted.length} tokens`, serial: t?.serial, type: t?.type, otpLen: t ? t.otpLen : undefined, serials: serialsOf(accepted), ...base() };
   }
-  if (lockedValid.length) {
-    const t = single(lockedValid);
-    return { kind: 'reject', message: `matching ${lockedValid.length} tokens, Failcounter exceeded`, serial: t?.serial, type: t?.type, otpLen: t?.otpLen, serials: serialsOf(lockedValid), ...base() };
-  }
   if (c.challenge.length) {
-    const offline = c.challenge.filter((t) => !deps.registry.require(t.type).outOfBand);
-    const oob = c.challenge.filter((t) => deps.registry.require(t.type).outOfBand);
+    // failcounter_clear_timeout: the PIN of a stale-locked challenge token clears its lock (eduMFA: also on a trigger).
+    const challengeable: TokenRecord[] = [];
+    for (const t of c.challenge) {
+      if (!isLocked(t)) challengeable.push(t);
+      else if (clearBefore !== null && await deps.store.tokens.clearStaleLock(t.id, clearBefore, now)) challengeable.push({ ...t, failCount: 0, lockedAt: null });
+    }
+    if (challengeable.length) await req.beforeChallenge?.();
+    const offline = challengeable.filter((t) => !deps.registry.require(t.type).outOfBand);
+    const waiting = challengeable.filter((t) => deps.registry.require(t.type).outOfBand);
     // Wait mode only when no other token type answers with a challenge: those are never delayed.
-    const waiting = oob.filter((t) => !isLocked(t));
     if (waiting.length && !offline.length) {
       const plan = await startWait(deps, waiting, rp, user);
       if (plan) return plan;
-    }
-    const challengeable = c.challenge.filter((t) => !isLocked(t));
-    if (!challengeable.length && !c.pinMatched.length) {
-      const t = single(c.challenge);
-      return { kind: 'reject', message: 'Failcounter exceeded', serial: t?.serial, type: t?.type, serials: serialsOf(c.challenge), ...base() };
     }
     if (challengeable.length) {
       const challenges = await createChallenges(deps, challengeable, rp, { exception: req.exception });
@@ -169,6 +187,7 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
     const t = single(c.pinMatched);
     return { kind: 'reject', message: 'wrong otp value', serial: t?.serial, type: t?.type, otpLen: t?.otpLen, serials: serialsOf(c.pinMatched), ...base() };
   }
+  if (usable.every(isLocked)) return lockedAnswer(); // only (stale-)locked tokens, none answered: as if not looked at
   await bumpFailCounters(deps, c.invalid.length ? c.invalid : usable);
   return { kind: 'reject', message: 'wrong otp pin', serials: serialsOf(usable), ...base() };
 }

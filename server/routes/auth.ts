@@ -8,6 +8,7 @@ import type { Who } from '../../policies/types.ts';
 import { okEnvelope } from '../envelope.ts';
 import { requestPolicies } from '../auth/context.ts';
 import { clientGoneSignal } from '../respond.ts';
+import { adminKeyOf, throttleAddress } from '../auth/throttle.ts';
 
 export function authRouter(deps: Deps): Router<AppState> {
   const router = new Router<AppState>();
@@ -17,19 +18,29 @@ export function authRouter(deps: Deps): Router<AppState> {
     const { params } = ctx.state;
     const username = params.requireNonEmpty('username');
     const password = params.require('password');
-    // ERROR until the password was checked: a refused (503) or dropped check is no REJECT.
+    // ERROR until the password was checked: a refused (429, 503) or dropped check is no REJECT.
     ctx.state.audit = { action: 'POST /auth', success: false, outcome: 'ERROR', admin: username };
-    const admin = await deps.store.admins.byName(username);
-    // The PIN queue's job: fair per admin, dropped unhashed when the client went away. Unknown names share one key,
-    // or a flood of made-up names would take a turn each and starve everyone else.
-    const job = { key: admin ? `admin:${admin.username}` : 'admin:?', signal: clientGoneSignal(ctx.res) };
-    // Made on first need, without this client's signal (it is shared); a refused attempt is not kept.
-    const dummy = () => (dummyHash ??= deps.pins.hash('pushgate-dummy-password', { key: job.key }).catch((err: unknown) => { dummyHash = null; throw err; }));
-    const ok = await deps.pins.verify(admin?.passwordHash ?? await dummy(), password, job);
+    // Back-off before any hashing (429 when this admin name or this address is over budget).
+    const attempt = await deps.throttle.begin({ user: adminKeyOf(username), address: throttleAddress(deps.config, ctx.state.peer, ctx.state.client, 'auth') });
+    let ok = false;
+    let admin: Awaited<ReturnType<typeof deps.store.admins.byName>>;
+    try {
+      admin = await deps.store.admins.byName(username);
+      // The PIN queue's job: fair per admin, dropped unhashed when the client went away. Unknown names share one key,
+      // or a flood of made-up names would take a turn each and starve everyone else.
+      const job = { key: admin ? `admin:${admin.username}` : 'admin:?', signal: clientGoneSignal(ctx.res) };
+      // Made on first need, without this client's signal (it is shared); a refused attempt is not kept.
+      const dummy = () => (dummyHash ??= deps.pins.hash('pushgate-dummy-password', { key: job.key }).catch((err: unknown) => { dummyHash = null; throw err; }));
+      ok = await deps.pins.verify(admin?.passwordHash ?? await dummy(), password, job);
+    } catch (err) {
+      await deps.throttle.release(attempt); // not a wrong password
+      throw err;
+    }
     if (!admin || !ok) {
       ctx.state.audit.outcome = 'REJECT';
-      throw new AuthError('Authentication failure. Wrong credentials', 4031);
+      throw new AuthError('Authentication failure. Wrong credentials', 4031); // the attempt stays counted
     }
+    await deps.throttle.succeeded(attempt);
     const iat = Math.floor(deps.clock.now() / 1000);
     const token = await signJwt({ sub: admin.username, role: 'admin', iat, exp: iat + deps.config.admin.jwtTtlSeconds }, deps.jwtKey);
     ctx.body = okEnvelope(deps.clock.now(), { token, role: 'admin', username: admin.username, realm: '', rights: ['triggerchallenge', 'enroll', 'tokenlist', 'delete', 'enable', 'disable', 'reset', 'setpin'] });

@@ -7,7 +7,7 @@ import type { ServerResponse } from 'node:http';
 import Router, { type RouterContext } from '@koa/router';
 import type { Deps } from '../deps.ts';
 import type { AppState } from '../app.ts';
-import { MfaError, ParameterError, missingParameter } from '../errors.ts';
+import { MfaError, ParameterError, TooManyRequestsError, missingParameter } from '../errors.ts';
 import { checkLength, identifierParam, type Params } from '../params.ts';
 import { COLUMN_LIMITS } from '../store/limits.ts';
 import { decideCheck } from '../auth/check.ts';
@@ -20,6 +20,7 @@ import { challengeDetail, okEnvelope, outcomeEnvelope } from '../envelope.ts';
 import { requireAdmin, requireApiKey } from './auth.ts';
 import { requestPolicies } from '../auth/context.ts';
 import { AUTHENTICATION, type Outcome } from '../auth/outcome.ts';
+import { throttleAddress, userKeyOf, type Attempt } from '../auth/throttle.ts';
 
 /** A transaction id as /validate/check accepts it: as wide as its column. */
 const TRANSACTION_ID = new RegExp(`^[0-9A-Za-z_-]{1,${COLUMN_LIMITS.challenges.transaction_id}}$`);
@@ -90,14 +91,33 @@ export function validateRouter(deps: Deps): Router<AppState> {
       const pass = params.require('pass');
       if (call.transactionId !== undefined && !TRANSACTION_ID.test(call.transactionId)) throw new ParameterError('Invalid transaction_id.');
       const exception = ['1', 'true', 'True', 'TRUE'].includes(params.get('exception') ?? '');
-      const decided = await decideCheck(deps, { ...call.subject, pass, transactionId: call.transactionId, client: call.client, exception, signal: clientGoneSignal(ctx.res) });
+      // Back-off: a PIN/password attempt is counted before any PIN is hashed (429 when the user or the address is
+      // over budget). An answer to a challenge (transaction_id) checks no PIN — a wrong OTP there counts on the
+      // token's fail counter — and a phone-approved login polls with it: those are not counted here.
+      const userKey = userKeyOf(deps.realms, call.subject);
+      const attempt = call.transactionId === undefined
+        ? await deps.throttle.begin({ user: userKey, address: throttleAddress(deps.config, ctx.state.peer, call.client, 'validate') })
+        : null;
+      let decided: Awaited<ReturnType<typeof decideCheck>>;
+      try {
+        decided = await decideCheck(deps, { ...call.subject, pass, transactionId: call.transactionId, client: call.client, exception, signal: clientGoneSignal(ctx.res), beforeChallenge: () => deps.throttle.challenge(userKey) });
+      } catch (err) {
+        if (attempt) await deps.throttle.release(attempt); // an error is no failed attempt
+        throw err;
+      }
+      // A success (also a finalized challenge) starts the user's count again; a challenge or a wait gives the points back.
+      const held = attempt ?? { keys: { user: userKey, address: null }, userHeld: false, addressHeld: false };
+      if (decided.kind === 'accept') await deps.throttle.succeeded(held);
+      else if (decided.kind !== 'reject') await deps.throttle.release(held);
       if (decided.kind === 'wait') {
-        answerAfterWait(ctx, call, decided, render, failed);
+        answerAfterWait(ctx, call, decided, render, failed, held);
         return;
       }
       settled = settle(call, decided, render);
     } catch (err) {
-      if (!failed) throw err; // the app renders the error envelope and the audit row
+      // The app renders the error envelope and the audit row. A back-off refusal stays a 429 with Retry-After on
+      // radiuscheck too (its other errors are a bare 400).
+      if (!failed || err instanceof TooManyRequestsError) throw err;
       settled = settleError(call, err, failed);
     }
     ctx.body = settled.reply.body; // the body first: Koa turns an explicit null into 204 when the status came first
@@ -105,9 +125,10 @@ export function validateRouter(deps: Deps): Router<AppState> {
     ctx.state.audit = settled.audit;
   };
 
-  const answerAfterWait = (ctx: RouterContext<AppState>, call: CheckCall, plan: WaitPlan, render: Render, failed: Failed | undefined): void => {
+  const answerAfterWait = (ctx: RouterContext<AppState>, call: CheckCall, plan: WaitPlan, render: Render, failed: Failed | undefined, attempt: Attempt): void => {
     const res = leaveKoa(ctx);
     finishWait(deps, plan, goneWatcher(res), (err, outcome) => {
+      if (outcome?.kind === 'accept') void deps.throttle.succeeded(attempt); // an approved push resets the user's count
       let settled: { reply: Reply; audit: AuditDraft };
       try {
         settled = outcome ? settle(call, outcome, render) : settleError(call, err, failed);
@@ -170,6 +191,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
     const admin = await requireAdmin(deps, ctx, 'triggerchallenge');
     ctx.state.admin = admin;
     const subject = readSubject(params);
+    await deps.throttle.challenge(userKeyOf(deps.realms, subject)); // limits.challenges_per_user
     const result = await triggerChallenges(deps, { ...subject, client: ctx.state.client });
     const detail = result.challenges.length
       ? challengeDetail(result.challenges, result.preferredClientMode)

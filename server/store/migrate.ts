@@ -2,12 +2,14 @@
 import type { Knex } from 'knex';
 import * as m001 from './migrations/001_initial.ts';
 import * as m002 from './migrations/002_exact_identifiers.ts';
+import * as m003 from './migrations/003_backoff.ts';
 import * as m004 from './migrations/004_audit_node.ts';
 
 interface Migration { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> }
 const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['001_initial', m001],
   ['002_exact_identifiers', m002],
+  ['003_backoff', m003],
   ['004_audit_node', m004],
 ];
 

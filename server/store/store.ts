@@ -8,6 +8,8 @@ import { createTokensRepo, type TokensRepo } from './tokens_repo.ts';
 import { createChallengesRepo, type ChallengesRepo } from './challenges_repo.ts';
 import { createAdminsRepo, type AdminsRepo } from './admins_repo.ts';
 import { createAuditRepo, type AuditRepo } from './audit_repo.ts';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import { databaseLimiter, type LimiterOptions } from './rate_limits.ts';
 
 export interface Store {
   readonly dialect: Dialect;
@@ -16,6 +18,8 @@ export interface Store {
   readonly admins: AdminsRepo;
   readonly audit: AuditRepo;
   migrate(): Promise<string[]>;
+  /** A rate-limiter-flexible limiter on this database (PostgreSQL / MariaDB only; table rate_limits). */
+  rateLimiter(opts: LimiterOptions): RateLimiterAbstract;
   /** A trivial round trip (health check). */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -37,6 +41,7 @@ export function createStore(url: string, box: SecretBox, opts: StoreOptions = {}
     admins: createAdminsRepo(knex),
     audit: createAuditRepo(knex, opts.node ?? null),
     migrate: () => migrateLatest(knex),
+    rateLimiter: (opts) => databaseLimiter(knex, dialectOf(url), url, opts),
     ping: async () => { try { await knex.raw('select 1'); } catch (err) { throw new DatabaseError(err); } },
     close: () => knex.destroy(),
     knex,

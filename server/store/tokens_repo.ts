@@ -34,10 +34,16 @@ export interface TokensRepo {
   /**
    * A successful authentication: stores `counter + 1` only if the stored counter is still <= `counter` and the
    * token is not locked; resets the fail counter. False means another request used this OTP first (or the token locked).
+   * With `clearBefore` (failcounter_clear_timeout), a token locked before that time counts as not locked.
    */
-  recordSuccess(id: number, counter: number | null, now: number): Promise<boolean>;
-  /** +1 on each token's fail counter (never past max_fail). Returns the new counts by id. */
+  recordSuccess(id: number, counter: number | null, now: number, clearBefore?: number | null): Promise<boolean>;
+  /**
+   * +1 on each token's fail counter (never past max_fail); the increment that reaches max_fail records `locked_at`.
+   * Returns the new counts by id.
+   */
   incrementFailCount(ids: readonly number[], now: number): Promise<Map<number, number>>;
+  /** failcounter_clear_timeout: resets the fail counter of a token that is locked since before `clearBefore`. */
+  clearStaleLock(id: number, clearBefore: number, now: number): Promise<boolean>;
   resetFailCount(serial: string, now: number): Promise<boolean>;
   /** Deletes half-enrolled tokens whose enrollment TTL ran out before `before`; at most `limit`. */
   deleteExpiredRollouts(before: number, limit: number): Promise<number>;
@@ -62,6 +68,7 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
     secrets: Object.freeze(r.secrets_enc ? json<Record<string, string>>(box.decrypt(String(r.secrets_enc)), {}) : {}),
     createdAt: num(r.created_at),
     lastAuthAt: numOrNull(r.last_auth_at),
+    lockedAt: numOrNull(r.locked_at),
   });
 
   const patchRow = (p: TokenPatch, now: number): Record<string, unknown> => {
@@ -119,23 +126,35 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
         .update(patchRow(patch, now));
       return rowCount(n) > 0;
     },
-    async recordSuccess(id, counter, now) {
-      const q = knex('tokens').where('id', id).andWhereRaw('fail_count < max_fail');
-      const row: Record<string, unknown> = { fail_count: 0, last_auth_at: now, updated_at: now };
+    async recordSuccess(id, counter, now, clearBefore = null) {
+      const q = knex('tokens').where('id', id);
+      if (clearBefore === null) q.andWhereRaw('fail_count < max_fail');
+      else q.andWhere((w) => w.whereRaw('fail_count < max_fail').orWhere('locked_at', '<', clearBefore));
+      const row: Record<string, unknown> = { fail_count: 0, locked_at: null, last_auth_at: now, updated_at: now };
       if (counter !== null) { q.andWhere('counter', '<=', counter); row.counter = counter + 1; }
       return rowCount(await q.update(row)) > 0;
     },
     async incrementFailCount(ids, now) {
       const out = new Map<number, number>();
       if (!ids.length) return out;
+      // locked_at is assigned before fail_count: MariaDB/MySQL evaluate single-table SET clauses left to right with
+      // the new values, SQLite and PostgreSQL with the old ones — in this order all three read the old fail_count.
       await knex('tokens').whereIn('id', [...ids]).andWhereRaw('fail_count < max_fail')
-        .update({ fail_count: knex.raw('fail_count + 1'), updated_at: now });
+        .update({
+          locked_at: knex.raw('case when fail_count + 1 >= max_fail then ? else locked_at end', [now]),
+          fail_count: knex.raw('fail_count + 1'), updated_at: now,
+        });
       const rows = await knex('tokens').whereIn('id', [...ids]).select('id', 'fail_count');
       for (const r of rows) out.set(num(r.id), num(r.fail_count));
       return out;
     },
+    async clearStaleLock(id, clearBefore, now) {
+      const n = await knex('tokens').where('id', id).andWhereRaw('fail_count >= max_fail').andWhere('locked_at', '<', clearBefore)
+        .update({ fail_count: 0, locked_at: null, updated_at: now });
+      return rowCount(n) > 0;
+    },
     async resetFailCount(serial, now) {
-      return rowCount(await knex('tokens').where({ serial }).update({ fail_count: 0, updated_at: now })) > 0;
+      return rowCount(await knex('tokens').where({ serial }).update({ fail_count: 0, locked_at: null, updated_at: now })) > 0;
     },
     async deleteExpiredRollouts(before, limit) {
       const ids = (await knex('tokens').whereNotNull('rollout_expires_at').andWhere('rollout_expires_at', '<=', before)

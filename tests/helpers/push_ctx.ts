@@ -73,7 +73,7 @@ export function tokenRecord(over: Partial<TokenRecord> = {}): TokenRecord {
   return {
     id: 1, serial: 'EDUP0001', type: 'edupush', username: 'alice', realm: 'default', active: true, rolloutState: 'enrolled',
     pinHash: null, otpLen: 6, counter: 0, failCount: 0, maxFail: 10, description: '', info: {}, secrets: {},
-    createdAt: 0, lastAuthAt: null, ...over,
+    createdAt: 0, lastAuthAt: null, lockedAt: null, ...over,
   };
 }
 

@@ -52,6 +52,11 @@ export interface WorldOptions {
   push?: PushServicesOptions;
 }
 
+function limitsPrefix(url: string): string {
+  const seed = url === 'sqlite::memory:' ? crypto.randomBytes(8).toString('hex') : url;
+  return `pgtest_${crypto.createHash('sha256').update(seed).digest('hex').slice(0, 16)}`;
+}
+
 export async function createWorld(opts: WorldOptions = {}): Promise<TestWorld> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pushgate-test-'));
   for (const [name, content] of Object.entries(opts.files ?? {})) fs.writeFileSync(path.join(tmp, name), content);
@@ -64,6 +69,8 @@ export async function createWorld(opts: WorldOptions = {}): Promise<TestWorld> {
     pin: { memory_kib: 1024, time_cost: 1, parallelism: 1, max_queue: 1000, max_queue_per_key: 1000 },
     server: { public_url: 'https://mfa.example.org' },
     ...(opts.config ?? {}),
+    // Back-off counters in a shared store (Redis) are this world's own; worlds on one database (two nodes) share them.
+    limits: { key_prefix: limitsPrefix(db.url), ...((opts.config?.limits as Record<string, unknown> | undefined) ?? {}) },
   };
   const config: Config = parseConfig(doc, tmp);
   const clock = new FakeClock();

@@ -8,6 +8,9 @@ import test from 'ava';
 import { KEY_HEX, RFC, asAdmin, barrier, check, enroll, enrollHotp, policy, tokenOf, totpAt, world } from '../helpers/kit.ts';
 import type { Reply } from '../helpers/test_app.ts';
 
+/** These races send many attempts for one user at once: the per-user back-off (tested in backoff.test.ts) is off. */
+const NO_BACKOFF = { failed_per_user: 0 };
+
 /** The replies that are neither ACCEPT nor REJECT, for an assertion message (what went wrong, if anything). */
 function others(replies: readonly Reply[]): string {
   return JSON.stringify(replies.filter((r) => r.status !== 200 || !['ACCEPT', 'REJECT'].includes(r.body?.result?.authentication)).map((r) => `${r.status} ${r.text}`));
@@ -27,7 +30,7 @@ function tally(replies: readonly Reply[]): { accept: number; reject: number; oth
 const parallel = <T>(n: number, fn: (i: number) => Promise<T>): Promise<T[]> => Promise.all(Array.from({ length: n }, (_, i) => fn(i)));
 
 test('40 parallel /validate/check with one HOTP value → exactly one ACCEPT', async (t) => {
-  const w = await world(t, { config: { tokens: { max_fail: 1000 } } });
+  const w = await world(t, { config: { tokens: { max_fail: 1000 }, limits: NO_BACKOFF } });
   await enrollHotp(w);
   const arrived = barrier(w.deps.store.tokens, 'list', 40);
   const replies = await parallel(40, () => check(w, { user: 'alice', pass: '1234' + RFC[0] }));
@@ -39,7 +42,7 @@ test('40 parallel /validate/check with one HOTP value → exactly one ACCEPT', a
 });
 
 test('40 parallel submissions of one HOTP value in every encoding (GET, form, multipart, JSON) → one ACCEPT', async (t) => {
-  const w = await world(t, { config: { tokens: { max_fail: 1000 } } });
+  const w = await world(t, { config: { tokens: { max_fail: 1000 }, limits: NO_BACKOFF } });
   await enrollHotp(w);
   const pass = '1234' + RFC[0];
   barrier(w.deps.store.tokens, 'list', 30); // the serial-only requests read with bySerial
@@ -54,7 +57,7 @@ test('40 parallel submissions of one HOTP value in every encoding (GET, form, mu
 });
 
 test('32 parallel /validate/check with one TOTP value → exactly one ACCEPT', async (t) => {
-  const w = await world(t, { config: { tokens: { max_fail: 1000 } } });
+  const w = await world(t, { config: { tokens: { max_fail: 1000 }, limits: NO_BACKOFF } });
   await enroll(w, { type: 'totp', otpkey: KEY_HEX, user: 'alice', pin: '1234', serial: 'TOTP0001' });
   barrier(w.deps.store.tokens, 'list', 32);
   const replies = await parallel(32, () => check(w, { user: 'alice', pass: '1234' + totpAt(w.clock.now()) }));
@@ -62,7 +65,7 @@ test('32 parallel /validate/check with one TOTP value → exactly one ACCEPT', a
 });
 
 test('20 parallel wrong OTPs → the fail counter is exactly 20', async (t) => {
-  const w = await world(t, { config: { tokens: { max_fail: 100 } } });
+  const w = await world(t, { config: { tokens: { max_fail: 100 }, limits: NO_BACKOFF } });
   await enrollHotp(w);
   const arrived = barrier(w.deps.store.tokens, 'incrementFailCount', 20, 'before');
   const replies = await parallel(20, (i) => check(w, { user: 'alice', pass: `1234${String(100000 + i)}` }));
@@ -75,7 +78,8 @@ test('20 parallel wrong OTPs → the fail counter is exactly 20', async (t) => {
 });
 
 test('30 parallel wrong OTPs against max_fail 10 → locked at exactly 10, lock event emitted', async (t) => {
-  const w = await world(t, { config: { tokens: { max_fail: 10 }, pin: { memory_kib: 1024, time_cost: 1, parallelism: 1, max_concurrent: 8, max_queue: 1000, max_queue_per_key: 1000 } } });
+  // The per-user back-off would refuse 20 of the 30 before the PIN check; this test is about the fail counter's race.
+  const w = await world(t, { config: { tokens: { max_fail: 10 }, limits: NO_BACKOFF, pin: { memory_kib: 1024, time_cost: 1, parallelism: 1, max_concurrent: 8, max_queue: 1000, max_queue_per_key: 1000 } } });
   await enrollHotp(w);
   barrier(w.deps.store.tokens, 'incrementFailCount', 30, 'before');
   await parallel(30, (i) => check(w, { user: 'alice', pass: `1234${String(200000 + i)}` }));
@@ -83,11 +87,11 @@ test('30 parallel wrong OTPs against max_fail 10 → locked at exactly 10, lock 
   // At least one lock event. Not "exactly one": the increment and the read-back are two statements, so two racing
   // requests can both read the final count (a duplicate log line, not a security issue).
   t.true(w.seen.some((e) => e.name === 'token.locked'));
-  t.like((await check(w, { user: 'alice', pass: '1234' + RFC[0] })).body, { detail: { message: 'matching 1 tokens, Failcounter exceeded' } });
+  t.like((await check(w, { user: 'alice', pass: '1234' + RFC[0] })).body, { detail: { message: 'Failcounter exceeded' } });
 });
 
 test('30 parallel finalizes of one challenge (transaction_id + OTP) → exactly one ACCEPT', async (t) => {
-  const w = await world(t, { config: { tokens: { max_fail: 1000 }, policies: [policy('cr', 'authentication', { challenge_response: ['hotp'] })] } });
+  const w = await world(t, { config: { tokens: { max_fail: 1000 }, limits: NO_BACKOFF, policies: [policy('cr', 'authentication', { challenge_response: ['hotp'] })] } });
   await enrollHotp(w);
   const tid = (await check(w, { user: 'alice', pass: '1234' })).body.detail.transaction_id as string;
   const arrived = barrier(w.deps.store.challenges, 'byTransaction', 30);
@@ -100,7 +104,7 @@ test('30 parallel finalizes of one challenge (transaction_id + OTP) → exactly 
 });
 
 test('30 parallel finalizes of a triggered challenge over two tokens → exactly one ACCEPT', async (t) => {
-  const w = await world(t, { config: { tokens: { max_fail: 1000 } } });
+  const w = await world(t, { config: { tokens: { max_fail: 1000 }, limits: NO_BACKOFF } });
   await enrollHotp(w);
   await enroll(w, { type: 'hotp', genkey: 1, user: 'alice', pin: '1234', serial: 'OATH0002' });
   const h = await asAdmin(w);
@@ -113,7 +117,7 @@ test('30 parallel finalizes of a triggered challenge over two tokens → exactly
 });
 
 test('one OTP raced through both paths (PIN+OTP and challenge answer) → exactly one ACCEPT', async (t) => {
-  const w = await world(t, { config: { tokens: { max_fail: 1000 }, policies: [policy('cr', 'authentication', { challenge_response: ['hotp'] })] } });
+  const w = await world(t, { config: { tokens: { max_fail: 1000 }, limits: NO_BACKOFF, policies: [policy('cr', 'authentication', { challenge_response: ['hotp'] })] } });
   await enrollHotp(w);
   const tid = (await check(w, { user: 'alice', pass: '1234' })).body.detail.transaction_id as string;
   barrier(w.deps.store.tokens, 'list', 32);

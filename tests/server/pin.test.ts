@@ -67,8 +67,8 @@ test('PIN hashing concurrency is bounded by pin.max_concurrent', async (t) => {
 });
 
 test('healthz answers while a burst of 20 PIN checks is queued behind a busy hasher', async (t) => {
-  // One user's burst of 20 fits the queue (by default one user may only hold a few places in it).
-  const w = await world(t, { config: { tokens: { max_fail: 100 }, pin: { memory_kib: 1024, time_cost: 1, parallelism: 1, max_queue: 20, max_queue_per_key: 20 } } });
+  // One user's burst of 20 fits the queue (by default one user may only hold a few places in it) and the back-off.
+  const w = await world(t, { config: { tokens: { max_fail: 100 }, limits: { failed_per_user: 0 }, pin: { memory_kib: 1024, time_cost: 1, parallelism: 1, max_queue: 20, max_queue_per_key: 20 } } });
   await enrollHotp(w);
   const limiter = w.deps.pins.limiter;
   // Occupy every hashing slot until we say so.
@@ -93,7 +93,7 @@ test('healthz answers while a burst of 20 PIN checks is queued behind a busy has
 });
 
 test('healthz completes before a burst of 20 real OWASP-cost PIN checks does (order, not time)', async (t) => {
-  const w = await world(t, { config: { pin: { memory_kib: 19456, time_cost: 2, parallelism: 1, max_concurrent: 1, max_queue: 20, max_queue_per_key: 20 }, tokens: { max_fail: 100 } } });
+  const w = await world(t, { config: { pin: { memory_kib: 19456, time_cost: 2, parallelism: 1, max_concurrent: 1, max_queue: 20, max_queue_per_key: 20 }, tokens: { max_fail: 100 }, limits: { failed_per_user: 0 } } });
   await enrollHotp(w);
   const checks = Array.from({ length: 20 }, (_, i) => track(check(w, { user: 'alice', pass: `1234${100000 + i}` })));
   await until(() => w.deps.pins.limiter.waiting > 0);

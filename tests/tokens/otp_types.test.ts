@@ -35,7 +35,7 @@ function record(type: string, fields: TokenFields, over: Partial<TokenRecord> = 
   return {
     id: 1, serial: 'OATH0001', type, username: 'alice', realm: 'example', active: fields.active,
     rolloutState: fields.rolloutState, pinHash: null, otpLen: fields.otpLen, counter: fields.counter, failCount: 0,
-    maxFail: 10, description: '', info: fields.info, secrets: fields.secrets, createdAt: 0, lastAuthAt: null, ...over,
+    maxFail: 10, description: '', info: fields.info, secrets: fields.secrets, createdAt: 0, lastAuthAt: null, lockedAt: null, ...over,
   };
 }
 

@@ -19,6 +19,9 @@ import { TEST_DB } from '../../helpers/databases.ts';
 import type { Reply, TestWorld } from '../../helpers/test_app.ts';
 import type { FakePhone, SmartphoneData } from '../../helpers/fake_phone.ts';
 
+/** These races send many attempts for one user at once: the per-user back-off (tested in backoff.test.ts) is off. */
+const NO_BACKOFF = { failed_per_user: 0 };
+
 const on = ` [${TEST_DB}]`;
 const parallel = <T>(n: number, fn: (i: number) => Promise<T>): Promise<T[]> => Promise.all(Array.from({ length: n }, (_, i) => fn(i)));
 
@@ -34,7 +37,7 @@ function tally(replies: readonly Reply[]): { accept: number; reject: number; oth
 }
 
 test(`50 parallel submissions of one OTP value → exactly one ACCEPT${on}`, async (t) => {
-  const w = await world(t, { config: { tokens: { max_fail: 1000 } } });
+  const w = await world(t, { config: { tokens: { max_fail: 1000 }, limits: NO_BACKOFF } });
   await enrollHotp(w);
   // Every request reads the token (counter 0) before any writes, and all 50 single-use updates start together.
   const read = barrier(w.deps.store.tokens, 'list', 50);
@@ -152,7 +155,7 @@ test(`10 parallel enrollment step 2 for one serial → one winner, the others 40
 });
 
 test(`40 parallel wrong OTPs (max_fail 1000) → the fail counter counts every one${on}`, async (t) => {
-  const w = await world(t, { config: { tokens: { max_fail: 1000 } } });
+  const w = await world(t, { config: { tokens: { max_fail: 1000 }, limits: NO_BACKOFF } });
   await enrollHotp(w);
   const read = barrier(w.deps.store.tokens, 'list', 40); // all read fail_count 0
   const bumped = barrier(w.deps.store.tokens, 'incrementFailCount', 40, 'before'); // all increments hit the database together
