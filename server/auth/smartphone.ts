@@ -13,7 +13,9 @@ import type { TokenContext, TokenRecord } from '../../tokens/types.ts';
 import {
   checkEnrollmentCredential, completeEnrollment, EnrollmentExpiredError, type CompleteEnrollmentResult,
 } from '../../tokens/push/enrollment.ts';
-import { buildSmartphoneData, ENROLLMENT_SESSION, pollingAllowed, smartphoneTexts, tokenServerKey, type SmartphoneData } from '../../tokens/push/challenge.ts';
+import {
+  buildSmartphoneDataAsync, ENROLLMENT_SESSION, pollingAllowed, presignedSmartphoneData, smartphoneTexts, tokenServerKey, type SmartphoneData,
+} from '../../tokens/push/challenge.ts';
 import { parsePhoneKey, PhoneKeyError, type ServerKeyPair } from '../../tokens/push/signatures.ts';
 import {
   answerSignedText, checkPhoneSignature, checkTimestamp, classifySmartphoneRequest, FIREBASE_UPDATE_WINDOW_MS,
@@ -89,7 +91,10 @@ async function settleEnrollmentChallenges(deps: Deps, token: TokenRecord, now: n
   }
 }
 
-/** Answer or decline: signature over `nonce|serial[|decline]`, then one conditional update per matching challenge. */
+/**
+ * Answer or decline: signature over `nonce|serial[|decline]`, then one conditional update per matching challenge.
+ * Refusals (wrong key or signature, unknown or withdrawn nonce, disabled token) are all `value: false`.
+ */
 export async function answerChallenge(deps: Deps, v: PushVariant, req: Req<'answerChallenge'>): Promise<SmartphoneResult> {
   const refuse = (): SmartphoneResult => ({ kind: 'answerChallenge', serial: req.serial, value: false, transactionIds: [] });
   const token = await deps.store.tokens.bySerial(req.serial);
@@ -101,6 +106,8 @@ export async function answerChallenge(deps: Deps, v: PushVariant, req: Req<'answ
     : 'invalid';
   if (check === 'malformed') throw new SignatureError();
   if (check !== 'valid' || req.nonce === '') return refuse();
+  // A disabled token answers nothing (its challenges were withdrawn with it; the store's answer also requires it active).
+  if (!token.active) return refuse();
   const rows = await deps.store.challenges.bySerialNonce(req.serial, req.nonce);
   const decision = req.decline ? 'declined' : 'accepted';
   const now = deps.clock.now();
@@ -116,7 +123,12 @@ export async function answerChallenge(deps: Deps, v: PushVariant, req: Req<'answ
   return { kind: 'answerChallenge', serial: req.serial, value: won.length > 0 || repeated, transactionIds: won };
 }
 
-/** The phone's poll: freshly signed smartphone data for every open challenge of the token. */
+/**
+ * The phone's poll: the newest `push.poll_max_challenges` open challenges of the token (newest first), each with the
+ * smartphone data signed when the challenge was created. A row without it (made before presigning) is signed now on
+ * libuv's thread pool with the poll's texts (policies without the user, as eduMFA's poll) — never on the event loop.
+ * A disabled token's phone gets an empty list (its challenges were withdrawn when it was disabled).
+ */
 export async function poll(deps: Deps, v: PushVariant, req: Req<'poll'>, ctx: TokenContext): Promise<SmartphoneResult> {
   const now = deps.clock.now();
   checkTimestamp(req.timestamp, now, POLL_WINDOW_MS);
@@ -127,8 +139,10 @@ export async function poll(deps: Deps, v: PushVariant, req: Req<'poll'>, ctx: To
   const texts = smartphoneTexts(v, token, ctx);
   const key = tokenServerKey(token);
   if (!texts || !key) throw new SignatureError();
-  const open = (await deps.store.challenges.openForSerial(token.serial, now)).filter((r) => r.session !== ENROLLMENT_SESSION);
-  return { kind: 'poll', serial: token.serial, value: open.map((r) => buildSmartphoneData(r.nonce, token.serial, texts, key)) };
+  if (!token.active) return { kind: 'poll', serial: token.serial, value: [] };
+  const open = await deps.store.challenges.newestOpen(token.serial, now, deps.config.push.pollMaxChallenges, ENROLLMENT_SESSION);
+  const value = await Promise.all(open.map((r) => presignedSmartphoneData(r) ?? buildSmartphoneDataAsync(r.nonce, token.serial, texts, key)));
+  return { kind: 'poll', serial: token.serial, value };
 }
 
 /** New FCM registration token, signed `new_fb_token|serial|timestamp` within ±5 minutes. */

@@ -42,11 +42,11 @@ test('nonce: 20 random bytes as 32 base32 characters', (t) => {
   t.is(seen.size, 20);
 });
 
-test('createChallenge: default text or challenge_text; hideResponseInput', (t) => {
-  const spec = edupush.createChallenge!(tokenRecord(), policyCtx());
+test('createChallenge: default text or challenge_text; hideResponseInput', async (t) => {
+  const spec = await edupush.createChallenge!(tokenRecord(), policyCtx());
   t.is(spec.message, 'Please confirm the authentication on your mobile device!');
   t.deepEqual(spec.attributes, { hideResponseInput: true });
-  const custom = edupush.createChallenge!(tokenRecord(), policyCtx([{ scope: 'authentication', actions: { challenge_text: 'Check your phone' } }]));
+  const custom = await edupush.createChallenge!(tokenRecord(), policyCtx([{ scope: 'authentication', actions: { challenge_text: 'Check your phone' } }]));
   t.is(custom.message, 'Check your phone');
 });
 
