@@ -15,6 +15,7 @@ import {
 } from '../../tokens/push/enrollment.ts';
 import {
   buildSmartphoneDataAsync, ENROLLMENT_SESSION, pollingAllowed, presignedSmartphoneData, smartphoneTexts, tokenServerKey, type SmartphoneData,
+  type SmartphoneTexts,
 } from '../../tokens/push/challenge.ts';
 import { parsePhoneKey, PhoneKeyError, type ServerKeyPair } from '../../tokens/push/signatures.ts';
 import {
@@ -93,7 +94,8 @@ async function settleEnrollmentChallenges(deps: Deps, token: TokenRecord, now: n
 
 /**
  * Answer or decline: signature over `nonce|serial[|decline]`, then one conditional update per matching challenge.
- * Refusals (wrong key or signature, unknown or withdrawn nonce, disabled token) are all `value: false`.
+ * Refusals (wrong key or signature, unknown or withdrawn nonce, disabled token) are all `value: false`: a disabled
+ * token's challenges were withdrawn with it, and the store's answer lands only while the token is active.
  */
 export async function answerChallenge(deps: Deps, v: PushVariant, req: Req<'answerChallenge'>): Promise<SmartphoneResult> {
   const refuse = (): SmartphoneResult => ({ kind: 'answerChallenge', serial: req.serial, value: false, transactionIds: [] });
@@ -106,8 +108,6 @@ export async function answerChallenge(deps: Deps, v: PushVariant, req: Req<'answ
     : 'invalid';
   if (check === 'malformed') throw new SignatureError();
   if (check !== 'valid' || req.nonce === '') return refuse();
-  // A disabled token answers nothing (its challenges were withdrawn with it; the store's answer also requires it active).
-  if (!token.active) return refuse();
   const rows = await deps.store.challenges.bySerialNonce(req.serial, req.nonce);
   const decision = req.decline ? 'declined' : 'accepted';
   const now = deps.clock.now();
@@ -125,8 +125,10 @@ export async function answerChallenge(deps: Deps, v: PushVariant, req: Req<'answ
 
 /**
  * The phone's poll: the newest `push.poll_max_challenges` open challenges of the token (newest first), each with the
- * smartphone data signed when the challenge was created. A row without it (made before presigning) is signed now on
- * libuv's thread pool with the poll's texts (policies without the user, as eduMFA's poll) — never on the event loop.
+ * smartphone data signed when the challenge was created — the texts of that login (policies matched with the user,
+ * the very bytes the FCM push carried), so a poll signs nothing and cannot hit a policy conflict that only exists
+ * without a user. A row without presigned data (made before presigning) is signed now on libuv's thread pool with
+ * the poll's texts (policies without the user, as eduMFA's poll) — never on the event loop.
  * A disabled token's phone gets an empty list (its challenges were withdrawn when it was disabled).
  */
 export async function poll(deps: Deps, v: PushVariant, req: Req<'poll'>, ctx: TokenContext): Promise<SmartphoneResult> {
@@ -136,12 +138,17 @@ export async function poll(deps: Deps, v: PushVariant, req: Req<'poll'>, ctx: To
   if (!isEnrolledPushToken(v, token)) throw new SignatureError();
   if (!pollingAllowed(v, token, ctx)) throw new PolicyError('Polling not allowed!');
   if (checkPhoneSignature(v, token, pollSignedText(req.serial, req.timestamp), req.signature) !== 'valid') throw new SignatureError();
-  const texts = smartphoneTexts(v, token, ctx);
   const key = tokenServerKey(token);
-  if (!texts || !key) throw new SignatureError();
+  if (!key) throw new SignatureError();
   if (!token.active) return { kind: 'poll', serial: token.serial, value: [] };
   const open = await deps.store.challenges.newestOpen(token.serial, now, deps.config.push.pollMaxChallenges, ENROLLMENT_SESSION);
-  const value = await Promise.all(open.map((r) => presignedSmartphoneData(r) ?? buildSmartphoneDataAsync(r.nonce, token.serial, texts, key)));
+  let texts: SmartphoneTexts | null | undefined;
+  const signNow = (nonce: string): Promise<SmartphoneData> => {
+    texts ??= smartphoneTexts(v, token, ctx);
+    if (!texts) throw new SignatureError();
+    return buildSmartphoneDataAsync(nonce, token.serial, texts, key);
+  };
+  const value = await Promise.all(open.map((r) => presignedSmartphoneData(r) ?? signNow(r.nonce)));
   return { kind: 'poll', serial: token.serial, value };
 }
 
