@@ -188,8 +188,9 @@ export function pollingAllowed(v: PushVariant, token: TokenRecord, ctx: TokenCon
 }
 
 /**
- * Delivers a stored challenge (its presigned smartphone data; a row without it is signed now). Poll only and enrollment challenges send nothing. When the channel fails (or the
- * token has no device/key), the message gets the polling hint; the challenge is withdrawn unless polling is allowed.
+ * Delivers a stored challenge: its presigned smartphone data (a row without it is signed now, off the event loop).
+ * Poll only and enrollment challenges send nothing. When the channel fails (or the token has no device/key), the
+ * message gets the polling hint; the challenge is withdrawn unless polling is allowed.
  */
 export async function deliverPushChallenge(v: PushVariant, token: TokenRecord, challenge: ChallengeRecord, ctx: TokenContext): Promise<DeliveryResult> {
   const keys = infoKeys(v);
