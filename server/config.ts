@@ -49,7 +49,8 @@ export interface Config {
   readonly admin: { readonly jwtTtlSeconds: number };
   readonly audit: { readonly retentionDays: number };
   readonly cleanup: { readonly intervalSeconds: number; readonly chunk: number };
-  readonly push: { readonly channels: readonly ChannelConfig[] };
+  /** `pollMaxChallenges`: the most open challenges one phone poll answers (newest first). */
+  readonly push: { readonly channels: readonly ChannelConfig[]; readonly pollMaxChallenges: number };
   readonly wait: { readonly maxConcurrent: number; readonly maxPerUser: number; readonly safetyRereadMs: number; readonly drainSeconds: number };
   readonly bus: { readonly redisUrl: string | null };
   /** Back-off (server/auth/throttle.ts). A count of 0 turns that limiter off. */
@@ -226,7 +227,8 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
   const cl = r.obj(top.cleanup, 'cleanup', ['interval_seconds', 'chunk']);
   const cleanup = { intervalSeconds: r.int(cl.interval_seconds, 'cleanup.interval_seconds', 300, 0), chunk: r.int(cl.chunk, 'cleanup.chunk', 500, 1) };
 
-  const pu = r.obj(top.push, 'push', ['channels']);
+  const pu = r.obj(top.push, 'push', ['channels', 'poll_max_challenges']);
+  const pollMaxChallenges = r.int(pu.poll_max_challenges, 'push.poll_max_challenges', 5, 1, 100);
   const channels: ChannelConfig[] = r.list(pu.channels, 'push.channels').map((raw, i) => {
     const p = `push.channels[${i}]`;
     const o = r.obj(raw, p, ['name', 'type', 'service_account_file', 'https_proxy', 'timeout_ms']);
@@ -280,7 +282,7 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
 
   if (r.problems.length) throw new ConfigError(r.problems);
   return {
-    server, database, secrets, realms: finalRealms, challenge, tokens, pin, admin, audit, cleanup, push: { channels }, wait, bus, limits,
+    server, database, secrets, realms: finalRealms, challenge, tokens, pin, admin, audit, cleanup, push: { channels, pollMaxChallenges }, wait, bus, limits,
     log: { level: level as Config['log']['level'] }, policies, policyFiles, baseDir,
   };
 }

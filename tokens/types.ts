@@ -140,8 +140,11 @@ export interface TokenType {
    * Returns `valid` with the counter to store for replay protection (see TokenRecord.counter).
    */
   check(token: TokenRecord, input: { readonly otp: string; readonly challenge?: ChallengeRecord }, ctx: TokenContext): Promise<Verdict>;
-  /** Builds a challenge for this token (nonce, message). Default for OTP types: random nonce, `challenge_text`. */
-  createChallenge?(token: TokenRecord, ctx: TokenContext): ChallengeSpec;
+  /**
+   * Builds a challenge for this token (nonce, message, and `data` stored with it — push: the presigned smartphone
+   * data). Default for OTP types: random nonce, `challenge_text`.
+   */
+  createChallenge?(token: TokenRecord, ctx: TokenContext): Promise<ChallengeSpec>;
   /**
    * Out-of-band types: deliver a stored challenge (push). Must not throw and must not take longer than the
    * channel's timeout; a failure is reported as `delivered: false` with a text to append to the message.

@@ -35,7 +35,7 @@ export async function createChallenges(deps: Deps, tokens: readonly TokenRecord[
   const out: ChallengeOut[] = [];
   for (const token of tokens) {
     const type = deps.registry.require(token.type);
-    const spec = type.createChallenge?.(token, ctx) ?? {
+    const spec = await type.createChallenge?.(token, ctx) ?? {
       nonce: crypto.randomBytes(16).toString('hex'),
       message: rp.action<string>('challenge_text') ?? DEFAULT_OTP_CHALLENGE_TEXT,
       attributes: {},

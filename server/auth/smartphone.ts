@@ -13,7 +13,10 @@ import type { TokenContext, TokenRecord } from '../../tokens/types.ts';
 import {
   checkEnrollmentCredential, completeEnrollment, EnrollmentExpiredError, type CompleteEnrollmentResult,
 } from '../../tokens/push/enrollment.ts';
-import { buildSmartphoneData, ENROLLMENT_SESSION, pollingAllowed, smartphoneTexts, tokenServerKey, type SmartphoneData } from '../../tokens/push/challenge.ts';
+import {
+  buildSmartphoneDataAsync, ENROLLMENT_SESSION, pollingAllowed, presignedSmartphoneData, smartphoneTexts, tokenServerKey, type SmartphoneData,
+  type SmartphoneTexts,
+} from '../../tokens/push/challenge.ts';
 import { parsePhoneKey, PhoneKeyError, type ServerKeyPair } from '../../tokens/push/signatures.ts';
 import {
   answerSignedText, checkPhoneSignature, checkTimestamp, classifySmartphoneRequest, FIREBASE_UPDATE_WINDOW_MS,
@@ -89,7 +92,11 @@ async function settleEnrollmentChallenges(deps: Deps, token: TokenRecord, now: n
   }
 }
 
-/** Answer or decline: signature over `nonce|serial[|decline]`, then one conditional update per matching challenge. */
+/**
+ * Answer or decline: signature over `nonce|serial[|decline]`, then one conditional update per matching challenge.
+ * Refusals (wrong key or signature, unknown or withdrawn nonce, disabled token) are all `value: false`: a disabled
+ * token's challenges were withdrawn with it, and the store's answer lands only while the token is active.
+ */
 export async function answerChallenge(deps: Deps, v: PushVariant, req: Req<'answerChallenge'>): Promise<SmartphoneResult> {
   const refuse = (): SmartphoneResult => ({ kind: 'answerChallenge', serial: req.serial, value: false, transactionIds: [] });
   const token = await deps.store.tokens.bySerial(req.serial);
@@ -116,7 +123,14 @@ export async function answerChallenge(deps: Deps, v: PushVariant, req: Req<'answ
   return { kind: 'answerChallenge', serial: req.serial, value: won.length > 0 || repeated, transactionIds: won };
 }
 
-/** The phone's poll: freshly signed smartphone data for every open challenge of the token. */
+/**
+ * The phone's poll: the newest `push.poll_max_challenges` open challenges of the token (newest first), each with the
+ * smartphone data signed when the challenge was created — the texts of that login (policies matched with the user,
+ * the very bytes the FCM push carried), so a poll signs nothing and cannot hit a policy conflict that only exists
+ * without a user. A row without presigned data (made before presigning) is signed now on libuv's thread pool with
+ * the poll's texts (policies without the user, as eduMFA's poll) — never on the event loop.
+ * A disabled token's phone gets an empty list (its challenges were withdrawn when it was disabled).
+ */
 export async function poll(deps: Deps, v: PushVariant, req: Req<'poll'>, ctx: TokenContext): Promise<SmartphoneResult> {
   const now = deps.clock.now();
   checkTimestamp(req.timestamp, now, POLL_WINDOW_MS);
@@ -124,11 +138,18 @@ export async function poll(deps: Deps, v: PushVariant, req: Req<'poll'>, ctx: To
   if (!isEnrolledPushToken(v, token)) throw new SignatureError();
   if (!pollingAllowed(v, token, ctx)) throw new PolicyError('Polling not allowed!');
   if (checkPhoneSignature(v, token, pollSignedText(req.serial, req.timestamp), req.signature) !== 'valid') throw new SignatureError();
-  const texts = smartphoneTexts(v, token, ctx);
   const key = tokenServerKey(token);
-  if (!texts || !key) throw new SignatureError();
-  const open = (await deps.store.challenges.openForSerial(token.serial, now)).filter((r) => r.session !== ENROLLMENT_SESSION);
-  return { kind: 'poll', serial: token.serial, value: open.map((r) => buildSmartphoneData(r.nonce, token.serial, texts, key)) };
+  if (!key) throw new SignatureError();
+  if (!token.active) return { kind: 'poll', serial: token.serial, value: [] };
+  const open = await deps.store.challenges.newestOpen(token.serial, now, deps.config.push.pollMaxChallenges, ENROLLMENT_SESSION);
+  let texts: SmartphoneTexts | null | undefined;
+  const signNow = (nonce: string): Promise<SmartphoneData> => {
+    texts ??= smartphoneTexts(v, token, ctx);
+    if (!texts) throw new SignatureError();
+    return buildSmartphoneDataAsync(nonce, token.serial, texts, key);
+  };
+  const value = await Promise.all(open.map((r) => presignedSmartphoneData(r) ?? signNow(r.nonce)));
+  return { kind: 'poll', serial: token.serial, value };
 }
 
 /** New FCM registration token, signed `new_fb_token|serial|timestamp` within ±5 minutes. */

@@ -70,8 +70,11 @@ export async function requireToken(deps: Deps, serial: string): Promise<TokenRec
   return t;
 }
 
+/** Enable, or disable and withdraw the token's challenges (its pending logins can no longer be answered or finished). */
 export async function setTokenActive(deps: Deps, serial: string, active: boolean): Promise<void> {
-  if (!await deps.store.tokens.update(serial, { active }, deps.clock.now())) throw new NotFoundError('The requested token could not be found.');
+  const now = deps.clock.now();
+  const found = active ? await deps.store.tokens.update(serial, { active }, now) : await deps.store.tokens.disable(serial, now);
+  if (!found) throw new NotFoundError('The requested token could not be found.');
 }
 
 export async function deleteToken(deps: Deps, serial: string): Promise<void> {

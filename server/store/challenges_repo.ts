@@ -16,9 +16,17 @@ export interface ChallengesRepo {
   insert(c: NewChallenge): Promise<ChallengeRecord>;
   byTransaction(transactionId: string): Promise<ChallengeRecord[]>;
   bySerialNonce(serial: string, nonce: string): Promise<ChallengeRecord[]>;
-  /** Pending, unexpired challenges of a token (the phone's poll). */
+  /** Pending, unexpired challenges of a token, oldest first. */
   openForSerial(serial: string, now: number): Promise<ChallengeRecord[]>;
-  /** pending → accepted|declined while unexpired. True if this call won. */
+  /**
+   * The phone's poll: at most `limit` pending, unexpired challenges of a token, newest first, without those of
+   * session `exceptSession` — bounded in the query itself (ORDER BY id DESC LIMIT), however many a flood created.
+   */
+  newestOpen(serial: string, now: number, limit: number, exceptSession: string): Promise<ChallengeRecord[]>;
+  /**
+   * pending → accepted|declined while unexpired AND while its token is active, in one conditional statement: an
+   * answer never lands on the challenge of a disabled token, whatever runs in between. True if this call won.
+   */
   answer(id: number, decision: 'accepted' | 'declined', now: number): Promise<boolean>;
   /**
    * Finishes a login with this challenge: deletes it if it is still `from` and unexpired, in one conditional
@@ -63,8 +71,13 @@ export function createChallengesRepo(knex: Knex): ChallengesRepo {
     async openForSerial(serial, now) {
       return (await knex('challenges').where({ serial, status: 'pending' }).andWhere('expires_at', '>', now).orderBy('id')).map(toRecord);
     },
+    async newestOpen(serial, now, limit, exceptSession) {
+      return (await knex('challenges').where({ serial, status: 'pending' }).andWhere('expires_at', '>', now)
+        .andWhereNot('session', exceptSession).orderBy('id', 'desc').limit(limit)).map(toRecord);
+    },
     async answer(id, decision, now) {
       return rowCount(await knex('challenges').where({ id, status: 'pending' }).andWhere('expires_at', '>', now)
+        .whereExists((q) => q.select(knex.raw('1')).from('tokens').whereRaw('tokens.id = challenges.token_id').andWhere('tokens.active', true))
         .update({ status: decision, answered_at: now })) > 0;
     },
     async consume(id, from, now) {

@@ -29,6 +29,11 @@ export interface TokensRepo {
   delete(serial: string): Promise<boolean>;
   /** Unconditional field update; returns whether the token exists. */
   update(serial: string, patch: TokenPatch, now: number): Promise<boolean>;
+  /**
+   * Disables a token and withdraws (deletes) every challenge it has, in one transaction: a disabled token's pending
+   * login can neither be answered, polled nor finalized — not even after it is enabled again. True if it exists.
+   */
+  disable(serial: string, now: number): Promise<boolean>;
   /** Update only while the token is in `rolloutState` (and, if given, before `notAfter`): the step-2 race guard. */
   updateIfRollout(serial: string, rolloutState: RolloutState, patch: TokenPatch, now: number): Promise<boolean>;
   /**
@@ -119,6 +124,13 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
     },
     async update(serial, patch, now) {
       return rowCount(await knex('tokens').where({ serial }).update(patchRow(patch, now))) > 0;
+    },
+    async disable(serial, now) {
+      return knex.transaction(async (trx) => {
+        const found = rowCount(await trx('tokens').where({ serial }).update(patchRow({ active: false }, now))) > 0;
+        if (found) await trx('challenges').whereIn('token_id', trx('tokens').where({ serial }).select('id')).delete();
+        return found;
+      });
     },
     async updateIfRollout(serial, rolloutState, patch, now) {
       const n = await knex('tokens').where({ serial, rollout_state: rolloutState })

@@ -8,7 +8,7 @@ import { base32Encode } from '../base32.ts';
 import type { ChallengeRecord, ChallengeSpec, DeliveryResult, TokenContext, TokenRecord } from '../types.ts';
 import { POLL_ONLY, type PushMessage } from '../../server/push/channel.ts';
 import { sslVerifyValue } from './enrollment.ts';
-import { serverPrivateKey, signText } from './signatures.ts';
+import { serverPrivateKey, signText, signTextAsync } from './signatures.ts';
 import {
   actionNames, DEFAULT_PUSH_MESSAGE, DEFAULT_PUSH_QUESTION, DEFAULT_PUSH_TITLE, infoKeys, POLLING_HINT, SECRET_KEYS,
   type PushVariant,
@@ -24,12 +24,23 @@ export function newNonce(): string {
   return base32Encode(crypto.randomBytes(20), { padding: false });
 }
 
-export function createPushChallenge(ctx: TokenContext): ChallengeSpec {
+/**
+ * A push challenge: nonce, message, and the smartphone data signed once, now, on libuv's thread pool, stored in the
+ * challenge row (`data`) — the FCM push sends it and the phone's poll returns it as stored, so a poll signs nothing.
+ * The texts are those of this login (authentication policies matched with the user, as for the FCM push in eduMFA).
+ * Nothing is signed for a token without a server key or registration URL (nothing could be sent or polled).
+ */
+export async function createPushChallenge(v: PushVariant, token: TokenRecord, ctx: TokenContext): Promise<ChallengeSpec> {
   const text = ctx.action<ActionValue>('challenge_text');
+  const nonce = newNonce();
+  const texts = smartphoneTexts(v, token, ctx);
+  const key = tokenServerKey(token);
+  const data = texts && key ? presignedFields(await buildSmartphoneDataAsync(nonce, token.serial, texts, key)) : undefined;
   return {
-    nonce: newNonce(),
+    nonce,
     message: typeof text === 'string' && text !== '' ? text : DEFAULT_PUSH_MESSAGE,
     attributes: { hideResponseInput: true },
+    ...(data ? { data } : {}),
   };
 }
 
@@ -64,15 +75,38 @@ export function buildSmartphoneData(nonce: string, serial: string, t: Smartphone
  * buildSmartphoneData with the RSA signature made on libuv's thread pool (`crypto.sign` with a callback): the same
  * bytes, but the 3–5 ms of an RSA-4096 signature neither hold the event loop nor leave the second core idle.
  */
-export function buildSmartphoneDataAsync(nonce: string, serial: string, t: SmartphoneTexts, key: KeyObject): Promise<SmartphoneData> {
-  const text = Buffer.from(smartphoneSignedText(nonce, serial, t), 'utf8');
-  return new Promise((resolve, reject) => {
-    crypto.sign('sha256', text, key, (err, sig) => (err ? reject(err) : resolve(smartphoneData(nonce, serial, t, base32Encode(sig)))));
-  });
+export async function buildSmartphoneDataAsync(nonce: string, serial: string, t: SmartphoneTexts, key: KeyObject): Promise<SmartphoneData> {
+  return smartphoneData(nonce, serial, t, await signTextAsync(key, smartphoneSignedText(nonce, serial, t)));
 }
 
+/** Field order as on the wire (eduMFA's dict order; the apps read them by name). */
 function smartphoneData(nonce: string, serial: string, t: SmartphoneTexts, signature: string): SmartphoneData {
   return { nonce, question: t.question, serial, title: t.title, sslverify: t.sslVerify, url: t.url, signature };
+}
+
+/** Where the presigned smartphone data lives in a challenge row's `data` (nonce and serial are the row's own). */
+const PRESIGNED_KEYS = {
+  question: 'push_question', title: 'push_title', sslverify: 'push_sslverify', url: 'push_url', signature: 'push_signature',
+} as const;
+
+function presignedFields(d: SmartphoneData): Record<string, string> {
+  return {
+    [PRESIGNED_KEYS.question]: d.question, [PRESIGNED_KEYS.title]: d.title, [PRESIGNED_KEYS.sslverify]: d.sslverify,
+    [PRESIGNED_KEYS.url]: d.url, [PRESIGNED_KEYS.signature]: d.signature,
+  };
+}
+
+/** The smartphone data signed when the challenge was created, or null for a row without it. */
+export function presignedSmartphoneData(challenge: ChallengeRecord): SmartphoneData | null {
+  const d = challenge.data;
+  const question = d[PRESIGNED_KEYS.question];
+  const title = d[PRESIGNED_KEYS.title];
+  const sslVerify = d[PRESIGNED_KEYS.sslverify];
+  const url = d[PRESIGNED_KEYS.url];
+  const signature = d[PRESIGNED_KEYS.signature];
+  if (question === undefined || title === undefined || url === undefined || signature === undefined) return null;
+  if (sslVerify !== '0' && sslVerify !== '1') return null;
+  return smartphoneData(challenge.nonce, challenge.serial, { question, title, sslVerify, url }, signature);
 }
 
 /**
@@ -154,8 +188,9 @@ export function pollingAllowed(v: PushVariant, token: TokenRecord, ctx: TokenCon
 }
 
 /**
- * Delivers a stored challenge. Poll only and enrollment challenges send nothing. When the channel fails (or the
- * token has no device/key), the message gets the polling hint; the challenge is withdrawn unless polling is allowed.
+ * Delivers a stored challenge: its presigned smartphone data (a row without it is signed now, off the event loop).
+ * Poll only and enrollment challenges send nothing. When the channel fails (or the token has no device/key), the
+ * message gets the polling hint; the challenge is withdrawn unless polling is allowed.
  */
 export async function deliverPushChallenge(v: PushVariant, token: TokenRecord, challenge: ChallengeRecord, ctx: TokenContext): Promise<DeliveryResult> {
   const keys = infoKeys(v);
@@ -163,14 +198,19 @@ export async function deliverPushChallenge(v: PushVariant, token: TokenRecord, c
   if (challenge.session === ENROLLMENT_SESSION || channel === POLL_ONLY) return { delivered: true };
   let sent = false;
   const target = token.info[keys.firebaseToken] ?? '';
-  const texts = smartphoneTexts(v, token, ctx);
-  const key = tokenServerKey(token);
-  if (channel && target && texts && key && ctx.push) {
-    const data = await buildSmartphoneDataAsync(challenge.nonce, token.serial, texts, key);
+  const data = channel && target && ctx.push ? presignedSmartphoneData(challenge) ?? await signNow(v, token, challenge, ctx) : null;
+  if (channel && target && data && ctx.push) {
     const result = await ctx.push.send(channel, token, target, pushMessage(data, ctx.clock.now()));
     sent = result.ok;
   }
   if (sent) return { delivered: true };
   if (!pollingAllowed(v, token, ctx)) await ctx.push?.withdraw(challenge);
   return { delivered: false, messageSuffix: POLLING_HINT };
+}
+
+/** A row created without presigned data: sign it now, off the event loop (null when nothing can be signed). */
+async function signNow(v: PushVariant, token: TokenRecord, challenge: ChallengeRecord, ctx: TokenContext): Promise<SmartphoneData | null> {
+  const texts = smartphoneTexts(v, token, ctx);
+  const key = tokenServerKey(token);
+  return texts && key ? buildSmartphoneDataAsync(challenge.nonce, token.serial, texts, key) : null;
 }

@@ -33,7 +33,7 @@ export function makePushType(v: PushVariant): TokenType {
       return { kind: 'pending' };
     },
 
-    createChallenge: (_token, ctx) => createPushChallenge(ctx),
+    createChallenge: (token, ctx) => createPushChallenge(v, token, ctx),
     deliverChallenge: (token, challenge, ctx) => deliverPushChallenge(v, token, challenge, ctx),
   };
 }

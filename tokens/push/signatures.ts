@@ -37,10 +37,33 @@ export function stripPemArmor(pem: string): string {
   return pem.split(/\r?\n/).filter((line) => !/^-----(BEGIN|END) [A-Z ]+-----$/.test(line.trim())).join('\n').trim();
 }
 
-/** Signs `text` (UTF-8) with an RSA private key: PKCS#1 v1.5, SHA-256, base32 upper case with padding. */
+const signatureCounts = { sync: 0, async: 0 };
+
+/**
+ * Server signatures made by this process so far: `sync` on the event loop (signText), `async` on libuv's thread pool
+ * (signTextAsync). The seam that lets tests prove a request path signs nothing on the event loop.
+ */
+export function serverSignatureCounts(): { readonly sync: number; readonly async: number } {
+  return { ...signatureCounts };
+}
+
+/**
+ * Signs `text` (UTF-8) with an RSA private key: PKCS#1 v1.5, SHA-256, base32 upper case with padding. Synchronous:
+ * an RSA-4096 signature holds the event loop for 3–5 ms — request paths use signTextAsync.
+ */
 export function signText(privateKey: KeyObject | string, text: string): string {
+  signatureCounts.sync++;
   const sig = crypto.sign('sha256', Buffer.from(text, 'utf8'), privateKey);
   return base32Encode(sig);
+}
+
+/** signText on libuv's thread pool (`crypto.sign` with a callback): the same bytes, the event loop stays free. */
+export function signTextAsync(privateKey: KeyObject, text: string): Promise<string> {
+  signatureCounts.async++;
+  const data = Buffer.from(text, 'utf8');
+  return new Promise((resolve, reject) => {
+    crypto.sign('sha256', data, privateKey, (err, sig) => (err ? reject(err) : resolve(base32Encode(sig))));
+  });
 }
 
 /** The server's private key object from its stored PEM. */

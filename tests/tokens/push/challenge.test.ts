@@ -2,9 +2,10 @@ import test from 'ava';
 import crypto from 'node:crypto';
 import { edupush, push } from '../../../tokens/push/index.ts';
 import {
-  buildSmartphoneData, buildSmartphoneDataAsync, deliverPushChallenge, newNonce, pollingAllowed, pushMessage, smartphoneSignedText, smartphoneTexts,
-  tokenServerKey,
+  buildSmartphoneData, buildSmartphoneDataAsync, deliverPushChallenge, newNonce, pollingAllowed, presignedSmartphoneData, pushMessage,
+  smartphoneSignedText, smartphoneTexts, tokenServerKey,
 } from '../../../tokens/push/challenge.ts';
+import { serverSignatureCounts } from '../../../tokens/push/signatures.ts';
 import { EDUPUSH, LEGACY_PUSH, POLLING_HINT } from '../../../tokens/push/variants.ts';
 import { base32Decode } from '../../../tokens/base32.ts';
 import { challengeRecord, policyCtx, recordingSupport, testServerKeys, tokenRecord } from '../../helpers/push_ctx.ts';
@@ -42,11 +43,11 @@ test('nonce: 20 random bytes as 32 base32 characters', (t) => {
   t.is(seen.size, 20);
 });
 
-test('createChallenge: default text or challenge_text; hideResponseInput', (t) => {
-  const spec = edupush.createChallenge!(tokenRecord(), policyCtx());
+test('createChallenge: default text or challenge_text; hideResponseInput', async (t) => {
+  const spec = await edupush.createChallenge!(tokenRecord(), policyCtx());
   t.is(spec.message, 'Please confirm the authentication on your mobile device!');
   t.deepEqual(spec.attributes, { hideResponseInput: true });
-  const custom = edupush.createChallenge!(tokenRecord(), policyCtx([{ scope: 'authentication', actions: { challenge_text: 'Check your phone' } }]));
+  const custom = await edupush.createChallenge!(tokenRecord(), policyCtx([{ scope: 'authentication', actions: { challenge_text: 'Check your phone' } }]));
   t.is(custom.message, 'Check your phone');
 });
 
@@ -160,4 +161,33 @@ test('buildSmartphoneDataAsync signs the same bytes as the synchronous path', as
   const key = crypto.createPrivateKey(a!.privatePem);
   const texts = { question: 'q?', title: 'T', sslVerify: '1' as const, url: 'https://mfa.example.org/ttype/edupush' };
   t.deepEqual(await buildSmartphoneDataAsync('N'.repeat(32), 'EDUP0001', texts, key), buildSmartphoneData('N'.repeat(32), 'EDUP0001', texts, key));
+});
+
+test('createChallenge presigns the smartphone data with the login\'s texts; the row gives it back byte for byte', async (t) => {
+  const token = await enrolledToken();
+  const ctx = policyCtx([{ scope: 'authentication', actions: { edupush_text_on_mobile: 'Login at Example?', edupush_ssl_verify: '0' } }]);
+  const spec = await edupush.createChallenge!(token, ctx);
+  const row = challengeRecord({ nonce: spec.nonce, serial: token.serial, data: spec.data ?? {} });
+  const texts = smartphoneTexts(EDUPUSH, token, ctx)!;
+  const data = presignedSmartphoneData(row);
+  t.deepEqual(data, buildSmartphoneData(spec.nonce, token.serial, texts, token.secrets['privateKeyServer']!));
+  t.deepEqual(Object.keys(data!), ['nonce', 'question', 'serial', 'title', 'sslverify', 'url', 'signature']);
+  t.is(data!.question, 'Login at Example?');
+  t.is(data!.sslverify, '0');
+  // Nothing to sign without a server key (a token still in clientwait): no presigned data.
+  t.is((await edupush.createChallenge!(tokenRecord(), ctx)).data, undefined);
+  t.is(presignedSmartphoneData(challengeRecord()), null, 'a row without presigned data');
+  t.is(presignedSmartphoneData(challengeRecord({ data: { ...spec.data, push_sslverify: 'yes' } })), null, 'a damaged row is not trusted');
+});
+
+test.serial('deliver sends the presigned data and signs nothing more (serial: the counts are per process)', async (t) => {
+  const token = await enrolledToken();
+  const support = recordingSupport();
+  const ctx = policyCtx([], { push: support });
+  const spec = await edupush.createChallenge!(token, ctx);
+  const before = serverSignatureCounts();
+  t.deepEqual(await deliverPushChallenge(EDUPUSH, token, challengeRecord({ nonce: spec.nonce, data: spec.data ?? {} }), ctx), { delivered: true });
+  const after = serverSignatureCounts();
+  t.deepEqual([after.sync - before.sync, after.async - before.async], [0, 0]);
+  t.deepEqual(support.sent[0]!.message.data, { ...presignedSmartphoneData(challengeRecord({ nonce: spec.nonce, data: spec.data ?? {} }))! });
 });
