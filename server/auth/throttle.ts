@@ -10,7 +10,7 @@
  * the key stays blocked for `limits.failed_block_seconds` (rate-limiter-flexible's blockDuration).
  *
  * Stores: RateLimiterMemory on one node (SQLite); RateLimiterRedis when `bus.redis_url` is set; otherwise on
- * PostgreSQL / MariaDB the database store (table `rate_limits`, migration 002) so that every node counts together.
+ * PostgreSQL / MariaDB the database store (table `rate_limits`, migration 003_backoff) so that every node counts together.
  * A store that fails falls back to a per-node memory limiter (the library's insurance limiter): logins go on.
  *
  * Time: the windows run on the wall clock — rate-limiter-flexible calls Date.now() and setTimeout itself, and a

@@ -1,7 +1,7 @@
 /**
  * rate-limiter-flexible's database stores over our knex pool: RateLimiterPostgres / RateLimiterMySQL with
  * `storeType: 'knex'` (they borrow a pooled connection per query through knex's client). The `rate_limits` table is
- * created by migration 002 (`tableCreated: true` keeps the library from creating its own). Their counters expire by
+ * created by migration 003_backoff (`tableCreated: true` keeps the library from creating its own). Their counters expire by
  * the wall clock of the node that writes them (the library calls Date.now; see server/auth/throttle.ts).
  */
 import type { Knex } from 'knex';
