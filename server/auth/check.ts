@@ -8,13 +8,14 @@
  * Every state change is a conditional update; losing a race is simply "not valid".
  */
 import type { Deps } from '../deps.ts';
-import { NotFoundError, ParameterError, PolicyError, ValidateError } from '../errors.ts';
+import { NotFoundError, ParameterError, PolicyError, ValidateError, tokenLocked } from '../errors.ts';
 import type { TokenRecord, TokenType, Verdict } from '../../tokens/types.ts';
 import { requestPolicies, type RequestPolicies } from './context.ts';
 import { createChallenges, preferredClientMode } from './challenges.ts';
 import type { Outcome } from './outcome.ts';
 import { startWait, type WaitPlan } from './wait.ts';
 import type { UserInfo } from './users.ts';
+import { OUTSIDE_VALIDITY, outsideValidity } from './validity.ts';
 
 export interface CheckRequest {
   readonly user?: string;
@@ -74,6 +75,9 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
     tokens = [t];
     if (t.username && t.realm) user = deps.realms.get(t.realm)?.lookup(t.username) ?? { name: t.username, realm: t.realm, resolver: '' };
   }
+  // Revoked tokens never take part (eduMFA: 400 / 1007 when nothing else is left).
+  if (tokens.length && tokens.every((t) => t.revoked)) throw tokenLocked();
+  tokens = tokens.filter((t) => !t.revoked);
   const rp = requestPolicies(deps, { user: user ? { name: user.name, realm: user.realm, resolver: user.resolver } : undefined, client: req.client });
   const base = () => ({ policies: rp.matched() });
 
@@ -119,9 +123,11 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
   const now = deps.clock.now();
   const accepted: TokenRecord[] = [];
   const lockedValid: TokenRecord[] = [];
+  const unfitValid: TokenRecord[] = [];
   const lastAuthMs = rp.action<number>('last_auth');
   for (const { token, counter } of c.valid) {
     if (isLocked(token)) { lockedValid.push(token); continue; }
+    if (outsideValidity(token, now)) { unfitValid.push(token); continue; }
     if (lastAuthMs !== undefined && token.lastAuthAt !== null && now - token.lastAuthAt > lastAuthMs) {
       return { kind: 'reject', message: `The last successful authentication was ${new Date(token.lastAuthAt).toISOString()}. It is to long ago.`, serial: token.serial, type: token.type, serials: [token.serial], ...base() };
     }
@@ -140,19 +146,24 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
     const t = single(lockedValid);
     return { kind: 'reject', message: `matching ${lockedValid.length} tokens, Failcounter exceeded`, serial: t?.serial, type: t?.type, otpLen: t?.otpLen, serials: serialsOf(lockedValid), ...base() };
   }
+  if (unfitValid.length) {
+    const t = single(unfitValid);
+    return { kind: 'reject', message: `matching ${unfitValid.length} tokens, ${OUTSIDE_VALIDITY}`, serial: t?.serial, type: t?.type, otpLen: t?.otpLen, serials: serialsOf(unfitValid), ...base() };
+  }
   if (c.challenge.length) {
+    const fit = (t: TokenRecord) => !isLocked(t) && !outsideValidity(t, now);
     const offline = c.challenge.filter((t) => !deps.registry.require(t.type).outOfBand);
     const oob = c.challenge.filter((t) => deps.registry.require(t.type).outOfBand);
     // Wait mode only when no other token type answers with a challenge: those are never delayed.
-    const waiting = oob.filter((t) => !isLocked(t));
+    const waiting = oob.filter(fit);
     if (waiting.length && !offline.length) {
       const plan = await startWait(deps, waiting, rp, user);
       if (plan) return plan;
     }
-    const challengeable = c.challenge.filter((t) => !isLocked(t));
+    const challengeable = c.challenge.filter(fit);
     if (!challengeable.length && !c.pinMatched.length) {
       const t = single(c.challenge);
-      return { kind: 'reject', message: 'Failcounter exceeded', serial: t?.serial, type: t?.type, serials: serialsOf(c.challenge), ...base() };
+      return { kind: 'reject', message: c.challenge.some(isLocked) ? 'Failcounter exceeded' : OUTSIDE_VALIDITY, serial: t?.serial, type: t?.type, serials: serialsOf(c.challenge), ...base() };
     }
     if (challengeable.length) {
       const challenges = await createChallenges(deps, challengeable, rp, { exception: req.exception });
@@ -237,7 +248,7 @@ async function answerTransaction(deps: Deps, req: CheckRequest, tokens: readonly
   for (const row of mine) {
     const token = byId.get(row.serial)!;
     const type = deps.registry.require(token.type);
-    if (!token.active || isLocked(token)) { pending.push(token); continue; }
+    if (!token.active || isLocked(token) || outsideValidity(token, now)) { pending.push(token); continue; }
     if (row.expiresAt <= now) { (type.outOfBand ? pending : wrongOtp).push(token); continue; }
     const verdict: Verdict = await type.check(token, { otp: req.pass, challenge: row }, ctx);
     if (verdict.kind === 'valid') {

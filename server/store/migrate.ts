@@ -2,11 +2,13 @@
 import type { Knex } from 'knex';
 import * as m001 from './migrations/001_initial.ts';
 import * as m002 from './migrations/002_exact_identifiers.ts';
+import * as m005 from './migrations/005_token_admin.ts';
 
 interface Migration { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> }
 const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['001_initial', m001],
   ['002_exact_identifiers', m002],
+  ['005_token_admin', m005],
 ];
 
 const source: Knex.MigrationSource<[string, Migration]> = {

@@ -8,6 +8,7 @@ import { createTokensRepo, type TokensRepo } from './tokens_repo.ts';
 import { createChallengesRepo, type ChallengesRepo } from './challenges_repo.ts';
 import { createAdminsRepo, type AdminsRepo } from './admins_repo.ts';
 import { createAuditRepo, type AuditRepo } from './audit_repo.ts';
+import { createAuditSearch, type AuditSearch } from './audit_search.ts';
 
 export interface Store {
   readonly dialect: Dialect;
@@ -15,6 +16,8 @@ export interface Store {
   readonly challenges: ChallengesRepo;
   readonly admins: AdminsRepo;
   readonly audit: AuditRepo;
+  /** GET /audit/ (paged, filtered reads of the audit trail). */
+  readonly auditSearch: AuditSearch;
   migrate(): Promise<string[]>;
   /** A trivial round trip (health check). */
   ping(): Promise<void>;
@@ -31,6 +34,7 @@ export function createStore(url: string, box: SecretBox, opts: KnexOptions = {})
     challenges: createChallengesRepo(knex),
     admins: createAdminsRepo(knex),
     audit: createAuditRepo(knex),
+    auditSearch: createAuditSearch(knex),
     migrate: () => migrateLatest(knex),
     ping: async () => { try { await knex.raw('select 1'); } catch (err) { throw new DatabaseError(err); } },
     close: () => knex.destroy(),

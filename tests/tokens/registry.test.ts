@@ -5,7 +5,7 @@ import type { TokenType } from '../../tokens/types.ts';
 
 test('OTP registry: get, require, list, actions', (t) => {
   const reg = createTokenRegistry(OTP_TOKEN_TYPES);
-  t.deepEqual(reg.list().map((x) => x.type), ['hotp', 'totp', 'spass']);
+  t.deepEqual(reg.list().map((x) => x.type), ['hotp', 'totp', 'spass', 'pw']);
   t.is(reg.get('hotp')?.serialPrefix, 'OATH');
   t.is(reg.get('TOTP')?.type, 'totp', 'case-insensitive');
   t.is(reg.get('push'), undefined);
