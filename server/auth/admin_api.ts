@@ -91,7 +91,7 @@ const userRepr = (deps: Deps, name: string, realm: string) =>
   `User(login='${name}', realm='${realm}', resolver='${deps.realms.get(realm)?.resolver ?? ''}')`;
 
 /** POST /token/assign: the token gets an owner (and a PIN, when given); fail counter 0. */
-export async function assignToken(deps: Deps, req: { serial: string; user: string; realm?: string; pin?: string }): Promise<void> {
+export async function assignToken(deps: Deps, req: { serial: string; user: string; realm?: string; pin?: string }): Promise<{ name: string; realm: string }> {
   const t = await deps.store.tokens.bySerial(checkSerial(req.serial));
   if (!t) throw new NotFoundError(NOT_FOUND);
   const user = adminUser(deps, req.user, req.realm);
@@ -107,6 +107,7 @@ export async function assignToken(deps: Deps, req: { serial: string; user: strin
   const pinHash = req.pin === undefined ? undefined : req.pin === '' ? null : await deps.pins.hash(req.pin);
   if (!await deps.store.tokens.assign(t.serial, user.name, user.realm, pinHash, deps.clock.now())) await whyUnchanged(deps, t.serial, assigned);
   deps.events.emit('token.changed', { serial: t.serial, action: 'assign', user: user.name, realm: user.realm });
+  return { name: user.name, realm: user.realm };
 }
 
 /** POST /token/unassign: owner and PIN removed, fail counter 0. Returns the number of tokens (eduMFA counts each). */

@@ -24,6 +24,8 @@ interface Done {
   success?: boolean;
   serials?: readonly string[];
   info?: Record<string, unknown>;
+  /** The user the request resolved to (audit `user`/`realm`). */
+  owner?: { name: string; realm: string };
 }
 
 /** The serial of `/…/<serial>` or the `serial` parameter (undefined when neither is given). */
@@ -54,6 +56,7 @@ export function adminRouter(deps: Deps): Router<AppState> {
     ctx.state.audit = {
       ...ctx.state.audit, success: ok, outcome: ok ? 'OK' : 'REJECT',
       ...(done.serials ? { serials: done.serials } : {}), ...(done.info ? { info: done.info } : {}),
+      ...(done.owner ? { username: done.owner.name, realm: done.owner.realm } : {}),
     };
   };
   const post = (paths: string[], action: string, right: string, fn: (ctx: Ctx) => Promise<Done>) => {
@@ -65,8 +68,8 @@ export function adminRouter(deps: Deps): Router<AppState> {
     const serial = p.requireNonEmpty('serial').trim();
     const user = identifierParam(p, 'user');
     if (user === undefined) throw missingParameter('user');
-    await assignToken(deps, { serial, user, realm: identifierParam(p, 'realm'), pin: p.get('pin') });
-    return { value: true };
+    const owner = await assignToken(deps, { serial, user, realm: identifierParam(p, 'realm'), pin: p.get('pin') });
+    return { value: true, owner };
   });
 
   post(['/token/unassign', '/token/unassign/:serial'], 'POST /token/unassign', 'unassign', async (ctx) => {
@@ -101,15 +104,16 @@ export function adminRouter(deps: Deps): Router<AppState> {
     return { value, serials: [sel.serial, String(value.serial)], info: { end_date: value.end_date } };
   });
 
-  router.get('/realm/', endpoint('GET /realm/', undefined, async () => ({ value: listRealms(deps) })));
-  for (const path of ['/resolver/', '/resolver/:name']) {
+  // eduMFA's paths end with a slash; without it is the same endpoint (Flask redirects there).
+  router.get(['/realm/', '/realm'], endpoint('GET /realm/', undefined, async () => ({ value: listRealms(deps) })));
+  for (const path of ['/resolver/', '/resolver', '/resolver/:name']) {
     router.get(path, endpoint('GET /resolver/', 'resolverread', async (ctx) => ({ value: listResolvers(deps, ctx.state.params, ctx.params.name) })));
   }
-  router.get('/user/', endpoint('GET /user/', 'userlist', async (ctx) => {
+  router.get(['/user/', '/user'], endpoint('GET /user/', 'userlist', async (ctx) => {
     const realm = ctx.state.params.get('realm');
     if (realm !== undefined && realm.length > 0) checkLength('realm', realm);
     return { value: listUsers(deps, ctx.state.params), info: realm ? { realm } : undefined };
   }));
-  router.get('/audit/', endpoint('GET /audit/', 'auditlog', async (ctx) => ({ value: await searchAudit(deps, ctx.state.params) })));
+  router.get(['/audit/', '/audit'], endpoint('GET /audit/', 'auditlog', async (ctx) => ({ value: await searchAudit(deps, ctx.state.params) })));
   return router;
 }
