@@ -362,3 +362,18 @@ test('admin rights: with admin policies each endpoint needs its action (403 / 30
   const noJwt = await w2.call('POST', '/token/assign', { serial: 'OATH0001', user: 'bob' });
   err(t, noJwt, 401, 4033, 'Authentication failure. Missing Authorization header.');
 });
+
+test('store: a revoked token is changed by no statement but delete (an enable or a login racing the revoke loses)', async (t) => {
+  const w = await corp(t);
+  await enrollHotp(w);
+  const tok = await tokenOf(w, 'OATH0001');
+  t.is(await w.deps.store.tokens.revoke([tok.id], w.clock.now()), 1);
+  const now = w.clock.now();
+  t.false(await w.deps.store.tokens.update('OATH0001', { active: true }, now), 'enable');
+  t.false(await w.deps.store.tokens.recordSuccess(tok.id, 0, now), 'a login that read the token before the revoke');
+  t.false(await w.deps.store.tokens.assign('OATH0001', 'bob', 'corp', undefined, now));
+  t.is(await w.deps.store.tokens.unassign([tok.id], now), 0);
+  t.false(await w.deps.store.tokens.resync(tok.id, 0, 5, undefined, now));
+  t.is(await w.deps.store.tokens.revoke([tok.id], now), 0, 'revoked once');
+  t.like(await tokenOf(w, 'OATH0001'), { active: false, revoked: true, username: 'alice', counter: 0 });
+});
