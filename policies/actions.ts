@@ -61,6 +61,18 @@ export const CORE_ACTIONS: readonly ActionDef[] = Object.freeze([
     description: 'Allows the caller to enroll tokens.' }),
   ...(['delete', 'enable', 'disable', 'reset', 'setpin'] as const).map((name) => def({ name, scope: 'admin', type: 'bool', default: false,
     description: `Allows the caller to ${name === 'reset' ? 'reset the fail counter of' : name === 'setpin' ? 'set the PIN of' : name} tokens.` })),
+  ...([
+    ['assign', 'assign tokens to users (POST /token/assign).'],
+    ['unassign', 'take tokens from their users (POST /token/unassign).'],
+    ['set', 'set token attributes: description, max_failcount, windows, hashlib, validity period (POST /token/set).'],
+    ['resync', 'resynchronise HOTP/TOTP tokens with two consecutive values (POST /token/resync).'],
+    ['revoke', 'revoke tokens for good (POST /token/revoke).'],
+    ['losttoken', 'issue a temporary password token for a lost token (POST /token/lost).'],
+    ['tokenlist', 'list tokens (GET /token/); without it an admin sees an empty list.'],
+    ['userlist', 'list the users of the user stores (GET /user/).'],
+    ['resolverread', 'read the user stores (GET /resolver/).'],
+    ['auditlog', 'read the audit trail (GET /audit/).'],
+  ] as const).map(([name, what]) => def({ name, scope: 'admin', type: 'bool', default: false, description: `Allows the caller to ${what}` })),
 ]);
 
 /** Registry key of an action that reuses a name already registered for another scope. */

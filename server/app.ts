@@ -9,6 +9,7 @@ import { requestAudit } from './audit_defaults.ts';
 import { validateRouter } from './routes/validate.ts';
 import { authRouter } from './routes/auth.ts';
 import { tokenRouter } from './routes/token.ts';
+import { adminRouter } from './routes/admin.ts';
 import { healthRouter } from './routes/health.ts';
 import { smartphoneRouter } from './routes/smartphone.ts';
 
@@ -85,7 +86,7 @@ export function createApp(deps: Deps): Koa<AppState> {
     }
   });
 
-  for (const router of [validateRouter(deps), authRouter(deps), tokenRouter(deps), healthRouter(deps), smartphoneRouter(deps)]) {
+  for (const router of [validateRouter(deps), authRouter(deps), adminRouter(deps), tokenRouter(deps), healthRouter(deps), smartphoneRouter(deps)]) {
     app.use(router.routes());
     app.use(router.allowedMethods({
       throw: true,

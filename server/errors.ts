@@ -56,6 +56,11 @@ export class SignatureError extends MfaError {
 export class ConfigAdminError extends MfaError {
   constructor(message: string) { super(302, 400, message); }
 }
+/** HTTP 400 — eduMFA's TokenAdminError: 1007 a revoked (locked) token, 1103 already assigned, 2012 lost-token rules. */
+export class TokenAdminError extends MfaError {
+  constructor(code: number, message: string) { super(code, 400, message); }
+}
+export const tokenLocked = (): TokenAdminError => new TokenAdminError(1007, 'This action is not possible, since the token is locked');
 /** -600, HTTP 500 — the database is unreachable or failed. Detail goes to the log only. */
 export class DatabaseError extends MfaError {
   constructor(cause?: unknown) { super(-600, 500, 'A database error occurred.', { prefixed: false, cause }); }

@@ -17,6 +17,8 @@ export interface EventMap {
   'token.locked': { serial: string };
   'token.enrolled': { serial: string; type: string; user?: string; realm?: string };
   'token.stale_device': { serial: string; reason: string };
+  /** An admin change through the admin API (assign, unassign, set, resync, revoke). */
+  'token.changed': { serial: string; action: 'assign' | 'unassign' | 'set' | 'resync' | 'revoke'; user?: string; realm?: string; keys?: string[] };
   'challenge.created': { serial: string; transactionId: string; type: string };
   'challenge.answered': { serial: string; transactionId: string; decision: 'accept' | 'decline' };
   'delivery.sent': { serial: string; channel: string; ms: number };

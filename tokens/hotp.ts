@@ -1,7 +1,8 @@
 /** HOTP (RFC 4226): counter-based OTP. The record's `counter` is the next counter that may be accepted. */
 import type { ActionDef } from '../policies/types.ts';
 import {
-  findHotp, intAction, otpEnrollResult, otpParamsOf, resolveDigits, resolveEnrollKey, resolveHash, resolveLabel,
+  findHotp, hotpValue, intAction, isOtpFormat, otpEnrollResult, otpEquals, otpParamsOf, resolveDigits, resolveEnrollKey,
+  resolveHash, resolveLabel,
 } from './otp.ts';
 import type { TokenType, Verdict } from './types.ts';
 
@@ -43,8 +44,22 @@ export const hotp: TokenType = {
   async check(token, { otp }, ctx): Promise<Verdict> {
     const p = otpParamsOf(token);
     if (p === null) return { kind: 'invalid' };
-    const window = intAction(ctx, 'hotp_window', HOTP_DEFAULT_WINDOW, 1);
+    // The token's own count_window (POST /token/set) wins over the policy, as eduMFA's token column does.
+    const window = token.countWindow ?? intAction(ctx, 'hotp_window', HOTP_DEFAULT_WINDOW, 1);
     const counter = findHotp(p.key, otp, token.counter, window, p.digits, p.hash);
     return counter === null ? { kind: 'invalid' } : { kind: 'valid', counter };
+  },
+
+  /** otp1 at some counter in `[counter, counter + syncWindow)`, otp2 at the one after it → the counter after otp2. */
+  resync(token, otp1, otp2, syncWindow) {
+    const p = otpParamsOf(token);
+    if (p === null || !isOtpFormat(otp1, p.digits) || !isOtpFormat(otp2, p.digits)) return null;
+    const from = Math.max(0, token.counter);
+    for (let c = from; c < from + syncWindow; c++) {
+      if (otpEquals(hotpValue(p.key, c, p.digits, p.hash), otp1) && otpEquals(hotpValue(p.key, c + 1, p.digits, p.hash), otp2)) {
+        return { counter: c + 2 };
+      }
+    }
+    return null;
   },
 };

@@ -2,6 +2,7 @@
 import type { ActionDef } from '../policies/types.ts';
 import { ParameterError } from '../server/errors.ts';
 import { hotp } from './hotp.ts';
+import { pw } from './pw.ts';
 import { spass } from './spass.ts';
 import { totp } from './totp.ts';
 import { PUSH_TOKEN_TYPES } from './push/index.ts';
@@ -18,7 +19,7 @@ export interface TokenRegistry {
   actions(): ActionDef[];
 }
 
-export const OTP_TOKEN_TYPES: readonly TokenType[] = [hotp, totp, spass];
+export const OTP_TOKEN_TYPES: readonly TokenType[] = [hotp, totp, spass, pw];
 
 /** Every type the server registers. The push module adds its types here. */
 export const ALL_TOKEN_TYPES: readonly TokenType[] = [...OTP_TOKEN_TYPES, ...PUSH_TOKEN_TYPES];

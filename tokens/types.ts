@@ -27,6 +27,14 @@ export interface TokenRecord {
   readonly counter: number;
   readonly failCount: number;
   readonly maxFail: number;
+  /** Admin-set windows (`POST /token/set`); absent/null = the policy or the type's default applies. */
+  readonly countWindow?: number | null;
+  readonly syncWindow?: number | null;
+  /** Revoked (`POST /token/revoke`): disabled for good, refused by every check and every admin change. */
+  readonly revoked?: boolean;
+  /** Validity period in epoch ms (absent/null = open on that side); outside it a token cannot authenticate. */
+  readonly validFrom?: number | null;
+  readonly validUntil?: number | null;
   readonly description: string;
   readonly info: Readonly<Record<string, string>>;
   readonly secrets: Readonly<Record<string, string>>;
@@ -150,6 +158,16 @@ export interface TokenType {
    * channel's timeout; a failure is reported as `delivered: false` with a text to append to the message.
    */
   deliverChallenge?(token: TokenRecord, challenge: ChallengeRecord, ctx: TokenContext): Promise<DeliveryResult>;
+  /**
+   * `POST /token/resync`: finds `otp1` within `syncWindow` values of the token and `otp2` right after it. Returns
+   * the counter to store (the next acceptable value after otp2) and tokeninfo to merge (TOTP: `timeShift`), or null.
+   */
+  resync?(token: TokenRecord, otp1: string, otp2: string, syncWindow: number, ctx: TokenContext): ResyncResult | null;
+}
+
+export interface ResyncResult {
+  readonly counter: number;
+  readonly info?: Readonly<Record<string, string>>;
 }
 
 export interface DeliveryResult {

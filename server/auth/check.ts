@@ -14,7 +14,7 @@
  * pass leaves it locked (and does not move its lock time, as in eduMFA) and gets the locked answer.
  */
 import type { Deps } from '../deps.ts';
-import { NotFoundError, ParameterError, PolicyError, ValidateError } from '../errors.ts';
+import { NotFoundError, ParameterError, PolicyError, ValidateError, tokenLocked } from '../errors.ts';
 import type { TokenRecord, TokenType, Verdict } from '../../tokens/types.ts';
 import { requestPolicies, type RequestPolicies } from './context.ts';
 import { createChallenges, preferredClientMode } from './challenges.ts';
@@ -22,6 +22,7 @@ import type { Outcome } from './outcome.ts';
 import { startWait, type WaitPlan } from './wait.ts';
 import type { UserInfo } from './users.ts';
 import type { PinJob } from './pin.ts';
+import { OUTSIDE_VALIDITY, outsideValidity } from './validity.ts';
 
 export interface CheckRequest {
   readonly user?: string;
@@ -85,6 +86,9 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
     tokens = [t];
     if (t.username && t.realm) user = deps.realms.get(t.realm)?.lookup(t.username) ?? { name: t.username, realm: t.realm, resolver: '' };
   }
+  // Revoked tokens never take part (eduMFA: 400 / 1007 when nothing else is left).
+  if (tokens.length && tokens.every((t) => t.revoked)) throw tokenLocked();
+  tokens = tokens.filter((t) => !t.revoked);
   const rp = requestPolicies(deps, { user: user ? { name: user.name, realm: user.realm, resolver: user.resolver } : undefined, client: req.client });
   const base = () => ({ policies: rp.matched() });
   const pinJob = pinJobOf(user, tokens, req.signal);
@@ -145,8 +149,10 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
 
   // 4. Decide
   const accepted: TokenRecord[] = [];
+  const unfitValid: TokenRecord[] = [];
   const lastAuthMs = rp.action<number>('last_auth');
   for (const { token, counter } of c.valid) {
+    if (outsideValidity(token, now)) { unfitValid.push(token); continue; }
     if (lastAuthMs !== undefined && token.lastAuthAt !== null && now - token.lastAuthAt > lastAuthMs) {
       return { kind: 'reject', message: `The last successful authentication was ${new Date(token.lastAuthAt).toISOString()}. It is to long ago.`, serial: token.serial, type: token.type, serials: [token.serial], ...base() };
     }
@@ -161,12 +167,22 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
     const t = single(accepted);
     return { kind: 'accept', message: `matching ${accepted.length} tokens`, serial: t?.serial, type: t?.type, otpLen: t ? t.otpLen : undefined, serials: serialsOf(accepted), ...base() };
   }
+  if (unfitValid.length) {
+    const t = single(unfitValid);
+    return { kind: 'reject', message: `matching ${unfitValid.length} tokens, ${OUTSIDE_VALIDITY}`, serial: t?.serial, type: t?.type, otpLen: t?.otpLen, serials: serialsOf(unfitValid), ...base() };
+  }
   if (c.challenge.length) {
     // failcounter_clear_timeout: the PIN of a stale-locked challenge token clears its lock (eduMFA: also on a trigger).
+    // A token outside its validity period sends no challenge.
     const challengeable: TokenRecord[] = [];
     for (const t of c.challenge) {
+      if (outsideValidity(t, now)) continue;
       if (!isLocked(t)) challengeable.push(t);
       else if (clearBefore !== null && await deps.store.tokens.clearStaleLock(t.id, clearBefore, now)) challengeable.push({ ...t, failCount: 0, lockedAt: null });
+    }
+    if (!challengeable.length && !c.pinMatched.length && c.challenge.every((t) => outsideValidity(t, now))) {
+      const t = single(c.challenge);
+      return { kind: 'reject', message: OUTSIDE_VALIDITY, serial: t?.serial, type: t?.type, serials: serialsOf(c.challenge), ...base() };
     }
     if (challengeable.length) await req.beforeChallenge?.();
     const offline = challengeable.filter((t) => !deps.registry.require(t.type).outOfBand);
@@ -269,7 +285,7 @@ async function answerTransaction(deps: Deps, req: CheckRequest, tokens: readonly
   for (const row of mine) {
     const token = byId.get(row.serial)!;
     const type = deps.registry.require(token.type);
-    if (!token.active || isLocked(token)) { pending.push(token); continue; }
+    if (!token.active || isLocked(token) || outsideValidity(token, now)) { pending.push(token); continue; }
     if (row.expiresAt <= now) { (type.outOfBand ? pending : wrongOtp).push(token); continue; }
     const verdict: Verdict = await type.check(token, { otp: req.pass, challenge: row }, ctx);
     if (verdict.kind === 'valid') {

@@ -6,6 +6,7 @@ import { bumpFailCounters } from './check.ts';
 import type { ChallengeOut } from './outcome.ts';
 import type { UserInfo } from './users.ts';
 import { NotFoundError, ValidateError } from '../errors.ts';
+import { outsideValidity } from './validity.ts';
 
 export interface TriggerRequest { user?: string; realm?: string; serial?: string; type?: string; client?: string }
 export interface TriggerResult { challenges: ChallengeOut[]; preferredClientMode: string; policies: string[] }
@@ -25,7 +26,8 @@ export async function triggerChallenges(deps: Deps, req: TriggerRequest): Promis
   if (req.type) tokens = tokens.filter((t) => t.type === req.type);
   const rp = requestPolicies(deps, { user: user ? { name: user.name, realm: user.realm, resolver: user.resolver } : undefined, client: req.client });
   if (rp.action<string>('authorized') === 'deny_access') throw new ValidateError('User is not authorized to authenticate under these conditions.');
-  const usable = tokens.filter((t) => t.active && t.rolloutState !== 'clientwait' && t.failCount < t.maxFail && deps.registry.require(t.type).canChallenge);
+  const usable = tokens.filter((t) => t.active && t.rolloutState !== 'clientwait' && t.failCount < t.maxFail && !t.revoked
+    && !outsideValidity(t, deps.clock.now()) && deps.registry.require(t.type).canChallenge);
   if (!usable.length) return { challenges: [], preferredClientMode: 'interactive', policies: rp.matched() };
   const challenges = await createChallenges(deps, usable, rp);
   if (rp.action<boolean>('increase_failcounter_on_challenge')) await bumpFailCounters(deps, usable);

@@ -20,7 +20,12 @@ interface FileUser { username: string; password_hash?: string; givenname?: strin
 export interface Realm {
   readonly name: string;
   readonly resolver: string;
+  /** The user store: `file` (its path in `path`) or `any`. */
+  readonly kind: 'file' | 'any';
+  readonly path?: string;
   lookup(username: string): UserInfo | null;
+  /** Every user of the store, in file order; an `any` store cannot list its users and answers []. */
+  listUsers(): UserInfo[];
   /**
    * Checks the user store password (for `otppin: userstore` and `passthru`). False when the store has none.
    * `job` is the PIN queue's key and abort signal (see PinHasher.verify).
@@ -45,8 +50,9 @@ export function createRealms(configs: readonly RealmConfig[], hasher: PinHasher)
   for (const rc of configs) {
     if (rc.users.type === 'any') {
       realms.set(rc.name, {
-        name: rc.name, resolver: `${rc.name}_any`,
+        name: rc.name, resolver: `${rc.name}_any`, kind: 'any',
         lookup: (username) => ({ name: username, realm: rc.name, resolver: `${rc.name}_any` }),
+        listUsers: () => [],
         verifyPassword: async () => false,
       });
       continue;
@@ -66,13 +72,14 @@ export function createRealms(configs: readonly RealmConfig[], hasher: PinHasher)
       users.set((u as FileUser).username, u as FileUser);
     });
     const resolver = `${rc.name}_file`;
+    const info = (u: FileUser): UserInfo => ({ name: u.username, realm: rc.name, resolver, givenname: u.givenname, surname: u.surname, email: u.email, phone: u.phone });
     realms.set(rc.name, {
-      name: rc.name, resolver,
+      name: rc.name, resolver, kind: 'file', path: file,
       lookup(username) {
         const u = users.get(username);
-        if (!u) return null;
-        return { name: u.username, realm: rc.name, resolver, givenname: u.givenname, surname: u.surname, email: u.email, phone: u.phone };
+        return u ? info(u) : null;
       },
+      listUsers: () => [...users.values()].map(info),
       async verifyPassword(username, password, job) {
         const u = users.get(username);
         if (!u?.password_hash) return false;

@@ -60,11 +60,15 @@ export async function requireAdmin(deps: Deps, ctx: AppContext, right?: string):
   if (claims.role !== 'admin') throw new AuthError('Authentication failure. You do not have the necessary role.', 4306);
   if (!await deps.store.admins.byName(claims.sub)) throw new AuthError('Authentication failure. Unknown administrator.', 4031);
   ctx.state.admin = claims.sub;
-  if (right && deps.policies.policies.some((p) => p.scope === 'admin' && p.active)) {
-    const rp = requestPolicies(deps, { user: { name: claims.sub, realm: '', resolver: '' }, client: ctx.state.client });
-    if (!rp.action<boolean>(right, 'admin')) throw new PolicyError(`Admin actions are defined, but the action ${right} is not allowed!`);
-  }
+  if (right && !adminAllowed(deps, ctx, right)) throw new PolicyError(`Admin actions are defined, but the action ${right} is not allowed!`);
   return claims.sub;
+}
+
+/** Whether the admin of this request (after requireAdmin) has `right`: always when no admin-scope policy is active. */
+export function adminAllowed(deps: Deps, ctx: AppContext, right: string): boolean {
+  if (!deps.policies.policies.some((p) => p.scope === 'admin' && p.active)) return true;
+  const rp = requestPolicies(deps, { user: { name: ctx.state.admin ?? '', realm: '', resolver: '' }, client: ctx.state.client });
+  return rp.action<boolean>(right, 'admin') === true;
 }
 
 /**

@@ -5,8 +5,9 @@ import type { AppState, AppContext } from '../app.ts';
 import { ParameterError } from '../errors.ts';
 import { okEnvelope } from '../envelope.ts';
 import { checkLength, identifierParam } from '../params.ts';
-import { requireAdmin } from './auth.ts';
-import { deleteToken, enrollToken, requireToken, resetFailCounter, setTokenActive, setTokenPin, tokenView } from '../auth/tokens_admin.ts';
+import { adminAllowed, requireAdmin } from './auth.ts';
+import { deleteToken, enrollToken, requireToken, resetFailCounter, setTokenActive, setTokenPin } from '../auth/tokens_admin.ts';
+import { requireNotRevoked, searchTokens } from '../auth/admin_api.ts';
 
 function serialFrom(ctx: AppContext & { params: Record<string, string> }): string {
   const serial = ctx.params.serial !== undefined ? ctx.params.serial.trim() : identifierParam(ctx.state.params, 'serial');
@@ -32,21 +33,16 @@ export function tokenRouter(deps: Deps): Router<AppState> {
     ctx.state.audit = { ...ctx.state.audit, success: true, outcome: 'OK', serials: [result.token.serial], policies: result.policies, info: { type } };
   });
 
+  // eduMFA's filters, sort and paging (server/auth/admin_api.ts); admin policies without `tokenlist` → empty list.
   router.get('/', async (ctx) => {
-    const { params } = ctx.state;
+    ctx.state.audit = { action: 'GET /token/', success: false, outcome: 'ERROR', username: identifierParam(ctx.state.params, 'user') ?? null };
     await requireAdmin(deps, ctx);
-    const pageSize = Math.min(Math.max(Number(params.get('pagesize') ?? 15) || 15, 1), 1000);
-    const page = Math.max(Number(params.get('page') ?? 1) || 1, 1);
-    let realm = identifierParam(params, 'realm');
-    let username = identifierParam(params, 'user');
-    if (username) { const u = deps.realms.resolveUser(username, realm); username = u.name; realm = u.realm; }
-    const all = await deps.store.tokens.list({ username, realm, serial: identifierParam(params, 'serial'), type: params.get('type') || undefined });
-    const slice = all.slice((page - 1) * pageSize, page * pageSize);
-    ctx.body = okEnvelope(deps.clock.now(), {
-      count: all.length, current: page, next: page * pageSize < all.length ? page + 1 : null, prev: page > 1 ? page - 1 : null,
-      tokens: slice.map(tokenView),
-    });
+    ctx.body = okEnvelope(deps.clock.now(), await searchTokens(deps, ctx.state.params, adminAllowed(deps, ctx, 'tokenlist')));
+    ctx.state.audit = { ...ctx.state.audit, success: true, outcome: 'OK' };
   });
+
+  /** enable, disable, reset and setpin refuse a revoked token (400 / 1007); the store refuses it too (a racing revoke). */
+  const notRevoked = async (serial: string) => { requireNotRevoked(await requireToken(deps, serial)); };
 
   const audited = (action: string, fn: (ctx: AppContext & { params: Record<string, string> }, serial: string) => Promise<void>) =>
     async (ctx: AppContext & { params: Record<string, string> }) => {
@@ -60,12 +56,12 @@ export function tokenRouter(deps: Deps): Router<AppState> {
     };
 
   router.delete('/:serial', audited('token delete', (_ctx, serial) => deleteToken(deps, serial)));
-  for (const path of ['/enable', '/enable/:serial']) router.post(path, audited('token enable', (_ctx, serial) => setTokenActive(deps, serial, true)));
-  for (const path of ['/disable', '/disable/:serial']) router.post(path, audited('token disable', (_ctx, serial) => setTokenActive(deps, serial, false)));
-  for (const path of ['/reset', '/reset/:serial']) router.post(path, audited('token reset', (_ctx, serial) => resetFailCounter(deps, serial)));
+  for (const path of ['/enable', '/enable/:serial']) router.post(path, audited('token enable', async (_ctx, serial) => { await notRevoked(serial); await setTokenActive(deps, serial, true); }));
+  for (const path of ['/disable', '/disable/:serial']) router.post(path, audited('token disable', async (_ctx, serial) => { await notRevoked(serial); await setTokenActive(deps, serial, false); }));
+  for (const path of ['/reset', '/reset/:serial']) router.post(path, audited('token reset', async (_ctx, serial) => { await notRevoked(serial); await resetFailCounter(deps, serial); }));
   for (const path of ['/setpin', '/setpin/:serial']) {
     router.post(path, audited('token setpin', async (ctx, serial) => {
-      await requireToken(deps, serial);
+      await notRevoked(serial);
       const pin = ctx.state.params.get('otppin') ?? ctx.state.params.get('pin');
       if (pin === undefined) throw new ParameterError("Missing parameter: 'otppin'");
       await setTokenPin(deps, serial, pin);

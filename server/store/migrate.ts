@@ -4,6 +4,7 @@ import * as m001 from './migrations/001_initial.ts';
 import * as m002 from './migrations/002_exact_identifiers.ts';
 import * as m003 from './migrations/003_backoff.ts';
 import * as m004 from './migrations/004_audit_node.ts';
+import * as m005 from './migrations/005_token_admin.ts';
 
 interface Migration { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> }
 const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
@@ -11,6 +12,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['002_exact_identifiers', m002],
   ['003_backoff', m003],
   ['004_audit_node', m004],
+  ['005_token_admin', m005],
 ];
 
 const source: Knex.MigrationSource<[string, Migration]> = {

@@ -10,6 +10,7 @@ import { createAdminsRepo, type AdminsRepo } from './admins_repo.ts';
 import { createAuditRepo, type AuditRepo } from './audit_repo.ts';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { databaseLimiter, type LimiterOptions } from './rate_limits.ts';
+import { createAuditSearch, type AuditSearch } from './audit_search.ts';
 
 export interface Store {
   readonly dialect: Dialect;
@@ -17,6 +18,8 @@ export interface Store {
   readonly challenges: ChallengesRepo;
   readonly admins: AdminsRepo;
   readonly audit: AuditRepo;
+  /** GET /audit/ (paged, filtered reads of the audit trail). */
+  readonly auditSearch: AuditSearch;
   migrate(): Promise<string[]>;
   /** A rate-limiter-flexible limiter on this database (PostgreSQL / MariaDB only; table rate_limits). */
   rateLimiter(opts: LimiterOptions): RateLimiterAbstract;
@@ -40,6 +43,7 @@ export function createStore(url: string, box: SecretBox, opts: StoreOptions = {}
     challenges: createChallengesRepo(knex),
     admins: createAdminsRepo(knex),
     audit: createAuditRepo(knex, opts.node ?? null),
+    auditSearch: createAuditSearch(knex),
     migrate: () => migrateLatest(knex),
     rateLimiter: (opts) => databaseLimiter(knex, dialectOf(url), url, opts),
     ping: async () => { try { await knex.raw('select 1'); } catch (err) { throw new DatabaseError(err); } },

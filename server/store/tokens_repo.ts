@@ -11,6 +11,8 @@ export interface NewToken {
   serial: string; type: string; username: string | null; realm: string | null; active: boolean;
   rolloutState: RolloutState; pinHash: string | null; otpLen: number; counter: number; maxFail: number;
   description: string; info: Record<string, string>; secrets: Record<string, string>; rolloutExpiresAt: number | null;
+  /** Validity period (epoch ms), e.g. the lost-token replacement's end; absent = open. */
+  validFrom?: number | null; validUntil?: number | null;
 }
 
 export interface TokenFilter { username?: string; realm?: string; type?: string; serial?: string }
@@ -19,7 +21,25 @@ export interface TokenPatch {
   active?: boolean; rolloutState?: RolloutState; pinHash?: string | null; description?: string;
   info?: Record<string, string>; secrets?: Record<string, string>; rolloutExpiresAt?: number | null;
   username?: string | null; realm?: string | null;
+  maxFail?: number; countWindow?: number | null; syncWindow?: number | null; validFrom?: number | null; validUntil?: number | null;
 }
+
+/**
+ * GET /token/ (eduMFA's filters): values with `*` are patterns; `type`, `tokenrealm`, `description` and
+ * `rolloutState` compare without case, the rest exactly. `owners`: [username, realm] pairs (a user filter).
+ */
+export interface TokenSearch {
+  serial?: string; type?: string; username?: string; realm?: string; tokenrealm?: string; realmsIn?: readonly string[];
+  userid?: string; description?: string; assigned?: boolean; active?: boolean; rolloutState?: string;
+  infoKey?: string; infoValue?: string;
+  sortBy: TokenSortColumn; sortDesc: boolean; page: number; pageSize: number;
+}
+export const TOKEN_SORT_COLUMNS = {
+  serial: 'serial', id: 'id', tokentype: 'type', description: 'description', active: 'active', failcount: 'fail_count',
+  maxfail: 'max_fail', count: 'counter', otplen: 'otp_len', rollout_state: 'rollout_state', user_id: 'username',
+  count_window: 'count_window', sync_window: 'sync_window', revoked: 'revoked', locked: 'revoked',
+} as const;
+export type TokenSortColumn = keyof typeof TOKEN_SORT_COLUMNS;
 
 export interface TokensRepo {
   insert(t: NewToken, now: number): Promise<TokenRecord>;
@@ -50,9 +70,27 @@ export interface TokensRepo {
   /** failcounter_clear_timeout: resets the fail counter of a token that is locked since before `clearBefore`. */
   clearStaleLock(id: number, clearBefore: number, now: number): Promise<boolean>;
   resetFailCount(serial: string, now: number): Promise<boolean>;
+  /** One page of GET /token/ and the number of all matches. */
+  search(q: TokenSearch): Promise<{ tokens: TokenRecord[]; count: number }>;
+  /** Gives an unowned, unrevoked token an owner (fail counter 0; the PIN too when `pinHash` is given). False otherwise. */
+  assign(serial: string, username: string, realm: string, pinHash: string | null | undefined, now: number): Promise<boolean>;
+  /** Takes the owner and the PIN from these unrevoked tokens, fail counter 0. Returns how many changed. */
+  unassign(ids: readonly number[], now: number): Promise<number>;
+  /**
+   * Revokes: revoked, disabled, and every challenge withdrawn (deleted) in one transaction — its pending logins can
+   * be neither answered nor finished. Already revoked tokens are not counted. Returns how many were revoked.
+   */
+  revoke(ids: readonly number[], now: number): Promise<number>;
+  /** A resync: the counter (and info) only if the counter is still `expected` and the token is not revoked; fail counter 0. */
+  resync(id: number, expected: number, counter: number, info: Record<string, string> | undefined, now: number): Promise<boolean>;
   /** Deletes half-enrolled tokens whose enrollment TTL ran out before `before`; at most `limit`. */
   deleteExpiredRollouts(before: number, limit: number): Promise<number>;
 }
+
+/** `like` with `!` as the escape character (the same on SQLite, PostgreSQL and MariaDB). */
+const likeEscape = (s: string): string => s.replace(/[!%_]/g, (c) => `!${c}`);
+/** An eduMFA `*` pattern as a LIKE pattern. */
+const likePattern = (v: string): string => likeEscape(v).replaceAll('*', '%');
 
 export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
   const toRecord = (r: Record<string, unknown>): TokenRecord => ({
@@ -71,6 +109,11 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
     description: String(r.description ?? ''),
     info: Object.freeze(json<Record<string, string>>(r.info, {})),
     secrets: Object.freeze(r.secrets_enc ? json<Record<string, string>>(box.decrypt(String(r.secrets_enc)), {}) : {}),
+    countWindow: numOrNull(r.count_window),
+    syncWindow: numOrNull(r.sync_window),
+    revoked: bool(r.revoked),
+    validFrom: numOrNull(r.valid_from),
+    validUntil: numOrNull(r.valid_until),
     createdAt: num(r.created_at),
     lastAuthAt: numOrNull(r.last_auth_at),
     lockedAt: numOrNull(r.locked_at),
@@ -87,6 +130,11 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
     if (p.rolloutExpiresAt !== undefined) row.rollout_expires_at = p.rolloutExpiresAt;
     if (p.username !== undefined) row.username = p.username;
     if (p.realm !== undefined) row.realm = p.realm;
+    if (p.maxFail !== undefined) row.max_fail = p.maxFail;
+    if (p.countWindow !== undefined) row.count_window = p.countWindow;
+    if (p.syncWindow !== undefined) row.sync_window = p.syncWindow;
+    if (p.validFrom !== undefined) row.valid_from = p.validFrom;
+    if (p.validUntil !== undefined) row.valid_until = p.validUntil;
     return row;
   };
 
@@ -98,6 +146,7 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
         max_fail: t.maxFail, description: t.description, info: JSON.stringify(t.info),
         secrets_enc: Object.keys(t.secrets).length ? box.encrypt(JSON.stringify(t.secrets)) : null,
         created_at: now, updated_at: now, last_auth_at: null, rollout_expires_at: t.rolloutExpiresAt,
+        valid_from: t.validFrom ?? null, valid_until: t.validUntil ?? null,
       });
       const rec = await repo.bySerial(t.serial);
       if (!rec) throw new Error(`token ${t.serial} vanished after insert`);
@@ -123,7 +172,7 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
       return rowCount(await knex('tokens').where({ serial }).delete()) > 0;
     },
     async update(serial, patch, now) {
-      return rowCount(await knex('tokens').where({ serial }).update(patchRow(patch, now))) > 0;
+      return rowCount(await knex('tokens').where({ serial, revoked: false }).update(patchRow(patch, now))) > 0;
     },
     async disable(serial, now) {
       return knex.transaction(async (trx) => {
@@ -133,13 +182,13 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
       });
     },
     async updateIfRollout(serial, rolloutState, patch, now) {
-      const n = await knex('tokens').where({ serial, rollout_state: rolloutState })
+      const n = await knex('tokens').where({ serial, rollout_state: rolloutState, revoked: false })
         .andWhere((q) => q.whereNull('rollout_expires_at').orWhere('rollout_expires_at', '>', now))
         .update(patchRow(patch, now));
       return rowCount(n) > 0;
     },
     async recordSuccess(id, counter, now, clearBefore = null) {
-      const q = knex('tokens').where('id', id);
+      const q = knex('tokens').where({ id, revoked: false });
       if (clearBefore === null) q.andWhereRaw('fail_count < max_fail');
       else q.andWhere((w) => w.whereRaw('fail_count < max_fail').orWhere('locked_at', '<', clearBefore));
       const row: Record<string, unknown> = { fail_count: 0, locked_at: null, last_auth_at: now, updated_at: now };
@@ -167,6 +216,65 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
     },
     async resetFailCount(serial, now) {
       return rowCount(await knex('tokens').where({ serial }).update({ fail_count: 0, locked_at: null, updated_at: now })) > 0;
+    },
+    async search(s) {
+      const q = knex('tokens');
+      const sqlite = String(knex.client.config.client) === 'better-sqlite3';
+      /** Exact comparison, or a `*` pattern (GLOB on SQLite, whose LIKE ignores case; LIKE elsewhere). */
+      const exact = (col: string, v: string) => {
+        if (!v.includes('*')) q.where(col, v);
+        else if (sqlite) q.whereRaw('?? glob ?', [col, v.replace(/[[?]/g, (c) => `[${c}]`)]);
+        else q.whereRaw("?? like ? escape '!'", [col, likePattern(v)]);
+      };
+      const folded = (col: string, v: string) => {
+        if (v.includes('*')) q.whereRaw("lower(??) like lower(?) escape '!'", [col, likePattern(v)]);
+        else q.whereRaw('lower(??) = lower(?)', [col, v]);
+      };
+      if (s.serial !== undefined) exact('serial', s.serial);
+      if (s.type !== undefined) folded('type', s.type);
+      if (s.username !== undefined) q.where('username', s.username);
+      if (s.realm !== undefined) q.where('realm', s.realm);
+      if (s.tokenrealm !== undefined) folded('realm', s.tokenrealm);
+      if (s.realmsIn !== undefined) q.whereIn('realm', [...s.realmsIn]);
+      if (s.userid !== undefined) exact('username', s.userid);
+      if (s.description !== undefined) folded('description', s.description);
+      if (s.assigned !== undefined) { if (s.assigned) q.whereNotNull('username'); else q.whereNull('username'); }
+      if (s.active !== undefined) q.where('active', s.active);
+      if (s.rolloutState !== undefined) folded('rollout_state', s.rolloutState);
+      // info is the JSON text of a flat string map written by JSON.stringify: `"key":"value"` (both escaped) occurs
+      // in it exactly when the map has that entry (a quote inside a key or value is always escaped).
+      if (s.infoKey !== undefined && s.infoValue !== undefined) {
+        const needle = `${JSON.stringify(s.infoKey)}:${JSON.stringify(s.infoValue)}`;
+        q.whereRaw("?? like ? escape '!'", ['info', `%${likeEscape(needle)}%`]);
+      }
+      const counted = await q.clone().count<{ n: number | string }[]>({ n: '*' });
+      const rows = await q.select('*').orderBy(TOKEN_SORT_COLUMNS[s.sortBy], s.sortDesc ? 'desc' : 'asc').orderBy('id')
+        .limit(s.pageSize).offset((s.page - 1) * s.pageSize);
+      return { tokens: rows.map(toRecord), count: num(counted[0]?.n ?? 0) };
+    },
+    async assign(serial, username, realm, pinHash, now) {
+      const row: Record<string, unknown> = { username, realm, fail_count: 0, locked_at: null, updated_at: now };
+      if (pinHash !== undefined) row.pin_hash = pinHash;
+      return rowCount(await knex('tokens').where({ serial, revoked: false }).whereNull('username').update(row)) > 0;
+    },
+    async unassign(ids, now) {
+      if (!ids.length) return 0;
+      return rowCount(await knex('tokens').whereIn('id', [...ids]).andWhere('revoked', false)
+        .update({ username: null, realm: null, pin_hash: null, fail_count: 0, locked_at: null, updated_at: now }));
+    },
+    async revoke(ids, now) {
+      if (!ids.length) return 0;
+      return knex.transaction(async (trx) => {
+        const n = rowCount(await trx('tokens').whereIn('id', [...ids]).andWhere('revoked', false)
+          .update({ revoked: true, active: false, updated_at: now }));
+        await trx('challenges').whereIn('token_id', [...ids]).delete();
+        return n;
+      });
+    },
+    async resync(id, expected, counter, info, now) {
+      const row: Record<string, unknown> = { counter, fail_count: 0, locked_at: null, updated_at: now };
+      if (info !== undefined) row.info = JSON.stringify(info);
+      return rowCount(await knex('tokens').where({ id, counter: expected, revoked: false }).update(row)) > 0;
     },
     async deleteExpiredRollouts(before, limit) {
       const ids = (await knex('tokens').whereNotNull('rollout_expires_at').andWhere('rollout_expires_at', '<=', before)

@@ -6,7 +6,7 @@ test('db migrate applies once, then reports up to date; db cleanup prints counts
   t.teardown(() => w.close());
   const first = await w.run(['db', 'migrate']);
   t.is(first.code, 0, first.stderr);
-  t.is(first.stdout, 'applied 001_initial\napplied 002_exact_identifiers\napplied 003_backoff\napplied 004_audit_node\n');
+  t.is(first.stdout, 'applied 001_initial\napplied 002_exact_identifiers\napplied 003_backoff\napplied 004_audit_node\napplied 005_token_admin\n');
   t.regex(first.stderr, /SECRETS KEY CREATED/);
   const again = await w.run(['db', 'migrate']);
   t.is(again.stdout, 'database is up to date\n');

@@ -5,7 +5,7 @@ import type { TokenType } from '../../tokens/types.ts';
 
 test('OTP registry: get, require, list, actions', (t) => {
   const reg = createTokenRegistry(OTP_TOKEN_TYPES);
-  t.deepEqual(reg.list().map((x) => x.type), ['hotp', 'totp', 'spass']);
+  t.deepEqual(reg.list().map((x) => x.type), ['hotp', 'totp', 'spass', 'pw']);
   t.is(reg.get('hotp')?.serialPrefix, 'OATH');
   t.is(reg.get('TOTP')?.type, 'totp', 'case-insensitive');
   t.is(reg.get('push'), undefined);
@@ -13,10 +13,11 @@ test('OTP registry: get, require, list, actions', (t) => {
   const err = t.throws(() => reg.require('foo'), { instanceOf: ParameterError });
   t.is(err?.message, 'Invalid tokentype provided. ttype: foo');
   t.deepEqual(reg.actions().map((a) => a.name).sort(), [
-    'hotp_hashlib', 'hotp_otplen', 'hotp_window', 'totp_hashlib', 'totp_otplen', 'totp_timestep', 'totp_window',
+    'hotp_hashlib', 'hotp_otplen', 'hotp_window', 'losttoken_PW_contents', 'losttoken_PW_length', 'losttoken_valid', 'totp_hashlib',
+    'totp_otplen', 'totp_timestep', 'totp_window',
   ]);
   reg.actions().pop();
-  t.is(reg.actions().length, 7, 'actions() returns a copy');
+  t.is(reg.actions().length, 10, 'actions() returns a copy');
 });
 
 test('registry rejects duplicate types and conflicting actions, merges identical ones', (t) => {
