@@ -11,6 +11,7 @@ import { runCli } from '../../cli/main.ts';
 import { loadConfig } from '../../server/config.ts';
 import { buildDeps, type Deps } from '../../server/deps.ts';
 import { freshDatabaseUrl, TEST_DB } from '../helpers/databases.ts';
+import { leaseWorld, WORLD_POOL_MAX } from '../helpers/db_budget.ts';
 
 export interface CliResult { code: number; stdout: string; stderr: string }
 
@@ -26,12 +27,27 @@ export interface CliWorld {
   close(): Promise<void>;
 }
 
-export async function createCliWorld(config: Record<string, unknown> = {}): Promise<CliWorld> {
+/**
+ * For the connection budget (tests/helpers/db_budget.ts) a CLI world is one world (its CLI commands run one at a
+ * time, each opening and closing its own Deps) plus one more for each `deps()`; a test holding two CLI worlds at
+ * once passes its `t` as `owner` to both.
+ */
+export async function createCliWorld(config: Record<string, unknown> = {}, owner: object = {}): Promise<CliWorld> {
+  const releases = [await leaseWorld(owner)];
+  try {
+    return await buildCliWorld(config, owner, releases);
+  } catch (err) {
+    for (const r of releases) r();
+    throw err;
+  }
+}
+
+async function buildCliWorld(config: Record<string, unknown>, owner: object, releases: Array<() => void>): Promise<CliWorld> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pushgate-cli-'));
   const db = TEST_DB === 'sqlite' ? { url: `sqlite:${path.join(tmp, 'pushgate.db')}`, drop: async () => {} } : await freshDatabaseUrl();
   const configPath = path.join(tmp, 'pushgate.yaml');
   fs.writeFileSync(configPath, YAML.stringify({
-    database: { url: db.url },
+    database: { url: db.url, pool_max: WORLD_POOL_MAX },
     secrets: { key_file: path.join(tmp, 'pushgate.key') },
     pin: { memory_kib: 1024, time_cost: 1 },
     server: { public_url: 'https://mfa.example.org' },
@@ -56,7 +72,9 @@ export async function createCliWorld(config: Record<string, unknown> = {}): Prom
       return JSON.parse(r.stdout);
     },
     async deps() {
-      const d = await buildDeps(loadConfig(configPath));
+      const release = await leaseWorld(owner);
+      releases.push(release);
+      const d = await buildDeps(loadConfig(configPath)).catch((err: unknown) => { release(); throw err; });
       opened.push(d);
       return d;
     },
@@ -66,9 +84,13 @@ export async function createCliWorld(config: Record<string, unknown> = {}): Prom
       return p;
     },
     async close() {
-      for (const d of opened) await d.close();
-      await db.drop();
-      fs.rmSync(tmp, { recursive: true, force: true });
+      try {
+        for (const d of opened) await d.close();
+        await db.drop();
+        fs.rmSync(tmp, { recursive: true, force: true });
+      } finally {
+        for (const r of releases) r();
+      }
     },
   };
   return world;
