@@ -6,10 +6,11 @@
  *
  *   ava runs at most FILES_AT_ONCE test files at once (package.json `ava.concurrency`; one process each);
  *   in each process at most TESTS_AT_ONCE tests hold database worlds at once (the lease below);
- *   a test holds at most WORLDS_PER_TEST worlds (enforced below) plus PER_TEST_EXTRA connections of its own
+ *   a test holds at most WORLDS_PER_TEST world places (enforced below) plus PER_TEST_EXTRA connections of its own
  *   (an admin connection creating/dropping a world's database, or a test's own LISTEN client);
- *   a world holds at most PER_WORLD connections: its knex pool (database.pool_max = WORLD_POOL_MAX) and, on
- *   PostgreSQL, the answer bus's LISTEN connection (1) and NOTIFY pool (max 2; server/auth/bus_transports.ts).
+ *   a world place is PER_WORLD connections: a knex pool of database.pool_max = WORLD_POOL_MAX and, on PostgreSQL,
+ *   the answer bus's LISTEN connection (1) and NOTIFY pool (max 2; server/auth/bus_transports.ts). A world with a
+ *   bigger pool (a test that needs one says so) takes as many places as its connections fill (`placesFor`).
  *
  *   peak ≤ FILES_AT_ONCE × TESTS_AT_ONCE × (WORLDS_PER_TEST × PER_WORLD + PER_TEST_EXTRA)
  *        = 2 × 3 × (2 × 5 + 1) = 66  on PostgreSQL (default max_connections 100, 3 reserved for superusers)
@@ -57,19 +58,29 @@ const queue: Array<() => void> = [];
 const held = new WeakMap<object, { worlds: number; ready: Promise<void> }>();
 
 /**
- * Takes a place for one more world of `owner` (wait for a free lease on the owner's first world); returns its
+ * World places a world with database.pool_max `poolMax` takes: 1 up to WORLD_POOL_MAX; a bigger pool (a test that
+ * needs one, e.g. to bring 100 parallel statements to the database together) takes as many places as its
+ * connections need, so the bound above still holds.
+ */
+export function placesFor(poolMax: number): number {
+  return poolMax <= WORLD_POOL_MAX ? 1 : Math.ceil((poolMax + PER_WORLD.postgres - WORLD_POOL_MAX) / PER_WORLD.postgres);
+}
+
+/**
+ * Takes `places` world places of `owner` (waiting for a free lease when the owner has none yet); returns their
  * release. Pass the same owner (the test's `t`) for every world a test holds at once: two worlds of one test that
  * took separate leases could wait for each other forever.
  */
-export async function leaseWorld(owner: object): Promise<() => void> {
+export async function leaseWorld(owner: object, places = 1): Promise<() => void> {
   let entry = held.get(owner);
+  const taken = (entry?.worlds ?? 0) + places;
+  if (taken > WORLDS_PER_TEST) throw new Error(`a test holds at most ${WORLDS_PER_TEST} world places at once, this one asked for ${taken} (tests/helpers/db_budget.ts)`);
   if (entry) {
-    if (entry.worlds >= WORLDS_PER_TEST) throw new Error(`a test holds at most ${WORLDS_PER_TEST} worlds at once (tests/helpers/db_budget.ts)`);
-    entry.worlds++;
+    entry.worlds += places;
     await entry.ready;
   } else {
     const ready = free > 0 ? (free--, Promise.resolve()) : new Promise<void>((resolve) => queue.push(resolve));
-    entry = { worlds: 1, ready };
+    entry = { worlds: places, ready };
     held.set(owner, entry);
     await ready;
   }
@@ -78,7 +89,8 @@ export async function leaseWorld(owner: object): Promise<() => void> {
   return () => {
     if (released) return;
     released = true;
-    if (--e.worlds > 0) return;
+    e.worlds -= places;
+    if (e.worlds > 0) return;
     held.delete(owner);
     const next = queue.shift();
     if (next) next(); else free++;

@@ -14,7 +14,7 @@ import { createApp } from '../../server/app.ts';
 import { Events } from '../../server/events.ts';
 import { FakeClock } from './fake_clock.ts';
 import { freshDatabaseUrl } from './databases.ts';
-import { leaseWorld, WORLD_POOL_MAX } from './db_budget.ts';
+import { leaseWorld, placesFor, WORLD_POOL_MAX } from './db_budget.ts';
 import type { PushServicesOptions } from '../../server/auth/push_services.ts';
 
 export interface TestWorld {
@@ -92,7 +92,8 @@ export interface WorldOptions {
 }
 
 export async function createWorld(opts: WorldOptions = {}): Promise<TestWorld> {
-  const release = await leaseWorld(opts.owner ?? {});
+  const poolMax = Number((opts.config?.database as { pool_max?: unknown } | undefined)?.pool_max ?? WORLD_POOL_MAX);
+  const release = await leaseWorld(opts.owner ?? {}, placesFor(poolMax));
   try {
     return await buildWorld(opts, release);
   } catch (err) {

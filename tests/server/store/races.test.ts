@@ -20,6 +20,12 @@ import type { Reply, TestWorld } from '../../helpers/test_app.ts';
 import type { FakePhone, SmartphoneData } from '../../helpers/fake_phone.ts';
 
 const on = ` [${TEST_DB}]`;
+/**
+ * These tests release up to 200 requests' statements at the database together: with the suite's pool of 2 they could
+ * queue past the pool's acquire timeout on a busy machine (and fail as -600), so each world here has 7 connections
+ * (two world places in tests/helpers/db_budget.ts).
+ */
+const POOL = { pool_max: 7 };
 const parallel = <T>(n: number, fn: (i: number) => Promise<T>): Promise<T[]> => Promise.all(Array.from({ length: n }, (_, i) => fn(i)));
 
 function tally(replies: readonly Reply[]): { accept: number; reject: number; other: number } {
@@ -34,7 +40,7 @@ function tally(replies: readonly Reply[]): { accept: number; reject: number; oth
 }
 
 test(`50 parallel submissions of one OTP value → exactly one ACCEPT${on}`, async (t) => {
-  const w = await world(t, { config: { tokens: { max_fail: 1000 } } });
+  const w = await world(t, { config: { database: POOL, tokens: { max_fail: 1000 } } });
   await enrollHotp(w);
   // Every request reads the token (counter 0) before any writes, and all 50 single-use updates start together.
   const read = barrier(w.deps.store.tokens, 'list', 50);
@@ -53,7 +59,7 @@ test(`50 parallel submissions of one OTP value → exactly one ACCEPT${on}`, asy
 
 /** An enrolled edupush phone with one open challenge (transaction id + the phone's signed data). */
 async function pushChallenge(t: Parameters<typeof pushWorld>[0], maxFail = 100_000) {
-  const w = await pushWorld(t, { config: { tokens: { max_fail: maxFail } } });
+  const w = await pushWorld(t, { config: { database: POOL, tokens: { max_fail: maxFail } } });
   const phone = phoneFor(w);
   const serial = await enrollPhone(w, phone);
   const c = await check(w, { user: 'alice', pass: '1234' });
@@ -122,7 +128,7 @@ test(`100 parallel phone answers + 100 finalizes of one push transaction, natura
 });
 
 test(`10 parallel enrollment step 2 for one serial → one winner, the others 404 code 601${on}`, async (t) => {
-  const w = await pushWorld(t);
+  const w = await pushWorld(t, { config: { database: POOL } });
   const phone = phoneFor(w);
   const init = await beginEnrollment(w, phone);
   const serial = init.detail.serial as string;
@@ -152,7 +158,7 @@ test(`10 parallel enrollment step 2 for one serial → one winner, the others 40
 });
 
 test(`40 parallel wrong OTPs (max_fail 1000) → the fail counter counts every one${on}`, async (t) => {
-  const w = await world(t, { config: { tokens: { max_fail: 1000 } } });
+  const w = await world(t, { config: { database: POOL, tokens: { max_fail: 1000 } } });
   await enrollHotp(w);
   const read = barrier(w.deps.store.tokens, 'list', 40); // all read fail_count 0
   const bumped = barrier(w.deps.store.tokens, 'incrementFailCount', 40, 'before'); // all increments hit the database together
