@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -8,6 +8,22 @@ import { runCli } from '../../cli/main.ts';
 import { createCliWorld } from './cli_world.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/**
+ * Runs `node bin/pushgate.js ARGS` as a real process, without blocking this worker's event loop (the other tests of
+ * the file go on meanwhile). A real process takes real time: it is killed only after a generous deadline (its status
+ * is then null), and no duration is asserted.
+ */
+function launch(args: string[], o: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, [path.join(ROOT, 'bin/pushgate.js'), ...args], { env: o.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.setEncoding('utf8').on('data', (c: string) => { stdout += c; });
+  proc.stderr.setEncoding('utf8').on('data', (c: string) => { stderr += c; });
+  proc.stdin.end(o.input ?? '');
+  const deadline = setTimeout(() => proc.kill('SIGKILL'), 180_000);
+  return new Promise((resolve) => proc.once('close', (status) => { clearTimeout(deadline); resolve({ status, stdout, stderr }); }));
+}
 
 async function bare(args: string[]) {
   let stdout = '';
@@ -53,18 +69,19 @@ test('config errors exit 1 and print each problem on its own line', async (t) =>
 test('bin/pushgate.js launches through tsx (--help exits 0; a real command finishes and exits)', async (t) => {
   const bin = path.join(ROOT, 'bin/pushgate.js');
   t.true((fs.statSync(bin).mode & 0o111) !== 0, 'executable');
-  const help = spawnSync(process.execPath, [bin, '--help'], { encoding: 'utf8', timeout: 30_000 });
+  t.timeout(240_000);
+  const help = await launch(['--help']);
   t.is(help.status, 0, help.stderr);
   t.regex(help.stdout, /pushgate token/);
 
   const w = await createCliWorld();
   t.teardown(() => w.close());
   const env = { ...process.env, PUSHGATE_CONFIG: w.configPath };
-  const add = spawnSync(process.execPath, [bin, 'admin', 'add', 'root', '--password-stdin'], { encoding: 'utf8', input: 'pw\n', env, timeout: 30_000 });
+  const add = await launch(['admin', 'add', 'root', '--password-stdin'], { input: 'pw\n', env });
   t.is(add.status, 0, add.stderr);
-  const list = spawnSync(process.execPath, [bin, 'admin', 'list', '--json'], { encoding: 'utf8', env, timeout: 30_000 });
+  const list = await launch(['admin', 'list', '--json'], { env });
   t.is(list.status, 0, list.stderr);
   t.deepEqual(JSON.parse(list.stdout).map((a: { username: string }) => a.username), ['root']);
-  const bad = spawnSync(process.execPath, [bin, 'nope'], { encoding: 'utf8', env, timeout: 30_000 });
+  const bad = await launch(['nope'], { env });
   t.is(bad.status, 2);
 });
