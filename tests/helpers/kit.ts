@@ -90,15 +90,17 @@ export function track<T>(p: Promise<T>): { promise: Promise<T>; settled(): boole
 }
 
 /**
- * Lets the event loop run (setImmediate turns, no timers) until `cond()` holds; throws after `maxTurns`.
- * For waiting on a state another async task reaches, never for waiting on time.
+ * Lets the event loop run (setImmediate turns, no timers) until `cond()` holds. For waiting on a state another async
+ * task reaches (often after database I/O), never for waiting on time. Gives up only after a generous `deadlineMs` of
+ * real time — a count of turns would run out sooner on a busy machine, where each I/O takes longer.
  */
-export async function until(cond: () => boolean, maxTurns = 1_000_000): Promise<void> {
-  for (let i = 0; i < maxTurns; i++) {
+export async function until(cond: () => boolean, deadlineMs = 60_000): Promise<void> {
+  const end = performance.now() + deadlineMs;
+  for (let i = 0; ; i++) {
     if (cond()) return;
+    if ((i & 1023) === 0 && performance.now() > end) throw new Error('condition never became true');
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
-  throw new Error('condition never became true');
 }
 
 /**
