@@ -14,6 +14,7 @@ import type { BuildOptions } from '../../server/deps.ts';
 import { loadConfig } from '../../server/config.ts';
 import { buildDeps, type Deps } from '../../server/deps.ts';
 import { freshDatabaseUrl, TEST_DB } from '../helpers/databases.ts';
+import { leaseWorld, WORLD_POOL_MAX } from '../helpers/db_budget.ts';
 
 export interface CliResult { code: number; stdout: string; stderr: string }
 
@@ -34,6 +35,8 @@ export interface RunOptions {
 export interface WorldOptions {
   /** Create the database schema and the key file before the test (default true). */
   init?: boolean;
+  /** Whose world this is, for the connection budget: a test holding two CLI worlds at once passes its `t` to both. */
+  owner?: object;
 }
 
 export interface CliWorld {
@@ -48,12 +51,28 @@ export interface CliWorld {
   close(): Promise<void>;
 }
 
+/**
+ * For the connection budget (tests/helpers/db_budget.ts) a CLI world is one world (its CLI commands run one at a
+ * time, each opening and closing its own Deps) plus one more for each `deps()`; a test holding two CLI worlds at
+ * once passes its `t` as `owner` to both.
+ */
 export async function createCliWorld(config: Record<string, unknown> = {}, wopts: WorldOptions = {}): Promise<CliWorld> {
+  const owner = wopts.owner ?? {};
+  const releases = [await leaseWorld(owner)];
+  try {
+    return await buildCliWorld(config, wopts, owner, releases);
+  } catch (err) {
+    for (const r of releases) r();
+    throw err;
+  }
+}
+
+async function buildCliWorld(config: Record<string, unknown>, wopts: WorldOptions, owner: object, releases: Array<() => void>): Promise<CliWorld> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pushgate-cli-'));
   const db = TEST_DB === 'sqlite' ? { url: `sqlite:${path.join(tmp, 'pushgate.db')}`, drop: async () => {} } : await freshDatabaseUrl();
   const configPath = path.join(tmp, 'pushgate.yaml');
   fs.writeFileSync(configPath, YAML.stringify({
-    database: { url: db.url },
+    database: { url: db.url, pool_max: WORLD_POOL_MAX },
     secrets: { key_file: path.join(tmp, 'pushgate.key') },
     pin: { memory_kib: 1024, time_cost: 1 },
     server: { public_url: 'https://mfa.example.org' },
@@ -80,7 +99,9 @@ export async function createCliWorld(config: Record<string, unknown> = {}, wopts
       return JSON.parse(r.stdout);
     },
     async deps() {
-      const d = await buildDeps(loadConfig(configPath));
+      const release = await leaseWorld(owner);
+      releases.push(release);
+      const d = await buildDeps(loadConfig(configPath)).catch((err: unknown) => { release(); throw err; });
       opened.push(d);
       return d;
     },
@@ -90,9 +111,13 @@ export async function createCliWorld(config: Record<string, unknown> = {}, wopts
       return p;
     },
     async close() {
-      for (const d of opened) await d.close();
-      await db.drop();
-      fs.rmSync(tmp, { recursive: true, force: true });
+      try {
+        for (const d of opened) await d.close();
+        await db.drop();
+        fs.rmSync(tmp, { recursive: true, force: true });
+      } finally {
+        for (const r of releases) r();
+      }
     },
   };
   if (wopts.init ?? true) {

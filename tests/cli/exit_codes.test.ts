@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,6 +9,22 @@ import { runCli } from '../../cli/main.ts';
 import { createCliWorld } from './cli_world.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/**
+ * Runs `node ARGV` (a script and its arguments) as a real process, without blocking this worker's event loop (the other tests of
+ * the file go on meanwhile). A real process takes real time: it is killed only after a generous deadline (its status
+ * is then null), and no duration is asserted.
+ */
+function launch(argv: string[], o: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, argv, { env: o.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.setEncoding('utf8').on('data', (c: string) => { stdout += c; });
+  proc.stderr.setEncoding('utf8').on('data', (c: string) => { stderr += c; });
+  proc.stdin.end(o.input ?? '');
+  const deadline = setTimeout(() => proc.kill('SIGKILL'), 180_000);
+  return new Promise((resolve) => proc.once('close', (status) => { clearTimeout(deadline); resolve({ status, stdout, stderr }); }));
+}
 
 async function bare(args: string[]) {
   let stdout = '';
@@ -51,21 +67,22 @@ test('config errors exit 1 and print each problem on its own line', async (t) =>
   t.regex(missing.stderr, /^error: .*absent\.yaml: cannot read \(ENOENT\)\n$/);
 });
 
-test('bin/pushgate.js runs build/cli/main.js; without a build it says what to run (exit 1)', (t) => {
+test('bin/pushgate.js runs build/cli/main.js; without a build it says what to run (exit 1)', async (t) => {
+  t.timeout(240_000);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pushgate-bin-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const bin = path.join(ROOT, 'bin/pushgate.js');
   t.true((fs.statSync(bin).mode & 0o111) !== 0, 'executable');
   fs.mkdirSync(path.join(dir, 'bin'));
   fs.copyFileSync(bin, path.join(dir, 'bin/pushgate.js'));
-  const missing = spawnSync(process.execPath, [path.join(dir, 'bin/pushgate.js'), 'token', 'list'], { encoding: 'utf8', timeout: 30_000 });
+  const missing = await launch([path.join(dir, 'bin/pushgate.js'), 'token', 'list']);
   t.is(missing.status, 1);
   t.is(missing.stdout, '');
   t.is(missing.stderr, `error: pushgate is not built (${path.join(dir, 'build/cli/main.js')} is missing). Run \`npm run build\` in ${dir}${path.sep}\n`);
   // With a build, the bin calls its main() (a stand-in build that reports its arguments).
   fs.mkdirSync(path.join(dir, 'build/cli'), { recursive: true });
   fs.writeFileSync(path.join(dir, 'build/cli/main.js'), 'export async function main() { process.stdout.write(JSON.stringify(process.argv.slice(2))); }\n');
-  const built = spawnSync(process.execPath, [path.join(dir, 'bin/pushgate.js'), 'token', 'list'], { encoding: 'utf8', timeout: 30_000 });
+  const built = await launch([path.join(dir, 'bin/pushgate.js'), 'token', 'list']);
   t.is(built.status, 0, built.stderr);
   t.deepEqual(JSON.parse(built.stdout), ['token', 'list']);
 });
@@ -85,18 +102,19 @@ test('npm start runs the compiled build with the production V8 flags; install bu
 
 test('the sources run as a process through tsx (--help exits 0; a real command finishes and exits)', async (t) => {
   const src = ['--import', 'tsx', path.join(ROOT, 'cli/main.ts')];
-  const help = spawnSync(process.execPath, [...src, '--help'], { encoding: 'utf8', timeout: 120_000 });
+  t.timeout(240_000);
+  const help = await launch([...src, '--help']);
   t.is(help.status, 0, help.stderr);
   t.regex(help.stdout, /pushgate token/);
 
   const w = await createCliWorld();
   t.teardown(() => w.close());
   const env = { ...process.env, PUSHGATE_CONFIG: w.configPath };
-  const add = spawnSync(process.execPath, [...src, 'admin', 'add', 'root', '--password-stdin'], { encoding: 'utf8', input: 'pw\n', env, timeout: 120_000 });
+  const add = await launch([...src, 'admin', 'add', 'root', '--password-stdin'], { input: 'pw\n', env });
   t.is(add.status, 0, add.stderr);
-  const list = spawnSync(process.execPath, [...src, 'admin', 'list', '--json'], { encoding: 'utf8', env, timeout: 120_000 });
+  const list = await launch([...src, 'admin', 'list', '--json'], { env });
   t.is(list.status, 0, list.stderr);
   t.deepEqual(JSON.parse(list.stdout).map((a: { username: string }) => a.username), ['root']);
-  const bad = spawnSync(process.execPath, [...src, 'nope'], { encoding: 'utf8', env, timeout: 120_000 });
+  const bad = await launch([...src, 'nope'], { env });
   t.is(bad.status, 2);
 });

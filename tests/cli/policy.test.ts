@@ -45,14 +45,14 @@ test('policy check FILE: a broken file exits 1 and names each problem path; a go
 });
 
 test('policy check without FILE validates the config (inline + policy_files)', async (t) => {
-  const ok = await createCliWorld({ policies: [{ name: 'inline', scope: 'authorization', actions: { last_auth: '10h' } }], policy_files: ['good.yaml'] });
+  const ok = await createCliWorld({ policies: [{ name: 'inline', scope: 'authorization', actions: { last_auth: '10h' } }], policy_files: ['good.yaml'] }, { owner: t });
   t.teardown(() => ok.close());
   ok.write('good.yaml', GOOD);
   const r = await ok.run(['policy', 'check']);
   t.is(r.code, 0, r.stderr);
   t.is(r.stdout, 'ok: 3 policies\n');
 
-  const bad = await createCliWorld({ policies: [{ name: 'inline', scope: 'authorization', actions: { last_auth: 'soon' } }] });
+  const bad = await createCliWorld({ policies: [{ name: 'inline', scope: 'authorization', actions: { last_auth: 'soon' } }] }, { owner: t });
   t.teardown(() => bad.close());
   const b = await bad.run(['policy', 'check']);
   t.is(b.code, 1);
@@ -65,7 +65,7 @@ test('policy check without FILE validates the config (inline + policy_files)', a
 
 test('policy check warns (and still passes) when a wait outlasts the challenge it waits for', async (t) => {
   const policies = [{ name: 'legacy-wait', scope: 'authentication', actions: { edupush_wait: 300, push_wait: 60 } }];
-  const w = await createCliWorld({ policies });
+  const w = await createCliWorld({ policies }, { owner: t });
   t.teardown(() => w.close());
   const r = await w.run(['policy', 'check']);
   t.is(r.code, 0, r.stderr);
@@ -73,7 +73,7 @@ test('policy check warns (and still passes) when a wait outlasts the challenge i
   t.is(r.stderr, "warning: policy 'legacy-wait': edupush_wait is 300 s, but edupush challenges are valid for 120 s (challenge.validity_seconds); "
     + "the phone's answer is refused after 120 s, so a longer wait can only end in a timeout. Set challenge.type_validity_seconds.edupush to at least 300, or lower the wait.\n");
 
-  const fixed = await createCliWorld({ policies, challenge: { type_validity_seconds: { edupush: 300 } } });
+  const fixed = await createCliWorld({ policies, challenge: { type_validity_seconds: { edupush: 300 } } }, { owner: t });
   t.teardown(() => fixed.close());
   const f = await fixed.run(['policy', 'check']);
   t.is(f.code, 0, f.stderr);

@@ -3,7 +3,7 @@
  * policy helpers, a raw HTTP client (no implicit User-Agent or Content-Type) and promise helpers.
  */
 import http from 'node:http';
-import { createWorld, type CallOptions, type Reply, type TestWorld, type WorldOptions } from './test_app.ts';
+import { createWorld, type CallOptions, type Reply, type StoreCall, type TestWorld, type WorldOptions } from './test_app.ts';
 import { hotpValue } from '../../tokens/otp.ts';
 import { createPinHasher } from '../../server/auth/pin.ts';
 import type { AuditRow } from '../../server/store/audit_repo.ts';
@@ -24,7 +24,7 @@ export interface Teardown { teardown(fn: () => Promise<void> | void): void }
 
 /** A fresh world closed after the test. */
 export async function world(t: Teardown, opts: WorldOptions = {}): Promise<TestWorld> {
-  const w = await createWorld(opts);
+  const w = await createWorld({ owner: t, ...opts });
   t.teardown(() => w.close());
   return w;
 }
@@ -90,15 +90,17 @@ export function track<T>(p: Promise<T>): { promise: Promise<T>; settled(): boole
 }
 
 /**
- * Lets the event loop run (setImmediate turns, no timers) until `cond()` holds; throws after `maxTurns`.
- * For waiting on a state another async task reaches, never for waiting on time.
+ * Lets the event loop run (setImmediate turns, no timers) until `cond()` holds. For waiting on a state another async
+ * task reaches (often after database I/O), never for waiting on time. Gives up only after a generous `deadlineMs` of
+ * real time — a count of turns would run out sooner on a busy machine, where each I/O takes longer.
  */
-export async function until(cond: () => boolean, maxTurns = 1_000_000): Promise<void> {
-  for (let i = 0; i < maxTurns; i++) {
+export async function until(cond: () => boolean, deadlineMs = 60_000): Promise<void> {
+  const end = performance.now() + deadlineMs;
+  for (let i = 0; ; i++) {
     if (cond()) return;
+    if ((i & 1023) === 0 && performance.now() > end) throw new Error('condition never became true');
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
-  throw new Error('condition never became true');
 }
 
 /**
@@ -123,6 +125,45 @@ export function barrier<T extends object>(obj: T, key: keyof T & string, n: numb
     return result;
   };
   return () => arrived;
+}
+
+/**
+ * One macrotask turn. Everything already queued as a microtask (the continuations of promises that have resolved, and
+ * theirs in turn) runs before it: after `await drained()`, whatever the server does with a result it already has is
+ * done, up to its next I/O. A property of the event loop, not a guess at how long something takes.
+ */
+export function drained(): Promise<void> {
+  return new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Resolves once the world's server is quiet: no store call in flight, and none started by what the finished ones
+ * resolved. With the FakeClock nothing starts by itself after that, so what a test asserts next cannot change under
+ * it (unless the test acts, or an HTTP request is still on its way in).
+ */
+export async function quiet(w: TestWorld): Promise<void> {
+  for (;;) {
+    await until(() => w.storeCalls.every((c) => c.settled));
+    const seen = w.storeCalls.length;
+    await drained();
+    if (w.storeCalls.length === seen && w.storeCalls.every((c) => c.settled)) return;
+  }
+}
+
+/** The store calls recorded after `mark` (a former `w.storeCalls.length`), as `repo.method`. */
+export function callsSince(w: TestWorld, mark: number, pred: (c: StoreCall) => boolean = () => true): string[] {
+  return w.storeCalls.slice(mark).filter(pred).map((c) => `${c.repo}.${c.method}`);
+}
+
+/** Server-side responses of the world's HTTP server from now on (method, path and the node:http response). */
+export function serverResponses(w: TestWorld): Array<{ method: string; path: string; res: http.ServerResponse; closed: boolean }> {
+  const out: Array<{ method: string; path: string; res: http.ServerResponse; closed: boolean }> = [];
+  w.httpServer!.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const entry = { method: req.method ?? '', path: (req.url ?? '').split('?')[0]!, res, closed: false };
+    res.once('close', () => { entry.closed = true; });
+    out.push(entry);
+  });
+  return out;
 }
 
 export interface RawReply { status: number; headers: http.IncomingHttpHeaders; text: string; body: any }

@@ -14,6 +14,7 @@ import { createApp } from '../../server/app.ts';
 import { Events } from '../../server/events.ts';
 import { FakeClock } from './fake_clock.ts';
 import { freshDatabaseUrl } from './databases.ts';
+import { leaseWorld, placesFor, WORLD_POOL_MAX } from './db_budget.ts';
 import type { PushServicesOptions } from '../../server/auth/push_services.ts';
 
 export interface TestWorld {
@@ -23,11 +24,44 @@ export interface TestWorld {
   /** Every event emitted, in order. */
   seen: Array<{ name: string; payload: unknown }>;
   url: string;
+  /** The world's HTTP server (null with noHttp): tests observe server-side request/response events on it. */
+  httpServer: Server | null;
+  /**
+   * Every call of a store repository method (deps.store.tokens/challenges/admins/audit) since the world was built, in
+   * call order, with whether it has settled: lets a test wait until the server has no database call in flight
+   * (kit.ts `quiet`) instead of for a number of event-loop turns.
+   */
+  storeCalls: StoreCall[];
   /** An admin JWT (admin `admin`). */
   adminToken(): Promise<string>;
   call(method: string, path: string, params?: Record<string, unknown>, opts?: CallOptions): Promise<Reply>;
+  /** Closes the server, the Deps and the database (idempotent). */
   close(): Promise<void>;
   tmp: string;
+}
+
+export interface StoreCall { repo: string; method: string; args: unknown[]; settled: boolean }
+
+/** Wraps each method of the store's repositories so that every call is recorded in `log` (see TestWorld.storeCalls). */
+function recordStoreCalls(store: Deps['store'], log: StoreCall[]): void {
+  for (const repoName of ['tokens', 'challenges', 'admins', 'audit'] as const) {
+    const repo = store[repoName] as unknown as Record<string, unknown>;
+    for (const method of Object.keys(repo)) {
+      const orig = repo[method];
+      if (typeof orig !== 'function') continue;
+      repo[method] = function (this: unknown, ...args: unknown[]) {
+        const call: StoreCall = { repo: repoName, method, args, settled: false };
+        log.push(call);
+        let result: unknown;
+        try { result = (orig as (...a: unknown[]) => unknown).apply(repo, args); } catch (err) { call.settled = true; throw err; }
+        if (result && typeof (result as Promise<unknown>).then === 'function') {
+          return (result as Promise<unknown>).finally(() => { call.settled = true; });
+        }
+        call.settled = true;
+        return result;
+      };
+    }
+  }
 }
 
 export interface CallOptions {
@@ -50,6 +84,11 @@ export interface WorldOptions {
   key?: Buffer;
   /** Push seams (default: 2048-bit server keys made on demand instead of a pool of 4096-bit ones, to keep tests fast). */
   push?: PushServicesOptions;
+  /**
+   * Whose world this is, for the connection budget (tests/helpers/db_budget.ts): every world a test holds at once must
+   * name the same owner — kit's `world(t)` passes the test's `t`. Default: the world itself (one world per test).
+   */
+  owner?: object;
 }
 
 function limitsPrefix(url: string): string {
@@ -58,26 +97,49 @@ function limitsPrefix(url: string): string {
 }
 
 export async function createWorld(opts: WorldOptions = {}): Promise<TestWorld> {
+  const poolMax = Number((opts.config?.database as { pool_max?: unknown } | undefined)?.pool_max ?? WORLD_POOL_MAX);
+  const release = await leaseWorld(opts.owner ?? {}, placesFor(poolMax));
+  try {
+    return await buildWorld(opts, release);
+  } catch (err) {
+    release();
+    throw err;
+  }
+}
+
+async function buildWorld(opts: WorldOptions, release: () => void): Promise<TestWorld> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pushgate-test-'));
   for (const [name, content] of Object.entries(opts.files ?? {})) fs.writeFileSync(path.join(tmp, name), content);
   const db = opts.databaseUrl ? { url: opts.databaseUrl, drop: async () => {} } : await freshDatabaseUrl();
+  const { database, ...rest } = (opts.config ?? {}) as { database?: Record<string, unknown> };
   const doc = {
-    database: { url: db.url },
+    // A small pool (the connection budget, tests/helpers/db_budget.ts); a test that needs more says so in config.database.
+    database: { url: db.url, pool_max: WORLD_POOL_MAX, ...(database ?? {}) },
     secrets: { key_file: path.join(tmp, 'key') },
     // Cheap hashes; a PIN queue roomy enough for the bursts of one user that race tests send (the queue's bounds
     // are tested where a test sets them: tests/server/pin_queue.test.ts, tests/server/auth/limiter.test.ts).
     pin: { memory_kib: 1024, time_cost: 1, parallelism: 1, max_queue: 1000, max_queue_per_key: 1000 },
     server: { public_url: 'https://mfa.example.org' },
-    ...(opts.config ?? {}),
+    ...rest,
     // Back-off counters in a shared store (Redis) are this world's own; worlds on one database (two nodes) share them.
-    limits: { key_prefix: limitsPrefix(db.url), ...((opts.config?.limits as Record<string, unknown> | undefined) ?? {}) },
+    limits: { key_prefix: limitsPrefix(db.url), ...((rest as { limits?: Record<string, unknown> }).limits ?? {}) },
   };
-  const config: Config = parseConfig(doc, tmp);
+  let config: Config;
+  try { config = parseConfig(doc, tmp); } catch (err) { await db.drop(); fs.rmSync(tmp, { recursive: true, force: true }); throw err; }
   const clock = new FakeClock();
   const events = new Events();
   const seen: TestWorld['seen'] = [];
   events.onAny((name, payload) => { seen.push({ name, payload }); });
-  const deps = await buildDeps(config, { clock, events, key: opts.key ?? crypto.randomBytes(32), push: opts.push ?? { keys: { bits: 2048, size: 0 } } });
+  let deps: Deps;
+  try {
+    deps = await buildDeps(config, { clock, events, key: opts.key ?? crypto.randomBytes(32), push: opts.push ?? { keys: { bits: 2048, size: 0 } } });
+  } catch (err) {
+    await db.drop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+  const storeCalls: StoreCall[] = [];
+  recordStoreCalls(deps.store, storeCalls);
   let server: Server | null = null;
   let url = '';
   if (!opts.noHttp) {
@@ -90,8 +152,9 @@ export async function createWorld(opts: WorldOptions = {}): Promise<TestWorld> {
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   }
   let token: string | null = null;
+  let closing: Promise<void> | undefined;
   const world: TestWorld = {
-    deps, clock, events, seen, url, tmp,
+    deps, clock, events, seen, url, tmp, httpServer: server, storeCalls,
     async adminToken() {
       if (token) return token;
       if (!await deps.store.admins.byName('admin')) await deps.store.admins.insert('admin', await deps.pins.hash('admin-pw'), clock.now());
@@ -126,11 +189,19 @@ export async function createWorld(opts: WorldOptions = {}): Promise<TestWorld> {
       try { parsed = JSON.parse(text); } catch { /* not JSON */ }
       return { status: res.status, body: parsed, headers: res.headers, text };
     },
-    async close() {
-      if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
-      await deps.close();
-      await db.drop();
-      fs.rmSync(tmp, { recursive: true, force: true });
+    close() {
+      // Idempotent: a test may close a world it is done with (freeing its place in the budget) before its teardown.
+      closing ??= (async () => {
+        try {
+          if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
+          await deps.close();
+          await db.drop();
+          fs.rmSync(tmp, { recursive: true, force: true });
+        } finally {
+          release();
+        }
+      })();
+      return closing;
     },
   };
   return world;

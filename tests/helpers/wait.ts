@@ -1,6 +1,6 @@
 /**
  * Helpers for wait-mode tests (edupush_wait / push_wait): an abortable /validate/check, "parked" detection without
- * time (setImmediate turns only), and a TCP reachability probe for the optional PostgreSQL / Redis services.
+ * time (server-side state), and a TCP reachability probe for the optional PostgreSQL / Redis services.
  */
 import net from 'node:net';
 import type { Reply, TestWorld } from './test_app.ts';
@@ -65,14 +65,19 @@ export async function freePort(): Promise<number> {
 
 /**
  * Audit rows matching `pred`, once there are at least `n` of them: for rows whose request got no reply to wait for
- * (a client that went away), the write may still be landing (event-loop turns and re-reads, no timers).
+ * (a client that went away), the write may still be landing. Re-reads after each audit insert that finishes (the
+ * world records its store calls), so it waits for the write itself, not for a number of event-loop turns.
  */
 export async function auditRowsWhen(w: TestWorld, pred: (row: AuditRow) => boolean, n = 1): Promise<AuditRow[]> {
-  let rows: AuditRow[] = [];
-  for (let i = 0; i < 500; i++) {
-    rows = (await w.deps.store.audit.tail(10_000)).filter(pred);
+  const inserted = () => w.storeCalls.filter((c) => c.repo === 'audit' && c.method === 'insert' && c.settled).length;
+  for (;;) {
+    const before = inserted();
+    const rows = (await w.deps.store.audit.tail(10_000)).filter(pred);
     if (rows.length >= n) return rows;
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    try {
+      await until(() => inserted() > before);
+    } catch {
+      throw new Error(`expected ${n} matching audit rows, found ${rows.length}, and no audit insert is under way`);
+    }
   }
-  throw new Error(`expected ${n} matching audit rows, found ${rows.length}`);
 }

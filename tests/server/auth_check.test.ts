@@ -166,6 +166,9 @@ test('challenge_text_header / _footer rewrite detail.message of a CHALLENGE (HTM
   t.is(c.body.detail.message, 'Choose one:<UL><li>Your code, please</li>\n</ul>Thanks.');
   t.deepEqual(c.body.detail.messages, ['Your code, please', 'Your code, please'], 'messages stay as they are');
   t.is(c.body.detail.multi_challenge[0].message, 'Your code, please');
+  // A REJECT keeps its message.
+  t.like((await check(list, { user: 'alice', pass: '9999' })).body.detail, { message: 'wrong otp pin' });
+  await list.close(); // one world after the other: a test holds at most two (tests/helpers/db_budget.ts)
 
   // Plain header: the sorted distinct messages on one line between newlines; no footer policy → nothing after.
   const line = await world(t, { config: { policies: [
@@ -176,9 +179,9 @@ test('challenge_text_header / _footer rewrite detail.message of a CHALLENGE (HTM
   await enroll(line, { type: 'totp', genkey: 1, user: 'alice', pin: '1234', serial: 'TOTP0001' });
   const messages = (await check(line, { user: 'alice', pass: '1234' })).body.detail;
   t.is(messages.message, `Options:\n${[...new Set<string>(messages.messages)].sort().join(', ')}\n`);
+  await line.close();
 
-  // A REJECT keeps its message; a footer without a header changes nothing.
-  t.like((await check(list, { user: 'alice', pass: '9999' })).body.detail, { message: 'wrong otp pin' });
+  // A footer without a header changes nothing.
   const footerOnly = await world(t, { config: { policies: [
     policy('cr', 'authentication', { challenge_response: ['hotp'], challenge_text: 'Your code, please', challenge_text_footer: 'Bye' }),
   ] } });

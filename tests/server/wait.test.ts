@@ -6,7 +6,7 @@
 import test from 'ava';
 import http from 'node:http';
 import type { ExecutionContext } from 'ava';
-import { asAdmin, auditRows, check, deferred, enroll, enrollHotp, hotpAt, policy, tokenOf, track, until } from '../helpers/kit.ts';
+import { asAdmin, auditRows, callsSince, check, deferred, drained, enroll, enrollHotp, hotpAt, policy, quiet, serverResponses, tokenOf, track, until } from '../helpers/kit.ts';
 import { enrollPhone, phoneFor, pushWorld } from '../helpers/push_world.ts';
 import type { TestWorld } from '../helpers/test_app.ts';
 import type { FakePhone, SmartphoneData } from '../helpers/fake_phone.ts';
@@ -36,10 +36,8 @@ async function openChallenge(t: ExecutionContext, phone: FakePhone): Promise<Sma
   return r.body.result.value[0] as SmartphoneData;
 }
 
-/** Lets the event loop run `n` turns (no timers): enough for any already-due work to finish. */
-async function turns(n = 200): Promise<void> {
-  for (let i = 0; i < n; i++) await new Promise<void>((resolve) => setImmediate(resolve));
-}
+/** The transaction's reads since `mark` (store calls naming it), e.g. ['challenges.byTransaction']. */
+const callsFor = (w: TestWorld, mark: number, tid: string) => callsSince(w, mark, (c) => c.args.includes(tid));
 
 const alice = { user: 'alice', pass: '1234' };
 
@@ -132,10 +130,15 @@ test('timeout: past the wait → REJECT "wrong otp value", fail counter +1, the 
   const [tid] = startedWaits(w);
   const data = await openChallenge(t, phone);
 
-  // Just before the deadline: a safety-net re-read happens, and the request goes on waiting.
+  // Just before the deadline: the safety-net re-reads happen, and the request goes on waiting.
+  const mark = w.storeCalls.length;
   w.clock.advance(19_999);
-  await parked(w);
-  await turns();
+  await quiet(w);
+  const since = callsSince(w, mark);
+  t.true(since.length > 0, 'the safety net re-read the transaction');
+  t.deepEqual([...new Set(since)], ['challenges.byTransaction'], 'reads only: nothing deleted, no fail counter');
+  t.is(w.deps.waits.active, 1);
+  t.deepEqual(finishedWaits(w), []);
   t.false(pending.settled(), 'still waiting 1 ms before the deadline');
   w.clock.advance(1);
   const r = await pending.promise;
@@ -202,9 +205,13 @@ test('capacity: wait.max_concurrent 2 → the third waiting request gets 503 + R
   t.false(b.settled());
 
   // One answer frees a slot: a new wait is admitted again.
+  const [, tidB] = startedWaits(w);
+  const mark = w.storeCalls.length;
   await pa.answer(await openChallenge(t, pa));
   t.like((await a.promise).body, { result: { authentication: 'ACCEPT' }, detail: { serial: sa } });
-  await turns();
+  await quiet(w);
+  t.deepEqual(callsFor(w, mark, tidB!), [], 'another user\'s answer does not even wake bob\'s wait');
+  t.is(w.deps.waits.active, 1);
   t.false(b.settled(), 'another user\'s answer does not end bob\'s wait');
   const c = track(check(w, alice));
   await parked(w, 2);
@@ -388,10 +395,14 @@ test('safety net: a lost notification is picked up by the re-read after safety_r
   const [row] = await w.deps.store.challenges.byTransaction(tid!);
   // The answer lands in the database, but nobody notifies the bus.
   t.true(await w.deps.store.challenges.answer(row!.id, 'accepted', w.clock.now()));
-  await turns();
-  t.false(pending.settled(), 'no polling loop: without a notification nothing reads the row');
+  const mark = w.storeCalls.length;
+  await quiet(w);
+  t.deepEqual(callsSince(w, mark), [], 'no polling loop: without a notification nothing reads the row');
+  t.false(pending.settled());
   w.clock.advance(4_999);
-  await turns();
+  await quiet(w);
+  t.deepEqual(callsSince(w, mark), [], 'nor before the safety-net interval');
+  t.is(w.deps.waits.active, 1);
   t.false(pending.settled());
   w.clock.advance(1);
   const r = await pending.promise;
@@ -460,7 +471,8 @@ test('shutdown: drain() refuses new waits with 503; abortAll() answers running w
   t.is(startedWaits(w).length, 1);
 
   const idle = track(w.deps.waits.idle());
-  await turns();
+  await quiet(w);
+  t.is(w.deps.waits.active, 1);
   t.false(idle.settled(), 'a wait is still running');
   t.false(running.settled());
   w.deps.waits.abortAll();
@@ -624,12 +636,16 @@ test('a woken login is in the audit before its client hears the answer (as every
   const gate = deferred();
   let held = 0;
   audit.insert = async (e) => { if (e.action === 'POST /validate/check') { held++; await gate.promise; } return insert(e); };
+  const responses = serverResponses(w);
   const pending = track(check(w, alice));
   await parked(w);
   await phone.answer(await openChallenge(t, phone));
   await until(() => held === 1);
-  await turns();
-  t.false(pending.settled(), 'no answer while its audit row is being written');
+  await drained(); // whatever the server does next without I/O (writing the reply, say) has run now
+  const reply = responses.find((r) => r.path === '/validate/check');
+  t.truthy(reply);
+  t.false(reply!.res.writableEnded, 'no answer while its audit row is being written');
+  t.false(pending.settled());
   gate.resolve();
   t.like((await pending.promise).body, { result: { authentication: 'ACCEPT' } });
 });
@@ -666,6 +682,7 @@ test('a client that goes away while its transaction is being read: the read fini
   const w = await waitWorld(t, { waitConfig: { safety_reread_ms: 5000 } });
   const phone = phoneFor(w);
   await enrollPhone(w, phone);
+  const responses = serverResponses(w);
   const c = abortableCheck(w, alice);
   await parked(w);
   const [tid] = startedWaits(w);
@@ -679,8 +696,12 @@ test('a client that goes away while its transaction is being read: the read fini
   await until(() => reads === 1);
   c.abort();
   t.is(await c.reply, 'aborted');
-  await turns();
+  const mark = w.storeCalls.length;
+  const served = responses.find((r) => r.path === '/validate/check')!;
+  await until(() => served.closed); // the server has seen the client go ('close' of the response)
+  await drained();
   t.is(w.deps.waits.active, 1, 'the running read is not cut off');
+  t.deepEqual(callsSince(w, mark), [], 'nothing deleted while the read runs');
   gate.resolve();
   await until(() => w.deps.waits.active === 0);
   await until(() => finishedWaits(w).length === 1);

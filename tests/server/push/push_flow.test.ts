@@ -233,6 +233,7 @@ test('poll policy: deny → 403/303, token + polling_allowed False → 403, allo
   t.deepEqual(r.body.result.error, { code: 303, message: 'Polling not allowed!' });
   const noSig = await deny.call('GET', '/ttype/edupush', { serial: p1.token!.serial });
   t.is(noSig.status, 403, 'the policy is checked before anything else');
+  await deny.close(); // one world after the other: a test holds at most two (tests/helpers/db_budget.ts)
 
   const perToken = await pushWorld(t, { policies: [policy('tokenpoll', 'authentication', { edupush_allow_polling: 'token' })] });
   const p2 = phoneFor(perToken);
@@ -243,6 +244,7 @@ test('poll policy: deny → 403/303, token + polling_allowed False → 403, allo
   const denied = await p2.poll();
   t.is(denied.status, 403);
   t.is(denied.body.result.error.message, 'Polling not allowed!');
+  await perToken.close();
 
   const allow = await pushWorld(t);
   const p3 = phoneFor(allow);
@@ -305,10 +307,12 @@ test('routing and enrollment policy errors: /ttype/<unknown>, missing firebase p
     t.is(r.status, 400);
     t.is(r.body.result.error.message, `ERR905: Invalid tokentype provided. ttype: ${name}`);
   }
+  await w.close(); // one world after the other: a test holds at most two (tests/helpers/db_budget.ts)
   const bare = await (await import('../../helpers/kit.ts')).world(t);
   const r = await bare.call('POST', '/token/init', { type: 'edupush', genkey: 1 }, { headers: await asAdmin(bare) });
   t.is(r.status, 403);
   t.deepEqual(r.body.result.error, { code: 303, message: 'Missing enrollment policy for push token: edupush_firebase_configuration' });
+  await bare.close();
   const unknown = await pushWorld(t, { channel: 'no such channel' });
   const u = await unknown.call('POST', '/token/init', { type: 'push', genkey: 1 }, { headers: await asAdmin(unknown) });
   t.is(u.status, 400);

@@ -23,7 +23,26 @@ import type { FakePhone, SmartphoneData } from '../../helpers/fake_phone.ts';
 const NO_BACKOFF = { failed_per_user: 0 };
 
 const on = ` [${TEST_DB}]`;
+/**
+ * These tests release up to 200 requests' statements at the database together: with the suite's pool of 2 they could
+ * queue past the pool's acquire timeout on a busy machine (and fail as -600), so each world here has 7 connections
+ * (two world places in tests/helpers/db_budget.ts), and the tests run one after the other (test.serial): three such
+ * storms at once on one database once queued past that timeout on MariaDB.
+ */
+const POOL = { pool_max: 7 };
 const parallel = <T>(n: number, fn: (i: number) => Promise<T>): Promise<T[]> => Promise.all(Array.from({ length: n }, (_, i) => fn(i)));
+
+/** The replies that are neither ACCEPT nor REJECT, counted by status and text (for failure messages). */
+function others(replies: readonly Reply[]): string {
+  const odd = new Map<string, number>();
+  for (const r of replies) {
+    const a = r.status === 200 ? r.body?.result?.authentication : undefined;
+    if (a === 'ACCEPT' || a === 'REJECT') continue;
+    const key = `${r.status} ${r.text.slice(0, 160)}`;
+    odd.set(key, (odd.get(key) ?? 0) + 1);
+  }
+  return [...odd].map(([k, n]) => `${n}× ${k}`).join('; ');
+}
 
 function tally(replies: readonly Reply[]): { accept: number; reject: number; other: number } {
   const out = { accept: 0, reject: 0, other: 0 };
@@ -36,8 +55,8 @@ function tally(replies: readonly Reply[]): { accept: number; reject: number; oth
   return out;
 }
 
-test(`50 parallel submissions of one OTP value → exactly one ACCEPT${on}`, async (t) => {
-  const w = await world(t, { config: { tokens: { max_fail: 1000 }, limits: NO_BACKOFF } });
+test.serial(`50 parallel submissions of one OTP value → exactly one ACCEPT${on}`, async (t) => {
+  const w = await world(t, { config: { database: POOL, tokens: { max_fail: 1000 }, limits: NO_BACKOFF } });
   await enrollHotp(w);
   // Every request reads the token (counter 0) before any writes, and all 50 single-use updates start together.
   const read = barrier(w.deps.store.tokens, 'list', 50);
@@ -56,7 +75,7 @@ test(`50 parallel submissions of one OTP value → exactly one ACCEPT${on}`, asy
 
 /** An enrolled edupush phone with one open challenge (transaction id + the phone's signed data). */
 async function pushChallenge(t: Parameters<typeof pushWorld>[0], maxFail = 100_000) {
-  const w = await pushWorld(t, { config: { tokens: { max_fail: maxFail } } });
+  const w = await pushWorld(t, { config: { database: POOL, tokens: { max_fail: maxFail } } });
   const phone = phoneFor(w);
   const serial = await enrollPhone(w, phone);
   const c = await check(w, { user: 'alice', pass: '1234' });
@@ -78,7 +97,7 @@ async function storm(p: { w: TestWorld; phone: FakePhone; tid: string; data: Sma
   };
 }
 
-test(`100 parallel phone answers + 100 finalizes of one push transaction → exactly one ACCEPT (forced)${on}`, async (t) => {
+test.serial(`100 parallel phone answers + 100 finalizes of one push transaction → exactly one ACCEPT (forced)${on}`, async (t) => {
   const { w, phone, serial, tid, data } = await pushChallenge(t);
   // Answers: all 100 reach the conditional `pending → accepted` update together.
   const answersRaced = barrier(w.deps.store.challenges, 'answer', 100, 'before');
@@ -103,13 +122,13 @@ test(`100 parallel phone answers + 100 finalizes of one push transaction → exa
   // All 100 read the challenge while it was pending; the 99 that lost the update report value false (a retry that
   // arrives after the answer landed reads `accepted` and reports true — see the natural-interleaving test).
   t.is(answers.filter((a) => a.body.result.value === true).length, 1, 'one answer won');
-  t.deepEqual(tally(finalizes), { accept: 1, reject: 99, other: 0 });
+  t.deepEqual(tally(finalizes), { accept: 1, reject: 99, other: 0 }, others(finalizes));
   t.like(finalizes.find((r) => r.body.result.value === true)!.body.detail, { message: 'Found matching challenge', serial });
   t.deepEqual(await w.deps.store.challenges.byTransaction(tid), [], 'the transaction is gone');
   t.like((await check(w, { user: 'alice', pass: '', transaction_id: tid })).body, { result: { value: false, authentication: 'REJECT' } });
 });
 
-test(`100 parallel phone answers + 100 finalizes of one push transaction, natural interleaving → exactly one ACCEPT overall${on}`, async (t) => {
+test.serial(`100 parallel phone answers + 100 finalizes of one push transaction, natural interleaving → exactly one ACCEPT overall${on}`, async (t) => {
   const { w, phone, tid, data } = await pushChallenge(t);
   const { answers, finalizes } = await storm({ w, phone, tid, data });
   t.is(w.seen.filter((e) => e.name === 'challenge.answered').length, 1, 'exactly one answer changed the challenge');
@@ -124,8 +143,8 @@ test(`100 parallel phone answers + 100 finalizes of one push transaction, natura
   t.is(inStorm.accept + late, 1, `exactly one ACCEPT overall (storm ${inStorm.accept}, after ${late})`);
 });
 
-test(`10 parallel enrollment step 2 for one serial → one winner, the others 404 code 601${on}`, async (t) => {
-  const w = await pushWorld(t);
+test.serial(`10 parallel enrollment step 2 for one serial → one winner, the others 404 code 601${on}`, async (t) => {
+  const w = await pushWorld(t, { config: { database: POOL } });
   const phone = phoneFor(w);
   const init = await beginEnrollment(w, phone);
   const serial = init.detail.serial as string;
@@ -154,8 +173,8 @@ test(`10 parallel enrollment step 2 for one serial → one winner, the others 40
   t.is(c.body.result.authentication, 'CHALLENGE');
 });
 
-test(`40 parallel wrong OTPs (max_fail 1000) → the fail counter counts every one${on}`, async (t) => {
-  const w = await world(t, { config: { tokens: { max_fail: 1000 }, limits: NO_BACKOFF } });
+test.serial(`40 parallel wrong OTPs (max_fail 1000) → the fail counter counts every one${on}`, async (t) => {
+  const w = await world(t, { config: { database: POOL, tokens: { max_fail: 1000 }, limits: NO_BACKOFF } });
   await enrollHotp(w);
   const read = barrier(w.deps.store.tokens, 'list', 40); // all read fail_count 0
   const bumped = barrier(w.deps.store.tokens, 'incrementFailCount', 40, 'before'); // all increments hit the database together

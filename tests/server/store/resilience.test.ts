@@ -2,15 +2,17 @@
  * Resilience (issue 5, item 4): a pushgate server on a PRIVATE PostgreSQL instance (initdb into a temp dir, a random
  * free port on 127.0.0.1, its socket in the temp dir) keeps answering a bounded load loop while the database is
  * stopped (`pg_ctl stop -m immediate`) and started again:
- *   - while the database is down, every request fails fast (well under the acquire timeout) with HTTP 500 and
- *     code -600 "A database error occurred.", /healthz reports -600, and nothing crashes;
- *   - once the database is back, service resumes by itself (bounded polling, no fixed sleeps in assertions), and the
- *     PostgreSQL LISTEN connection of the answer bus is re-established: a notification published by a second node
- *     (a second Deps on the same database) after the restart wakes a waiter on the first.
+ *   - while the database is down, every request fails at once with the connection error (never by waiting out the
+ *     pool's acquire timeout) with HTTP 500 and code -600 "A database error occurred.", /healthz reports -600, and
+ *     nothing crashes or hangs;
+ *   - once the database is back, service resumes by itself, and the PostgreSQL LISTEN connection of the answer bus
+ *     is re-established: a notification published by a second node (a second Deps on the same database) after the
+ *     restart wakes a waiter on the first.
  *
- * Runs under every PUSHGATE_TEST_DB (it brings its own PostgreSQL). Real time is unavoidable here (a real database
- * process stops and starts); every wait is bounded. Skipped, with the reason in the title, when the PostgreSQL server
- * binaries (/usr/lib/postgresql/<version>/bin) or, as root, the `postgres` system user are missing.
+ * Real time is unavoidable here (a real database process stops and starts): the test waits for observable conditions
+ * with generous deadlines and asserts no durations. It brings its own PostgreSQL, so PUSHGATE_TEST_DB does not matter
+ * to it: it runs once per CI run, in the PostgreSQL suite (skipped, with the reason in the title, in the others, and
+ * when the PostgreSQL server binaries (/usr/lib/postgresql/<version>/bin) or, as root, the `postgres` user are missing).
  */
 import test from 'ava';
 import { execFile, spawnSync } from 'node:child_process';
@@ -29,6 +31,7 @@ import { createStore } from '../../../server/store/store.ts';
 import { createSecretBox } from '../../../server/store/secrets.ts';
 import { DatabaseError } from '../../../server/errors.ts';
 import { freePort } from '../../helpers/wait.ts';
+import { TEST_DB } from '../../helpers/databases.ts';
 
 const run = promisify(execFile);
 
@@ -48,7 +51,8 @@ function pgBinDir(): string | null {
 const BIN = pgBinDir();
 const AS_ROOT = process.getuid?.() === 0;
 const PG_USER = AS_ROOT ? spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }) : null;
-const skipReason = !BIN ? 'no PostgreSQL server binaries in /usr/lib/postgresql/*/bin'
+const skipReason = TEST_DB !== 'postgres' ? 'runs in the PostgreSQL suite'
+  : !BIN ? 'no PostgreSQL server binaries in /usr/lib/postgresql/*/bin'
   : AS_ROOT && PG_USER?.status !== 0 ? 'running as root but there is no `postgres` user to run initdb as' : null;
 
 const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -91,7 +95,8 @@ async function privatePostgres(): Promise<PrivatePg> {
 
 interface Sample { started: number; ms: number; status: number; code: number | null; message: string | null; accept: boolean; hung: boolean }
 
-async function checkOnce(url: string, boundMs = 10_000): Promise<Sample> {
+/** One login; a request that has no answer after `boundMs` (far beyond every timeout of the server) counts as hung. */
+async function checkOnce(url: string, boundMs = 30_000): Promise<Sample> {
   const started = performance.now();
   try {
     const res = await fetch(`${url}/validate/check`, {
@@ -108,19 +113,20 @@ async function checkOnce(url: string, boundMs = 10_000): Promise<Sample> {
   }
 }
 
-/** Polls `fn` until it returns true: at most `attempts` tries, `pauseMs` apart. */
-async function eventually(fn: () => Promise<boolean>, attempts: number, pauseMs: number): Promise<number> {
-  for (let i = 1; i <= attempts; i++) {
+/** Polls `fn` (`pauseMs` apart) until it returns true; fails after a generous `deadlineMs`. Returns the tries. */
+async function eventually(what: string, fn: () => Promise<boolean>, deadlineMs = 60_000, pauseMs = 50): Promise<number> {
+  const end = performance.now() + deadlineMs;
+  for (let i = 1; ; i++) {
     if (await fn()) return i;
+    if (performance.now() > end) throw new Error(`${what}: not within ${deadlineMs / 1000} s`);
     await sleep(pauseMs);
   }
-  throw new Error(`no success after ${attempts} attempts`);
 }
 
 const title = 'database stopped mid-load → fast 500/-600, no crash, /healthz -600; restarted → service and LISTEN resume by themselves';
 
 (skipReason ? test.skip : test)(skipReason ? `${title} [skipped: ${skipReason}]` : title, async (t) => {
-  t.timeout(90_000);
+  t.timeout(240_000);
   const pg = await privatePostgres();
   t.teardown(() => pg.destroy());
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pushgate-resilience-'));
@@ -141,10 +147,10 @@ const title = 'database stopped mid-load → fast 500/-600, no crash, /healthz -
   const nodeB: Deps = await buildDeps(config, { migrate: false });
   t.teardown(() => nodeB.close());
 
-  /** Node B notifies, node A's waiter must wake (bounded: 1 s per try). */
+  /** Node B notifies, node A's waiter must wake (each try gives up after 2 s of the server's real clock). */
   const busWorks = async (tag: string) => {
     const tid = `resilience-${tag}-${Math.random().toString(36).slice(2)}`;
-    const woken = server.deps.answers.waitFor(tid, { timeoutMs: 1000 });
+    const woken = server.deps.answers.waitFor(tid, { timeoutMs: 2000 });
     nodeB.answers.notify(tid);
     return (await woken) === 'notified';
   };
@@ -159,41 +165,45 @@ const title = 'database stopped mid-load → fast 500/-600, no crash, /healthz -
   const settledCount = (from: number, pred: (s: Sample) => boolean) => samples.filter((s) => s.started >= from && pred(s)).length;
 
   // Healthy: a few successes first.
-  await eventually(async () => settledCount(0, (s) => s.accept) >= 20, 200, 25);
+  await eventually('20 logins while the database is up', async () => settledCount(0, (s) => s.accept) >= 20);
   t.true(samples.every((s) => s.accept), 'all requests succeed while the database is up');
 
   // Stop the database under load.
   await pg.stop();
   const downAt = performance.now();
-  await eventually(async () => settledCount(downAt, () => true) >= 30, 400, 25);
+  await eventually('12 answers while the database is down', async () => settledCount(downAt, () => true) >= 12);
   const down = samples.filter((s) => s.started >= downAt);
-  t.true(down.length >= 30);
+  t.true(down.length >= 12);
   t.false(down.some((s) => s.hung), 'no request hung');
   t.true(down.every((s) => s.status === 500 && s.code === -600 && s.message === 'A database error occurred.'),
     `every request while the database is down is 500/-600: ${JSON.stringify(down.filter((s) => s.code !== -600).slice(0, 3))}`);
   const slowest = Math.max(...down.map((s) => s.ms));
-  t.true(slowest < 3000, `each failed request returned within 3 s (slowest ${slowest.toFixed(0)} ms; acquire timeout ${ACQUIRE_TIMEOUT_MS} ms)`);
+  // Failing fast is a matter of cause, not of speed: the pool hands the connection error to every waiting request
+  // (propagateCreateError) instead of letting each wait out the acquire timeout (ACQUIRE_TIMEOUT_MS).
+  const acquireTimeouts = () => logs.filter((l) => l.includes('"code":-600') && /Timeout acquiring a connection/i.test(l));
+  t.deepEqual(acquireTimeouts(), [], 'no request waited out the acquire timeout');
   const health = await fetch(`${server.url}/healthz`, { signal: AbortSignal.timeout(10_000) });
   t.is(health.status, 500);
   t.like(await health.json(), { result: { status: false, error: { code: -600, message: 'A database error occurred.' } } });
   t.true(server.server.listening, 'the server still listens');
-  t.true(logs.some((l) => l.includes('"code":-600')), 'the failures are logged with the driver detail');
+  t.true(logs.some((l) => l.includes('"code":-600') && /ECONNREFUSED|terminat|shutting down|starting up|Connection/i.test(l)), 'the failures are logged with the driver detail');
 
   // Keep it down until the answer bus has lost its LISTEN connection AND failed to re-connect at least once, so that
-  // recovery below needs the retry loop, not just a lucky first attempt (bounded: ≤ 15 s).
+  // recovery below needs the retry loop, not just a lucky first attempt.
   const busErrors = () => logs.filter((l) => l.includes('answer bus transport error')).length;
-  await eventually(async () => busErrors() >= 2, 150, 100);
-  t.true(samples.filter((s) => s.started >= downAt).every((s) => s.code === -600 && s.ms < 3000), 'still failing fast');
+  await eventually('two answer-bus errors (lost, then a failed re-connect)', async () => busErrors() >= 2);
+  t.true(samples.filter((s) => s.started >= downAt).every((s) => s.code === -600 && !s.hung), 'still failing, none hung');
+  t.deepEqual(acquireTimeouts(), [], 'still failing fast');
 
-  // Start it again: service resumes on its own (bounded: ≤ 30 s).
+  // Start it again: service resumes on its own.
   await pg.start();
   const upAt = performance.now();
-  await eventually(async () => settledCount(upAt, (s) => s.accept) >= 10, 300, 100);
+  await eventually('10 logins after the restart', async () => settledCount(upAt, (s) => s.accept) >= 10);
   const healthy = await fetch(`${server.url}/healthz`, { signal: AbortSignal.timeout(10_000) });
   t.is(healthy.status, 200);
   t.like(await healthy.json(), { result: { status: true, value: { status: 'ok', database: 'postgres' } } });
   // The LISTEN connection re-connects after its back-off: a notification from node B wakes node A again.
-  const tries = await eventually(() => busWorks('after'), 30, 0);
+  const tries = await eventually('the answer bus after the restart', () => busWorks('after'), 60_000, 0);
   t.log(`load: ${samples.length} requests; down: ${down.length} failed fast (slowest ${slowest.toFixed(0)} ms); bus back after ${tries} tries`);
 
   loadOn = false;
@@ -202,7 +212,7 @@ const title = 'database stopped mid-load → fast 500/-600, no crash, /healthz -
   t.true(lastFew.every((s) => s.accept), 'the load loop ends healthy');
 });
 
-test('a database host that accepts TCP but never answers: every query fails within the connect timeout, as -600 (PostgreSQL and MariaDB drivers)', async (t) => {
+test('a database host that accepts TCP but never answers: every query fails (connect timeout), as -600, none hangs (PostgreSQL and MariaDB drivers)', async (t) => {
   // A black hole: connections are accepted and then ignored (a hung server, or a firewall that swallows packets).
   const sockets = new Set<net.Socket>();
   const hole = net.createServer((s) => { sockets.add(s); s.on('error', () => {}); });
@@ -210,15 +220,19 @@ test('a database host that accepts TCP but never answers: every query fails with
   t.teardown(() => { for (const s of sockets) s.destroy(); hole.close(); });
   const port = (hole.address() as net.AddressInfo).port;
   const box = createSecretBox(Buffer.alloc(32, 7));
-  const bound = CONNECT_TIMEOUT_MS + 2000;
+  // Without a connect timeout the drivers would wait for the black hole forever. The timeouts are a few seconds; the
+  // test waits for every query to fail with a generous deadline (a query still open then is "hung") and asserts no
+  // duration.
   t.true(CONNECT_TIMEOUT_MS <= ACQUIRE_TIMEOUT_MS && ACQUIRE_TIMEOUT_MS <= 10_000, 'timeouts are a few seconds');
+  const HUNG = Symbol('hung');
+  const deadline = (ms: number) => new Promise<typeof HUNG>((resolve) => { const h = setTimeout(() => resolve(HUNG), ms); h.unref(); });
   const probe = async (url: string) => {
     const store = createStore(url, box, { poolMax: 4, log: () => {} });
     try {
       // More requests than pool slots: none may wait behind the hung connects for longer than the bound.
       return await Promise.all(Array.from({ length: 8 }, async () => {
         const t0 = performance.now();
-        const err = await store.tokens.bySerial('X').then(() => null, (e: unknown) => e);
+        const err = await Promise.race([store.tokens.bySerial('X').then(() => null, (e: unknown) => e), deadline(60_000)]);
         return { err, ms: performance.now() - t0 };
       }));
     } finally {
@@ -231,9 +245,10 @@ test('a database host that accepts TCP but never answers: every query fails with
   ]);
   for (const [name, results] of [['postgres', pgResults], ['mysql', myResults]] as const) {
     for (const r of results) {
+      t.not(r.err, HUNG, `${name}: a query still had no answer after 60 s`);
       t.true(r.err instanceof DatabaseError, `${name}: ${String(r.err)}`);
       t.like(r.err, { code: -600, status: 500, message: 'A database error occurred.' });
-      t.true(r.ms < bound, `${name}: failed after ${r.ms.toFixed(0)} ms (bound ${bound} ms)`);
     }
+    t.log(`${name}: failed after ${Math.max(...results.map((r) => r.ms)).toFixed(0)} ms at most (connect timeout ${CONNECT_TIMEOUT_MS} ms)`);
   }
 });
