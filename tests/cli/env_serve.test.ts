@@ -46,8 +46,8 @@ test('a bad value names the variable or flag it came from, next to the file prob
 });
 
 test('CLI: PUSHGATE_DATABASE_URL and PUSHGATE_KEY_FILE point a command at another installation; PUSHGATE_CONFIG names the file', async (t) => {
-  const a = await createCliWorld();
-  const b = await createCliWorld();
+  const a = await createCliWorld({}, { owner: t });
+  const b = await createCliWorld({}, { owner: t });
   t.teardown(() => a.close());
   t.teardown(() => b.close());
   t.is((await b.run(['token', 'enroll', '--type', 'spass', '--user', 'bob', '--serial', 'ONLYB'])).code, 0);

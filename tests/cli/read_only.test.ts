@@ -59,14 +59,18 @@ test('the commands that set up an installation create the database and the key',
     [['db', 'migrate'], ''], [['admin', 'add', 'root', '--password-stdin'], 'pw\n'],
     [['token', 'enroll', '--type', 'spass', '--user', 'alice'], ''], [['apikey', 'create'], ''],
   ] as Array<[string[], string]>) {
+    // One world at a time (the connection budget: a world per iteration held to the end would wait for itself).
     const w = await createCliWorld({}, { init: false });
-    t.teardown(() => w.close());
-    const r = await w.run(args, stdin);
-    t.is(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
-    t.regex(r.stderr, /SECRETS KEY CREATED/, args.join(' '));
-    t.true(fs.existsSync(path.join(w.tmp, 'pushgate.key')), args.join(' '));
-    if (TEST_DB === 'sqlite') t.true(fs.existsSync(path.join(w.tmp, 'pushgate.db')), args.join(' '));
-    t.is((await w.run(['admin', 'list'])).code, 0, 'the installation is usable');
+    try {
+      const r = await w.run(args, stdin);
+      t.is(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+      t.regex(r.stderr, /SECRETS KEY CREATED/, args.join(' '));
+      t.true(fs.existsSync(path.join(w.tmp, 'pushgate.key')), args.join(' '));
+      if (TEST_DB === 'sqlite') t.true(fs.existsSync(path.join(w.tmp, 'pushgate.db')), args.join(' '));
+      t.is((await w.run(['admin', 'list'])).code, 0, 'the installation is usable');
+    } finally {
+      await w.close();
+    }
   }
 });
 

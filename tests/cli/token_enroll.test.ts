@@ -25,7 +25,7 @@ test('an unknown --type is a usage error that lists the valid types', async (t) 
   t.teardown(() => w.close());
   const r = await w.run(['token', 'enroll', '--type', 'yubikey', '--user', 'alice']);
   t.is(r.code, 2);
-  t.is(r.stderr, "pushgate: Unknown token type 'yubikey': use one of hotp, totp, spass, edupush, push\nRun 'pushgate token --help' for usage.\n");
+  t.is(r.stderr, "pushgate: Unknown token type 'yubikey': use one of hotp, totp, spass, pw, edupush, push\nRun 'pushgate token --help' for usage.\n");
   t.is((await w.run(['token', 'enroll', '--type', 'HOTP', '--user', 'alice', '--json'])).code, 0, 'any case');
 });
 
@@ -66,14 +66,14 @@ test('token show of a push token: key fingerprints and short forms, not the key 
 });
 
 test('enrolling a push token whose URL cannot work for a phone prints a warning (the server logs it as config.warning)', async (t) => {
-  const w = await createCliWorld({ server: { host: '0.0.0.0', public_url: 'http://0.0.0.0:5001' }, policies: pollOnly });
+  const w = await createCliWorld({ server: { host: '0.0.0.0', public_url: 'http://0.0.0.0:5001' }, policies: pollOnly }, { owner: t });
   t.teardown(() => w.close());
   const r = await w.run(['token', 'enroll', '--type', 'edupush', '--user', 'alice', '--serial', 'EDUP2', '--json'], '', { buildOptions: PUSH });
   t.is(r.code, 0, r.stderr);
   t.is(r.stderr, 'warning: token EDUP2: the phone will call http://0.0.0.0:5001/ttype/edupush, which cannot work: 0.0.0.0 is a listen address, '
     + 'not one a phone can call; it is plain http:// while the app verifies TLS (ssl_verify 1): pushgate speaks plain HTTP, put a TLS reverse '
     + 'proxy in front of it. Set server.public_url (or the registration_url policy) to the https:// URL of the TLS reverse proxy in front of pushgate (README: "TLS").\n');
-  const ok = await createCliWorld({ server: { host: '0.0.0.0', public_url: 'https://mfa.example.org' }, policies: pollOnly });
+  const ok = await createCliWorld({ server: { host: '0.0.0.0', public_url: 'https://mfa.example.org' }, policies: pollOnly }, { owner: t });
   t.teardown(() => ok.close());
   const quiet = await ok.run(['token', 'enroll', '--type', 'edupush', '--user', 'alice', '--json'], '', { buildOptions: PUSH });
   t.is(quiet.stderr, '');

@@ -98,7 +98,8 @@ function limitsPrefix(url: string): string {
 
 export async function createWorld(opts: WorldOptions = {}): Promise<TestWorld> {
   const poolMax = Number((opts.config?.database as { pool_max?: unknown } | undefined)?.pool_max ?? WORLD_POOL_MAX);
-  const release = await leaseWorld(opts.owner ?? {}, placesFor(poolMax));
+  // A world on an explicit SQLite database (whatever PUSHGATE_TEST_DB says) opens no database server connection.
+  const release = opts.databaseUrl?.startsWith('sqlite:') ? () => {} : await leaseWorld(opts.owner ?? {}, placesFor(poolMax));
   try {
     return await buildWorld(opts, release);
   } catch (err) {
