@@ -19,7 +19,7 @@ type T = { teardown(fn: () => Promise<void> | void): void };
 
 /** A poll-only world whose poll answers at most `max` challenges, with alice's phone enrolled. */
 async function pollWorld(t: T, max: number): Promise<{ w: TestWorld; phone: FakePhone; serial: string }> {
-  const w = await pushWorld(t, { config: { push: { poll_max_challenges: max } } });
+  const w = await pushWorld(t, { config: { push: { poll_max_challenges: max }, limits: { challenges_per_user: 0 } } }); // many logins of one user
   const phone = phoneFor(w);
   const serial = await enrollPhone(w, phone);
   return { w, phone, serial };
