@@ -121,11 +121,13 @@ export async function answerChallenge(deps: Deps, v: PushVariant, req: Req<'answ
       deps.events.emit('challenge.answered', { serial: req.serial, transactionId: row.transactionId, decision: req.decline ? 'decline' : 'accept' });
     }
   }
-  // A retry of an answer that already landed (same decision, still valid) is a success too; anything else is not.
-  if (won.length || rows.some((r) => r.status === decision && r.expiresAt > now)) {
-    return { kind: 'answerChallenge', serial: req.serial, value: true, transactionIds: won };
-  }
-  throw new ValidateError(refusedBecause(rows, decision, now));
+  // A retry of an answer that already landed (same decision, still valid) is a success too — also one that raced
+  // the answer it repeats and lost the conditional update (read again: the winner's decision is there now).
+  const landed = (rs: readonly ChallengeRecord[]) => rs.some((r) => r.status === decision && r.expiresAt > now);
+  if (won.length || landed(rows)) return { kind: 'answerChallenge', serial: req.serial, value: true, transactionIds: won };
+  const after = rows.length ? await deps.store.challenges.bySerialNonce(req.serial, req.nonce) : rows;
+  if (landed(after)) return { kind: 'answerChallenge', serial: req.serial, value: true, transactionIds: [] };
+  throw new ValidateError(refusedBecause(after, decision, now));
 }
 
 /** The texts of a refused answer (`ERR401: …`). */
@@ -137,7 +139,7 @@ export const ANSWER_REFUSED = {
   accepted: 'The authentication request was already accepted: the decline was not accepted.',
 } as const;
 
-/** Why an answer with a valid signature changed nothing (from the rows read before the answer; a race ending it meanwhile is "gone"). */
+/** Why an answer with a valid signature changed nothing, from the rows as they are after it. */
 function refusedBecause(rows: readonly ChallengeRecord[], decision: 'accepted' | 'declined', now: number): string {
   if (!rows.length) return ANSWER_REFUSED.gone;
   const live = rows.filter((r) => r.expiresAt > now);

@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
-import { KEY_HEX, check, enroll, enrollHotp, hotpAt, policy, totpAt, usersYaml, world } from '../helpers/kit.ts';
+import { KEY_HEX, barrier, check, enroll, enrollHotp, hotpAt, policy, totpAt, usersYaml, world } from '../helpers/kit.ts';
 import { enrollPhone, phoneFor, pushWorld } from '../helpers/push_world.ts';
 import { parked } from '../helpers/wait.ts';
 import type { Reply, TestWorld } from '../helpers/test_app.ts';
@@ -298,4 +298,17 @@ test('fix 5: every refused answer is non-200 (already declined / accepted, disab
   t.false(appSaysSuccess(disabled));
   t.deepEqual(disabled.body.result.error, { code: 401, message: 'ERR401: The token is disabled: the answer was not accepted.' });
   t.is(answered(), before, 'nothing was answered');
+});
+
+test('fix 5: two copies of one answer racing (an app retry): both 200 — the loser of the conditional update reads the decision that landed', async (t) => {
+  const w = await pushWorld(t);
+  const phone = phoneFor(w, 'edumfa-flutter'); // the Flutter app re-queues the request on any non-200
+  await enrollPhone(w, phone);
+  await check(w, { user: 'alice', pass: '1234' });
+  const data = await openChallenge(t, phone);
+  const raced = barrier(w.deps.store.challenges, 'answer', 2, 'before'); // both read `pending` before either updates
+  const [a, b] = await Promise.all([phone.answer(data), phone.answer(data)]);
+  t.is(raced(), 2);
+  t.deepEqual([a.status, b.status], [200, 200]);
+  t.is(w.seen.filter((e) => e.name === 'challenge.answered').length, 1, 'one of them changed the challenge');
 });
