@@ -44,7 +44,11 @@ export const CORE_ACTIONS: readonly ActionDef[] = Object.freeze([
   def({ name: 'tokentype', scope: 'authorization', type: 'list',
     description: 'Only tokens of these types may be used to authenticate.' }),
   def({ name: 'add_user_in_response', scope: 'authorization', type: 'bool', default: false,
-    description: 'Add the user attributes to the detail of a successful response.' }),
+    description: 'A successful /validate/check (or samlcheck) for a user gets detail.user: the user attributes from the realm (username, givenname, surname, email, phone, …) and password "" (eduMFA); not for serial-only requests.' }),
+  def({ name: 'add_resolver_in_response', scope: 'authorization', type: 'bool', default: false,
+    description: 'A successful /validate/check (or samlcheck) for a user gets detail["user-realm"] and detail["user-resolver"] (eduMFA); not for serial-only requests.' }),
+  def({ name: 'declined_authentication', scope: 'authorization', type: 'enum', values: ['reject', 'declined'], default: 'reject',
+    description: 'What a /validate/check after a push decline answers in result.authentication: reject (eduMFA: REJECT, with detail.challenge_status "declined"; every client knows it) or declined (DECLINED, for clients that know it, e.g. privacyIDEA >= 3.10 plugins). polltransaction answers DECLINED either way, as eduMFA.' }),
   // enrollment
   def({ name: 'max_token_per_user', scope: 'enrollment', type: 'int', min: 1,
     description: 'Maximum number of tokens a user may own.' }),

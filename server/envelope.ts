@@ -24,11 +24,24 @@ export function errorEnvelope(now: number, err: MfaError): Envelope {
   return { jsonrpc: '2.0', id: 1, time: now / 1000, version: VERSION, detail: null, result: { status: false, error: { code: err.code, message: err.wireMessage } } };
 }
 
-/** `multi_challenge` plus eduMFA's flattened copy of the last challenge. */
+/**
+ * `attributes` only when a type adds some (push: `hideResponseInput`), as eduMFA: its HOTP/TOTP challenges carry no
+ * `attributes` key, and the privacyIDEA PHP client v2.0.x assigns any `attributes` it finds to a string property —
+ * `{}` made every PIN-then-OTP login through it fail (docs/protocol_choices.md "Challenge attributes").
+ */
+function attributesOf(c: ChallengeOut): { attributes?: Readonly<Record<string, unknown>> } {
+  return c.attributes && Object.keys(c.attributes).length ? { attributes: c.attributes } : {};
+}
+
+/**
+ * `multi_challenge` plus eduMFA's flattened copy of the last challenge. Every challenge carries `transaction_id`,
+ * `serial`, `type`, `client_mode` and `message` as strings (clients assign them to typed string properties);
+ * `attributes` and `image` only when they hold something.
+ */
 export function challengeDetail(challenges: readonly ChallengeOut[], preferredClientMode: string): Record<string, unknown> {
   const multi = challenges.map((c) => ({
     transaction_id: c.transactionId, serial: c.serial, type: c.type, client_mode: c.clientMode, message: c.message,
-    attributes: c.attributes, ...(c.image ? { image: c.image } : {}),
+    ...attributesOf(c), ...(c.image ? { image: c.image } : {}),
   }));
   const detail: Record<string, unknown> = {
     multi_challenge: multi,
@@ -39,7 +52,7 @@ export function challengeDetail(challenges: readonly ChallengeOut[], preferredCl
   if (last) {
     Object.assign(detail, {
       transaction_id: last.transactionId, serial: last.serial, type: last.type, client_mode: last.clientMode,
-      attributes: last.attributes, message: challenges.map((c) => c.message).join(', '),
+      ...attributesOf(last), message: challenges.map((c) => c.message).join(', '),
       preferred_client_mode: preferredClientMode,
     });
     if (last.image) detail.image = last.image;
@@ -47,13 +60,19 @@ export function challengeDetail(challenges: readonly ChallengeOut[], preferredCl
   return detail;
 }
 
-/** The /validate/check (and /auth challenge) response for an Outcome. */
+/** The /validate/check (and samlcheck) response for an Outcome, shaped by the authorization policies. */
 export interface OutcomeOptions {
   noDetailOnSuccess?: boolean;
   noDetailOnFail?: boolean;
   /** AUTH `challenge_text_header` / `challenge_text_footer`: rewrite detail.message of a CHALLENGE. */
   challengeTextHeader?: string;
   challengeTextFooter?: string;
+  /** AUTHZ `declined_authentication`: `result.authentication` of a declined login (default `reject`, as eduMFA). */
+  declinedAuthentication?: 'reject' | 'declined';
+  /** AUTHZ `add_user_in_response`: `detail.user` of a success (the caller gives it only for a request with a user). */
+  user?: Readonly<Record<string, string>>;
+  /** AUTHZ `add_resolver_in_response`: `detail["user-realm"]` / `detail["user-resolver"]` of a success. */
+  userRealm?: { readonly realm: string; readonly resolver: string };
 }
 
 /**
@@ -80,8 +99,14 @@ export function outcomeEnvelope(now: number, o: Outcome, opts: OutcomeOptions = 
     if ('otpLen' in o && o.otpLen !== undefined) detail.otplen = o.otpLen;
     if (o.kind === 'declined') detail.challenge_status = 'declined';
   }
+  // eduMFA's postpolicy order: the user details are added first, so no_detail_on_success removes them again.
+  if (o.kind === 'accept') {
+    if (opts.user) detail.user = { ...opts.user };
+    if (opts.userRealm) Object.assign(detail, { 'user-realm': opts.userRealm.realm, 'user-resolver': opts.userRealm.resolver });
+  }
   const env = okEnvelope(now, o.kind === 'accept', detail, 2);
-  env.result.authentication = AUTHENTICATION[o.kind];
+  // A decline is REJECT on eduMFA's wire (the Java and PHP clients know no other failure); DECLINED only on request.
+  env.result.authentication = o.kind === 'declined' && opts.declinedAuthentication !== 'declined' ? AUTHENTICATION.reject : AUTHENTICATION[o.kind];
   if ((o.kind === 'accept' && opts.noDetailOnSuccess) || (o.kind !== 'accept' && o.kind !== 'challenge' && opts.noDetailOnFail)) delete env.detail;
   return env;
 }

@@ -123,7 +123,8 @@ export interface ChallengeRecord {
 export interface ChallengeSpec {
   readonly nonce: string;
   readonly message: string;
-  readonly attributes: Readonly<Record<string, unknown>>;
+  /** Extras for the client (push: `hideResponseInput`); absent for types that add none (HOTP/TOTP). */
+  readonly attributes?: Readonly<Record<string, unknown>>;
   readonly data?: Readonly<Record<string, string>>;
 }
 

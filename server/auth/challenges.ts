@@ -38,7 +38,6 @@ export async function createChallenges(deps: Deps, tokens: readonly TokenRecord[
     const spec = await type.createChallenge?.(token, ctx) ?? {
       nonce: crypto.randomBytes(16).toString('hex'),
       message: rp.action<string>('challenge_text') ?? DEFAULT_OTP_CHALLENGE_TEXT,
-      attributes: {},
     };
     const record = await deps.store.challenges.insert({
       transactionId, serial: token.serial, tokenId: token.id, nonce: spec.nonce, session,
@@ -52,7 +51,7 @@ export async function createChallenges(deps: Deps, tokens: readonly TokenRecord[
       if (!delivered.delivered && opts.exception) throw new ValidateError('Failed to submit message to Firebase service.');
       if (delivered.messageSuffix) message = `${message} ${delivered.messageSuffix}`;
     }
-    out.push({ transactionId, serial: token.serial, type: token.type, clientMode: type.clientMode, message, attributes: spec.attributes });
+    out.push({ transactionId, serial: token.serial, type: token.type, clientMode: type.clientMode, message, ...(spec.attributes ? { attributes: spec.attributes } : {}) });
   }
   return out;
 }

@@ -18,7 +18,7 @@ import { NotFoundError, ParameterError, PolicyError, ValidateError, tokenLocked 
 import type { TokenRecord, TokenType, Verdict } from '../../tokens/types.ts';
 import { requestPolicies, type RequestPolicies } from './context.ts';
 import { createChallenges, preferredClientMode } from './challenges.ts';
-import type { Outcome } from './outcome.ts';
+import { DECLINED_MESSAGE, type Outcome } from './outcome.ts';
 import { startWait, type WaitPlan } from './wait.ts';
 import type { UserInfo } from './users.ts';
 import type { PinJob } from './pin.ts';
@@ -301,7 +301,7 @@ async function answerTransaction(deps: Deps, req: CheckRequest, tokens: readonly
     else pending.push(token);
   }
   if (declined) {
-    return { kind: 'declined', message: 'The challenge was declined.', serial: declined.serial, type: declined.type, serials: [declined.serial], policies: rp.matched() };
+    return { kind: 'declined', message: DECLINED_MESSAGE, serial: declined.serial, type: declined.type, serials: [declined.serial], policies: rp.matched() };
   }
   await bumpFailCounters(deps, wrongOtp);
   const all = [...wrongOtp, ...pending];

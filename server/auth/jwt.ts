@@ -8,8 +8,12 @@
  * re-encoding it gives it back). jose decodes segments with `atob` on Node 20 (no Uint8Array.fromBase64 there), which accepts one `=` of
  * padding, ASCII whitespace and non-zero trailing bits, so `sig + '='`, `si g` or a last character changed in its
  * unused bits would verify; the shape check refuses them.
+ *
+ * Every token we issue has a payload segment that standard Base64 decodes too (no '-' or '_'): the privacyIDEA Java
+ * client reads `exp` from the payload with java.util.Base64.getDecoder() (RFC 4648 §4 alphabet, padding optional),
+ * and a payload it cannot decode makes it send no Authorization header at all (see standardBase64Json).
  */
-import { SignJWT, jwtVerify, errors } from 'jose';
+import { CompactSign, jwtVerify, errors } from 'jose';
 import { AuthError } from '../errors.ts';
 
 export interface JwtClaims { sub: string; role: 'admin' | 'validate'; iat: number; exp: number; [k: string]: unknown }
@@ -25,8 +29,25 @@ const ALG = 'HS256';
 /** header.payload.signature, each base64url without padding (the algorithm, and with it the length, is jose's check). */
 const COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.([A-Za-z0-9_-]+)$/;
 
+/**
+ * JSON whose base64url encoding contains neither '-' nor '_', so that it is also standard Base64 (unpadded).
+ * Why this is enough: in base64 each 3 bytes b0 b1 b2 become the 6-bit values b0>>2, (b0&3)<<4|b1>>4,
+ * (b1&15)<<2|b2>>6 and b2&63. For ASCII bytes (< 0x80) the first three are at most 31, 55 and 61 — never '-' (62)
+ * or '_' (63) — and b2&63 is 62 or 63 only for '>', '?', '~' and DEL (0x3E, 0x3F, 0x7E, 0x7F); a final partial
+ * group only uses the first values. JSON.stringify gives these characters, and anything non-ASCII, only inside
+ * strings, where `\uXXXX` is the same string: so the JSON is made ASCII-only with those four escaped. The result
+ * parses to the same value (JSON.parse), whatever the claims hold — admin names like `svc~1` included.
+ */
+export function standardBase64Json(value: unknown): string {
+  return JSON.stringify(value).replace(/[>?~\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * header.payload.signature with the protected header `{"alg":"HS256","typ":"JWT"}` (base64url
+ * `eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9`, standard Base64 as well) and the claims as standardBase64Json.
+ */
 export async function signJwt(claims: JwtClaims, key: Buffer): Promise<string> {
-  return new SignJWT(claims).setProtectedHeader({ alg: ALG, typ: 'JWT' }).sign(key);
+  return new CompactSign(new TextEncoder().encode(standardBase64Json(claims))).setProtectedHeader({ alg: ALG, typ: 'JWT' }).sign(key);
 }
 
 /**

@@ -5,7 +5,8 @@ export interface ChallengeOut {
   readonly type: string;
   readonly clientMode: 'interactive' | 'poll';
   readonly message: string;
-  readonly attributes: Readonly<Record<string, unknown>>;
+  /** Type-specific extras (push: `hideResponseInput`). Absent or empty: no `attributes` key on the wire. */
+  readonly attributes?: Readonly<Record<string, unknown>>;
   readonly image?: string;
 }
 
@@ -21,6 +22,13 @@ export type Outcome =
   | (Common & { readonly kind: 'declined'; readonly message: string; readonly serial?: string; readonly type?: string })
   | (Common & { readonly kind: 'challenge'; readonly challenges: readonly ChallengeOut[]; readonly preferredClientMode: string });
 
+/** The message of a login declined on the phone (Keycloak shows detail.message of a REJECT to the user). */
+export const DECLINED_MESSAGE = 'The login was declined on the smartphone.';
+
+/**
+ * The outcome in the audit trail and events. On the wire a declined login is REJECT unless the authorization policy
+ * `declined_authentication: declined` asks for DECLINED (server/envelope.ts outcomeEnvelope).
+ */
 export const AUTHENTICATION: Record<Outcome['kind'], string> = {
   accept: 'ACCEPT', reject: 'REJECT', declined: 'DECLINED', challenge: 'CHALLENGE',
 };

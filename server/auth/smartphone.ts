@@ -3,13 +3,14 @@
  * one conditional statement each, then emit events (`challenge.answered` wakes waiting logins via the answer bus).
  *
  * Differences from eduMFA (deliberate): the enrollment TTL is enforced; an answer to an expired, declined or already
- * answered challenge changes nothing (a declined challenge never becomes accepted); a malformed base32 signature is
- * a 400, never a 500. An answer for an unknown serial is 404 as in eduMFA (the apps read only the HTTP status).
+ * answered challenge changes nothing (a declined challenge never becomes accepted) and is a 400, as is a wrong or
+ * malformed signature (never a 500, never a 200 the app would show as success). An answer for an unknown serial is
+ * 404 as in eduMFA (the apps read only the HTTP status).
  */
 import type { Deps } from '../deps.ts';
-import { NotFoundError, ParameterError, PolicyError, SignatureError } from '../errors.ts';
+import { NotFoundError, ParameterError, PolicyError, SignatureError, ValidateError } from '../errors.ts';
 import { requestPolicies } from './context.ts';
-import type { TokenContext, TokenRecord } from '../../tokens/types.ts';
+import type { ChallengeRecord, TokenContext, TokenRecord } from '../../tokens/types.ts';
 import {
   checkEnrollmentCredential, completeEnrollment, EnrollmentExpiredError, type CompleteEnrollmentResult,
 } from '../../tokens/push/enrollment.ts';
@@ -94,21 +95,23 @@ async function settleEnrollmentChallenges(deps: Deps, token: TokenRecord, now: n
 
 /**
  * Answer or decline: signature over `nonce|serial[|decline]`, then one conditional update per matching challenge.
- * Refusals (wrong key or signature, unknown or withdrawn nonce, disabled token) are all `value: false`: a disabled
- * token's challenges were withdrawn with it, and the store's answer lands only while the token is active.
+ * Only an answer that landed (or the retry of one that landed) is HTTP 200: the authenticator apps read nothing but
+ * the status and play their success feedback on a 200 (admin_api_facts §6). Every refused answer is a 400 —
+ * a wrong signature `ERR10: Could not verify signature!` (as the app's other signed requests), an answer with a valid
+ * signature that changes nothing `ERR401: <why>`: the token is disabled (its challenges were withdrawn with it),
+ * the challenge expired or is gone, or it was already answered the other way. eduMFA answers those with 200
+ * `value: false` — which the apps show as success (docs/protocol_choices.md "Late and refused phone answers").
  */
 export async function answerChallenge(deps: Deps, v: PushVariant, req: Req<'answerChallenge'>): Promise<SmartphoneResult> {
-  const refuse = (): SmartphoneResult => ({ kind: 'answerChallenge', serial: req.serial, value: false, transactionIds: [] });
   const token = await deps.store.tokens.bySerial(req.serial);
-  // eduMFA: an unknown serial (or one of another type) is 404 — the apps only look at the HTTP status, so a 200
-  // would tell the user a login on a token deleted server-side had been approved.
+  // eduMFA: an unknown serial (or one of another type) is 404.
   if (!token || token.type !== v.type) throw new NotFoundError('The requested token could not be found.');
   const check = isEnrolledPushToken(v, token)
     ? checkPhoneSignature(v, token, answerSignedText(req.nonce, req.serial, req.decline), req.signature)
     : 'invalid';
-  if (check === 'malformed') throw new SignatureError();
-  if (check !== 'valid' || req.nonce === '') return refuse();
-  const rows = await deps.store.challenges.bySerialNonce(req.serial, req.nonce);
+  if (check !== 'valid') throw new SignatureError();
+  if (!token.active) throw new ValidateError(ANSWER_REFUSED.disabled);
+  const rows = req.nonce === '' ? [] : await deps.store.challenges.bySerialNonce(req.serial, req.nonce);
   const decision = req.decline ? 'declined' : 'accepted';
   const now = deps.clock.now();
   const won: string[] = [];
@@ -118,9 +121,32 @@ export async function answerChallenge(deps: Deps, v: PushVariant, req: Req<'answ
       deps.events.emit('challenge.answered', { serial: req.serial, transactionId: row.transactionId, decision: req.decline ? 'decline' : 'accept' });
     }
   }
-  // A retry of an answer that already landed (same decision, still valid) is a success too; anything else is not.
-  const repeated = rows.some((r) => r.status === decision && r.expiresAt > now);
-  return { kind: 'answerChallenge', serial: req.serial, value: won.length > 0 || repeated, transactionIds: won };
+  // A retry of an answer that already landed (same decision, still valid) is a success too — also one that raced
+  // the answer it repeats and lost the conditional update (read again: the winner's decision is there now).
+  const landed = (rs: readonly ChallengeRecord[]) => rs.some((r) => r.status === decision && r.expiresAt > now);
+  if (won.length || landed(rows)) return { kind: 'answerChallenge', serial: req.serial, value: true, transactionIds: won };
+  const after = rows.length ? await deps.store.challenges.bySerialNonce(req.serial, req.nonce) : rows;
+  if (landed(after)) return { kind: 'answerChallenge', serial: req.serial, value: true, transactionIds: [] };
+  throw new ValidateError(refusedBecause(after, decision, now));
+}
+
+/** The texts of a refused answer (`ERR401: …`). */
+export const ANSWER_REFUSED = {
+  disabled: 'The token is disabled: the answer was not accepted.',
+  gone: 'The authentication request has expired or is finished: the answer was not accepted.',
+  expired: 'The authentication request has expired: the answer was not accepted.',
+  declined: 'The authentication request was already declined: the answer was not accepted.',
+  accepted: 'The authentication request was already accepted: the decline was not accepted.',
+} as const;
+
+/** Why an answer with a valid signature changed nothing, from the rows as they are after it. */
+function refusedBecause(rows: readonly ChallengeRecord[], decision: 'accepted' | 'declined', now: number): string {
+  if (!rows.length) return ANSWER_REFUSED.gone;
+  const live = rows.filter((r) => r.expiresAt > now);
+  if (!live.length) return ANSWER_REFUSED.expired;
+  if (live.some((r) => r.status === 'declined' && decision === 'accepted')) return ANSWER_REFUSED.declined;
+  if (live.some((r) => r.status === 'accepted' && decision === 'declined')) return ANSWER_REFUSED.accepted;
+  return ANSWER_REFUSED.gone;
 }
 
 /**

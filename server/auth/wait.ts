@@ -13,7 +13,7 @@ import { UnavailableError } from '../errors.ts';
 import type { TokenRecord } from '../../tokens/types.ts';
 import type { RequestPolicies } from './context.ts';
 import { createChallenges, transactionStatus } from './challenges.ts';
-import type { Outcome } from './outcome.ts';
+import { DECLINED_MESSAGE, type Outcome } from './outcome.ts';
 import type { AnswerListener } from './answers.ts';
 import type { UserInfo } from './users.ts';
 
@@ -329,7 +329,7 @@ async function decide(deps: Deps, plan: WaitPlan, woken: boolean): Promise<Outco
     const row = rows.find((r) => r.status === 'declined')!;
     await deps.store.challenges.deleteTransaction(transactionId);
     const token = tokens.find((t) => t.serial === row.serial);
-    return { kind: 'declined', message: 'The challenge was declined.', serial: row.serial, type: token?.type, serials: [row.serial], policies };
+    return { kind: 'declined', message: DECLINED_MESSAGE, serial: row.serial, type: token?.type, serials: [row.serial], policies };
   }
   for (const row of rows.filter((r) => r.status === 'accepted')) {
     const token = tokens.find((t) => t.serial === row.serial) ?? tokens[0]!;

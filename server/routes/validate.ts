@@ -16,9 +16,9 @@ import { finishWait, type WaitPlan } from '../auth/wait.ts';
 import { auditOrRefuse, errorReply, leaveKoa, sendReply, type AuditDraft, type Reply } from '../respond.ts';
 import { triggerChallenges } from '../auth/trigger.ts';
 import { transactionStatus } from '../auth/challenges.ts';
-import { challengeDetail, okEnvelope, outcomeEnvelope } from '../envelope.ts';
+import { challengeDetail, okEnvelope, outcomeEnvelope, type OutcomeOptions } from '../envelope.ts';
 import { requireAdmin, requireApiKey } from './auth.ts';
-import { requestPolicies } from '../auth/context.ts';
+import { requestPolicies, type RequestPolicies } from '../auth/context.ts';
 import { AUTHENTICATION, type Outcome } from '../auth/outcome.ts';
 import { throttleAddress, userKeyOf, type Attempt } from '../auth/throttle.ts';
 
@@ -149,10 +149,9 @@ export function validateRouter(deps: Deps): Router<AppState> {
     return {
       status: 200,
       body: outcomeEnvelope(deps.clock.now(), outcome, {
+        ...answerOptions(deps, rp, outcome, who),
         noDetailOnSuccess: rp.action<boolean>('no_detail_on_success'),
         noDetailOnFail: rp.action<boolean>('no_detail_on_fail'),
-        challengeTextHeader: rp.action<string>('challenge_text_header'),
-        challengeTextFooter: rp.action<string>('challenge_text_footer'),
       }),
     };
   });
@@ -175,10 +174,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
       attributes = { username: who.user.name, realm: who.user.realm, resolver: who.user.resolver, email: u?.email ?? '', givenname: u?.givenname ?? '', surname: u?.surname ?? '', phone: u?.phone ?? '' };
     }
     const rp = requestPolicies(deps, who);
-    const env = outcomeEnvelope(deps.clock.now(), outcome, {
-      challengeTextHeader: rp.action<string>('challenge_text_header'),
-      challengeTextFooter: rp.action<string>('challenge_text_footer'),
-    });
+    const env = outcomeEnvelope(deps.clock.now(), outcome, answerOptions(deps, rp, outcome, who));
     env.result.value = { auth, attributes };
     return { status: 200, body: env };
   });
@@ -219,6 +215,41 @@ export function validateRouter(deps: Deps): Router<AppState> {
   router.get('/polltransaction', (ctx) => poll(ctx, ctx.state.params.get('transaction_id') || undefined));
   router.get('/polltransaction/:transactionId', (ctx) => poll(ctx, checkLength('transaction_id', ctx.params.transactionId)));
   return router;
+}
+
+/**
+ * The envelope options of a check answer that its policies decide: challenge text, the wire of a decline, and — for
+ * a success of a request that named a user (not serial-only, as eduMFA) — the user details of `add_user_in_response`
+ * and `add_resolver_in_response`.
+ */
+function answerOptions(deps: Deps, rp: RequestPolicies, outcome: Outcome, who: Who): OutcomeOptions {
+  const opts: OutcomeOptions = {
+    challengeTextHeader: rp.action<string>('challenge_text_header'),
+    challengeTextFooter: rp.action<string>('challenge_text_footer'),
+    declinedAuthentication: rp.action<'reject' | 'declined'>('declined_authentication'),
+  };
+  if (outcome.kind !== 'accept' || !who.user) return opts;
+  const user = who.user;
+  return {
+    ...opts,
+    ...(rp.action<boolean>('add_user_in_response') ? { user: userAttributes(deps, user) } : {}),
+    ...(rp.action<boolean>('add_resolver_in_response') ? { userRealm: { realm: user.realm, resolver: user.resolver } } : {}),
+  };
+}
+
+/** Attribute names eduMFA's resolvers report, in their order; a user store gives those it has. */
+const USER_ATTRIBUTES = ['userid', 'description', 'email', 'givenname', 'surname', 'phone', 'mobile'] as const;
+
+/** `detail.user` (eduMFA: the resolver's user info with `password` forced to ""): only the attributes the store has. */
+function userAttributes(deps: Deps, user: { name: string; realm: string }): Record<string, string> {
+  const found = deps.realms.get(user.realm)?.lookup(user.name) as Readonly<Record<string, unknown>> | null | undefined;
+  const out: Record<string, string> = { username: user.name };
+  for (const key of USER_ATTRIBUTES) {
+    const value = found?.[key];
+    if (typeof value === 'string' && value !== '') out[key] = value;
+  }
+  out.password = '';
+  return out;
 }
 
 export interface Subject { readonly user?: string; readonly realm?: string; readonly serial?: string; readonly type?: string }

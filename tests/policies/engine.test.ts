@@ -197,7 +197,7 @@ test('explain lists every action of the scope with its origin and conflicts', (t
     { name: 'two', scope: 'authorization', actions: { authorized: 'grant_access' } },
   ]);
   const ex = e.explain('authorization', alice);
-  t.deepEqual(ex.map((x) => x.action), ['last_auth', 'no_detail_on_success', 'no_detail_on_fail', 'api_key_required', 'authorized', 'tokentype', 'add_user_in_response']);
+  t.deepEqual(ex.map((x) => x.action), ['last_auth', 'no_detail_on_success', 'no_detail_on_fail', 'api_key_required', 'authorized', 'tokentype', 'add_user_in_response', 'add_resolver_in_response', 'declined_authentication']);
   t.deepEqual(ex[0], { action: 'last_auth', value: 3_600_000, from: ['one'] });
   t.deepEqual(ex[1], { action: 'no_detail_on_success', value: false, from: [] });
   const of = (name: string) => ex.find((x) => x.action === name);

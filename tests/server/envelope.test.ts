@@ -19,7 +19,7 @@ const SUCCESS_KEYS = ['detail', 'id', 'jsonrpc', 'result', 'time', 'version', 'v
 const ERROR_KEYS = ['detail', 'id', 'jsonrpc', 'result', 'time', 'version'];
 
 const ch = (serial: string, over: Partial<ChallengeOut> = {}): ChallengeOut => ({
-  transactionId: '01234567890123456789', serial, type: 'hotp', clientMode: 'interactive', message: 'please enter otp: ', attributes: {}, ...over,
+  transactionId: '01234567890123456789', serial, type: 'hotp', clientMode: 'interactive', message: 'please enter otp: ', ...over,
 });
 
 test('version strings: "pushgate <n>" and the package version', (t) => {
@@ -80,7 +80,7 @@ test('challengeDetail: multi_challenge, messages, transaction_ids and the flatte
   const b = ch('B2', { type: 'totp', message: 'other', attributes: { k: 1 }, image: 'data:image/png;base64,xx' });
   t.deepEqual(challengeDetail([a, b], 'interactive'), {
     multi_challenge: [
-      { transaction_id: a.transactionId, serial: 'A1', type: 'hotp', client_mode: 'interactive', message: 'please enter otp: ', attributes: {} },
+      { transaction_id: a.transactionId, serial: 'A1', type: 'hotp', client_mode: 'interactive', message: 'please enter otp: ' },
       { transaction_id: a.transactionId, serial: 'B2', type: 'totp', client_mode: 'interactive', message: 'other', attributes: { k: 1 }, image: 'data:image/png;base64,xx' },
     ],
     messages: ['please enter otp: ', 'other'],
@@ -90,6 +90,11 @@ test('challengeDetail: multi_challenge, messages, transaction_ids and the flatte
   });
   t.is(challengeDetail([a, ch('C3')], 'poll').message, 'please enter otp: , please enter otp: ', 'every message, as eduMFA joins them');
   t.deepEqual(challengeDetail([], 'interactive'), { multi_challenge: [], messages: [], transaction_ids: [] });
+  // No `attributes` key when a type adds none, also when given empty (the PHP client v2.0.x throws on any object).
+  const empty = challengeDetail([ch('E1', { attributes: {} })], 'interactive');
+  t.false('attributes' in empty, 'flattened: no attributes key');
+  t.false('attributes' in (empty.multi_challenge as object[])[0]!, 'multi_challenge[]: no attributes key');
+  t.deepEqual(challengeDetail([b, a], 'interactive').attributes, undefined, 'the flattened copy follows the last challenge');
 });
 
 test('outcomeEnvelope: authentication per kind, detail fields, no_detail_on_* remove the detail key', (t) => {
@@ -100,9 +105,12 @@ test('outcomeEnvelope: authentication per kind, detail fields, no_detail_on_* re
   const reject = outcomeEnvelope(NOW, { kind: 'reject', message: 'wrong otp pin', serials: ['S'], policies: [] });
   t.deepEqual(reject.result, { status: true, value: false, authentication: 'REJECT' });
   t.deepEqual(reject.detail, { message: 'wrong otp pin' });
-  const declined = outcomeEnvelope(NOW, { kind: 'declined', message: 'd', serial: 'S', type: 'edupush', serials: [], policies: [] });
-  t.is(declined.result.authentication, 'DECLINED');
+  const declinedOutcome = { kind: 'declined', message: 'd', serial: 'S', type: 'edupush', serials: [], policies: [] } as const;
+  const declined = outcomeEnvelope(NOW, declinedOutcome);
+  t.deepEqual(declined.result, { status: true, value: false, authentication: 'REJECT' }, 'eduMFA\'s wire by default');
   t.deepEqual(declined.detail, { message: 'd', serial: 'S', type: 'edupush', challenge_status: 'declined' });
+  t.is(outcomeEnvelope(NOW, declinedOutcome, { declinedAuthentication: 'reject' }).result.authentication, 'REJECT');
+  t.is(outcomeEnvelope(NOW, declinedOutcome, { declinedAuthentication: 'declined' }).result.authentication, 'DECLINED');
   const chal = outcomeEnvelope(NOW, { kind: 'challenge', challenges: [ch('S')], preferredClientMode: 'interactive', serials: ['S'], policies: [] });
   t.deepEqual(chal.result, { status: true, value: false, authentication: 'CHALLENGE' });
 
@@ -160,9 +168,9 @@ test('HTTP: CHALLENGE envelope with every field of protocol.md §6.2', async (t)
     jsonrpc: '2.0', id: 2, time: w.clock.now() / 1000, version: VERSION, versionnumber: VERSION_NUMBER,
     result: { status: true, value: false, authentication: 'CHALLENGE' },
     detail: {
-      multi_challenge: [{ transaction_id: tid, serial: 'OATH0001', type: 'hotp', client_mode: 'interactive', message: 'please enter otp: ', attributes: {} }],
+      multi_challenge: [{ transaction_id: tid, serial: 'OATH0001', type: 'hotp', client_mode: 'interactive', message: 'please enter otp: ' }],
       messages: ['please enter otp: '], transaction_ids: [tid], transaction_id: tid, serial: 'OATH0001', type: 'hotp',
-      client_mode: 'interactive', attributes: {}, message: 'please enter otp: ', preferred_client_mode: 'interactive',
+      client_mode: 'interactive', message: 'please enter otp: ', preferred_client_mode: 'interactive',
     },
   });
 });

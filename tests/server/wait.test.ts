@@ -11,6 +11,10 @@ import { enrollPhone, phoneFor, pushWorld } from '../helpers/push_world.ts';
 import type { TestWorld } from '../helpers/test_app.ts';
 import type { FakePhone, SmartphoneData } from '../helpers/fake_phone.ts';
 import { abortableCheck, auditRowsWhen, finishedWaits, parked, startedWaits } from '../helpers/wait.ts';
+import { DECLINED_MESSAGE } from '../../server/auth/outcome.ts';
+
+/** A phone answer that changed nothing: HTTP 400 (the apps count only a 200 as success), ERR401. */
+const REFUSED = { status: 400, body: { result: { status: false, error: { code: 401 } } } };
 
 interface WaitWorldOptions {
   /** edupush_wait seconds (default 20). */
@@ -95,11 +99,11 @@ test('a woken one-token login is finished by the conditional delete alone; a dec
   await parked(w);
   calls.length = 0;
   await phone.answer(await openChallenge(t, phone), { decline: true });
-  t.like((await pending.promise).body, { result: { authentication: 'DECLINED' } });
+  t.like((await pending.promise).body, { result: { authentication: 'REJECT' }, detail: { challenge_status: 'declined' } });
   t.deepEqual(calls, ['consumeAccepted', 'byTransaction', 'deleteTransaction']);
 });
 
-test('decline: the wait ends at once with DECLINED, not at the timeout', async (t) => {
+test('decline: the wait ends at once with REJECT + challenge_status declined (eduMFA\'s wire), not at the timeout', async (t) => {
   const w = await waitWorld(t, { wait: 30 });
   const phone = phoneFor(w, 'edumfa-flutter');
   const serial = await enrollPhone(w, phone);
@@ -111,14 +115,14 @@ test('decline: the wait ends at once with DECLINED, not at the timeout', async (
   t.like((await phone.answer(data, { decline: true })).body, { result: { value: true } });
   const r = await pending.promise;
   t.is(r.status, 200, r.text);
-  t.like(r.body, { result: { status: true, value: false, authentication: 'DECLINED' }, detail: { serial, type: 'edupush', challenge_status: 'declined' } });
+  t.like(r.body, { result: { status: true, value: false, authentication: 'REJECT' }, detail: { message: DECLINED_MESSAGE, serial, type: 'edupush', challenge_status: 'declined' } });
   t.is(w.clock.now(), start);
   t.deepEqual(finishedWaits(w), ['decline']);
   t.deepEqual(await w.deps.store.challenges.byTransaction(tid!), []);
   t.is(w.deps.waits.active, 0);
   t.is(w.deps.answers.waiting, 0);
   // Changing its mind afterwards does not turn the declined login into an accepted one.
-  t.like((await phone.answer(data)).body, { result: { value: false } });
+  t.like(await phone.answer(data), REFUSED);
 });
 
 test('timeout: past the wait → REJECT "wrong otp value", fail counter +1, the challenge is gone so a late answer changes nothing', async (t) => {
@@ -151,7 +155,7 @@ test('timeout: past the wait → REJECT "wrong otp value", fail counter +1, the 
   t.is(w.deps.answers.waiting, 0);
 
   // The phone answers late: nothing left to answer, nothing changes.
-  t.like((await phone.answer(data)).body, { result: { value: false } });
+  t.like(await phone.answer(data), REFUSED);
   t.is((await phone.poll()).body.result.value.length, 0);
   const tok = await tokenOf(w, serial);
   t.is(tok.failCount, 1);
@@ -180,7 +184,7 @@ test('disconnect: a client that goes away frees its waiter at once and the trans
   t.is(w.clock.pending, 0);
   // The phone can no longer approve the abandoned login.
   t.is((await phone.poll()).body.result.value.length, 0);
-  t.like((await phone.answer(data)).body, { result: { value: false } });
+  t.like(await phone.answer(data), REFUSED);
   t.is((await tokenOf(w, serial)).lastAuthAt, null);
 });
 
@@ -271,7 +275,7 @@ test('two push tokens of one user: both get a challenge in one transaction, the 
   t.deepEqual(await w.deps.store.challenges.byTransaction(tid!), []);
   // The other phone's challenge is dead: neither pollable nor answerable.
   t.is((await p1.poll()).body.result.value.length, 0);
-  t.like((await p1.answer(d1)).body, { result: { value: false } });
+  t.like(await p1.answer(d1), REFUSED);
   t.is((await tokenOf(w, s1)).lastAuthAt, null);
   t.not((await tokenOf(w, s2)).lastAuthAt, null);
 });
@@ -485,7 +489,7 @@ test('shutdown: drain() refuses new waits with 503; abortAll() answers running w
   t.is(w.deps.answers.waiting, 0);
   t.deepEqual(finishedWaits(w), ['shutdown']);
   t.deepEqual(await w.deps.store.challenges.byTransaction(tid!), [], 'no challenge left that a later answer could misuse');
-  t.like((await phone.answer(data)).body, { result: { value: false } });
+  t.like(await phone.answer(data), REFUSED);
   t.is((await tokenOf(w, serial)).lastAuthAt, null);
 });
 
@@ -539,7 +543,7 @@ test('metrics: /metrics counts waits started, finished by result, rejected, and 
   await parked(w);
   w.clock.advance(3000);
   await phone.answer(await openChallenge(t, phone), { decline: true });
-  t.like((await p.promise).body, { result: { authentication: 'DECLINED' } });
+  t.like((await p.promise).body, { result: { authentication: 'REJECT' }, detail: { challenge_status: 'declined' } });
   // timeout
   p = track(check(w, alice));
   await parked(w);

@@ -100,11 +100,11 @@ async function waitOnAAnswerOnB(t: ExecutionContext, n: Nodes, decline: boolean)
   t.pass();
 });
 
-(pgUp ? test : test.skip)(`PostgreSQL LISTEN/NOTIFY: a decline posted to node B ends node A's wait with DECLINED${pgUp ? '' : PG_SKIP}`, async (t) => {
+(pgUp ? test : test.skip)(`PostgreSQL LISTEN/NOTIFY: a decline posted to node B ends node A's wait (REJECT, challenge_status declined)${pgUp ? '' : PG_SKIP}`, async (t) => {
   t.timeout(30_000, 'the cross-node wake-up never arrived');
   const n = await twoNodes(t);
   const { r, serial } = await waitOnAAnswerOnB(t, n, true);
-  t.like(r.body, { result: { status: true, value: false, authentication: 'DECLINED' }, detail: { serial, challenge_status: 'declined' } });
+  t.like(r.body, { result: { status: true, value: false, authentication: 'REJECT' }, detail: { serial, challenge_status: 'declined' } });
 });
 
 (pgUp && redisUp ? test : test.skip)(`Redis pub/sub (bus.redis_url, on PostgreSQL): a wait on node A is woken by the answer posted to node B${pgUp && redisUp ? '' : REDIS_SKIP}`, async (t) => {

@@ -34,8 +34,8 @@ test('the issue sequence: push → disable → the phone approves → enable →
 
   await admin(w, 'disable', serial);
   const answered = await phone.answer(data!);
-  t.is(answered.status, 200, answered.text);
-  t.like(answered.body, { result: { status: true, value: false } }, 'refused, like any answer to a withdrawn challenge');
+  t.is(answered.status, 400, 'refused with an error status: the apps count only a 200 as success');
+  t.deepEqual(answered.body.result.error, { code: 401, message: 'ERR401: The token is disabled: the answer was not accepted.' });
   t.false(w.seen.some((e) => e.name === 'challenge.answered'));
   await admin(w, 'enable', serial);
 
@@ -99,7 +99,7 @@ test('a login that raced the disable (its challenge stored after the withdrawal)
   t.is(polled.status, 200, polled.text);
   t.deepEqual(polled.body.result.value, [], 'a disabled token polls an empty list');
   const data = { nonce: row!.nonce, serial, url: phone.token!.url } as SmartphoneData;
-  t.like((await phone.answer(data)).body, { result: { status: true, value: false } }, 'the answer is refused');
+  t.like(await phone.answer(data), { status: 400, body: { result: { status: false, error: { code: 401 } } } }, 'the answer is refused');
   t.false(await w.deps.store.challenges.answer(row!.id, 'accepted', w.clock.now()), 'the store refuses it in its conditional statement');
   t.is((await w.deps.store.challenges.byTransaction(tid))[0]?.status, 'pending');
 

@@ -73,7 +73,7 @@ test('Firebase failure with polling denied (policy deny, or token + polling_allo
     t.deepEqual(rows, [], `${name}: the challenge was withdrawn`);
     const nonce = fcm.received.at(-1)!.body.message.data.nonce as string;
     const answer = await w.call('POST', '/ttype/edupush', { serial, nonce, signature: phone.sign(`${nonce}|${serial}`) }, { as: 'json' });
-    t.like(answer.body, { result: { value: false } });
+    t.like(answer, { status: 400, body: { result: { error: { code: 401, message: 'ERR401: The authentication request has expired or is finished: the answer was not accepted.' } } } });
     t.like((await check(w, { user: 'alice', pass: '', transaction_id: tid })).body, { result: { value: false, authentication: 'REJECT' } });
   }
 });

@@ -90,7 +90,7 @@ test('edupush, Flutter style (form, URL-safe EC key, µs timestamps, raw query):
 
   // A decline signature without the decline flag does not verify.
   const mismatched = await phone.answer(data, { signature: phone.sign(`${data.nonce}|${data.serial}|decline`) });
-  t.like(mismatched.body, { result: { status: true, value: false } });
+  t.like(mismatched, { status: 400, body: { result: { status: false, error: { code: 10, message: 'ERR10: Could not verify signature!' } } } });
 
   const declined = await phone.answer(data, { decline: true });
   t.like(declined.body, { result: { status: true, value: true } });
@@ -99,10 +99,11 @@ test('edupush, Flutter style (form, URL-safe EC key, µs timestamps, raw query):
 
   // eduMFA quirk fixed: a declined challenge can never become accepted.
   const late = await phone.answer(data);
-  t.like(late.body, { result: { value: false } });
+  t.is(late.status, 400, 'the app must not play its success feedback');
+  t.is(late.body.result.error.message, 'ERR401: The authentication request was already declined: the answer was not accepted.');
   t.like((await w.call('GET', '/validate/polltransaction', { transaction_id: tid })).body, { detail: { challenge_status: 'declined' } });
   const fin = await check(w, { user: 'alice', pass: '', transaction_id: tid });
-  t.like(fin.body, { result: { value: false, authentication: 'DECLINED' } });
+  t.like(fin.body, { result: { value: false, authentication: 'REJECT' }, detail: { challenge_status: 'declined' } });
 });
 
 test('legacy push with the privacyIDEA app: PIPU, otpauth://pipush/, /ttype/push, multi_challenge type "push"', async (t) => {
@@ -180,7 +181,7 @@ test('step 2 race: two simultaneous completions, exactly one wins', async (t) =>
   t.deepEqual([a.status, b.status].sort(), [200, 404]);
 });
 
-test('answers: wrong key/nonce/empty nonce → value false; malformed base32 → 400; expired → nothing changes', async (t) => {
+test('answers: wrong key/data → 400 ERR10; unknown/empty nonce, expired → 400 ERR401; malformed base32 → 400', async (t) => {
   const w = await pushWorld(t);
   const phone = phoneFor(w);
   const serial = await enrollPhone(w, phone);
@@ -189,11 +190,18 @@ test('answers: wrong key/nonce/empty nonce → value false; malformed base32 →
   const data: SmartphoneData = (await phone.poll()).body.result.value[0];
 
   const other = phoneFor(w, 'edumfa-next', 'ec');
-  const value = async (params: Record<string, unknown>) => (await w.call('POST', '/ttype/edupush', params, { as: 'json' })).body.result.value;
-  t.false(await value({ serial, nonce: data.nonce, signature: other.sign(`${data.nonce}|${serial}`) }), 'wrong key');
-  t.false(await value({ serial, nonce: 'A'.repeat(32), signature: phone.sign(`${'A'.repeat(32)}|${serial}`) }), 'unknown nonce');
-  t.false(await value({ serial, nonce: '', signature: phone.sign(`|${serial}`) }), 'empty nonce');
-  t.false(await value({ serial, nonce: data.nonce, signature: phone.sign(`${data.nonce}|${serial}x`) }), 'wrong data');
+  // Every refused answer is a 400 (the apps count only a 200 as success).
+  const error = async (params: Record<string, unknown>) => {
+    const r = await w.call('POST', '/ttype/edupush', params, { as: 'json' });
+    t.is(r.status, 400, r.text);
+    return r.body.result.error as { code: number; message: string };
+  };
+  const gone = { code: 401, message: 'ERR401: The authentication request has expired or is finished: the answer was not accepted.' };
+  const badSignature = { code: 10, message: 'ERR10: Could not verify signature!' };
+  t.deepEqual(await error({ serial, nonce: data.nonce, signature: other.sign(`${data.nonce}|${serial}`) }), badSignature, 'wrong key');
+  t.deepEqual(await error({ serial, nonce: 'A'.repeat(32), signature: phone.sign(`${'A'.repeat(32)}|${serial}`) }), gone, 'unknown nonce');
+  t.deepEqual(await error({ serial, nonce: '', signature: phone.sign(`|${serial}`) }), gone, 'empty nonce');
+  t.deepEqual(await error({ serial, nonce: data.nonce, signature: phone.sign(`${data.nonce}|${serial}x`) }), badSignature, 'wrong data');
   const unknown = await w.call('POST', '/ttype/edupush', { serial: 'EDUP99999999', nonce: data.nonce, signature: phone.sign(`${data.nonce}|EDUP99999999`) }, { as: 'json' });
   t.is(unknown.status, 404, 'unknown serial: 404 as eduMFA, so the app does not report success');
   t.deepEqual(unknown.body.result.error, { code: 601, message: 'The requested token could not be found.' });
@@ -207,7 +215,7 @@ test('answers: wrong key/nonce/empty nonce → value false; malformed base32 →
   t.like((await w.call('GET', '/validate/polltransaction', { transaction_id: tid })).body, { detail: { challenge_status: 'pending' } });
 
   w.clock.advance(120_000);
-  t.like((await phone.answer(data)).body, { result: { value: false } }, 'expired: nothing changes');
+  t.like(await phone.answer(data), { status: 400, body: { result: { error: { code: 401, message: 'ERR401: The authentication request has expired: the answer was not accepted.' } } } }, 'expired: nothing changes');
   t.is((await w.deps.store.challenges.byTransaction(tid))[0]!.status, 'pending');
   t.like((await check(w, { user: 'alice', pass: '', transaction_id: tid })).body, { result: { value: false } });
 });
@@ -358,5 +366,5 @@ test('challenge validity per type (challenge.type_validity_seconds.edupush) boun
   const data: SmartphoneData = (await phone.poll()).body.result.value[0];
   w.clock.advance(30_000);
   t.deepEqual((await phone.poll()).body.result.value, [], 'expired challenges are not offered');
-  t.like((await phone.answer(data)).body, { result: { value: false } });
+  t.like(await phone.answer(data), { status: 400, body: { result: { error: { code: 401 } } } });
 });
