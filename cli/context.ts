@@ -6,8 +6,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { loadConfig, configPathFrom, envOverrides, type Config, type ConfigOverride } from '../server/config.ts';
 import type { BuildOptions, Deps } from '../server/deps.ts';
-import { Events } from '../server/events.ts';
-import { ConfigError } from '../server/errors.ts';
+import { Events } from '../core/events.ts';
+import { ConfigError } from '../core/errors.ts';
 import type { AuditEntry } from '../server/store/audit_repo.ts';
 
 export interface CliWriter {

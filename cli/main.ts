@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { BuildOptions } from '../server/deps.ts';
-import { ConfigError, MfaError } from '../server/errors.ts';
+import { ConfigError, MfaError } from '../core/errors.ts';
 import { createContext, type CliIo, type GlobalArgs } from './context.ts';
 import { serveCommand } from './commands/serve.ts';
 import { dbCommands } from './commands/db.ts';

@@ -2,8 +2,8 @@
  * The policy engine (protocol.md §7.3): selects the active policies of a scope that match `who`, then resolves
  * each action from the best (lowest) priority that sets it; distinct values there are a PolicyError.
  */
-import { PolicyError } from '../server/errors.ts';
-import type { Clock } from '../server/clock.ts';
+import { PolicyError } from '../core/errors.ts';
+import type { Clock } from '../core/clock.ts';
 import { actionsOfScope, findAction } from './actions.ts';
 import { matchesClient, matchesTime, matchesValueList, parseTimeExpression, type TimeExpression } from './match.ts';
 import type {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm run build` (and, with --if-possible, the `prepare` script that `npm install` / `npm ci` run): compiles what
-// ships — server/, tokens/, policies/, cli/ (tsconfig.build.json; not tests/ or bench/) — into a fresh build/.
+// ships — core/, server/, tokens/, policies/, cli/ (tsconfig.build.json; not tests/ or bench/) — into a fresh build/.
 // With --if-possible a missing TypeScript compiler (an install with --omit=dev) skips the build with a note.
 import fs from 'node:fs';
 import path from 'node:path';

@@ -1,7 +1,7 @@
 /** createApp(deps): the Koa app — error rendering, parameters, client address, audit, routes. */
 import Koa from 'koa';
 import type { Deps } from './deps.ts';
-import { MethodError, MfaError, ParameterError } from './errors.ts';
+import { MethodError, MfaError, ParameterError } from '../core/errors.ts';
 import { checkParamLimits, parseRequestParams, type Params } from './params.ts';
 import { matchesClient } from '../policies/match.ts';
 import { auditOrRefuse, commonHeaders, errorReply, type AuditDraft } from './respond.ts';

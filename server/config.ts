@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { ConfigError } from './errors.ts';
+import { ConfigError } from '../core/errors.ts';
 import { COLUMN_LIMITS } from './store/limits.ts';
 import { yamlProblem } from '../policies/load.ts';
 import { didYouMean } from '../policies/suggest.ts';

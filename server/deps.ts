@@ -3,9 +3,9 @@
  * No module-level singletons anywhere else.
  */
 import type { Config } from './config.ts';
-import type { Clock } from './clock.ts';
-import { systemClock } from './clock.ts';
-import { Events } from './events.ts';
+import type { Clock } from '../core/clock.ts';
+import { systemClock } from '../core/clock.ts';
+import { Events } from '../core/events.ts';
 import { createStore, type Store } from './store/store.ts';
 import { createSecretBox, loadOrCreateKey, type SecretBox } from './store/secrets.ts';
 import { createPinHasher, type PinHasher } from './auth/pin.ts';
@@ -15,7 +15,7 @@ import { createPolicyEngine } from '../policies/engine.ts';
 import { buildActionRegistry, CORE_ACTIONS } from '../policies/actions.ts';
 import { loadPolicyFiles, parsePolicies } from '../policies/load.ts';
 import type { ActionDef, PolicyDef, PolicyEngine } from '../policies/types.ts';
-import { ConfigError } from './errors.ts';
+import { ConfigError } from '../core/errors.ts';
 import { createAnswerBus, type AnswerBus, type BusTransport } from './auth/answers.ts';
 import { pgTransport, redisTransport } from './auth/bus_transports.ts';
 import { createWaitRegistry, waitPolicyWarnings, type WaitRegistry } from './auth/wait.ts';

@@ -3,7 +3,7 @@
  * Success: `{jsonrpc, id, time, version, versionnumber, result: {status: true, value[, authentication]}, detail}`.
  * Error:   `{jsonrpc, id: 1, detail: null, result: {status: false, error: {code, message}}, version, time}`.
  */
-import type { MfaError } from './errors.ts';
+import type { MfaError } from '../core/errors.ts';
 import { AUTHENTICATION, type ChallengeOut, type Outcome } from './auth/outcome.ts';
 
 export const VERSION_NUMBER = '0.1.0';

@@ -8,9 +8,9 @@ import type Koa from 'koa';
 import { loadConfig, publicUrlWarning, type Config, type ConfigOverride } from './config.ts';
 import { buildDeps, type Deps } from './deps.ts';
 import { createApp } from './app.ts';
-import { attachJsonLog, Events } from './events.ts';
-import { systemClock } from './clock.ts';
-import { ConfigError } from './errors.ts';
+import { attachJsonLog, Events } from '../core/events.ts';
+import { systemClock } from '../core/clock.ts';
+import { ConfigError } from '../core/errors.ts';
 import { startCleanup } from './store/cleanup.ts';
 
 export interface RunningServer {

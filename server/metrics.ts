@@ -1,5 +1,5 @@
 /** Per-node counters built from events (never a shared database row): exposed at GET /metrics (Prometheus text). */
-import type { Events } from './events.ts';
+import type { Events } from '../core/events.ts';
 
 export interface Metrics {
   readonly counters: ReadonlyMap<string, number>;

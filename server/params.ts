@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import Busboy from 'busboy';
-import { ParameterError, PayloadTooLargeError, missingParameter } from './errors.ts';
+import { ParameterError, PayloadTooLargeError, missingParameter } from '../core/errors.ts';
 import { checkLength } from './store/limits.ts';
 
 export { checkLength };

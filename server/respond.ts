@@ -6,7 +6,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Deps } from './deps.ts';
 import { errorEnvelope, type Envelope } from './envelope.ts';
-import { DatabaseError, InternalError, MfaError } from './errors.ts';
+import { DatabaseError, InternalError, MfaError } from '../core/errors.ts';
 import type { AuditEntry } from './store/audit_repo.ts';
 import type { AppContext } from './app.ts';
 

@@ -2,7 +2,7 @@
  * RFC 4648 base32 (the standard alphabet `A–Z2–7`). Used for TOTP/HOTP secrets in otpauth URLs, push nonces and
  * push signatures.
  */
-import { ParameterError } from '../server/errors.ts';
+import { ParameterError } from '../core/errors.ts';
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 const LOOKUP: ReadonlyMap<string, number> = new Map([...ALPHABET].map((c, i) => [c, i]));

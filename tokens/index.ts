@@ -1,6 +1,6 @@
 /** The token-type registry. OTP types live here; the push module appends its own types to the list it builds. */
 import type { ActionDef } from '../policies/types.ts';
-import { ParameterError } from '../server/errors.ts';
+import { ParameterError } from '../core/errors.ts';
 import { hotp } from './hotp.ts';
 import { pw } from './pw.ts';
 import { spass } from './spass.ts';

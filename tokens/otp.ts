@@ -4,7 +4,7 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ActionValue } from '../policies/types.ts';
-import { ConfigAdminError, ParameterError, missingParameter } from '../server/errors.ts';
+import { ConfigAdminError, ParameterError, missingParameter } from '../core/errors.ts';
 import { base32Decode, base32Encode } from './base32.ts';
 import { qrDataUri } from './qr.ts';
 import type { EnrollBeginResult, EnrollInput, TokenContext, TokenRecord } from './types.ts';

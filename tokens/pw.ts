@@ -6,7 +6,7 @@
  */
 import { randomInt } from 'node:crypto';
 import type { ActionDef } from '../policies/types.ts';
-import { ConfigAdminError, missingParameter, ParameterError } from '../server/errors.ts';
+import { ConfigAdminError, missingParameter, ParameterError } from '../core/errors.ts';
 import { otpEquals } from './otp.ts';
 import type { TokenType, Verdict } from './types.ts';
 

@@ -4,8 +4,8 @@
  * replay protection happen in server/auth, never here, so every type is testable without a database.
  */
 import type { ActionDef, ActionValue, Scope } from '../policies/types.ts';
-import type { Clock } from '../server/clock.ts';
-import type { PushMessage, SendResult } from '../server/push/channel.ts';
+import type { Clock } from '../core/clock.ts';
+import type { PushMessage, SendResult } from '../core/push_channel.ts';
 
 export type RolloutState = '' | 'clientwait' | 'enrolled';
 

@@ -1,7 +1,7 @@
 /** `pushgate audit tail`: the newest audit rows, oldest first; with --follow, then every new row as it comes. */
 import { MessageChannel } from 'node:worker_threads';
 import type { Argv } from 'yargs';
-import type { Clock } from '../../server/clock.ts';
+import type { Clock } from '../../core/clock.ts';
 import type { AuditFilter, AuditRow } from '../../server/store/audit_repo.ts';
 import type { CliContext, GlobalArgs } from '../context.ts';
 import { formatTable, formatTime, formatValue } from '../format.ts';

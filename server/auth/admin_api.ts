@@ -6,7 +6,7 @@
 import type { Deps } from '../deps.ts';
 import {
   ConfigAdminError, MfaError, NotFoundError, ParameterError, PolicyError, TokenAdminError, UserError, missingParameter, tokenLocked,
-} from '../errors.ts';
+} from '../../core/errors.ts';
 import type { Params } from '../params.ts';
 import { isValidSerial } from '../../tokens/serial.ts';
 import type { TokenRecord } from '../../tokens/types.ts';

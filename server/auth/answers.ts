@@ -4,7 +4,7 @@
  * transport carries the transaction id (PostgreSQL LISTEN/NOTIFY or Redis pub/sub). A wake-up is only a hint:
  * the waiter re-reads its challenge rows; a slow safety-net re-read covers a lost notification.
  */
-import type { Clock } from '../clock.ts';
+import type { Clock } from '../../core/clock.ts';
 
 export type WaitResult = 'notified' | 'timeout' | 'aborted';
 

@@ -5,7 +5,7 @@
  * Answer: `{auditdata, auditcolumns, count, current, next, prev}`.
  */
 import type { Deps } from '../deps.ts';
-import { ParameterError } from '../errors.ts';
+import { ParameterError } from '../../core/errors.ts';
 import type { Params } from '../params.ts';
 import type { AuditCondition, AuditFilterColumn, AuditSearchRow } from '../store/audit_search.ts';
 

@@ -1,7 +1,7 @@
 /** Creating challenges (one transaction id per request) and reading a transaction's state. */
 import crypto from 'node:crypto';
 import type { Deps } from '../deps.ts';
-import { ValidateError } from '../errors.ts';
+import { ValidateError } from '../../core/errors.ts';
 import type { ChallengeOut } from './outcome.ts';
 import type { RequestPolicies } from './context.ts';
 import type { ChallengeRecord, TokenRecord } from '../../tokens/types.ts';

@@ -14,7 +14,7 @@
  * pass leaves it locked (and does not move its lock time, as in eduMFA) and gets the locked answer.
  */
 import type { Deps } from '../deps.ts';
-import { NotFoundError, ParameterError, PolicyError, ValidateError, tokenLocked } from '../errors.ts';
+import { NotFoundError, ParameterError, PolicyError, ValidateError, tokenLocked } from '../../core/errors.ts';
 import type { TokenRecord, TokenType, Verdict } from '../../tokens/types.ts';
 import { requestPolicies, type RequestPolicies } from './context.ts';
 import { createChallenges, preferredClientMode } from './challenges.ts';

@@ -14,7 +14,7 @@
  * and a payload it cannot decode makes it send no Authorization header at all (see standardBase64Json).
  */
 import { CompactSign, jwtVerify, errors } from 'jose';
-import { AuthError } from '../errors.ts';
+import { AuthError } from '../../core/errors.ts';
 
 export interface JwtClaims { sub: string; role: 'admin' | 'validate'; iat: number; exp: number; [k: string]: unknown }
 

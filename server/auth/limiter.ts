@@ -16,8 +16,8 @@
  *   (ClientGoneError); a job whose signal has fired before it gets a slot never runs either.
  * Time comes from the injected clock (the deadline is a clock timer, and re-checked when a job is dequeued).
  */
-import type { Clock } from '../clock.ts';
-import { ClientGoneError, UnavailableError } from '../errors.ts';
+import type { Clock } from '../../core/clock.ts';
+import { ClientGoneError, UnavailableError } from '../../core/errors.ts';
 
 /** Who a job is for, and whether its client is still there. */
 export interface QueueJob {

@@ -6,10 +6,10 @@
  * away is dropped unhashed (ClientGoneError).
  */
 import argon2 from 'argon2';
-import type { Clock } from '../clock.ts';
-import { systemClock } from '../clock.ts';
+import type { Clock } from '../../core/clock.ts';
+import { systemClock } from '../../core/clock.ts';
 import { pinQueueDefaults } from '../config.ts';
-import type { Events } from '../events.ts';
+import type { Events } from '../../core/events.ts';
 import { Limiter, type QueueJob } from './limiter.ts';
 
 /** Who a hash is for (the fairness key: a user, an admin name) and whether its client is still there. */

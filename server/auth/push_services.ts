@@ -4,10 +4,11 @@
  * bookkeeping and delivery events, withdrawing unreachable challenges).
  */
 import type { Config } from '../config.ts';
-import type { Clock } from '../clock.ts';
-import type { Events } from '../events.ts';
+import type { Clock } from '../../core/clock.ts';
+import type { Events } from '../../core/events.ts';
 import type { Store } from '../store/store.ts';
-import { createChannelRegistry, POLL_ONLY, type ChannelRegistry, type FirebaseTestOptions } from '../push/channel.ts';
+import { createChannelRegistry, type ChannelRegistry, type FirebaseTestOptions } from '../push/channel.ts';
+import { POLL_ONLY } from '../../core/push_channel.ts';
 import { createKeyPool, type KeyPool, type KeyPoolOptions } from '../../tokens/push/signatures.ts';
 import { infoKeys, PUSH_VARIANTS } from '../../tokens/push/variants.ts';
 import type { PushSupport } from '../../tokens/types.ts';

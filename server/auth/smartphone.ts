@@ -8,7 +8,7 @@
  * 404 as in eduMFA (the apps read only the HTTP status).
  */
 import type { Deps } from '../deps.ts';
-import { NotFoundError, ParameterError, PolicyError, SignatureError, ValidateError } from '../errors.ts';
+import { NotFoundError, ParameterError, PolicyError, SignatureError, ValidateError } from '../../core/errors.ts';
 import { requestPolicies } from './context.ts';
 import type { ChallengeRecord, TokenContext, TokenRecord } from '../../tokens/types.ts';
 import {

@@ -23,9 +23,9 @@ import { createRequire } from 'node:module';
 import type * as IoRedisModule from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Config } from '../config.ts';
-import type { Events } from '../events.ts';
+import type { Events } from '../../core/events.ts';
 import type { Store } from '../store/store.ts';
-import { TooManyRequestsError } from '../errors.ts';
+import { TooManyRequestsError } from '../../core/errors.ts';
 import { matchesClient } from '../../policies/match.ts';
 import type { Realms } from './users.ts';
 

@@ -1,7 +1,7 @@
 /** Token administration shared by /token/* and the CLI: enroll (step 1), list, delete, enable/disable, reset, PIN. */
 import type { Deps } from '../deps.ts';
 import { enrollmentUrlWarning } from '../config.ts';
-import { NotFoundError, ParameterError, PolicyError } from '../errors.ts';
+import { NotFoundError, ParameterError, PolicyError } from '../../core/errors.ts';
 import { generateSerial, isValidSerial } from '../../tokens/serial.ts';
 import type { RolloutState, TokenRecord } from '../../tokens/types.ts';
 import { requestPolicies } from './context.ts';

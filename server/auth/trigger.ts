@@ -5,7 +5,7 @@ import { createChallenges, preferredClientMode } from './challenges.ts';
 import { bumpFailCounters } from './check.ts';
 import type { ChallengeOut } from './outcome.ts';
 import type { UserInfo } from './users.ts';
-import { NotFoundError, ValidateError } from '../errors.ts';
+import { NotFoundError, ValidateError } from '../../core/errors.ts';
 import { outsideValidity } from './validity.ts';
 
 export interface TriggerRequest { user?: string; realm?: string; serial?: string; type?: string; client?: string }

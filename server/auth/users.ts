@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import YAML from 'yaml';
 import type { RealmConfig } from '../config.ts';
-import { ConfigError, UserError, missingParameter } from '../errors.ts';
+import { ConfigError, UserError, missingParameter } from '../../core/errors.ts';
 import type { PinHasher } from './pin.ts';
 
 import type { PinJob } from './pin.ts';

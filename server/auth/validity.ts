@@ -2,7 +2,7 @@
  * Token validity periods (`POST /token/set validity_period_start/_end`, the lost-token replacement): eduMFA's
  * wire format `YYYY-MM-DDThh:mm±hhmm` (minute precision, with the offset), stored as epoch ms.
  */
-import { MfaError } from '../errors.ts';
+import { MfaError } from '../../core/errors.ts';
 import type { TokenRecord } from '../../tokens/types.ts';
 
 /** eduMFA's check_all text for a token used outside its validity period. */

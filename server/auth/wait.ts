@@ -9,7 +9,7 @@ import type { Deps } from '../deps.ts';
 import type { Config } from '../config.ts';
 import type { PolicyDef } from '../../policies/types.ts';
 import type { TokenRegistry } from '../../tokens/index.ts';
-import { UnavailableError } from '../errors.ts';
+import { UnavailableError } from '../../core/errors.ts';
 import type { TokenRecord } from '../../tokens/types.ts';
 import type { RequestPolicies } from './context.ts';
 import { createChallenges, transactionStatus } from './challenges.ts';

@@ -1,5 +1,5 @@
 /**
- * The PushChannel contract and the channel registry built from `push.channels`.
+ * The channel registry built from `push.channels` (the PushChannel contract is core/push_channel.ts).
  *
  * A channel delivers one message to one device. `send` never throws and never takes longer than the channel's
  * timeout: a slow or failing provider must not stall or fail a login (the challenge stays answerable by polling).
@@ -8,38 +8,9 @@
 import type { Agent } from 'node:http';
 import type { Credential } from 'firebase-admin/app';
 import type { ChannelConfig } from '../config.ts';
-import type { Clock } from '../clock.ts';
+import type { Clock } from '../../core/clock.ts';
 import { createFirebaseChannel } from './firebase.ts';
-
-export const POLL_ONLY = 'poll only';
-
-/** What a push notification carries (FCM HTTP v1 shape, protocol.md §3.4), without the device token. */
-export interface PushMessage {
-  /** The smartphone data (all strings). */
-  readonly data: Readonly<Record<string, string>>;
-  readonly notification: { readonly title: string; readonly body: string };
-  readonly android: { readonly priority: 'high' | 'normal'; readonly ttlMs: number; readonly analyticsLabel: string };
-  readonly apns: {
-    readonly headers: Readonly<Record<string, string>>;
-    readonly alert: { readonly title: string; readonly body: string };
-    readonly sound: string;
-    readonly category: string;
-    readonly analyticsLabel: string;
-  };
-}
-
-export type SendFailure = 'timeout' | 'unregistered' | 'rejected' | 'unavailable';
-
-export type SendResult =
-  | { readonly ok: true; readonly ms: number }
-  | { readonly ok: false; readonly reason: SendFailure; readonly detail: string; readonly ms: number };
-
-export interface PushChannel {
-  readonly name: string;
-  /** Delivers `message` to the device `target` (an FCM registration token). Never throws. */
-  send(target: string, message: PushMessage): Promise<SendResult>;
-  close(): Promise<void>;
-}
+import type { PushChannel } from '../../core/push_channel.ts';
 
 export interface ChannelRegistry {
   get(name: string): PushChannel | undefined;

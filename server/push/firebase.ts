@@ -13,9 +13,9 @@ import crypto from 'node:crypto';
 import type { App, Credential } from 'firebase-admin/app';
 import type { Message, Messaging } from 'firebase-admin/messaging';
 import type { ChannelConfig } from '../config.ts';
-import type { Clock } from '../clock.ts';
-import { ConfigError } from '../errors.ts';
-import type { PushChannel, PushMessage, SendFailure, SendResult } from './channel.ts';
+import type { Clock } from '../../core/clock.ts';
+import { ConfigError } from '../../core/errors.ts';
+import type { PushChannel, PushMessage, SendFailure, SendResult } from '../../core/push_channel.ts';
 
 export interface FirebaseChannelOptions {
   readonly clock: Clock;

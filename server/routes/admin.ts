@@ -6,7 +6,7 @@
 import Router from '@koa/router';
 import type { Deps } from '../deps.ts';
 import type { AppState, AppContext } from '../app.ts';
-import { missingParameter } from '../errors.ts';
+import { missingParameter } from '../../core/errors.ts';
 import { okEnvelope } from '../envelope.ts';
 import { checkLength, identifierParam } from '../params.ts';
 import { requireAdmin } from './auth.ts';

@@ -2,7 +2,7 @@
 import Router from '@koa/router';
 import type { Deps } from '../deps.ts';
 import type { AppState, AppContext } from '../app.ts';
-import { AuthError, PolicyError } from '../errors.ts';
+import { AuthError, PolicyError } from '../../core/errors.ts';
 import { signJwt, verifyJwt, type JwtClaims } from '../auth/jwt.ts';
 import type { Who } from '../../policies/types.ts';
 import { okEnvelope } from '../envelope.ts';

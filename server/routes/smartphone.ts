@@ -7,7 +7,7 @@
 import Router, { type RouterContext } from '@koa/router';
 import type { Deps } from '../deps.ts';
 import type { AppState } from '../app.ts';
-import { ParameterError } from '../errors.ts';
+import { ParameterError } from '../../core/errors.ts';
 import { okEnvelope } from '../envelope.ts';
 import { handleSmartphoneRequest } from '../auth/smartphone.ts';
 import { pushVariantOf } from '../../tokens/push/index.ts';

@@ -2,7 +2,7 @@
 import Router from '@koa/router';
 import type { Deps } from '../deps.ts';
 import type { AppState, AppContext } from '../app.ts';
-import { ParameterError } from '../errors.ts';
+import { ParameterError } from '../../core/errors.ts';
 import { okEnvelope } from '../envelope.ts';
 import { checkLength, identifierParam } from '../params.ts';
 import { adminAllowed, requireAdmin } from './auth.ts';

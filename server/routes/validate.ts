@@ -7,7 +7,7 @@ import type { ServerResponse } from 'node:http';
 import Router, { type RouterContext } from '@koa/router';
 import type { Deps } from '../deps.ts';
 import type { AppState } from '../app.ts';
-import { MfaError, ParameterError, TooManyRequestsError, missingParameter } from '../errors.ts';
+import { MfaError, ParameterError, TooManyRequestsError, missingParameter } from '../../core/errors.ts';
 import { checkLength, identifierParam, type Params } from '../params.ts';
 import { COLUMN_LIMITS } from '../store/limits.ts';
 import { decideCheck } from '../auth/check.ts';

@@ -2,11 +2,22 @@
  * Built-in cleanup: expired challenges, half-enrolled tokens past their TTL and audit rows past the retention,
  * deleted in small chunks. Safe on every node at once (each delete is by id and idempotent).
  */
-import type { Deps } from '../deps.ts';
+import type { Clock } from '../../core/clock.ts';
+import type { Config } from '../config.ts';
+import type { Events } from '../../core/events.ts';
+import type { Store } from './store.ts';
+
+/** What cleanup needs: a slice of Deps (server/deps.ts sits above the store; a leaf does not import it). */
+export interface CleanupDeps {
+  readonly config: Pick<Config, 'cleanup' | 'audit' | 'tokens'>;
+  readonly clock: Clock;
+  readonly events: Events;
+  readonly store: Pick<Store, 'challenges' | 'tokens' | 'audit'>;
+}
 
 export interface CleanupResult { challenges: number; tokens: number; audit: number }
 
-export async function runCleanup(deps: Deps, opts: { maxChunks?: number } = {}): Promise<CleanupResult> {
+export async function runCleanup(deps: CleanupDeps, opts: { maxChunks?: number } = {}): Promise<CleanupResult> {
   const { chunk } = deps.config.cleanup;
   const now = deps.clock.now();
   const auditBefore = now - deps.config.audit.retentionDays * 86_400_000;
@@ -31,7 +42,7 @@ export async function runCleanup(deps: Deps, opts: { maxChunks?: number } = {}):
 }
 
 /** Runs cleanup every `cleanup.interval_seconds` (0 = never). Returns a stop function. */
-export function startCleanup(deps: Deps): () => void {
+export function startCleanup(deps: CleanupDeps): () => void {
   const every = deps.config.cleanup.intervalSeconds * 1000;
   if (!every) return () => {};
   let cancel: () => void = () => {};

@@ -7,7 +7,7 @@
  * Migrations that already ran keep the numbers they were written with (001 inlines its widths); a later change of
  * a width here needs a migration that alters the column.
  */
-import { ParameterError } from '../errors.ts';
+import { ParameterError } from '../../core/errors.ts';
 
 export const COLUMN_LIMITS = {
   tokens: { serial: 40, type: 30, username: 255, realm: 120, rollout_state: 20, pin_hash: 255, description: 255 },

@@ -1,5 +1,5 @@
 /** Row ↔ record helpers shared by the repositories (portable across SQLite, PostgreSQL and MariaDB). */
-import { DatabaseError, MfaError } from '../errors.ts';
+import { DatabaseError, MfaError } from '../../core/errors.ts';
 
 export const bool = (v: unknown): boolean => v === true || v === 1 || v === '1';
 export const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));

@@ -1,6 +1,6 @@
 /** The Store: repositories over one knex instance. No knex type leaks past this folder. */
 import type { Knex } from 'knex';
-import { DatabaseError } from '../errors.ts';
+import { DatabaseError } from '../../core/errors.ts';
 import { createKnex, dialectOf, type Dialect, type KnexOptions } from './knex.ts';
 import { migrateLatest } from './migrate.ts';
 import type { SecretBox } from './secrets.ts';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { ENV_OVERRIDES, envOverrides, loadConfig, parseConfigWith, phoneUrlProblems, publicUrlWarning } from '../../server/config.ts';
-import { ConfigError } from '../../server/errors.ts';
+import { ConfigError } from '../../core/errors.ts';
 import { createCliWorld } from './cli_world.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

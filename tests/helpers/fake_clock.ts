@@ -1,5 +1,5 @@
 /** A clock tests move by hand. Scheduled callbacks fire, in time order, when `advance` passes their due time. */
-import type { Clock } from '../../server/clock.ts';
+import type { Clock } from '../../core/clock.ts';
 
 export class FakeClock implements Clock {
   private t: number;

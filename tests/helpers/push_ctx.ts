@@ -8,7 +8,7 @@ import { parsePolicies } from '../../policies/load.ts';
 import type { ActionValue, Scope, Who } from '../../policies/types.ts';
 import { createTokenRegistry, ALL_TOKEN_TYPES } from '../../tokens/index.ts';
 import type { ChallengeRecord, PushSupport, TokenContext, TokenRecord } from '../../tokens/types.ts';
-import type { PushMessage, SendResult } from '../../server/push/channel.ts';
+import type { PushMessage, SendResult } from '../../core/push_channel.ts';
 import { generateServerKeyPair, type ServerKeyPair } from '../../tokens/push/signatures.ts';
 import { FakeClock } from './fake_clock.ts';
 

@@ -11,7 +11,7 @@ import type { Server } from 'node:http';
 import { parseConfig, type Config } from '../../server/config.ts';
 import { buildDeps, type Deps } from '../../server/deps.ts';
 import { createApp } from '../../server/app.ts';
-import { Events } from '../../server/events.ts';
+import { Events } from '../../core/events.ts';
 import { FakeClock } from './fake_clock.ts';
 import { freshDatabaseUrl } from './databases.ts';
 import { leaseWorld, placesFor, WORLD_POOL_MAX } from './db_budget.ts';

@@ -1,6 +1,6 @@
 import test from 'ava';
-import { PolicyError } from '../../server/errors.ts';
-import type { Clock } from '../../server/clock.ts';
+import { PolicyError } from '../../core/errors.ts';
+import type { Clock } from '../../core/clock.ts';
 import { buildActionRegistry, CORE_ACTIONS } from '../../policies/actions.ts';
 import { createPolicyEngine } from '../../policies/engine.ts';
 import { parsePolicies } from '../../policies/load.ts';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import test from 'ava';
 import { configPathFrom, loadConfig, parseConfig } from '../../server/config.ts';
 import { collectPolicies } from '../../server/deps.ts';
-import { ConfigError } from '../../server/errors.ts';
+import { ConfigError } from '../../core/errors.ts';
 import { buildActionRegistry, CORE_ACTIONS } from '../../policies/actions.ts';
 import { createTokenRegistry, ALL_TOKEN_TYPES } from '../../tokens/index.ts';
 import { createWorld } from '../helpers/test_app.ts';

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import YAML from 'yaml';
 import { parseConfig } from '../../server/config.ts';
-import { ConfigError } from '../../server/errors.ts';
+import { ConfigError } from '../../core/errors.ts';
 import { throttleStoreOf } from '../../server/auth/throttle.ts';
 
 const BASE = '/srv/pushgate';

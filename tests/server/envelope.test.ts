@@ -1,5 +1,5 @@
 /**
- * server/envelope.ts and server/errors.ts: the eduMFA JSON envelopes field by field (protocol.md §6.2, §6.5),
+ * server/envelope.ts and core/errors.ts: the eduMFA JSON envelopes field by field (protocol.md §6.2, §6.5),
  * as pure functions and as they come over HTTP.
  */
 import fs from 'node:fs';
@@ -10,7 +10,7 @@ import {
 import {
   AuthError, ConfigAdminError, DatabaseError, InternalError, MethodError, NotFoundError, ParameterError, PayloadTooLargeError,
   PolicyError, SignatureError, UnavailableError, UserError, ValidateError, missingParameter,
-} from '../../server/errors.ts';
+} from '../../core/errors.ts';
 import type { ChallengeOut } from '../../server/auth/outcome.ts';
 import { RFC, check, enrollHotp, policy, world } from '../helpers/kit.ts';
 

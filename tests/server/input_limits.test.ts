@@ -10,7 +10,7 @@ import { COLUMN_LIMITS, CUT_MARK, PARAM_LIMITS, charLength } from '../../server/
 import { MAX_JSON_DEPTH, MAX_PARAMS, jsonDepth } from '../../server/params.ts';
 import type { Reply } from '../helpers/test_app.ts';
 import { parseConfig } from '../../server/config.ts';
-import { ConfigError } from '../../server/errors.ts';
+import { ConfigError } from '../../core/errors.ts';
 
 const is905 = (r: Reply, re: RegExp): boolean => r.status === 400 && r.body?.result?.error?.code === 905 && re.test(r.body.result.error.message);
 

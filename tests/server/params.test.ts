@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import test from 'ava';
 import { decodesTwice, lenientUnquote, makeParams, parseRequestParams } from '../../server/params.ts';
-import { MfaError } from '../../server/errors.ts';
+import { MfaError } from '../../core/errors.ts';
 import { RFC, check, enrollHotp, rawRequest, world, type Teardown } from '../helpers/kit.ts';
 
 // ---------------------------------------------------------------------------------------------------------------

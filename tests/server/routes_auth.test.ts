@@ -5,7 +5,7 @@
 import crypto from 'node:crypto';
 import test from 'ava';
 import { signJwt, verifyJwt } from '../../server/auth/jwt.ts';
-import { AuthError } from '../../server/errors.ts';
+import { AuthError } from '../../core/errors.ts';
 import { world } from '../helpers/kit.ts';
 import type { TestWorld } from '../helpers/test_app.ts';
 

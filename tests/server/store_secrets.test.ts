@@ -10,8 +10,8 @@ import test from 'ava';
 import { createSecretBox, loadOrCreateKey } from '../../server/store/secrets.ts';
 import { buildDeps } from '../../server/deps.ts';
 import { parseConfig } from '../../server/config.ts';
-import { Events } from '../../server/events.ts';
-import { DatabaseError } from '../../server/errors.ts';
+import { Events } from '../../core/events.ts';
+import { DatabaseError } from '../../core/errors.ts';
 import { FakeClock } from '../helpers/fake_clock.ts';
 import { KEY_HEX, enroll, enrollHotp, world } from '../helpers/kit.ts';
 

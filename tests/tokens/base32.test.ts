@@ -1,7 +1,7 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { base32Decode, base32Encode } from '../../tokens/base32.ts';
-import { ParameterError } from '../../server/errors.ts';
+import { ParameterError } from '../../core/errors.ts';
 
 // RFC 4648 §10 test vectors
 const VECTORS: ReadonlyArray<readonly [string, string]> = [

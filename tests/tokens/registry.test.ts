@@ -1,5 +1,5 @@
 import test from 'ava';
-import { ParameterError } from '../../server/errors.ts';
+import { ParameterError } from '../../core/errors.ts';
 import { createTokenRegistry, OTP_TOKEN_TYPES } from '../../tokens/index.ts';
 import type { TokenType } from '../../tokens/types.ts';
 

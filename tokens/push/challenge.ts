@@ -6,7 +6,7 @@ import crypto, { type KeyObject } from 'node:crypto';
 import type { ActionValue } from '../../policies/types.ts';
 import { base32Encode } from '../base32.ts';
 import type { ChallengeRecord, ChallengeSpec, DeliveryResult, TokenContext, TokenRecord } from '../types.ts';
-import { POLL_ONLY, type PushMessage } from '../../server/push/channel.ts';
+import { POLL_ONLY, type PushMessage } from '../../core/push_channel.ts';
 import { sslVerifyValue } from './enrollment.ts';
 import { serverPrivateKey, signText, signTextAsync } from './signatures.ts';
 import {

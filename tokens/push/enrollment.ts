@@ -6,12 +6,12 @@
  */
 import crypto from 'node:crypto';
 import type { ActionValue } from '../../policies/types.ts';
-import { ParameterError, PolicyError } from '../../server/errors.ts';
+import { ParameterError, PolicyError } from '../../core/errors.ts';
 import { isTrueParam, resolveLabel } from '../otp.ts';
 import { qrDataUri } from '../qr.ts';
 import type { EnrollBeginResult, EnrollInput, TokenContext, TokenRecord } from '../types.ts';
 import { parsePhoneKey, PhoneKeyError, stripPemArmor, type ServerKeyPair } from './signatures.ts';
-import { POLL_ONLY } from '../../server/push/channel.ts';
+import { POLL_ONLY } from '../../core/push_channel.ts';
 import { actionNames, DEFAULT_ROLLOUT_TTL_MINUTES, infoKeys, SECRET_KEYS, type PushVariant } from './variants.ts';
 
 /** Python `urllib.parse.quote(s, safe='/')`: UTF-8, every byte outside `A–Z a–z 0–9 _ . - ~ /` as upper-case %XX. */

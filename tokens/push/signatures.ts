@@ -8,7 +8,7 @@
  */
 import crypto, { type KeyObject } from 'node:crypto';
 import { base32Decode, base32Encode } from '../base32.ts';
-import { MfaError } from '../../server/errors.ts';
+import { MfaError } from '../../core/errors.ts';
 
 export const SERVER_KEY_BITS = 4096;
 const PHONE_RSA_MIN_BITS = 2048;

@@ -9,7 +9,7 @@
  * - updateFirebaseToken POST serial, new_fb_token, timestamp, signature; signed `new_fb_token|serial|timestamp`, ±5 min
  * - poll                GET  serial, timestamp, signature; signed `serial|timestamp`, ±1 min
  */
-import { missingParameter, ParameterError, SignatureError } from '../../server/errors.ts';
+import { missingParameter, ParameterError, SignatureError } from '../../core/errors.ts';
 import type { TokenRecord } from '../types.ts';
 import { decodeSignature, parsePhoneKey, verifyPhoneSignature, type PhoneKey } from './signatures.ts';
 import { infoKeys, type PushVariant } from './variants.ts';

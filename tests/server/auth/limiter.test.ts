@@ -6,10 +6,10 @@
 import test from 'ava';
 import { Limiter, type LimiterOptions, type RejectReason } from '../../../server/auth/limiter.ts';
 import { createPinHasher, type Argon } from '../../../server/auth/pin.ts';
-import { ClientGoneError, UnavailableError } from '../../../server/errors.ts';
-import { Events } from '../../../server/events.ts';
+import { ClientGoneError, UnavailableError } from '../../../core/errors.ts';
+import { Events } from '../../../core/events.ts';
 import { createMetrics } from '../../../server/metrics.ts';
-import type { Clock } from '../../../server/clock.ts';
+import type { Clock } from '../../../core/clock.ts';
 import { FakeClock } from '../../helpers/fake_clock.ts';
 import { deferred, track, until, type Deferred } from '../../helpers/kit.ts';
 

@@ -7,7 +7,7 @@
  */
 import test from 'ava';
 import { parseConfig } from '../../../server/config.ts';
-import { ConfigError } from '../../../server/errors.ts';
+import { ConfigError } from '../../../core/errors.ts';
 import { serverSignatureCounts } from '../../../tokens/push/signatures.ts';
 import { check, policy } from '../../helpers/kit.ts';
 import { startFakeFcm } from '../../helpers/fake_fcm.ts';

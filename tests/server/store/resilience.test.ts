@@ -29,7 +29,7 @@ import { enrollToken } from '../../../server/auth/tokens_admin.ts';
 import { ACQUIRE_TIMEOUT_MS, CONNECT_TIMEOUT_MS } from '../../../server/store/knex.ts';
 import { createStore } from '../../../server/store/store.ts';
 import { createSecretBox } from '../../../server/store/secrets.ts';
-import { DatabaseError } from '../../../server/errors.ts';
+import { DatabaseError } from '../../../core/errors.ts';
 import { freePort } from '../../helpers/wait.ts';
 import { TEST_DB } from '../../helpers/databases.ts';
 

@@ -2,7 +2,7 @@ import test from 'ava';
 import crypto from 'node:crypto';
 import jsqrImport from 'jsqr';
 import { PNG } from 'pngjs';
-import { ParameterError, PolicyError } from '../../../server/errors.ts';
+import { ParameterError, PolicyError } from '../../../core/errors.ts';
 import { edupush, push } from '../../../tokens/push/index.ts';
 import {
   checkEnrollmentCredential, completeEnrollment, pushUrl, pyQuote, sslVerifyValue,

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { ParameterError, SignatureError } from '../../../server/errors.ts';
+import { ParameterError, SignatureError } from '../../../core/errors.ts';
 import { makeParams } from '../../../server/params.ts';
 import {
   answerSignedText, checkPhoneSignature, checkTimestamp, classifySmartphoneRequest, firebaseUpdateSignedText, isDecline,
