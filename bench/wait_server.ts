@@ -10,7 +10,7 @@
  *   real enrollment step 2s do not wait for key generation (0: a fresh key per step 2, as in production).
  * Creates the bench admin, prints `READY <url> <json>`; SIGTERM drains like startServer's stop and exits.
  */
-import net from 'node:net';
+import type net from 'node:net';
 import path from 'node:path';
 import { writeHeapSnapshot } from 'node:v8';
 import type { Server } from 'node:http';

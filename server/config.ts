@@ -339,7 +339,8 @@ export function parseConfigWith(doc: unknown, baseDir: string, overrides: readon
   for (const o of overrides) {
     const [section, key] = o.path.split('.') as [string, string];
     if (merged[section] !== undefined && merged[section] !== null && !isObj(merged[section])) continue; // reported by parseConfig
-    const sec = isObj(merged[section]) ? merged[section] : (merged[section] = {});
+    const sec: Obj = isObj(merged[section]) ? merged[section] : {};
+    merged[section] = sec;
     sec[key] = overrideValue(o, cwd);
     sources.set(o.path, o.source);
   }

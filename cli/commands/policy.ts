@@ -8,7 +8,7 @@ import type { Argv } from 'yargs';
 import YAML from 'yaml';
 import { ConfigError, UserError } from '../../core/errors.ts';
 import { findAction } from '../../policies/actions.ts';
-import { loadPolicyFiles, parsePolicies, yamlProblem } from '../../policies/load.ts';
+import { loadPolicyFiles, parsePolicies, } from '../../policies/load.ts';
 import { parseIp } from '../../policies/match.ts';
 import { SCOPES, type ActionDef, type ActionValue, type PolicyDef, type Scope, type Who } from '../../policies/types.ts';
 import { systemClock } from '../../core/clock.ts';

@@ -5,7 +5,7 @@
  */
 import type { Deps } from '../deps.ts';
 import {
-  ConfigAdminError, MfaError, NotFoundError, ParameterError, PolicyError, TokenAdminError, UserError, missingParameter, tokenLocked,
+  ConfigAdminError, type MfaError, NotFoundError, ParameterError, PolicyError, TokenAdminError, UserError, missingParameter, tokenLocked,
 } from '../../core/errors.ts';
 import type { Params } from '../params.ts';
 import { isValidSerial } from '../../tokens/serial.ts';

@@ -5,6 +5,7 @@ import { createChallenges, preferredClientMode } from './challenges.ts';
 import { bumpFailCounters } from './check.ts';
 import type { ChallengeOut } from './outcome.ts';
 import type { UserInfo } from './users.ts';
+import type { TokenRecord } from '../../tokens/types.ts';
 import { NotFoundError, ValidateError } from '../../core/errors.ts';
 import { outsideValidity } from './validity.ts';
 
@@ -13,7 +14,7 @@ export interface TriggerResult { challenges: ChallengeOut[]; preferredClientMode
 
 export async function triggerChallenges(deps: Deps, req: TriggerRequest): Promise<TriggerResult> {
   let user: UserInfo | null = null;
-  let tokens;
+  let tokens: TokenRecord[];
   if (req.user) {
     user = deps.realms.resolveUser(req.user, req.realm);
     tokens = await deps.store.tokens.list({ username: user.name, realm: user.realm });

@@ -4,7 +4,7 @@
  * The channel's `timeout_ms` is enforced with a race on the injected clock, so a hanging FCM never holds a login.
  */
 import fs from 'node:fs';
-import http from 'node:http';
+import type http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -36,7 +36,7 @@ export function readServiceAccount(cfg: ChannelConfig): ServiceAccount {
     throw new ConfigError([`${where}: cannot read ${cfg.serviceAccountFile} as JSON (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`]);
   }
   const sa = doc as Partial<ServiceAccount> | null;
-  if (!sa || sa.type !== 'service_account' || typeof sa.project_id !== 'string' || typeof sa.client_email !== 'string' || typeof sa.private_key !== 'string') {
+  if (sa?.type !== 'service_account' || typeof sa.project_id !== 'string' || typeof sa.client_email !== 'string' || typeof sa.private_key !== 'string') {
     throw new ConfigError([`${where}: ${cfg.serviceAccountFile} is not a Firebase service-account file (type service_account with project_id, client_email, private_key)`]);
   }
   return sa as ServiceAccount;

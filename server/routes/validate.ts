@@ -38,8 +38,8 @@ function subjectOf(params: Params): Subject {
 function checkSubject(subject: Subject): Subject {
   const { user, serial } = subject;
   if (!user && !serial) throw new ParameterError('You need to specify a serial or a user.');
-  if (serial !== undefined && serial.includes('*')) throw new ParameterError('Invalid serial number.');
-  if (user !== undefined && user.includes('%')) throw new ParameterError('Invalid user.');
+  if (serial?.includes('*')) throw new ParameterError('Invalid serial number.');
+  if (user?.includes('%')) throw new ParameterError('Invalid user.');
   return subject;
 }
 

@@ -97,6 +97,7 @@ function applyFilter(q: Knex.QueryBuilder, f: AuditFilter = {}): Knex.QueryBuild
   return q;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: a raw knex row; toRow is where its driver-specific column types are normalised
 function toRow(r: Record<string, any>): AuditRow {
   return {
     id: num(r.id), time: num(r.time), action: String(r.action), success: bool(r.success), outcome: String(r.outcome),

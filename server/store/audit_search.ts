@@ -65,6 +65,7 @@ export function createAuditSearch(knex: Knex): AuditSearch {
         .limit(query.pageSize).offset((query.page - 1) * query.pageSize);
       return {
         count: num(counted[0]?.n ?? 0),
+        // biome-ignore lint/suspicious/noExplicitAny: a raw knex row; its driver-specific column types are normalised right here
         rows: rows.map((r: Record<string, any>) => ({
           id: num(r.id), time: num(r.time), action: String(r.action), success: bool(r.success), outcome: String(r.outcome),
           username: r.username ?? null, realm: r.realm ?? null, serials: r.serials ? String(r.serials).split(',') : [],

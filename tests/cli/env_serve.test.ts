@@ -98,6 +98,7 @@ function serve(args: string[], env: Record<string, string>): Promise<{ lines: Ar
     proc.stdout.on('data', (c: Buffer) => {
       buf += c.toString();
       let nl: number;
+      // biome-ignore lint/suspicious/noAssignInExpressions: the read-a-line loop
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = JSON.parse(buf.slice(0, nl)) as Record<string, unknown>;
         buf = buf.slice(nl + 1);

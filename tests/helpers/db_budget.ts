@@ -81,7 +81,13 @@ export async function leaseWorld(owner: object, places = 1): Promise<() => void>
     entry.worlds += places;
     await entry.ready;
   } else {
-    const ready = free > 0 ? (free--, Promise.resolve()) : new Promise<void>((resolve) => queue.push(resolve));
+    let ready: Promise<void>;
+    if (free > 0) {
+      free--;
+      ready = Promise.resolve();
+    } else {
+      ready = new Promise<void>((resolve) => queue.push(resolve));
+    }
     entry = { worlds: places, ready };
     held.set(owner, entry);
     await ready;

@@ -69,6 +69,7 @@ function startNode(name: string, configFile: string, port: number): Promise<Node
     proc.stdout!.on('data', (c: Buffer) => {
       buf += c.toString();
       let i: number;
+      // biome-ignore lint/suspicious/noAssignInExpressions: the read-a-line loop
       while ((i = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);

@@ -9,7 +9,9 @@ const KEY64 = Buffer.from('12345678901234567890123456789012345678901234567890123
 const RFC4226 = ['755224', '287082', '359152', '969429', '338314', '254676', '287922', '162583', '399871', '520489'];
 
 test('RFC 4226 Appendix D vectors', (t) => {
-  RFC4226.forEach((expected, counter) => t.is(hotpValue(KEY20, counter, 6, 'sha1'), expected));
+  RFC4226.forEach((expected, counter) => {
+    t.is(hotpValue(KEY20, counter, 6, 'sha1'), expected);
+  });
 });
 
 // RFC 6238 Appendix B: [time, sha1, sha256, sha512], 8 digits, 30 s steps

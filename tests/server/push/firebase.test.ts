@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createFirebaseChannel, readServiceAccount } from '../../../server/push/firebase.ts';
 import { createChannelRegistry } from '../../../server/push/channel.ts';
-import { type PushMessage } from '../../../core/push_channel.ts';
+import type { PushMessage } from '../../../core/push_channel.ts';
 import type { ChannelConfig } from '../../../server/config.ts';
 import { ConfigError } from '../../../core/errors.ts';
 import { FakeClock } from '../../helpers/fake_clock.ts';
