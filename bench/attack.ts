@@ -42,37 +42,60 @@ const log = (msg: string) => process.stderr.write(`[bench:attack] ${msg}\n`);
 // ---------------------------------------------------------------------------------------------------------------
 // HTTP with one keep-alive connection per probe
 
-interface Answer { status: number; body: string; ms: number }
+interface Answer {
+  status: number;
+  body: string;
+  ms: number;
+}
 
 function requester(base: string): (method: string, p: string, body?: string) => Promise<Answer> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  return (method, p, body) => new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const req = http.request(`${base}${p}`, {
-      method, agent,
-      headers: body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), ms: performance.now() - t0 }));
-      res.on('error', reject);
+  return (method, p, body) =>
+    new Promise((resolve, reject) => {
+      const t0 = performance.now();
+      const req = http.request(
+        `${base}${p}`,
+        {
+          method,
+          agent,
+          headers:
+            body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), ms: performance.now() - t0 }),
+          );
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
     });
-    req.on('error', reject);
-    req.end(body);
-  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Children
 
-interface ServerChild { url: string; pushSerial: string; phoneKey: KeyObject; proc: ChildProcess; stats(): Promise<AttackStats>; stop(): Promise<void> }
+interface ServerChild {
+  url: string;
+  pushSerial: string;
+  phoneKey: KeyObject;
+  proc: ChildProcess;
+  stats(): Promise<AttackStats>;
+  stop(): Promise<void>;
+}
 
 async function startServer(configFile: string): Promise<ServerChild> {
   const proc = spawn(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, 'attack_server.ts'), configFile, String(USERS)], {
-    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   proc.stderr!.setEncoding('utf8');
-  proc.stderr!.on('data', (chunk: string) => { for (const line of chunk.split('\n')) if (line.trim()) process.stderr.write(`[attack_server] ${line}\n`); });
+  proc.stderr!.on('data', (chunk: string) => {
+    for (const line of chunk.split('\n')) if (line.trim()) process.stderr.write(`[attack_server] ${line}\n`);
+  });
   const ready = await new Promise<{ url: string; info: { pushSerial: string; phonePrivatePem: string } }>((resolve, reject) => {
     let out = '';
     proc.stdout!.setEncoding('utf8');
@@ -84,36 +107,67 @@ async function startServer(configFile: string): Promise<ServerChild> {
     proc.once('exit', (code) => reject(new Error(`attack_server exited with ${code} before READY`)));
   });
   return {
-    url: ready.url, pushSerial: ready.info.pushSerial, phoneKey: crypto.createPrivateKey(ready.info.phonePrivatePem), proc,
-    stats: () => new Promise((resolve) => {
-      const onMessage = (m: unknown) => { if ((m as AttackStats).type === 'stats') { proc.off('message', onMessage); resolve(m as AttackStats); } };
-      proc.on('message', onMessage);
-      proc.send({ type: 'stats' });
-    }),
-    stop: () => new Promise((resolve) => { proc.once('exit', () => resolve()); proc.kill('SIGTERM'); }),
+    url: ready.url,
+    pushSerial: ready.info.pushSerial,
+    phoneKey: crypto.createPrivateKey(ready.info.phonePrivatePem),
+    proc,
+    stats: () =>
+      new Promise((resolve) => {
+        const onMessage = (m: unknown) => {
+          if ((m as AttackStats).type === 'stats') {
+            proc.off('message', onMessage);
+            resolve(m as AttackStats);
+          }
+        };
+        proc.on('message', onMessage);
+        proc.send({ type: 'stats' });
+      }),
+    stop: () =>
+      new Promise((resolve) => {
+        proc.once('exit', () => resolve());
+        proc.kill('SIGTERM');
+      }),
   };
 }
 
 function startFlood(task: FloodTask): { proc: ChildProcess; result: Promise<FloodResult> } {
   const proc = spawn(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, 'attack_flood.ts'), JSON.stringify(task)], {
-    cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'],
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
   proc.stdout!.setEncoding('utf8');
-  proc.stdout!.on('data', (c: string) => { out += c; });
-  const result = new Promise<FloodResult>((resolve, reject) => proc.once('exit', (code) => {
-    try { resolve(JSON.parse(out.trim().split('\n').pop() ?? '') as FloodResult); } catch { reject(new Error(`flood exited with ${code}: ${out}`)); }
-  }));
+  proc.stdout!.on('data', (c: string) => {
+    out += c;
+  });
+  const result = new Promise<FloodResult>((resolve, reject) =>
+    proc.once('exit', (code) => {
+      try {
+        resolve(JSON.parse(out.trim().split('\n').pop() ?? '') as FloodResult);
+      } catch {
+        reject(new Error(`flood exited with ${code}: ${out}`));
+      }
+    }),
+  );
   return { proc, result };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Measurement
 
-interface Series { ms: number[]; ok: number; total: number; byStatus: Record<string, number>; maxBytes: number; maxItems: number }
+interface Series {
+  ms: number[];
+  ok: number;
+  total: number;
+  byStatus: Record<string, number>;
+  maxBytes: number;
+  maxItems: number;
+}
 const series = (): Series => ({ ms: [], ok: 0, total: 0, byStatus: {}, maxBytes: 0, maxItems: 0 });
 function record(s: Series, a: Answer, ok: boolean): void {
-  s.ms.push(a.ms); s.total++; if (ok) s.ok++;
+  s.ms.push(a.ms);
+  s.total++;
+  if (ok) s.ok++;
   s.byStatus[a.status] = (s.byStatus[a.status] ?? 0) + 1;
   s.maxBytes = Math.max(s.maxBytes, Buffer.byteLength(a.body));
 }
@@ -124,12 +178,23 @@ function pct(values: readonly number[], p: number): number {
 }
 
 interface PhaseResult {
-  name: string; legit: Series; health: Series; poll: Series; flood: FloodResult | null;
-  pushesCreated: number; rssMb: number; foreignCores: number | null; seconds: number;
+  name: string;
+  legit: Series;
+  health: Series;
+  poll: Series;
+  flood: FloodResult | null;
+  pushesCreated: number;
+  rssMb: number;
+  foreignCores: number | null;
+  seconds: number;
 }
 
 const authentication = (body: string): string | undefined => {
-  try { return (JSON.parse(body) as { result?: { authentication?: string } }).result?.authentication; } catch { return undefined; }
+  try {
+    return (JSON.parse(body) as { result?: { authentication?: string } }).result?.authentication;
+  } catch {
+    return undefined;
+  }
 };
 
 async function runPhase(srv: ServerChild, name: string, flood: FloodTask | null): Promise<PhaseResult> {
@@ -141,13 +206,19 @@ async function runPhase(srv: ServerChild, name: string, flood: FloodTask | null)
   if (f) await sleep(500); // let the flood reach its connections before measuring
   const t0 = performance.now();
   const end = t0 + SECONDS * 1000;
-  const legit = series(); const health = series(); const poll = series();
+  const legit = series();
+  const health = series();
+  const poll = series();
 
   const legitLoop = async () => {
     const call = requester(srv.url);
     for (let i = 0; performance.now() < end; i++) {
       const n = i % USERS;
-      const a = await call('POST', '/validate/check', new URLSearchParams({ user: `leg${n}`, pass: PIN, client: `10.1.${n >> 8}.${n & 255}` }).toString());
+      const a = await call(
+        'POST',
+        '/validate/check',
+        new URLSearchParams({ user: `leg${n}`, pass: PIN, client: `10.1.${n >> 8}.${n & 255}` }).toString(),
+      );
       record(legit, a, a.status === 200 && authentication(a.body) === 'ACCEPT');
     }
   };
@@ -168,7 +239,11 @@ async function runPhase(srv: ServerChild, name: string, flood: FloodTask | null)
       const signature = base32Encode(crypto.sign('sha256', Buffer.from(`${srv.pushSerial}|${timestamp}`, 'utf8'), srv.phoneKey));
       const a = await call('GET', `/ttype/edupush?${new URLSearchParams({ serial: srv.pushSerial, timestamp, signature })}`);
       record(poll, a, a.status === 200);
-      try { poll.maxItems = Math.max(poll.maxItems, ((JSON.parse(a.body) as { result?: { value?: unknown[] } }).result?.value ?? []).length); } catch { /* counted by status */ }
+      try {
+        poll.maxItems = Math.max(poll.maxItems, ((JSON.parse(a.body) as { result?: { value?: unknown[] } }).result?.value ?? []).length);
+      } catch {
+        /* counted by status */
+      }
       await sleep(Math.max(0, next - performance.now()));
     }
   };
@@ -177,10 +252,19 @@ async function runPhase(srv: ServerChild, name: string, flood: FloodTask | null)
   const floodResult = f ? await f.result : null;
   const after = await srv.stats();
   const serverCpu = (processCpuMs(srv.proc.pid) ?? 0) - serverCpu0;
-  const created = (s: AttackStats) => Object.entries(s.counters).filter(([k]) => k.startsWith('pushgate_challenges_created_total')).reduce((n, [, v]) => n + v, 0);
+  const created = (s: AttackStats) =>
+    Object.entries(s.counters)
+      .filter(([k]) => k.startsWith('pushgate_challenges_created_total'))
+      .reduce((n, [, v]) => n + v, 0);
   return {
-    name, legit, health, poll, flood: floodResult, seconds,
-    pushesCreated: created(after) - created(before), rssMb: after.rssBytes / 2 ** 20,
+    name,
+    legit,
+    health,
+    poll,
+    flood: floodResult,
+    seconds,
+    pushesCreated: created(after) - created(before),
+    rssMb: after.rssBytes / 2 ** 20,
     foreignCores: window.end(serverCpu + (floodResult?.cpuMs ?? 0)),
   };
 }
@@ -193,7 +277,9 @@ async function waitIdle(srv: ServerChild): Promise<void> {
     try {
       const v = (JSON.parse(a.body) as { result?: { value?: { pin_queue?: number } } }).result?.value;
       if (a.status === 200 && !v?.pin_queue) return;
-    } catch { /* retry */ }
+    } catch {
+      /* retry */
+    }
     await sleep(100);
   }
 }
@@ -202,18 +288,34 @@ async function waitIdle(srv: ServerChild): Promise<void> {
 // Report
 
 const f1 = (n: number) => (Number.isNaN(n) ? '—' : n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1));
-const statuses = (by: Record<string, number>) => Object.entries(by).sort().map(([k, v]) => `${k}: ${v.toLocaleString('en-US')}`).join(', ');
+const statuses = (by: Record<string, number>) =>
+  Object.entries(by)
+    .sort()
+    .map(([k, v]) => `${k}: ${v.toLocaleString('en-US')}`)
+    .join(', ');
 
 function report(results: PhaseResult[], total: number): string {
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-  const rows = results.map((r) => [
-    r.name,
-    `${r.legit.ok}/${r.legit.total}`, f1(pct(r.legit.ms, 0.5)), f1(pct(r.legit.ms, 0.99)), f1(Math.max(...r.legit.ms)),
-    f1(pct(r.health.ms, 0.99)), f1(Math.max(...r.health.ms)),
-    f1(pct(r.poll.ms, 0.99)), f1(Math.max(...r.poll.ms)), `${r.poll.maxItems} / ${(r.poll.maxBytes / 1024).toFixed(1)} KB`,
-    r.flood ? `${r.flood.requests.toLocaleString('en-US')} (${statuses(r.flood.byStatus)}${r.flood.errors ? `, errors: ${r.flood.errors}` : ''})` : '—',
-    String(r.pushesCreated), r.rssMb.toFixed(0), r.foreignCores === null ? '—' : r.foreignCores.toFixed(2),
-  ].join(' | '));
+  const rows = results.map((r) =>
+    [
+      r.name,
+      `${r.legit.ok}/${r.legit.total}`,
+      f1(pct(r.legit.ms, 0.5)),
+      f1(pct(r.legit.ms, 0.99)),
+      f1(Math.max(...r.legit.ms)),
+      f1(pct(r.health.ms, 0.99)),
+      f1(Math.max(...r.health.ms)),
+      f1(pct(r.poll.ms, 0.99)),
+      f1(Math.max(...r.poll.ms)),
+      `${r.poll.maxItems} / ${(r.poll.maxBytes / 1024).toFixed(1)} KB`,
+      r.flood
+        ? `${r.flood.requests.toLocaleString('en-US')} (${statuses(r.flood.byStatus)}${r.flood.errors ? `, errors: ${r.flood.errors}` : ''})`
+        : '—',
+      String(r.pushesCreated),
+      r.rssMb.toFixed(0),
+      r.foreignCores === null ? '—' : r.foreignCores.toFixed(2),
+    ].join(' | '),
+  );
   return `<!-- attack:begin -->
 ## The login path under attack (\`npm run bench:attack\`)
 
@@ -256,21 +358,26 @@ function writeSection(section: string): void {
 const started = performance.now();
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pushgate-attack-'));
 const configFile = path.join(tmp, 'config.yaml');
-fs.writeFileSync(configFile, [
-  'server: {host: 127.0.0.1, port: 0, public_url: "https://mfa.bench.invalid", trusted_proxies: ["127.0.0.1"]}',
-  `database: {url: "sqlite:${path.join(tmp, 'pushgate.db')}"}`,
-  `secrets: {key_file: "${path.join(tmp, 'pushgate.key')}"}`,
-  'log: {level: error}',
-  'policies:',
-  '  - {name: push-enroll, scope: enrollment, actions: {edupush_firebase_configuration: "poll only"}}',
-  '',
-].join('\n'));
+fs.writeFileSync(
+  configFile,
+  [
+    'server: {host: 127.0.0.1, port: 0, public_url: "https://mfa.bench.invalid", trusted_proxies: ["127.0.0.1"]}',
+    `database: {url: "sqlite:${path.join(tmp, 'pushgate.db')}"}`,
+    `secrets: {key_file: "${path.join(tmp, 'pushgate.key')}"}`,
+    'log: {level: error}',
+    'policies:',
+    '  - {name: push-enroll, scope: enrollment, actions: {edupush_firebase_configuration: "poll only"}}',
+    '',
+  ].join('\n'),
+);
 const srv = await startServer(configFile);
 log(`server ready at ${srv.url}`);
 const results: PhaseResult[] = [];
 try {
   const flood = (pass: string, user: string): FloodTask => ({
-    url: srv.url, connections: CONNECTIONS, seconds: SECONDS + 1,
+    url: srv.url,
+    connections: CONNECTIONS,
+    seconds: SECONDS + 1,
     body: new URLSearchParams({ user, pass, client: '198.51.100.66' }).toString(),
   });
   results.push(await runPhase(srv, 'no flood', null));
@@ -284,4 +391,7 @@ try {
 }
 const section = report(results, (performance.now() - started) / 1000);
 process.stdout.write(section + '\n');
-if (write) { writeSection(section); log('bench/README.md updated'); }
+if (write) {
+  writeSection(section);
+  log('bench/README.md updated');
+}

@@ -10,5 +10,18 @@ export interface AttackStats {
 }
 
 /** The flood child's task (argv[2], JSON) and its answer (one JSON line on stdout). */
-export interface FloodTask { url: string; connections: number; seconds: number; body: string }
-export interface FloodResult { requests: number; byStatus: Record<string, number>; errors: number; timeouts: number; p50: number; p99: number; cpuMs: number }
+export interface FloodTask {
+  url: string;
+  connections: number;
+  seconds: number;
+  body: string;
+}
+export interface FloodResult {
+  requests: number;
+  byStatus: Record<string, number>;
+  errors: number;
+  timeouts: number;
+  p50: number;
+  p99: number;
+  cpuMs: number;
+}

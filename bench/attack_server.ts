@@ -41,14 +41,23 @@ const deps = await buildDeps(config, { events });
 await enrollToken(deps, { type: 'spass', serial: 'VICTIM', user: 'victim', pin: PIN, params: {} });
 const legit = Number(usersArg);
 for (let i = 0; i < legit; i += 4) {
-  await Promise.all(Array.from({ length: Math.min(4, legit - i) }, (_, k) =>
-    enrollToken(deps, { type: 'spass', serial: `LEG${i + k}`, user: `leg${i + k}`, pin: PIN, params: {} })));
+  await Promise.all(
+    Array.from({ length: Math.min(4, legit - i) }, (_, k) =>
+      enrollToken(deps, { type: 'spass', serial: `LEG${i + k}`, user: `leg${i + k}`, pin: PIN, params: {} }),
+    ),
+  );
 }
 const push = await enrollToken(deps, { type: 'edupush', serial: 'PUSH0001', user: 'pushuser', pin: PIN, params: { genkey: '1' } });
 const credential = new URL(String(push.qrUrl ?? '')).searchParams.get('enrollment_credential') ?? '';
 const phone = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
 const pubkey = (phone.publicKey.export({ type: 'spki', format: 'der' }) as Buffer).toString('base64');
-await handleSmartphoneRequest(deps, EDUPUSH, 'POST', makeParams({ serial: 'PUSH0001', enrollment_credential: credential, fbtoken: '', pubkey }), '127.0.0.1');
+await handleSmartphoneRequest(
+  deps,
+  EDUPUSH,
+  'POST',
+  makeParams({ serial: 'PUSH0001', enrollment_credential: credential, fbtoken: '', pubkey }),
+  '127.0.0.1',
+);
 
 const server: Server = await listen(createApp(deps), config);
 const addr = server.address() as net.AddressInfo;
@@ -57,14 +66,19 @@ process.on('message', (raw: unknown) => {
   if ((raw as { type?: string } | null)?.type !== 'stats') return;
   const cpu = process.cpuUsage();
   const reply: AttackStats = {
-    type: 'stats', cpuUserUs: cpu.user, cpuSystemUs: cpu.system, rssBytes: process.memoryUsage().rss,
+    type: 'stats',
+    cpuUserUs: cpu.user,
+    cpuSystemUs: cpu.system,
+    rssBytes: process.memoryUsage().rss,
     counters: Object.fromEntries(deps.metrics.counters),
   };
   process.send?.(reply);
 });
 process.once('SIGTERM', () => {
   server.closeAllConnections();
-  server.close(() => { void deps.close().then(() => process.exit(0)); });
+  server.close(() => {
+    void deps.close().then(() => process.exit(0));
+  });
 });
 const info = { pushSerial: 'PUSH0001', phonePrivatePem: phone.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string };
 process.stdout.write(`READY http://127.0.0.1:${addr.port} ${JSON.stringify(info)}\n`);

@@ -23,8 +23,16 @@ declare module 'autocannon' {
     requests?: RequestSpec[];
   }
   export interface Histogram {
-    average: number; mean: number; stddev: number; min: number; max: number; total: number;
-    p50: number; p90: number; p97_5: number; p99: number;
+    average: number;
+    mean: number;
+    stddev: number;
+    min: number;
+    max: number;
+    total: number;
+    p50: number;
+    p90: number;
+    p97_5: number;
+    p99: number;
   }
   export interface Result {
     duration: number;

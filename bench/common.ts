@@ -8,4 +8,11 @@ export const hotpUser = (i: number): string => `ho${i}`;
 export const hotpKey = (i: number): Buffer => createHash('sha1').update(`pushgate-bench-hotp-${i}`).digest();
 
 /** Messages between bench/run.ts and its server children over the IPC channel. */
-export interface StatsReply { type: 'stats'; cpuUserUs: number; cpuSystemUs: number; pinActive: number; pinWaiting: number; rssBytes: number }
+export interface StatsReply {
+  type: 'stats';
+  cpuUserUs: number;
+  cpuSystemUs: number;
+  pinActive: number;
+  pinWaiting: number;
+  rssBytes: number;
+}

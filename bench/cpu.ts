@@ -17,7 +17,10 @@ export function processCpuMs(pid: number | undefined): number | null {
   if (pid === undefined) return null;
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+    const f = stat
+      .slice(stat.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number);
     return ((f[11]! + f[12]!) * 1000) / 100;
   } catch {
     return null;
@@ -25,7 +28,10 @@ export function processCpuMs(pid: number | undefined): number | null {
 }
 
 /** CPU time of this process in ms. */
-export const ownCpuMs = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+export const ownCpuMs = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
 
 /** A window over which CPU used by processes other than the benchmark's own is measured (cores, averaged). */
 export function foreignCpu(): { end(childCpuMs: number): number | null } {

@@ -7,7 +7,10 @@ export function envInt(name: string, def: number, min: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return def;
   const n = Number(raw.replace(/_/g, ''));
-  if (!Number.isInteger(n) || n < min) { process.stderr.write(`${name} must be an integer >= ${min}\n`); process.exit(2); }
+  if (!Number.isInteger(n) || n < min) {
+    process.stderr.write(`${name} must be an integer >= ${min}\n`);
+    process.exit(2);
+  }
   return n;
 }
 

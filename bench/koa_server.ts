@@ -15,6 +15,17 @@ server.once('listening', () => {
 process.on('message', (msg: unknown) => {
   if ((msg as { type?: string } | null)?.type !== 'stats') return;
   const cpu = process.cpuUsage();
-  process.send?.({ type: 'stats', cpuUserUs: cpu.user, cpuSystemUs: cpu.system, pinActive: 0, pinWaiting: 0, rssBytes: process.memoryUsage().rss });
+  process.send?.({
+    type: 'stats',
+    cpuUserUs: cpu.user,
+    cpuSystemUs: cpu.system,
+    pinActive: 0,
+    pinWaiting: 0,
+    rssBytes: process.memoryUsage().rss,
+  });
 });
-process.once('SIGTERM', () => { server.close(); server.closeAllConnections(); process.exit(0); });
+process.once('SIGTERM', () => {
+  server.close();
+  server.closeAllConnections();
+  process.exit(0);
+});

@@ -32,7 +32,16 @@ import { base32Decode } from '../tokens/base32.ts';
 import { generateServerKeyPair, SERVER_KEY_BITS } from '../tokens/push/signatures.ts';
 import { POLLING_HINT } from '../tokens/push/variants.ts';
 import {
-  ADMIN, ADMIN_PASSWORD, CHANNEL, FCM_PROJECT, FCM_REALM, POLL_REALM, PUBLIC_URL, type ChildReply, type ChildRequest, type KeyMode,
+  ADMIN,
+  ADMIN_PASSWORD,
+  CHANNEL,
+  FCM_PROJECT,
+  FCM_REALM,
+  POLL_REALM,
+  PUBLIC_URL,
+  type ChildReply,
+  type ChildRequest,
+  type KeyMode,
 } from './push_common.ts';
 import { foreignCpu, ownCpuMs } from './cpu.ts';
 import { BENCH_DIR, ROOT, envInt, quickWriteFlags } from './env.ts';
@@ -69,8 +78,18 @@ async function waitQuiet(): Promise<void> {
 // ---------------------------------------------------------------------------------------------------------------
 // Fake FCM (toolchain.md §3): an ordinary HTTP server on loopback; the child's agent sends it `Host: fcm.googleapis.com`.
 
-interface FcmMessage { token: string; data: Record<string, string> }
-interface FakeFcm { port: number; count: number; recorded: FcmMessage[]; record: boolean; bad: number; close(): Promise<void> }
+interface FcmMessage {
+  token: string;
+  data: Record<string, string>;
+}
+interface FakeFcm {
+  port: number;
+  count: number;
+  recorded: FcmMessage[];
+  record: boolean;
+  bad: number;
+  close(): Promise<void>;
+}
 
 async function startFakeFcm(): Promise<FakeFcm> {
   const fcm: FakeFcm = { port: 0, count: 0, recorded: [], record: false, bad: 0, close: async () => {} };
@@ -81,7 +100,11 @@ async function startFakeFcm(): Promise<FakeFcm> {
     req.on('end', () => {
       fcm.count++;
       let message: FcmMessage | undefined;
-      try { message = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { message?: FcmMessage }).message; } catch { /* counted as bad */ }
+      try {
+        message = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { message?: FcmMessage }).message;
+      } catch {
+        /* counted as bad */
+      }
       if (req.method !== 'POST' || req.url !== expectedPath || !message?.data) fcm.bad++;
       else if (fcm.record && fcm.recorded.length < 5000) fcm.recorded.push(message);
       res.writeHead(200, { 'content-type': 'application/json; charset=UTF-8' });
@@ -91,7 +114,10 @@ async function startFakeFcm(): Promise<FakeFcm> {
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   fcm.port = (server.address() as net.AddressInfo).port;
-  fcm.close = async () => { server.closeAllConnections(); await new Promise<void>((resolve) => server.close(() => resolve())); };
+  fcm.close = async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
   return fcm;
 }
 
@@ -107,9 +133,14 @@ interface Child {
 }
 
 async function startChild(configFile: string, fcmPort: number): Promise<Child> {
-  const proc: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, 'push_server.ts'), configFile, String(fcmPort), String(KEYS)], {
-    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-  });
+  const proc: ChildProcess = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(BENCH_DIR, 'push_server.ts'), configFile, String(fcmPort), String(KEYS)],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    },
+  );
   let stderr = '';
   proc.stderr!.setEncoding('utf8');
   proc.stderr!.on('data', (chunk: string) => {
@@ -127,10 +158,11 @@ async function startChild(configFile: string, fcmPort: number): Promise<Child> {
     });
     void exited.then((code) => reject(new Error(`push_server.ts exited with ${code} before it was ready:\n${stderr}`)));
   });
-  const request = (msg: ChildRequest) => new Promise<ChildReply>((resolve) => {
-    proc.once('message', (m) => resolve(m as ChildReply));
-    proc.send(msg);
-  });
+  const request = (msg: ChildRequest) =>
+    new Promise<ChildReply>((resolve) => {
+      proc.once('message', (m) => resolve(m as ChildReply));
+      proc.send(msg);
+    });
   return {
     ...ready,
     request,
@@ -143,7 +175,10 @@ async function startChild(configFile: string, fcmPort: number): Promise<Child> {
       const timer = new AbortController();
       const code = await Promise.race([exited, sleep(15_000, 'timeout' as const, { signal: timer.signal }).catch(() => null)]);
       timer.abort(); // no timer left to keep this process alive
-      if (code === 'timeout') { proc.kill('SIGKILL'); await exited; }
+      if (code === 'timeout') {
+        proc.kill('SIGKILL');
+        await exited;
+      }
     },
   };
 }
@@ -151,16 +186,32 @@ async function startChild(configFile: string, fcmPort: number): Promise<Child> {
 // ---------------------------------------------------------------------------------------------------------------
 // Enrollment (steps 1 and 2 over HTTP, like the admin UI and the app)
 
-interface Enrolled { serial: string; user: string; realm: string; serverKey: KeyObject; step1Ms: number; step2Ms: number }
+interface Enrolled {
+  serial: string;
+  user: string;
+  realm: string;
+  serverKey: KeyObject;
+  step1Ms: number;
+  step2Ms: number;
+}
 
-async function post(url: string, params: Record<string, string>, headers: Record<string, string> = {}): Promise<{ status: number; body: any; text: string }> {
+async function post(
+  url: string,
+  params: Record<string, string>,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: any; text: string }> {
   const res = await fetch(url, {
-    method: 'POST', body: new URLSearchParams(params).toString(),
+    method: 'POST',
+    body: new URLSearchParams(params).toString(),
     headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
   });
   const text = await res.text();
   let body: unknown = null;
-  try { body = JSON.parse(text); } catch { /* not JSON */ }
+  try {
+    body = JSON.parse(text);
+  } catch {
+    /* not JSON */
+  }
   return { status: res.status, body, text };
 }
 
@@ -184,13 +235,17 @@ async function enrollOne(child: Child, auth: string, user: string, realm: string
   if (!q.serial || !q.enrollment_credential || !q.url) throw new Error(`step 1 for ${user}@${realm}: no usable push URL in ${init.text}`);
   const t2 = performance.now();
   const done = await post(`${child.url}${new URL(q.url).pathname}`, {
-    enrollment_credential: q.enrollment_credential, serial: q.serial, fbtoken: fbToken, pubkey: phonePub,
+    enrollment_credential: q.enrollment_credential,
+    serial: q.serial,
+    fbtoken: fbToken,
+    pubkey: phonePub,
   });
   const step2Ms = performance.now() - t2;
   if (done.status !== 200 || done.body?.result?.value !== true) throw new Error(`step 2 for ${q.serial}: HTTP ${done.status} ${done.text}`);
   const der = Buffer.from(String(done.body.detail?.public_key ?? '').replace(/\n/g, ''), 'base64');
   const serverKey = crypto.createPublicKey({ key: der, format: 'der', type: 'pkcs1' }); // as the Flutter app parses it
-  if (serverKey.asymmetricKeyDetails?.modulusLength !== SERVER_KEY_BITS) throw new Error(`step 2 for ${q.serial}: server key is not RSA-${SERVER_KEY_BITS}`);
+  if (serverKey.asymmetricKeyDetails?.modulusLength !== SERVER_KEY_BITS)
+    throw new Error(`step 2 for ${q.serial}: server key is not RSA-${SERVER_KEY_BITS}`);
   return { serial: q.serial, user, realm, serverKey, step1Ms, step2Ms };
 }
 
@@ -223,14 +278,23 @@ interface Row {
 
 const SIGNED_FIELDS = ['nonce', 'url', 'serial', 'question', 'title', 'sslverify'] as const;
 
-async function runTrigger(child: Child, fcm: FakeFcm, auth: string, realm: string, keys: Map<string, KeyObject>, c: number, seconds: number): Promise<Row> {
+async function runTrigger(
+  child: Child,
+  fcm: FakeFcm,
+  auth: string,
+  realm: string,
+  keys: Map<string, KeyObject>,
+  c: number,
+  seconds: number,
+): Promise<Row> {
   let i = 0;
   let answers = 0;
   let ok = 0;
   let non200 = 0;
   const samples: string[] = [];
   const spec: RequestSpec = {
-    method: 'POST', path: '/validate/triggerchallenge',
+    method: 'POST',
+    path: '/validate/triggerchallenge',
     headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: auth },
     setupRequest: (req) => ({ ...req, body: `user=u${i++ % USERS}&realm=${realm}` }),
     onResponse(status, body) {
@@ -238,11 +302,21 @@ async function runTrigger(child: Child, fcm: FakeFcm, auth: string, realm: strin
       if (status !== 200) non200++;
       let good = false;
       try {
-        const doc = JSON.parse(body) as { result?: { value?: unknown; authentication?: unknown }; detail?: { multi_challenge?: Array<{ type?: string; message?: string }> } };
+        const doc = JSON.parse(body) as {
+          result?: { value?: unknown; authentication?: unknown };
+          detail?: { multi_challenge?: Array<{ type?: string; message?: string }> };
+        };
         const mc = doc.detail?.multi_challenge ?? [];
-        good = status === 200 && doc.result?.value === 1 && doc.result.authentication === 'CHALLENGE'
-          && mc.length === 1 && mc[0]!.type === 'edupush' && !String(mc[0]!.message).includes(POLLING_HINT);
-      } catch { /* not JSON: not good */ }
+        good =
+          status === 200
+          && doc.result?.value === 1
+          && doc.result.authentication === 'CHALLENGE'
+          && mc.length === 1
+          && mc[0]!.type === 'edupush'
+          && !String(mc[0]!.message).includes(POLLING_HINT);
+      } catch {
+        /* not JSON: not good */
+      }
       if (good) ok++;
       else if (samples.length < 3) samples.push(`${status} ${body.slice(0, 300)}`);
     },
@@ -257,7 +331,9 @@ async function runTrigger(child: Child, fcm: FakeFcm, auth: string, realm: strin
   const w0 = performance.now();
   const window = foreignCpu();
   const instance = autocannon({ url: child.url, connections: c, duration: seconds, timeout: 30, requests: [spec] });
-  instance.on('response', (_client: unknown, _status: number, _bytes: number, ms: number) => { latencies.push(ms); });
+  instance.on('response', (_client: unknown, _status: number, _bytes: number, ms: number) => {
+    latencies.push(ms);
+  });
   const result = await instance;
   const cpuMs = (await child.cpuMs()) - cpu0;
   const parentMs = ownCpuMs() - own0;
@@ -271,16 +347,32 @@ async function runTrigger(child: Child, fcm: FakeFcm, auth: string, realm: strin
     const text = SIGNED_FIELDS.map((f) => m.data[f]).join('|');
     try {
       if (key && crypto.verify('sha256', Buffer.from(text, 'utf8'), key, base32Decode(m.data.signature ?? ''))) fcmValid++;
-    } catch { /* invalid */ }
+    } catch {
+      /* invalid */
+    }
   }
   latencies.sort((a, b) => a - b);
   const pctl = (q: number) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.ceil(q * latencies.length) - 1)]! : NaN);
   return {
-    kind: realm === FCM_REALM ? 'Firebase (fake FCM)' : 'poll only', c,
-    rps: result.requests.total / result.duration, p50: pctl(0.5), p99: pctl(0.99),
-    answers, ok, non200, errors: result.errors, timeouts: result.timeouts,
-    fcmSends: fcm.count - fcm0, fcmChecked: fcm.recorded.length, fcmValid, fcmBad: fcm.bad - bad0,
-    cpuMsPerTrigger: answers ? cpuMs / answers : NaN, serverCores: cpuMs / wallMs, parentCores: parentMs / wallMs, foreign, samples,
+    kind: realm === FCM_REALM ? 'Firebase (fake FCM)' : 'poll only',
+    c,
+    rps: result.requests.total / result.duration,
+    p50: pctl(0.5),
+    p99: pctl(0.99),
+    answers,
+    ok,
+    non200,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    fcmSends: fcm.count - fcm0,
+    fcmChecked: fcm.recorded.length,
+    fcmValid,
+    fcmBad: fcm.bad - bad0,
+    cpuMsPerTrigger: answers ? cpuMs / answers : NaN,
+    serverCores: cpuMs / wallMs,
+    parentCores: parentMs / wallMs,
+    foreign,
+    samples,
   };
 }
 
@@ -305,7 +397,11 @@ async function measureTrigger(child: Child, fcm: FakeFcm, auth: string, realm: s
 // ---------------------------------------------------------------------------------------------------------------
 // Raw RSA-4096 signing in this process
 
-interface SignRate { rate: number; cpuMsPerSign: number; foreign: number | null }
+interface SignRate {
+  rate: number;
+  cpuMsPerSign: number;
+  foreign: number | null;
+}
 
 async function signRate(key: KeyObject | string, parallel: 0 | 1 | 2, seconds: number, data: Buffer): Promise<SignRate> {
   let n = 0;
@@ -314,12 +410,21 @@ async function signRate(key: KeyObject | string, parallel: 0 | 1 | 2, seconds: n
   const t0 = performance.now();
   const end = t0 + seconds * 1000;
   if (parallel === 0) {
-    while (performance.now() < end) { crypto.sign('sha256', data, key); n++; }
+    while (performance.now() < end) {
+      crypto.sign('sha256', data, key);
+      n++;
+    }
   } else {
-    const signAsync = () => new Promise<Buffer>((resolve, reject) => crypto.sign('sha256', data, key, (err, sig) => (err ? reject(err) : resolve(sig))));
-    await Promise.all(Array.from({ length: parallel }, async () => {
-      while (performance.now() < end) { await signAsync(); n++; }
-    }));
+    const signAsync = () =>
+      new Promise<Buffer>((resolve, reject) => crypto.sign('sha256', data, key, (err, sig) => (err ? reject(err) : resolve(sig))));
+    await Promise.all(
+      Array.from({ length: parallel }, async () => {
+        while (performance.now() < end) {
+          await signAsync();
+          n++;
+        }
+      }),
+    );
   }
   const rate = n / ((performance.now() - t0) / 1000);
   return { rate, cpuMsPerSign: (ownCpuMs() - cpu0) / n, foreign: window.end(0) };
@@ -332,13 +437,15 @@ const f0 = (x: number) => Math.round(x).toLocaleString('en-US');
 const f1 = (x: number) => (x >= 100 ? f0(x) : x.toFixed(1));
 const fms = (x: number) => (Number.isNaN(x) ? '—' : x >= 100 ? f0(x) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 
-const HEADER = "| tokens | conc. | triggers/s | p50 ms | p99 ms | ok / answers | non-200 | errors / timeouts | FCM sends (signature valid / checked) | server CPU ms / trigger | other processes' CPU, cores |";
+const HEADER =
+  "| tokens | conc. | triggers/s | p50 ms | p99 ms | ok / answers | non-200 | errors / timeouts | FCM sends (signature valid / checked) | server CPU ms / trigger | other processes' CPU, cores |";
 const RULE = '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|';
 function formatRow(r: Row): string {
   const okCell = `${r.ok} / ${r.answers}${r.ok === r.answers ? '' : ' ⚠'}`;
-  const fcmCell = r.kind === 'poll only'
-    ? `${r.fcmSends}${r.fcmSends ? ' ⚠' : ''}`
-    : `${r.fcmSends} (${r.fcmValid} / ${r.fcmChecked})${fcmProblem(r) ? ' ⚠' : ''}`;
+  const fcmCell =
+    r.kind === 'poll only'
+      ? `${r.fcmSends}${r.fcmSends ? ' ⚠' : ''}`
+      : `${r.fcmSends} (${r.fcmValid} / ${r.fcmChecked})${fcmProblem(r) ? ' ⚠' : ''}`;
   return `| ${r.kind} | ${r.c} | ${f1(r.rps)} | ${fms(r.p50)} | ${fms(r.p99)} | ${okCell} | ${r.non200} | ${r.errors} / ${r.timeouts} | ${fcmCell} | ${fms(r.cpuMsPerTrigger)} | ${r.foreign === null ? '?' : r.foreign.toFixed(2)} |`;
 }
 /**
@@ -362,9 +469,10 @@ function writeSection(section: string): void {
   const b = current.indexOf(BEGIN);
   const e = current.indexOf(END);
   const block = `${BEGIN}\n${section.trim()}\n${END}`;
-  const next = b >= 0 && e > b
-    ? current.slice(0, b) + block + current.slice(e + END.length)
-    : `${current}${current === '' || current.endsWith('\n\n') ? '' : current.endsWith('\n') ? '\n' : '\n\n'}${block}\n`;
+  const next =
+    b >= 0 && e > b
+      ? current.slice(0, b) + block + current.slice(e + END.length)
+      : `${current}${current === '' || current.endsWith('\n\n') ? '' : current.endsWith('\n') ? '\n' : '\n\n'}${block}\n`;
   fs.writeFileSync(file, next);
 }
 
@@ -373,7 +481,9 @@ function writeSection(section: string): void {
 async function main(): Promise<void> {
   const started = new Date();
   const t0 = performance.now();
-  log(`BENCH_SECONDS=${SECONDS}, ${USERS} tokens per kind, ${EMPTY} empty-pool enrollments, ${KEYS} pre-generated server keys, concurrency ${CONCURRENCY.join('/')}`);
+  log(
+    `BENCH_SECONDS=${SECONDS}, ${USERS} tokens per kind, ${EMPTY} empty-pool enrollments, ${KEYS} pre-generated server keys, concurrency ${CONCURRENCY.join('/')}`,
+  );
   await waitQuiet();
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pushgate-bench-push-'));
@@ -385,7 +495,10 @@ async function main(): Promise<void> {
       database: { url: `sqlite:${path.join(tmp, 'bench.db')}` },
       secrets: { key_file: path.join(tmp, 'secrets.key') },
       log: { level: 'warn' },
-      realms: [{ name: POLL_REALM, default: true, users: { type: 'any' } }, { name: FCM_REALM, users: { type: 'any' } }],
+      realms: [
+        { name: POLL_REALM, default: true, users: { type: 'any' } },
+        { name: FCM_REALM, users: { type: 'any' } },
+      ],
       push: { channels: [{ name: CHANNEL, type: 'firebase', service_account_file: path.join(tmp, 'unused.json'), timeout_ms: 3000 }] },
       policies: [
         { name: 'enroll-poll', scope: 'enrollment', realm: [POLL_REALM], actions: { edupush_firebase_configuration: 'poll only' } },
@@ -398,7 +511,9 @@ async function main(): Promise<void> {
     log(`starting pushgate (generating ${KEYS} RSA-${SERVER_KEY_BITS} server keys) and an RSA-${SERVER_KEY_BITS} phone key and sign key…`);
     const [c, phone, signer] = await Promise.all([
       startChild(configFile, fcm.port),
-      new Promise<KeyObject>((resolve, reject) => crypto.generateKeyPair('rsa', { modulusLength: 4096, publicExponent: 0x10001 }, (err, pub) => (err ? reject(err) : resolve(pub)))),
+      new Promise<KeyObject>((resolve, reject) =>
+        crypto.generateKeyPair('rsa', { modulusLength: 4096, publicExponent: 0x10001 }, (err, pub) => (err ? reject(err) : resolve(pub))),
+      ),
       generateServerKeyPair(SERVER_KEY_BITS),
     ]);
     child = c;
@@ -432,12 +547,15 @@ async function main(): Promise<void> {
     const rows: Row[] = [];
     for (const realm of [POLL_REALM, FCM_REALM]) {
       log(`/validate/triggerchallenge, ${realm === FCM_REALM ? 'Firebase channel' : 'poll only'}…`);
-      rows.push(...await measureTrigger(child, fcm, auth, realm, keys));
+      rows.push(...(await measureTrigger(child, fcm, auth, realm, keys)));
     }
 
     // Raw signing, while the server idles.
     log('raw RSA-4096 crypto.sign rate…');
-    const signed = Buffer.from(`${'N'.repeat(32)}|${PUBLIC_URL}/ttype/edupush|EDUP00000000|Do you want to confirm the login?|eduMFA|1`, 'utf8');
+    const signed = Buffer.from(
+      `${'N'.repeat(32)}|${PUBLIC_URL}/ttype/edupush|EDUP00000000|Do you want to confirm the login?|eduMFA|1`,
+      'utf8',
+    );
     const signKey = crypto.createPrivateKey(signer.privatePem);
     await signRate(signKey, 0, 0.3, signed); // warm-up
     const sync1 = await signRate(signKey, 0, SECONDS, signed);
@@ -460,8 +578,14 @@ async function main(): Promise<void> {
 
     const elapsed = (performance.now() - t0) / 1000;
     const table = [HEADER, RULE, ...rows.map(formatRow)].join('\n');
-    const allOk = rows.every((r) => r.ok === r.answers && r.non200 === 0 && r.errors === 0 && r.timeouts === 0
-      && (r.kind === 'poll only' ? r.fcmSends === 0 : !fcmProblem(r)));
+    const allOk = rows.every(
+      (r) =>
+        r.ok === r.answers
+        && r.non200 === 0
+        && r.errors === 0
+        && r.timeouts === 0
+        && (r.kind === 'poll only' ? r.fcmSends === 0 : !fcmProblem(r)),
+    );
     const totalAnswers = rows.reduce((s, r) => s + r.answers, 0);
     const totalOk = rows.reduce((s, r) => s + r.ok, 0);
     const fcmRows = rows.filter((r) => r.kind !== 'poll only');
@@ -474,13 +598,23 @@ async function main(): Promise<void> {
     const fcmCpu = Math.min(...fcmRows.map((r) => r.cpuMsPerTrigger));
     const pollCpu = Math.min(...pollRows.map((r) => r.cpuMsPerTrigger));
     const foreignAll = [...rows.map((r) => r.foreign), sync1.foreign, async2.foreign, pem1.foreign, warmForeign, emptyForeign];
-    const foreignMax = foreignAll.some((x) => x === null) ? null : Math.max(...foreignAll as number[]);
-    const foreignNote = foreignMax === null ? 'CPU used by other processes could not be read (no /proc/stat).'
-      : foreignMax < 0.1 ? `Other processes used at most ${foreignMax.toFixed(2)} cores during any measurement: the run had the machine to itself.`
-        : `⚠ Other processes used up to ${foreignMax.toFixed(2)} cores during a measurement (last column of each table): those figures understate this machine — re-run on a quiet machine.`;
+    const foreignMax = foreignAll.some((x) => x === null) ? null : Math.max(...(foreignAll as number[]));
+    const foreignNote =
+      foreignMax === null
+        ? 'CPU used by other processes could not be read (no /proc/stat).'
+        : foreignMax < 0.1
+          ? `Other processes used at most ${foreignMax.toFixed(2)} cores during any measurement: the run had the machine to itself.`
+          : `⚠ Other processes used up to ${foreignMax.toFixed(2)} cores during a measurement (last column of each table): those figures understate this machine — re-run on a quiet machine.`;
     const pct = (x: number) => `${Math.round(x * 100)} %`;
     const cpus = os.cpus();
-    const command = `${process.env.BENCH_SECONDS ? `BENCH_SECONDS=${SECONDS} ` : ''}${['BENCH_PUSH_USERS', 'BENCH_PUSH_EMPTY', 'BENCH_PUSH_KEYS'].filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]} `).join('')}npm run bench:push${args.length ? ' -- ' + args.join(' ') : ''}`;
+    const command = `${process.env.BENCH_SECONDS ? `BENCH_SECONDS=${SECONDS} ` : ''}${[
+      'BENCH_PUSH_USERS',
+      'BENCH_PUSH_EMPTY',
+      'BENCH_PUSH_KEYS',
+    ]
+      .filter((k) => process.env[k])
+      .map((k) => `${k}=${process.env[k]} `)
+      .join('')}npm run bench:push${args.length ? ' -- ' + args.join(' ') : ''}`;
 
     const section = `## Push: /validate/triggerchallenge and enrollment step 2
 
@@ -553,7 +687,10 @@ Quick smoke test (1 s per measurement, 16 tokens per kind, 3 empty-pool enrollme
     } else {
       log('README not written (--quick / --no-write; add --write to write it)');
     }
-    if (!allOk) { log('⚠ some answers or FCM messages were wrong — see the table'); process.exitCode = 1; }
+    if (!allOk) {
+      log('⚠ some answers or FCM messages were wrong — see the table');
+      process.exitCode = 1;
+    }
     log(`whole run ${f0(elapsed)} s`);
   } finally {
     await child?.stop();

@@ -13,6 +13,4 @@ export const PUBLIC_URL = 'https://mfa.bench.invalid';
 export type KeyMode = 'premade' | 'generate';
 
 export type ChildRequest = { type: 'stats' } | { type: 'keys'; mode: KeyMode };
-export type ChildReply =
-  | { type: 'stats'; cpuUserUs: number; cpuSystemUs: number; rssBytes: number }
-  | { type: 'keys'; mode: KeyMode };
+export type ChildReply = { type: 'stats'; cpuUserUs: number; cpuSystemUs: number; rssBytes: number } | { type: 'keys'; mode: KeyMode };

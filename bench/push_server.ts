@@ -42,7 +42,9 @@ const generate = (): Promise<ServerKeyPair> =>
   mode === 'premade' ? Promise.resolve(premade[next++ % premade.length]!) : generateServerKeyPair(SERVER_KEY_BITS);
 
 class LoopbackAgent extends https.Agent {
-  override createConnection(): net.Socket { return net.connect(fcmPort, '127.0.0.1'); }
+  override createConnection(): net.Socket {
+    return net.connect(fcmPort, '127.0.0.1');
+  }
 }
 const credential: Credential = { getAccessToken: async () => ({ access_token: 'bench-access-token', expires_in: 3600 }) };
 
@@ -54,9 +56,12 @@ attachJsonLog(events, systemClock, (line) => {
 });
 const deps = await buildDeps(config, {
   events,
-  push: { keys: { generate, size: 0 }, firebase: { credential, httpAgent: new LoopbackAgent({ keepAlive: true }), projectId: FCM_PROJECT } },
+  push: {
+    keys: { generate, size: 0 },
+    firebase: { credential, httpAgent: new LoopbackAgent({ keepAlive: true }), projectId: FCM_PROJECT },
+  },
 });
-if (!await deps.store.admins.byName(ADMIN)) await deps.store.admins.insert(ADMIN, await deps.pins.hash(ADMIN_PASSWORD), deps.clock.now());
+if (!(await deps.store.admins.byName(ADMIN))) await deps.store.admins.insert(ADMIN, await deps.pins.hash(ADMIN_PASSWORD), deps.clock.now());
 
 const app = createApp(deps);
 const server: Server = await listen(app, config);
@@ -78,6 +83,10 @@ process.on('message', (raw: unknown) => {
 process.once('SIGTERM', () => {
   stopCleanup();
   server.closeAllConnections();
-  server.close(() => { void deps.close().then(() => process.exit(0)); });
+  server.close(() => {
+    void deps.close().then(() => process.exit(0));
+  });
 });
-process.stdout.write(`READY http://127.0.0.1:${addr.port} ${JSON.stringify({ premadeKeys: premade.length, keygenMs: Math.round(keygenMs) })}\n`);
+process.stdout.write(
+  `READY http://127.0.0.1:${addr.port} ${JSON.stringify({ premadeKeys: premade.length, keygenMs: Math.round(keygenMs) })}\n`,
+);

@@ -38,7 +38,8 @@ const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 /** Foreign load above this (cores) makes a measurement be repeated once the machine is quiet again. */
 const FOREIGN_LIMIT = 0.15;
 /** Total time the run may spend waiting for other processes to go quiet (ms); --wait-quiet=SECONDS sets it. */
-let quietBudgetMs = 1000 * Number(/^--wait-quiet=(\d+)$/.exec(args.find((a) => a.startsWith('--wait-quiet=')) ?? '')?.[1] ?? (quick ? 0 : 90));
+let quietBudgetMs =
+  1000 * Number(/^--wait-quiet=(\d+)$/.exec(args.find((a) => a.startsWith('--wait-quiet=')) ?? '')?.[1] ?? (quick ? 0 : 90));
 
 /** Samples 1 s windows until other processes use < 0.1 cores, within what is left of the quiet budget. */
 async function waitQuiet(): Promise<boolean> {
@@ -67,7 +68,8 @@ interface Child {
 
 async function startChild(script: string, childArgs: string[]): Promise<Child> {
   const proc: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, script), ...childArgs], {
-    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   let stderr = '';
   proc.stderr!.setEncoding('utf8');
@@ -86,10 +88,11 @@ async function startChild(script: string, childArgs: string[]): Promise<Child> {
     });
     void exited.then((code) => reject(new Error(`${script} exited with ${code} before it was ready:\n${stderr}`)));
   });
-  const stats = () => new Promise<StatsReply>((resolve) => {
-    proc.once('message', (m) => resolve(m as StatsReply));
-    proc.send({ type: 'stats' });
-  });
+  const stats = () =>
+    new Promise<StatsReply>((resolve) => {
+      proc.once('message', (m) => resolve(m as StatsReply));
+      proc.send({ type: 'stats' });
+    });
   return {
     ...ready,
     stats,
@@ -105,7 +108,10 @@ async function startChild(script: string, childArgs: string[]): Promise<Child> {
     async stop() {
       proc.kill('SIGTERM');
       const code = await Promise.race([exited, sleep(15_000).then(() => 'timeout' as const)]);
-      if (code === 'timeout') { proc.kill('SIGKILL'); await exited; }
+      if (code === 'timeout') {
+        proc.kill('SIGKILL');
+        await exited;
+      }
     },
   };
 }
@@ -139,12 +145,27 @@ interface Load {
   countAccept: boolean;
 }
 
-async function runLoad(child: Child, load: Load, c: number, seconds: number): Promise<{ result: Result; answers: number; accept: number; cpuMs: number; samples: string[]; p50: number; p99: number; foreign: number | null }> {
+async function runLoad(
+  child: Child,
+  load: Load,
+  c: number,
+  seconds: number,
+): Promise<{
+  result: Result;
+  answers: number;
+  accept: number;
+  cpuMs: number;
+  samples: string[];
+  p50: number;
+  p99: number;
+  foreign: number | null;
+}> {
   let answers = 0;
   let accept = 0;
   const samples: string[] = [];
   const spec: RequestSpec = {
-    method: load.method, path: load.path,
+    method: load.method,
+    path: load.path,
     ...(load.next ? { headers: { 'content-type': 'application/x-www-form-urlencoded' } } : {}),
     onResponse(_status, body) {
       answers++;
@@ -152,12 +173,17 @@ async function runLoad(child: Child, load: Load, c: number, seconds: number): Pr
       else if (samples.length < 3) samples.push(body.slice(0, 300));
     },
   };
-  if (load.next) { const next = load.next; spec.setupRequest = (req) => ({ ...req, body: next() }); }
+  if (load.next) {
+    const next = load.next;
+    spec.setupRequest = (req) => ({ ...req, body: next() });
+  }
   const latencies: number[] = [];
   const before = await child.stats();
   const window = foreignCpu();
   const instance = autocannon({ url: child.url, connections: c, duration: seconds, timeout: 30, requests: [spec] });
-  instance.on('response', (_client: unknown, _status: number, _bytes: number, ms: number) => { latencies.push(ms); });
+  instance.on('response', (_client: unknown, _status: number, _bytes: number, ms: number) => {
+    latencies.push(ms);
+  });
   const result = await instance;
   // CPU of the measured window only: requests still queued when autocannon stops are drained afterwards, uncounted.
   const after = await child.stats();
@@ -184,9 +210,19 @@ async function measure(child: Child, scenario: string, hash: string, load: Load)
     }
     const { result: r, answers, accept, cpuMs, samples, p50, p99, foreign } = m;
     const row: Row = {
-      scenario, hash, c, rps: r.requests.total / r.duration, p50, p99,
-      non2xx: r.non2xx, errors: r.errors, timeouts: r.timeouts, answers,
-      accept: load.countAccept ? accept : null, cpuMsPerAnswer: answers ? cpuMs / answers : 0, foreign,
+      scenario,
+      hash,
+      c,
+      rps: r.requests.total / r.duration,
+      p50,
+      p99,
+      non2xx: r.non2xx,
+      errors: r.errors,
+      timeouts: r.timeouts,
+      answers,
+      accept: load.countAccept ? accept : null,
+      cpuMsPerAnswer: answers ? cpuMs / answers : 0,
+      foreign,
     };
     rows.push(row);
     log(formatRow(row));
@@ -213,7 +249,9 @@ function hotpLoad(): Load {
   const keys = Array.from({ length: USERS }, (_, u) => hotpKey(u));
   const pin = encodeURIComponent(PIN);
   return {
-    method: 'POST', path: '/validate/check', countAccept: true,
+    method: 'POST',
+    path: '/validate/check',
+    countAccept: true,
     next: () => {
       const u = i++ % USERS;
       const otp = hotpValue(keys[u]!, counters[u]!++, 6, 'sha1');
@@ -225,8 +263,16 @@ function hotpLoad(): Load {
 // ---------------------------------------------------------------------------------------------------------------
 // argon2id raw verify rate
 
-interface Rate { rate: number; cpuMsPerVerify: number; foreign: number | null }
-async function argonRate(params: { memoryKib: number; timeCost: number; parallelism: number }, parallel: number, seconds: number): Promise<Rate> {
+interface Rate {
+  rate: number;
+  cpuMsPerVerify: number;
+  foreign: number | null;
+}
+async function argonRate(
+  params: { memoryKib: number; timeCost: number; parallelism: number },
+  parallel: number,
+  seconds: number,
+): Promise<Rate> {
   const opts = { type: argon2.argon2id as 2, memoryCost: params.memoryKib, timeCost: params.timeCost, parallelism: params.parallelism };
   const hash = await argon2.hash(PIN, opts);
   await argon2.verify(hash, PIN);
@@ -235,12 +281,14 @@ async function argonRate(params: { memoryKib: number; timeCost: number; parallel
   const window = foreignCpu();
   const t0 = performance.now();
   const end = t0 + seconds * 1000;
-  await Promise.all(Array.from({ length: parallel }, async () => {
-    while (performance.now() < end) {
-      if (!await argon2.verify(hash, PIN)) throw new Error('argon2 verify failed');
-      n++;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (performance.now() < end) {
+        if (!(await argon2.verify(hash, PIN))) throw new Error('argon2 verify failed');
+        n++;
+      }
+    }),
+  );
   const rate = n / ((performance.now() - t0) / 1000);
   const cpuMsPerVerify = (ownCpuMs() - cpu0) / n;
   return { rate, cpuMsPerVerify, foreign: window.end(0) };
@@ -253,7 +301,8 @@ const f0 = (x: number) => Math.round(x).toLocaleString('en-US');
 const f1 = (x: number) => (x >= 100 ? f0(x) : x.toFixed(1));
 const fms = (x: number) => (Number.isNaN(x) ? '—' : x >= 100 ? f0(x) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 
-const HEADER = "| scenario | PIN hash | conc. | req/s | p50 ms | p99 ms | non-2xx | errors / timeouts | ACCEPT / answers | server CPU ms / answer | other processes' CPU, cores |";
+const HEADER =
+  "| scenario | PIN hash | conc. | req/s | p50 ms | p99 ms | non-2xx | errors / timeouts | ACCEPT / answers | server CPU ms / answer | other processes' CPU, cores |";
 const RULE = '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|';
 function formatRow(r: Row): string {
   const acc = r.accept === null ? 'n/a' : `${r.accept} / ${r.answers}${r.accept === r.answers ? '' : ' ⚠'}`;
@@ -303,8 +352,8 @@ async function pushgateRun(label: string, pin: Record<string, number> | null): P
     log(`pushgate (${label}) at ${child.url} ${JSON.stringify(child.info)}`);
     try {
       const rows = [
-        ...await measure(child, 'pushgate spass (user + PIN)', label, spassLoad()),
-        ...await measure(child, 'pushgate HOTP (user + PIN+OTP)', label, hotpLoad()),
+        ...(await measure(child, 'pushgate spass (user + PIN)', label, spassLoad())),
+        ...(await measure(child, 'pushgate HOTP (user + PIN+OTP)', label, hotpLoad())),
       ];
       return { rows, info: child.info };
     } finally {
@@ -322,13 +371,15 @@ async function main(): Promise<void> {
   const cheap = { memory_kib: 1024, time_cost: 1, parallelism: 1 };
   const defaultLabel = `default argon2id (m=${defaults.memoryKib} KiB, t=${defaults.timeCost}, p=${defaults.parallelism})`;
   const cheapLabel = `near-free argon2id (m=${cheap.memory_kib} KiB, t=${cheap.time_cost})`;
-  log(`BENCH_SECONDS=${SECONDS}, users per type ${USERS}, concurrency ${CONCURRENCY.join('/')}, PIN max_concurrent ${defaults.maxConcurrent}`);
+  log(
+    `BENCH_SECONDS=${SECONDS}, users per type ${USERS}, concurrency ${CONCURRENCY.join('/')}, PIN max_concurrent ${defaults.maxConcurrent}`,
+  );
 
-  if (!await waitQuiet() && !quick) log('other processes keep the machine busy; measuring anyway (see the last column)');
+  if (!(await waitQuiet()) && !quick) log('other processes keep the machine busy; measuring anyway (see the last column)');
   const rows: Row[] = [];
   const koa = await startChild('koa_server.ts', []);
   try {
-    rows.push(...await measure(koa, 'bare Koa JSON (GET)', '—', { method: 'GET', path: '/', countAccept: false }));
+    rows.push(...(await measure(koa, 'bare Koa JSON (GET)', '—', { method: 'GET', path: '/', countAccept: false })));
   } finally {
     await koa.stop();
   }
@@ -356,26 +407,32 @@ async function main(): Promise<void> {
   const argon1 = a1.rate;
   const argon2par = a2.rate;
   const argonCheap = aCheap.rate;
-  log(`argon2id verify: ${f1(argon1)}/s with 1 in parallel, ${f1(argon2par)}/s with 2 in parallel (${fms(a1.cpuMsPerVerify)} / ${fms(a2.cpuMsPerVerify)} ms CPU each); near-free parameters ${f1(argonCheap)}/s`);
+  log(
+    `argon2id verify: ${f1(argon1)}/s with 1 in parallel, ${f1(argon2par)}/s with 2 in parallel (${fms(a1.cpuMsPerVerify)} / ${fms(a2.cpuMsPerVerify)} ms CPU each); near-free parameters ${f1(argonCheap)}/s`,
+  );
   const foreignAll = [...rows.map((r) => r.foreign), a1.foreign, a2.foreign, aCheap.foreign];
-  const foreignMax = foreignAll.some((x) => x === null) ? null : Math.max(...foreignAll as number[]);
-  const foreignNote = foreignMax === null
-    ? 'CPU used by other processes during the measurements could not be read (no /proc/stat).'
-    : foreignMax < 0.1
-      ? `Other processes on the machine used at most ${foreignMax.toFixed(2)} cores during any measurement (last column): the run had the machine to itself.`
-      : `⚠ Other processes on the machine used up to ${foreignMax.toFixed(2)} cores during a measurement (last column; ${[a1, a2, aCheap].map((a) => a.foreign?.toFixed(2)).join(' / ')} during the three argon2 measurements): those rows understate what this machine can do — re-run on a quiet machine.`;
+  const foreignMax = foreignAll.some((x) => x === null) ? null : Math.max(...(foreignAll as number[]));
+  const foreignNote =
+    foreignMax === null
+      ? 'CPU used by other processes during the measurements could not be read (no /proc/stat).'
+      : foreignMax < 0.1
+        ? `Other processes on the machine used at most ${foreignMax.toFixed(2)} cores during any measurement (last column): the run had the machine to itself.`
+        : `⚠ Other processes on the machine used up to ${foreignMax.toFixed(2)} cores during a measurement (last column; ${[a1, a2, aCheap].map((a) => a.foreign?.toFixed(2)).join(' / ')} during the three argon2 measurements): those rows understate what this machine can do — re-run on a quiet machine.`;
   if (foreignMax !== null && foreignMax >= 0.1) log(foreignNote);
   const elapsed = (performance.now() - t0) / 1000;
 
-  const at = (scenario: string, hash: string, c: number) => rows.find((r) => r.scenario.startsWith(scenario) && r.hash === hash && r.c === c)!;
-  const best = (scenario: string, hash: string) => Math.max(...rows.filter((r) => r.scenario.startsWith(scenario) && r.hash === hash).map((r) => r.rps));
+  const at = (scenario: string, hash: string, c: number) =>
+    rows.find((r) => r.scenario.startsWith(scenario) && r.hash === hash && r.c === c)!;
+  const best = (scenario: string, hash: string) =>
+    Math.max(...rows.filter((r) => r.scenario.startsWith(scenario) && r.hash === hash).map((r) => r.rps));
   const koa64 = at('bare Koa', '—', 64).rps;
   const koaBest = best('bare Koa', '—');
   const cheapSpass = best('pushgate spass', cheapLabel);
   const cheapHotp = best('pushgate HOTP', cheapLabel);
   const defSpass = best('pushgate spass', defaultLabel);
   const defHotp = best('pushgate HOTP', defaultLabel);
-  const minCpu = (scenario: string, hash: string) => Math.min(...rows.filter((r) => r.scenario.startsWith(scenario) && r.hash === hash).map((r) => r.cpuMsPerAnswer));
+  const minCpu = (scenario: string, hash: string) =>
+    Math.min(...rows.filter((r) => r.scenario.startsWith(scenario) && r.hash === hash).map((r) => r.cpuMsPerAnswer));
   const cheapSpassCpu = minCpu('pushgate spass', cheapLabel);
   const cheapHotpCpu = minCpu('pushgate HOTP', cheapLabel);
   const koaCpu = minCpu('bare Koa', '—');
@@ -449,7 +506,9 @@ Quick smoke test (1 s per measurement, 100 users, no warm-up, prints the table w
 \`BENCH_SECONDS=1 npm run bench -- --quick\` (add \`--write\` to write it anyway).
 `;
 
-  process.stdout.write(`\n${table}\n\nargon2id default verify: ${f1(argon1)}/s (1 at a time), ${f1(argon2par)}/s (2 in parallel), ${fms(a1.cpuMsPerVerify)} ms CPU each; near-free: ${f0(argonCheap)}/s\n`);
+  process.stdout.write(
+    `\n${table}\n\nargon2id default verify: ${f1(argon1)}/s (1 at a time), ${f1(argon2par)}/s (2 in parallel), ${fms(a1.cpuMsPerVerify)} ms CPU each; near-free: ${f0(argonCheap)}/s\n`,
+  );
   process.stdout.write(`pushgate answers: ${totalAccept}/${totalAnswers} ACCEPT; whole run ${f0(elapsed)} s\n${foreignNote}\n`);
   if (write) {
     writeSection(md);

@@ -61,11 +61,28 @@ function percentile(xs: number[], q: number): number {
 }
 
 type Db = 'sqlite' | 'postgres';
-interface Options { seq: number; concRequests: number; conc: number; challenges: number; rounds: number }
-interface Phase { ms: number[]; accept: number; seconds: number }
+interface Options {
+  seq: number;
+  concRequests: number;
+  conc: number;
+  challenges: number;
+  rounds: number;
+}
+interface Phase {
+  ms: number[];
+  accept: number;
+  seconds: number;
+}
 interface Result {
-  db: Db; size: number; fillS: number; fillRowsPerS: number; batch: number; challenges: number;
-  tokenBytes: number; challengeBytes: number; fileBytes: number | null;
+  db: Db;
+  size: number;
+  fillS: number;
+  fillRowsPerS: number;
+  batch: number;
+  challenges: number;
+  tokenBytes: number;
+  challengeBytes: number;
+  fileBytes: number | null;
   seq: { n: number; p50: number; p99: number; accept: number; rps: number };
   conc: { n: number; p50: number; p99: number; accept: number; rps: number };
   /** Average CPU (cores) used by other processes on the machine during this size's load phases. */
@@ -76,7 +93,12 @@ interface Result {
 async function scratch(db: Db, tmp: string, tag: string): Promise<{ url: string; drop(): Promise<void> }> {
   if (db === 'sqlite') {
     const file = path.join(tmp, `${tag}.db`);
-    return { url: `sqlite:${file}`, drop: async () => { for (const f of [file, `${file}-wal`, `${file}-shm`]) fs.rmSync(f, { force: true }); } };
+    return {
+      url: `sqlite:${file}`,
+      drop: async () => {
+        for (const f of [file, `${file}-wal`, `${file}-shm`]) fs.rmSync(f, { force: true });
+      },
+    };
   }
   const adminUrl = process.env.SCALE_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
   const name = `pushgate_scale_${tag}_${crypto.randomBytes(4).toString('hex')}`;
@@ -105,21 +127,44 @@ async function insertRows(trx: Knex.Transaction, table: string, rows: ReadonlyAr
   const cols = Object.keys(rows[0]!);
   const tuple = `(${cols.map(() => '?').join(', ')})`;
   const sql = `insert into "${table}" (${cols.map((c) => `"${c}"`).join(', ')}) values ${rows.map(() => tuple).join(', ')}`;
-  await trx.raw(sql, rows.flatMap((r) => cols.map((c) => r[c] as Knex.Value)));
+  await trx.raw(
+    sql,
+    rows.flatMap((r) => cols.map((c) => r[c] as Knex.Value)),
+  );
 }
 
 function tokenRow(db: Db, i: number, pinHash: string, box: SecretBox, now: number): Record<string, unknown> {
   const hotp = isHotp(i);
   return {
-    serial: `${hotp ? 'SCHO' : 'SCSP'}${String(i).padStart(8, '0')}`, type: hotp ? 'hotp' : 'spass', username: user(i), realm: REALM,
-    active: db === 'sqlite' ? 1 : true, rollout_state: '', pin_hash: pinHash, otp_len: hotp ? 6 : 0, counter: 0, fail_count: 0, max_fail: 10,
-    description: '', info: JSON.stringify(hotp ? { hashlib: 'sha1', tokenkind: 'software' } : {}),
+    serial: `${hotp ? 'SCHO' : 'SCSP'}${String(i).padStart(8, '0')}`,
+    type: hotp ? 'hotp' : 'spass',
+    username: user(i),
+    realm: REALM,
+    active: db === 'sqlite' ? 1 : true,
+    rollout_state: '',
+    pin_hash: pinHash,
+    otp_len: hotp ? 6 : 0,
+    counter: 0,
+    fail_count: 0,
+    max_fail: 10,
+    description: '',
+    info: JSON.stringify(hotp ? { hashlib: 'sha1', tokenkind: 'software' } : {}),
     secrets_enc: hotp ? box.encrypt(JSON.stringify({ otpKey: hotpKey(i).toString('hex') })) : null,
-    created_at: now, updated_at: now, last_auth_at: null, rollout_expires_at: null,
+    created_at: now,
+    updated_at: now,
+    last_auth_at: null,
+    rollout_expires_at: null,
   };
 }
 
-async function fill(db: Db, knex: Knex, size: number, challenges: number, box: SecretBox, pinHash: string): Promise<{ seconds: number; batch: number }> {
+async function fill(
+  db: Db,
+  knex: Knex,
+  size: number,
+  challenges: number,
+  box: SecretBox,
+  pinHash: string,
+): Promise<{ seconds: number; batch: number }> {
   const now = Date.now();
   const batch = batchRows(db, Object.keys(tokenRow(db, 0, pinHash, box, now)).length);
   const t0 = performance.now();
@@ -137,9 +182,15 @@ async function fill(db: Db, knex: Knex, size: number, challenges: number, box: S
       for (let j = start; j < Math.min(challenges, start + cBatch); j++) {
         const i = (2 * j + 1) % size;
         rows.push({
-          transaction_id: String(10n ** 19n + BigInt(j)), serial: `SCHO${String(i).padStart(8, '0')}`, token_id: i + 1,
-          nonce: crypto.randomBytes(16).toString('hex'), status: 'pending', session: '', data: '{}',
-          created_at: now, expires_at: now + 120_000,
+          transaction_id: String(10n ** 19n + BigInt(j)),
+          serial: `SCHO${String(i).padStart(8, '0')}`,
+          token_id: i + 1,
+          nonce: crypto.randomBytes(16).toString('hex'),
+          status: 'pending',
+          session: '',
+          data: '{}',
+          created_at: now,
+          expires_at: now + 120_000,
         });
       }
       await insertRows(trx, 'challenges', rows);
@@ -149,25 +200,51 @@ async function fill(db: Db, knex: Knex, size: number, challenges: number, box: S
 }
 
 /** Bytes per token and per challenge (table + indexes) and the database file size. */
-async function sizes(db: Db, knex: Knex, url: string, size: number, challenges: number): Promise<{ tokenBytes: number; challengeBytes: number; fileBytes: number | null }> {
+async function sizes(
+  db: Db,
+  knex: Knex,
+  url: string,
+  size: number,
+  challenges: number,
+): Promise<{ tokenBytes: number; challengeBytes: number; fileBytes: number | null }> {
   if (db === 'sqlite') {
     await knex.raw('pragma wal_checkpoint(TRUNCATE)');
-    const rows = await knex.raw('select name, sum(pgsize) as bytes from dbstat group by name') as Array<{ name: string; bytes: number }>;
-    const idx = await knex.raw("select name, tbl_name from sqlite_master where type in ('table', 'index')") as Array<{ name: string; tbl_name: string }>;
-    const bytesOf = (table: string) => rows.filter((r) => idx.some((x) => x.name === r.name && x.tbl_name === table)).reduce((a, r) => a + Number(r.bytes), 0);
+    const rows = (await knex.raw('select name, sum(pgsize) as bytes from dbstat group by name')) as Array<{ name: string; bytes: number }>;
+    const idx = (await knex.raw("select name, tbl_name from sqlite_master where type in ('table', 'index')")) as Array<{
+      name: string;
+      tbl_name: string;
+    }>;
+    const bytesOf = (table: string) =>
+      rows.filter((r) => idx.some((x) => x.name === r.name && x.tbl_name === table)).reduce((a, r) => a + Number(r.bytes), 0);
     const file = url.slice('sqlite:'.length);
-    return { tokenBytes: bytesOf('tokens') / size, challengeBytes: challenges ? bytesOf('challenges') / challenges : 0, fileBytes: fs.statSync(file).size };
+    return {
+      tokenBytes: bytesOf('tokens') / size,
+      challengeBytes: challenges ? bytesOf('challenges') / challenges : 0,
+      fileBytes: fs.statSync(file).size,
+    };
   }
   await knex.raw('analyze');
-  const one = async (table: string) => Number(((await knex.raw('select pg_total_relation_size(?) as b', [table])) as { rows: Array<{ b: string | number }> }).rows[0]!.b);
-  const dbBytes = Number(((await knex.raw('select pg_database_size(current_database()) as b')) as { rows: Array<{ b: string | number }> }).rows[0]!.b);
-  return { tokenBytes: (await one('tokens')) / size, challengeBytes: challenges ? (await one('challenges')) / challenges : 0, fileBytes: dbBytes };
+  const one = async (table: string) =>
+    Number(((await knex.raw('select pg_total_relation_size(?) as b', [table])) as { rows: Array<{ b: string | number }> }).rows[0]!.b);
+  const dbBytes = Number(
+    ((await knex.raw('select pg_database_size(current_database()) as b')) as { rows: Array<{ b: string | number }> }).rows[0]!.b,
+  );
+  return {
+    tokenBytes: (await one('tokens')) / size,
+    challengeBytes: challenges ? (await one('challenges')) / challenges : 0,
+    fileBytes: dbBytes,
+  };
 }
 
 async function startChild(configFile: string): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--serve', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--serve', configFile], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let err = '';
-  child.stderr!.on('data', (c: Buffer) => { err += c.toString(); if (err.length > 20_000) err = err.slice(-10_000); });
+  child.stderr!.on('data', (c: Buffer) => {
+    err += c.toString();
+    if (err.length > 20_000) err = err.slice(-10_000);
+  });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (c: Buffer) => {
@@ -193,21 +270,35 @@ function loadGenerator(url: string, size: number) {
   const target = new URL('/validate/check', url);
   const counters = new Map<number, number>();
   const busy = new Set<number>();
-  const post = (body: string) => new Promise<{ status: number; text: string }>((resolve, reject) => {
-    const req = http.request({ agent, host: target.hostname, port: target.port, path: target.pathname, method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => { text += c; });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      res.on('error', reject);
+  const post = (body: string) =>
+    new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = http.request(
+        {
+          agent,
+          host: target.hostname,
+          port: target.port,
+          path: target.pathname,
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => {
+            text += c;
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
     });
-    req.on('error', reject);
-    req.end(body);
-  });
   const one = async (): Promise<{ ms: number; accept: boolean }> => {
     let i: number;
-    do { i = crypto.randomInt(size); } while (busy.has(i));
+    do {
+      i = crypto.randomInt(size);
+    } while (busy.has(i));
     busy.add(i);
     try {
       let pass = PIN;
@@ -220,7 +311,9 @@ function loadGenerator(url: string, size: number) {
       const r = await post(new URLSearchParams({ user: user(i), pass }).toString());
       const ms = performance.now() - t0;
       return { ms, accept: r.status === 200 && r.text.includes('"authentication":"ACCEPT"') };
-    } finally { busy.delete(i); }
+    } finally {
+      busy.delete(i);
+    }
   };
   return {
     /** `n` requests one after the other. */
@@ -228,7 +321,11 @@ function loadGenerator(url: string, size: number) {
       const ms: number[] = [];
       let accept = 0;
       const t0 = performance.now();
-      for (let k = 0; k < n; k++) { const r = await one(); ms.push(r.ms); if (r.accept) accept++; }
+      for (let k = 0; k < n; k++) {
+        const r = await one();
+        ms.push(r.ms);
+        if (r.accept) accept++;
+      }
       return { ms, accept, seconds: (performance.now() - t0) / 1000 };
     },
     /** `n` requests, `conc` in flight at any time. */
@@ -237,18 +334,36 @@ function loadGenerator(url: string, size: number) {
       let accept = 0;
       let next = 0;
       const t0 = performance.now();
-      await Promise.all(Array.from({ length: conc }, async () => {
-        while (next < n) { next++; const r = await one(); ms.push(r.ms); if (r.accept) accept++; }
-      }));
+      await Promise.all(
+        Array.from({ length: conc }, async () => {
+          while (next < n) {
+            next++;
+            const r = await one();
+            ms.push(r.ms);
+            if (r.accept) accept++;
+          }
+        }),
+      );
       return { ms, accept, seconds: (performance.now() - t0) / 1000 };
     },
-    close() { agent.destroy(); },
+    close() {
+      agent.destroy();
+    },
   };
 }
 
 interface Prepared {
-  db: Db; size: number; url: string; keyFile: string; drop(): Promise<void>;
-  fillS: number; batch: number; challenges: number; tokenBytes: number; challengeBytes: number; fileBytes: number | null;
+  db: Db;
+  size: number;
+  url: string;
+  keyFile: string;
+  drop(): Promise<void>;
+  fillS: number;
+  batch: number;
+  challenges: number;
+  tokenBytes: number;
+  challengeBytes: number;
+  fileBytes: number | null;
 }
 
 /** A fresh database of `size` tokens (+ challenges for the size figures, deleted again afterwards). */
@@ -265,7 +380,9 @@ async function prepare(db: Db, size: number, tmp: string, o: Options): Promise<P
     const challenges = Math.min(o.challenges, size * 10);
     log(`${db}, ${f0(size)} tokens: filling (+ ${f0(challenges)} challenges) …`);
     const filled = await fill(db, store.knex, size, challenges, box, pinHash);
-    log(`  filled in ${filled.seconds.toFixed(1)} s (${f0((size + challenges) / filled.seconds)} rows/s, ${filled.batch} tokens per INSERT)`);
+    log(
+      `  filled in ${filled.seconds.toFixed(1)} s (${f0((size + challenges) / filled.seconds)} rows/s, ${filled.batch} tokens per INSERT)`,
+    );
     const sz = await sizes(db, store.knex, scratchDb.url, size, challenges);
     log(`  ${f0(sz.tokenBytes)} bytes per token, ${f0(sz.challengeBytes)} bytes per challenge`);
     // The load sees only the tokens: the size-measurement challenges go again.
@@ -281,16 +398,21 @@ async function prepare(db: Db, size: number, tmp: string, o: Options): Promise<P
   }
 }
 
-
-
 /** Runs a phase and measures the CPU that processes other than this one and its server children used meanwhile. */
-async function withForeignCpu<T>(children: readonly ChildProcess[], fn: () => Promise<T>): Promise<{ result: T; foreignCoreSeconds: number | null }> {
-  const kids = () => children.reduce<number | null>((a, c) => { const v = processCpuMs(c.pid); return a === null || v === null ? null : a + v; }, 0);
+async function withForeignCpu<T>(
+  children: readonly ChildProcess[],
+  fn: () => Promise<T>,
+): Promise<{ result: T; foreignCoreSeconds: number | null }> {
+  const kids = () =>
+    children.reduce<number | null>((a, c) => {
+      const v = processCpuMs(c.pid);
+      return a === null || v === null ? null : a + v;
+    }, 0);
   const [busy0, own0, kids0] = [machineBusyMs(), ownCpuMs(), kids()];
   const result = await fn();
   const [busy1, own1, kids1] = [machineBusyMs(), ownCpuMs(), kids()];
   if (busy0 === null || busy1 === null || kids0 === null || kids1 === null) return { result, foreignCoreSeconds: null };
-  return { result, foreignCoreSeconds: Math.max(0, (busy1 - busy0) - (own1 - own0) - (kids1 - kids0)) / 1000 };
+  return { result, foreignCoreSeconds: Math.max(0, busy1 - busy0 - (own1 - own0) - (kids1 - kids0)) / 1000 };
 }
 
 /**
@@ -322,8 +444,9 @@ async function runLoad(prepared: readonly Prepared[], tmp: string, o: Options): 
     for (let r = 0; r < o.rounds; r++) {
       for (const kind of ['seq', 'conc'] as const) {
         for (const [i, s] of servers.entries()) {
-          const { result, foreignCoreSeconds } = await withForeignCpu(children,
-            () => (kind === 'seq' ? s.gen.sequential(seqPer) : s.gen.concurrent(concPer, o.conc)));
+          const { result, foreignCoreSeconds } = await withForeignCpu(children, () =>
+            kind === 'seq' ? s.gen.sequential(seqPer) : s.gen.concurrent(concPer, o.conc),
+          );
           acc[i]![kind].push(result);
           acc[i]!.seconds += result.seconds;
           acc[i]!.foreign = acc[i]!.foreign === null || foreignCoreSeconds === null ? null : acc[i]!.foreign! + foreignCoreSeconds;
@@ -336,19 +459,39 @@ async function runLoad(prepared: readonly Prepared[], tmp: string, o: Options): 
       const sum = (ps: Phase[]) => {
         const ms = ps.flatMap((x) => x.ms);
         const seconds = ps.reduce((t, x) => t + x.seconds, 0);
-        return { n: ms.length, p50: percentile(ms, 0.5), p99: percentile(ms, 0.99), accept: ps.reduce((t, x) => t + x.accept, 0), rps: ms.length / seconds };
+        return {
+          n: ms.length,
+          p50: percentile(ms, 0.5),
+          p99: percentile(ms, 0.99),
+          accept: ps.reduce((t, x) => t + x.accept, 0),
+          rps: ms.length / seconds,
+        };
       };
       const seq = sum(a.seq);
       const conc = sum(a.conc);
-      log(`  ${s.p.db} ${f0(s.p.size)}: sequential p50 ${f2(seq.p50)} ms, p99 ${f2(seq.p99)} ms; concurrency ${o.conc}: p50 ${f2(conc.p50)} ms, p99 ${f2(conc.p99)} ms, ${f0(conc.rps)} req/s`);
+      log(
+        `  ${s.p.db} ${f0(s.p.size)}: sequential p50 ${f2(seq.p50)} ms, p99 ${f2(seq.p99)} ms; concurrency ${o.conc}: p50 ${f2(conc.p50)} ms, p99 ${f2(conc.p99)} ms, ${f0(conc.rps)} req/s`,
+      );
       return {
-        db: s.p.db, size: s.p.size, fillS: s.p.fillS, fillRowsPerS: (s.p.size + s.p.challenges) / s.p.fillS, batch: s.p.batch, challenges: s.p.challenges,
-        tokenBytes: s.p.tokenBytes, challengeBytes: s.p.challengeBytes, fileBytes: s.p.fileBytes, seq, conc,
+        db: s.p.db,
+        size: s.p.size,
+        fillS: s.p.fillS,
+        fillRowsPerS: (s.p.size + s.p.challenges) / s.p.fillS,
+        batch: s.p.batch,
+        challenges: s.p.challenges,
+        tokenBytes: s.p.tokenBytes,
+        challengeBytes: s.p.challengeBytes,
+        fileBytes: s.p.fileBytes,
+        seq,
+        conc,
         foreignCores: a.foreign === null ? null : a.foreign / a.seconds,
       };
     });
   } finally {
-    for (const s of servers) { s.gen.close(); await stopChild(s.child); }
+    for (const s of servers) {
+      s.gen.close();
+      await stopChild(s.child);
+    }
   }
 }
 
@@ -362,47 +505,63 @@ function section(results: Result[], o: Options, date: string, seconds: number): 
     'Generated by `npm run bench:scale` (bench/scale.ts); do not edit by hand — re-run it (it rewrites only this section, between the `scale:begin` / `scale:end` markers).',
     '',
     `- **Date:** ${date}; whole run ${f0(seconds)} s. **Machine:** ${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM; Node ${process.version}.`,
-    '- **Fill:** knex multi-row INSERTs inside one transaction (as many rows per INSERT as the bind-parameter limit allows), half spass and half HOTP tokens ' +
-      '(users u0…, realm `default`, one shared argon2id PIN hash, HOTP secrets AES-256-GCM-encrypted), all indexes of migration 001 in place; ' +
-      `then ${f0(o.challenges)} pending challenges (at most 10 per token) for the size figures, deleted again before the load.`,
-    `- **Load:** one pushgate server per size (\`startServer\`, child process, pool_max 10, audit row per request, near-free PIN hash m=1024 KiB t=1 so that ` +
-      `the database part of a check is visible) answers \`POST /validate/check\` for uniformly random users among all its tokens: ${f0(o.seq)} sequential requests, ` +
-      `then ${f0(o.concRequests)} at concurrency ${o.conc} (no user twice in flight; HOTP users send PIN + their next OTP), after 200 warm-up requests. ` +
-      `The sizes take turns in ${o.rounds} rounds (small, large, small, large, …), so load from elsewhere on the machine hits both alike; ` +
-      'the load generator shares the machine. "other CPU" = busy CPU of the whole machine (/proc/stat) minus this benchmark and its servers, in cores, averaged over the load — ' +
-      'on PostgreSQL rows it includes the PostgreSQL server itself (its backends are processes of their own), on SQLite rows it is load from elsewhere.',
-    '- **Size:** bytes of the table plus all its indexes divided by its rows — SQLite: `dbstat` pages (B-tree pages as stored, including their free space); ' +
-      'PostgreSQL: `pg_total_relation_size` after ANALYZE (heap + indexes + TOAST). "database" = the SQLite file after a WAL checkpoint, or `pg_database_size`, with the challenges.',
+    '- **Fill:** knex multi-row INSERTs inside one transaction (as many rows per INSERT as the bind-parameter limit allows), half spass and half HOTP tokens '
+      + '(users u0…, realm `default`, one shared argon2id PIN hash, HOTP secrets AES-256-GCM-encrypted), all indexes of migration 001 in place; '
+      + `then ${f0(o.challenges)} pending challenges (at most 10 per token) for the size figures, deleted again before the load.`,
+    `- **Load:** one pushgate server per size (\`startServer\`, child process, pool_max 10, audit row per request, near-free PIN hash m=1024 KiB t=1 so that `
+      + `the database part of a check is visible) answers \`POST /validate/check\` for uniformly random users among all its tokens: ${f0(o.seq)} sequential requests, `
+      + `then ${f0(o.concRequests)} at concurrency ${o.conc} (no user twice in flight; HOTP users send PIN + their next OTP), after 200 warm-up requests. `
+      + `The sizes take turns in ${o.rounds} rounds (small, large, small, large, …), so load from elsewhere on the machine hits both alike; `
+      + 'the load generator shares the machine. "other CPU" = busy CPU of the whole machine (/proc/stat) minus this benchmark and its servers, in cores, averaged over the load — '
+      + 'on PostgreSQL rows it includes the PostgreSQL server itself (its backends are processes of their own), on SQLite rows it is load from elsewhere.',
+    '- **Size:** bytes of the table plus all its indexes divided by its rows — SQLite: `dbstat` pages (B-tree pages as stored, including their free space); '
+      + 'PostgreSQL: `pg_total_relation_size` after ANALYZE (heap + indexes + TOAST). "database" = the SQLite file after a WAL checkpoint, or `pg_database_size`, with the challenges.',
     '',
     '| database | tokens | fill s (rows/s) | seq. p50 ms | seq. p99 ms | conc. p50 ms | conc. p99 ms | conc. req/s | ACCEPT / answers | bytes / token | bytes / challenge | database | other CPU, cores |',
     '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
   ];
   for (const r of results) {
-    lines.push(`| ${r.db} | ${f0(r.size)} | ${r.fillS.toFixed(1)} (${f0(r.fillRowsPerS)}) | ${f2(r.seq.p50)} | ${f2(r.seq.p99)} | ${f2(r.conc.p50)} | ${f2(r.conc.p99)} | ${f0(r.conc.rps)} | ` +
-      `${f0(r.seq.accept + r.conc.accept)} / ${f0(r.seq.n + r.conc.n)} | ${f0(r.tokenBytes)} | ${f0(r.challengeBytes)} | ${r.fileBytes === null ? '—' : `${(r.fileBytes / 2 ** 20).toFixed(1)} MiB`} | ${fmtCores(r.foreignCores)} |`);
+    lines.push(
+      `| ${r.db} | ${f0(r.size)} | ${r.fillS.toFixed(1)} (${f0(r.fillRowsPerS)}) | ${f2(r.seq.p50)} | ${f2(r.seq.p99)} | ${f2(r.conc.p50)} | ${f2(r.conc.p99)} | ${f0(r.conc.rps)} | `
+        + `${f0(r.seq.accept + r.conc.accept)} / ${f0(r.seq.n + r.conc.n)} | ${f0(r.tokenBytes)} | ${f0(r.challengeBytes)} | ${r.fileBytes === null ? '—' : `${(r.fileBytes / 2 ** 20).toFixed(1)} MiB`} | ${fmtCores(r.foreignCores)} |`,
+    );
   }
   lines.push('');
   for (const db of new Set(results.map((r) => r.db))) {
     const rs = results.filter((r) => r.db === db).sort((a, b) => a.size - b.size);
     if (rs.length < 2) continue;
     const [small, big] = [rs[0]!, rs[rs.length - 1]!];
-    lines.push(`- **${db}, ${f0(big.size)} vs ${f0(small.size)} tokens:** sequential p50 ×${(big.seq.p50 / small.seq.p50).toFixed(2)}, p99 ×${(big.seq.p99 / small.seq.p99).toFixed(2)}; ` +
-      `concurrency ${o.conc} p50 ×${(big.conc.p50 / small.conc.p50).toFixed(2)}, p99 ×${(big.conc.p99 / small.conc.p99).toFixed(2)}, req/s ×${(big.conc.rps / small.conc.rps).toFixed(2)}.`);
+    lines.push(
+      `- **${db}, ${f0(big.size)} vs ${f0(small.size)} tokens:** sequential p50 ×${(big.seq.p50 / small.seq.p50).toFixed(2)}, p99 ×${(big.seq.p99 / small.seq.p99).toFixed(2)}; `
+        + `concurrency ${o.conc} p50 ×${(big.conc.p50 / small.conc.p50).toFixed(2)}, p99 ×${(big.conc.p99 / small.conc.p99).toFixed(2)}, req/s ×${(big.conc.rps / small.conc.rps).toFixed(2)}.`,
+    );
   }
-  lines.push('- Every look-up on the check path is an index probe (tokens by owner; challenges by transaction, by serial + nonce, by expiry), ' +
-    'so its cost grows with the B-tree depth — logarithmically — not with the row count; what a larger table costs is cache: the pages of a random user are less often in memory.');
+  lines.push(
+    '- Every look-up on the check path is an index probe (tokens by owner; challenges by transaction, by serial + nonce, by expiry), '
+      + 'so its cost grows with the B-tree depth — logarithmically — not with the row count; what a larger table costs is cache: the pages of a random user are less often in memory.',
+  );
   const bad = results.reduce((a, r) => a + (r.seq.n - r.seq.accept) + (r.conc.n - r.conc.accept), 0);
   lines.push(`- ${bad === 0 ? 'Every answer was ACCEPT.' : `⚠ ${bad} answers were not ACCEPT — a broken run or a bug.`}`);
   const busy = results.filter((r) => r.db === 'sqlite' && r.foreignCores !== null && r.foreignCores >= 0.15);
-  if (busy.length) lines.push(`- ⚠ Other processes used up to ${Math.max(...busy.map((r) => r.foreignCores!)).toFixed(2)} cores during the SQLite load (last column): absolute latencies are pessimistic; the 1k-vs-1M comparison is fairer, as the sizes took turns.`);
-  lines.push('', 'Smaller run: `SCALE_SIZES=1000,100000 SCALE_SEQ=500 SCALE_CONC_REQUESTS=1000 npm run bench:scale -- --no-write`; SQLite only: `SCALE_DBS=sqlite`.', END);
+  if (busy.length)
+    lines.push(
+      `- ⚠ Other processes used up to ${Math.max(...busy.map((r) => r.foreignCores!)).toFixed(2)} cores during the SQLite load (last column): absolute latencies are pessimistic; the 1k-vs-1M comparison is fairer, as the sizes took turns.`,
+    );
+  lines.push(
+    '',
+    'Smaller run: `SCALE_SIZES=1000,100000 SCALE_SEQ=500 SCALE_CONC_REQUESTS=1000 npm run bench:scale -- --no-write`; SQLite only: `SCALE_DBS=sqlite`.',
+    END,
+  );
   return lines.join('\n');
 }
 
 function reachable(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host, port });
-    const done = (ok: boolean) => { socket.destroy(); resolve(ok); };
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
     socket.setTimeout(1000, () => done(false));
     socket.once('connect', () => done(true));
     socket.once('error', () => done(false));
@@ -414,23 +573,33 @@ function writeSection(text: string): void {
   const old = fs.existsSync(README) ? fs.readFileSync(README, 'utf8') : '';
   const b = old.indexOf(BEGIN);
   const e = old.indexOf(END);
-  const next = b >= 0 && e > b
-    ? old.slice(0, b) + text + old.slice(e + END.length)
-    : (old === '' || old.endsWith('\n\n') ? old : old.endsWith('\n') ? old + '\n' : old + '\n\n') + text + '\n';
+  const next =
+    b >= 0 && e > b
+      ? old.slice(0, b) + text + old.slice(e + END.length)
+      : (old === '' || old.endsWith('\n\n') ? old : old.endsWith('\n') ? old + '\n' : old + '\n\n') + text + '\n';
   fs.writeFileSync(README, next);
 }
 
 async function main(): Promise<void> {
   const sizesList = (process.env.SCALE_SIZES ?? '1000,1000000').split(',').map((s) => Number(s.trim().replace(/_/g, '')));
-  if (sizesList.some((n) => !Number.isInteger(n) || n < 10)) { process.stderr.write('SCALE_SIZES must be integers >= 10\n'); process.exit(2); }
+  if (sizesList.some((n) => !Number.isInteger(n) || n < 10)) {
+    process.stderr.write('SCALE_SIZES must be integers >= 10\n');
+    process.exit(2);
+  }
   const pgAdmin = new URL(process.env.SCALE_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test');
   const pgUp = await reachable(pgAdmin.hostname, Number(pgAdmin.port || 5432));
   if (!process.env.SCALE_DBS && !pgUp) log(`PostgreSQL at ${pgAdmin.hostname}:${pgAdmin.port || 5432} is unreachable: SQLite only`);
   const dbs = (process.env.SCALE_DBS ?? (pgUp ? 'sqlite,postgres' : 'sqlite')).split(',').map((s) => s.trim()) as Db[];
-  if (dbs.some((d) => d !== 'sqlite' && d !== 'postgres')) { process.stderr.write('SCALE_DBS: sqlite and/or postgres\n'); process.exit(2); }
+  if (dbs.some((d) => d !== 'sqlite' && d !== 'postgres')) {
+    process.stderr.write('SCALE_DBS: sqlite and/or postgres\n');
+    process.exit(2);
+  }
   const o: Options = {
-    seq: envInt('SCALE_SEQ', 2000, 10), concRequests: envInt('SCALE_CONC_REQUESTS', 4000, 10),
-    conc: envInt('SCALE_CONC', 16, 1), challenges: envInt('SCALE_CHALLENGES', 100_000, 0), rounds: envInt('SCALE_ROUNDS', 4, 1),
+    seq: envInt('SCALE_SEQ', 2000, 10),
+    concRequests: envInt('SCALE_CONC_REQUESTS', 4000, 10),
+    conc: envInt('SCALE_CONC', 16, 1),
+    challenges: envInt('SCALE_CHALLENGES', 100_000, 0),
+    rounds: envInt('SCALE_ROUNDS', 4, 1),
   };
   const write = !process.argv.includes('--no-write');
   const date = new Date().toISOString();
@@ -442,7 +611,7 @@ async function main(): Promise<void> {
       const prepared: Prepared[] = [];
       try {
         for (const size of sizesList) prepared.push(await prepare(db, size, tmp, o));
-        results.push(...await runLoad(prepared, tmp, o));
+        results.push(...(await runLoad(prepared, tmp, o)));
       } finally {
         for (const p of prepared) await p.drop().catch((err: unknown) => log(`drop failed: ${String(err)}`));
       }
@@ -452,15 +621,19 @@ async function main(): Promise<void> {
   }
   const text = section(results, o, date, (performance.now() - t0) / 1000);
   process.stdout.write(text + '\n');
-  if (write) { writeSection(text); log('wrote the scale section of bench/README.md'); }
-  else log('README not written (--no-write)');
+  if (write) {
+    writeSection(text);
+    log('wrote the scale section of bench/README.md');
+  } else log('README not written (--no-write)');
 }
 
 // ---- entry: the runner, or (child mode) the server --------------------------------------------------------------
 if (process.argv[2] === '--serve') {
   const { startServer } = await import('../server/main.ts');
   const running = await startServer(process.argv[3]!, { log: (line) => process.stderr.write(line + '\n') });
-  process.once('SIGTERM', () => { void running.stop('SIGTERM').then(() => process.exit(0)); });
+  process.once('SIGTERM', () => {
+    void running.stop('SIGTERM').then(() => process.exit(0));
+  });
   process.stdout.write(`READY ${running.url}\n`);
 } else {
   await main();

@@ -24,10 +24,15 @@ const enrollDeps = await buildDeps({ ...config, pin: { ...config.pin, maxConcurr
 const jobs: Array<() => Promise<unknown>> = [];
 for (let i = 0; i < users; i++) {
   jobs.push(() => enrollToken(enrollDeps, { type: 'spass', serial: `BSP${i}`, user: spassUser(i), pin: PIN, params: {} }));
-  jobs.push(() => enrollToken(enrollDeps, {
-    type: 'hotp', serial: `BHO${i}`, user: hotpUser(i), pin: PIN,
-    params: { otpkey: hotpKey(i).toString('hex'), otplen: '6', hashlib: 'sha1' },
-  }));
+  jobs.push(() =>
+    enrollToken(enrollDeps, {
+      type: 'hotp',
+      serial: `BHO${i}`,
+      user: hotpUser(i),
+      pin: PIN,
+      params: { otpkey: hotpKey(i).toString('hex'), otplen: '6', hashlib: 'sha1' },
+    }),
+  );
 }
 const t0 = performance.now();
 for (let i = 0; i < jobs.length; i += 8) await Promise.all(jobs.slice(i, i + 8).map((job) => job()));
@@ -42,11 +47,18 @@ process.on('message', (msg: unknown) => {
   if ((msg as { type?: string } | null)?.type !== 'stats') return;
   const cpu = process.cpuUsage();
   const reply: StatsReply = {
-    type: 'stats', cpuUserUs: cpu.user, cpuSystemUs: cpu.system,
-    pinActive: running.deps.pins.limiter.active, pinWaiting: running.deps.pins.limiter.waiting,
+    type: 'stats',
+    cpuUserUs: cpu.user,
+    cpuSystemUs: cpu.system,
+    pinActive: running.deps.pins.limiter.active,
+    pinWaiting: running.deps.pins.limiter.waiting,
     rssBytes: process.memoryUsage().rss,
   };
   process.send?.(reply);
 });
-process.once('SIGTERM', () => { void running.stop('SIGTERM').then(() => process.exit(0)); });
-process.stdout.write(`READY ${running.url} ${JSON.stringify({ tokens: jobs.length, enrollMs: Math.round(enrollMs), pinMaxConcurrent: config.pin.maxConcurrent })}\n`);
+process.once('SIGTERM', () => {
+  void running.stop('SIGTERM').then(() => process.exit(0));
+});
+process.stdout.write(
+  `READY ${running.url} ${JSON.stringify({ tokens: jobs.length, enrollMs: Math.round(enrollMs), pinMaxConcurrent: config.pin.maxConcurrent })}\n`,
+);

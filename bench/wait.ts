@@ -55,25 +55,36 @@ function envSizes(name: string, def: number[]): number[] {
   if (raw === undefined || raw === '') return def;
   if (raw.trim() === '0') return []; // 0: skip the scenario
   const sizes = raw.split(',').map((s) => Number(s.trim()));
-  if (sizes.some((n) => !Number.isInteger(n) || n < 1)) { log(`${name} must be a comma-separated list of positive integers`); process.exit(2); }
+  if (sizes.some((n) => !Number.isInteger(n) || n < 1)) {
+    log(`${name} must be a comma-separated list of positive integers`);
+    process.exit(2);
+  }
   return sizes;
 }
 const SIZES = envSizes('BENCH_WAIT_N', [1000, 5000, 10_000]);
-const CROSS_SIZES = envSizes('BENCH_WAIT_CROSS_N', SIZES.filter((n) => n <= 5000));
+const CROSS_SIZES = envSizes(
+  'BENCH_WAIT_CROSS_N',
+  SIZES.filter((n) => n <= 5000),
+);
 const HOLD_MS = envInt('BENCH_WAIT_HOLD_MS', 3000, 100);
 const ANSWER_CONC = envInt('BENCH_WAIT_ANSWER_CONC', 8, 1);
 const RAMP = envInt('BENCH_WAIT_RAMP', 256, 1);
 const WARMUP = 100;
 const COMPILED = process.env.BENCH_WAIT_TSX !== '1';
 /** Node flags of the server children: the production recommendation of the README unless BENCH_WAIT_NODE_OPTIONS says otherwise. */
-const SERVER_NODE_FLAGS = (process.env.BENCH_WAIT_NODE_OPTIONS ?? '--max-semi-space-size=2 --optimize-for-size').split(/\s+/).filter(Boolean);
+const SERVER_NODE_FLAGS = (process.env.BENCH_WAIT_NODE_OPTIONS ?? '--max-semi-space-size=2 --optimize-for-size')
+  .split(/\s+/)
+  .filter(Boolean);
 /** The largest one-node size is measured once more with plain `node` (no flags), for comparison (BENCH_WAIT_PLAIN=0: not). */
 const PLAIN = process.env.BENCH_WAIT_PLAIN !== '0' && SERVER_NODE_FLAGS.length > 0;
 const PLAIN_SCENARIO = 'plain `node`, no flags: one node, SQLite';
 if (COMPILED) {
   log('building (npm run build) so the servers run compiled JavaScript, as in production');
   const r = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', ROOT], { stdio: 'inherit' });
-  if (r.status !== 0) { log('build failed'); process.exit(1); }
+  if (r.status !== 0) {
+    log('build failed');
+    process.exit(1);
+  }
 }
 /** Answers sent one at a time at the start of each run (at most N/5). */
 const SOLO = 200;
@@ -83,13 +94,17 @@ const SAFETY_REREAD_MS = 60_000;
 const PIN = 'wait-bench-pin';
 const PG_ADMIN_URL = process.env.BENCH_WAIT_PG_URL ?? process.env.PUSHGATE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const user = (i: number) => `wu${i}`;
-const bulkSerial = (i: number) => `EDUP${(0xB0000000 + i).toString(16).toUpperCase()}`;
+const bulkSerial = (i: number) => `EDUP${(0xb0000000 + i).toString(16).toUpperCase()}`;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Machine and CPU accounting
 
 function cpuModel(): string {
-  try { return /model name\s*:\s*(.+)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown'; } catch { return os.cpus()[0]?.model ?? 'unknown'; }
+  try {
+    return /model name\s*:\s*(.+)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown';
+  } catch {
+    return os.cpus()[0]?.model ?? 'unknown';
+  }
 }
 /** Busy CPU time of the whole machine in ms (/proc/stat). */
 function machineBusyMs(): number {
@@ -103,7 +118,9 @@ function procCpuMs(pid: number): number {
     const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
     return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-  } catch { return 0; }
+  } catch {
+    return 0;
+  }
 }
 function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -114,7 +131,11 @@ function pidsNamed(comm: string): number[] {
   const out: number[] = [];
   for (const d of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
-    try { if (fs.readFileSync(`/proc/${d}/comm`, 'utf8').trim() === comm) out.push(Number(d)); } catch { /* gone */ }
+    try {
+      if (fs.readFileSync(`/proc/${d}/comm`, 'utf8').trim() === comm) out.push(Number(d));
+    } catch {
+      /* gone */
+    }
   }
   return out;
 }
@@ -155,20 +176,36 @@ async function waitQuiet(pids: () => number[]): Promise<void> {
 // ---------------------------------------------------------------------------------------------------------------
 // Server children
 
-interface Child { proc: ChildProcess; pid: number; url: string; name: string; stats(gc?: boolean): Promise<WaitChildReply>; stop(): Promise<void> }
+interface Child {
+  proc: ChildProcess;
+  pid: number;
+  url: string;
+  name: string;
+  stats(gc?: boolean): Promise<WaitChildReply>;
+  stop(): Promise<void>;
+}
 
-async function startChild(name: string, configFile: string, premadeKeys: number, tmp: string, flags: readonly string[] = SERVER_NODE_FLAGS): Promise<Child> {
+async function startChild(
+  name: string,
+  configFile: string,
+  premadeKeys: number,
+  tmp: string,
+  flags: readonly string[] = SERVER_NODE_FLAGS,
+): Promise<Child> {
   const extra = flags;
   // The server runs as production does: the compiled build (`npm run build`); BENCH_WAIT_TSX=1 runs the sources under tsx.
-  const entry = COMPILED ? ['--expose-gc', path.join(ROOT, 'build', 'bench', 'wait_server.js')] : ['--expose-gc', '--import', 'tsx', path.join(BENCH_DIR, 'wait_server.ts')];
+  const entry = COMPILED
+    ? ['--expose-gc', path.join(ROOT, 'build', 'bench', 'wait_server.js')]
+    : ['--expose-gc', '--import', 'tsx', path.join(BENCH_DIR, 'wait_server.ts')];
   const proc = spawn(process.execPath, [...extra, ...entry, configFile, String(premadeKeys)], {
-    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   const errFile = path.join(tmp, `${name}.stderr.log`);
   const err = fs.createWriteStream(errFile);
   proc.stderr!.pipe(err);
   const waiting: Array<(r: WaitChildReply) => void> = [];
-  proc.on('message', (m) => waiting.shift()?.((m as WaitChildReply)));
+  proc.on('message', (m) => waiting.shift()?.(m as WaitChildReply));
   const outFile = fs.createWriteStream(path.join(tmp, `${name}.stdout.log`));
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
@@ -179,28 +216,56 @@ async function startChild(name: string, configFile: string, premadeKeys: number,
       const m = /READY (\S+)/.exec(out);
       if (m) resolve(m[1]!);
     });
-    proc.once('exit', (code) => reject(new Error(`${name} exited with ${code} before READY; see ${errFile}:\n${fs.readFileSync(errFile, 'utf8').slice(-2000)}`)));
+    proc.once('exit', (code) =>
+      reject(new Error(`${name} exited with ${code} before READY; see ${errFile}:\n${fs.readFileSync(errFile, 'utf8').slice(-2000)}`)),
+    );
   });
   return {
-    proc, pid: proc.pid!, url, name,
-    stats: (gc = false) => new Promise((resolve) => { waiting.push(resolve); proc.send({ type: 'stats', gc }); }),
-    stop: () => new Promise((resolve) => {
-      if (proc.exitCode !== null) { resolve(); return; }
-      proc.once('exit', () => resolve());
-      proc.kill('SIGTERM');
-    }),
+    proc,
+    pid: proc.pid!,
+    url,
+    name,
+    stats: (gc = false) =>
+      new Promise((resolve) => {
+        waiting.push(resolve);
+        proc.send({ type: 'stats', gc });
+      }),
+    stop: () =>
+      new Promise((resolve) => {
+        if (proc.exitCode !== null) {
+          resolve();
+          return;
+        }
+        proc.once('exit', () => resolve());
+        proc.kill('SIGTERM');
+      }),
   };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // HTTP
 
-interface Res { status: number; text: string; end: number }
-function send(agent: http.Agent, base: string, method: string, p: string, body?: string, contentType?: string, headers: Record<string, string> = {}): Promise<Res> {
+interface Res {
+  status: number;
+  text: string;
+  end: number;
+}
+function send(
+  agent: http.Agent,
+  base: string,
+  method: string,
+  p: string,
+  body?: string,
+  contentType?: string,
+  headers: Record<string, string> = {},
+): Promise<Res> {
   return new Promise((resolve, reject) => {
     const u = new URL(p, base);
     const h: Record<string, string> = { ...headers };
-    if (body !== undefined) { h['content-type'] = contentType ?? 'application/x-www-form-urlencoded'; h['content-length'] = String(Buffer.byteLength(body)); }
+    if (body !== undefined) {
+      h['content-type'] = contentType ?? 'application/x-www-form-urlencoded';
+      h['content-length'] = String(Buffer.byteLength(body));
+    }
     const req = http.request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method, headers: h, agent }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
@@ -211,12 +276,21 @@ function send(agent: http.Agent, base: string, method: string, p: string, body?:
     req.end(body);
   });
 }
-const json = (r: Res): any => { try { return JSON.parse(r.text); } catch { return null; } };
+const json = (r: Res): any => {
+  try {
+    return JSON.parse(r.text);
+  } catch {
+    return null;
+  }
+};
 
 // ---------------------------------------------------------------------------------------------------------------
 // Phones and enrollment
 
-interface Phone { key: KeyObject; pub: string }
+interface Phone {
+  key: KeyObject;
+  pub: string;
+}
 function makePhones(n: number): Phone[] {
   const out: Phone[] = [];
   for (let i = 0; i < n; i++) {
@@ -225,7 +299,8 @@ function makePhones(n: number): Phone[] {
   }
   return out;
 }
-const signFor = (p: Phone, text: string) => base32Encode(crypto.sign('sha256', Buffer.from(text, 'utf8'), { key: p.key, dsaEncoding: 'der' }));
+const signFor = (p: Phone, text: string) =>
+  base32Encode(crypto.sign('sha256', Buffer.from(text, 'utf8'), { key: p.key, dsaEncoding: 'der' }));
 
 /** Real step 1 + step 2 for users 0..ENROLL_REAL-1 through `node`, then bulk copies for the rest. Returns serials by user index. */
 async function enrollAll(node: Child, db: Knex, phones: Phone[], total: number): Promise<string[]> {
@@ -235,13 +310,31 @@ async function enrollAll(node: Child, db: Knex, phones: Phone[], total: number):
   const jwt = json(auth).result.value.token as string;
   const serials: string[] = [];
   for (let i = 0; i < Math.min(ENROLL_REAL, total); i++) {
-    const init = await send(agent, node.url, 'POST', '/token/init', new URLSearchParams({ type: 'edupush', genkey: '1', user: user(i), pin: PIN }).toString(), undefined, { Authorization: jwt });
+    const init = await send(
+      agent,
+      node.url,
+      'POST',
+      '/token/init',
+      new URLSearchParams({ type: 'edupush', genkey: '1', user: user(i), pin: PIN }).toString(),
+      undefined,
+      { Authorization: jwt },
+    );
     if (init.status !== 200) throw new Error(`step 1 failed: ${init.text}`);
     const qr = new URL((json(init).detail.pushurl.value as string).replace(/^edumfa-push:\/\/edumfa\//, 'https://x/'));
     const serial = qr.searchParams.get('serial')!;
-    const step2 = await send(agent, node.url, 'POST', '/ttype/edupush', JSON.stringify({
-      enrollment_credential: qr.searchParams.get('enrollment_credential'), serial, fbtoken: `bench-fb-${i}`, pubkey: phones[i]!.pub,
-    }), 'application/json');
+    const step2 = await send(
+      agent,
+      node.url,
+      'POST',
+      '/ttype/edupush',
+      JSON.stringify({
+        enrollment_credential: qr.searchParams.get('enrollment_credential'),
+        serial,
+        fbtoken: `bench-fb-${i}`,
+        pubkey: phones[i]!.pub,
+      }),
+      'application/json',
+    );
     if (step2.status !== 200) throw new Error(`step 2 failed: ${step2.text}`);
     serials.push(serial);
   }
@@ -255,11 +348,17 @@ async function enrollAll(node: Child, db: Knex, phones: Phone[], total: number):
     const { id: _id, ...row } = template;
     serials.push(bulkSerial(i));
     rows.push({
-      ...row, serial: bulkSerial(i), username: user(i), created_at: now, updated_at: now,
+      ...row,
+      serial: bulkSerial(i),
+      username: user(i),
+      created_at: now,
+      updated_at: now,
       info: JSON.stringify({ ...info, public_key_smartphone: phones[i]!.pub, firebase_token: `bench-fb-${i}` }),
     });
   }
-  await db.transaction(async (trx) => { for (let k = 0; k < rows.length; k += 200) await trx('tokens').insert(rows.slice(k, k + 200)); });
+  await db.transaction(async (trx) => {
+    for (let k = 0; k < rows.length; k += 200) await trx('tokens').insert(rows.slice(k, k + 200));
+  });
   return serials;
 }
 
@@ -267,11 +366,34 @@ async function enrollAll(node: Child, db: Knex, phones: Phone[], total: number):
 // One measured run
 
 interface Row {
-  scenario: string; n: number; rampS: number; rssIdleMb: number; rssPeakMb: number; kbPerWait: number; rssGcMb: number;
-  heapIdleMb: number; heapHeldMb: number; heapKbPerWait: number; heapTotalHeldMb: number; externalHeldMb: number;
-  holdS: number; holdCpuMs: number; queriesHeld: number; queriesPerStart: number; queriesPerLogin: number; healthzMs: number;
-  solo: number; soloP50: number; soloP99: number; soloMax: number;
-  answersPerS: number; wakeP50: number; wakeP99: number; wakeMax: number; accepted: number; foreign: number;
+  scenario: string;
+  n: number;
+  rampS: number;
+  rssIdleMb: number;
+  rssPeakMb: number;
+  kbPerWait: number;
+  rssGcMb: number;
+  heapIdleMb: number;
+  heapHeldMb: number;
+  heapKbPerWait: number;
+  heapTotalHeldMb: number;
+  externalHeldMb: number;
+  holdS: number;
+  holdCpuMs: number;
+  queriesHeld: number;
+  queriesPerStart: number;
+  queriesPerLogin: number;
+  healthzMs: number;
+  solo: number;
+  soloP50: number;
+  soloP99: number;
+  soloMax: number;
+  answersPerS: number;
+  wakeP50: number;
+  wakeP99: number;
+  wakeMax: number;
+  accepted: number;
+  foreign: number;
 }
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
@@ -280,9 +402,23 @@ const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, 
  * N waits on `waitNode`, answered through `answerNode`, users 0..N-1. `from` offsets the users (warm-up uses others).
  * Returns null for a warm-up run.
  */
-async function run(scenario: string, waitNode: Child, answerNode: Child, db: Knex, phones: Phone[], serials: string[], n: number, from = 0, measured = true): Promise<Row | null> {
+async function run(
+  scenario: string,
+  waitNode: Child,
+  answerNode: Child,
+  db: Knex,
+  phones: Phone[],
+  serials: string[],
+  n: number,
+  from = 0,
+  measured = true,
+): Promise<Row | null> {
   const nodes = waitNode === answerNode ? [waitNode] : [waitNode, answerNode];
-  const sumQueries = async () => { let s = 0; for (const c of nodes) s += (await c.stats()).queries; return s; };
+  const sumQueries = async () => {
+    let s = 0;
+    for (const c of nodes) s += (await c.stats()).queries;
+    return s;
+  };
   const checkAgent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
   const answerAgent = new http.Agent({ keepAlive: true, maxSockets: ANSWER_CONC });
   const load = foreignLoad(() => [...nodes.map((c) => c.pid), ...(scenario.includes('PostgreSQL') ? pidsNamed('postgres') : [])]);
@@ -298,7 +434,8 @@ async function run(scenario: string, waitNode: Child, answerNode: Child, db: Kne
   let issued = 0;
   for (;;) {
     const s = await waitNode.stats();
-    if (early.first) throw new Error(`${early.count} checks answered before the phones did, e.g. HTTP ${early.first.status} ${early.first.text}`);
+    if (early.first)
+      throw new Error(`${early.count} checks answered before the phones did, e.g. HTTP ${early.first.status} ${early.first.text}`);
     if (issued === n && s.busWaiting >= n && s.waitsActive >= n) break;
     const room = Math.min(RAMP - (issued - s.busWaiting), n - issued);
     for (let k = 0; k < room; k++, issued++) {
@@ -307,7 +444,10 @@ async function run(scenario: string, waitNode: Child, answerNode: Child, db: Kne
         .catch((err: unknown): Res => ({ status: 0, text: `request failed: ${String(err)}`, end: performance.now() }))
         .then((r) => {
           checkEnd[i] = r.end;
-          if (!answering) { early.first ??= r; early.count++; }
+          if (!answering) {
+            early.first ??= r;
+            early.count++;
+          }
           return r;
         });
     }
@@ -338,7 +478,8 @@ async function run(scenario: string, waitNode: Child, answerNode: Child, db: Kne
   const q2 = await sumQueries();
   const held = await waitNode.stats(measured); // after a full GC: the live heap with N waiting
   const rssGcMb = rssMb(waitNode.pid);
-  if (held.waitsActive !== n || held.busWaiting !== n) throw new Error(`waits left during the hold: ${held.waitsActive} active, ${held.busWaiting} on the bus`);
+  if (held.waitsActive !== n || held.busWaiting !== n)
+    throw new Error(`waits left during the hold: ${held.waitsActive} active, ${held.busWaiting} on the bus`);
 
   // The server stays responsive with N waiting (the phone's own requests are not queued behind the waits).
   const probe = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -361,7 +502,12 @@ async function run(scenario: string, waitNode: Child, answerNode: Child, db: Kne
     const i = wanted.get(r.serial);
     if (i === undefined) continue;
     if (bodies[i]) throw new Error(`two open challenges for ${r.serial}`);
-    bodies[i] = JSON.stringify({ nonce: r.nonce, serial: r.serial, signature: signFor(phones[from + i]!, `${r.nonce}|${r.serial}`), decline: 0 });
+    bodies[i] = JSON.stringify({
+      nonce: r.nonce,
+      serial: r.serial,
+      signature: signFor(phones[from + i]!, `${r.nonce}|${r.serial}`),
+      decline: 0,
+    });
   }
   const missing = bodies.filter((b) => !b).length + (n - bodies.length);
   if (missing) throw new Error(`${missing} waits have no open challenge`);
@@ -375,13 +521,18 @@ async function run(scenario: string, waitNode: Child, answerNode: Child, db: Kne
   };
   // Phase 1, one at a time: answer, wait for that login's response, next (the others keep waiting meanwhile).
   const solo = Math.min(SOLO, Math.floor(n / 5));
-  for (let i = 0; i < solo; i++) { await answer(i); await checks[i]; }
+  for (let i = 0; i < solo; i++) {
+    await answer(i);
+    await checks[i];
+  }
   // Phase 2, under load: the rest with ANSWER_CONC answers in flight.
   let nextAnswer = solo;
   const tA = performance.now();
-  await Promise.all(Array.from({ length: ANSWER_CONC }, async () => {
-    while (nextAnswer < n) await answer(nextAnswer++);
-  }));
+  await Promise.all(
+    Array.from({ length: ANSWER_CONC }, async () => {
+      while (nextAnswer < n) await answer(nextAnswer++);
+    }),
+  );
   let lastAnswer = tA;
   for (let i = solo; i < n; i++) lastAnswer = Math.max(lastAnswer, answerEnd[i]!);
   const answersPerS = (n - solo) / ((lastAnswer - tA) / 1000);
@@ -391,7 +542,11 @@ async function run(scenario: string, waitNode: Child, answerNode: Child, db: Kne
     const b = json(r);
     if (r.status === 200 && b?.result?.authentication === 'ACCEPT' && b.detail?.serial === serials[from + i]) accepted++;
   });
-  for (let k = 0; k < 1000; k++) { const s = await waitNode.stats(); if (s.waitsActive === 0) break; await sleep(5); }
+  for (let k = 0; k < 1000; k++) {
+    const s = await waitNode.stats();
+    if (s.waitsActive === 0) break;
+    await sleep(5);
+  }
   const q4 = await sumQueries();
   const foreign = load.end();
   checkAgent.destroy();
@@ -406,11 +561,34 @@ async function run(scenario: string, waitNode: Child, answerNode: Child, db: Kne
   const wake = wakeOf(solo, n);
   healthz.sort((a, b) => a - b);
   return {
-    scenario, n, rampS, rssIdleMb, rssPeakMb, kbPerWait: ((rssPeakMb - rssIdleMb) * 1024) / n, holdS, holdCpuMs, rssGcMb,
-    heapIdleMb: idle.heapUsedBytes / 2 ** 20, heapHeldMb: held.heapUsedBytes / 2 ** 20, heapTotalHeldMb: held.heapTotalBytes / 2 ** 20, externalHeldMb: held.externalBytes / 2 ** 20, heapKbPerWait: (held.heapUsedBytes - idle.heapUsedBytes) / 1024 / n,
-    queriesHeld: q2 - q1, queriesPerStart: (q1 - q0) / n, queriesPerLogin: (q4 - q3) / n, healthzMs: pct(healthz, 0.5),
-    solo, soloP50: pct(soloWake, 0.5), soloP99: pct(soloWake, 0.99), soloMax: soloWake[soloWake.length - 1]!,
-    answersPerS, wakeP50: pct(wake, 0.5), wakeP99: pct(wake, 0.99), wakeMax: wake[wake.length - 1]!, accepted, foreign,
+    scenario,
+    n,
+    rampS,
+    rssIdleMb,
+    rssPeakMb,
+    kbPerWait: ((rssPeakMb - rssIdleMb) * 1024) / n,
+    holdS,
+    holdCpuMs,
+    rssGcMb,
+    heapIdleMb: idle.heapUsedBytes / 2 ** 20,
+    heapHeldMb: held.heapUsedBytes / 2 ** 20,
+    heapTotalHeldMb: held.heapTotalBytes / 2 ** 20,
+    externalHeldMb: held.externalBytes / 2 ** 20,
+    heapKbPerWait: (held.heapUsedBytes - idle.heapUsedBytes) / 1024 / n,
+    queriesHeld: q2 - q1,
+    queriesPerStart: (q1 - q0) / n,
+    queriesPerLogin: (q4 - q3) / n,
+    healthzMs: pct(healthz, 0.5),
+    solo,
+    soloP50: pct(soloWake, 0.5),
+    soloP99: pct(soloWake, 0.99),
+    soloMax: soloWake[soloWake.length - 1]!,
+    answersPerS,
+    wakeP50: pct(wake, 0.5),
+    wakeP99: pct(wake, 0.99),
+    wakeMax: wake[wake.length - 1]!,
+    accepted,
+    foreign,
   };
 }
 
@@ -442,7 +620,10 @@ function reachable(url: string): Promise<boolean> {
   const u = new URL(url);
   return new Promise((resolve) => {
     const s = net.connect({ host: u.hostname, port: Number(u.port || 5432) });
-    const done = (ok: boolean) => { s.destroy(); resolve(ok); };
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
     s.setTimeout(1000, () => done(false));
     s.once('connect', () => done(true));
     s.once('error', () => done(false));
@@ -466,7 +647,9 @@ async function oneNode(tmp: string, phones: Phone[], rows: Row[]): Promise<void>
       const row = await run(scenario, node, node, db, phones, serials, n);
       rows.push(row!);
       log(fmtLog(row!));
-    } finally { await node.stop(); }
+    } finally {
+      await node.stop();
+    }
   };
   for (const n of SIZES) await measure(`sqlite-${n}`, 'one node, SQLite', n);
   if (PLAIN) await measure(`sqlite-plain-${max}`, PLAIN_SCENARIO, max, []);
@@ -495,7 +678,9 @@ async function twoNodes(tmp: string, phones: Phone[], rows: Row[]): Promise<void
         const row = await run('two nodes, PostgreSQL (wait on A, answer on B, LISTEN/NOTIFY)', a, b, db, phones, serials, n);
         rows.push(row!);
         log(fmtLog(row!));
-      } finally { await a.stop(); }
+      } finally {
+        await a.stop();
+      }
     }
   } finally {
     await b?.stop();
@@ -512,16 +697,35 @@ const f1 = (x: number) => x.toLocaleString('en-US', { maximumFractionDigits: 1, 
 const f2 = (x: number) => x.toLocaleString('en-US', { maximumFractionDigits: 2, minimumFractionDigits: 2 });
 const f0 = (x: number) => Math.round(x).toLocaleString('en-US');
 /** `a–b`, or just `a` when both ends print the same. */
-const span = (xs: readonly number[], f: (x: number) => string) => { const a = f(Math.min(...xs)); const b = f(Math.max(...xs)); return a === b ? a : `${a}–${b}`; };
-const fmtLog = (r: Row) => `${r.scenario} N=${r.n}: RSS ${f0(r.rssIdleMb)} → ${f0(r.rssPeakMb)} MB (${f0(r.rssGcMb)} MB after a full GC: V8 heap ${f0(r.heapHeldMb)} used / ${f0(r.heapTotalHeldMb)} total, external ${f0(r.externalHeldMb)}), live heap ${f1(r.heapKbPerWait)} KB/wait, queries held ${r.queriesHeld}, wake p50/p99 one at a time ${f1(r.soloP50)}/${f1(r.soloP99)} ms, under load ${f1(r.wakeP50)}/${f1(r.wakeP99)} ms, ${r.accepted}/${r.n} ACCEPT, other CPU ${f2(r.foreign)}`;
+const span = (xs: readonly number[], f: (x: number) => string) => {
+  const a = f(Math.min(...xs));
+  const b = f(Math.max(...xs));
+  return a === b ? a : `${a}–${b}`;
+};
+const fmtLog = (r: Row) =>
+  `${r.scenario} N=${r.n}: RSS ${f0(r.rssIdleMb)} → ${f0(r.rssPeakMb)} MB (${f0(r.rssGcMb)} MB after a full GC: V8 heap ${f0(r.heapHeldMb)} used / ${f0(r.heapTotalHeldMb)} total, external ${f0(r.externalHeldMb)}), live heap ${f1(r.heapKbPerWait)} KB/wait, queries held ${r.queriesHeld}, wake p50/p99 one at a time ${f1(r.soloP50)}/${f1(r.soloP99)} ms, under load ${f1(r.wakeP50)}/${f1(r.wakeP99)} ms, ${r.accepted}/${r.n} ACCEPT, other CPU ${f2(r.foreign)}`;
 
 function tables(rows: Row[]): string {
-  const mem = '| scenario | N waiting | ramp s | server RSS idle → with N waiting, MB | RSS per wait, KB | live heap per wait (after full GC), KB | DB queries during the hold | queries per wait to start | queries per login, answer → ACCEPT | GET /healthz with N waiting, ms (median) |\n'
+  const mem =
+    '| scenario | N waiting | ramp s | server RSS idle → with N waiting, MB | RSS per wait, KB | live heap per wait (after full GC), KB | DB queries during the hold | queries per wait to start | queries per login, answer → ACCEPT | GET /healthz with N waiting, ms (median) |\n'
     + '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n'
-    + rows.map((r) => `| ${r.scenario} | ${f0(r.n)} | ${f1(r.rampS)} | ${f0(r.rssIdleMb)} → ${f0(r.rssPeakMb)} | ${f1(r.kbPerWait)} | ${f1(r.heapKbPerWait)} | ${r.queriesHeld} in ${f1(r.holdS)} s | ${f1(r.queriesPerStart)} | ${f1(r.queriesPerLogin)} | ${f2(r.healthzMs)} |`).join('\n') + '\n';
-  const wake = `| scenario | N waiting | one at a time: answers | p50 ms | p99 ms | max ms | under load (${ANSWER_CONC} in flight): answers | answers/s | p50 ms | p99 ms | max ms | ACCEPT / N | other processes' CPU, cores |\n`
+    + rows
+      .map(
+        (r) =>
+          `| ${r.scenario} | ${f0(r.n)} | ${f1(r.rampS)} | ${f0(r.rssIdleMb)} → ${f0(r.rssPeakMb)} | ${f1(r.kbPerWait)} | ${f1(r.heapKbPerWait)} | ${r.queriesHeld} in ${f1(r.holdS)} s | ${f1(r.queriesPerStart)} | ${f1(r.queriesPerLogin)} | ${f2(r.healthzMs)} |`,
+      )
+      .join('\n')
+    + '\n';
+  const wake =
+    `| scenario | N waiting | one at a time: answers | p50 ms | p99 ms | max ms | under load (${ANSWER_CONC} in flight): answers | answers/s | p50 ms | p99 ms | max ms | ACCEPT / N | other processes' CPU, cores |\n`
     + '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n'
-    + rows.map((r) => `| ${r.scenario} | ${f0(r.n)} | ${f0(r.solo)} | ${f1(r.soloP50)} | ${f1(r.soloP99)} | ${f1(r.soloMax)} | ${f0(r.n - r.solo)} | ${f0(r.answersPerS)} | ${f1(r.wakeP50)} | ${f1(r.wakeP99)} | ${f1(r.wakeMax)} | ${f0(r.accepted)} / ${f0(r.n)} | ${f2(r.foreign)} |`).join('\n') + '\n';
+    + rows
+      .map(
+        (r) =>
+          `| ${r.scenario} | ${f0(r.n)} | ${f0(r.solo)} | ${f1(r.soloP50)} | ${f1(r.soloP99)} | ${f1(r.soloMax)} | ${f0(r.n - r.solo)} | ${f0(r.answersPerS)} | ${f1(r.wakeP50)} | ${f1(r.wakeP99)} | ${f1(r.wakeMax)} | ${f0(r.accepted)} / ${f0(r.n)} | ${f2(r.foreign)} |`,
+      )
+      .join('\n')
+    + '\n';
   return `Memory and database:\n\n${mem}\nWake-up latency (phone's answer response received → waiting response received):\n\n${wake}`;
 }
 
@@ -534,7 +738,10 @@ function section(rows: Row[], meta: { date: string; seconds: number; pgNote: str
   const held = rows.reduce((s, r) => s + r.queriesHeld, 0);
   const verdict = (ok: boolean) => (ok ? 'met' : '**missed**');
   const busy = rows.filter((r) => r.foreign >= 0.25);
-  const env = Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_WAIT_')).map(([k, v]) => `${k}=${v} `).join('');
+  const env = Object.entries(process.env)
+    .filter(([k]) => k.startsWith('BENCH_WAIT_'))
+    .map(([k, v]) => `${k}=${v} `)
+    .join('');
   const flags = args.filter((x) => x !== '--no-write').join(' ');
   const lines = [
     BEGIN,
@@ -554,18 +761,36 @@ function section(rows: Row[], meta: { date: string; seconds: number; pgNote: str
     '',
     tables(rows),
     '**Against the targets of issue 4:**',
-    big ? `- ${f0(big.n)} concurrent waits in one process: server RSS ${f1(big.rssPeakMb)} MB (target < 300 MB: ${verdict(big.rssPeakMb < 300)}) — ${f0(big.rssIdleMb)} MB idle server, then ≈ ${f1(big.kbPerWait)} KB RSS per waiting request; the live JS heap (after a full GC) grows by ${f1(big.heapKbPerWait)} KB per waiting request.${plain ? ` With plain \`node\` (no flags) the same run peaks at ${f1(plain.rssPeakMb)} MB (${verdict(plain.rssPeakMb < 300)} without the flags): V8 keeps more free heap pages (${f0(plain.heapTotalHeldMb)} MB V8 heap for ${f0(plain.heapHeldMb)} MB live, vs ${f0(big.heapTotalHeldMb)} for ${f0(big.heapHeldMb)} with the flags).` : ''}` : '',
-    one.length ? `- Wake-up p99 on one node, worst over the sizes (target < 50 ms): ${f1(worst(one, 'soloP99'))} ms one at a time (${verdict(worst(one, 'soloP99') < 50)}), ${f1(worst(one, 'wakeP99'))} ms under load (${verdict(worst(one, 'wakeP99') < 50)}).` : '',
-    two.length ? `- Wake-up p99 across two nodes, PostgreSQL LISTEN/NOTIFY (target < 100 ms): ${f1(worst(two, 'soloP99'))} ms one at a time (${verdict(worst(two, 'soloP99') < 100)}), ${f1(worst(two, 'wakeP99'))} ms under load (${verdict(worst(two, 'wakeP99') < 100)}).` : '- Across two nodes: not measured in this run (see above).',
+    big
+      ? `- ${f0(big.n)} concurrent waits in one process: server RSS ${f1(big.rssPeakMb)} MB (target < 300 MB: ${verdict(big.rssPeakMb < 300)}) — ${f0(big.rssIdleMb)} MB idle server, then ≈ ${f1(big.kbPerWait)} KB RSS per waiting request; the live JS heap (after a full GC) grows by ${f1(big.heapKbPerWait)} KB per waiting request.${plain ? ` With plain \`node\` (no flags) the same run peaks at ${f1(plain.rssPeakMb)} MB (${verdict(plain.rssPeakMb < 300)} without the flags): V8 keeps more free heap pages (${f0(plain.heapTotalHeldMb)} MB V8 heap for ${f0(plain.heapHeldMb)} MB live, vs ${f0(big.heapTotalHeldMb)} for ${f0(big.heapHeldMb)} with the flags).` : ''}`
+      : '',
+    one.length
+      ? `- Wake-up p99 on one node, worst over the sizes (target < 50 ms): ${f1(worst(one, 'soloP99'))} ms one at a time (${verdict(worst(one, 'soloP99') < 50)}), ${f1(worst(one, 'wakeP99'))} ms under load (${verdict(worst(one, 'wakeP99') < 50)}).`
+      : '',
+    two.length
+      ? `- Wake-up p99 across two nodes, PostgreSQL LISTEN/NOTIFY (target < 100 ms): ${f1(worst(two, 'soloP99'))} ms one at a time (${verdict(worst(two, 'soloP99') < 100)}), ${f1(worst(two, 'wakeP99'))} ms under load (${verdict(worst(two, 'wakeP99') < 100)}).`
+      : '- Across two nodes: not measured in this run (see above).',
     `- Database queries while waiting: ${held} over all holds (target: 0 per waiting request apart from the safety-net re-read — ${verdict(held === 0)}).`,
     '',
     '**Reading it:**',
-    big ? `- Waiting costs no database work and next to no CPU: no query during any hold; with ${f0(big.n)} logins waiting the server used ${f0(big.holdCpuMs)} ms of CPU in the ${f1(big.holdS)} s hold (/proc/<pid>/stat, 10 ms ticks), and GET /healthz answers in ${f2(big.healthzMs)} ms (median).` : '',
-    `- Memory: ≈ ${span(rows.map((r) => r.heapKbPerWait), f1)} KB of live heap per waiting request, on top of an idle server of ≈ ${span(rows.map((r) => r.rssIdleMb), f0)} MB (node alone ≈ 40 MB, + the loaded modules). A waiting request keeps Node's per-connection HTTP state (socket, parser, request/response, bound listeners: ≈ 5 KB of heap for a bare \`http\` server holding a request), Koa's context (≈ 4 KB, kept by Koa's on-finished listener until the response ends, although the request has left the middleware chain), and one PendingWait listener object with its timer, a slim wait plan (ids and serials, not the token records) and what its answer needs (no pass, no parameters). The RSS per wait is higher than the live heap per wait: each connection also holds native memory outside the JS heap (a bare \`http\` server holding requests takes ≈ 10 KB of RSS per request for its ≈ 5 KB of heap), and V8 keeps some free heap pages it grew into while the logins arrived — fewer with \`--optimize-for-size\`.`,
-    two.length ? `- Across nodes under load, ${ANSWER_CONC} answers in flight saturate the ${os.availableParallelism()} cores shared by the load generator, both server processes and PostgreSQL (${two.map((r) => f0(r.answersPerS)).join(' / ')} answers/s); a woken login then queues for CPU at each of its sequential database round trips (consume, success, audit row — written before the response, as for every request). One at a time the same path takes ${two.map((r) => f1(r.soloP50)).join(' / ')} ms (p50).` : '',
-    busy.length ? `- ⚠ Other processes used ≥ 0.25 cores during ${busy.length} of ${rows.length} runs (last column): latencies and ramp times of those rows are inflated; re-run on a quiet machine.` : '',
+    big
+      ? `- Waiting costs no database work and next to no CPU: no query during any hold; with ${f0(big.n)} logins waiting the server used ${f0(big.holdCpuMs)} ms of CPU in the ${f1(big.holdS)} s hold (/proc/<pid>/stat, 10 ms ticks), and GET /healthz answers in ${f2(big.healthzMs)} ms (median).`
+      : '',
+    `- Memory: ≈ ${span(
+      rows.map((r) => r.heapKbPerWait),
+      f1,
+    )} KB of live heap per waiting request, on top of an idle server of ≈ ${span(
+      rows.map((r) => r.rssIdleMb),
+      f0,
+    )} MB (node alone ≈ 40 MB, + the loaded modules). A waiting request keeps Node's per-connection HTTP state (socket, parser, request/response, bound listeners: ≈ 5 KB of heap for a bare \`http\` server holding a request), Koa's context (≈ 4 KB, kept by Koa's on-finished listener until the response ends, although the request has left the middleware chain), and one PendingWait listener object with its timer, a slim wait plan (ids and serials, not the token records) and what its answer needs (no pass, no parameters). The RSS per wait is higher than the live heap per wait: each connection also holds native memory outside the JS heap (a bare \`http\` server holding requests takes ≈ 10 KB of RSS per request for its ≈ 5 KB of heap), and V8 keeps some free heap pages it grew into while the logins arrived — fewer with \`--optimize-for-size\`.`,
+    two.length
+      ? `- Across nodes under load, ${ANSWER_CONC} answers in flight saturate the ${os.availableParallelism()} cores shared by the load generator, both server processes and PostgreSQL (${two.map((r) => f0(r.answersPerS)).join(' / ')} answers/s); a woken login then queues for CPU at each of its sequential database round trips (consume, success, audit row — written before the response, as for every request). One at a time the same path takes ${two.map((r) => f1(r.soloP50)).join(' / ')} ms (p50).`
+      : '',
+    busy.length
+      ? `- ⚠ Other processes used ≥ 0.25 cores during ${busy.length} of ${rows.length} runs (last column): latencies and ramp times of those rows are inflated; re-run on a quiet machine.`
+      : '',
     '',
-    '- eduMFA for scale (issue 4, same machine class): as many waits as request slots (4 with 4 sync workers; 30 needed 64 threads and 2.4 GB RSS, and the phone\'s own poll queued behind them), a database poll per wait per second, and a wake-up 0.55 s (median) to 1.05 s (max) after the phone\'s answer.',
+    "- eduMFA for scale (issue 4, same machine class): as many waits as request slots (4 with 4 sync workers; 30 needed 64 threads and 2.4 GB RSS, and the phone's own poll queued behind them), a database poll per wait per second, and a wake-up 0.55 s (median) to 1.05 s (max) after the phone's answer.",
     '',
     END,
   ];
@@ -589,7 +814,9 @@ const date = new Date().toISOString();
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pushgate-wait-bench-'));
 fs.writeFileSync(path.join(tmp, 'secrets.key'), crypto.randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
 const need = Math.max(...SIZES, ...CROSS_SIZES) + 512;
-log(`sizes ${SIZES.join(', ')} (two nodes: ${CROSS_SIZES.join(', ')}); hold ${HOLD_MS} ms; ${ANSWER_CONC} answers in flight; temp dir ${tmp}`);
+log(
+  `sizes ${SIZES.join(', ')} (two nodes: ${CROSS_SIZES.join(', ')}); hold ${HOLD_MS} ms; ${ANSWER_CONC} answers in flight; temp dir ${tmp}`,
+);
 const limit = Number((/Max open files\s+(\d+)/.exec(fs.readFileSync('/proc/self/limits', 'utf8')) ?? [])[1] ?? NaN);
 if (limit < need) log(`warning: open-file limit ${limit} < ${need}; raise it (ulimit -n ${need * 2}) or the largest runs fail with EMFILE`);
 const phones = makePhones(Math.max(...SIZES, ...CROSS_SIZES) + WARMUP);
@@ -597,10 +824,13 @@ const rows: Row[] = [];
 let pgNote = '';
 try {
   if (!args.includes('--no-sqlite')) await oneNode(tmp, phones, rows);
-  if (!CROSS_SIZES.length) pgNote = 'The two-node PostgreSQL scenario was skipped (no size ≤ 5000 in BENCH_WAIT_N; set BENCH_WAIT_CROSS_N).';
+  if (!CROSS_SIZES.length)
+    pgNote = 'The two-node PostgreSQL scenario was skipped (no size ≤ 5000 in BENCH_WAIT_N; set BENCH_WAIT_CROSS_N).';
   else if (args.includes('--no-pg')) pgNote = 'The two-node PostgreSQL scenario was skipped (--no-pg).';
-  else if (!await reachable(PG_ADMIN_URL)) { pgNote = `The two-node PostgreSQL scenario was skipped: ${new URL(PG_ADMIN_URL).host} is unreachable.`; log(pgNote); }
-  else await twoNodes(tmp, phones, rows);
+  else if (!(await reachable(PG_ADMIN_URL))) {
+    pgNote = `The two-node PostgreSQL scenario was skipped: ${new URL(PG_ADMIN_URL).host} is unreachable.`;
+    log(pgNote);
+  } else await twoNodes(tmp, phones, rows);
 } catch (err) {
   log(`failed; server logs kept in ${tmp}`);
   throw err;

@@ -38,12 +38,15 @@ const min = LEVELS.indexOf(config.log.level);
 attachJsonLog(events, systemClock, (line) => {
   if (LEVELS.indexOf((JSON.parse(line) as { level: string }).level) >= min) process.stderr.write(line + '\n');
 });
-const generate = (): Promise<ServerKeyPair> => (premade.length ? Promise.resolve(premade[next++ % premade.length]!) : generateServerKeyPair(SERVER_KEY_BITS));
+const generate = (): Promise<ServerKeyPair> =>
+  premade.length ? Promise.resolve(premade[next++ % premade.length]!) : generateServerKeyPair(SERVER_KEY_BITS);
 const deps = await buildDeps(config, { events, push: { keys: { generate, size: 0 } } });
 let queries = 0;
 let snaps = 0;
-deps.store.knex.on('query', () => { queries++; });
-if (!await deps.store.admins.byName(ADMIN)) await deps.store.admins.insert(ADMIN, await deps.pins.hash(ADMIN_PASSWORD), deps.clock.now());
+deps.store.knex.on('query', () => {
+  queries++;
+});
+if (!(await deps.store.admins.byName(ADMIN))) await deps.store.admins.insert(ADMIN, await deps.pins.hash(ADMIN_PASSWORD), deps.clock.now());
 
 const app = createApp(deps);
 const server: Server = await listen(app, config);
@@ -55,11 +58,18 @@ process.on('message', (raw: unknown) => {
   if (msg.gc) (globalThis as { gc?: () => void }).gc?.();
   // BENCH_WAIT_HEAPSNAP=DIR: a heap snapshot at every GC'd stats request (idle, then with N waiting), for finding out
   // what a waiting request holds (compare the two in Chrome DevTools or tests-free with bench/heap_diff.ts).
-  if (msg.gc && process.env.BENCH_WAIT_HEAPSNAP) writeHeapSnapshot(path.join(process.env.BENCH_WAIT_HEAPSNAP, `wait-${process.pid}-${snaps++}.heapsnapshot`));
+  if (msg.gc && process.env.BENCH_WAIT_HEAPSNAP)
+    writeHeapSnapshot(path.join(process.env.BENCH_WAIT_HEAPSNAP, `wait-${process.pid}-${snaps++}.heapsnapshot`));
   const mem = process.memoryUsage();
   const reply: WaitChildReply = {
-    type: 'stats', queries, waitsActive: deps.waits.active, busWaiting: deps.answers.waiting,
-    heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal, externalBytes: mem.external, rssBytes: mem.rss,
+    type: 'stats',
+    queries,
+    waitsActive: deps.waits.active,
+    busWaiting: deps.answers.waiting,
+    heapUsedBytes: mem.heapUsed,
+    heapTotalBytes: mem.heapTotal,
+    externalBytes: mem.external,
+    rssBytes: mem.rss,
   };
   process.send?.(reply);
 });
@@ -67,6 +77,10 @@ process.once('SIGTERM', () => {
   deps.waits.drain();
   deps.waits.abortAll();
   server.closeAllConnections();
-  server.close(() => { void deps.close().then(() => process.exit(0)); });
+  server.close(() => {
+    void deps.close().then(() => process.exit(0));
+  });
 });
-process.stdout.write(`READY http://127.0.0.1:${addr.port} ${JSON.stringify({ transport: deps.store.dialect === 'postgres' && !config.bus.redisUrl ? 'postgres' : config.bus.redisUrl ? 'redis' : 'none' })}\n`);
+process.stdout.write(
+  `READY http://127.0.0.1:${addr.port} ${JSON.stringify({ transport: deps.store.dialect === 'postgres' && !config.bus.redisUrl ? 'postgres' : config.bus.redisUrl ? 'redis' : 'none' })}\n`,
+);

@@ -28,12 +28,18 @@ export interface CliIo {
 
 /** A failure the user caused (bad input, not found, duplicate): printed as one line, exit 1. */
 export class CliError extends Error {
-  constructor(message: string) { super(message); this.name = 'CliError'; }
+  constructor(message: string) {
+    super(message);
+    this.name = 'CliError';
+  }
 }
 
 type AuditDraft = Omit<AuditEntry, 'time' | 'admin' | 'client' | 'success' | 'outcome'>;
 
-export interface GlobalArgs { config?: string; _?: Array<string | number> }
+export interface GlobalArgs {
+  config?: string;
+  _?: Array<string | number>;
+}
 
 /**
  * What a command may do to the installation its config points at. `create`: make the database (and its schema) and
@@ -73,10 +79,16 @@ export function createContext(io: CliIo, report: (err: unknown) => void, buildOp
     io,
     exitCode: 0,
     buildOptions,
-    out: (line = '') => { io.stdout.write(line + '\n'); },
-    warn: (line) => { io.stderr.write(line + '\n'); },
+    out: (line = '') => {
+      io.stdout.write(line + '\n');
+    },
+    warn: (line) => {
+      io.stderr.write(line + '\n');
+    },
     async run(fn) {
-      try { await fn(); } catch (err) {
+      try {
+        await fn();
+      } catch (err) {
         report(err);
         ctx.exitCode = 1;
       }
@@ -87,13 +99,14 @@ export function createContext(io: CliIo, report: (err: unknown) => void, buildOp
       const config = ctx.config(argv);
       const access = opts.access ?? 'existing';
       const migrate = opts.migrate ?? buildOptions.migrate ?? true;
-      const missingError = (missing: Array<[setting: string, text: string]>) => new ConfigError([
-        ...missing.map(([setting, text]) => {
-          const viaEnv = envOverrides(env).find((o) => o.path === setting);
-          return `${text} (${setting}${viaEnv ? ` from ${viaEnv.source}` : ''}), config: ${fromText(ctx.configFile(argv))}`;
-        }),
-        adviceText(commandName(argv)),
-      ]);
+      const missingError = (missing: Array<[setting: string, text: string]>) =>
+        new ConfigError([
+          ...missing.map(([setting, text]) => {
+            const viaEnv = envOverrides(env).find((o) => o.path === setting);
+            return `${text} (${setting}${viaEnv ? ` from ${viaEnv.source}` : ''}), config: ${fromText(ctx.configFile(argv))}`;
+          }),
+          adviceText(commandName(argv)),
+        ]);
       // Loaded on use: `pushgate --help` never loads the database drivers and argon2.
       const { allActions, buildDeps, collectPolicies } = await import('../server/deps.ts');
       if (access === 'existing') {
@@ -106,16 +119,22 @@ export function createContext(io: CliIo, report: (err: unknown) => void, buildOp
       let deps: Deps;
       try {
         deps = await buildDeps(config, { ...buildOptions, events, migrate: access === 'create' && migrate });
-      } catch (err) { off(); throw err; }
+      } catch (err) {
+        off();
+        throw err;
+      }
       try {
         if (access === 'existing') {
-          if (!await deps.store.knex.schema.hasTable(MIGRATIONS_TABLE)) {
+          if (!(await deps.store.knex.schema.hasTable(MIGRATIONS_TABLE))) {
             throw missingError([['database.url', `no pushgate tables in the database ${redactUrl(config.database.url)}`]]);
           }
           if (migrate) await deps.store.migrate(); // an upgraded installation: the schema the code expects
         }
         return await fn(deps);
-      } finally { off(); await deps.close(); }
+      } finally {
+        off();
+        await deps.close();
+      }
     },
     async audit(deps, entry) {
       try {
@@ -130,7 +149,12 @@ export function createContext(io: CliIo, report: (err: unknown) => void, buildOp
         await ctx.audit(deps, { ...entry, ...complete?.(result), success: true, outcome: 'OK' });
         return result;
       } catch (err) {
-        await ctx.audit(deps, { ...entry, success: false, outcome: 'ERROR', info: { ...entry.info, error: err instanceof Error ? err.message : String(err) } });
+        await ctx.audit(deps, {
+          ...entry,
+          success: false,
+          outcome: 'ERROR',
+          info: { ...entry.info, error: err instanceof Error ? err.message : String(err) },
+        });
         throw err;
       }
     },
@@ -149,8 +173,7 @@ function commandName(argv: GlobalArgs): string {
 }
 
 /** Where the settings came from. */
-const fromText = (file: string | null): string =>
-  file ?? `none (built-in defaults, relative to ${process.cwd()})`;
+const fromText = (file: string | null): string => file ?? `none (built-in defaults, relative to ${process.cwd()})`;
 
 /** What to do about a missing database or key. */
 const adviceText = (command: string): string =>
@@ -164,12 +187,17 @@ function missingFiles(config: Config, opts: BuildOptions): Array<[setting: strin
   if (url.startsWith('sqlite:') && url !== 'sqlite::memory:' && !fs.existsSync(url.slice('sqlite:'.length))) {
     missing.push(['database.url', `no database at ${url.slice('sqlite:'.length)}`]);
   }
-  if (!opts.key && !fs.existsSync(config.secrets.keyFile)) missing.push(['secrets.key_file', `no secrets key at ${config.secrets.keyFile}`]);
+  if (!opts.key && !fs.existsSync(config.secrets.keyFile))
+    missing.push(['secrets.key_file', `no secrets key at ${config.secrets.keyFile}`]);
   return missing;
 }
 
 function safeUserName(): string {
-  try { return os.userInfo().username; } catch { return 'unknown'; }
+  try {
+    return os.userInfo().username;
+  } catch {
+    return 'unknown';
+  }
 }
 
 /** Reads all of stdin and drops one trailing newline (`\n` or `\r\n`). */

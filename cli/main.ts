@@ -53,19 +53,28 @@ function packageVersion(): string {
     try {
       const pkg = JSON.parse(fs.readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
       if (pkg.name === 'pushgate') return pkg.version ?? 'unknown';
-    } catch { /* try the next */ }
+    } catch {
+      /* try the next */
+    }
   }
   return 'unknown';
 }
 
 /** Runs one command line (without `node` and the script) and returns the exit code. Never exits the process. */
 export async function runCli(argv: string[], io: CliIo, opts: { buildOptions?: BuildOptions } = {}): Promise<number> {
-  const ctx = createContext(io, (err) => { for (const line of errorLines(err)) ctx.warn(line); }, opts.buildOptions);
+  const ctx = createContext(
+    io,
+    (err) => {
+      for (const line of errorLines(err)) ctx.warn(line);
+    },
+    opts.buildOptions,
+  );
   let y: Argv<GlobalArgs> = yargs(argv)
     .scriptName('pushgate')
     .usage('$0 <command> [options]')
     .option('config', { type: 'string', global: true, describe: 'Config file (default: $PUSHGATE_CONFIG, else built-in defaults)' });
-  for (const add of [serveCommand, dbCommands, adminCommands, apikeyCommands, tokenCommands, policyCommands, auditCommands]) y = add(y, ctx);
+  for (const add of [serveCommand, dbCommands, adminCommands, apikeyCommands, tokenCommands, policyCommands, auditCommands])
+    y = add(y, ctx);
   y = y
     .strict()
     .demandCommand(1, 'Specify a command')
@@ -80,10 +89,17 @@ export async function runCli(argv: string[], io: CliIo, opts: { buildOptions?: B
   let output = '';
   try {
     await y
-      .fail((msg: string | undefined, err: Error | undefined) => { throw new UsageError(msg || err?.message || 'invalid usage'); })
-      .parseAsync(argv, {}, (_err: Error | undefined, _parsed: unknown, out: string) => { output = out; });
+      .fail((msg: string | undefined, err: Error | undefined) => {
+        throw new UsageError(msg || err?.message || 'invalid usage');
+      })
+      .parseAsync(argv, {}, (_err: Error | undefined, _parsed: unknown, out: string) => {
+        output = out;
+      });
   } catch (err) {
-    if (!(err instanceof UsageError)) { for (const line of errorLines(err)) ctx.warn(line); return 1; }
+    if (!(err instanceof UsageError)) {
+      for (const line of errorLines(err)) ctx.warn(line);
+      return 1;
+    }
     io.stderr.write(`pushgate: ${err.message.trim()}\nRun '${helpHint(argv)}' for usage.\n`);
     return 2;
   }
@@ -97,6 +113,10 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
 }
 
 const invokedDirectly = (() => {
-  try { return !!process.argv[1] && fs.realpathSync(process.argv[1]) === fs.realpathSync(fileURLToPath(import.meta.url)); } catch { return false; }
+  try {
+    return !!process.argv[1] && fs.realpathSync(process.argv[1]) === fs.realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
 })();
 if (invokedDirectly) await main();

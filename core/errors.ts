@@ -8,7 +8,12 @@ export class MfaError extends Error {
   readonly status: number;
   readonly prefixed: boolean;
   readonly headers: Record<string, string>;
-  constructor(code: number, status: number, message: string, opts: { prefixed?: boolean; headers?: Record<string, string>; cause?: unknown } = {}) {
+  constructor(
+    code: number,
+    status: number,
+    message: string,
+    opts: { prefixed?: boolean; headers?: Record<string, string>; cause?: unknown } = {},
+  ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = new.target.name;
     this.code = code;
@@ -24,50 +29,72 @@ export class MfaError extends Error {
 
 /** 905, HTTP 400 — missing or malformed parameters. */
 export class ParameterError extends MfaError {
-  constructor(message: string, cause?: unknown) { super(905, 400, message, { cause }); }
+  constructor(message: string, cause?: unknown) {
+    super(905, 400, message, { cause });
+  }
 }
 export const missingParameter = (name: string): ParameterError => new ParameterError(`Missing parameter: '${name}'`);
 
 /** 904, HTTP 400 — unknown user or realm. */
 export class UserError extends MfaError {
-  constructor(message: string) { super(904, 400, message); }
+  constructor(message: string) {
+    super(904, 400, message);
+  }
 }
 /** 401, HTTP 400 — validation-time failures that eduMFA reports as ValidateError. */
 export class ValidateError extends MfaError {
-  constructor(message: string) { super(401, 400, message); }
+  constructor(message: string) {
+    super(401, 400, message);
+  }
 }
 /** 303, HTTP 403, no prefix — policy denials and conflicts. */
 export class PolicyError extends MfaError {
-  constructor(message: string) { super(303, 403, message, { prefixed: false }); }
+  constructor(message: string) {
+    super(303, 403, message, { prefixed: false });
+  }
 }
 /** 601, HTTP 404, no prefix. */
 export class NotFoundError extends MfaError {
-  constructor(message: string) { super(601, 404, message, { prefixed: false }); }
+  constructor(message: string) {
+    super(601, 404, message, { prefixed: false });
+  }
 }
 /** HTTP 401, no prefix; code 4031–4306 as eduMFA's AuthError. */
 export class AuthError extends MfaError {
-  constructor(message: string, code = 4031) { super(code, 401, message, { prefixed: false }); }
+  constructor(message: string, code = 4031) {
+    super(code, 401, message, { prefixed: false });
+  }
 }
 /** 10, HTTP 400 — the deliberately uniform smartphone failure (`Could not verify signature!`). */
 export class SignatureError extends MfaError {
-  constructor(message = 'Could not verify signature!') { super(10, 400, message); }
+  constructor(message = 'Could not verify signature!') {
+    super(10, 400, message);
+  }
 }
 /** 302, HTTP 400 — admin-side configuration problems (unknown channel, bad gateway config). */
 export class ConfigAdminError extends MfaError {
-  constructor(message: string) { super(302, 400, message); }
+  constructor(message: string) {
+    super(302, 400, message);
+  }
 }
 /** HTTP 400 — eduMFA's TokenAdminError: 1007 a revoked (locked) token, 1103 already assigned, 2012 lost-token rules. */
 export class TokenAdminError extends MfaError {
-  constructor(code: number, message: string) { super(code, 400, message); }
+  constructor(code: number, message: string) {
+    super(code, 400, message);
+  }
 }
 export const tokenLocked = (): TokenAdminError => new TokenAdminError(1007, 'This action is not possible, since the token is locked');
 /** -600, HTTP 500 — the database is unreachable or failed. Detail goes to the log only. */
 export class DatabaseError extends MfaError {
-  constructor(cause?: unknown) { super(-600, 500, 'A database error occurred.', { prefixed: false, cause }); }
+  constructor(cause?: unknown) {
+    super(-600, 500, 'A database error occurred.', { prefixed: false, cause });
+  }
 }
 /** -500, HTTP 500 — anything unexpected. Detail goes to the log only. */
 export class InternalError extends MfaError {
-  constructor(cause?: unknown) { super(-500, 500, 'An internal error occurred.', { prefixed: false, cause }); }
+  constructor(cause?: unknown) {
+    super(-500, 500, 'An internal error occurred.', { prefixed: false, cause });
+  }
 }
 /** 503 with Retry-After — capacity limits (wait mode), draining. */
 export class UnavailableError extends MfaError {
@@ -80,7 +107,9 @@ export class UnavailableError extends MfaError {
  * dropped unhashed). Nobody reads the answer; the code names the case in the audit row and the metrics.
  */
 export class ClientGoneError extends MfaError {
-  constructor() { super(499, 499, 'The client went away; the request was dropped.', { prefixed: false }); }
+  constructor() {
+    super(499, 499, 'The client went away; the request was dropped.', { prefixed: false });
+  }
 }
 /**
  * 429 with Retry-After — back-off (server/auth/throttle.ts): too many failed PIN/password attempts for a user or an
@@ -97,12 +126,16 @@ export class TooManyRequestsError extends MfaError {
 }
 /** 405 — method not allowed on an endpoint. */
 export class MethodError extends MfaError {
-  constructor(message: string) { super(405, 405, message, { prefixed: false }); }
+  constructor(message: string) {
+    super(405, 405, message, { prefixed: false });
+  }
 }
 /** Request body too large. */
 export class PayloadTooLargeError extends MfaError {
   // The rest of the body is not read: the connection ends with the 413.
-  constructor(limit: number) { super(905, 413, `Request body exceeds ${limit} bytes.`, { headers: { Connection: 'close' } }); }
+  constructor(limit: number) {
+    super(905, 413, `Request body exceeds ${limit} bytes.`, { headers: { Connection: 'close' } });
+  }
 }
 /** Configuration file errors at start-up; not an HTTP error. `path` is the exact config path. */
 export class ConfigError extends Error {

@@ -12,13 +12,27 @@ export interface EventMap {
   /** An audit row could not be written (see server/respond.ts writeAudit); `error` is the database's message. */
   'audit.write_failed': { action: string; outcome: string; error: string; code?: string };
   'request.failed': { method: string; path: string; status: number; code: number; error: string; stack?: string };
-  'check.result': { user?: string; realm?: string; serials: string[]; outcome: string; message: string; policies: string[]; transactionId?: string };
+  'check.result': {
+    user?: string;
+    realm?: string;
+    serials: string[];
+    outcome: string;
+    message: string;
+    policies: string[];
+    transactionId?: string;
+  };
   'token.fail_counter': { serial: string; failCount: number; maxFail: number };
   'token.locked': { serial: string };
   'token.enrolled': { serial: string; type: string; user?: string; realm?: string };
   'token.stale_device': { serial: string; reason: string };
   /** An admin change through the admin API (assign, unassign, set, resync, revoke). */
-  'token.changed': { serial: string; action: 'assign' | 'unassign' | 'set' | 'resync' | 'revoke'; user?: string; realm?: string; keys?: string[] };
+  'token.changed': {
+    serial: string;
+    action: 'assign' | 'unassign' | 'set' | 'resync' | 'revoke';
+    user?: string;
+    realm?: string;
+    keys?: string[];
+  };
   'challenge.created': { serial: string; transactionId: string; type: string };
   'challenge.answered': { serial: string; transactionId: string; decision: 'accept' | 'decline' };
   'delivery.sent': { serial: string; channel: string; ms: number };
@@ -44,14 +58,21 @@ export class Events {
 
   on<K extends EventName>(name: K, fn: Listener<K>): () => void {
     let set = this.listeners.get(name);
-    if (!set) { set = new Set(); this.listeners.set(name, set); }
+    if (!set) {
+      set = new Set();
+      this.listeners.set(name, set);
+    }
     set.add(fn as Listener<never>);
-    return () => { set.delete(fn as Listener<never>); };
+    return () => {
+      set.delete(fn as Listener<never>);
+    };
   }
 
   onAny(fn: AnyListener): () => void {
     this.anyListeners.add(fn);
-    return () => { this.anyListeners.delete(fn); };
+    return () => {
+      this.anyListeners.delete(fn);
+    };
   }
 
   emit<K extends EventName>(name: K, payload: EventMap[K]): void {
@@ -61,7 +82,9 @@ export class Events {
   }
 
   private safely(name: string, fn: () => void): void {
-    try { fn(); } catch (err) {
+    try {
+      fn();
+    } catch (err) {
       if (name === 'events.subscriber_failed') return;
       this.emit('events.subscriber_failed', { event: name, error: String(err) });
     }
@@ -69,11 +92,15 @@ export class Events {
 }
 
 /** Writes every event as one JSON line (the structured log). */
-export function attachJsonLog(events: Events, clock: Clock, write: (line: string) => void, opts: { quiet?: Set<EventName> } = {}): () => void {
+export function attachJsonLog(
+  events: Events,
+  clock: Clock,
+  write: (line: string) => void,
+  opts: { quiet?: Set<EventName> } = {},
+): () => void {
   return events.onAny((name, payload) => {
     if (opts.quiet?.has(name)) return;
-    const level = name === 'log' ? (payload as { level: string }).level
-      : /failed|stale|locked|warning/.test(name) ? 'warn' : 'info';
+    const level = name === 'log' ? (payload as { level: string }).level : /failed|stale|locked|warning/.test(name) ? 'warn' : 'info';
     write(JSON.stringify({ time: new Date(clock.now()).toISOString(), level, event: name, ...(payload as object) }));
   });
 }

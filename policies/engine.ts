@@ -6,16 +6,7 @@ import { PolicyError } from '../core/errors.ts';
 import type { Clock } from '../core/clock.ts';
 import { actionsOfScope, findAction } from './actions.ts';
 import { matchesClient, matchesTime, matchesValueList, parseTimeExpression, type TimeExpression } from './match.ts';
-import type {
-  ActionDef,
-  ActionValue,
-  Explanation,
-  PolicyDef,
-  PolicyEngine,
-  ResolvedPolicy,
-  Scope,
-  Who,
-} from './types.ts';
+import type { ActionDef, ActionValue, Explanation, PolicyDef, PolicyEngine, ResolvedPolicy, Scope, Who } from './types.ts';
 
 export interface PolicyEngineOptions {
   policies: readonly PolicyDef[];

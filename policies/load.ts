@@ -38,7 +38,11 @@ function integerRule(min: number | undefined, max: number | undefined): string {
 }
 
 /** Splits a comma and/or whitespace separated string into its non-empty parts. */
-const splitList = (s: string, separators: RegExp): string[] => s.split(separators).map((p) => p.trim()).filter((p) => p !== '');
+const splitList = (s: string, separators: RegExp): string[] =>
+  s
+    .split(separators)
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
 
 /** Validates and normalises one action value; returns the value or a problem text (without the path). */
 function coerceAction(action: ActionDef, raw: unknown, path: string, problems: string[]): ActionValue | undefined {
@@ -160,7 +164,8 @@ function parseEntries(raw: unknown, actions: ReadonlyMap<string, ActionDef>, bas
     const before = problems.length;
 
     for (const key of Object.keys(entry)) {
-      if (!FIELDS.includes(key)) problems.push(`${path}.${key} is not a known policy field${didYouMean(key, FIELDS)} (known: ${FIELDS.join(', ')})`);
+      if (!FIELDS.includes(key))
+        problems.push(`${path}.${key} is not a known policy field${didYouMean(key, FIELDS)} (known: ${FIELDS.join(', ')})`);
     }
 
     const name = entry['name'];
@@ -168,7 +173,8 @@ function parseEntries(raw: unknown, actions: ReadonlyMap<string, ActionDef>, bas
 
     const scope = entry['scope'];
     const scopeOk = typeof scope === 'string' && (SCOPES as readonly string[]).includes(scope);
-    if (!scopeOk) problems.push(`${path}.scope must be one of ${SCOPES.join(', ')}${typeof scope === 'string' ? didYouMean(scope, SCOPES) : ''}`);
+    if (!scopeOk)
+      problems.push(`${path}.scope must be one of ${SCOPES.join(', ')}${typeof scope === 'string' ? didYouMean(scope, SCOPES) : ''}`);
 
     let priority = 1;
     if (entry['priority'] !== undefined) {
@@ -211,9 +217,13 @@ function parseEntries(raw: unknown, actions: ReadonlyMap<string, ActionDef>, bas
         if (!action) {
           const elsewhere = scopesOfAction(actions, actionName);
           problems.push(
-            `${actionPath} is not a known action for scope ${scope as string}` +
-              (elsewhere.length > 0 ? ` (it belongs to scope ${elsewhere.join(', ')})`
-                : didYouMean(actionName, actionsOfScope(actions, scope as Scope).map((a) => a.name))),
+            `${actionPath} is not a known action for scope ${scope as string}`
+              + (elsewhere.length > 0
+                ? ` (it belongs to scope ${elsewhere.join(', ')})`
+                : didYouMean(
+                    actionName,
+                    actionsOfScope(actions, scope as Scope).map((a) => a.name),
+                  )),
           );
           continue;
         }

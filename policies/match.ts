@@ -186,7 +186,8 @@ function parseDay(name: string): number {
 function parseClock(hours: string, minutes: string | undefined, item: string): number {
   const h = Number(hours);
   const m = minutes === undefined ? 0 : Number(minutes);
-  if (h > 24 || m > 59 || (h === 24 && m !== 0)) throw new Error(`'${hours}${minutes === undefined ? '' : `:${minutes}`}' in '${item}' is not a time of day`);
+  if (h > 24 || m > 59 || (h === 24 && m !== 0))
+    throw new Error(`'${hours}${minutes === undefined ? '' : `:${minutes}`}' in '${item}' is not a time of day`);
   return h * 60 + m;
 }
 

@@ -13,7 +13,8 @@ let tsc;
 try {
   tsc = path.join(path.dirname(createRequire(import.meta.url).resolve('typescript/package.json')), 'bin', 'tsc');
 } catch {
-  const msg = 'pushgate: the TypeScript compiler is not installed (dev dependencies omitted?), so build/ was not made; '
+  const msg =
+    'pushgate: the TypeScript compiler is not installed (dev dependencies omitted?), so build/ was not made; '
     + 'run `npm run build` where the dev dependencies are installed and ship build/ with the code';
   process.stderr.write(msg + '\n');
   process.exit(process.argv.includes('--if-possible') ? 0 : 1);

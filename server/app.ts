@@ -31,7 +31,10 @@ function clientAddress(deps: Deps, ctx: Koa.Context, params: Params): string {
   if (!proxies.length || !matchesClient(proxies, peer)) return peer;
   const override = params.get('client');
   if (override) return override;
-  const fwd = String(ctx.get('x-forwarded-for') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const fwd = String(ctx.get('x-forwarded-for') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   return fwd[0] ?? peer;
 }
 
@@ -40,7 +43,9 @@ export function createApp(deps: Deps): Koa<AppState> {
   app.proxy = false;
   // Errors Koa sees itself are stream errors of a request already answered by the frame below (a client that sent
   // half a body, or left): an event, not Koa's default stack trace on stderr, which any client could trigger at will.
-  app.on('error', (err: Error & { code?: string }) => deps.events.emit('log', { level: 'debug', msg: 'request stream error', error: err.message, code: err.code }));
+  app.on('error', (err: Error & { code?: string }) =>
+    deps.events.emit('log', { level: 'debug', msg: 'request stream error', error: err.message, code: err.code }),
+  );
 
   /** Errors → the eduMFA envelope (and, for /validate/ and audited routes, an ERROR audit row). */
   const renderError = (ctx: AppContext, raw: unknown) => {
@@ -71,7 +76,8 @@ export function createApp(deps: Deps): Koa<AppState> {
       // A push wait left the chain (ctx.respond = false): it answers and audits on the raw response itself.
       if (ctx.respond === false) return;
       // Nothing matched: the envelope, not Koa's plain-text 404 (after allowedMethods had its chance to answer 405).
-      if (ctx.status === 404 && ctx.body === undefined) throw new MfaError(404, 404, 'The requested URL was not found on the server.', { prefixed: false });
+      if (ctx.status === 404 && ctx.body === undefined)
+        throw new MfaError(404, 404, 'The requested URL was not found on the server.', { prefixed: false });
       // Every /validate/ request is audited, also one no route audits itself (OPTIONS, answered by allowedMethods).
       if (!ctx.state.audit && ctx.path.startsWith('/validate/')) ctx.state.audit = { ...requestAudit(ctx), outcome: 'OK' };
     } catch (raw) {
@@ -79,20 +85,32 @@ export function createApp(deps: Deps): Koa<AppState> {
     }
     for (const [k, v] of Object.entries(commonHeaders(deps))) ctx.set(k, v);
     const audit = ctx.state.audit;
-    const refused = audit ? await auditOrRefuse(deps, ctx.method, ctx.path, audit, ctx.state.client ?? null, ctx.state.admin ?? null) : null;
-    if (refused) { // an ACCEPT without its audit row: fail closed (server/respond.ts failsClosed)
+    const refused = audit
+      ? await auditOrRefuse(deps, ctx.method, ctx.path, audit, ctx.state.client ?? null, ctx.state.admin ?? null)
+      : null;
+    if (refused) {
+      // an ACCEPT without its audit row: fail closed (server/respond.ts failsClosed)
       ctx.body = refused.body;
       ctx.status = refused.status;
     }
   });
 
-  for (const router of [validateRouter(deps), authRouter(deps), adminRouter(deps), tokenRouter(deps), healthRouter(deps), smartphoneRouter(deps)]) {
+  for (const router of [
+    validateRouter(deps),
+    authRouter(deps),
+    adminRouter(deps),
+    tokenRouter(deps),
+    healthRouter(deps),
+    smartphoneRouter(deps),
+  ]) {
     app.use(router.routes());
-    app.use(router.allowedMethods({
-      throw: true,
-      methodNotAllowed: () => new MethodError('The method is not allowed for the requested URL.'),
-      notImplemented: () => new MethodError('The method is not implemented.'),
-    }));
+    app.use(
+      router.allowedMethods({
+        throw: true,
+        methodNotAllowed: () => new MethodError('The method is not allowed for the requested URL.'),
+        notImplemented: () => new MethodError('The method is not implemented.'),
+      }),
+    );
   }
   return app;
 }

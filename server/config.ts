@@ -26,7 +26,10 @@ export interface ChannelConfig {
 }
 export interface Config {
   readonly server: {
-    readonly host: string; readonly port: number; readonly publicUrl: string; readonly bodyLimitBytes: number;
+    readonly host: string;
+    readonly port: number;
+    readonly publicUrl: string;
+    readonly bodyLimitBytes: number;
     /** This node's name in the audit trail (default: the host name). */
     readonly nodeName: string;
     /** Proxies whose X-Forwarded-For and `client` parameter are believed (IPs/CIDRs). */
@@ -37,21 +40,32 @@ export interface Config {
   readonly realms: readonly RealmConfig[];
   readonly challenge: { readonly validitySeconds: number; readonly typeValiditySeconds: Readonly<Record<string, number>> };
   readonly tokens: {
-    readonly maxFail: number; readonly rolloutPurgeMinutes: number;
+    readonly maxFail: number;
+    readonly rolloutPurgeMinutes: number;
     /** eduMFA's failcounter_clear_timeout, in minutes (0: off): see server/auth/check.ts. */
     readonly failcounterClearTimeoutMinutes: number;
   };
   readonly pin: {
-    readonly memoryKib: number; readonly timeCost: number; readonly parallelism: number; readonly maxConcurrent: number;
+    readonly memoryKib: number;
+    readonly timeCost: number;
+    readonly parallelism: number;
+    readonly maxConcurrent: number;
     /** The PIN queue's bounds (server/auth/limiter.ts): jobs waiting in all, per key (user), and how long. */
-    readonly maxQueue: number; readonly maxQueuePerKey: number; readonly maxWaitMs: number;
+    readonly maxQueue: number;
+    readonly maxQueuePerKey: number;
+    readonly maxWaitMs: number;
   };
   readonly admin: { readonly jwtTtlSeconds: number };
   readonly audit: { readonly retentionDays: number };
   readonly cleanup: { readonly intervalSeconds: number; readonly chunk: number };
   /** `pollMaxChallenges`: the most open challenges one phone poll answers (newest first). */
   readonly push: { readonly channels: readonly ChannelConfig[]; readonly pollMaxChallenges: number };
-  readonly wait: { readonly maxConcurrent: number; readonly maxPerUser: number; readonly safetyRereadMs: number; readonly drainSeconds: number };
+  readonly wait: {
+    readonly maxConcurrent: number;
+    readonly maxPerUser: number;
+    readonly safetyRereadMs: number;
+    readonly drainSeconds: number;
+  };
   readonly bus: { readonly redisUrl: string | null };
   /** Back-off (server/auth/throttle.ts). A count of 0 turns that limiter off. */
   readonly limits: {
@@ -80,37 +94,57 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 class Reader {
   readonly problems: string[] = [];
   readonly baseDir: string;
-  constructor(baseDir: string) { this.baseDir = baseDir; }
+  constructor(baseDir: string) {
+    this.baseDir = baseDir;
+  }
   obj(v: unknown, p: string, known: readonly string[]): Obj {
     if (v === undefined || v === null) return {};
-    if (!isObj(v)) { this.problems.push(`${p} must be a mapping`); return {}; }
-    for (const k of Object.keys(v)) if (!known.includes(k)) this.problems.push(`${p ? p + '.' : ''}${k} is not a known setting${didYouMean(k, known)}`);
+    if (!isObj(v)) {
+      this.problems.push(`${p} must be a mapping`);
+      return {};
+    }
+    for (const k of Object.keys(v))
+      if (!known.includes(k)) this.problems.push(`${p ? p + '.' : ''}${k} is not a known setting${didYouMean(k, known)}`);
     return v;
   }
   str(v: unknown, p: string, def: string, opts: { pattern?: RegExp; hint?: string } = {}): string {
     if (v === undefined || v === null) return def;
-    if (typeof v !== 'string' && typeof v !== 'number') { this.problems.push(`${p} must be a string`); return def; }
+    if (typeof v !== 'string' && typeof v !== 'number') {
+      this.problems.push(`${p} must be a string`);
+      return def;
+    }
     const s = String(v);
-    if (opts.pattern && !opts.pattern.test(s)) { this.problems.push(`${p} must be ${opts.hint ?? `like ${opts.pattern}`}`); return def; }
+    if (opts.pattern && !opts.pattern.test(s)) {
+      this.problems.push(`${p} must be ${opts.hint ?? `like ${opts.pattern}`}`);
+      return def;
+    }
     return s;
   }
   int(v: unknown, p: string, def: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
     if (v === undefined || v === null) return def;
     const n = typeof v === 'string' && /^-?\d+$/.test(v) ? Number(v) : v;
     if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-      this.problems.push(max === Number.MAX_SAFE_INTEGER ? `${p} must be an integer >= ${min}` : `${p} must be an integer between ${min} and ${max}`);
+      this.problems.push(
+        max === Number.MAX_SAFE_INTEGER ? `${p} must be an integer >= ${min}` : `${p} must be an integer between ${min} and ${max}`,
+      );
       return def;
     }
     return n;
   }
   bool(v: unknown, p: string, def: boolean): boolean {
     if (v === undefined || v === null) return def;
-    if (typeof v !== 'boolean') { this.problems.push(`${p} must be true or false`); return def; }
+    if (typeof v !== 'boolean') {
+      this.problems.push(`${p} must be true or false`);
+      return def;
+    }
     return v;
   }
   list(v: unknown, p: string): unknown[] {
     if (v === undefined || v === null) return [];
-    if (!Array.isArray(v)) { this.problems.push(`${p} must be a list`); return []; }
+    if (!Array.isArray(v)) {
+      this.problems.push(`${p} must be a list`);
+      return [];
+    }
     return v;
   }
   file(v: unknown, p: string, def: string): string {
@@ -144,25 +178,53 @@ const defaultQueuePerKey = (maxQueue: number): number => Math.min(maxQueue, Math
 /** Parses an already YAML-decoded document. Throws ConfigError with every problem. */
 export function parseConfig(doc: unknown, baseDir: string): Config {
   const r = new Reader(baseDir);
-  const top = r.obj(doc, '', ['server', 'database', 'secrets', 'realms', 'challenge', 'tokens', 'pin', 'admin', 'audit',
-    'cleanup', 'push', 'wait', 'bus', 'limits', 'log', 'policies', 'policy_files']);
+  const top = r.obj(doc, '', [
+    'server',
+    'database',
+    'secrets',
+    'realms',
+    'challenge',
+    'tokens',
+    'pin',
+    'admin',
+    'audit',
+    'cleanup',
+    'push',
+    'wait',
+    'bus',
+    'limits',
+    'log',
+    'policies',
+    'policy_files',
+  ]);
 
   const s = r.obj(top.server, 'server', ['host', 'port', 'public_url', 'body_limit_bytes', 'trusted_proxies', 'node_name']);
   const host = r.str(s.host, 'server.host', '127.0.0.1');
   const port = r.int(s.port, 'server.port', 5001, 0, 65535);
-  const publicUrl = r.str(s.public_url, 'server.public_url', `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
-    { pattern: /^https?:\/\/[^\s/]+(\/[^\s]*)?$/, hint: 'an http(s) URL like https://mfa.example.org' }).replace(/\/+$/, '');
+  const publicUrl = r
+    .str(s.public_url, 'server.public_url', `http://${host.includes(':') ? `[${host}]` : host}:${port}`, {
+      pattern: /^https?:\/\/[^\s/]+(\/[^\s]*)?$/,
+      hint: 'an http(s) URL like https://mfa.example.org',
+    })
+    .replace(/\/+$/, '');
   const server = {
-    host, port, publicUrl,
+    host,
+    port,
+    publicUrl,
     bodyLimitBytes: r.int(s.body_limit_bytes, 'server.body_limit_bytes', 64 * 1024, 1024),
     trustedProxies: r.list(s.trusted_proxies, 'server.trusted_proxies').map((x, i) => r.str(x, `server.trusted_proxies[${i}]`, '')),
-    nodeName: r.str(s.node_name, 'server.node_name', os.hostname().slice(0, 120) || 'pushgate',
-      { pattern: /^[^\s]{1,120}$/, hint: '1 to 120 characters without spaces' }),
+    nodeName: r.str(s.node_name, 'server.node_name', os.hostname().slice(0, 120) || 'pushgate', {
+      pattern: /^[^\s]{1,120}$/,
+      hint: '1 to 120 characters without spaces',
+    }),
   };
 
   const d = r.obj(top.database, 'database', ['url', 'pool_max']);
   const database: { url: string; poolMax: number } = {
-    url: r.str(d.url, 'database.url', 'sqlite:./data/pushgate.db', { pattern: /^(sqlite:.+|postgres(ql)?:\/\/.+|(mysql|mariadb):\/\/.+)$/, hint: 'sqlite:PATH, postgres://… or mysql://…' }),
+    url: r.str(d.url, 'database.url', 'sqlite:./data/pushgate.db', {
+      pattern: /^(sqlite:.+|postgres(ql)?:\/\/.+|(mysql|mariadb):\/\/.+)$/,
+      hint: 'sqlite:PATH, postgres://… or mysql://…',
+    }),
     poolMax: r.int(d.pool_max, 'database.pool_max', 10, 1),
   };
   if (database.url.startsWith('sqlite:') && database.url !== 'sqlite::memory:') {
@@ -177,7 +239,8 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
     const o = r.obj(raw, p, ['name', 'default', 'users']);
     const name = r.str(o.name, `${p}.name`, '', { pattern: /^[A-Za-z0-9_.-]+$/, hint: 'a name of letters, digits, _ . -' });
     if (!name) r.problems.push(`${p}.name is required`);
-    else if (name.length > COLUMN_LIMITS.tokens.realm) r.problems.push(`${p}.name must be at most ${COLUMN_LIMITS.tokens.realm} characters (the realm column)`);
+    else if (name.length > COLUMN_LIMITS.tokens.realm)
+      r.problems.push(`${p}.name must be at most ${COLUMN_LIMITS.tokens.realm} characters (the realm column)`);
     const u = r.obj(o.users, `${p}.users`, ['type', 'path']);
     const type = r.str(u.type, `${p}.users.type`, 'any');
     let users: RealmConfig['users'];
@@ -191,23 +254,39 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
     return { name, default: r.bool(o.default, `${p}.default`, false), users };
   });
   const names = new Set<string>();
-  realms.forEach((rl, i) => { if (names.has(rl.name)) r.problems.push(`realms[${i}].name ${rl.name} is defined twice`); names.add(rl.name); });
+  realms.forEach((rl, i) => {
+    if (names.has(rl.name)) r.problems.push(`realms[${i}].name ${rl.name} is defined twice`);
+    names.add(rl.name);
+  });
   if (realms.filter((x) => x.default).length > 1) r.problems.push('realms: only one realm may be the default');
   const finalRealms: RealmConfig[] = realms.length ? realms : [{ name: 'default', default: true, users: { type: 'any' } }];
 
   const c = r.obj(top.challenge, 'challenge', ['validity_seconds', 'type_validity_seconds']);
-  const tv = r.obj(c.type_validity_seconds, 'challenge.type_validity_seconds', Object.keys(isObj(c.type_validity_seconds) ? c.type_validity_seconds : {}));
+  const tv = r.obj(
+    c.type_validity_seconds,
+    'challenge.type_validity_seconds',
+    Object.keys(isObj(c.type_validity_seconds) ? c.type_validity_seconds : {}),
+  );
   const typeValiditySeconds: Record<string, number> = {};
   for (const [k, v] of Object.entries(tv)) typeValiditySeconds[k] = r.int(v, `challenge.type_validity_seconds.${k}`, 120, 1);
   const challenge = { validitySeconds: r.int(c.validity_seconds, 'challenge.validity_seconds', 120, 1), typeValiditySeconds };
 
   const t = r.obj(top.tokens, 'tokens', ['max_fail', 'rollout_purge_minutes', 'failcounter_clear_timeout']);
   const tokens = {
-    maxFail: r.int(t.max_fail, 'tokens.max_fail', 10, 1), rolloutPurgeMinutes: r.int(t.rollout_purge_minutes, 'tokens.rollout_purge_minutes', 1440, 1),
+    maxFail: r.int(t.max_fail, 'tokens.max_fail', 10, 1),
+    rolloutPurgeMinutes: r.int(t.rollout_purge_minutes, 'tokens.rollout_purge_minutes', 1440, 1),
     failcounterClearTimeoutMinutes: r.int(t.failcounter_clear_timeout, 'tokens.failcounter_clear_timeout', 10, 0, 525_600),
   };
 
-  const pn = r.obj(top.pin, 'pin', ['memory_kib', 'time_cost', 'parallelism', 'max_concurrent', 'max_queue', 'max_queue_per_key', 'max_wait_ms']);
+  const pn = r.obj(top.pin, 'pin', [
+    'memory_kib',
+    'time_cost',
+    'parallelism',
+    'max_concurrent',
+    'max_queue',
+    'max_queue_per_key',
+    'max_wait_ms',
+  ]);
   const maxConcurrent = r.int(pn.max_concurrent, 'pin.max_concurrent', defaultPinConcurrency(), 1);
   const maxWaitMs = r.int(pn.max_wait_ms, 'pin.max_wait_ms', pinQueueDefaults(maxConcurrent).maxWaitMs, 1);
   const maxQueue = r.int(pn.max_queue, 'pin.max_queue', pinQueueDefaults(maxConcurrent, maxWaitMs).maxQueue, 1);
@@ -215,7 +294,9 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
     memoryKib: r.int(pn.memory_kib, 'pin.memory_kib', 19456, 1024),
     timeCost: r.int(pn.time_cost, 'pin.time_cost', 2, 1),
     parallelism: r.int(pn.parallelism, 'pin.parallelism', 1, 1, 16),
-    maxConcurrent, maxWaitMs, maxQueue,
+    maxConcurrent,
+    maxWaitMs,
+    maxQueue,
     // At most the whole queue (a larger value would be accepted and ignored).
     maxQueuePerKey: r.int(pn.max_queue_per_key, 'pin.max_queue_per_key', defaultQueuePerKey(maxQueue), 1, maxQueue),
   };
@@ -225,7 +306,10 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
   const au = r.obj(top.audit, 'audit', ['retention_days']);
   const audit = { retentionDays: r.int(au.retention_days, 'audit.retention_days', 180, 1) };
   const cl = r.obj(top.cleanup, 'cleanup', ['interval_seconds', 'chunk']);
-  const cleanup = { intervalSeconds: r.int(cl.interval_seconds, 'cleanup.interval_seconds', 300, 0), chunk: r.int(cl.chunk, 'cleanup.chunk', 500, 1) };
+  const cleanup = {
+    intervalSeconds: r.int(cl.interval_seconds, 'cleanup.interval_seconds', 300, 0),
+    chunk: r.int(cl.chunk, 'cleanup.chunk', 500, 1),
+  };
 
   const pu = r.obj(top.push, 'push', ['channels', 'poll_max_challenges']);
   const pollMaxChallenges = r.int(pu.poll_max_challenges, 'push.poll_max_challenges', 5, 1, 100);
@@ -234,20 +318,25 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
     const o = r.obj(raw, p, ['name', 'type', 'service_account_file', 'https_proxy', 'timeout_ms']);
     const name = r.str(o.name, `${p}.name`, '');
     if (!name) r.problems.push(`${p}.name is required`);
-    else if (name.length > COLUMN_LIMITS.tokens.realm) r.problems.push(`${p}.name must be at most ${COLUMN_LIMITS.tokens.realm} characters (the realm column)`);
+    else if (name.length > COLUMN_LIMITS.tokens.realm)
+      r.problems.push(`${p}.name must be at most ${COLUMN_LIMITS.tokens.realm} characters (the realm column)`);
     if (name === 'poll only') r.problems.push(`${p}.name "poll only" is reserved`);
     const type = r.str(o.type, `${p}.type`, 'firebase');
     if (type !== 'firebase') r.problems.push(`${p}.type must be firebase`);
     if (o.service_account_file === undefined) r.problems.push(`${p}.service_account_file is required`);
     return {
-      name, type: 'firebase' as const,
+      name,
+      type: 'firebase' as const,
       serviceAccountFile: r.file(o.service_account_file, `${p}.service_account_file`, ''),
       httpsProxy: o.https_proxy === undefined ? null : r.str(o.https_proxy, `${p}.https_proxy`, ''),
       timeoutMs: r.int(o.timeout_ms, `${p}.timeout_ms`, 3000, 1),
     };
   });
   const chNames = new Set<string>();
-  channels.forEach((ch, i) => { if (chNames.has(ch.name)) r.problems.push(`push.channels[${i}].name ${ch.name} is defined twice`); chNames.add(ch.name); });
+  channels.forEach((ch, i) => {
+    if (chNames.has(ch.name)) r.problems.push(`push.channels[${i}].name ${ch.name} is defined twice`);
+    chNames.add(ch.name);
+  });
 
   const w = r.obj(top.wait, 'wait', ['max_concurrent', 'max_per_user', 'safety_reread_ms', 'drain_seconds']);
   const wait = {
@@ -257,15 +346,35 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
     drainSeconds: r.int(w.drain_seconds, 'wait.drain_seconds', 10, 0),
   };
   const b = r.obj(top.bus, 'bus', ['redis_url']);
-  const bus = { redisUrl: b.redis_url === undefined || b.redis_url === null ? null : r.str(b.redis_url, 'bus.redis_url', '', { pattern: /^rediss?:\/\//, hint: 'a redis:// URL' }) };
-  const lm = r.obj(top.limits, 'limits', ['store', 'key_prefix', 'failed_per_user', 'failed_per_address', 'failed_window_seconds',
-    'failed_block_seconds', 'challenges_per_user', 'challenges_window_seconds']);
-  const limitsStore = r.str(lm.store, 'limits.store', 'auto', { pattern: /^(auto|memory|database|redis)$/, hint: 'one of auto, memory, database, redis' }) as LimitsStore;
+  const bus = {
+    redisUrl:
+      b.redis_url === undefined || b.redis_url === null
+        ? null
+        : r.str(b.redis_url, 'bus.redis_url', '', { pattern: /^rediss?:\/\//, hint: 'a redis:// URL' }),
+  };
+  const lm = r.obj(top.limits, 'limits', [
+    'store',
+    'key_prefix',
+    'failed_per_user',
+    'failed_per_address',
+    'failed_window_seconds',
+    'failed_block_seconds',
+    'challenges_per_user',
+    'challenges_window_seconds',
+  ]);
+  const limitsStore = r.str(lm.store, 'limits.store', 'auto', {
+    pattern: /^(auto|memory|database|redis)$/,
+    hint: 'one of auto, memory, database, redis',
+  }) as LimitsStore;
   if (limitsStore === 'redis' && !bus.redisUrl) r.problems.push('limits.store redis needs bus.redis_url');
-  if (limitsStore === 'database' && database.url.startsWith('sqlite:')) r.problems.push('limits.store database needs PostgreSQL or MariaDB/MySQL (database.url); SQLite is one node: use memory');
+  if (limitsStore === 'database' && database.url.startsWith('sqlite:'))
+    r.problems.push('limits.store database needs PostgreSQL or MariaDB/MySQL (database.url); SQLite is one node: use memory');
   const limits = {
     store: limitsStore,
-    keyPrefix: r.str(lm.key_prefix, 'limits.key_prefix', 'pushgate', { pattern: /^[A-Za-z0-9_.-]{1,40}$/, hint: '1-40 letters, digits, _ . -' }),
+    keyPrefix: r.str(lm.key_prefix, 'limits.key_prefix', 'pushgate', {
+      pattern: /^[A-Za-z0-9_.-]{1,40}$/,
+      hint: '1-40 letters, digits, _ . -',
+    }),
     failedPerUser: r.int(lm.failed_per_user, 'limits.failed_per_user', 10, 0, 1_000_000),
     failedPerAddress: r.int(lm.failed_per_address, 'limits.failed_per_address', 100, 0, 1_000_000),
     failedWindowSeconds: r.int(lm.failed_window_seconds, 'limits.failed_window_seconds', 600, 1, 86_400),
@@ -282,8 +391,24 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
 
   if (r.problems.length) throw new ConfigError(r.problems);
   return {
-    server, database, secrets, realms: finalRealms, challenge, tokens, pin, admin, audit, cleanup, push: { channels, pollMaxChallenges }, wait, bus, limits,
-    log: { level: level as Config['log']['level'] }, policies, policyFiles, baseDir,
+    server,
+    database,
+    secrets,
+    realms: finalRealms,
+    challenge,
+    tokens,
+    pin,
+    admin,
+    audit,
+    cleanup,
+    push: { channels, pollMaxChallenges },
+    wait,
+    bus,
+    limits,
+    log: { level: level as Config['log']['level'] },
+    policies,
+    policyFiles,
+    baseDir,
   };
 }
 
@@ -348,10 +473,12 @@ export function parseConfigWith(doc: unknown, baseDir: string, overrides: readon
     return parseConfig(isObj(doc) || doc === null || doc === undefined ? merged : doc, baseDir);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    throw new ConfigError(err.problems.map((p) => {
-      for (const [at, source] of sources) if (p.startsWith(`${at} `)) return `${source} (${at})${p.slice(at.length)}`;
-      return p;
-    }));
+    throw new ConfigError(
+      err.problems.map((p) => {
+        for (const [at, source] of sources) if (p.startsWith(`${at} `)) return `${source} (${at})${p.slice(at.length)}`;
+        return p;
+      }),
+    );
   }
 }
 
@@ -362,11 +489,15 @@ export function parseConfigWith(doc: unknown, baseDir: string, overrides: readon
 export function loadConfig(file: string | null, overrides: readonly ConfigOverride[] = []): Config {
   if (!file) return parseConfigWith({}, process.cwd(), overrides);
   let text: string;
-  try { text = fs.readFileSync(file, 'utf8'); } catch (err) {
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
     throw new ConfigError([`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`]);
   }
   let doc: unknown;
-  try { doc = YAML.parse(text); } catch (err) {
+  try {
+    doc = YAML.parse(text);
+  } catch (err) {
     throw new ConfigError([yamlProblem(file, err, text)]);
   }
   return parseConfigWith(doc ?? {}, path.dirname(path.resolve(file)), overrides);
@@ -386,14 +517,22 @@ const isLoopback = (h: string): boolean => h === 'localhost' || /^127\./.test(h)
  */
 export function phoneUrlProblems(url: string, listenHost: string, sslVerify: '0' | '1'): string[] {
   let u: URL;
-  try { u = new URL(url); } catch { return [`${url} is not a URL`]; }
+  try {
+    u = new URL(url);
+  } catch {
+    return [`${url} is not a URL`];
+  }
   const problems: string[] = [];
   if (isUnspecified(u.hostname)) problems.push(`${u.hostname} is a listen address, not one a phone can call`);
   else if (isLoopback(u.hostname) && isUnspecified(listenHost)) {
-    problems.push(`${u.hostname} is this machine's loopback address (the server listens on all interfaces: use the name phones reach it by)`);
+    problems.push(
+      `${u.hostname} is this machine's loopback address (the server listens on all interfaces: use the name phones reach it by)`,
+    );
   }
   if (u.protocol === 'http:' && sslVerify === '1') {
-    problems.push('it is plain http:// while the app verifies TLS (ssl_verify 1): pushgate speaks plain HTTP, put a TLS reverse proxy in front of it');
+    problems.push(
+      'it is plain http:// while the app verifies TLS (ssl_verify 1): pushgate speaks plain HTTP, put a TLS reverse proxy in front of it',
+    );
   }
   return problems;
 }
@@ -402,8 +541,10 @@ export function phoneUrlProblems(url: string, listenHost: string, sslVerify: '0'
 export function publicUrlWarning(config: Config, sslVerify: '0' | '1'): string | null {
   const problems = phoneUrlProblems(config.server.publicUrl, config.server.host, sslVerify);
   if (!problems.length) return null;
-  return `server.public_url ${config.server.publicUrl} cannot work for a phone (push tokens): ${problems.join('; ')}. `
-    + 'Set server.public_url (or PUSHGATE_PUBLIC_URL) to the https:// URL of the TLS reverse proxy in front of pushgate (README: "TLS").';
+  return (
+    `server.public_url ${config.server.publicUrl} cannot work for a phone (push tokens): ${problems.join('; ')}. `
+    + 'Set server.public_url (or PUSHGATE_PUBLIC_URL) to the https:// URL of the TLS reverse proxy in front of pushgate (README: "TLS").'
+  );
 }
 
 /**
@@ -418,6 +559,8 @@ export function enrollmentUrlWarning(serial: string, qrUrl: string | undefined, 
   if (url === null) return null;
   const problems = phoneUrlProblems(url, listenHost, params.get('sslverify') === '0' ? '0' : '1');
   if (!problems.length) return null;
-  return `token ${serial}: the phone will call ${url}, which cannot work: ${problems.join('; ')}. `
-    + 'Set server.public_url (or the registration_url policy) to the https:// URL of the TLS reverse proxy in front of pushgate (README: "TLS").';
+  return (
+    `token ${serial}: the phone will call ${url}, which cannot work: ${problems.join('; ')}. `
+    + 'Set server.public_url (or the registration_url policy) to the https:// URL of the TLS reverse proxy in front of pushgate (README: "TLS").'
+  );
 }

@@ -65,7 +65,10 @@ export function collectPolicies(config: Config, actions: ReadonlyMap<string, Act
   const problems = [...inline.problems, ...files.problems];
   const all = [...inline.policies, ...files.policies];
   const seen = new Set<string>();
-  for (const p of all) { if (seen.has(p.name)) problems.push(`policy name ${p.name} is defined more than once`); seen.add(p.name); }
+  for (const p of all) {
+    if (seen.has(p.name)) problems.push(`policy name ${p.name} is defined more than once`);
+    seen.add(p.name);
+  }
   if (problems.length) throw new ConfigError(problems);
   return all;
 }
@@ -89,7 +92,9 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
     const loaded = loadOrCreateKey(config.secrets.keyFile);
     key = loaded.key;
     if (loaded.created) {
-      events.emit('config.warning', { message: `SECRETS KEY CREATED at ${config.secrets.keyFile}: back this file up — without it no stored token secret can be read` });
+      events.emit('config.warning', {
+        message: `SECRETS KEY CREATED at ${config.secrets.keyFile}: back this file up — without it no stored token secret can be read`,
+      });
     }
   }
   const box = createSecretBox(key);
@@ -101,22 +106,59 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
     log: (level, msg) => events.emit('log', { level, msg: `database: ${msg}` }),
   });
   if (opts.migrate !== false) {
-    try { await store.migrate(); } catch (err) { await store.close(); throw err; }
+    try {
+      await store.migrate();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
   }
   const busError = (err: unknown) => events.emit('log', { level: 'warn', msg: 'answer bus transport error', error: String(err) });
-  const transport = opts.transport !== undefined ? opts.transport
-    : config.bus.redisUrl ? redisTransport(config.bus.redisUrl, busError)
-    : store.dialect === 'postgres' ? pgTransport(config.database.url, busError, (ms, fn) => { clock.schedule(ms, fn); })
-    : null;
+  const transport =
+    opts.transport !== undefined
+      ? opts.transport
+      : config.bus.redisUrl
+        ? redisTransport(config.bus.redisUrl, busError)
+        : store.dialect === 'postgres'
+          ? pgTransport(config.database.url, busError, (ms, fn) => {
+              clock.schedule(ms, fn);
+            })
+          : null;
   const answers = createAnswerBus(clock, transport, busError);
-  try { await answers.start(); } catch (err) { await answers.close().catch(() => {}); await store.close(); throw err; }
+  try {
+    await answers.start();
+  } catch (err) {
+    await answers.close().catch(() => {});
+    await store.close();
+    throw err;
+  }
   const unsubscribe = events.on('challenge.answered', (e) => answers.notify(e.transactionId));
   const waits = createWaitRegistry({ config, events });
   let push: PushServices;
-  try { push = createPushServices({ config, clock, events, store }, opts.push); } catch (err) { unsubscribe(); await answers.close().catch(() => {}); await store.close(); throw err; }
+  try {
+    push = createPushServices({ config, clock, events, store }, opts.push);
+  } catch (err) {
+    unsubscribe();
+    await answers.close().catch(() => {});
+    await store.close();
+    throw err;
+  }
   const throttle = createThrottle({ config, events, store });
   return {
-    config, clock, events, store, box, pins, realms, registry, policies, answers, waits, push, throttle, metrics: createMetrics(events),
+    config,
+    clock,
+    events,
+    store,
+    box,
+    pins,
+    realms,
+    registry,
+    policies,
+    answers,
+    waits,
+    push,
+    throttle,
+    metrics: createMetrics(events),
     jwtKey: box.derive('jwt'),
     reloadPolicies(from = config) {
       const next = collectPolicies(from, actions);

@@ -10,7 +10,11 @@ export const VERSION_NUMBER = '0.1.0';
 export const VERSION = `pushgate ${VERSION_NUMBER}`;
 
 export interface Envelope {
-  jsonrpc: '2.0'; id: number; time: number; version: string; versionnumber?: string;
+  jsonrpc: '2.0';
+  id: number;
+  time: number;
+  version: string;
+  versionnumber?: string;
   result: { status: boolean; value?: unknown; authentication?: string; error?: { code: number; message: string } };
   /** Absent when `no_detail_on_success` / `no_detail_on_fail` stripped it (eduMFA deletes the key). */
   detail?: Record<string, unknown> | null;
@@ -21,7 +25,14 @@ export function okEnvelope(now: number, value: unknown, detail: Record<string, u
 }
 
 export function errorEnvelope(now: number, err: MfaError): Envelope {
-  return { jsonrpc: '2.0', id: 1, time: now / 1000, version: VERSION, detail: null, result: { status: false, error: { code: err.code, message: err.wireMessage } } };
+  return {
+    jsonrpc: '2.0',
+    id: 1,
+    time: now / 1000,
+    version: VERSION,
+    detail: null,
+    result: { status: false, error: { code: err.code, message: err.wireMessage } },
+  };
 }
 
 /**
@@ -40,8 +51,13 @@ function attributesOf(c: ChallengeOut): { attributes?: Readonly<Record<string, u
  */
 export function challengeDetail(challenges: readonly ChallengeOut[], preferredClientMode: string): Record<string, unknown> {
   const multi = challenges.map((c) => ({
-    transaction_id: c.transactionId, serial: c.serial, type: c.type, client_mode: c.clientMode, message: c.message,
-    ...attributesOf(c), ...(c.image ? { image: c.image } : {}),
+    transaction_id: c.transactionId,
+    serial: c.serial,
+    type: c.type,
+    client_mode: c.clientMode,
+    message: c.message,
+    ...attributesOf(c),
+    ...(c.image ? { image: c.image } : {}),
   }));
   const detail: Record<string, unknown> = {
     multi_challenge: multi,
@@ -51,8 +67,12 @@ export function challengeDetail(challenges: readonly ChallengeOut[], preferredCl
   const last = challenges[challenges.length - 1];
   if (last) {
     Object.assign(detail, {
-      transaction_id: last.transactionId, serial: last.serial, type: last.type, client_mode: last.clientMode,
-      ...attributesOf(last), message: challenges.map((c) => c.message).join(', '),
+      transaction_id: last.transactionId,
+      serial: last.serial,
+      type: last.type,
+      client_mode: last.clientMode,
+      ...attributesOf(last),
+      message: challenges.map((c) => c.message).join(', '),
       preferred_client_mode: preferredClientMode,
     });
     if (last.image) detail.image = last.image;
@@ -90,7 +110,11 @@ export function outcomeEnvelope(now: number, o: Outcome, opts: OutcomeOptions = 
   if (o.kind === 'challenge') {
     detail = challengeDetail(o.challenges, o.preferredClientMode);
     if (opts.challengeTextHeader && o.challenges.length) {
-      detail.message = challengeText(opts.challengeTextHeader, opts.challengeTextFooter ?? '', o.challenges.map((c) => c.message));
+      detail.message = challengeText(
+        opts.challengeTextHeader,
+        opts.challengeTextFooter ?? '',
+        o.challenges.map((c) => c.message),
+      );
     }
   } else {
     detail = { message: o.message };
@@ -106,7 +130,9 @@ export function outcomeEnvelope(now: number, o: Outcome, opts: OutcomeOptions = 
   }
   const env = okEnvelope(now, o.kind === 'accept', detail, 2);
   // A decline is REJECT on eduMFA's wire (the Java and PHP clients know no other failure); DECLINED only on request.
-  env.result.authentication = o.kind === 'declined' && opts.declinedAuthentication !== 'declined' ? AUTHENTICATION.reject : AUTHENTICATION[o.kind];
-  if ((o.kind === 'accept' && opts.noDetailOnSuccess) || (o.kind !== 'accept' && o.kind !== 'challenge' && opts.noDetailOnFail)) delete env.detail;
+  env.result.authentication =
+    o.kind === 'declined' && opts.declinedAuthentication !== 'declined' ? AUTHENTICATION.reject : AUTHENTICATION[o.kind];
+  if ((o.kind === 'accept' && opts.noDetailOnSuccess) || (o.kind !== 'accept' && o.kind !== 'challenge' && opts.noDetailOnFail))
+    delete env.detail;
   return env;
 }

@@ -32,7 +32,10 @@ export async function listen(app: { listen: Koa['listen'] }, config: Config): Pr
   server.requestTimeout = 0;
   server.headersTimeout = 30_000;
   server.keepAliveTimeout = 65_000;
-  await new Promise<void>((resolve, reject) => { server.once('listening', resolve); server.once('error', reject); });
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
   return server;
 }
 
@@ -48,7 +51,9 @@ function defaultSslVerify(deps: Deps): '0' | '1' {
   try {
     const p = deps.policies.resolve('enrollment', {});
     return ['edupush_ssl_verify', 'push_ssl_verify'].every((a) => String(p.get(a)) === '0') ? '0' : '1';
-  } catch { return '1'; } // conflicting values: the enrollment reports it
+  } catch {
+    return '1';
+  } // conflicting values: the enrollment reports it
 }
 
 export async function startServer(configFile: string | null, opts: StartOptions = {}): Promise<RunningServer> {
@@ -73,7 +78,9 @@ export async function startServer(configFile: string | null, opts: StartOptions 
 
   let stopping: Promise<void> | null = null;
   return {
-    deps, server, url,
+    deps,
+    server,
+    url,
     reload() {
       try {
         const next = configFile ? loadConfig(configFile, opts.overrides) : config;
@@ -104,7 +111,9 @@ export async function startServer(configFile: string | null, opts: StartOptions 
 
 /** Wires process signals to a running server. */
 export function handleSignals(running: RunningServer): void {
-  const stop = (sig: string) => { void running.stop(sig).then(() => process.exit(0)); };
+  const stop = (sig: string) => {
+    void running.stop(sig).then(() => process.exit(0));
+  };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => running.reload());

@@ -16,7 +16,10 @@ export function createMetrics(events: Events): Metrics {
   events.on('wait.started', () => inc('pushgate_waits_started_total'));
   events.on('wait.finished', (e) => {
     inc(`pushgate_waits_finished_total{result="${e.result}"}`);
-    if (e.wakeMs !== undefined) { waitAnswerMs.push(e.wakeMs); if (waitAnswerMs.length > 1000) waitAnswerMs.shift(); }
+    if (e.wakeMs !== undefined) {
+      waitAnswerMs.push(e.wakeMs);
+      if (waitAnswerMs.length > 1000) waitAnswerMs.shift();
+    }
   });
   events.on('wait.rejected', (e) => inc(`pushgate_waits_rejected_total{reason="${e.reason}"}`));
   events.on('pin.rejected', (e) => inc(`pushgate_pin_rejected_total{reason="${e.reason}"}`));
@@ -28,13 +31,14 @@ export function createMetrics(events: Events): Metrics {
   events.on('throttle.refused', (e) => inc(`pushgate_throttled_total{limit="${e.limit}"}`));
   events.on('request.failed', (e) => inc(`pushgate_request_errors_total{status="${e.status}"}`));
   return {
-    counters, waitAnswerMs,
+    counters,
+    waitAnswerMs,
     render(gauges) {
       const lines: string[] = [];
       for (const [k, v] of [...counters].sort()) lines.push(`${k} ${v}`);
       for (const [k, v] of Object.entries(gauges)) lines.push(`${k} ${v}`);
       const sorted = [...waitAnswerMs].sort((a, b) => a - b);
-      const q = (p: number) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : 0;
+      const q = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : 0);
       lines.push(`pushgate_wait_duration_ms{quantile="0.5"} ${q(0.5)}`, `pushgate_wait_duration_ms{quantile="0.99"} ${q(0.99)}`);
       return lines.join('\n') + '\n';
     },

@@ -35,8 +35,15 @@ export interface Params {
 export function lenientUnquote(s: string): string {
   if (!s.includes('%')) return s;
   return s.replace(/(%[0-9A-Fa-f]{2})+/g, (run) => {
-    try { return decodeURIComponent(run); } catch {
-      const bytes = Buffer.from(run.split('%').slice(1).map((h) => parseInt(h, 16)));
+    try {
+      return decodeURIComponent(run);
+    } catch {
+      const bytes = Buffer.from(
+        run
+          .split('%')
+          .slice(1)
+          .map((h) => parseInt(h, 16)),
+      );
       return bytes.toString('utf8');
     }
   });
@@ -66,7 +73,9 @@ class RequestParams implements Params {
     if (name === 'transaction_id') return this.map.get('state');
     return undefined;
   }
-  has(name: string): boolean { return this.get(name) !== undefined; }
+  has(name: string): boolean {
+    return this.get(name) !== undefined;
+  }
   require(name: string): string {
     const v = this.get(name);
     if (v === undefined) throw missingParameter(name);
@@ -77,8 +86,12 @@ class RequestParams implements Params {
     if (v === undefined || v === '') throw missingParameter(name);
     return v;
   }
-  raw(name: string): unknown { return this.json && Object.hasOwn(this.json, name) ? this.json[name] : this.get(name); }
-  all(): Readonly<Record<string, string>> { return Object.freeze(Object.fromEntries(this.map)); }
+  raw(name: string): unknown {
+    return this.json && Object.hasOwn(this.json, name) ? this.json[name] : this.get(name);
+  }
+  all(): Readonly<Record<string, string>> {
+    return Object.freeze(Object.fromEntries(this.map));
+  }
 }
 
 export function makeParams(values: Record<string, string>, rawJson: Record<string, unknown> | null = null): Params {
@@ -96,11 +109,16 @@ export function jsonDepth(text: string, limit = Infinity): number {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
-    else if (c === 0x7b || c === 0x5b) { if (++depth > max) { max = depth; if (max > limit) return max; } }
-    else if (c === 0x7d || c === 0x5d) depth--;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) {
+        max = depth;
+        if (max > limit) return max;
+      }
+    } else if (c === 0x7d || c === 0x5d) depth--;
   }
   return max;
 }
@@ -141,17 +159,23 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       req.off('end', onEnd);
       req.off('error', onError);
       req.off('close', onClose);
-      if (err) reject(err); else resolve(Buffer.concat(chunks));
+      if (err) reject(err);
+      else resolve(Buffer.concat(chunks));
     };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size <= limit) { chunks.push(chunk); return; }
+      if (size <= limit) {
+        chunks.push(chunk);
+        return;
+      }
       req.pause(); // the rest is not read; the 413 closes the connection
       finish(new PayloadTooLargeError(limit));
     };
     const onEnd = () => finish(null);
     const onError = (err: Error) => finish(new ParameterError(`Request body failed: ${err.message}`));
-    const onClose = () => { if (!req.complete) finish(new ParameterError('The client went away before the request body was complete.')); };
+    const onClose = () => {
+      if (!req.complete) finish(new ParameterError('The client went away before the request body was complete.'));
+    };
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);
@@ -174,7 +198,10 @@ function parseMultipart(req: IncomingMessage, limit: number): Promise<Record<str
       // A part without Content-Disposition or without a name has no parameter name (busboy passes undefined): ignored.
       total += value.length + (name?.length ?? 0);
       if (name === undefined) return;
-      if (info.valueTruncated || total > limit) { reject(new PayloadTooLargeError(limit)); return; }
+      if (info.valueTruncated || total > limit) {
+        reject(new PayloadTooLargeError(limit));
+        return;
+      }
       out[name.endsWith('[]') ? name.slice(0, -2) : name] = value;
     });
     bb.on('filesLimit', () => reject(new ParameterError('File uploads are not accepted.')));
@@ -193,14 +220,22 @@ export async function parseRequestParams(req: IncomingMessage, query: URLSearchP
   const twice = decodesTwice(req.headers['user-agent']);
   const values: Record<string, string> = {};
   let count = 0;
-  const counted = () => { if (++count > MAX_PARAMS) throw tooManyParams(); };
-  for (const [k, v] of query) { counted(); values[k] = twice ? lenientUnquote(v) : v; }
+  const counted = () => {
+    if (++count > MAX_PARAMS) throw tooManyParams();
+  };
+  for (const [k, v] of query) {
+    counted();
+    values[k] = twice ? lenientUnquote(v) : v;
+  }
   let rawJson: Record<string, unknown> | null = null;
   const method = req.method ?? 'GET';
   if (method !== 'GET' && method !== 'HEAD') {
     const type = String(req.headers['content-type'] ?? '').toLowerCase();
     if (type.startsWith('multipart/form-data')) {
-      for (const [k, v] of Object.entries(await parseMultipart(req, limit))) { counted(); if (!(k in values)) values[k] = twice ? lenientUnquote(v) : v; }
+      for (const [k, v] of Object.entries(await parseMultipart(req, limit))) {
+        counted();
+        if (!(k in values)) values[k] = twice ? lenientUnquote(v) : v;
+      }
     } else {
       const body = await readBody(req, limit);
       const text = body.toString('utf8');
@@ -208,15 +243,26 @@ export async function parseRequestParams(req: IncomingMessage, query: URLSearchP
       const isForm = type.startsWith('application/x-www-form-urlencoded');
       const looksJson = type.includes('json') || (!isForm && /^\s*[{[]/.test(text));
       if (looksJson && text.trim() !== '') {
-        if (jsonDepth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) throw new ParameterError(`The JSON body nests deeper than ${MAX_JSON_DEPTH} levels.`);
+        if (jsonDepth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH)
+          throw new ParameterError(`The JSON body nests deeper than ${MAX_JSON_DEPTH} levels.`);
         let doc: unknown;
-        try { doc = JSON.parse(text); } catch { throw new ParameterError('Invalid JSON in the request body.'); }
+        try {
+          doc = JSON.parse(text);
+        } catch {
+          throw new ParameterError('Invalid JSON in the request body.');
+        }
         if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ParameterError('The JSON body must be an object.');
         rawJson = doc as Record<string, unknown>;
-        for (const [k, v] of Object.entries(rawJson)) { counted(); values[k] = jsonToString(v); }
+        for (const [k, v] of Object.entries(rawJson)) {
+          counted();
+          values[k] = jsonToString(v);
+        }
       } else if (isForm && text !== '') {
         // The query wins over the form for a key in both (as eduMFA's request.values); JSON overrides both.
-        for (const [k, v] of new URLSearchParams(text)) { counted(); if (!(k in values)) values[k] = twice ? lenientUnquote(v) : v; }
+        for (const [k, v] of new URLSearchParams(text)) {
+          counted();
+          if (!(k in values)) values[k] = twice ? lenientUnquote(v) : v;
+        }
       }
     }
   }

@@ -21,11 +21,19 @@ export interface Reply {
 }
 
 /** An error as the eduMFA envelope, with the `request.failed` event; unexpected errors are -500 (detail: log only). */
-export function errorReply(deps: Pick<Deps, 'events' | 'clock'>, method: string, path: string, raw: unknown): { reply: Reply; error: MfaError } {
+export function errorReply(
+  deps: Pick<Deps, 'events' | 'clock'>,
+  method: string,
+  path: string,
+  raw: unknown,
+): { reply: Reply; error: MfaError } {
   const error = raw instanceof MfaError ? raw : new InternalError(raw);
   const cause = error.status >= 500 ? (error.cause ?? raw) : undefined;
   deps.events.emit('request.failed', {
-    method, path, status: error.status, code: error.code,
+    method,
+    path,
+    status: error.status,
+    code: error.code,
     error: cause instanceof Error ? cause.message : error.message,
     ...(cause instanceof Error && cause.stack ? { stack: cause.stack } : {}),
   });
@@ -41,7 +49,12 @@ export function commonHeaders(deps: Pick<Deps, 'waits'>): Record<string, string>
  * Writes the audit row; true when it is stored. A failed write is never silent: `audit.write_failed` carries the
  * action, the outcome and the database's error (SQL without values: no secrets), and /metrics counts it.
  */
-export async function writeAudit(deps: Pick<Deps, 'store' | 'clock' | 'events'>, draft: AuditDraft, client: string | null, admin: string | null): Promise<boolean> {
+export async function writeAudit(
+  deps: Pick<Deps, 'store' | 'clock' | 'events'>,
+  draft: AuditDraft,
+  client: string | null,
+  admin: string | null,
+): Promise<boolean> {
   try {
     await deps.store.audit.insert({ ...draft, time: deps.clock.now(), client, admin: admin ?? draft.admin ?? null });
     return true;
@@ -49,7 +62,9 @@ export async function writeAudit(deps: Pick<Deps, 'store' | 'clock' | 'events'>,
     const cause = err instanceof MfaError && err.cause !== undefined ? err.cause : err;
     const code = (cause as { code?: unknown } | null)?.code;
     deps.events.emit('audit.write_failed', {
-      action: draft.action, outcome: draft.outcome, error: cause instanceof Error ? cause.message : String(cause),
+      action: draft.action,
+      outcome: draft.outcome,
+      error: cause instanceof Error ? cause.message : String(cause),
       ...(typeof code === 'string' || typeof code === 'number' ? { code: String(code) } : {}),
     });
     return false;
@@ -67,9 +82,14 @@ export const failsClosed = (draft: AuditDraft): boolean => draft.outcome === 'AC
 
 /** Writes the audit row of a settled request; returns the reply that replaces its answer when it must fail closed. */
 export async function auditOrRefuse(
-  deps: Pick<Deps, 'store' | 'clock' | 'events'>, method: string, path: string, draft: AuditDraft, client: string | null, admin: string | null,
+  deps: Pick<Deps, 'store' | 'clock' | 'events'>,
+  method: string,
+  path: string,
+  draft: AuditDraft,
+  client: string | null,
+  admin: string | null,
 ): Promise<Reply | null> {
-  if (await writeAudit(deps, draft, client, admin) || !failsClosed(draft)) return null;
+  if ((await writeAudit(deps, draft, client, admin)) || !failsClosed(draft)) return null;
   return errorReply(deps, method, path, new DatabaseError(new Error(`the audit row of an ${draft.outcome} could not be written`))).reply;
 }
 
@@ -102,7 +122,9 @@ export function clientGoneSignal(res: ServerResponse): AbortSignal {
   if (res.closed) {
     if (!res.writableEnded) ac.abort();
   } else {
-    res.once('close', () => { if (!res.writableEnded) ac.abort(); });
+    res.once('close', () => {
+      if (!res.writableEnded) ac.abort();
+    });
   }
   return ac.signal;
 }
@@ -118,6 +140,8 @@ export function leaveKoa(ctx: Pick<AppContext, 'respond' | 'res' | 'state'>): Se
   return ctx.res;
 }
 
-const gone = (): never => { throw new Error('the parameters of a request that left Koa are gone'); };
+const gone = (): never => {
+  throw new Error('the parameters of a request that left Koa are gone');
+};
 /** The parameters of a request that left Koa: any read is a programming error. */
 const LEFT: AppContext['state']['params'] = { get: gone, require: gone, requireNonEmpty: gone, has: gone, raw: gone, all: gone };

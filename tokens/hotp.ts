@@ -1,8 +1,17 @@
 /** HOTP (RFC 4226): counter-based OTP. The record's `counter` is the next counter that may be accepted. */
 import type { ActionDef } from '../policies/types.ts';
 import {
-  findHotp, hotpValue, intAction, isOtpFormat, otpEnrollResult, otpEquals, otpParamsOf, resolveDigits, resolveEnrollKey,
-  resolveHash, resolveLabel,
+  findHotp,
+  hotpValue,
+  intAction,
+  isOtpFormat,
+  otpEnrollResult,
+  otpEquals,
+  otpParamsOf,
+  resolveDigits,
+  resolveEnrollKey,
+  resolveHash,
+  resolveLabel,
 } from './otp.ts';
 import type { TokenType, Verdict } from './types.ts';
 
@@ -10,15 +19,28 @@ export const HOTP_DEFAULT_WINDOW = 10;
 
 const HOTP_ACTIONS: readonly ActionDef[] = [
   {
-    name: 'hotp_hashlib', scope: 'enrollment', type: 'enum', values: ['sha1', 'sha256', 'sha512'], default: 'sha1',
+    name: 'hotp_hashlib',
+    scope: 'enrollment',
+    type: 'enum',
+    values: ['sha1', 'sha256', 'sha512'],
+    default: 'sha1',
     description: 'Hash algorithm of new HOTP tokens when the request does not give hashlib.',
   },
   {
-    name: 'hotp_otplen', scope: 'enrollment', type: 'enum', values: ['6', '8'], default: '6',
+    name: 'hotp_otplen',
+    scope: 'enrollment',
+    type: 'enum',
+    values: ['6', '8'],
+    default: '6',
     description: 'OTP length (6 or 8) of new HOTP tokens when the request does not give otplen.',
   },
   {
-    name: 'hotp_window', scope: 'authentication', type: 'int', min: 1, max: 1000, default: HOTP_DEFAULT_WINDOW,
+    name: 'hotp_window',
+    scope: 'authentication',
+    type: 'int',
+    min: 1,
+    max: 1000,
+    default: HOTP_DEFAULT_WINDOW,
     description: 'Look-ahead window: how many counter values from the next expected one an HOTP value may match.',
   },
 ];

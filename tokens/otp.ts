@@ -42,9 +42,7 @@ export function otpEquals(expected: string, given: string): boolean {
 }
 
 /** The counter in `[fromCounter, fromCounter + window)` whose HOTP value is `otp`, or null. */
-export function findHotp(
-  key: Buffer, otp: string, fromCounter: number, window: number, digits: OtpDigits, hash: OtpHash,
-): number | null {
+export function findHotp(key: Buffer, otp: string, fromCounter: number, window: number, digits: OtpDigits, hash: OtpHash): number | null {
   if (!isOtpFormat(otp, digits)) return null;
   const from = Math.max(0, Math.floor(fromCounter));
   for (let counter = from; counter < from + window; counter++) {
@@ -63,8 +61,14 @@ export function totpStep(nowMs: number, stepSeconds: number): number {
  * (the token's replay floor: the next step that may be accepted) are never tried. The lowest matching step wins.
  */
 export function findTotp(
-  key: Buffer, otp: string, nowMs: number, stepSeconds: number, window: number,
-  digits: OtpDigits, hash: OtpHash, minStep: number,
+  key: Buffer,
+  otp: string,
+  nowMs: number,
+  stepSeconds: number,
+  window: number,
+  digits: OtpDigits,
+  hash: OtpHash,
+  minStep: number,
 ): number | null {
   if (!isOtpFormat(otp, digits)) return null;
   const current = totpStep(nowMs, stepSeconds);
@@ -201,10 +205,14 @@ export function fillLabelTags(template: string, input: Pick<EnrollInput, 'serial
   const user = input.user?.name ?? '';
   const realm = input.user?.realm ?? '';
   return template
-    .replaceAll('<s>', input.serial).replaceAll('{serial}', input.serial)
-    .replaceAll('<u>', user).replaceAll('{user}', user)
-    .replaceAll('<r>', realm).replaceAll('{realm}', realm)
-    .replaceAll('{givenname}', '').replaceAll('{surname}', '');
+    .replaceAll('<s>', input.serial)
+    .replaceAll('{serial}', input.serial)
+    .replaceAll('<u>', user)
+    .replaceAll('{user}', user)
+    .replaceAll('<r>', realm)
+    .replaceAll('{realm}', realm)
+    .replaceAll('{givenname}', '')
+    .replaceAll('{surname}', '');
 }
 
 export const DEFAULT_TOKEN_LABEL = '<s>';
@@ -254,7 +262,9 @@ export async function otpEnrollResult(o: OtpEnrollOptions): Promise<EnrollBeginR
   const seed = `seed://${hex}`;
   const oathUrl = o.kind === 'hotp' ? oathtokenUrl(o.label, o.key) : undefined;
   const [googleImg, seedImg, oathImg] = await Promise.all([
-    qrDataUri(googleUrl), qrDataUri(seed), oathUrl === undefined ? undefined : qrDataUri(oathUrl),
+    qrDataUri(googleUrl),
+    qrDataUri(seed),
+    oathUrl === undefined ? undefined : qrDataUri(oathUrl),
   ]);
   const details: Record<string, unknown> = {
     googleurl: { description: 'URL for google Authenticator', value: googleUrl, img: googleImg },

@@ -18,15 +18,28 @@ export const PW_MAX_LENGTH = 64;
 
 const PW_ACTIONS: readonly ActionDef[] = [
   {
-    name: 'losttoken_PW_length', scope: 'enrollment', type: 'int', min: 1, max: 31, default: LOST_PW_LENGTH,
+    name: 'losttoken_PW_length',
+    scope: 'enrollment',
+    type: 'int',
+    min: 1,
+    max: 31,
+    default: LOST_PW_LENGTH,
     description: 'Length of the password of the temporary replacement for a lost token (POST /token/lost).',
   },
   {
-    name: 'losttoken_PW_contents', scope: 'enrollment', type: 'string', default: LOST_PW_CONTENTS,
+    name: 'losttoken_PW_contents',
+    scope: 'enrollment',
+    type: 'string',
+    default: LOST_PW_CONTENTS,
     description: 'Characters of that password: c lower-case, C upper-case, n digits, s specials, 8 base58 (several letters combine).',
   },
   {
-    name: 'losttoken_valid', scope: 'enrollment', type: 'int', min: 1, max: 60, default: LOST_VALID_DAYS,
+    name: 'losttoken_valid',
+    scope: 'enrollment',
+    type: 'int',
+    min: 1,
+    max: 60,
+    default: LOST_VALID_DAYS,
     description: 'Days the temporary replacement for a lost token is valid.',
   },
 ];

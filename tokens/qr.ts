@@ -17,7 +17,7 @@ export async function qrDataUri(text: string): Promise<string> {
  */
 export async function qrTerminal(text: string, opts: { color?: boolean } = {}): Promise<string> {
   const qr = await load();
-  return opts.color ?? true
+  return (opts.color ?? true)
     ? qr.toString(text, { type: 'terminal', small: true, errorCorrectionLevel: 'M' })
     : qr.toString(text, { type: 'utf8', errorCorrectionLevel: 'M' });
 }

@@ -4,8 +4,19 @@
  */
 import type { ActionDef } from '../policies/types.ts';
 import {
-  findTotp, hotpValue, intAction, isOtpFormat, otpEnrollResult, otpEquals, otpParamsOf, resolveDigits, resolveEnrollKey,
-  resolveHash, resolveLabel, resolveTimeStep, totpStep,
+  findTotp,
+  hotpValue,
+  intAction,
+  isOtpFormat,
+  otpEnrollResult,
+  otpEquals,
+  otpParamsOf,
+  resolveDigits,
+  resolveEnrollKey,
+  resolveHash,
+  resolveLabel,
+  resolveTimeStep,
+  totpStep,
 } from './otp.ts';
 import type { TokenRecord, TokenType, Verdict } from './types.ts';
 
@@ -23,20 +34,37 @@ export const TOTP_DEFAULT_WINDOW_SECONDS = 180;
 
 const TOTP_ACTIONS: readonly ActionDef[] = [
   {
-    name: 'totp_hashlib', scope: 'enrollment', type: 'enum', values: ['sha1', 'sha256', 'sha512'], default: 'sha1',
+    name: 'totp_hashlib',
+    scope: 'enrollment',
+    type: 'enum',
+    values: ['sha1', 'sha256', 'sha512'],
+    default: 'sha1',
     description: 'Hash algorithm of new TOTP tokens when the request does not give hashlib.',
   },
   {
-    name: 'totp_otplen', scope: 'enrollment', type: 'enum', values: ['6', '8'], default: '6',
+    name: 'totp_otplen',
+    scope: 'enrollment',
+    type: 'enum',
+    values: ['6', '8'],
+    default: '6',
     description: 'OTP length (6 or 8) of new TOTP tokens when the request does not give otplen.',
   },
   {
-    name: 'totp_timestep', scope: 'enrollment', type: 'enum', values: ['30', '60'], default: '30',
+    name: 'totp_timestep',
+    scope: 'enrollment',
+    type: 'enum',
+    values: ['30', '60'],
+    default: '30',
     description: 'Time step in seconds (30 or 60) of new TOTP tokens when the request does not give timeStep.',
   },
   {
-    name: 'totp_window', scope: 'authentication', type: 'int', min: 0, max: 60,
-    description: 'Clock drift tolerance: how many time steps before and after now a TOTP value may match (default: 180 s worth, as eduMFA).',
+    name: 'totp_window',
+    scope: 'authentication',
+    type: 'int',
+    min: 0,
+    max: 60,
+    description:
+      'Clock drift tolerance: how many time steps before and after now a TOTP value may match (default: 180 s worth, as eduMFA).',
   },
 ];
 

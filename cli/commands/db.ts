@@ -4,16 +4,37 @@ import { runCleanup } from '../../server/store/cleanup.ts';
 import type { CliContext, GlobalArgs } from '../context.ts';
 
 export function dbCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
-  return y.command('db', 'Database maintenance', (db) => db
-    .command('migrate', 'Apply pending schema migrations', (b) => b, (argv) => ctx.run(() => ctx.withDeps(argv, async (deps) => {
-      const applied = await deps.store.migrate();
-      if (!applied.length) ctx.out('database is up to date');
-      for (const name of applied) ctx.out(`applied ${name}`);
-    }, { migrate: false, access: 'create' })))
-    .command('cleanup', 'Delete expired challenges, stale half-enrolled tokens and old audit rows', (b) => b,
-      (argv) => ctx.run(() => ctx.withDeps(argv, async (deps) => {
-        const r = await runCleanup(deps);
-        ctx.out(`deleted ${r.challenges} challenges, ${r.tokens} tokens, ${r.audit} audit rows`);
-      })))
-    .demandCommand(1, 'Specify a db command: migrate or cleanup'));
+  return y.command('db', 'Database maintenance', (db) =>
+    db
+      .command(
+        'migrate',
+        'Apply pending schema migrations',
+        (b) => b,
+        (argv) =>
+          ctx.run(() =>
+            ctx.withDeps(
+              argv,
+              async (deps) => {
+                const applied = await deps.store.migrate();
+                if (!applied.length) ctx.out('database is up to date');
+                for (const name of applied) ctx.out(`applied ${name}`);
+              },
+              { migrate: false, access: 'create' },
+            ),
+          ),
+      )
+      .command(
+        'cleanup',
+        'Delete expired challenges, stale half-enrolled tokens and old audit rows',
+        (b) => b,
+        (argv) =>
+          ctx.run(() =>
+            ctx.withDeps(argv, async (deps) => {
+              const r = await runCleanup(deps);
+              ctx.out(`deleted ${r.challenges} challenges, ${r.tokens} tokens, ${r.audit} audit rows`);
+            }),
+          ),
+      )
+      .demandCommand(1, 'Specify a db command: migrate or cleanup'),
+  );
 }

@@ -3,7 +3,13 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { Argv } from 'yargs';
 import {
-  deleteToken, enrollToken, requireToken, resetFailCounter, setTokenActive, setTokenPin, tokenView,
+  deleteToken,
+  enrollToken,
+  requireToken,
+  resetFailCounter,
+  setTokenActive,
+  setTokenPin,
+  tokenView,
 } from '../../server/auth/tokens_admin.ts';
 import { ALL_TOKEN_TYPES } from '../../tokens/index.ts';
 import { qrDataUri, qrTerminal } from '../../tokens/qr.ts';
@@ -38,7 +44,9 @@ export function keySummary(text: string): string | null {
       const hex = crypto.createHash('sha256').update(der).digest('hex');
       const bits = key.asymmetricKeyDetails?.modulusLength;
       return `${(key.asymmetricKeyType ?? 'key').toUpperCase()}${bits ? ` ${bits} bit` : ''}, SHA-256 ${hex.slice(0, 32).replace(/(..)(?!$)/g, '$1:')}…`;
-    } catch { /* next form */ }
+    } catch {
+      /* next form */
+    }
   }
   return null;
 }
@@ -46,14 +54,21 @@ export function keySummary(text: string): string | null {
 /** Long info values in short form: keys as fingerprints, other long strings as their start and length. */
 function shortInfo(key: string, value: string): string {
   if (value.length <= 64) return value;
-  if (/public_key/.test(key)) { const s = keySummary(value); if (s) return s; }
+  if (/public_key/.test(key)) {
+    const s = keySummary(value);
+    if (s) return s;
+  }
   return `${value.slice(0, 16)}… (${value.length} characters; --json shows it whole)`;
 }
 
 function showToken(t: TokenRecord): string {
   const { info, ...v } = tokenView(t) as Record<string, unknown> & { info: Record<string, unknown> };
-  const fields: Array<[string, string]> = Object.entries(v).map(([k, val]) => [k, k === 'created' || k === 'last_auth' ? formatTime(val as number | null) : formatValue(val)]);
-  for (const [k, val] of Object.entries(info).sort(([a], [b]) => a.localeCompare(b))) fields.push([`info.${k}`, shortInfo(k, formatValue(val))]);
+  const fields: Array<[string, string]> = Object.entries(v).map(([k, val]) => [
+    k,
+    k === 'created' || k === 'last_auth' ? formatTime(val as number | null) : formatValue(val),
+  ]);
+  for (const [k, val] of Object.entries(info).sort(([a], [b]) => a.localeCompare(b)))
+    fields.push([`info.${k}`, shortInfo(k, formatValue(val))]);
   return formatFields(fields);
 }
 
@@ -64,116 +79,226 @@ const serialArg = <T>(b: Argv<T>) => b.positional('serial', { type: 'string', de
 
 export function tokenCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
   /** enable / disable / delete / reset: one serial, one tokens_admin call, one audit row. */
-  const simple = (name: string, describe: string, done: string, fn: (deps: Deps, serial: string) => Promise<void>) =>
-    (t: Argv<GlobalArgs>) => t.command(`${name} <serial>`, describe, (b) => serialArg(b), (argv) => ctx.run(async () => {
-      await ctx.withDeps(argv, (deps) => ctx.audited(deps, { action: `cli token ${name}`, serials: [argv.serial] }, () => fn(deps, argv.serial)));
-      ctx.out(`${done} ${argv.serial}`);
-    }));
+  const simple =
+    (name: string, describe: string, done: string, fn: (deps: Deps, serial: string) => Promise<void>) => (t: Argv<GlobalArgs>) =>
+      t.command(
+        `${name} <serial>`,
+        describe,
+        (b) => serialArg(b),
+        (argv) =>
+          ctx.run(async () => {
+            await ctx.withDeps(argv, (deps) =>
+              ctx.audited(deps, { action: `cli token ${name}`, serials: [argv.serial] }, () => fn(deps, argv.serial)),
+            );
+            ctx.out(`${done} ${argv.serial}`);
+          }),
+      );
 
   return y.command('token', 'Enroll and manage tokens', (token) => {
     token = token
-      .command('enroll', 'Enroll a token; prints its serial, the enrollment URL and a QR code', (b) => b
-        .option('type', { type: 'string', demandOption: true, describe: `Token type: ${TYPE_NAMES.join(', ')} (push types: the QR code starts the enrollment, the phone finishes it)` })
-        .option('user', { type: 'string', demandOption: true, describe: 'Owner (user or user@realm)' })
-        .option('realm', { type: 'string', describe: 'Realm of the user (default: the default realm)' })
-        .option('pin', { type: 'string', describe: 'Token PIN (visible in the process list; prefer --pin-stdin)' })
-        .option('pin-stdin', { type: 'boolean', describe: 'Read the token PIN from stdin (one trailing newline is dropped)' })
-        .conflicts('pin', 'pin-stdin')
-        .option('serial', { type: 'string', describe: 'Serial (default: generated)' })
-        .option('description', { type: 'string', describe: 'Description' })
-        .option('genkey', { type: 'boolean', default: true, describe: 'Generate the OTP key (ignored with --otpkey)' })
-        .option('otpkey', { type: 'string', describe: 'OTP key (hex, or base32 with --otpkey-format base32)' })
-        .option('otpkey-format', { type: 'string', describe: 'hex or base32' })
-        .option('otplen', { type: 'string', describe: 'OTP length: 6 or 8' })
-        .option('hashlib', { type: 'string', describe: 'sha1, sha256 or sha512' })
-        .option('timestep', { type: 'string', describe: 'TOTP time step: 30 or 60' })
-        .option('param', { type: 'string', array: true, default: [] as string[], describe: 'Extra type-specific parameter KEY=VALUE (repeatable)' })
-        .option('json', { type: 'boolean', describe: 'Print {serial, type, rollout_state, url, details} as JSON only' })
-        .option('png', { type: 'string', describe: 'Also write the QR code as a PNG to this file (mode 0600: it holds the secret)' })
-        .check((a) => {
-          if (!TYPE_NAMES.includes(a.type.toLowerCase())) throw new Error(`Unknown token type '${a.type}': use one of ${TYPE_NAMES.join(', ')}`);
-          return true;
-        }),
-      (argv) => ctx.run(async () => {
-        const pin = argv.pinStdin ? await readSecret(ctx.io, 'PIN') : argv.pin;
-        const params: Record<string, string> = {
-          ...parseParams(argv.param),
-          type: argv.type, user: argv.user, genkey: argv.otpkey ? '0' : argv.genkey ? '1' : '0',
-        };
-        const optional: Array<[string, string | undefined]> = [
-          ['realm', argv.realm], ['serial', argv.serial], ['description', argv.description], ['otpkey', argv.otpkey],
-          ['otpkey_format', argv.otpkeyFormat], ['otplen', argv.otplen], ['hashlib', argv.hashlib], ['timeStep', argv.timestep],
-        ];
-        for (const [k, v] of optional) if (v !== undefined) params[k] = v;
-        const result = await ctx.withDeps(argv, (deps) => ctx.audited(deps,
-          { action: 'cli token enroll', username: argv.user, realm: argv.realm ?? null, serials: argv.serial ? [argv.serial] : [], info: { type: argv.type } },
-          () => enrollToken(deps, {
-            type: argv.type.toLowerCase(), serial: argv.serial, user: argv.user, realm: argv.realm, pin,
-            description: argv.description, params,
+      .command(
+        'enroll',
+        'Enroll a token; prints its serial, the enrollment URL and a QR code',
+        (b) =>
+          b
+            .option('type', {
+              type: 'string',
+              demandOption: true,
+              describe: `Token type: ${TYPE_NAMES.join(', ')} (push types: the QR code starts the enrollment, the phone finishes it)`,
+            })
+            .option('user', { type: 'string', demandOption: true, describe: 'Owner (user or user@realm)' })
+            .option('realm', { type: 'string', describe: 'Realm of the user (default: the default realm)' })
+            .option('pin', { type: 'string', describe: 'Token PIN (visible in the process list; prefer --pin-stdin)' })
+            .option('pin-stdin', { type: 'boolean', describe: 'Read the token PIN from stdin (one trailing newline is dropped)' })
+            .conflicts('pin', 'pin-stdin')
+            .option('serial', { type: 'string', describe: 'Serial (default: generated)' })
+            .option('description', { type: 'string', describe: 'Description' })
+            .option('genkey', { type: 'boolean', default: true, describe: 'Generate the OTP key (ignored with --otpkey)' })
+            .option('otpkey', { type: 'string', describe: 'OTP key (hex, or base32 with --otpkey-format base32)' })
+            .option('otpkey-format', { type: 'string', describe: 'hex or base32' })
+            .option('otplen', { type: 'string', describe: 'OTP length: 6 or 8' })
+            .option('hashlib', { type: 'string', describe: 'sha1, sha256 or sha512' })
+            .option('timestep', { type: 'string', describe: 'TOTP time step: 30 or 60' })
+            .option('param', {
+              type: 'string',
+              array: true,
+              default: [] as string[],
+              describe: 'Extra type-specific parameter KEY=VALUE (repeatable)',
+            })
+            .option('json', { type: 'boolean', describe: 'Print {serial, type, rollout_state, url, details} as JSON only' })
+            .option('png', { type: 'string', describe: 'Also write the QR code as a PNG to this file (mode 0600: it holds the secret)' })
+            .check((a) => {
+              if (!TYPE_NAMES.includes(a.type.toLowerCase()))
+                throw new Error(`Unknown token type '${a.type}': use one of ${TYPE_NAMES.join(', ')}`);
+              return true;
+            }),
+        (argv) =>
+          ctx.run(async () => {
+            const pin = argv.pinStdin ? await readSecret(ctx.io, 'PIN') : argv.pin;
+            const params: Record<string, string> = {
+              ...parseParams(argv.param),
+              type: argv.type,
+              user: argv.user,
+              genkey: argv.otpkey ? '0' : argv.genkey ? '1' : '0',
+            };
+            const optional: Array<[string, string | undefined]> = [
+              ['realm', argv.realm],
+              ['serial', argv.serial],
+              ['description', argv.description],
+              ['otpkey', argv.otpkey],
+              ['otpkey_format', argv.otpkeyFormat],
+              ['otplen', argv.otplen],
+              ['hashlib', argv.hashlib],
+              ['timeStep', argv.timestep],
+            ];
+            for (const [k, v] of optional) if (v !== undefined) params[k] = v;
+            const result = await ctx.withDeps(
+              argv,
+              (deps) =>
+                ctx.audited(
+                  deps,
+                  {
+                    action: 'cli token enroll',
+                    username: argv.user,
+                    realm: argv.realm ?? null,
+                    serials: argv.serial ? [argv.serial] : [],
+                    info: { type: argv.type },
+                  },
+                  () =>
+                    enrollToken(deps, {
+                      type: argv.type.toLowerCase(),
+                      serial: argv.serial,
+                      user: argv.user,
+                      realm: argv.realm,
+                      pin,
+                      description: argv.description,
+                      params,
+                    }),
+                  (r) => ({ username: r.token.username, realm: r.token.realm, serials: [r.token.serial], policies: r.policies }),
+                ),
+              { access: 'create' },
+            );
+            const { token, qrUrl } = result;
+            if (argv.png !== undefined) {
+              if (qrUrl === undefined) ctx.warn(`warning: a ${token.type} token has no enrollment URL; no PNG written`);
+              else {
+                const uri = await qrDataUri(qrUrl);
+                fs.writeFileSync(argv.png, Buffer.from(uri.slice(uri.indexOf(',') + 1), 'base64'), { mode: 0o600 });
+              }
+            }
+            if (argv.json) {
+              ctx.out(
+                JSON.stringify({
+                  serial: token.serial,
+                  type: token.type,
+                  rollout_state: token.rolloutState,
+                  url: qrUrl ?? null,
+                  details: result.details,
+                }),
+              );
+              return;
+            }
+            const fields: Array<[string, string]> = [
+              ['serial', token.serial],
+              ['type', token.type],
+            ];
+            if (token.rolloutState) fields.push(['rollout_state', token.rolloutState]);
+            if (qrUrl !== undefined) fields.push(['url', qrUrl]);
+            ctx.out(formatFields(fields));
+            if (qrUrl !== undefined) ctx.out('\n' + (await qrTerminal(qrUrl, { color: ctx.io.stdout.isTTY === true })).trimEnd());
           }),
-          (r) => ({ username: r.token.username, realm: r.token.realm, serials: [r.token.serial], policies: r.policies })), { access: 'create' });
-        const { token, qrUrl } = result;
-        if (argv.png !== undefined) {
-          if (qrUrl === undefined) ctx.warn(`warning: a ${token.type} token has no enrollment URL; no PNG written`);
-          else {
-            const uri = await qrDataUri(qrUrl);
-            fs.writeFileSync(argv.png, Buffer.from(uri.slice(uri.indexOf(',') + 1), 'base64'), { mode: 0o600 });
-          }
-        }
-        if (argv.json) {
-          ctx.out(JSON.stringify({ serial: token.serial, type: token.type, rollout_state: token.rolloutState, url: qrUrl ?? null, details: result.details }));
-          return;
-        }
-        const fields: Array<[string, string]> = [['serial', token.serial], ['type', token.type]];
-        if (token.rolloutState) fields.push(['rollout_state', token.rolloutState]);
-        if (qrUrl !== undefined) fields.push(['url', qrUrl]);
-        ctx.out(formatFields(fields));
-        if (qrUrl !== undefined) ctx.out('\n' + (await qrTerminal(qrUrl, { color: ctx.io.stdout.isTTY === true })).trimEnd());
-      }))
-      .command('list', 'List tokens', (b) => b
-        .option('user', { type: 'string', describe: 'Owner (user or user@realm)' })
-        .option('realm', { type: 'string', describe: 'Realm' })
-        .option('type', { type: 'string', describe: 'Token type' })
-        .option('json', { type: 'boolean', describe: 'JSON array of tokens (the fields GET /token/ returns)' }),
-      (argv) => ctx.run(() => ctx.withDeps(argv, async (deps) => {
-        let { user: username, realm } = argv;
-        if (username) { const u = deps.realms.resolveUser(username, realm); username = u.name; realm = u.realm; }
-        const tokens = await deps.store.tokens.list({ username, realm, type: argv.type?.toLowerCase() });
-        if (argv.json) { ctx.out(JSON.stringify(tokens.map(tokenView))); return; }
-        if (!tokens.length) { ctx.out('no tokens'); return; }
-        ctx.out(formatTable(['SERIAL', 'TYPE', 'USER', 'REALM', 'ACTIVE', 'LOCKED', 'FAILS', 'ROLLOUT', 'LAST AUTH', 'DESCRIPTION'], tokens.map((t) => [
-          t.serial, t.type, t.username ?? '-', t.realm ?? '-', yesNo(t.active), yesNo(t.failCount >= t.maxFail),
-          `${t.failCount}/${t.maxFail}`, t.rolloutState || '-', formatTime(t.lastAuthAt), t.description,
-        ])));
-      })))
-      .command('show <serial>', 'Show one token', (b) => serialArg(b).option('json', { type: 'boolean', describe: 'JSON output' }),
-        (argv) => ctx.run(() => ctx.withDeps(argv, async (deps) => {
-          const t = await requireToken(deps, argv.serial);
-          ctx.out(argv.json ? JSON.stringify(tokenView(t)) : showToken(t));
-        })));
+      )
+      .command(
+        'list',
+        'List tokens',
+        (b) =>
+          b
+            .option('user', { type: 'string', describe: 'Owner (user or user@realm)' })
+            .option('realm', { type: 'string', describe: 'Realm' })
+            .option('type', { type: 'string', describe: 'Token type' })
+            .option('json', { type: 'boolean', describe: 'JSON array of tokens (the fields GET /token/ returns)' }),
+        (argv) =>
+          ctx.run(() =>
+            ctx.withDeps(argv, async (deps) => {
+              let { user: username, realm } = argv;
+              if (username) {
+                const u = deps.realms.resolveUser(username, realm);
+                username = u.name;
+                realm = u.realm;
+              }
+              const tokens = await deps.store.tokens.list({ username, realm, type: argv.type?.toLowerCase() });
+              if (argv.json) {
+                ctx.out(JSON.stringify(tokens.map(tokenView)));
+                return;
+              }
+              if (!tokens.length) {
+                ctx.out('no tokens');
+                return;
+              }
+              ctx.out(
+                formatTable(
+                  ['SERIAL', 'TYPE', 'USER', 'REALM', 'ACTIVE', 'LOCKED', 'FAILS', 'ROLLOUT', 'LAST AUTH', 'DESCRIPTION'],
+                  tokens.map((t) => [
+                    t.serial,
+                    t.type,
+                    t.username ?? '-',
+                    t.realm ?? '-',
+                    yesNo(t.active),
+                    yesNo(t.failCount >= t.maxFail),
+                    `${t.failCount}/${t.maxFail}`,
+                    t.rolloutState || '-',
+                    formatTime(t.lastAuthAt),
+                    t.description,
+                  ]),
+                ),
+              );
+            }),
+          ),
+      )
+      .command(
+        'show <serial>',
+        'Show one token',
+        (b) => serialArg(b).option('json', { type: 'boolean', describe: 'JSON output' }),
+        (argv) =>
+          ctx.run(() =>
+            ctx.withDeps(argv, async (deps) => {
+              const t = await requireToken(deps, argv.serial);
+              ctx.out(argv.json ? JSON.stringify(tokenView(t)) : showToken(t));
+            }),
+          ),
+      );
     for (const add of [
       simple('enable', 'Enable a token', 'enabled', (deps, serial) => setTokenActive(deps, serial, true)),
       simple('disable', 'Disable a token', 'disabled', (deps, serial) => setTokenActive(deps, serial, false)),
       simple('delete', 'Delete a token', 'deleted', deleteToken),
       simple('reset', 'Reset the fail counter of a token', 'reset fail counter of', resetFailCounter),
-    ]) token = add(token);
+    ])
+      token = add(token);
     return token
-      .command('set-pin <serial>', 'Set (or with --pin \'\' remove) the PIN of a token', (b) => serialArg(b)
-        .option('pin', { type: 'string', describe: 'The PIN (visible in the process list; prefer --pin-stdin)' })
-        .option('pin-stdin', { type: 'boolean', describe: 'Read the PIN from stdin (one trailing newline is dropped)' })
-        .conflicts('pin', 'pin-stdin')
-        .check((a) => {
-          if (a.pin === undefined && !a.pinStdin) throw new Error('Specify --pin-stdin or --pin PIN');
-          return true;
-        }),
-      (argv) => ctx.run(async () => {
-        const pin = argv.pinStdin ? await readSecret(ctx.io, 'PIN') : argv.pin!;
-        await ctx.withDeps(argv, (deps) => ctx.audited(deps, { action: 'cli token setpin', serials: [argv.serial] }, async () => {
-          await requireToken(deps, argv.serial);
-          await setTokenPin(deps, argv.serial, pin);
-        }));
-        ctx.out(pin === '' ? `removed the PIN of ${argv.serial}` : `set the PIN of ${argv.serial}`);
-      }))
+      .command(
+        'set-pin <serial>',
+        "Set (or with --pin '' remove) the PIN of a token",
+        (b) =>
+          serialArg(b)
+            .option('pin', { type: 'string', describe: 'The PIN (visible in the process list; prefer --pin-stdin)' })
+            .option('pin-stdin', { type: 'boolean', describe: 'Read the PIN from stdin (one trailing newline is dropped)' })
+            .conflicts('pin', 'pin-stdin')
+            .check((a) => {
+              if (a.pin === undefined && !a.pinStdin) throw new Error('Specify --pin-stdin or --pin PIN');
+              return true;
+            }),
+        (argv) =>
+          ctx.run(async () => {
+            const pin = argv.pinStdin ? await readSecret(ctx.io, 'PIN') : argv.pin!;
+            await ctx.withDeps(argv, (deps) =>
+              ctx.audited(deps, { action: 'cli token setpin', serials: [argv.serial] }, async () => {
+                await requireToken(deps, argv.serial);
+                await setTokenPin(deps, argv.serial, pin);
+              }),
+            );
+            ctx.out(pin === '' ? `removed the PIN of ${argv.serial}` : `set the PIN of ${argv.serial}`);
+          }),
+      )
       .demandCommand(1, 'Specify a token command: enroll, list, show, enable, disable, delete, reset or set-pin');
   });
 }

@@ -5,7 +5,15 @@
  */
 import type { Deps } from '../deps.ts';
 import {
-  ConfigAdminError, type MfaError, NotFoundError, ParameterError, PolicyError, TokenAdminError, UserError, missingParameter, tokenLocked,
+  ConfigAdminError,
+  type MfaError,
+  NotFoundError,
+  ParameterError,
+  PolicyError,
+  TokenAdminError,
+  UserError,
+  missingParameter,
+  tokenLocked,
 } from '../../core/errors.ts';
 import type { Params } from '../params.ts';
 import { isValidSerial } from '../../tokens/serial.ts';
@@ -51,7 +59,11 @@ export function checkSerial(serial: string): string {
   return serial;
 }
 
-export interface TokenSelector { readonly serial?: string; readonly user?: string; readonly realm?: string }
+export interface TokenSelector {
+  readonly serial?: string;
+  readonly user?: string;
+  readonly realm?: string;
+}
 
 /**
  * eduMFA's get_tokens_from_serial_or_user: with a serial exactly one token (owned by the user when one is given),
@@ -91,21 +103,26 @@ const userRepr = (deps: Deps, name: string, realm: string) =>
   `User(login='${name}', realm='${realm}', resolver='${deps.realms.get(realm)?.resolver ?? ''}')`;
 
 /** POST /token/assign: the token gets an owner (and a PIN, when given); fail counter 0. */
-export async function assignToken(deps: Deps, req: { serial: string; user: string; realm?: string; pin?: string }): Promise<{ name: string; realm: string }> {
+export async function assignToken(
+  deps: Deps,
+  req: { serial: string; user: string; realm?: string; pin?: string },
+): Promise<{ name: string; realm: string }> {
   const t = await deps.store.tokens.bySerial(checkSerial(req.serial));
   if (!t) throw new NotFoundError(NOT_FOUND);
   const user = adminUser(deps, req.user, req.realm);
   checkLength('user', user.name);
   requireNotRevoked(t);
-  const assigned = (owner: TokenRecord) => new TokenAdminError(1103, `Token already assigned to user ${userRepr(deps, owner.username ?? '', owner.realm ?? '')}`);
+  const assigned = (owner: TokenRecord) =>
+    new TokenAdminError(1103, `Token already assigned to user ${userRepr(deps, owner.username ?? '', owner.realm ?? '')}`);
   if (t.username !== null) throw assigned(t);
   const rp = requestPolicies(deps, { user: { name: user.name, realm: user.realm, resolver: user.resolver } });
   const max = rp.action<number>('max_token_per_user');
-  if (max !== undefined && await deps.store.tokens.countByOwner(user.name, user.realm) >= max) {
+  if (max !== undefined && (await deps.store.tokens.countByOwner(user.name, user.realm)) >= max) {
     throw new PolicyError('The number of tokens for this user is limited!');
   }
   const pinHash = req.pin === undefined ? undefined : req.pin === '' ? null : await deps.pins.hash(req.pin);
-  if (!await deps.store.tokens.assign(t.serial, user.name, user.realm, pinHash, deps.clock.now())) await whyUnchanged(deps, t.serial, assigned);
+  if (!(await deps.store.tokens.assign(t.serial, user.name, user.realm, pinHash, deps.clock.now())))
+    await whyUnchanged(deps, t.serial, assigned);
   deps.events.emit('token.changed', { serial: t.serial, action: 'assign', user: user.name, realm: user.realm });
   return { name: user.name, realm: user.realm };
 }
@@ -115,7 +132,10 @@ export async function unassignTokens(deps: Deps, sel: TokenSelector): Promise<{ 
   const tokens = await selectTokens(deps, sel);
   if (sel.serial) requireNotRevoked(tokens[0]!);
   const live = tokens.filter((t) => !t.revoked);
-  const n = await deps.store.tokens.unassign(live.map((t) => t.id), deps.clock.now());
+  const n = await deps.store.tokens.unassign(
+    live.map((t) => t.id),
+    deps.clock.now(),
+  );
   if (sel.serial && n === 0) await whyUnchanged(deps, tokens[0]!.serial, changedMeanwhile);
   for (const t of live) deps.events.emit('token.changed', { serial: t.serial, action: 'unassign' });
   return { count: n, serials: live.map((t) => t.serial) };
@@ -126,7 +146,10 @@ export async function revokeTokens(deps: Deps, sel: TokenSelector): Promise<{ co
   const tokens = await selectTokens(deps, sel);
   if (sel.serial) requireNotRevoked(tokens[0]!);
   const live = tokens.filter((t) => !t.revoked);
-  const n = await deps.store.tokens.revoke(live.map((t) => t.id), deps.clock.now());
+  const n = await deps.store.tokens.revoke(
+    live.map((t) => t.id),
+    deps.clock.now(),
+  );
   if (sel.serial && n === 0) await whyUnchanged(deps, tokens[0]!.serial, changedMeanwhile);
   for (const t of live) deps.events.emit('token.changed', { serial: t.serial, action: 'revoke' });
   return { count: n, serials: live.map((t) => t.serial) };
@@ -140,7 +163,8 @@ const UNSUPPORTED_SET_KEYS = ['count_auth_max', 'count_auth_success_max', 'use_t
 
 function intParam(name: string, raw: string, min: number, max: number): number {
   const v = /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(v) || v < min || v > max) throw new ParameterError(`Invalid ${name} '${raw}': an integer from ${min} to ${max}.`);
+  if (!Number.isSafeInteger(v) || v < min || v > max)
+    throw new ParameterError(`Invalid ${name} '${raw}': an integer from ${min} to ${max}.`);
   return v;
 }
 
@@ -162,19 +186,33 @@ export async function setTokenAttributes(deps: Deps, sel: TokenSelector, params:
     apply(v);
     keys.push(name);
   };
-  take('description', (v) => { patch.description = checkLength('description', v); });
-  take('count_window', (v) => { patch.countWindow = intParam('count_window', v, 1, MAX_COUNT_WINDOW); });
-  take('sync_window', (v) => { patch.syncWindow = intParam('sync_window', v, 1, MAX_SYNC_WINDOW); });
-  take('max_failcount', (v) => { patch.maxFail = intParam('max_failcount', v, 1, 2_147_483_647); });
+  take('description', (v) => {
+    patch.description = checkLength('description', v);
+  });
+  take('count_window', (v) => {
+    patch.countWindow = intParam('count_window', v, 1, MAX_COUNT_WINDOW);
+  });
+  take('sync_window', (v) => {
+    patch.syncWindow = intParam('sync_window', v, 1, MAX_SYNC_WINDOW);
+  });
+  take('max_failcount', (v) => {
+    patch.maxFail = intParam('max_failcount', v, 1, 2_147_483_647);
+  });
   take('hashlib', (v) => {
     const h = v.trim().toLowerCase();
     if (t!.type !== 'hotp' && t!.type !== 'totp') throw new ParameterError(`A ${t!.type} token has no hashlib.`);
-    if (!(OTP_HASHES as readonly string[]).includes(h)) throw new ParameterError(`Invalid hashlib '${v}'. Allowed values: ${OTP_HASHES.join(', ')}.`);
+    if (!(OTP_HASHES as readonly string[]).includes(h))
+      throw new ParameterError(`Invalid hashlib '${v}'. Allowed values: ${OTP_HASHES.join(', ')}.`);
     patch.info = { ...t!.info, hashlib: h };
   });
-  take('validity_period_start', (v) => { patch.validFrom = v.trim() === '' ? null : parseValidityDate(v, 'start'); });
-  take('validity_period_end', (v) => { patch.validUntil = v.trim() === '' ? null : parseValidityDate(v, 'end'); });
-  if (keys.length && !await deps.store.tokens.update(t!.serial, patch, deps.clock.now())) await whyUnchanged(deps, t!.serial, changedMeanwhile);
+  take('validity_period_start', (v) => {
+    patch.validFrom = v.trim() === '' ? null : parseValidityDate(v, 'start');
+  });
+  take('validity_period_end', (v) => {
+    patch.validUntil = v.trim() === '' ? null : parseValidityDate(v, 'end');
+  });
+  if (keys.length && !(await deps.store.tokens.update(t!.serial, patch, deps.clock.now())))
+    await whyUnchanged(deps, t!.serial, changedMeanwhile);
   if (keys.length) deps.events.emit('token.changed', { serial: t!.serial, action: 'set', keys });
   return { count: keys.length, keys };
 }
@@ -191,8 +229,10 @@ export async function resyncToken(deps: Deps, sel: TokenSelector, otp1: string, 
   requireNotRevoked(t!);
   const type = deps.registry.require(t!.type);
   if (!type.resync) throw new ParameterError(`A ${t!.type} token cannot be resynchronised.`);
-  const rp = requestPolicies(deps, t!.username && t!.realm
-    ? { user: { name: t!.username, realm: t!.realm, resolver: deps.realms.get(t!.realm)?.resolver ?? '' } } : {});
+  const rp = requestPolicies(
+    deps,
+    t!.username && t!.realm ? { user: { name: t!.username, realm: t!.realm, resolver: deps.realms.get(t!.realm)?.resolver ?? '' } } : {},
+  );
   const found = type.resync(t!, otp1, otp2, t!.syncWindow ?? DEFAULT_SYNC_WINDOW, rp.tokenContext());
   if (!found) return false;
   const info = found.info ? { ...t!.info, ...found.info } : undefined;
@@ -227,16 +267,38 @@ export async function lostToken(deps: Deps, sel: TokenSelector): Promise<Record<
   const password = generatePassword(length, contents.trim());
   const now = deps.clock.now();
   const validUntil = now + days * DAY_MS;
-  await deps.store.tokens.insert({
-    serial, type: 'pw', username: old!.username, realm: old!.realm, active: true, rolloutState: '', pinHash: old!.pinHash,
-    otpLen: password.length, counter: 0, maxFail: deps.config.tokens.maxFail, description: `temporary replacement for ${old!.serial}`,
-    info: {}, secrets: { password }, rolloutExpiresAt: null, validUntil,
-  }, now);
+  await deps.store.tokens.insert(
+    {
+      serial,
+      type: 'pw',
+      username: old!.username,
+      realm: old!.realm,
+      active: true,
+      rolloutState: '',
+      pinHash: old!.pinHash,
+      otpLen: password.length,
+      counter: 0,
+      maxFail: deps.config.tokens.maxFail,
+      description: `temporary replacement for ${old!.serial}`,
+      info: {},
+      secrets: { password },
+      rolloutExpiresAt: null,
+      validUntil,
+    },
+    now,
+  );
   deps.events.emit('token.enrolled', { serial, type: 'pw', user: old!.username, realm: old!.realm });
   const wasActive = old!.active;
   await setTokenActive(deps, old!.serial, false);
   return {
-    serial, init: true, user: true, pin: true, valid_to: 'xxxx', password, end_date: formatValidityDate(validUntil), disable: wasActive ? 1 : 0,
+    serial,
+    init: true,
+    user: true,
+    pin: true,
+    valid_to: 'xxxx',
+    password,
+    end_date: formatValidityDate(validUntil),
+    disable: wasActive ? 1 : 0,
   };
 }
 
@@ -252,7 +314,12 @@ const filterValue = (params: Params, name: string): string | undefined => {
 
 /** The realms whose user store's resolver name matches `pattern` (`*` wildcards). */
 function realmsOfResolver(deps: Deps, pattern: string): string[] {
-  const re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  const re = new RegExp(
+    `^${pattern
+      .split('*')
+      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
   return deps.realms.names().filter((n) => re.test(deps.realms.get(n)!.resolver));
 }
 
@@ -269,9 +336,12 @@ export async function searchTokens(deps: Deps, params: Params, allowed: boolean)
   const page = intOr('page', 1, 1_000_000);
   const pageSize = intOr('pagesize', 15, 1000);
   const sortRaw = (params.get('sortby') ?? 'serial').trim().toLowerCase();
-  const sortBy: TokenSortColumn = Object.hasOwn(TOKEN_SORT_COLUMNS, sortRaw) ? sortRaw as TokenSortColumn : 'serial';
+  const sortBy: TokenSortColumn = Object.hasOwn(TOKEN_SORT_COLUMNS, sortRaw) ? (sortRaw as TokenSortColumn) : 'serial';
   const q: { -readonly [K in keyof TokenSearch]: TokenSearch[K] } = {
-    sortBy, sortDesc: (params.get('sortdir') ?? '').trim().toLowerCase() === 'desc', page, pageSize,
+    sortBy,
+    sortDesc: (params.get('sortdir') ?? '').trim().toLowerCase() === 'desc',
+    page,
+    pageSize,
   };
   const user = params.get('user');
   if (user !== undefined && user.trim() !== '') {
@@ -293,11 +363,17 @@ export async function searchTokens(deps: Deps, params: Params, allowed: boolean)
   if (active !== undefined && active.trim() !== '') q.active = isTrue(active);
   const infoKey = params.get('infokey');
   const infoValue = params.get('infovalue');
-  if (infoKey !== undefined && infoValue !== undefined) { q.infoKey = infoKey; q.infoValue = infoValue; }
+  if (infoKey !== undefined && infoValue !== undefined) {
+    q.infoKey = infoKey;
+    q.infoValue = infoValue;
+  }
   const { tokens, count } = allowed ? await deps.store.tokens.search(q) : { tokens: [], count: 0 };
   return {
-    tokens: tokens.map((t) => tokenViewIn(deps, t)), count, current: page,
-    next: count > page * pageSize ? page + 1 : null, prev: page > 1 ? page - 1 : null,
+    tokens: tokens.map((t) => tokenViewIn(deps, t)),
+    count,
+    current: page,
+    next: count > page * pageSize ? page + 1 : null,
+    prev: page > 1 ? page - 1 : null,
   };
 }
 
@@ -311,14 +387,29 @@ export function tokenViewIn(deps: Pick<Deps, 'realms'>, t: TokenRecord): Record<
   if (t.validUntil != null) info['validity_period_end'] = formatValidityDate(t.validUntil);
   const owned = t.username !== null && t.realm !== null;
   return {
-    id: t.id, serial: t.serial, tokentype: t.type, active: t.active, revoked: t.revoked ?? false, locked: t.revoked ?? false,
-    rollout_state: t.rolloutState, description: t.description, otplen: t.otpLen, count: t.counter,
-    failcount: t.failCount, maxfail: t.maxFail, count_window: t.countWindow ?? DEFAULT_COUNT_WINDOW,
+    id: t.id,
+    serial: t.serial,
+    tokentype: t.type,
+    active: t.active,
+    revoked: t.revoked ?? false,
+    locked: t.revoked ?? false,
+    rollout_state: t.rolloutState,
+    description: t.description,
+    otplen: t.otpLen,
+    count: t.counter,
+    failcount: t.failCount,
+    maxfail: t.maxFail,
+    count_window: t.countWindow ?? DEFAULT_COUNT_WINDOW,
     sync_window: t.syncWindow ?? DEFAULT_SYNC_WINDOW,
-    username: t.username ?? '', user_realm: t.realm ?? '', realms: t.realm ? [t.realm] : [],
-    resolver: owned ? deps.realms.get(t.realm!)?.resolver ?? '' : '', user_id: t.username ?? '',
+    username: t.username ?? '',
+    user_realm: t.realm ?? '',
+    realms: t.realm ? [t.realm] : [],
+    resolver: owned ? (deps.realms.get(t.realm!)?.resolver ?? '') : '',
+    user_id: t.username ?? '',
     ...(owned ? { user_editable: false } : {}),
-    info, created: t.createdAt, last_auth: t.lastAuthAt,
+    info,
+    created: t.createdAt,
+    last_auth: t.lastAuthAt,
   };
 }
 
@@ -333,7 +424,9 @@ export function listRealms(deps: Deps): Record<string, unknown> {
   deps.realms.names().forEach((name, i) => {
     const r = deps.realms.get(name)!;
     out[name] = {
-      id: i + 1, option: '', default: name === deps.realms.defaultRealm,
+      id: i + 1,
+      option: '',
+      default: name === deps.realms.defaultRealm,
       resolver: [{ name: r.resolver, type: RESOLVER_TYPES[r.kind], priority: null }],
     };
   });
@@ -355,7 +448,9 @@ export function listResolvers(deps: Deps, params: Params, name?: string): Record
     if (type !== undefined && type !== '' && RESOLVER_TYPES[r.kind] !== type) continue;
     if (editable === '1') continue;
     out[r.resolver] = {
-      type: RESOLVER_TYPES[r.kind], resolvername: r.resolver, censor_keys: [],
+      type: RESOLVER_TYPES[r.kind],
+      resolvername: r.resolver,
+      censor_keys: [],
       data: r.kind === 'file' ? { fileName: r.path ?? '' } : {},
     };
   }
@@ -364,8 +459,12 @@ export function listResolvers(deps: Deps, params: Params, name?: string): Record
 
 /** The searchable user attributes (eduMFA's passwd resolver keys) and how each is read from a user. */
 const USER_KEYS: Readonly<Record<string, (u: UserInfo) => string>> = {
-  username: (u) => u.name, userid: (u) => u.name, givenname: (u) => u.givenname ?? '', surname: (u) => u.surname ?? '',
-  email: (u) => u.email ?? '', phone: (u) => u.phone ?? '',
+  username: (u) => u.name,
+  userid: (u) => u.name,
+  givenname: (u) => u.givenname ?? '',
+  surname: (u) => u.surname ?? '',
+  email: (u) => u.email ?? '',
+  phone: (u) => u.phone ?? '',
 };
 const USER_LIST_SPECIAL = new Set(['realm', 'resolver', 'user', 'username']);
 
@@ -408,8 +507,14 @@ export function listUsers(deps: Deps, params: Params): Array<Record<string, unkn
     for (const u of r.listUsers()) {
       if (!filters.every(([k, v]) => USER_KEYS[k] !== undefined && userPatternMatches(v, USER_KEYS[k]!(u)))) continue;
       out.push({
-        username: u.name, userid: u.name, givenname: u.givenname ?? '', surname: u.surname ?? '', email: u.email ?? '',
-        phone: u.phone ?? '', resolver: r.resolver, editable: false,
+        username: u.name,
+        userid: u.name,
+        givenname: u.givenname ?? '',
+        surname: u.surname ?? '',
+        email: u.email ?? '',
+        phone: u.phone ?? '',
+        resolver: r.resolver,
+        editable: false,
       });
     }
   }

@@ -41,27 +41,47 @@ export interface BusTransport {
   close(): Promise<void>;
 }
 
-export function createAnswerBus(clock: Clock, transport: BusTransport | null = null, onError: (err: unknown) => void = () => {}): AnswerBus & { start(): Promise<void> } {
+export function createAnswerBus(
+  clock: Clock,
+  transport: BusTransport | null = null,
+  onError: (err: unknown) => void = () => {},
+): AnswerBus & { start(): Promise<void> } {
   // Almost every transaction has one listener: it is stored as is, an array only when there are more.
   const listeners = new Map<string, AnswerListener | AnswerListener[]>();
   let count = 0;
   const each = (entry: AnswerListener | AnswerListener[] | undefined, fn: (l: AnswerListener) => void) => {
     if (entry === undefined) return;
-    if (Array.isArray(entry)) { for (const l of [...entry]) fn(l); } else fn(entry);
+    if (Array.isArray(entry)) {
+      for (const l of [...entry]) fn(l);
+    } else fn(entry);
   };
   const wakeLocal = (transactionId: string) => each(listeners.get(transactionId), (l) => l.onAnswer());
   const bus: AnswerBus & { start(): Promise<void> } = {
-    get waiting() { return count; },
-    async start() { if (transport) await transport.start(wakeLocal); },
+    get waiting() {
+      return count;
+    },
+    async start() {
+      if (transport) await transport.start(wakeLocal);
+    },
     listen(l) {
       const entry = listeners.get(l.transactionId);
       if (entry === undefined) listeners.set(l.transactionId, l);
-      else if (Array.isArray(entry)) { if (entry.includes(l)) return; entry.push(l); } else { if (entry === l) return; listeners.set(l.transactionId, [entry, l]); }
+      else if (Array.isArray(entry)) {
+        if (entry.includes(l)) return;
+        entry.push(l);
+      } else {
+        if (entry === l) return;
+        listeners.set(l.transactionId, [entry, l]);
+      }
       count++;
     },
     unlisten(l) {
       const entry = listeners.get(l.transactionId);
-      if (entry === l) { listeners.delete(l.transactionId); count--; return; }
+      if (entry === l) {
+        listeners.delete(l.transactionId);
+        count--;
+        return;
+      }
       if (!Array.isArray(entry)) return;
       const i = entry.indexOf(l);
       if (i < 0) return;
@@ -88,7 +108,11 @@ export function createAnswerBus(clock: Clock, transport: BusTransport | null = n
     notify(transactionId) {
       wakeLocal(transactionId);
       if (transport) {
-        try { transport.publish(transactionId); } catch (err) { onError(err); }
+        try {
+          transport.publish(transactionId);
+        } catch (err) {
+          onError(err);
+        }
       }
     },
     async close() {

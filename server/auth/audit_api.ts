@@ -11,14 +11,33 @@ import type { AuditCondition, AuditFilterColumn, AuditSearchRow } from '../store
 
 /** The entry fields, in eduMFA's order where eduMFA has them, then pushgate's own (outcome, transaction_id). */
 export const AUDIT_COLUMNS = [
-  'number', 'date', 'action', 'success', 'serial', 'user', 'realm', 'resolver', 'administrator', 'info', 'edumfa_server',
-  'policies', 'client', 'outcome', 'transaction_id',
+  'number',
+  'date',
+  'action',
+  'success',
+  'serial',
+  'user',
+  'realm',
+  'resolver',
+  'administrator',
+  'info',
+  'edumfa_server',
+  'policies',
+  'client',
+  'outcome',
+  'transaction_id',
 ] as const;
 
 /** eduMFA column name → the stored column it filters. */
 const TEXT_FILTERS: Readonly<Record<string, AuditFilterColumn>> = {
-  action: 'action', user: 'username', realm: 'realm', client: 'client', administrator: 'admin', info: 'info',
-  outcome: 'outcome', transaction_id: 'transaction_id',
+  action: 'action',
+  user: 'username',
+  realm: 'realm',
+  client: 'client',
+  administrator: 'admin',
+  info: 'info',
+  outcome: 'outcome',
+  transaction_id: 'transaction_id',
 };
 
 const UNIT_MS: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, y: 365 * 86_400_000 };
@@ -29,13 +48,21 @@ export function dateRange(value: string): { from: number; before: number } {
   const m = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:[T ](\d{2})(?::(\d{2})(?::(\d{2}))?)?)?)?)?$/.exec(prefix);
   if (!m || value.slice(0, -1).includes('*')) throw new ParameterError(`Invalid date filter '${value}': use a prefix like 2026-08-21*.`);
   const [, y, mo, d, h, mi, sec] = m;
-  const parts = [Number(y), mo ? Number(mo) - 1 : 0, d ? Number(d) : 1, h ? Number(h) : 0, mi ? Number(mi) : 0, sec ? Number(sec) : 0] as const;
+  const parts = [
+    Number(y),
+    mo ? Number(mo) - 1 : 0,
+    d ? Number(d) : 1,
+    h ? Number(h) : 0,
+    mi ? Number(mi) : 0,
+    sec ? Number(sec) : 0,
+  ] as const;
   const from = Date.UTC(...parts);
   const level = [mo, d, h, mi, sec].filter((x) => x !== undefined).length;
   const next = [...parts] as number[];
   next[level] = next[level]! + 1; // the next year / month / day / hour / minute / second
   const before = Date.UTC(next[0]!, next[1]!, next[2]!, next[3]!, next[4]!, next[5]!);
-  if (new Date(from).toISOString().slice(0, prefix.length) !== prefix.replace(' ', 'T')) throw new ParameterError(`Invalid date filter '${value}'.`);
+  if (new Date(from).toISOString().slice(0, prefix.length) !== prefix.replace(' ', 'T'))
+    throw new ParameterError(`Invalid date filter '${value}'.`);
   return { from, before };
 }
 
@@ -80,18 +107,30 @@ export async function searchAudit(deps: Deps, params: Params): Promise<Record<st
   return {
     auditdata: rows.map((r) => auditEntry(deps, r)),
     auditcolumns: hasNode || rows.length === 0 ? [...AUDIT_COLUMNS] : AUDIT_COLUMNS.filter((c) => c !== 'edumfa_server'),
-    count, current: page, next: count > page * pageSize ? page + 1 : null, prev: page > 1 ? page - 1 : null,
+    count,
+    current: page,
+    next: count > page * pageSize ? page + 1 : null,
+    prev: page > 1 ? page - 1 : null,
   };
 }
 
 /** One audit row with eduMFA's field names. */
 export function auditEntry(deps: Pick<Deps, 'realms'>, r: AuditSearchRow): Record<string, unknown> {
   return {
-    number: r.id, date: new Date(r.time).toISOString(), action: r.action, success: r.success ? 1 : 0,
-    serial: r.serials.join(','), user: r.username ?? '', realm: r.realm ?? '',
-    resolver: r.realm ? deps.realms.get(r.realm)?.resolver ?? '' : '', administrator: r.admin ?? '',
+    number: r.id,
+    date: new Date(r.time).toISOString(),
+    action: r.action,
+    success: r.success ? 1 : 0,
+    serial: r.serials.join(','),
+    user: r.username ?? '',
+    realm: r.realm ?? '',
+    resolver: r.realm ? (deps.realms.get(r.realm)?.resolver ?? '') : '',
+    administrator: r.admin ?? '',
     info: Object.keys(r.info).length ? JSON.stringify(r.info) : '',
     ...('node' in r ? { edumfa_server: r.node ?? '' } : {}),
-    policies: r.policies.join(','), client: r.client ?? '', outcome: r.outcome, transaction_id: r.transactionId ?? '',
+    policies: r.policies.join(','),
+    client: r.client ?? '',
+    outcome: r.outcome,
+    transaction_id: r.transactionId ?? '',
   };
 }

@@ -38,7 +38,10 @@ export function pgTransport(url: string, onError: (err: unknown) => void, schedu
     failures++;
     schedule(delay, () => {
       retryPending = false;
-      connect().catch((err) => { onError(err); reconnectLater(); });
+      connect().catch((err) => {
+        onError(err);
+        reconnectLater();
+      });
     });
   };
 
@@ -55,9 +58,13 @@ export function pgTransport(url: string, onError: (err: unknown) => void, schedu
       client.end().catch(() => {});
       reconnectLater(); // no-op while this client is still connecting: the caller of connect() schedules then
     };
-    client.on('notification', (msg) => { if (msg.channel === CHANNEL && msg.payload) deliver(msg.payload); });
+    client.on('notification', (msg) => {
+      if (msg.channel === CHANNEL && msg.payload) deliver(msg.payload);
+    });
     client.on('error', onLost);
-    client.on('end', () => { if (!closed) onLost(new Error('LISTEN connection ended')); });
+    client.on('end', () => {
+      if (!closed) onLost(new Error('LISTEN connection ended'));
+    });
     try {
       await client.connect();
       await client.query(`LISTEN ${CHANNEL}`);
@@ -68,7 +75,10 @@ export function pgTransport(url: string, onError: (err: unknown) => void, schedu
     } finally {
       connecting = false;
     }
-    if (closed) { await client.end().catch(() => {}); return; }
+    if (closed) {
+      await client.end().catch(() => {});
+      return;
+    }
     if (lost) throw new Error('LISTEN connection lost while starting');
     listener = client;
     failures = 0;
@@ -76,8 +86,13 @@ export function pgTransport(url: string, onError: (err: unknown) => void, schedu
 
   return {
     name: 'postgres',
-    async start(onMessage) { deliver = onMessage; await connect(); },
-    publish(tid) { pool.query('select pg_notify($1, $2)', [CHANNEL, tid]).catch(onError); },
+    async start(onMessage) {
+      deliver = onMessage;
+      await connect();
+    },
+    publish(tid) {
+      pool.query('select pg_notify($1, $2)', [CHANNEL, tid]).catch(onError);
+    },
     async close() {
       closed = true;
       const l = listener;
@@ -99,10 +114,14 @@ export function redisTransport(url: string, onError: (err: unknown) => void): Bu
     async start(onMessage) {
       await sub.connect();
       await pubc.connect();
-      sub.on('message', (channel: string, message: string) => { if (channel === CHANNEL) onMessage(message); });
+      sub.on('message', (channel: string, message: string) => {
+        if (channel === CHANNEL) onMessage(message);
+      });
       await sub.subscribe(CHANNEL);
     },
-    publish(tid) { pubc.publish(CHANNEL, tid).catch(onError); },
+    publish(tid) {
+      pubc.publish(CHANNEL, tid).catch(onError);
+    },
     async close() {
       sub.disconnect();
       pubc.disconnect();

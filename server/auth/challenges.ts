@@ -27,7 +27,12 @@ export function validityMs(deps: Deps, type: string): number {
  * Creates one challenge per token, all sharing one transaction id; each row is stored before anything is sent.
  * Out-of-band types deliver through their channel afterwards (a failed delivery never fails the request).
  */
-export async function createChallenges(deps: Deps, tokens: readonly TokenRecord[], rp: RequestPolicies, opts: { session?: string; exception?: boolean } = {}): Promise<ChallengeOut[]> {
+export async function createChallenges(
+  deps: Deps,
+  tokens: readonly TokenRecord[],
+  rp: RequestPolicies,
+  opts: { session?: string; exception?: boolean } = {},
+): Promise<ChallengeOut[]> {
   const session = opts.session ?? '';
   const transactionId = newTransactionId();
   const now = deps.clock.now();
@@ -35,13 +40,19 @@ export async function createChallenges(deps: Deps, tokens: readonly TokenRecord[
   const out: ChallengeOut[] = [];
   for (const token of tokens) {
     const type = deps.registry.require(token.type);
-    const spec = await type.createChallenge?.(token, ctx) ?? {
+    const spec = (await type.createChallenge?.(token, ctx)) ?? {
       nonce: crypto.randomBytes(16).toString('hex'),
       message: rp.action<string>('challenge_text') ?? DEFAULT_OTP_CHALLENGE_TEXT,
     };
     const record = await deps.store.challenges.insert({
-      transactionId, serial: token.serial, tokenId: token.id, nonce: spec.nonce, session,
-      data: { ...(spec.data ?? {}) }, createdAt: now, expiresAt: now + validityMs(deps, token.type),
+      transactionId,
+      serial: token.serial,
+      tokenId: token.id,
+      nonce: spec.nonce,
+      session,
+      data: { ...(spec.data ?? {}) },
+      createdAt: now,
+      expiresAt: now + validityMs(deps, token.type),
     });
     deps.events.emit('challenge.created', { serial: token.serial, transactionId, type: token.type });
     let message = spec.message;
@@ -51,7 +62,14 @@ export async function createChallenges(deps: Deps, tokens: readonly TokenRecord[
       if (!delivered.delivered && opts.exception) throw new ValidateError('Failed to submit message to Firebase service.');
       if (delivered.messageSuffix) message = `${message} ${delivered.messageSuffix}`;
     }
-    out.push({ transactionId, serial: token.serial, type: token.type, clientMode: type.clientMode, message, ...(spec.attributes ? { attributes: spec.attributes } : {}) });
+    out.push({
+      transactionId,
+      serial: token.serial,
+      type: token.type,
+      clientMode: type.clientMode,
+      message,
+      ...(spec.attributes ? { attributes: spec.attributes } : {}),
+    });
   }
   return out;
 }

@@ -65,7 +65,10 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
     try {
       user = deps.realms.resolveUser(req.user, req.realm);
     } catch (err) {
-      const rp = requestPolicies(deps, { user: { name: req.user, realm: req.realm ?? deps.realms.defaultRealm, resolver: '' }, client: req.client });
+      const rp = requestPolicies(deps, {
+        user: { name: req.user, realm: req.realm ?? deps.realms.defaultRealm, resolver: '' },
+        client: req.client,
+      });
       if (rp.action<boolean>('passOnNoUser')) {
         const pol = rp.sources('passOnNoUser')[0] ?? '';
         return { kind: 'accept', message: `user does not exist, accepted due to '${pol}'`, serials: [], policies: rp.matched() };
@@ -89,23 +92,32 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
   // Revoked tokens never take part (eduMFA: 400 / 1007 when nothing else is left).
   if (tokens.length && tokens.every((t) => t.revoked)) throw tokenLocked();
   tokens = tokens.filter((t) => !t.revoked);
-  const rp = requestPolicies(deps, { user: user ? { name: user.name, realm: user.realm, resolver: user.resolver } : undefined, client: req.client });
+  const rp = requestPolicies(deps, {
+    user: user ? { name: user.name, realm: user.realm, resolver: user.resolver } : undefined,
+    client: req.client,
+  });
   const base = () => ({ policies: rp.matched() });
   const pinJob = pinJobOf(user, tokens, req.signal);
 
-  if (rp.action<string>('authorized') === 'deny_access') throw new ValidateError('User is not authorized to authenticate under these conditions.');
+  if (rp.action<string>('authorized') === 'deny_access')
+    throw new ValidateError('User is not authorized to authenticate under these conditions.');
 
   // No tokens at all
   if (!tokens.length) {
     if (!user) throw new NotFoundError('The requested token could not be found.');
     if (rp.action<boolean>('passthru')) {
       const realm = deps.realms.get(user.realm);
-      if (realm && await realm.verifyPassword(user.name, req.pass, pinJob)) {
+      if (realm && (await realm.verifyPassword(user.name, req.pass, pinJob))) {
         return { kind: 'accept', message: `against userstore due to '${rp.sources('passthru')[0] ?? ''}'`, serials: [], ...base() };
       }
     }
     if (rp.action<boolean>('passOnNoToken')) {
-      return { kind: 'accept', message: `user has no token, accepted due to '${rp.sources('passOnNoToken')[0] ?? ''}'`, serials: [], ...base() };
+      return {
+        kind: 'accept',
+        message: `user has no token, accepted due to '${rp.sources('passOnNoToken')[0] ?? ''}'`,
+        serials: [],
+        ...base(),
+      };
     }
     return { kind: 'reject', message: 'The user has no tokens assigned', serials: [], ...base() };
   }
@@ -116,17 +128,29 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
     const answered = await answerTransaction(deps, req, tokens, rp);
     if (answered) return answered;
     const active = tokens.filter((t) => t.active && t.rolloutState !== 'clientwait');
-    await bumpFailCounters(deps, active.filter((t) => !deps.registry.require(t.type).outOfBand));
+    await bumpFailCounters(
+      deps,
+      active.filter((t) => !deps.registry.require(t.type).outOfBand),
+    );
     return { kind: 'reject', message: 'wrong otp pin', serials: active.map((t) => t.serial), ...base() };
   }
 
   // 3. Classify usable tokens
-  const usable = tokens.filter((t) => t.active && t.rolloutState !== 'clientwait').sort(
-    (a, b) => deps.registry.require(a.type).checkOrder - deps.registry.require(b.type).checkOrder);
+  const usable = tokens
+    .filter((t) => t.active && t.rolloutState !== 'clientwait')
+    .sort((a, b) => deps.registry.require(a.type).checkOrder - deps.registry.require(b.type).checkOrder);
   const serialsOf = (ts: readonly TokenRecord[]) => ts.map((t) => t.serial);
   if (!usable.length) {
     const enrolling = tokens.find((t) => t.active && t.rolloutState === 'clientwait');
-    if (enrolling) return { kind: 'reject', message: 'Token is not yet enrolled', serial: enrolling.serial, type: enrolling.type, serials: [enrolling.serial], ...base() };
+    if (enrolling)
+      return {
+        kind: 'reject',
+        message: 'Token is not yet enrolled',
+        serial: enrolling.serial,
+        type: enrolling.type,
+        serials: [enrolling.serial],
+        ...base(),
+      };
     return { kind: 'reject', message: 'No suitable token found for authentication.', serials: serialsOf(tokens), ...base() };
   }
   // Locked tokens are not looked at (no PIN hash, an answer independent of the pass) unless their lock is older than
@@ -152,9 +176,19 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
   const unfitValid: TokenRecord[] = [];
   const lastAuthMs = rp.action<number>('last_auth');
   for (const { token, counter } of c.valid) {
-    if (outsideValidity(token, now)) { unfitValid.push(token); continue; }
+    if (outsideValidity(token, now)) {
+      unfitValid.push(token);
+      continue;
+    }
     if (lastAuthMs !== undefined && token.lastAuthAt !== null && now - token.lastAuthAt > lastAuthMs) {
-      return { kind: 'reject', message: `The last successful authentication was ${new Date(token.lastAuthAt).toISOString()}. It is to long ago.`, serial: token.serial, type: token.type, serials: [token.serial], ...base() };
+      return {
+        kind: 'reject',
+        message: `The last successful authentication was ${new Date(token.lastAuthAt).toISOString()}. It is to long ago.`,
+        serial: token.serial,
+        type: token.type,
+        serials: [token.serial],
+        ...base(),
+      };
     }
     if (await deps.store.tokens.recordSuccess(token.id, counter, now, isLocked(token) ? clearBefore : null)) accepted.push(token);
     else if (!isLocked(token)) c.pinMatched.push(token); // the OTP was used by a concurrent request (or the token locked meanwhile)
@@ -165,11 +199,27 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
       throw new PolicyError('You are not authorized to use this type of token.');
     }
     const t = single(accepted);
-    return { kind: 'accept', message: `matching ${accepted.length} tokens`, serial: t?.serial, type: t?.type, otpLen: t ? t.otpLen : undefined, serials: serialsOf(accepted), ...base() };
+    return {
+      kind: 'accept',
+      message: `matching ${accepted.length} tokens`,
+      serial: t?.serial,
+      type: t?.type,
+      otpLen: t ? t.otpLen : undefined,
+      serials: serialsOf(accepted),
+      ...base(),
+    };
   }
   if (unfitValid.length) {
     const t = single(unfitValid);
-    return { kind: 'reject', message: `matching ${unfitValid.length} tokens, ${OUTSIDE_VALIDITY}`, serial: t?.serial, type: t?.type, otpLen: t?.otpLen, serials: serialsOf(unfitValid), ...base() };
+    return {
+      kind: 'reject',
+      message: `matching ${unfitValid.length} tokens, ${OUTSIDE_VALIDITY}`,
+      serial: t?.serial,
+      type: t?.type,
+      otpLen: t?.otpLen,
+      serials: serialsOf(unfitValid),
+      ...base(),
+    };
   }
   if (c.challenge.length) {
     // failcounter_clear_timeout: the PIN of a stale-locked challenge token clears its lock (eduMFA: also on a trigger).
@@ -178,7 +228,8 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
     for (const t of c.challenge) {
       if (outsideValidity(t, now)) continue;
       if (!isLocked(t)) challengeable.push(t);
-      else if (clearBefore !== null && await deps.store.tokens.clearStaleLock(t.id, clearBefore, now)) challengeable.push({ ...t, failCount: 0, lockedAt: null });
+      else if (clearBefore !== null && (await deps.store.tokens.clearStaleLock(t.id, clearBefore, now)))
+        challengeable.push({ ...t, failCount: 0, lockedAt: null });
     }
     if (!challengeable.length && !c.pinMatched.length && c.challenge.every((t) => outsideValidity(t, now))) {
       const t = single(c.challenge);
@@ -195,13 +246,27 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
     if (challengeable.length) {
       const challenges = await createChallenges(deps, challengeable, rp, { exception: req.exception });
       if (rp.action<boolean>('increase_failcounter_on_challenge')) await bumpFailCounters(deps, challengeable);
-      return { kind: 'challenge', challenges, preferredClientMode: preferredClientMode(rp, challenges), serials: serialsOf(challengeable), ...base() };
+      return {
+        kind: 'challenge',
+        challenges,
+        preferredClientMode: preferredClientMode(rp, challenges),
+        serials: serialsOf(challengeable),
+        ...base(),
+      };
     }
   }
   if (c.pinMatched.length) {
     await bumpFailCounters(deps, c.pinMatched);
     const t = single(c.pinMatched);
-    return { kind: 'reject', message: 'wrong otp value', serial: t?.serial, type: t?.type, otpLen: t?.otpLen, serials: serialsOf(c.pinMatched), ...base() };
+    return {
+      kind: 'reject',
+      message: 'wrong otp value',
+      serial: t?.serial,
+      type: t?.type,
+      otpLen: t?.otpLen,
+      serials: serialsOf(c.pinMatched),
+      ...base(),
+    };
   }
   if (usable.every(isLocked)) return lockedAnswer(); // only (stale-)locked tokens, none answered: as if not looked at
   await bumpFailCounters(deps, c.invalid.length ? c.invalid : usable);
@@ -210,7 +275,10 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
 
 /** +1 on each token's fail counter, with the events. */
 export async function bumpFailCounters(deps: Deps, tokens: readonly TokenRecord[]): Promise<void> {
-  const counts = await deps.store.tokens.incrementFailCount(tokens.map((t) => t.id), deps.clock.now());
+  const counts = await deps.store.tokens.incrementFailCount(
+    tokens.map((t) => t.id),
+    deps.clock.now(),
+  );
   for (const t of tokens) {
     const n = counts.get(t.id);
     if (n === undefined) continue;
@@ -229,7 +297,14 @@ function pinJobOf(user: UserInfo | null, tokens: readonly TokenRecord[], signal:
 }
 
 /** PIN part check according to `otppin`. */
-async function pinMatches(deps: Deps, token: TokenRecord, pin: string, rp: RequestPolicies, user: UserInfo | null, job: PinJob): Promise<boolean> {
+async function pinMatches(
+  deps: Deps,
+  token: TokenRecord,
+  pin: string,
+  rp: RequestPolicies,
+  user: UserInfo | null,
+  job: PinJob,
+): Promise<boolean> {
   const mode = rp.action<string>('otppin') ?? 'tokenpin';
   if (mode === 'none') return pin === '';
   if (mode === 'userstore') {
@@ -247,20 +322,33 @@ function challengeEnabled(type: TokenType, rp: RequestPolicies): boolean {
   return list.includes(type.type);
 }
 
-async function classify(deps: Deps, tokens: readonly TokenRecord[], pass: string, rp: RequestPolicies, user: UserInfo | null, job: PinJob): Promise<Classified> {
+async function classify(
+  deps: Deps,
+  tokens: readonly TokenRecord[],
+  pass: string,
+  rp: RequestPolicies,
+  user: UserInfo | null,
+  job: PinJob,
+): Promise<Classified> {
   const out: Classified = { valid: [], challenge: [], pinMatched: [], invalid: [] };
   const ctx = rp.tokenContext();
   for (const token of tokens) {
     const type = deps.registry.require(token.type);
-    if (challengeEnabled(type, rp) && await pinMatches(deps, token, pass, rp, user, job)) {
+    if (challengeEnabled(type, rp) && (await pinMatches(deps, token, pass, rp, user, job))) {
       out.challenge.push(token);
       continue;
     }
-    if (type.outOfBand) { out.invalid.push(token); continue; }
+    if (type.outOfBand) {
+      out.invalid.push(token);
+      continue;
+    }
     const cut = type.splitsPass ? Math.max(0, pass.length - token.otpLen) : pass.length;
     const pin = pass.slice(0, cut);
     const otp = pass.slice(cut);
-    if (!await pinMatches(deps, token, pin, rp, user, job)) { out.invalid.push(token); continue; }
+    if (!(await pinMatches(deps, token, pin, rp, user, job))) {
+      out.invalid.push(token);
+      continue;
+    }
     const verdict = await type.check(token, { otp }, ctx);
     if (verdict.kind === 'valid') out.valid.push({ token, counter: verdict.counter ?? null });
     else out.pinMatched.push(token);
@@ -272,7 +360,12 @@ async function classify(deps: Deps, tokens: readonly TokenRecord[], pass: string
  * A pass with a transaction id: the tokens that have a live challenge in this transaction answer it. Returns null
  * when no token of the request has a challenge there (then the pass is checked as a normal pass, as eduMFA does).
  */
-async function answerTransaction(deps: Deps, req: CheckRequest, tokens: readonly TokenRecord[], rp: RequestPolicies): Promise<Outcome | null> {
+async function answerTransaction(
+  deps: Deps,
+  req: CheckRequest,
+  tokens: readonly TokenRecord[],
+  rp: RequestPolicies,
+): Promise<Outcome | null> {
   const rows = await deps.store.challenges.byTransaction(req.transactionId!);
   const byId = new Map(tokens.map((t) => [t.serial, t]));
   const mine = rows.filter((r) => byId.has(r.serial));
@@ -285,14 +378,26 @@ async function answerTransaction(deps: Deps, req: CheckRequest, tokens: readonly
   for (const row of mine) {
     const token = byId.get(row.serial)!;
     const type = deps.registry.require(token.type);
-    if (!token.active || isLocked(token) || outsideValidity(token, now)) { pending.push(token); continue; }
-    if (row.expiresAt <= now) { (type.outOfBand ? pending : wrongOtp).push(token); continue; }
+    if (!token.active || isLocked(token) || outsideValidity(token, now)) {
+      pending.push(token);
+      continue;
+    }
+    if (row.expiresAt <= now) {
+      (type.outOfBand ? pending : wrongOtp).push(token);
+      continue;
+    }
     const verdict: Verdict = await type.check(token, { otp: req.pass, challenge: row }, ctx);
     if (verdict.kind === 'valid') {
       const from = type.outOfBand ? 'accepted' : 'pending';
       // Consume the challenge first: of many parallel finalizes exactly one wins.
-      if (!await deps.store.challenges.consume(row.id, from, now)) { pending.push(token); continue; }
-      if (!await deps.store.tokens.recordSuccess(token.id, verdict.counter ?? null, now)) { wrongOtp.push(token); continue; }
+      if (!(await deps.store.challenges.consume(row.id, from, now))) {
+        pending.push(token);
+        continue;
+      }
+      if (!(await deps.store.tokens.recordSuccess(token.id, verdict.counter ?? null, now))) {
+        wrongOtp.push(token);
+        continue;
+      }
       if (rows.length > 1) await deps.store.challenges.deleteTransaction(row.transactionId); // the other tokens' challenges
       return { kind: 'accept', message: 'Found matching challenge', serial: token.serial, serials: [token.serial], policies: rp.matched() };
     }
@@ -301,13 +406,24 @@ async function answerTransaction(deps: Deps, req: CheckRequest, tokens: readonly
     else pending.push(token);
   }
   if (declined) {
-    return { kind: 'declined', message: DECLINED_MESSAGE, serial: declined.serial, type: declined.type, serials: [declined.serial], policies: rp.matched() };
+    return {
+      kind: 'declined',
+      message: DECLINED_MESSAGE,
+      serial: declined.serial,
+      type: declined.type,
+      serials: [declined.serial],
+      policies: rp.matched(),
+    };
   }
   await bumpFailCounters(deps, wrongOtp);
   const all = [...wrongOtp, ...pending];
   const t = single(all);
   return {
-    kind: 'reject', message: all.length > 1 ? `Response did not match for ${all.length} tokens.` : 'Response did not match the challenge.',
-    serial: t?.serial, type: t?.type, serials: all.map((x) => x.serial), policies: rp.matched(),
+    kind: 'reject',
+    message: all.length > 1 ? `Response did not match for ${all.length} tokens.` : 'Response did not match the challenge.',
+    serial: t?.serial,
+    type: t?.type,
+    serials: all.map((x) => x.serial),
+    policies: rp.matched(),
   };
 }

@@ -20,17 +20,23 @@ export function requestPolicies(deps: Deps, who: Who): RequestPolicies {
   const cache = new Map<Scope, ResolvedPolicy>();
   const scope = (s: Scope): ResolvedPolicy => {
     let r = cache.get(s);
-    if (!r) { r = deps.policies.resolve(s, who); cache.set(s, r); }
+    if (!r) {
+      r = deps.policies.resolve(s, who);
+      cache.set(s, r);
+    }
     return r;
   };
   const scopeOf = (name: string, wanted?: Scope): Scope => {
     const s = wanted ?? scopesOfAction(deps.policies.actions, name)[0];
-    if (!s || !findAction(deps.policies.actions, s, name)) throw new Error(`unknown policy action ${name}${wanted ? ` in scope ${wanted}` : ''}`);
+    if (!s || !findAction(deps.policies.actions, s, name))
+      throw new Error(`unknown policy action ${name}${wanted ? ` in scope ${wanted}` : ''}`);
     return s;
   };
   const action = <T extends ActionValue>(name: string, wanted?: Scope): T | undefined => scope(scopeOf(name, wanted)).get<T>(name);
   return {
-    who, scope, action,
+    who,
+    scope,
+    action,
     matched: () => [...new Set([...cache.values()].flatMap((r) => r.matched))],
     sources(name) {
       return deps.policies.explain(scopeOf(name), who).find((e) => e.action === name)?.from ?? [];

@@ -16,7 +16,13 @@
 import { CompactSign, jwtVerify, errors } from 'jose';
 import { AuthError } from '../../core/errors.ts';
 
-export interface JwtClaims { sub: string; role: 'admin' | 'validate'; iat: number; exp: number; [k: string]: unknown }
+export interface JwtClaims {
+  sub: string;
+  role: 'admin' | 'validate';
+  iat: number;
+  exp: number;
+  [k: string]: unknown;
+}
 
 /** An API key's claims: role `validate`, valid for `days` from `nowMs`. */
 export function apiKeyClaims(name: string, nowMs: number, days: number): JwtClaims {

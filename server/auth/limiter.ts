@@ -76,11 +76,17 @@ export class Limiter {
   }
 
   /** Tasks running now. */
-  get active(): number { return this.running; }
+  get active(): number {
+    return this.running;
+  }
   /** Jobs waiting, all keys together. */
-  get waiting(): number { return this.queued; }
+  get waiting(): number {
+    return this.queued;
+  }
   /** Keys with at least one waiting job. */
-  get waitingKeys(): number { return this.queues.size; }
+  get waitingKeys(): number {
+    return this.queues.size;
+  }
   /** The longest queue of one key. */
   get longestKeyQueue(): number {
     let n = 0;
@@ -88,10 +94,14 @@ export class Limiter {
     return n;
   }
   /** Jobs of `key` waiting. */
-  waitingFor(key: string): number { return this.queues.get(key)?.length ?? 0; }
+  waitingFor(key: string): number {
+    return this.queues.get(key)?.length ?? 0;
+  }
 
   /** Seconds a refused client is told to wait before it tries again. */
-  get retryAfterSeconds(): number { return Math.max(1, Math.ceil(this.maxWaitMs / 1000)); }
+  get retryAfterSeconds(): number {
+    return Math.max(1, Math.ceil(this.maxWaitMs / 1000));
+  }
 
   /**
    * Runs `task` when a slot is free and it is this key's turn; rejects (without running it) when refused. Without a
@@ -110,7 +120,9 @@ export class Limiter {
       }
       await this.enqueue(key, !!job, signal);
     }
-    try { return await task(); } finally {
+    try {
+      return await task();
+    } finally {
       this.running--;
       this.dispatch();
     }
@@ -126,9 +138,17 @@ export class Limiter {
         signal?.removeEventListener('abort', onAbort);
       };
       const waiter: Waiter = {
-        key, bounded, enqueuedAt: this.clock.now(),
-        start: () => { cleanup(); resolve(); },
-        fail: (reason) => { cleanup(); reject(this.refuse(reason, key)); },
+        key,
+        bounded,
+        enqueuedAt: this.clock.now(),
+        start: () => {
+          cleanup();
+          resolve();
+        },
+        fail: (reason) => {
+          cleanup();
+          reject(this.refuse(reason, key));
+        },
       };
       // A job leaving before its turn: out of its queue, then refused.
       const leave = (reason: RejectReason) => {
@@ -140,7 +160,10 @@ export class Limiter {
       const cancelDeadline = bounded ? this.clock.schedule(this.maxWaitMs, () => leave('deadline')) : () => {};
       signal?.addEventListener('abort', onAbort, { once: true });
       let q = this.queues.get(key);
-      if (!q) { q = []; this.queues.set(key, q); }
+      if (!q) {
+        q = [];
+        this.queues.set(key, q);
+      }
       q.push(waiter);
       this.queued++;
       if (!bounded) this.internal++;
@@ -168,7 +191,10 @@ export class Limiter {
       if (!w.bounded) this.internal--;
       this.queues.delete(key);
       if (q.length) this.queues.set(key, q);
-      if (w.bounded && this.clock.now() - w.enqueuedAt >= this.maxWaitMs) { w.fail('deadline'); continue; } // its timer is late
+      if (w.bounded && this.clock.now() - w.enqueuedAt >= this.maxWaitMs) {
+        w.fail('deadline');
+        continue;
+      } // its timer is late
       this.running++;
       w.start();
     }
@@ -177,11 +203,12 @@ export class Limiter {
   private refuse(reason: RejectReason, key: string): Error {
     this.onReject(reason, key);
     if (reason === 'client_gone') return new ClientGoneError();
-    const message = reason === 'deadline'
-      ? 'The server is too busy checking PINs; try again later.'
-      : reason === 'key_full'
-        ? 'Too many PIN checks of this user are waiting; try again later.'
-        : 'Too many PIN checks are waiting; try again later.';
+    const message =
+      reason === 'deadline'
+        ? 'The server is too busy checking PINs; try again later.'
+        : reason === 'key_full'
+          ? 'Too many PIN checks of this user are waiting; try again later.'
+          : 'Too many PIN checks are waiting; try again later.';
     return new UnavailableError(message, this.retryAfterSeconds);
   }
 }

@@ -17,8 +17,20 @@ interface Common {
 }
 
 export type Outcome =
-  | (Common & { readonly kind: 'accept'; readonly message: string; readonly serial?: string; readonly type?: string; readonly otpLen?: number })
-  | (Common & { readonly kind: 'reject'; readonly message: string; readonly serial?: string; readonly type?: string; readonly otpLen?: number })
+  | (Common & {
+      readonly kind: 'accept';
+      readonly message: string;
+      readonly serial?: string;
+      readonly type?: string;
+      readonly otpLen?: number;
+    })
+  | (Common & {
+      readonly kind: 'reject';
+      readonly message: string;
+      readonly serial?: string;
+      readonly type?: string;
+      readonly otpLen?: number;
+    })
   | (Common & { readonly kind: 'declined'; readonly message: string; readonly serial?: string; readonly type?: string })
   | (Common & { readonly kind: 'challenge'; readonly challenges: readonly ChallengeOut[]; readonly preferredClientMode: string });
 
@@ -30,5 +42,8 @@ export const DECLINED_MESSAGE = 'The login was declined on the smartphone.';
  * `declined_authentication: declined` asks for DECLINED (server/envelope.ts outcomeEnvelope).
  */
 export const AUTHENTICATION: Record<Outcome['kind'], string> = {
-  accept: 'ACCEPT', reject: 'REJECT', declined: 'DECLINED', challenge: 'CHALLENGE',
+  accept: 'ACCEPT',
+  reject: 'REJECT',
+  declined: 'DECLINED',
+  challenge: 'CHALLENGE',
 };

@@ -26,9 +26,14 @@ export interface PinHasher {
 }
 
 export interface PinHashOptions {
-  memoryKib: number; timeCost: number; parallelism: number; maxConcurrent: number;
+  memoryKib: number;
+  timeCost: number;
+  parallelism: number;
+  maxConcurrent: number;
   /** The queue's bounds; defaults as in config (pinQueueDefaults). */
-  maxQueue?: number; maxQueuePerKey?: number; maxWaitMs?: number;
+  maxQueue?: number;
+  maxQueuePerKey?: number;
+  maxWaitMs?: number;
 }
 
 /** The argon2 calls, replaceable in tests (to hold a hash, or count them). */

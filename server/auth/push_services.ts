@@ -60,7 +60,12 @@ export function createPushServices(deps: PushServicesDeps, opts: PushServicesOpt
         deps.events.emit('delivery.sent', { serial: token.serial, channel: channelName, ms: result.ms });
         return result;
       }
-      deps.events.emit('delivery.failed', { serial: token.serial, channel: channelName, reason: `${result.reason}: ${result.detail}`, ms: result.ms });
+      deps.events.emit('delivery.failed', {
+        serial: token.serial,
+        channel: channelName,
+        reason: `${result.reason}: ${result.detail}`,
+        ms: result.ms,
+      });
       if (result.reason === 'unregistered') await markStale(token.serial, target, result.detail);
       return result;
     },
@@ -70,7 +75,9 @@ export function createPushServices(deps: PushServicesDeps, opts: PushServicesOpt
       await deps.store.challenges.delete(challenge.id);
     },
 
-    prepareEnrollment: () => { if (serving) keys.warm(); },
+    prepareEnrollment: () => {
+      if (serving) keys.warm();
+    },
   };
 
   /** Records on the token that the provider no longer knows its device — unless the phone sent a new FCM token meanwhile. */
@@ -86,8 +93,13 @@ export function createPushServices(deps: PushServicesDeps, opts: PushServicesOpt
   }
 
   return {
-    channels, keys, support,
-    startServing() { serving = true; keys.warm(); },
+    channels,
+    keys,
+    support,
+    startServing() {
+      serving = true;
+      keys.warm();
+    },
     async close() {
       keys.close();
       await channels.close();

@@ -12,16 +12,34 @@ import { NotFoundError, ParameterError, PolicyError, SignatureError, ValidateErr
 import { requestPolicies } from './context.ts';
 import type { ChallengeRecord, TokenContext, TokenRecord } from '../../tokens/types.ts';
 import {
-  checkEnrollmentCredential, completeEnrollment, EnrollmentExpiredError, type CompleteEnrollmentResult,
+  checkEnrollmentCredential,
+  completeEnrollment,
+  EnrollmentExpiredError,
+  type CompleteEnrollmentResult,
 } from '../../tokens/push/enrollment.ts';
 import {
-  buildSmartphoneDataAsync, ENROLLMENT_SESSION, pollingAllowed, presignedSmartphoneData, smartphoneTexts, tokenServerKey, type SmartphoneData,
+  buildSmartphoneDataAsync,
+  ENROLLMENT_SESSION,
+  pollingAllowed,
+  presignedSmartphoneData,
+  smartphoneTexts,
+  tokenServerKey,
+  type SmartphoneData,
   type SmartphoneTexts,
 } from '../../tokens/push/challenge.ts';
 import { parsePhoneKey, PhoneKeyError, type ServerKeyPair } from '../../tokens/push/signatures.ts';
 import {
-  answerSignedText, checkPhoneSignature, checkTimestamp, classifySmartphoneRequest, FIREBASE_UPDATE_WINDOW_MS,
-  firebaseUpdateSignedText, isEnrolledPushToken, POLL_WINDOW_MS, pollSignedText, type SmartphoneParams, type SmartphoneRequest,
+  answerSignedText,
+  checkPhoneSignature,
+  checkTimestamp,
+  classifySmartphoneRequest,
+  FIREBASE_UPDATE_WINDOW_MS,
+  firebaseUpdateSignedText,
+  isEnrolledPushToken,
+  POLL_WINDOW_MS,
+  pollSignedText,
+  type SmartphoneParams,
+  type SmartphoneRequest,
 } from '../../tokens/push/smartphone.ts';
 import { actionNames, infoKeys, type PushVariant } from '../../tokens/push/variants.ts';
 
@@ -33,7 +51,11 @@ export type SmartphoneResult =
 
 /** Classifies and handles one request. `client` is the phone's address (policies match without a user). */
 export async function handleSmartphoneRequest(
-  deps: Deps, v: PushVariant, method: string, params: SmartphoneParams, client: string | undefined,
+  deps: Deps,
+  v: PushVariant,
+  method: string,
+  params: SmartphoneParams,
+  client: string | undefined,
 ): Promise<SmartphoneResult> {
   const rp = requestPolicies(deps, { client });
   const ctx = rp.tokenContext();
@@ -43,10 +65,14 @@ export async function handleSmartphoneRequest(
   }
   const req = classifySmartphoneRequest(method, params);
   switch (req.kind) {
-    case 'completeEnrollment': return enrollmentStep2(deps, v, req);
-    case 'answerChallenge': return answerChallenge(deps, v, req);
-    case 'poll': return poll(deps, v, req, ctx);
-    case 'updateFirebaseToken': return updateFirebaseToken(deps, v, req);
+    case 'completeEnrollment':
+      return enrollmentStep2(deps, v, req);
+    case 'answerChallenge':
+      return answerChallenge(deps, v, req);
+    case 'poll':
+      return poll(deps, v, req, ctx);
+    case 'updateFirebaseToken':
+      return updateFirebaseToken(deps, v, req);
   }
 }
 
@@ -59,16 +85,27 @@ export async function enrollmentStep2(deps: Deps, v: PushVariant, req: Req<'comp
   const token = await deps.store.tokens.bySerial(req.serial);
   if (!token || token.type !== v.type || token.rolloutState !== 'clientwait') throw new NotFoundError(NOT_IN_CLIENTWAIT);
   checkEnrollmentCredential(token, req.enrollmentCredential);
-  try { parsePhoneKey(req.pubkey); } catch (err) {
+  try {
+    parsePhoneKey(req.pubkey);
+  } catch (err) {
     if (err instanceof PhoneKeyError) throw new ParameterError(`Invalid public key: ${err.message}`);
     throw err;
   }
   const serverKey = await takeServerKey(deps);
   const done = completeEnrollment(v, token, req, serverKey);
   const now = deps.clock.now();
-  const won = await deps.store.tokens.updateIfRollout(token.serial, 'clientwait', {
-    rolloutState: 'enrolled', active: true, info: done.info, secrets: done.secrets, rolloutExpiresAt: null,
-  }, now);
+  const won = await deps.store.tokens.updateIfRollout(
+    token.serial,
+    'clientwait',
+    {
+      rolloutState: 'enrolled',
+      active: true,
+      info: done.info,
+      secrets: done.secrets,
+      rolloutExpiresAt: null,
+    },
+    now,
+  );
   if (!won) {
     // Lost: either another step 2 came first, or the enrollment TTL passed (the guard checks rollout_expires_at).
     const again = await deps.store.tokens.bySerial(token.serial);
@@ -118,7 +155,11 @@ export async function answerChallenge(deps: Deps, v: PushVariant, req: Req<'answ
   for (const row of rows) {
     if (await deps.store.challenges.answer(row.id, decision, now)) {
       won.push(row.transactionId);
-      deps.events.emit('challenge.answered', { serial: req.serial, transactionId: row.transactionId, decision: req.decline ? 'decline' : 'accept' });
+      deps.events.emit('challenge.answered', {
+        serial: req.serial,
+        transactionId: row.transactionId,
+        decision: req.decline ? 'decline' : 'accept',
+      });
     }
   }
   // A retry of an answer that already landed (same decision, still valid) is a success too — also one that raced

@@ -33,7 +33,10 @@ export type ThrottleStore = 'memory' | 'database' | 'redis';
 export type ThrottleLimit = 'user' | 'address' | 'challenges';
 
 /** What one attempt counts against: the user (`userKey`) and, when known, the end user's address. */
-export interface AttemptKeys { readonly user: string; readonly address: string | null }
+export interface AttemptKeys {
+  readonly user: string;
+  readonly address: string | null;
+}
 
 /** An attempt in flight: which points it holds. Settle it with succeeded / release (or keep it: a failure). */
 export interface Attempt {
@@ -108,10 +111,22 @@ export function throttleStoreOf(config: Pick<Config, 'limits' | 'bus'>, dialect:
 /** A memory limiter that reports each use: as an insurance limiter it answers only while the shared store fails. */
 class InsuranceMemory extends RateLimiterMemory {
   private readonly used: () => void;
-  constructor(opts: ConstructorParameters<typeof RateLimiterMemory>[0], used: () => void) { super(opts); this.used = used; }
-  override consume(...args: Parameters<RateLimiterMemory['consume']>) { this.used(); return super.consume(...args); }
-  override reward(...args: Parameters<RateLimiterMemory['reward']>) { this.used(); return super.reward(...args); }
-  override delete(...args: Parameters<RateLimiterMemory['delete']>) { this.used(); return super.delete(...args); }
+  constructor(opts: ConstructorParameters<typeof RateLimiterMemory>[0], used: () => void) {
+    super(opts);
+    this.used = used;
+  }
+  override consume(...args: Parameters<RateLimiterMemory['consume']>) {
+    this.used();
+    return super.consume(...args);
+  }
+  override reward(...args: Parameters<RateLimiterMemory['reward']>) {
+    this.used();
+    return super.reward(...args);
+  }
+  override delete(...args: Parameters<RateLimiterMemory['delete']>) {
+    this.used();
+    return super.delete(...args);
+  }
 }
 
 export function createThrottle(deps: { config: Config; events: Events; store: Store }): Throttle {
@@ -132,7 +147,8 @@ export function createThrottle(deps: { config: Config; events: Events; store: St
   // 100th, so an outage is visible in the log without a line per request).
   let fallbacks = 0;
   const onFallback = () => {
-    if (fallbacks++ % 100 === 0) events.emit('log', { level: 'warn', msg: `rate limit store (${kind}) failed: counting in this node's memory`, fallbacks });
+    if (fallbacks++ % 100 === 0)
+      events.emit('log', { level: 'warn', msg: `rate limit store (${kind}) failed: counting in this node's memory`, fallbacks });
   };
   let cleaner = true; // one limiter per database table deletes its expired rows
   const make = (name: string, points: number, duration: number, blockDuration: number): RateLimiterAbstract | null => {
@@ -185,7 +201,8 @@ export function createThrottle(deps: { config: Config; events: Events; store: St
     async succeeded(attempt) {
       const jobs: Promise<unknown>[] = [];
       if (userLimiter) jobs.push(userLimiter.delete(storeKey(attempt.keys.user)));
-      if (attempt.addressHeld && addressLimiter && attempt.keys.address) jobs.push(addressLimiter.reward(storeKey(attempt.keys.address), 1));
+      if (attempt.addressHeld && addressLimiter && attempt.keys.address)
+        jobs.push(addressLimiter.reward(storeKey(attempt.keys.address), 1));
       attempt.userHeld = false;
       attempt.addressHeld = false;
       await quietly(Promise.all(jobs));
@@ -193,7 +210,8 @@ export function createThrottle(deps: { config: Config; events: Events; store: St
     async release(attempt) {
       const jobs: Promise<unknown>[] = [];
       if (attempt.userHeld && userLimiter) jobs.push(userLimiter.reward(storeKey(attempt.keys.user), 1));
-      if (attempt.addressHeld && addressLimiter && attempt.keys.address) jobs.push(addressLimiter.reward(storeKey(attempt.keys.address), 1));
+      if (attempt.addressHeld && addressLimiter && attempt.keys.address)
+        jobs.push(addressLimiter.reward(storeKey(attempt.keys.address), 1));
       attempt.userHeld = false;
       attempt.addressHeld = false;
       await quietly(Promise.all(jobs));

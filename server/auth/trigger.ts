@@ -9,8 +9,18 @@ import type { TokenRecord } from '../../tokens/types.ts';
 import { NotFoundError, ValidateError } from '../../core/errors.ts';
 import { outsideValidity } from './validity.ts';
 
-export interface TriggerRequest { user?: string; realm?: string; serial?: string; type?: string; client?: string }
-export interface TriggerResult { challenges: ChallengeOut[]; preferredClientMode: string; policies: string[] }
+export interface TriggerRequest {
+  user?: string;
+  realm?: string;
+  serial?: string;
+  type?: string;
+  client?: string;
+}
+export interface TriggerResult {
+  challenges: ChallengeOut[];
+  preferredClientMode: string;
+  policies: string[];
+}
 
 export async function triggerChallenges(deps: Deps, req: TriggerRequest): Promise<TriggerResult> {
   let user: UserInfo | null = null;
@@ -25,10 +35,21 @@ export async function triggerChallenges(deps: Deps, req: TriggerRequest): Promis
     tokens = [t];
   }
   if (req.type) tokens = tokens.filter((t) => t.type === req.type);
-  const rp = requestPolicies(deps, { user: user ? { name: user.name, realm: user.realm, resolver: user.resolver } : undefined, client: req.client });
-  if (rp.action<string>('authorized') === 'deny_access') throw new ValidateError('User is not authorized to authenticate under these conditions.');
-  const usable = tokens.filter((t) => t.active && t.rolloutState !== 'clientwait' && t.failCount < t.maxFail && !t.revoked
-    && !outsideValidity(t, deps.clock.now()) && deps.registry.require(t.type).canChallenge);
+  const rp = requestPolicies(deps, {
+    user: user ? { name: user.name, realm: user.realm, resolver: user.resolver } : undefined,
+    client: req.client,
+  });
+  if (rp.action<string>('authorized') === 'deny_access')
+    throw new ValidateError('User is not authorized to authenticate under these conditions.');
+  const usable = tokens.filter(
+    (t) =>
+      t.active
+      && t.rolloutState !== 'clientwait'
+      && t.failCount < t.maxFail
+      && !t.revoked
+      && !outsideValidity(t, deps.clock.now())
+      && deps.registry.require(t.type).canChallenge,
+  );
   if (!usable.length) return { challenges: [], preferredClientMode: 'interactive', policies: rp.matched() };
   const challenges = await createChallenges(deps, usable, rp);
   if (rp.action<boolean>('increase_failcounter_on_challenge')) await bumpFailCounters(deps, usable);

@@ -11,11 +11,23 @@ import type { PinHasher } from './pin.ts';
 import type { PinJob } from './pin.ts';
 
 export interface UserInfo {
-  readonly name: string; readonly realm: string; readonly resolver: string;
-  readonly givenname?: string; readonly surname?: string; readonly email?: string; readonly phone?: string;
+  readonly name: string;
+  readonly realm: string;
+  readonly resolver: string;
+  readonly givenname?: string;
+  readonly surname?: string;
+  readonly email?: string;
+  readonly phone?: string;
 }
 
-interface FileUser { username: string; password_hash?: string; givenname?: string; surname?: string; email?: string; phone?: string }
+interface FileUser {
+  username: string;
+  password_hash?: string;
+  givenname?: string;
+  surname?: string;
+  email?: string;
+  phone?: string;
+}
 
 export interface Realm {
   readonly name: string;
@@ -50,7 +62,9 @@ export function createRealms(configs: readonly RealmConfig[], hasher: PinHasher)
   for (const rc of configs) {
     if (rc.users.type === 'any') {
       realms.set(rc.name, {
-        name: rc.name, resolver: `${rc.name}_any`, kind: 'any',
+        name: rc.name,
+        resolver: `${rc.name}_any`,
+        kind: 'any',
         lookup: (username) => ({ name: username, realm: rc.name, resolver: `${rc.name}_any` }),
         listUsers: () => [],
         verifyPassword: async () => false,
@@ -59,7 +73,9 @@ export function createRealms(configs: readonly RealmConfig[], hasher: PinHasher)
     }
     const file = rc.users.path;
     let list: unknown;
-    try { list = YAML.parse(fs.readFileSync(file, 'utf8')); } catch (err) {
+    try {
+      list = YAML.parse(fs.readFileSync(file, 'utf8'));
+    } catch (err) {
       throw new ConfigError([`realms ${rc.name}: cannot read user file ${file}: ${(err as Error).message.split('\n')[0]}`]);
     }
     const entries = Array.isArray(list) ? list : (list as { users?: unknown })?.users;
@@ -72,9 +88,20 @@ export function createRealms(configs: readonly RealmConfig[], hasher: PinHasher)
       users.set((u as FileUser).username, u as FileUser);
     });
     const resolver = `${rc.name}_file`;
-    const info = (u: FileUser): UserInfo => ({ name: u.username, realm: rc.name, resolver, givenname: u.givenname, surname: u.surname, email: u.email, phone: u.phone });
+    const info = (u: FileUser): UserInfo => ({
+      name: u.username,
+      realm: rc.name,
+      resolver,
+      givenname: u.givenname,
+      surname: u.surname,
+      email: u.email,
+      phone: u.phone,
+    });
     realms.set(rc.name, {
-      name: rc.name, resolver, kind: 'file', path: file,
+      name: rc.name,
+      resolver,
+      kind: 'file',
+      path: file,
       lookup(username) {
         const u = users.get(username);
         return u ? info(u) : null;
@@ -98,11 +125,17 @@ export function createRealms(configs: readonly RealmConfig[], hasher: PinHasher)
       if (realmName === undefined && name.includes('@')) {
         const at = name.lastIndexOf('@');
         const maybe = name.slice(at + 1);
-        if (realms.has(maybe)) { realmName = maybe; name = name.slice(0, at); }
+        if (realms.has(maybe)) {
+          realmName = maybe;
+          name = name.slice(0, at);
+        }
       } else if (realmName === undefined && name.includes('\\')) {
         const slash = name.indexOf('\\');
         const maybe = name.slice(0, slash);
-        if (realms.has(maybe)) { realmName = maybe; name = name.slice(slash + 1); }
+        if (realms.has(maybe)) {
+          realmName = maybe;
+          name = name.slice(slash + 1);
+        }
       }
       if (name === '') throw missingParameter('user'); // ' ', '@corp': never the empty user
       realmName ??= defaultRealm;

@@ -27,8 +27,14 @@ export function parseValidityDate(value: string, which: 'start' | 'end'): number
   const [, y, mo, d, h = '00', mi = '00', , tz] = m;
   const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi));
   const back = new Date(ms);
-  if (back.getUTCFullYear() !== Number(y) || back.getUTCMonth() !== Number(mo) - 1 || back.getUTCDate() !== Number(d)
-    || Number(h) > 23 || Number(mi) > 59) throw fail();
+  if (
+    back.getUTCFullYear() !== Number(y)
+    || back.getUTCMonth() !== Number(mo) - 1
+    || back.getUTCDate() !== Number(d)
+    || Number(h) > 23
+    || Number(mi) > 59
+  )
+    throw fail();
   let offsetMin = 0;
   if (tz && tz.toUpperCase() !== 'Z') {
     const digits = tz.replace(':', '');

@@ -30,7 +30,9 @@ export interface WaitRegistry {
 }
 
 /** Whoever runs the wait of a slot: told when the server shuts down while the slot is held. */
-export interface WaitHolder { shutdown(): void }
+export interface WaitHolder {
+  shutdown(): void;
+}
 
 /** A taken capacity slot. */
 export interface WaitSlot {
@@ -69,14 +71,27 @@ export function createWaitRegistry(deps: Pick<Deps, 'config' | 'events'>): WaitR
     held.delete(slot);
     active--;
     const n = (perUser.get(slot.userKey) ?? 1) - 1;
-    if (n <= 0) perUser.delete(slot.userKey); else perUser.set(slot.userKey, n);
-    if (active === 0) { const w = idleWaiters; idleWaiters = []; for (const f of w) f(); }
+    if (n <= 0) perUser.delete(slot.userKey);
+    else perUser.set(slot.userKey, n);
+    if (active === 0) {
+      const w = idleWaiters;
+      idleWaiters = [];
+      for (const f of w) f();
+    }
   };
   return {
-    get active() { return active; },
-    get draining() { return draining; },
-    drain() { draining = true; },
-    idle() { return active === 0 ? Promise.resolve() : new Promise((resolve) => idleWaiters.push(resolve)); },
+    get active() {
+      return active;
+    },
+    get draining() {
+      return draining;
+    },
+    drain() {
+      draining = true;
+    },
+    idle() {
+      return active === 0 ? Promise.resolve() : new Promise((resolve) => idleWaiters.push(resolve));
+    },
     abortAll() {
       for (const slot of [...held]) {
         slot.aborted = true;
@@ -84,10 +99,19 @@ export function createWaitRegistry(deps: Pick<Deps, 'config' | 'events'>): WaitR
       }
     },
     enter(userKey) {
-      if (draining) { deps.events.emit('wait.rejected', { reason: 'draining' }); throw new UnavailableError('The server is shutting down; try again.', 5); }
-      if (active >= maxConcurrent) { deps.events.emit('wait.rejected', { reason: 'capacity' }); throw new UnavailableError('Too many logins are waiting for an answer; try again shortly.', 5); }
+      if (draining) {
+        deps.events.emit('wait.rejected', { reason: 'draining' });
+        throw new UnavailableError('The server is shutting down; try again.', 5);
+      }
+      if (active >= maxConcurrent) {
+        deps.events.emit('wait.rejected', { reason: 'capacity' });
+        throw new UnavailableError('Too many logins are waiting for an answer; try again shortly.', 5);
+      }
       const mine = perUser.get(userKey) ?? 0;
-      if (mine >= maxPerUser) { deps.events.emit('wait.rejected', { reason: 'per_user' }); throw new UnavailableError('Too many logins of this user are waiting for an answer.', 10); }
+      if (mine >= maxPerUser) {
+        deps.events.emit('wait.rejected', { reason: 'per_user' });
+        throw new UnavailableError('Too many logins of this user are waiting for an answer.', 10);
+      }
       active++;
       perUser.set(userKey, mine + 1);
       const slot = new Slot(userKey, release);
@@ -125,16 +149,25 @@ export function waitPolicyWarnings(config: Pick<Config, 'challenge'>, policies: 
       const validity = own ?? config.challenge.validitySeconds;
       if (seconds <= validity) continue;
       const from = own !== undefined ? `challenge.type_validity_seconds.${type.type}` : 'challenge.validity_seconds';
-      out.push(`policy '${p.name}': ${type.type}_wait is ${seconds} s, but ${type.type} challenges are valid for ${validity} s (${from}); `
-        + `the phone's answer is refused after ${validity} s, so a longer wait can only end in a timeout. `
-        + `Set challenge.type_validity_seconds.${type.type} to at least ${seconds}, or lower the wait.`);
+      out.push(
+        `policy '${p.name}': ${type.type}_wait is ${seconds} s, but ${type.type} challenges are valid for ${validity} s (${from}); `
+          + `the phone's answer is refused after ${validity} s, so a longer wait can only end in a timeout. `
+          + `Set challenge.type_validity_seconds.${type.type} to at least ${seconds}, or lower the wait.`,
+      );
     }
   }
   return out;
 }
 
 /** What a running wait keeps: a few fields per token, not the records (no decrypted keys held for the wait). */
-export interface WaitToken { readonly id: number; readonly serial: string; readonly type: string; readonly otpLen: number; readonly failCount: number; readonly maxFail: number }
+export interface WaitToken {
+  readonly id: number;
+  readonly serial: string;
+  readonly type: string;
+  readonly otpLen: number;
+  readonly failCount: number;
+  readonly maxFail: number;
+}
 
 /** A started wait: challenges stored and sent, a capacity slot taken. Hand it to finishWait (which releases the slot). */
 export interface WaitPlan {
@@ -152,7 +185,12 @@ export interface WaitPlan {
  * the challenges. Returns null when no wait policy applies (the caller answers with a normal CHALLENGE).
  * Split from finishWait so that nothing of the request's token-list decision stays reachable while it waits.
  */
-export async function startWait(deps: Deps, tokens: readonly TokenRecord[], rp: RequestPolicies, user: UserInfo | null): Promise<WaitPlan | null> {
+export async function startWait(
+  deps: Deps,
+  tokens: readonly TokenRecord[],
+  rp: RequestPolicies,
+  user: UserInfo | null,
+): Promise<WaitPlan | null> {
   const seconds = waitSeconds(deps, tokens, rp);
   if (seconds <= 0) return null;
   const slot = deps.waits.enter(user ? `${user.name}@${user.realm}` : `serial:${tokens[0]?.serial}`);
@@ -162,8 +200,20 @@ export async function startWait(deps: Deps, tokens: readonly TokenRecord[], rp: 
     const transactionId = challenges[0]!.transactionId;
     deps.events.emit('wait.started', { transactionId });
     return {
-      kind: 'wait', transactionId, started, deadline: started + seconds * 1000, policies: rp.matched(), slot,
-      tokens: tokens.map((t) => ({ id: t.id, serial: t.serial, type: t.type, otpLen: t.otpLen, failCount: t.failCount, maxFail: t.maxFail })),
+      kind: 'wait',
+      transactionId,
+      started,
+      deadline: started + seconds * 1000,
+      policies: rp.matched(),
+      slot,
+      tokens: tokens.map((t) => ({
+        id: t.id,
+        serial: t.serial,
+        type: t.type,
+        otpLen: t.otpLen,
+        failCount: t.failCount,
+        maxFail: t.maxFail,
+      })),
     };
   } catch (err) {
     slot.leave();
@@ -227,9 +277,16 @@ class PendingWait implements AnswerListener, WaitHolder {
     }
   }
 
-  onAnswer(): void { this.woken = true; this.read(); }
-  onBusClosed(): void { this.stop('shutdown'); }
-  shutdown(): void { this.stop('shutdown'); }
+  onAnswer(): void {
+    this.woken = true;
+    this.read();
+  }
+  onBusClosed(): void {
+    this.stop('shutdown');
+  }
+  shutdown(): void {
+    this.stop('shutdown');
+  }
 
   /** The safety-net re-read timer, or the deadline when that comes first. */
   private arm(): void {
@@ -248,18 +305,25 @@ class PendingWait implements AnswerListener, WaitHolder {
 
   private read(): void {
     if (this.state === 'ending' || this.stopped) return;
-    if (this.state === 'reading') { this.again = true; return; }
+    if (this.state === 'reading') {
+      this.again = true;
+      return;
+    }
     this.state = 'reading';
     this.again = false;
     const woken = this.woken;
     this.woken = false;
-    decide(this.deps, this.plan, woken).then((decided) => {
-      this.state = 'waiting';
-      if (decided) this.answered(decided);
-      else if (this.stopped) this.stop(this.stopped);
-      else if (this.again) this.read(); // woken (or the deadline came) during the read: read once more first
-      else if (this.expired) this.timedOut();
-    }, (err: unknown) => this.end(err));
+    decide(this.deps, this.plan, woken).then(
+      (decided) => {
+        this.state = 'waiting';
+        if (decided) this.answered(decided);
+        else if (this.stopped) this.stop(this.stopped);
+        else if (this.again)
+          this.read(); // woken (or the deadline came) during the read: read once more first
+        else if (this.expired) this.timedOut();
+      },
+      (err: unknown) => this.end(err),
+    );
   }
 
   /** Disconnect or shutdown: the rows go (no later answer can use them), then the client hears why. */
@@ -268,15 +332,28 @@ class PendingWait implements AnswerListener, WaitHolder {
     if (this.state !== 'waiting') return; // a running read finishes first (and wins if it found an answer)
     this.state = 'ending';
     const { deps, transactionId, plan } = this;
-    deps.store.challenges.deleteTransaction(transactionId).then(() => {
-      deps.events.emit('wait.finished', { transactionId, result: this.stopped! });
-      if (this.stopped === 'shutdown') this.end(new UnavailableError('The server is shutting down; the login was not completed.', 5));
-      else this.end(undefined, { kind: 'reject', message: 'The client went away.', serials: plan.tokens.map((t) => t.serial), policies: plan.policies });
-    }, (err: unknown) => this.end(err));
+    deps.store.challenges.deleteTransaction(transactionId).then(
+      () => {
+        deps.events.emit('wait.finished', { transactionId, result: this.stopped! });
+        if (this.stopped === 'shutdown') this.end(new UnavailableError('The server is shutting down; the login was not completed.', 5));
+        else
+          this.end(undefined, {
+            kind: 'reject',
+            message: 'The client went away.',
+            serials: plan.tokens.map((t) => t.serial),
+            policies: plan.policies,
+          });
+      },
+      (err: unknown) => this.end(err),
+    );
   }
 
   private answered(o: Outcome): void {
-    this.deps.events.emit('wait.finished', { transactionId: this.transactionId, result: o.kind === 'accept' ? 'accept' : 'decline', wakeMs: this.deps.clock.now() - this.plan.started });
+    this.deps.events.emit('wait.finished', {
+      transactionId: this.transactionId,
+      result: o.kind === 'accept' ? 'accept' : 'decline',
+      wakeMs: this.deps.clock.now() - this.plan.started,
+    });
     this.end(undefined, o);
   }
 
@@ -285,14 +362,32 @@ class PendingWait implements AnswerListener, WaitHolder {
     this.state = 'ending';
     const { deps, transactionId, plan } = this;
     const { tokens } = plan;
-    deps.store.challenges.deleteTransaction(transactionId)
-      .then(() => deps.store.tokens.incrementFailCount(tokens.map((t) => t.id), deps.clock.now()))
-      .then((counts) => {
-        for (const t of tokens) deps.events.emit('token.fail_counter', { serial: t.serial, failCount: counts.get(t.id) ?? t.failCount, maxFail: t.maxFail });
-        deps.events.emit('wait.finished', { transactionId, result: 'timeout' });
-        const single = tokens.length === 1 ? tokens[0] : undefined;
-        this.end(undefined, { kind: 'reject', message: 'wrong otp value', serial: single?.serial, type: single?.type, otpLen: single?.otpLen, serials: tokens.map((t) => t.serial), policies: plan.policies });
-      }, (err: unknown) => this.end(err));
+    deps.store.challenges
+      .deleteTransaction(transactionId)
+      .then(() =>
+        deps.store.tokens.incrementFailCount(
+          tokens.map((t) => t.id),
+          deps.clock.now(),
+        ),
+      )
+      .then(
+        (counts) => {
+          for (const t of tokens)
+            deps.events.emit('token.fail_counter', { serial: t.serial, failCount: counts.get(t.id) ?? t.failCount, maxFail: t.maxFail });
+          deps.events.emit('wait.finished', { transactionId, result: 'timeout' });
+          const single = tokens.length === 1 ? tokens[0] : undefined;
+          this.end(undefined, {
+            kind: 'reject',
+            message: 'wrong otp value',
+            serial: single?.serial,
+            type: single?.type,
+            otpLen: single?.otpLen,
+            serials: tokens.map((t) => t.serial),
+            policies: plan.policies,
+          });
+        },
+        (err: unknown) => this.end(err),
+      );
   }
 
   /** Releases everything the wait held, then reports (once). */
@@ -318,7 +413,7 @@ class PendingWait implements AnswerListener, WaitHolder {
  */
 async function decide(deps: Deps, plan: WaitPlan, woken: boolean): Promise<Outcome | null> {
   const { transactionId, tokens, policies } = plan;
-  if (woken && tokens.length === 1 && await deps.store.challenges.consumeAccepted(transactionId, deps.clock.now())) {
+  if (woken && tokens.length === 1 && (await deps.store.challenges.consumeAccepted(transactionId, deps.clock.now()))) {
     return succeed(deps, plan, tokens[0]!);
   }
   const rows = await deps.store.challenges.byTransaction(transactionId);
@@ -333,7 +428,7 @@ async function decide(deps: Deps, plan: WaitPlan, woken: boolean): Promise<Outco
   }
   for (const row of rows.filter((r) => r.status === 'accepted')) {
     const token = tokens.find((t) => t.serial === row.serial) ?? tokens[0]!;
-    if (!await deps.store.challenges.consume(row.id, 'accepted', now)) continue;
+    if (!(await deps.store.challenges.consume(row.id, 'accepted', now))) continue;
     if (rows.length > 1) await deps.store.challenges.deleteTransaction(transactionId); // the other tokens' challenges
     return succeed(deps, plan, token);
   }
@@ -343,8 +438,23 @@ async function decide(deps: Deps, plan: WaitPlan, woken: boolean): Promise<Outco
 /** The login is won (its challenge consumed): the token's success, unless it was locked meanwhile. */
 async function succeed(deps: Deps, plan: WaitPlan, token: WaitToken): Promise<Outcome> {
   const { policies } = plan;
-  if (!await deps.store.tokens.recordSuccess(token.id, null, deps.clock.now())) {
-    return { kind: 'reject', message: `matching 1 tokens, Failcounter exceeded`, serial: token.serial, type: token.type, serials: [token.serial], policies };
+  if (!(await deps.store.tokens.recordSuccess(token.id, null, deps.clock.now()))) {
+    return {
+      kind: 'reject',
+      message: `matching 1 tokens, Failcounter exceeded`,
+      serial: token.serial,
+      type: token.type,
+      serials: [token.serial],
+      policies,
+    };
   }
-  return { kind: 'accept', message: 'matching 1 tokens', serial: token.serial, type: token.type, otpLen: token.otpLen, serials: [token.serial], policies };
+  return {
+    kind: 'accept',
+    message: 'matching 1 tokens',
+    serial: token.serial,
+    type: token.type,
+    otpLen: token.otpLen,
+    serials: [token.serial],
+    policies,
+  };
 }

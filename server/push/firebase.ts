@@ -24,7 +24,14 @@ export interface FirebaseChannelOptions {
   readonly projectId?: string;
 }
 
-interface ServiceAccount { type: string; project_id: string; client_email: string; private_key: string; private_key_id?: string; token_uri?: string }
+interface ServiceAccount {
+  type: string;
+  project_id: string;
+  client_email: string;
+  private_key: string;
+  private_key_id?: string;
+  token_uri?: string;
+}
 
 /** Reads and checks a service-account JSON (`"type": "service_account"`). Throws ConfigError naming the channel. */
 export function readServiceAccount(cfg: ChannelConfig): ServiceAccount {
@@ -33,11 +40,20 @@ export function readServiceAccount(cfg: ChannelConfig): ServiceAccount {
   try {
     doc = JSON.parse(fs.readFileSync(cfg.serviceAccountFile, 'utf8'));
   } catch (err) {
-    throw new ConfigError([`${where}: cannot read ${cfg.serviceAccountFile} as JSON (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`]);
+    throw new ConfigError([
+      `${where}: cannot read ${cfg.serviceAccountFile} as JSON (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    ]);
   }
   const sa = doc as Partial<ServiceAccount> | null;
-  if (sa?.type !== 'service_account' || typeof sa.project_id !== 'string' || typeof sa.client_email !== 'string' || typeof sa.private_key !== 'string') {
-    throw new ConfigError([`${where}: ${cfg.serviceAccountFile} is not a Firebase service-account file (type service_account with project_id, client_email, private_key)`]);
+  if (
+    sa?.type !== 'service_account'
+    || typeof sa.project_id !== 'string'
+    || typeof sa.client_email !== 'string'
+    || typeof sa.private_key !== 'string'
+  ) {
+    throw new ConfigError([
+      `${where}: ${cfg.serviceAccountFile} is not a Firebase service-account file (type service_account with project_id, client_email, private_key)`,
+    ]);
   }
   return sa as ServiceAccount;
 }
@@ -61,8 +77,17 @@ export function toFirebaseMessage(target: string, m: PushMessage): Message {
 export function classifyFirebaseError(err: unknown): SendFailure {
   const code = typeof err === 'object' && err !== null ? String((err as { code?: unknown }).code ?? '') : '';
   if (code === 'messaging/registration-token-not-registered') return 'unregistered';
-  if (['messaging/invalid-argument', 'messaging/invalid-registration-token', 'messaging/mismatched-credential',
-    'messaging/authentication-error', 'messaging/invalid-recipient', 'messaging/payload-size-limit-exceeded'].includes(code)) return 'rejected';
+  if (
+    [
+      'messaging/invalid-argument',
+      'messaging/invalid-registration-token',
+      'messaging/mismatched-credential',
+      'messaging/authentication-error',
+      'messaging/invalid-recipient',
+      'messaging/payload-size-limit-exceeded',
+    ].includes(code)
+  )
+    return 'rejected';
   return 'unavailable';
 }
 
@@ -94,13 +119,26 @@ export function createFirebaseChannel(cfg: ChannelConfig, opts: FirebaseChannelO
       const elapsed = () => clock.now() - started;
       return new Promise<SendResult>((resolve) => {
         let settled = false;
-        const finish = (r: SendResult) => { if (!settled) { settled = true; cancel(); resolve(r); } };
-        const cancel = clock.schedule(cfg.timeoutMs, () => finish({ ok: false, reason: 'timeout', detail: `no answer within ${cfg.timeoutMs} ms`, ms: elapsed() }));
-        if (closed) { finish({ ok: false, reason: 'unavailable', detail: 'channel closed', ms: 0 }); return; }
-        ready.then(({ messaging }) => messaging.send(toFirebaseMessage(target, message))).then(
-          () => finish({ ok: true, ms: elapsed() }),
-          (err: unknown) => finish({ ok: false, reason: classifyFirebaseError(err), detail: errorText(err), ms: elapsed() }),
+        const finish = (r: SendResult) => {
+          if (!settled) {
+            settled = true;
+            cancel();
+            resolve(r);
+          }
+        };
+        const cancel = clock.schedule(cfg.timeoutMs, () =>
+          finish({ ok: false, reason: 'timeout', detail: `no answer within ${cfg.timeoutMs} ms`, ms: elapsed() }),
         );
+        if (closed) {
+          finish({ ok: false, reason: 'unavailable', detail: 'channel closed', ms: 0 });
+          return;
+        }
+        ready
+          .then(({ messaging }) => messaging.send(toFirebaseMessage(target, message)))
+          .then(
+            () => finish({ ok: true, ms: elapsed() }),
+            (err: unknown) => finish({ ok: false, reason: classifyFirebaseError(err), detail: errorText(err), ms: elapsed() }),
+          );
       });
     },
     async close() {
@@ -128,10 +166,17 @@ export function serviceAccountCredential(sa: ServiceAccount, clock: Clock, agent
       const header = b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT', ...(sa.private_key_id ? { kid: sa.private_key_id } : {}) }));
       const claims = b64url(JSON.stringify({ iss: sa.client_email, scope: OAUTH_SCOPES, aud: tokenUri, iat, exp: iat + 3600 }));
       const signature = b64url(crypto.sign('sha256', Buffer.from(`${header}.${claims}`), sa.private_key));
-      const body = new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion: `${header}.${claims}.${signature}` }).toString();
+      const body = new URLSearchParams({
+        grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer',
+        assertion: `${header}.${claims}.${signature}`,
+      }).toString();
       const reply = await postForm(tokenUri, body, agent);
       let doc: { access_token?: unknown; expires_in?: unknown };
-      try { doc = JSON.parse(reply.text) as typeof doc; } catch { doc = {}; }
+      try {
+        doc = JSON.parse(reply.text) as typeof doc;
+      } catch {
+        doc = {};
+      }
       if (reply.status !== 200 || typeof doc.access_token !== 'string') {
         throw new Error(`OAuth token request to ${tokenUri} failed with HTTP ${reply.status}`);
       }
@@ -143,15 +188,23 @@ export function serviceAccountCredential(sa: ServiceAccount, clock: Clock, agent
 function postForm(url: string, body: string, agent?: http.Agent): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
-    const req = https.request({
-      hostname: u.hostname, port: u.port || 443, path: u.pathname + u.search, method: 'POST', agent, timeout: 10_000,
-      headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
+    const req = https.request(
+      {
+        hostname: u.hostname,
+        port: u.port || 443,
+        path: u.pathname + u.search,
+        method: 'POST',
+        agent,
+        timeout: 10_000,
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('OAuth token request timed out')));
     req.on('error', reject);
     req.end(body);
@@ -161,7 +214,10 @@ function postForm(url: string, body: string, agent?: http.Agent): Promise<{ stat
 function errorText(err: unknown): string {
   if (typeof err === 'object' && err !== null) {
     const e = err as { code?: unknown; message?: unknown };
-    return [e.code, e.message].filter((x) => x !== undefined && x !== '').map(String).join(': ');
+    return [e.code, e.message]
+      .filter((x) => x !== undefined && x !== '')
+      .map(String)
+      .join(': ');
   }
   return String(err);
 }
@@ -183,10 +239,14 @@ export class ProxyTunnelAgent extends https.Agent {
     const host = String(options.host ?? options.hostname ?? '');
     const port = Number(options.port ?? 443);
     const proxyPort = Number(this.proxy.port || (this.proxy.protocol === 'https:' ? 443 : 80));
-    const raw = this.proxy.protocol === 'https:'
-      ? tls.connect({ host: this.proxy.hostname, port: proxyPort, servername: this.proxy.hostname })
-      : net.connect(proxyPort, this.proxy.hostname);
-    const done = (err: Error | null, socket?: Duplex) => { callback?.(err, socket as Duplex); callback = undefined; };
+    const raw =
+      this.proxy.protocol === 'https:'
+        ? tls.connect({ host: this.proxy.hostname, port: proxyPort, servername: this.proxy.hostname })
+        : net.connect(proxyPort, this.proxy.hostname);
+    const done = (err: Error | null, socket?: Duplex) => {
+      callback?.(err, socket as Duplex);
+      callback = undefined;
+    };
     const auth = this.proxy.username
       ? `Proxy-Authorization: Basic ${Buffer.from(`${decodeURIComponent(this.proxy.username)}:${decodeURIComponent(this.proxy.password)}`).toString('base64')}\r\n`
       : '';
@@ -196,11 +256,26 @@ export class ProxyTunnelAgent extends https.Agent {
     const onData = (chunk: Buffer) => {
       head = Buffer.concat([head, chunk]);
       const end = head.indexOf('\r\n\r\n');
-      if (end < 0) { if (head.length > 16384) { raw.destroy(); done(new Error('proxy answer too long')); } return; }
+      if (end < 0) {
+        if (head.length > 16384) {
+          raw.destroy();
+          done(new Error('proxy answer too long'));
+        }
+        return;
+      }
       raw.off('data', onData);
       const status = /^HTTP\/1\.[01] (\d{3})/.exec(head.toString('latin1'))?.[1];
-      if (status !== '200') { raw.destroy(); done(new Error(`proxy refused CONNECT ${host}:${port} (${status ?? 'no status'})`)); return; }
-      const secure = tls.connect({ ...this.tlsOptions, socket: raw, servername: String(options.servername ?? host), ALPNProtocols: ['http/1.1'] });
+      if (status !== '200') {
+        raw.destroy();
+        done(new Error(`proxy refused CONNECT ${host}:${port} (${status ?? 'no status'})`));
+        return;
+      }
+      const secure = tls.connect({
+        ...this.tlsOptions,
+        socket: raw,
+        servername: String(options.servername ?? host),
+        ALPNProtocols: ['http/1.1'],
+      });
       secure.once('secureConnect', () => done(null, secure));
       secure.once('error', (err) => done(err));
     };

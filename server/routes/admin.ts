@@ -11,7 +11,15 @@ import { okEnvelope } from '../envelope.ts';
 import { checkLength, identifierParam } from '../params.ts';
 import { requireAdmin } from './auth.ts';
 import {
-  assignToken, listRealms, listResolvers, listUsers, lostToken, resyncToken, revokeTokens, setTokenAttributes, unassignTokens,
+  assignToken,
+  listRealms,
+  listResolvers,
+  listUsers,
+  lostToken,
+  resyncToken,
+  revokeTokens,
+  setTokenAttributes,
+  unassignTokens,
   type TokenSelector,
 } from '../auth/admin_api.ts';
 import { searchAudit } from '../auth/audit_api.ts';
@@ -46,7 +54,11 @@ export function adminRouter(deps: Deps): Router<AppState> {
     const p = ctx.state.params;
     const serial = ctx.params.serial ?? identifierParam(p, 'serial');
     ctx.state.audit = {
-      action, success: false, outcome: 'ERROR', username: identifierParam(p, 'user') ?? null, realm: identifierParam(p, 'realm') ?? null,
+      action,
+      success: false,
+      outcome: 'ERROR',
+      username: identifierParam(p, 'user') ?? null,
+      realm: identifierParam(p, 'realm') ?? null,
       serials: serial ? [serial] : [],
     };
     await requireAdmin(deps, ctx, right);
@@ -54,8 +66,11 @@ export function adminRouter(deps: Deps): Router<AppState> {
     ctx.body = okEnvelope(deps.clock.now(), done.value);
     const ok = done.success ?? true;
     ctx.state.audit = {
-      ...ctx.state.audit, success: ok, outcome: ok ? 'OK' : 'REJECT',
-      ...(done.serials ? { serials: done.serials } : {}), ...(done.info ? { info: done.info } : {}),
+      ...ctx.state.audit,
+      success: ok,
+      outcome: ok ? 'OK' : 'REJECT',
+      ...(done.serials ? { serials: done.serials } : {}),
+      ...(done.info ? { info: done.info } : {}),
       ...(done.owner ? { username: done.owner.name, realm: done.owner.realm } : {}),
     };
   };
@@ -105,15 +120,27 @@ export function adminRouter(deps: Deps): Router<AppState> {
   });
 
   // eduMFA's paths end with a slash; without it is the same endpoint (Flask redirects there).
-  router.get(['/realm/', '/realm'], endpoint('GET /realm/', undefined, async () => ({ value: listRealms(deps) })));
+  router.get(
+    ['/realm/', '/realm'],
+    endpoint('GET /realm/', undefined, async () => ({ value: listRealms(deps) })),
+  );
   for (const path of ['/resolver/', '/resolver', '/resolver/:name']) {
-    router.get(path, endpoint('GET /resolver/', 'resolverread', async (ctx) => ({ value: listResolvers(deps, ctx.state.params, ctx.params.name) })));
+    router.get(
+      path,
+      endpoint('GET /resolver/', 'resolverread', async (ctx) => ({ value: listResolvers(deps, ctx.state.params, ctx.params.name) })),
+    );
   }
-  router.get(['/user/', '/user'], endpoint('GET /user/', 'userlist', async (ctx) => {
-    const realm = ctx.state.params.get('realm');
-    if (realm !== undefined && realm.length > 0) checkLength('realm', realm);
-    return { value: listUsers(deps, ctx.state.params), info: realm ? { realm } : undefined };
-  }));
-  router.get(['/audit/', '/audit'], endpoint('GET /audit/', 'auditlog', async (ctx) => ({ value: await searchAudit(deps, ctx.state.params) })));
+  router.get(
+    ['/user/', '/user'],
+    endpoint('GET /user/', 'userlist', async (ctx) => {
+      const realm = ctx.state.params.get('realm');
+      if (realm !== undefined && realm.length > 0) checkLength('realm', realm);
+      return { value: listUsers(deps, ctx.state.params), info: realm ? { realm } : undefined };
+    }),
+  );
+  router.get(
+    ['/audit/', '/audit'],
+    endpoint('GET /audit/', 'auditlog', async (ctx) => ({ value: await searchAudit(deps, ctx.state.params) })),
+  );
   return router;
 }

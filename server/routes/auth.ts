@@ -21,7 +21,10 @@ export function authRouter(deps: Deps): Router<AppState> {
     // ERROR until the password was checked: a refused (429, 503) or dropped check is no REJECT.
     ctx.state.audit = { action: 'POST /auth', success: false, outcome: 'ERROR', admin: username };
     // Back-off before any hashing (429 when this admin name or this address is over budget).
-    const attempt = await deps.throttle.begin({ user: adminKeyOf(username), address: throttleAddress(deps.config, ctx.state.peer, ctx.state.client, 'auth') });
+    const attempt = await deps.throttle.begin({
+      user: adminKeyOf(username),
+      address: throttleAddress(deps.config, ctx.state.peer, ctx.state.client, 'auth'),
+    });
     let ok = false;
     let admin: Awaited<ReturnType<typeof deps.store.admins.byName>>;
     try {
@@ -30,8 +33,12 @@ export function authRouter(deps: Deps): Router<AppState> {
       // or a flood of made-up names would take a turn each and starve everyone else.
       const job = { key: admin ? `admin:${admin.username}` : 'admin:?', signal: clientGoneSignal(ctx.res) };
       // Made on first need, without this client's signal (it is shared); a refused attempt is not kept.
-      const dummy = () => (dummyHash ??= deps.pins.hash('pushgate-dummy-password', { key: job.key }).catch((err: unknown) => { dummyHash = null; throw err; }));
-      ok = await deps.pins.verify(admin?.passwordHash ?? await dummy(), password, job);
+      const dummy = () =>
+        (dummyHash ??= deps.pins.hash('pushgate-dummy-password', { key: job.key }).catch((err: unknown) => {
+          dummyHash = null;
+          throw err;
+        }));
+      ok = await deps.pins.verify(admin?.passwordHash ?? (await dummy()), password, job);
     } catch (err) {
       await deps.throttle.release(attempt); // not a wrong password
       throw err;
@@ -43,7 +50,13 @@ export function authRouter(deps: Deps): Router<AppState> {
     await deps.throttle.succeeded(attempt);
     const iat = Math.floor(deps.clock.now() / 1000);
     const token = await signJwt({ sub: admin.username, role: 'admin', iat, exp: iat + deps.config.admin.jwtTtlSeconds }, deps.jwtKey);
-    ctx.body = okEnvelope(deps.clock.now(), { token, role: 'admin', username: admin.username, realm: '', rights: ['triggerchallenge', 'enroll', 'tokenlist', 'delete', 'enable', 'disable', 'reset', 'setpin'] });
+    ctx.body = okEnvelope(deps.clock.now(), {
+      token,
+      role: 'admin',
+      username: admin.username,
+      realm: '',
+      rights: ['triggerchallenge', 'enroll', 'tokenlist', 'delete', 'enable', 'disable', 'reset', 'setpin'],
+    });
     ctx.state.audit = { ...ctx.state.audit, success: true, outcome: 'OK' };
   });
   return router;
@@ -58,7 +71,7 @@ export async function requireAdmin(deps: Deps, ctx: AppContext, right?: string):
   if (!header) throw new AuthError('Authentication failure. Missing Authorization header.', 4033);
   const claims = await verifyJwt(header, deps.jwtKey, deps.clock.now());
   if (claims.role !== 'admin') throw new AuthError('Authentication failure. You do not have the necessary role.', 4306);
-  if (!await deps.store.admins.byName(claims.sub)) throw new AuthError('Authentication failure. Unknown administrator.', 4031);
+  if (!(await deps.store.admins.byName(claims.sub))) throw new AuthError('Authentication failure. Unknown administrator.', 4031);
   ctx.state.admin = claims.sub;
   if (right && !adminAllowed(deps, ctx, right)) throw new PolicyError(`Admin actions are defined, but the action ${right} is not allowed!`);
   return claims.sub;

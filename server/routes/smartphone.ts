@@ -21,7 +21,12 @@ export function smartphoneRouter(deps: Deps): Router<AppState> {
     const variant = pushVariantOf(name);
     if (!variant || !deps.registry.get(variant.type)) throw new ParameterError(`Invalid tokentype provided. ttype: ${name}`);
     const { params } = ctx.state;
-    ctx.state.audit = { action: `${ctx.method} /ttype/${variant.type}`, success: false, outcome: 'ERROR', serials: params.get('serial') ? [params.get('serial')!] : [] };
+    ctx.state.audit = {
+      action: `${ctx.method} /ttype/${variant.type}`,
+      success: false,
+      outcome: 'ERROR',
+      serials: params.get('serial') ? [params.get('serial')!] : [],
+    };
     const result = await handleSmartphoneRequest(deps, variant, ctx.method, params, ctx.state.client);
     const now = deps.clock.now();
     if (result.kind === 'completeEnrollment') {
@@ -32,8 +37,11 @@ export function smartphoneRouter(deps: Deps): Router<AppState> {
     }
     const success = result.kind !== 'answerChallenge' || result.value;
     ctx.state.audit = {
-      ...ctx.state.audit, success, outcome: success ? 'OK' : 'FAIL', serials: [result.serial],
-      transactionId: result.kind === 'answerChallenge' ? result.transactionIds[0] ?? null : null,
+      ...ctx.state.audit,
+      success,
+      outcome: success ? 'OK' : 'FAIL',
+      serials: [result.serial],
+      transactionId: result.kind === 'answerChallenge' ? (result.transactionIds[0] ?? null) : null,
       info: { request: result.kind, ...(result.kind === 'poll' ? { challenges: result.value.length } : {}) },
     };
   };

@@ -26,25 +26,50 @@ export function tokenRouter(deps: Deps): Router<AppState> {
     await requireAdmin(deps, ctx, 'enroll');
     const type = (params.get('type') || 'hotp').toLowerCase();
     const result = await enrollToken(deps, {
-      type, serial: identifierParam(params, 'serial'), user, realm,
-      pin: params.get('pin'), description: params.get('description'), client: ctx.state.client, params: params.all(),
+      type,
+      serial: identifierParam(params, 'serial'),
+      user,
+      realm,
+      pin: params.get('pin'),
+      description: params.get('description'),
+      client: ctx.state.client,
+      params: params.all(),
     });
-    ctx.body = okEnvelope(deps.clock.now(), true, { serial: result.token.serial, rollout_state: result.token.rolloutState, ...result.details });
-    ctx.state.audit = { ...ctx.state.audit, success: true, outcome: 'OK', serials: [result.token.serial], policies: result.policies, info: { type } };
+    ctx.body = okEnvelope(deps.clock.now(), true, {
+      serial: result.token.serial,
+      rollout_state: result.token.rolloutState,
+      ...result.details,
+    });
+    ctx.state.audit = {
+      ...ctx.state.audit,
+      success: true,
+      outcome: 'OK',
+      serials: [result.token.serial],
+      policies: result.policies,
+      info: { type },
+    };
   });
 
   // eduMFA's filters, sort and paging (server/auth/admin_api.ts); admin policies without `tokenlist` → empty list.
   router.get('/', async (ctx) => {
-    ctx.state.audit = { action: 'GET /token/', success: false, outcome: 'ERROR', username: identifierParam(ctx.state.params, 'user') ?? null };
+    ctx.state.audit = {
+      action: 'GET /token/',
+      success: false,
+      outcome: 'ERROR',
+      username: identifierParam(ctx.state.params, 'user') ?? null,
+    };
     await requireAdmin(deps, ctx);
     ctx.body = okEnvelope(deps.clock.now(), await searchTokens(deps, ctx.state.params, adminAllowed(deps, ctx, 'tokenlist')));
     ctx.state.audit = { ...ctx.state.audit, success: true, outcome: 'OK' };
   });
 
   /** enable, disable, reset and setpin refuse a revoked token (400 / 1007); the store refuses it too (a racing revoke). */
-  const notRevoked = async (serial: string) => { requireNotRevoked(await requireToken(deps, serial)); };
+  const notRevoked = async (serial: string) => {
+    requireNotRevoked(await requireToken(deps, serial));
+  };
 
-  const audited = (action: string, fn: (ctx: AppContext & { params: Record<string, string> }, serial: string) => Promise<void>) =>
+  const audited =
+    (action: string, fn: (ctx: AppContext & { params: Record<string, string> }, serial: string) => Promise<void>) =>
     async (ctx: AppContext & { params: Record<string, string> }) => {
       ctx.state.audit = { action, success: false, outcome: 'ERROR' };
       await requireAdmin(deps, ctx, action.split(' ')[1]);
@@ -55,17 +80,44 @@ export function tokenRouter(deps: Deps): Router<AppState> {
       ctx.state.audit = { ...ctx.state.audit, success: true, outcome: 'OK' };
     };
 
-  router.delete('/:serial', audited('token delete', (_ctx, serial) => deleteToken(deps, serial)));
-  for (const path of ['/enable', '/enable/:serial']) router.post(path, audited('token enable', async (_ctx, serial) => { await notRevoked(serial); await setTokenActive(deps, serial, true); }));
-  for (const path of ['/disable', '/disable/:serial']) router.post(path, audited('token disable', async (_ctx, serial) => { await notRevoked(serial); await setTokenActive(deps, serial, false); }));
-  for (const path of ['/reset', '/reset/:serial']) router.post(path, audited('token reset', async (_ctx, serial) => { await notRevoked(serial); await resetFailCounter(deps, serial); }));
+  router.delete(
+    '/:serial',
+    audited('token delete', (_ctx, serial) => deleteToken(deps, serial)),
+  );
+  for (const path of ['/enable', '/enable/:serial'])
+    router.post(
+      path,
+      audited('token enable', async (_ctx, serial) => {
+        await notRevoked(serial);
+        await setTokenActive(deps, serial, true);
+      }),
+    );
+  for (const path of ['/disable', '/disable/:serial'])
+    router.post(
+      path,
+      audited('token disable', async (_ctx, serial) => {
+        await notRevoked(serial);
+        await setTokenActive(deps, serial, false);
+      }),
+    );
+  for (const path of ['/reset', '/reset/:serial'])
+    router.post(
+      path,
+      audited('token reset', async (_ctx, serial) => {
+        await notRevoked(serial);
+        await resetFailCounter(deps, serial);
+      }),
+    );
   for (const path of ['/setpin', '/setpin/:serial']) {
-    router.post(path, audited('token setpin', async (ctx, serial) => {
-      await notRevoked(serial);
-      const pin = ctx.state.params.get('otppin') ?? ctx.state.params.get('pin');
-      if (pin === undefined) throw new ParameterError("Missing parameter: 'otppin'");
-      await setTokenPin(deps, serial, pin);
-    }));
+    router.post(
+      path,
+      audited('token setpin', async (ctx, serial) => {
+        await notRevoked(serial);
+        const pin = ctx.state.params.get('otppin') ?? ctx.state.params.get('pin');
+        if (pin === undefined) throw new ParameterError("Missing parameter: 'otppin'");
+        await setTokenPin(deps, serial, pin);
+      }),
+    );
   }
   return router;
 }

@@ -32,7 +32,12 @@ export function readSubject(params: Params): Subject {
 
 /** user/serial/realm/type as given (empty = absent), not yet checked. */
 function subjectOf(params: Params): Subject {
-  return { user: identifierParam(params, 'user'), serial: identifierParam(params, 'serial'), realm: identifierParam(params, 'realm'), type: params.get('type') || undefined };
+  return {
+    user: identifierParam(params, 'user'),
+    serial: identifierParam(params, 'serial'),
+    realm: identifierParam(params, 'realm'),
+    type: params.get('type') || undefined,
+  };
 }
 
 function checkSubject(subject: Subject): Subject {
@@ -47,7 +52,13 @@ export function validateRouter(deps: Deps): Router<AppState> {
   const router = new Router<AppState>({ prefix: '/validate' });
 
   /** What a check request named: enough to render its answer and audit row, without the pass or the parameters. */
-  interface CheckCall { readonly method: string; readonly action: string; readonly subject: Subject; readonly client: string; readonly transactionId: string | undefined }
+  interface CheckCall {
+    readonly method: string;
+    readonly action: string;
+    readonly subject: Subject;
+    readonly client: string;
+    readonly transactionId: string | undefined;
+  }
   type Render = (outcome: Outcome, who: Who) => Reply;
   /** For radiuscheck: an error is an answer too (400 without a body), not an error envelope. */
   type Failed = (err: unknown) => Reply;
@@ -56,18 +67,38 @@ export function validateRouter(deps: Deps): Router<AppState> {
   const settle = (call: CheckCall, outcome: Outcome, render: Render): { reply: Reply; audit: AuditDraft } => {
     const who = outcomeWho(deps, call.subject, call.client);
     const audit: AuditDraft = {
-      action: `${call.method} ${call.action}`, username: who.user?.name ?? call.subject.user ?? null, realm: who.user?.realm ?? call.subject.realm ?? null,
-      success: outcome.kind === 'accept', outcome: AUTHENTICATION[outcome.kind], serials: outcome.serials,
-      policies: outcome.policies, transactionId: outcome.kind === 'challenge' ? outcome.challenges[0]?.transactionId ?? null : call.transactionId ?? null,
+      action: `${call.method} ${call.action}`,
+      username: who.user?.name ?? call.subject.user ?? null,
+      realm: who.user?.realm ?? call.subject.realm ?? null,
+      success: outcome.kind === 'accept',
+      outcome: AUTHENTICATION[outcome.kind],
+      serials: outcome.serials,
+      policies: outcome.policies,
+      transactionId: outcome.kind === 'challenge' ? (outcome.challenges[0]?.transactionId ?? null) : (call.transactionId ?? null),
       info: { message: outcome.kind === 'challenge' ? 'challenge triggered' : outcome.message },
     };
-    deps.events.emit('check.result', { user: call.subject.user, realm: call.subject.realm, serials: [...outcome.serials], outcome: AUTHENTICATION[outcome.kind], message: outcome.kind === 'challenge' ? 'challenge' : outcome.message, policies: [...outcome.policies], transactionId: call.transactionId });
+    deps.events.emit('check.result', {
+      user: call.subject.user,
+      realm: call.subject.realm,
+      serials: [...outcome.serials],
+      outcome: AUTHENTICATION[outcome.kind],
+      message: outcome.kind === 'challenge' ? 'challenge' : outcome.message,
+      policies: [...outcome.policies],
+      transactionId: call.transactionId,
+    });
     return { reply: render(outcome, who), audit };
   };
 
   /** The reply and audit row of a failed check (a push wait that failed after it left Koa, or radiuscheck's errors). */
   const settleError = (call: CheckCall, err: unknown, failed: Failed | undefined): { reply: Reply; audit: AuditDraft } => {
-    const base: AuditDraft = { action: `${call.method} ${call.action}`, success: false, outcome: 'ERROR', username: call.subject.user ?? null, realm: call.subject.realm ?? null, serials: call.subject.serial ? [call.subject.serial] : [] };
+    const base: AuditDraft = {
+      action: `${call.method} ${call.action}`,
+      success: false,
+      outcome: 'ERROR',
+      username: call.subject.user ?? null,
+      realm: call.subject.realm ?? null,
+      serials: call.subject.serial ? [call.subject.serial] : [],
+    };
     if (failed) {
       deps.events.emit('log', { level: 'info', msg: `${call.action} failed`, error: String(err) });
       return { reply: failed(err), audit: { ...base, info: { error: err instanceof MfaError ? err.wireMessage : 'internal error' } } };
@@ -83,7 +114,13 @@ export function validateRouter(deps: Deps): Router<AppState> {
    */
   const runCheck = async (ctx: RouterContext<AppState>, action: string, render: Render, failed?: Failed): Promise<void> => {
     const { params } = ctx.state;
-    const call: CheckCall = { method: ctx.method, action, client: ctx.state.client, transactionId: params.get('transaction_id') || undefined, subject: subjectOf(params) };
+    const call: CheckCall = {
+      method: ctx.method,
+      action,
+      client: ctx.state.client,
+      transactionId: params.get('transaction_id') || undefined,
+      subject: subjectOf(params),
+    };
     let settled: { reply: Reply; audit: AuditDraft };
     try {
       checkSubject(call.subject);
@@ -95,12 +132,21 @@ export function validateRouter(deps: Deps): Router<AppState> {
       // over budget). An answer to a challenge (transaction_id) checks no PIN — a wrong OTP there counts on the
       // token's fail counter — and a phone-approved login polls with it: those are not counted here.
       const userKey = userKeyOf(deps.realms, call.subject);
-      const attempt = call.transactionId === undefined
-        ? await deps.throttle.begin({ user: userKey, address: throttleAddress(deps.config, ctx.state.peer, call.client, 'validate') })
-        : null;
+      const attempt =
+        call.transactionId === undefined
+          ? await deps.throttle.begin({ user: userKey, address: throttleAddress(deps.config, ctx.state.peer, call.client, 'validate') })
+          : null;
       let decided: Awaited<ReturnType<typeof decideCheck>>;
       try {
-        decided = await decideCheck(deps, { ...call.subject, pass, transactionId: call.transactionId, client: call.client, exception, signal: clientGoneSignal(ctx.res), beforeChallenge: () => deps.throttle.challenge(userKey) });
+        decided = await decideCheck(deps, {
+          ...call.subject,
+          pass,
+          transactionId: call.transactionId,
+          client: call.client,
+          exception,
+          signal: clientGoneSignal(ctx.res),
+          beforeChallenge: () => deps.throttle.challenge(userKey),
+        });
       } catch (err) {
         if (attempt) await deps.throttle.release(attempt); // an error is no failed attempt
         throw err;
@@ -125,7 +171,14 @@ export function validateRouter(deps: Deps): Router<AppState> {
     ctx.state.audit = settled.audit;
   };
 
-  const answerAfterWait = (ctx: RouterContext<AppState>, call: CheckCall, plan: WaitPlan, render: Render, failed: Failed | undefined, attempt: Attempt): void => {
+  const answerAfterWait = (
+    ctx: RouterContext<AppState>,
+    call: CheckCall,
+    plan: WaitPlan,
+    render: Render,
+    failed: Failed | undefined,
+    attempt: Attempt,
+  ): void => {
     const res = leaveKoa(ctx);
     finishWait(deps, plan, goneWatcher(res), (err, outcome) => {
       if (outcome?.kind === 'accept') void deps.throttle.succeeded(attempt); // an approved push resets the user's count
@@ -137,53 +190,75 @@ export function validateRouter(deps: Deps): Router<AppState> {
       }
       // The audit row first, as for every other request: a login is in the audit before its client hears the answer.
       void auditOrRefuse(deps, call.method, call.action, settled.audit, call.client, null).then((refused) => {
-        try { sendReply(deps, res, refused ?? settled.reply); } catch (sendErr) {
+        try {
+          sendReply(deps, res, refused ?? settled.reply);
+        } catch (sendErr) {
           deps.events.emit('log', { level: 'error', msg: 'answering a push wait failed', error: String(sendErr) });
         }
       });
     });
   };
 
-  const check = (ctx: RouterContext<AppState>) => runCheck(ctx, '/validate/check', (outcome, who) => {
-    const rp = requestPolicies(deps, who);
-    return {
-      status: 200,
-      body: outcomeEnvelope(deps.clock.now(), outcome, {
-        ...answerOptions(deps, rp, outcome, who),
-        noDetailOnSuccess: rp.action<boolean>('no_detail_on_success'),
-        noDetailOnFail: rp.action<boolean>('no_detail_on_fail'),
-      }),
-    };
-  });
+  const check = (ctx: RouterContext<AppState>) =>
+    runCheck(ctx, '/validate/check', (outcome, who) => {
+      const rp = requestPolicies(deps, who);
+      return {
+        status: 200,
+        body: outcomeEnvelope(deps.clock.now(), outcome, {
+          ...answerOptions(deps, rp, outcome, who),
+          noDetailOnSuccess: rp.action<boolean>('no_detail_on_success'),
+          noDetailOnFail: rp.action<boolean>('no_detail_on_fail'),
+        }),
+      };
+    });
   router.get('/check', check);
   router.post('/check', check);
 
   // RADIUS servers that read only the status: 204 without a body on success, 400 without a body otherwise.
-  const radiuscheck = (ctx: RouterContext<AppState>) => runCheck(ctx, '/validate/radiuscheck',
-    (outcome) => ({ status: outcome.kind === 'accept' ? 204 : 400, body: null }),
-    () => ({ status: 400, body: null }));
+  const radiuscheck = (ctx: RouterContext<AppState>) =>
+    runCheck(
+      ctx,
+      '/validate/radiuscheck',
+      (outcome) => ({ status: outcome.kind === 'accept' ? 204 : 400, body: null }),
+      () => ({ status: 400, body: null }),
+    );
   router.get('/radiuscheck', radiuscheck);
   router.post('/radiuscheck', radiuscheck);
 
   // SAML IdPs: `result.value = {auth, attributes}` with the user's attributes on success.
-  const samlcheck = (ctx: RouterContext<AppState>) => runCheck(ctx, '/validate/samlcheck', (outcome, who) => {
-    const auth = outcome.kind === 'accept';
-    let attributes: Record<string, unknown> = {};
-    if (auth && who.user) {
-      const u = deps.realms.get(who.user.realm)?.lookup(who.user.name);
-      attributes = { username: who.user.name, realm: who.user.realm, resolver: who.user.resolver, email: u?.email ?? '', givenname: u?.givenname ?? '', surname: u?.surname ?? '', phone: u?.phone ?? '' };
-    }
-    const rp = requestPolicies(deps, who);
-    const env = outcomeEnvelope(deps.clock.now(), outcome, answerOptions(deps, rp, outcome, who));
-    env.result.value = { auth, attributes };
-    return { status: 200, body: env };
-  });
+  const samlcheck = (ctx: RouterContext<AppState>) =>
+    runCheck(ctx, '/validate/samlcheck', (outcome, who) => {
+      const auth = outcome.kind === 'accept';
+      let attributes: Record<string, unknown> = {};
+      if (auth && who.user) {
+        const u = deps.realms.get(who.user.realm)?.lookup(who.user.name);
+        attributes = {
+          username: who.user.name,
+          realm: who.user.realm,
+          resolver: who.user.resolver,
+          email: u?.email ?? '',
+          givenname: u?.givenname ?? '',
+          surname: u?.surname ?? '',
+          phone: u?.phone ?? '',
+        };
+      }
+      const rp = requestPolicies(deps, who);
+      const env = outcomeEnvelope(deps.clock.now(), outcome, answerOptions(deps, rp, outcome, who));
+      env.result.value = { auth, attributes };
+      return { status: 200, body: env };
+    });
   router.get('/samlcheck', samlcheck);
   router.post('/samlcheck', samlcheck);
 
   const trigger = async (ctx: RouterContext<AppState>) => {
     const { params } = ctx.state;
-    ctx.state.audit = { action: `${ctx.method} /validate/triggerchallenge`, success: false, outcome: 'ERROR', username: identifierParam(params, 'user') ?? null, realm: identifierParam(params, 'realm') ?? null };
+    ctx.state.audit = {
+      action: `${ctx.method} /validate/triggerchallenge`,
+      success: false,
+      outcome: 'ERROR',
+      username: identifierParam(params, 'user') ?? null,
+      realm: identifierParam(params, 'realm') ?? null,
+    };
     const admin = await requireAdmin(deps, ctx, 'triggerchallenge');
     ctx.state.admin = admin;
     const subject = readSubject(params);
@@ -195,7 +270,15 @@ export function validateRouter(deps: Deps): Router<AppState> {
     const env = okEnvelope(deps.clock.now(), result.challenges.length, detail, 2);
     env.result.authentication = result.challenges.length ? 'CHALLENGE' : 'REJECT';
     ctx.body = env;
-    ctx.state.audit = { ...ctx.state.audit, success: result.challenges.length > 0, outcome: env.result.authentication, serials: result.challenges.map((c) => c.serial), policies: result.policies, transactionId: result.challenges[0]?.transactionId ?? null, info: { challenges: result.challenges.length } };
+    ctx.state.audit = {
+      ...ctx.state.audit,
+      success: result.challenges.length > 0,
+      outcome: env.result.authentication,
+      serials: result.challenges.map((c) => c.serial),
+      policies: result.policies,
+      transactionId: result.challenges[0]?.transactionId ?? null,
+      info: { challenges: result.challenges.length },
+    };
   };
   router.get('/triggerchallenge', trigger);
   router.post('/triggerchallenge', trigger);
@@ -210,7 +293,14 @@ export function validateRouter(deps: Deps): Router<AppState> {
     env.result.authentication = status === 'accept' ? 'ACCEPT' : status === 'declined' ? 'DECLINED' : 'REJECT';
     ctx.body = env;
     const serials = status === 'accept' ? rows.filter((r) => r.status === 'accepted').map((r) => r.serial) : rows.map((r) => r.serial);
-    ctx.state.audit = { ...ctx.state.audit, success: status === 'accept', outcome: env.result.authentication, serials, transactionId, info: { status } };
+    ctx.state.audit = {
+      ...ctx.state.audit,
+      success: status === 'accept',
+      outcome: env.result.authentication,
+      serials,
+      transactionId,
+      info: { status },
+    };
   };
   router.get('/polltransaction', (ctx) => poll(ctx, ctx.state.params.get('transaction_id') || undefined));
   router.get('/polltransaction/:transactionId', (ctx) => poll(ctx, checkLength('transaction_id', ctx.params.transactionId)));
@@ -252,7 +342,12 @@ function userAttributes(deps: Deps, user: { name: string; realm: string }): Reco
   return out;
 }
 
-export interface Subject { readonly user?: string; readonly realm?: string; readonly serial?: string; readonly type?: string }
+export interface Subject {
+  readonly user?: string;
+  readonly realm?: string;
+  readonly serial?: string;
+  readonly type?: string;
+}
 type Who = ReturnType<typeof outcomeWho>;
 
 function outcomeWho(deps: Deps, subject: Subject, client: string) {
@@ -271,9 +366,16 @@ function outcomeWho(deps: Deps, subject: Subject, client: string) {
  */
 function goneWatcher(res: ServerResponse): (fn: () => void) => () => void {
   return (fn) => {
-    if (res.closed && !res.writableEnded) { fn(); return () => {}; } // already gone before the wait began
-    const onClose = () => { if (!res.writableEnded) fn(); };
+    if (res.closed && !res.writableEnded) {
+      fn();
+      return () => {};
+    } // already gone before the wait began
+    const onClose = () => {
+      if (!res.writableEnded) fn();
+    };
     res.once('close', onClose);
-    return () => { res.off('close', onClose); };
+    return () => {
+      res.off('close', onClose);
+    };
   };
 }

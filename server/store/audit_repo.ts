@@ -60,10 +60,17 @@ export function auditRowOf(e: AuditEntry): Record<string, unknown> {
     return r.value;
   };
   const row: Record<string, unknown> = {
-    time: e.time, action: fit('action', e.action), success: e.success, outcome: fit('outcome', e.outcome),
-    username: fit('username', e.username || null), realm: fit('realm', e.realm ?? null),
-    serials: fit('serials', (e.serials ?? []).join(',')), client: fit('client', e.client ?? null), admin: fit('admin', e.admin ?? null),
-    transaction_id: fit('transaction_id', e.transactionId ?? null), policies: fit('policies', (e.policies ?? []).join(',')),
+    time: e.time,
+    action: fit('action', e.action),
+    success: e.success,
+    outcome: fit('outcome', e.outcome),
+    username: fit('username', e.username || null),
+    realm: fit('realm', e.realm ?? null),
+    serials: fit('serials', (e.serials ?? []).join(',')),
+    client: fit('client', e.client ?? null),
+    admin: fit('admin', e.admin ?? null),
+    transaction_id: fit('transaction_id', e.transactionId ?? null),
+    policies: fit('policies', (e.policies ?? []).join(',')),
   };
   const info: Record<string, unknown> = { ...(e.info ?? {}) };
   let text = JSON.stringify(cut.length ? { ...info, cut } : info);
@@ -89,10 +96,13 @@ function applyFilter(q: Knex.QueryBuilder, f: AuditFilter = {}): Knex.QueryBuild
   if (f.action !== undefined) q.whereRaw("action like ? escape '!'", [`%${likeEscape(f.action)}%`]);
   if (f.serial !== undefined) {
     const s = likeEscape(f.serial);
-    q.where((w) => w.where('serials', f.serial!)
-      .orWhereRaw("serials like ? escape '!'", [`${s},%`])
-      .orWhereRaw("serials like ? escape '!'", [`%,${s}`])
-      .orWhereRaw("serials like ? escape '!'", [`%,${s},%`]));
+    q.where((w) =>
+      w
+        .where('serials', f.serial!)
+        .orWhereRaw("serials like ? escape '!'", [`${s},%`])
+        .orWhereRaw("serials like ? escape '!'", [`%,${s}`])
+        .orWhereRaw("serials like ? escape '!'", [`%,${s},%`]),
+    );
   }
   return q;
 }
@@ -100,10 +110,20 @@ function applyFilter(q: Knex.QueryBuilder, f: AuditFilter = {}): Knex.QueryBuild
 // biome-ignore lint/suspicious/noExplicitAny: a raw knex row; toRow is where its driver-specific column types are normalised
 function toRow(r: Record<string, any>): AuditRow {
   return {
-    id: num(r.id), time: num(r.time), action: String(r.action), success: bool(r.success), outcome: String(r.outcome),
-    username: r.username ?? null, realm: r.realm ?? null, serials: r.serials ? String(r.serials).split(',') : [],
-    client: r.client ?? null, admin: r.admin ?? null, transactionId: r.transaction_id ?? null,
-    policies: r.policies ? String(r.policies).split(',') : [], info: json<Record<string, unknown>>(r.info, {}), node: r.node ?? null,
+    id: num(r.id),
+    time: num(r.time),
+    action: String(r.action),
+    success: bool(r.success),
+    outcome: String(r.outcome),
+    username: r.username ?? null,
+    realm: r.realm ?? null,
+    serials: r.serials ? String(r.serials).split(',') : [],
+    client: r.client ?? null,
+    admin: r.admin ?? null,
+    transactionId: r.transaction_id ?? null,
+    policies: r.policies ? String(r.policies).split(',') : [],
+    info: json<Record<string, unknown>>(r.info, {}),
+    node: r.node ?? null,
   };
 }
 

@@ -15,7 +15,17 @@ export type AuditCondition =
   | { readonly column: 'realm'; readonly in: readonly string[] }
   | { readonly column: 'time'; readonly from: number; readonly before: number };
 
-export type AuditFilterColumn = 'action' | 'username' | 'realm' | 'serials' | 'client' | 'admin' | 'policies' | 'info' | 'outcome' | 'transaction_id';
+export type AuditFilterColumn =
+  | 'action'
+  | 'username'
+  | 'realm'
+  | 'serials'
+  | 'client'
+  | 'admin'
+  | 'policies'
+  | 'info'
+  | 'outcome'
+  | 'transaction_id';
 
 export interface AuditQuery {
   readonly conditions: readonly AuditCondition[];
@@ -25,9 +35,19 @@ export interface AuditQuery {
 }
 
 export interface AuditSearchRow {
-  id: number; time: number; action: string; success: boolean; outcome: string; username: string | null;
-  realm: string | null; serials: string[]; client: string | null; admin: string | null; transactionId: string | null;
-  policies: string[]; info: Record<string, unknown>;
+  id: number;
+  time: number;
+  action: string;
+  success: boolean;
+  outcome: string;
+  username: string | null;
+  realm: string | null;
+  serials: string[];
+  client: string | null;
+  admin: string | null;
+  transactionId: string | null;
+  policies: string[];
+  info: Record<string, unknown>;
   /** The node that wrote the row, where the table records it. */
   node?: string | null;
 }
@@ -51,26 +71,41 @@ export function createAuditSearch(knex: Knex): AuditSearch {
           else q.whereRaw("?? like ? escape '!'", [c.column, likeEscape(c.pattern).replaceAll('*', '%')]);
         } else if ('member' in c) {
           const m = likeEscape(c.member);
-          q.where((w) => w.where(c.column, c.member)
-            .orWhereRaw("?? like ? escape '!'", [c.column, `${m},%`])
-            .orWhereRaw("?? like ? escape '!'", [c.column, `%,${m}`])
-            .orWhereRaw("?? like ? escape '!'", [c.column, `%,${m},%`]));
+          q.where((w) =>
+            w
+              .where(c.column, c.member)
+              .orWhereRaw("?? like ? escape '!'", [c.column, `${m},%`])
+              .orWhereRaw("?? like ? escape '!'", [c.column, `%,${m}`])
+              .orWhereRaw("?? like ? escape '!'", [c.column, `%,${m},%`]),
+          );
         } else if ('flag' in c) q.where('success', c.flag);
         else if ('id' in c) q.where('id', c.id);
         else if ('in' in c) q.whereIn('realm', [...c.in]);
         else q.where('time', '>=', c.from).andWhere('time', '<', c.before);
       }
       const counted = await q.clone().count<{ n: number | string }[]>({ n: '*' });
-      const rows = await q.select('*').orderBy('id', query.desc ? 'desc' : 'asc')
-        .limit(query.pageSize).offset((query.page - 1) * query.pageSize);
+      const rows = await q
+        .select('*')
+        .orderBy('id', query.desc ? 'desc' : 'asc')
+        .limit(query.pageSize)
+        .offset((query.page - 1) * query.pageSize);
       return {
         count: num(counted[0]?.n ?? 0),
         // biome-ignore lint/suspicious/noExplicitAny: a raw knex row; its driver-specific column types are normalised right here
         rows: rows.map((r: Record<string, any>) => ({
-          id: num(r.id), time: num(r.time), action: String(r.action), success: bool(r.success), outcome: String(r.outcome),
-          username: r.username ?? null, realm: r.realm ?? null, serials: r.serials ? String(r.serials).split(',') : [],
-          client: r.client ?? null, admin: r.admin ?? null, transactionId: r.transaction_id ?? null,
-          policies: r.policies ? String(r.policies).split(',') : [], info: json<Record<string, unknown>>(r.info, {}),
+          id: num(r.id),
+          time: num(r.time),
+          action: String(r.action),
+          success: bool(r.success),
+          outcome: String(r.outcome),
+          username: r.username ?? null,
+          realm: r.realm ?? null,
+          serials: r.serials ? String(r.serials).split(',') : [],
+          client: r.client ?? null,
+          admin: r.admin ?? null,
+          transactionId: r.transaction_id ?? null,
+          policies: r.policies ? String(r.policies).split(',') : [],
+          info: json<Record<string, unknown>>(r.info, {}),
           ...('node' in r ? { node: r.node ?? null } : {}),
         })),
       };

@@ -8,8 +8,14 @@ import type { ChallengeRecord } from '../../tokens/types.ts';
 import { guarded, json, num, rowCount } from './rows.ts';
 
 export interface NewChallenge {
-  transactionId: string; serial: string; tokenId: number; nonce: string; session: string;
-  data: Record<string, string>; createdAt: number; expiresAt: number;
+  transactionId: string;
+  serial: string;
+  tokenId: number;
+  nonce: string;
+  session: string;
+  data: Record<string, string>;
+  createdAt: number;
+  expiresAt: number;
 }
 
 export interface ChallengesRepo {
@@ -55,11 +61,21 @@ export function createChallengesRepo(knex: Knex): ChallengesRepo {
   const repo: ChallengesRepo = {
     async insert(c) {
       const row = {
-        transaction_id: c.transactionId, serial: c.serial, token_id: c.tokenId, nonce: c.nonce, status: 'pending',
-        session: c.session, data: JSON.stringify(c.data), created_at: c.createdAt, expires_at: c.expiresAt,
+        transaction_id: c.transactionId,
+        serial: c.serial,
+        token_id: c.tokenId,
+        nonce: c.nonce,
+        status: 'pending',
+        session: c.session,
+        data: JSON.stringify(c.data),
+        created_at: c.createdAt,
+        expires_at: c.expiresAt,
       };
       await knex('challenges').insert(row);
-      const r = await knex('challenges').where({ transaction_id: c.transactionId, serial: c.serial, nonce: c.nonce }).orderBy('id', 'desc').first();
+      const r = await knex('challenges')
+        .where({ transaction_id: c.transactionId, serial: c.serial, nonce: c.nonce })
+        .orderBy('id', 'desc')
+        .first();
       return toRecord(r);
     },
     async byTransaction(transactionId) {
@@ -72,19 +88,37 @@ export function createChallengesRepo(knex: Knex): ChallengesRepo {
       return (await knex('challenges').where({ serial, status: 'pending' }).andWhere('expires_at', '>', now).orderBy('id')).map(toRecord);
     },
     async newestOpen(serial, now, limit, exceptSession) {
-      return (await knex('challenges').where({ serial, status: 'pending' }).andWhere('expires_at', '>', now)
-        .andWhereNot('session', exceptSession).orderBy('id', 'desc').limit(limit)).map(toRecord);
+      return (
+        await knex('challenges')
+          .where({ serial, status: 'pending' })
+          .andWhere('expires_at', '>', now)
+          .andWhereNot('session', exceptSession)
+          .orderBy('id', 'desc')
+          .limit(limit)
+      ).map(toRecord);
     },
     async answer(id, decision, now) {
-      return rowCount(await knex('challenges').where({ id, status: 'pending' }).andWhere('expires_at', '>', now)
-        .whereExists((q) => q.select(knex.raw('1')).from('tokens').whereRaw('tokens.id = challenges.token_id').andWhere('tokens.active', true))
-        .update({ status: decision, answered_at: now })) > 0;
+      return (
+        rowCount(
+          await knex('challenges')
+            .where({ id, status: 'pending' })
+            .andWhere('expires_at', '>', now)
+            .whereExists((q) =>
+              q.select(knex.raw('1')).from('tokens').whereRaw('tokens.id = challenges.token_id').andWhere('tokens.active', true),
+            )
+            .update({ status: decision, answered_at: now }),
+        ) > 0
+      );
     },
     async consume(id, from, now) {
       return rowCount(await knex('challenges').where({ id, status: from }).andWhere('expires_at', '>', now).delete()) > 0;
     },
     async consumeAccepted(transactionId, now) {
-      return rowCount(await knex('challenges').where({ transaction_id: transactionId, status: 'accepted' }).andWhere('expires_at', '>', now).delete()) > 0;
+      return (
+        rowCount(
+          await knex('challenges').where({ transaction_id: transactionId, status: 'accepted' }).andWhere('expires_at', '>', now).delete(),
+        ) > 0
+      );
     },
     async deleteTransaction(transactionId) {
       return rowCount(await knex('challenges').where({ transaction_id: transactionId }).delete());

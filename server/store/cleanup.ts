@@ -15,7 +15,11 @@ export interface CleanupDeps {
   readonly store: Pick<Store, 'challenges' | 'tokens' | 'audit'>;
 }
 
-export interface CleanupResult { challenges: number; tokens: number; audit: number }
+export interface CleanupResult {
+  challenges: number;
+  tokens: number;
+  audit: number;
+}
 
 export async function runCleanup(deps: CleanupDeps, opts: { maxChunks?: number } = {}): Promise<CleanupResult> {
   const { chunk } = deps.config.cleanup;
@@ -50,8 +54,13 @@ export function startCleanup(deps: CleanupDeps): () => void {
   const tick = () => {
     runCleanup(deps, { maxChunks: 20 })
       .catch((err) => deps.events.emit('log', { level: 'warn', msg: 'cleanup failed', error: String(err) }))
-      .finally(() => { if (!stopped) cancel = deps.clock.schedule(every, tick); });
+      .finally(() => {
+        if (!stopped) cancel = deps.clock.schedule(every, tick);
+      });
   };
   cancel = deps.clock.schedule(every, tick);
-  return () => { stopped = true; cancel(); };
+  return () => {
+    stopped = true;
+    cancel();
+  };
 }

@@ -40,7 +40,8 @@ export const CONNECT_TIMEOUT_MS = 5_000;
  */
 function poolSettings(max: number) {
   return {
-    min: 0, max,
+    min: 0,
+    max,
     propagateCreateError: true,
     createTimeoutMillis: CONNECT_TIMEOUT_MS,
     idleTimeoutMillis: 30_000,
@@ -70,7 +71,10 @@ export function prepareSqliteFile(filename: string, warn?: (msg: string) => void
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     const mode = fs.statSync(filename).mode & 0o777;
-    if (mode & 0o007) warn?.(`${filename} can be read by every local user (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 it and its -wal and -shm files unless that is on purpose`);
+    if (mode & 0o007)
+      warn?.(
+        `${filename} can be read by every local user (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 it and its -wal and -shm files unless that is on purpose`,
+      );
   }
 }
 
@@ -87,22 +91,26 @@ export interface KnexOptions {
 export function createKnex(url: string, opts: KnexOptions = {}): Knex {
   const dialect = dialectOf(url);
   const sink = opts.log;
-  const log = sink ? {
-    warn: (m: unknown) => sink('warn', String(m)),
-    error: (m: unknown) => sink('error', String(m)),
-    deprecate: (m: unknown) => sink('warn', String(m)),
-    debug: (m: unknown) => sink('debug', String(m)),
-  } : undefined;
+  const log = sink
+    ? {
+        warn: (m: unknown) => sink('warn', String(m)),
+        error: (m: unknown) => sink('error', String(m)),
+        deprecate: (m: unknown) => sink('warn', String(m)),
+        debug: (m: unknown) => sink('debug', String(m)),
+      }
+    : undefined;
   if (dialect === 'sqlite') {
     const filename = url.slice('sqlite:'.length) || ':memory:';
     if (filename !== ':memory:') prepareSqliteFile(filename, sink && ((m) => sink('warn', m)));
     return knexFactory({
-      log, compileSqlOnError: false,
+      log,
+      compileSqlOnError: false,
       client: 'better-sqlite3',
       connection: { filename },
       useNullAsDefault: true,
       pool: {
-        min: 1, max: 1,
+        min: 1,
+        max: 1,
         afterCreate: (conn: { pragma(s: string): unknown }, done: (err: Error | null, conn: unknown) => void) => {
           if (filename !== ':memory:') conn.pragma('journal_mode = WAL');
           conn.pragma('foreign_keys = ON');
@@ -115,22 +123,36 @@ export function createKnex(url: string, opts: KnexOptions = {}): Knex {
   if (dialect === 'postgres') {
     preparePg();
     return knexFactory({
-      log, compileSqlOnError: false,
+      log,
+      compileSqlOnError: false,
       client: 'pg',
       // TCP keep-alive lets the OS notice a peer that vanished without a FIN/RST while the connection sits idle.
-      connection: { connectionString: url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, keepAlive: true, keepAliveInitialDelayMillis: 10_000 },
+      connection: {
+        connectionString: url,
+        connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+        keepAlive: true,
+        keepAliveInitialDelayMillis: 10_000,
+      },
       pool: poolSettings(opts.poolMax ?? 10),
       acquireConnectionTimeout: ACQUIRE_TIMEOUT_MS,
     });
   }
   return knexFactory({
-    log, compileSqlOnError: false,
+    log,
+    compileSqlOnError: false,
     client: 'mysql2',
     // knex parses the query parameters of a mysql URL into driver options (JSON values), so the URL may override these.
-    connection: withDefaults(url.replace(/^mariadb:/, 'mysql:'), { connectTimeout: String(CONNECT_TIMEOUT_MS), enableKeepAlive: 'true', keepAliveInitialDelay: '10000' }),
+    connection: withDefaults(url.replace(/^mariadb:/, 'mysql:'), {
+      connectTimeout: String(CONNECT_TIMEOUT_MS),
+      enableKeepAlive: 'true',
+      keepAliveInitialDelay: '10000',
+    }),
     pool: {
       ...poolSettings(opts.poolMax ?? 10),
-      afterCreate: (conn: { query(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null, conn: unknown) => void) => {
+      afterCreate: (
+        conn: { query(sql: string, cb: (err: Error | null) => void): void },
+        done: (err: Error | null, conn: unknown) => void,
+      ) => {
         conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', (err) => done(err, conn));
       },
     },

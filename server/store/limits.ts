@@ -14,7 +14,16 @@ export const COLUMN_LIMITS = {
   challenges: { transaction_id: 64, serial: 40, nonce: 64, status: 16, session: 30 },
   admins: { username: 120, password_hash: 255 },
   audit: {
-    action: 60, outcome: 20, username: 255, realm: 120, serials: 1000, client: 64, admin: 120, transaction_id: 64, policies: 1000, node: 120,
+    action: 60,
+    outcome: 20,
+    username: 255,
+    realm: 120,
+    serials: 1000,
+    client: 64,
+    admin: 120,
+    transaction_id: 64,
+    policies: 1000,
+    node: 120,
     /**
      * `info` is a TEXT column: unbounded on PostgreSQL and SQLite, 65,535 bytes on MariaDB/MySQL. 16,000 characters
      * of at most 4 bytes each stay below that on every database.
@@ -54,7 +63,8 @@ export const PARAM_LIMITS: Readonly<Record<string, number>> = {
  */
 export function checkLength(name: string, value: string): string {
   const limit = PARAM_LIMITS[name];
-  if (limit !== undefined && charLength(value) > limit) throw new ParameterError(`Parameter '${name}' is too long (at most ${limit} characters).`);
+  if (limit !== undefined && charLength(value) > limit)
+    throw new ParameterError(`Parameter '${name}' is too long (at most ${limit} characters).`);
   return value;
 }
 
@@ -65,7 +75,10 @@ export function charLength(s: string): number {
     const c = s.charCodeAt(i);
     if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
       const d = s.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) { n--; i++; }
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n--;
+        i++;
+      }
     }
   }
   return n;

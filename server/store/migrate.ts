@@ -6,7 +6,10 @@ import * as m003 from './migrations/003_backoff.ts';
 import * as m004 from './migrations/004_audit_node.ts';
 import * as m005 from './migrations/005_token_admin.ts';
 
-interface Migration { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> }
+interface Migration {
+  up(knex: Knex): Promise<void>;
+  down(knex: Knex): Promise<void>;
+}
 const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['001_initial', m001],
   ['002_exact_identifiers', m002],
@@ -24,7 +27,7 @@ const source: Knex.MigrationSource<[string, Migration]> = {
 const config = { migrationSource: source, tableName: 'pushgate_migrations' };
 
 export async function migrateLatest(knex: Knex): Promise<string[]> {
-  const [, names] = await knex.migrate.latest(config) as [number, string[]];
+  const [, names] = (await knex.migrate.latest(config)) as [number, string[]];
   return names;
 }
 

@@ -28,7 +28,14 @@ function mysqlDatabase(url: string): string {
 
 export function databaseLimiter(knex: Knex, dialect: Dialect, url: string, opts: LimiterOptions): RateLimiterAbstract {
   const { clearExpired = false, ...rest } = opts;
-  const common = { ...rest, storeClient: knex, storeType: 'knex', tableName: RATE_LIMITS_TABLE, tableCreated: true, clearExpiredByTimeout: clearExpired };
+  const common = {
+    ...rest,
+    storeClient: knex,
+    storeType: 'knex',
+    tableName: RATE_LIMITS_TABLE,
+    tableCreated: true,
+    clearExpiredByTimeout: clearExpired,
+  };
   if (dialect === 'postgres') return new RateLimiterPostgres(common);
   if (dialect === 'mysql') return new RateLimiterMySQL({ ...common, dbName: mysqlDatabase(url) });
   throw new Error(`no database rate limiter for ${dialect}`);

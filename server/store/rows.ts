@@ -16,12 +16,17 @@ export const rowCount = (r: unknown): number => (typeof r === 'number' ? r : Arr
 export function guarded<T extends object>(repo: T): T {
   const out: Record<string, unknown> = {};
   for (const [key, fn] of Object.entries(repo)) {
-    out[key] = typeof fn !== 'function' ? fn : async (...args: unknown[]) => {
-      try { return await (fn as (...a: unknown[]) => Promise<unknown>).apply(repo, args); } catch (err) {
-        if (err instanceof MfaError) throw err;
-        throw new DatabaseError(err);
-      }
-    };
+    out[key] =
+      typeof fn !== 'function'
+        ? fn
+        : async (...args: unknown[]) => {
+            try {
+              return await (fn as (...a: unknown[]) => Promise<unknown>).apply(repo, args);
+            } catch (err) {
+              if (err instanceof MfaError) throw err;
+              throw new DatabaseError(err);
+            }
+          };
   }
   return out as T;
 }

@@ -46,7 +46,13 @@ export function createStore(url: string, box: SecretBox, opts: StoreOptions = {}
     auditSearch: createAuditSearch(knex),
     migrate: () => migrateLatest(knex),
     rateLimiter: (opts) => databaseLimiter(knex, dialectOf(url), url, opts),
-    ping: async () => { try { await knex.raw('select 1'); } catch (err) { throw new DatabaseError(err); } },
+    ping: async () => {
+      try {
+        await knex.raw('select 1');
+      } catch (err) {
+        throw new DatabaseError(err);
+      }
+    },
     close: () => knex.destroy(),
     knex,
   };

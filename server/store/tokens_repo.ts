@@ -8,20 +8,47 @@ import type { SecretBox } from './secrets.ts';
 import { bool, guarded, json, num, numOrNull, rowCount } from './rows.ts';
 
 export interface NewToken {
-  serial: string; type: string; username: string | null; realm: string | null; active: boolean;
-  rolloutState: RolloutState; pinHash: string | null; otpLen: number; counter: number; maxFail: number;
-  description: string; info: Record<string, string>; secrets: Record<string, string>; rolloutExpiresAt: number | null;
+  serial: string;
+  type: string;
+  username: string | null;
+  realm: string | null;
+  active: boolean;
+  rolloutState: RolloutState;
+  pinHash: string | null;
+  otpLen: number;
+  counter: number;
+  maxFail: number;
+  description: string;
+  info: Record<string, string>;
+  secrets: Record<string, string>;
+  rolloutExpiresAt: number | null;
   /** Validity period (epoch ms), e.g. the lost-token replacement's end; absent = open. */
-  validFrom?: number | null; validUntil?: number | null;
+  validFrom?: number | null;
+  validUntil?: number | null;
 }
 
-export interface TokenFilter { username?: string; realm?: string; type?: string; serial?: string }
+export interface TokenFilter {
+  username?: string;
+  realm?: string;
+  type?: string;
+  serial?: string;
+}
 
 export interface TokenPatch {
-  active?: boolean; rolloutState?: RolloutState; pinHash?: string | null; description?: string;
-  info?: Record<string, string>; secrets?: Record<string, string>; rolloutExpiresAt?: number | null;
-  username?: string | null; realm?: string | null;
-  maxFail?: number; countWindow?: number | null; syncWindow?: number | null; validFrom?: number | null; validUntil?: number | null;
+  active?: boolean;
+  rolloutState?: RolloutState;
+  pinHash?: string | null;
+  description?: string;
+  info?: Record<string, string>;
+  secrets?: Record<string, string>;
+  rolloutExpiresAt?: number | null;
+  username?: string | null;
+  realm?: string | null;
+  maxFail?: number;
+  countWindow?: number | null;
+  syncWindow?: number | null;
+  validFrom?: number | null;
+  validUntil?: number | null;
 }
 
 /**
@@ -29,15 +56,40 @@ export interface TokenPatch {
  * `rolloutState` compare without case, the rest exactly. `owners`: [username, realm] pairs (a user filter).
  */
 export interface TokenSearch {
-  serial?: string; type?: string; username?: string; realm?: string; tokenrealm?: string; realmsIn?: readonly string[];
-  userid?: string; description?: string; assigned?: boolean; active?: boolean; rolloutState?: string;
-  infoKey?: string; infoValue?: string;
-  sortBy: TokenSortColumn; sortDesc: boolean; page: number; pageSize: number;
+  serial?: string;
+  type?: string;
+  username?: string;
+  realm?: string;
+  tokenrealm?: string;
+  realmsIn?: readonly string[];
+  userid?: string;
+  description?: string;
+  assigned?: boolean;
+  active?: boolean;
+  rolloutState?: string;
+  infoKey?: string;
+  infoValue?: string;
+  sortBy: TokenSortColumn;
+  sortDesc: boolean;
+  page: number;
+  pageSize: number;
 }
 export const TOKEN_SORT_COLUMNS = {
-  serial: 'serial', id: 'id', tokentype: 'type', description: 'description', active: 'active', failcount: 'fail_count',
-  maxfail: 'max_fail', count: 'counter', otplen: 'otp_len', rollout_state: 'rollout_state', user_id: 'username',
-  count_window: 'count_window', sync_window: 'sync_window', revoked: 'revoked', locked: 'revoked',
+  serial: 'serial',
+  id: 'id',
+  tokentype: 'type',
+  description: 'description',
+  active: 'active',
+  failcount: 'fail_count',
+  maxfail: 'max_fail',
+  count: 'counter',
+  otplen: 'otp_len',
+  rollout_state: 'rollout_state',
+  user_id: 'username',
+  count_window: 'count_window',
+  sync_window: 'sync_window',
+  revoked: 'revoked',
+  locked: 'revoked',
 } as const;
 export type TokenSortColumn = keyof typeof TOKEN_SORT_COLUMNS;
 
@@ -141,12 +193,26 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
   const repo: TokensRepo = {
     async insert(t, now) {
       await knex('tokens').insert({
-        serial: t.serial, type: t.type, username: t.username, realm: t.realm, active: t.active,
-        rollout_state: t.rolloutState, pin_hash: t.pinHash, otp_len: t.otpLen, counter: t.counter, fail_count: 0,
-        max_fail: t.maxFail, description: t.description, info: JSON.stringify(t.info),
+        serial: t.serial,
+        type: t.type,
+        username: t.username,
+        realm: t.realm,
+        active: t.active,
+        rollout_state: t.rolloutState,
+        pin_hash: t.pinHash,
+        otp_len: t.otpLen,
+        counter: t.counter,
+        fail_count: 0,
+        max_fail: t.maxFail,
+        description: t.description,
+        info: JSON.stringify(t.info),
         secrets_enc: Object.keys(t.secrets).length ? box.encrypt(JSON.stringify(t.secrets)) : null,
-        created_at: now, updated_at: now, last_auth_at: null, rollout_expires_at: t.rolloutExpiresAt,
-        valid_from: t.validFrom ?? null, valid_until: t.validUntil ?? null,
+        created_at: now,
+        updated_at: now,
+        last_auth_at: null,
+        rollout_expires_at: t.rolloutExpiresAt,
+        valid_from: t.validFrom ?? null,
+        valid_until: t.validUntil ?? null,
       });
       const rec = await repo.bySerial(t.serial);
       if (!rec) throw new Error(`token ${t.serial} vanished after insert`);
@@ -176,13 +242,19 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
     },
     async disable(serial, now) {
       return knex.transaction(async (trx) => {
-        const found = rowCount(await trx('tokens').where({ serial }).update(patchRow({ active: false }, now))) > 0;
+        const found =
+          rowCount(
+            await trx('tokens')
+              .where({ serial })
+              .update(patchRow({ active: false }, now)),
+          ) > 0;
         if (found) await trx('challenges').whereIn('token_id', trx('tokens').where({ serial }).select('id')).delete();
         return found;
       });
     },
     async updateIfRollout(serial, rolloutState, patch, now) {
-      const n = await knex('tokens').where({ serial, rollout_state: rolloutState, revoked: false })
+      const n = await knex('tokens')
+        .where({ serial, rollout_state: rolloutState, revoked: false })
         .andWhere((q) => q.whereNull('rollout_expires_at').orWhere('rollout_expires_at', '>', now))
         .update(patchRow(patch, now));
       return rowCount(n) > 0;
@@ -192,7 +264,10 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
       if (clearBefore === null) q.andWhereRaw('fail_count < max_fail');
       else q.andWhere((w) => w.whereRaw('fail_count < max_fail').orWhere('locked_at', '<', clearBefore));
       const row: Record<string, unknown> = { fail_count: 0, locked_at: null, last_auth_at: now, updated_at: now };
-      if (counter !== null) { q.andWhere('counter', '<=', counter); row.counter = counter + 1; }
+      if (counter !== null) {
+        q.andWhere('counter', '<=', counter);
+        row.counter = counter + 1;
+      }
       return rowCount(await q.update(row)) > 0;
     },
     async incrementFailCount(ids, now) {
@@ -200,17 +275,25 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
       if (!ids.length) return out;
       // locked_at is assigned before fail_count: MariaDB/MySQL evaluate single-table SET clauses left to right with
       // the new values, SQLite and PostgreSQL with the old ones — in this order all three read the old fail_count.
-      await knex('tokens').whereIn('id', [...ids]).andWhereRaw('fail_count < max_fail')
+      await knex('tokens')
+        .whereIn('id', [...ids])
+        .andWhereRaw('fail_count < max_fail')
         .update({
           locked_at: knex.raw('case when fail_count + 1 >= max_fail then ? else locked_at end', [now]),
-          fail_count: knex.raw('fail_count + 1'), updated_at: now,
+          fail_count: knex.raw('fail_count + 1'),
+          updated_at: now,
         });
-      const rows = await knex('tokens').whereIn('id', [...ids]).select('id', 'fail_count');
+      const rows = await knex('tokens')
+        .whereIn('id', [...ids])
+        .select('id', 'fail_count');
       for (const r of rows) out.set(num(r.id), num(r.fail_count));
       return out;
     },
     async clearStaleLock(id, clearBefore, now) {
-      const n = await knex('tokens').where('id', id).andWhereRaw('fail_count >= max_fail').andWhere('locked_at', '<', clearBefore)
+      const n = await knex('tokens')
+        .where('id', id)
+        .andWhereRaw('fail_count >= max_fail')
+        .andWhere('locked_at', '<', clearBefore)
         .update({ fail_count: 0, locked_at: null, updated_at: now });
       return rowCount(n) > 0;
     },
@@ -238,7 +321,10 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
       if (s.realmsIn !== undefined) q.whereIn('realm', [...s.realmsIn]);
       if (s.userid !== undefined) exact('username', s.userid);
       if (s.description !== undefined) folded('description', s.description);
-      if (s.assigned !== undefined) { if (s.assigned) q.whereNotNull('username'); else q.whereNull('username'); }
+      if (s.assigned !== undefined) {
+        if (s.assigned) q.whereNotNull('username');
+        else q.whereNull('username');
+      }
       if (s.active !== undefined) q.where('active', s.active);
       if (s.rolloutState !== undefined) folded('rollout_state', s.rolloutState);
       // info is the JSON text of a flat string map written by JSON.stringify: `"key":"value"` (both escaped) occurs
@@ -248,8 +334,12 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
         q.whereRaw("?? like ? escape '!'", ['info', `%${likeEscape(needle)}%`]);
       }
       const counted = await q.clone().count<{ n: number | string }[]>({ n: '*' });
-      const rows = await q.select('*').orderBy(TOKEN_SORT_COLUMNS[s.sortBy], s.sortDesc ? 'desc' : 'asc').orderBy('id')
-        .limit(s.pageSize).offset((s.page - 1) * s.pageSize);
+      const rows = await q
+        .select('*')
+        .orderBy(TOKEN_SORT_COLUMNS[s.sortBy], s.sortDesc ? 'desc' : 'asc')
+        .orderBy('id')
+        .limit(s.pageSize)
+        .offset((s.page - 1) * s.pageSize);
       return { tokens: rows.map(toRecord), count: num(counted[0]?.n ?? 0) };
     },
     async assign(serial, username, realm, pinHash, now) {
@@ -259,15 +349,25 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
     },
     async unassign(ids, now) {
       if (!ids.length) return 0;
-      return rowCount(await knex('tokens').whereIn('id', [...ids]).andWhere('revoked', false)
-        .update({ username: null, realm: null, pin_hash: null, fail_count: 0, locked_at: null, updated_at: now }));
+      return rowCount(
+        await knex('tokens')
+          .whereIn('id', [...ids])
+          .andWhere('revoked', false)
+          .update({ username: null, realm: null, pin_hash: null, fail_count: 0, locked_at: null, updated_at: now }),
+      );
     },
     async revoke(ids, now) {
       if (!ids.length) return 0;
       return knex.transaction(async (trx) => {
-        const n = rowCount(await trx('tokens').whereIn('id', [...ids]).andWhere('revoked', false)
-          .update({ revoked: true, active: false, updated_at: now }));
-        await trx('challenges').whereIn('token_id', [...ids]).delete();
+        const n = rowCount(
+          await trx('tokens')
+            .whereIn('id', [...ids])
+            .andWhere('revoked', false)
+            .update({ revoked: true, active: false, updated_at: now }),
+        );
+        await trx('challenges')
+          .whereIn('token_id', [...ids])
+          .delete();
         return n;
       });
     },
@@ -277,8 +377,14 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
       return rowCount(await knex('tokens').where({ id, counter: expected, revoked: false }).update(row)) > 0;
     },
     async deleteExpiredRollouts(before, limit) {
-      const ids = (await knex('tokens').whereNotNull('rollout_expires_at').andWhere('rollout_expires_at', '<=', before)
-        .andWhere('rollout_state', 'clientwait').select('id').limit(limit)).map((r) => num(r.id));
+      const ids = (
+        await knex('tokens')
+          .whereNotNull('rollout_expires_at')
+          .andWhere('rollout_expires_at', '<=', before)
+          .andWhere('rollout_state', 'clientwait')
+          .select('id')
+          .limit(limit)
+      ).map((r) => num(r.id));
       if (!ids.length) return 0;
       return rowCount(await knex('tokens').whereIn('id', ids).andWhere('rollout_state', 'clientwait').delete());
     },

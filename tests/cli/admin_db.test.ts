@@ -6,7 +6,10 @@ test('db migrate applies once, then reports up to date; db cleanup prints counts
   t.teardown(() => w.close());
   const first = await w.run(['db', 'migrate']);
   t.is(first.code, 0, first.stderr);
-  t.is(first.stdout, 'applied 001_initial\napplied 002_exact_identifiers\napplied 003_backoff\napplied 004_audit_node\napplied 005_token_admin\n');
+  t.is(
+    first.stdout,
+    'applied 001_initial\napplied 002_exact_identifiers\napplied 003_backoff\napplied 004_audit_node\napplied 005_token_admin\n',
+  );
   t.regex(first.stderr, /SECRETS KEY CREATED/);
   const again = await w.run(['db', 'migrate']);
   t.is(again.stdout, 'database is up to date\n');
@@ -25,7 +28,10 @@ test('admin add (password from stdin, one newline trimmed) / list / delete', asy
   t.is((await w.run(['admin', 'add', 'ops', '--password-stdin'], 'x\r\n')).code, 0);
 
   const list = await w.json<Array<{ username: string; created: number }>>(['admin', 'list', '--json']);
-  t.deepEqual(list.map((a) => a.username), ['ops', 'root']);
+  t.deepEqual(
+    list.map((a) => a.username),
+    ['ops', 'root'],
+  );
   t.true(list.every((a) => typeof a.created === 'number' && !('password_hash' in a) && !('passwordHash' in a)));
   const table = await w.run(['admin', 'list']);
   t.regex(table.stdout, /^USERNAME\s+CREATED\n/);
@@ -53,5 +59,8 @@ test('admin add (password from stdin, one newline trimmed) / list / delete', asy
   const gone = await w.run(['admin', 'delete', 'ops']);
   t.is(gone.code, 1);
   t.is(gone.stderr, 'error: no administrator ops\n');
-  t.deepEqual((await w.json<Array<{ username: string }>>(['admin', 'list', '--json'])).map((a) => a.username), ['root']);
+  t.deepEqual(
+    (await w.json<Array<{ username: string }>>(['admin', 'list', '--json'])).map((a) => a.username),
+    ['root'],
+  );
 });

@@ -18,9 +18,21 @@ test('audit tail shows /validate/check rows (never the pass) and CLI admin actio
     t.is(res.status, 200);
   }
 
-  const rows = (await w.run(['audit', 'tail', '--json'])).stdout.trimEnd().split('\n').map((l) => JSON.parse(l));
-  t.deepEqual(rows.map((r) => `${r.action} ${r.outcome}`), ['cli token enroll OK', 'POST /validate/check ACCEPT', 'POST /validate/check REJECT']);
-  t.like(rows[0], { user: 'alice', realm: 'default', serials: ['SPASS1'], admin: `cli:${(await import('node:os')).userInfo().username}`, client: null });
+  const rows = (await w.run(['audit', 'tail', '--json'])).stdout
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  t.deepEqual(
+    rows.map((r) => `${r.action} ${r.outcome}`),
+    ['cli token enroll OK', 'POST /validate/check ACCEPT', 'POST /validate/check REJECT'],
+  );
+  t.like(rows[0], {
+    user: 'alice',
+    realm: 'default',
+    serials: ['SPASS1'],
+    admin: `cli:${(await import('node:os')).userInfo().username}`,
+    client: null,
+  });
   t.like(rows[1], { user: 'alice', serials: ['SPASS1'], client: '127.0.0.1', success: true, policies: ['cr'] });
   t.regex(rows[1].time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
 
@@ -39,6 +51,12 @@ test('audit tail shows /validate/check rows (never the pass) and CLI admin actio
   // failed admin actions are audited too
   t.is((await w.run(['token', 'disable', 'NOPE'])).code, 1);
   const failed = JSON.parse((await w.run(['audit', 'tail', '-n', '1', '--json'])).stdout);
-  t.like(failed, { action: 'cli token disable', success: false, outcome: 'ERROR', serials: ['NOPE'], info: { error: 'The requested token could not be found.' } });
+  t.like(failed, {
+    action: 'cli token disable',
+    success: false,
+    outcome: 'ERROR',
+    serials: ['NOPE'],
+    info: { error: 'The requested token could not be found.' },
+  });
   t.is((await w.run(['audit', 'tail', '-n', '0'])).code, 2);
 });

@@ -14,9 +14,16 @@ async function until(cond: () => boolean, what: string): Promise<void> {
 }
 
 const row = (deps: Deps, action: string, outcome: string, username: string | null, serials: string[] = []) =>
-  deps.store.audit.insert({ time: deps.clock.now(), action, success: outcome === 'ACCEPT' || outcome === 'OK', outcome, username, serials });
+  deps.store.audit.insert({
+    time: deps.clock.now(),
+    action,
+    success: outcome === 'ACCEPT' || outcome === 'OK',
+    outcome,
+    username,
+    serials,
+  });
 
-test('filters: --user, --serial (one of the row\'s serials), --action (contains), --outcome (any case); all must match', async (t) => {
+test("filters: --user, --serial (one of the row's serials), --action (contains), --outcome (any case); all must match", async (t) => {
   const w = await createCliWorld({ server: { node_name: 'node-a' } });
   t.teardown(() => w.close());
   const deps = await w.deps();
@@ -25,18 +32,44 @@ test('filters: --user, --serial (one of the row\'s serials), --action (contains)
   await row(deps, 'POST /validate/check', 'REJECT', 'bob', ['TOTP2']);
   await row(deps, 'cli token enroll', 'OK', 'bob', ['TOTP2']);
   await row(deps, 'POST /validate/check', 'REJECT', 'a_ice', ['X%1']);
-  const pick = async (...args: string[]) => (await w.run(['audit', 'tail', '--json', ...args])).stdout.trimEnd().split('\n').filter(Boolean)
-    .map((l) => JSON.parse(l) as { user: string; outcome: string; serials: string[]; node: string });
-  t.deepEqual((await pick('--user', 'alice')).map((r) => r.outcome), ['ACCEPT', 'REJECT']);
-  t.deepEqual((await pick('--serial', 'TOTP2')).map((r) => r.user), ['bob', 'bob'], 'TOTP22 is not TOTP2');
+  const pick = async (...args: string[]) =>
+    (await w.run(['audit', 'tail', '--json', ...args])).stdout
+      .trimEnd()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { user: string; outcome: string; serials: string[]; node: string });
+  t.deepEqual(
+    (await pick('--user', 'alice')).map((r) => r.outcome),
+    ['ACCEPT', 'REJECT'],
+  );
+  t.deepEqual(
+    (await pick('--serial', 'TOTP2')).map((r) => r.user),
+    ['bob', 'bob'],
+    'TOTP22 is not TOTP2',
+  );
   t.deepEqual((await pick('--serial', 'HOTP1')).length, 2);
-  t.deepEqual((await pick('--action', 'validate', '--outcome', 'reject')).map((r) => r.user), ['alice', 'bob', 'a_ice']);
-  t.deepEqual((await pick('--action', 'token enroll')).map((r) => r.user), ['bob']);
-  t.deepEqual((await pick('--user', 'bob', '--outcome', 'OK')).map((r) => r.serials), [['TOTP2']]);
+  t.deepEqual(
+    (await pick('--action', 'validate', '--outcome', 'reject')).map((r) => r.user),
+    ['alice', 'bob', 'a_ice'],
+  );
+  t.deepEqual(
+    (await pick('--action', 'token enroll')).map((r) => r.user),
+    ['bob'],
+  );
+  t.deepEqual(
+    (await pick('--user', 'bob', '--outcome', 'OK')).map((r) => r.serials),
+    [['TOTP2']],
+  );
   t.deepEqual(await pick('--serial', 'X_1'), [], '_ is no wildcard');
-  t.deepEqual((await pick('--serial', 'X%1')).map((r) => r.user), ['a_ice']);
+  t.deepEqual(
+    (await pick('--serial', 'X%1')).map((r) => r.user),
+    ['a_ice'],
+  );
   t.deepEqual(await pick('--user', 'nobody'), []);
-  t.true((await pick()).every((r) => r.node === 'node-a'), 'every row names the node that wrote it');
+  t.true(
+    (await pick()).every((r) => r.node === 'node-a'),
+    'every row names the node that wrote it',
+  );
   const table = await w.run(['audit', 'tail', '--user', 'alice']);
   t.regex(table.stdout, /^TIME\s+NODE\s+ACTION\s+OUTCOME\s+USER/);
   t.regex(table.stdout, /\snode-a\s+POST \/validate\/check\s+ACCEPT\s+alice\s/);
@@ -52,9 +85,18 @@ test('--follow: prints the newest rows, then each new matching row after every i
   let out = '';
   const stop = new AbortController();
   const following = w.run(['audit', 'tail', '--follow', '--json', '--interval', '2', '--user', 'alice'], '', {
-    buildOptions: { clock }, signal: stop.signal, onStdout: (s) => { out = s; },
+    buildOptions: { clock },
+    signal: stop.signal,
+    onStdout: (s) => {
+      out = s;
+    },
   });
-  const lines = () => out.trimEnd().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { outcome: string; user: string });
+  const lines = () =>
+    out
+      .trimEnd()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { outcome: string; user: string });
   await until(() => lines().length === 1 && clock.pending === 1, 'the first row, then a wait');
   t.is(lines()[0]!.outcome, 'ACCEPT');
 
@@ -65,12 +107,21 @@ test('--follow: prints the newest rows, then each new matching row after every i
   t.is(lines().length, 1, 'nothing before the interval has passed');
   clock.advance(1);
   await until(() => lines().length === 2 && clock.pending === 1, 'the new row of alice');
-  t.deepEqual(lines().map((l) => l.outcome), ['ACCEPT', 'REJECT'], "bob's row is filtered out");
+  t.deepEqual(
+    lines().map((l) => l.outcome),
+    ['ACCEPT', 'REJECT'],
+    "bob's row is filtered out",
+  );
 
   for (let i = 0; i < 3; i++) await row(deps, 'POST /validate/check', 'CHALLENGE', 'alice');
   clock.advance(2_000);
   await until(() => lines().length === 5 && clock.pending === 1, 'three more rows');
-  t.deepEqual(lines().slice(2).map((l) => l.outcome), ['CHALLENGE', 'CHALLENGE', 'CHALLENGE']);
+  t.deepEqual(
+    lines()
+      .slice(2)
+      .map((l) => l.outcome),
+    ['CHALLENGE', 'CHALLENGE', 'CHALLENGE'],
+  );
 
   stop.abort();
   const r = await following;
@@ -85,7 +136,13 @@ test('--follow in a table: the header once, then only rows', async (t) => {
   const clock = new FakeClock();
   let out = '';
   const stop = new AbortController();
-  const following = w.run(['audit', 'tail', '-f'], '', { buildOptions: { clock }, signal: stop.signal, onStdout: (s) => { out = s; } });
+  const following = w.run(['audit', 'tail', '-f'], '', {
+    buildOptions: { clock },
+    signal: stop.signal,
+    onStdout: (s) => {
+      out = s;
+    },
+  });
   await until(() => clock.pending === 1, 'waiting');
   t.is(out, '', 'no rows yet: nothing printed');
   await row(deps, 'POST /validate/check', 'ACCEPT', 'alice');

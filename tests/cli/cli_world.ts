@@ -16,7 +16,11 @@ import { buildDeps, type Deps } from '../../server/deps.ts';
 import { freshDatabaseUrl, TEST_DB } from '../helpers/databases.ts';
 import { leaseWorld, WORLD_POOL_MAX } from '../helpers/db_budget.ts';
 
-export interface CliResult { code: number; stdout: string; stderr: string }
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 export interface RunOptions {
   /** Environment of the command (default: none at all). */
@@ -67,30 +71,53 @@ export async function createCliWorld(config: Record<string, unknown> = {}, wopts
   }
 }
 
-async function buildCliWorld(config: Record<string, unknown>, wopts: WorldOptions, owner: object, releases: Array<() => void>): Promise<CliWorld> {
+async function buildCliWorld(
+  config: Record<string, unknown>,
+  wopts: WorldOptions,
+  owner: object,
+  releases: Array<() => void>,
+): Promise<CliWorld> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pushgate-cli-'));
   const db = TEST_DB === 'sqlite' ? { url: `sqlite:${path.join(tmp, 'pushgate.db')}`, drop: async () => {} } : await freshDatabaseUrl();
   const configPath = path.join(tmp, 'pushgate.yaml');
-  fs.writeFileSync(configPath, YAML.stringify({
-    database: { url: db.url, pool_max: WORLD_POOL_MAX },
-    secrets: { key_file: path.join(tmp, 'pushgate.key') },
-    pin: { memory_kib: 1024, time_cost: 1 },
-    server: { public_url: 'https://mfa.example.org' },
-    ...config,
-  }));
+  fs.writeFileSync(
+    configPath,
+    YAML.stringify({
+      database: { url: db.url, pool_max: WORLD_POOL_MAX },
+      secrets: { key_file: path.join(tmp, 'pushgate.key') },
+      pin: { memory_kib: 1024, time_cost: 1 },
+      server: { public_url: 'https://mfa.example.org' },
+      ...config,
+    }),
+  );
   const opened: Deps[] = [];
   const world: CliWorld = {
-    tmp, configPath,
+    tmp,
+    configPath,
     async run(args, stdin = '', o = {}) {
       let stdout = '';
       let stderr = '';
-      const code = await runCli(o.noConfig ? [...args] : ['--config', configPath, ...args], {
-        stdout: { write: (s: string) => { stdout += s; o.onStdout?.(stdout); }, isTTY: o.tty ?? false },
-        stderr: { write: (s: string) => { stderr += s; } },
-        stdin: Readable.from(stdin ? [Buffer.from(stdin)] : []),
-        env: o.env ?? {},
-        signal: o.signal,
-      }, { buildOptions: o.buildOptions });
+      const code = await runCli(
+        o.noConfig ? [...args] : ['--config', configPath, ...args],
+        {
+          stdout: {
+            write: (s: string) => {
+              stdout += s;
+              o.onStdout?.(stdout);
+            },
+            isTTY: o.tty ?? false,
+          },
+          stderr: {
+            write: (s: string) => {
+              stderr += s;
+            },
+          },
+          stdin: Readable.from(stdin ? [Buffer.from(stdin)] : []),
+          env: o.env ?? {},
+          signal: o.signal,
+        },
+        { buildOptions: o.buildOptions },
+      );
       return { code, stdout, stderr };
     },
     async json(args, stdin) {
@@ -101,7 +128,10 @@ async function buildCliWorld(config: Record<string, unknown>, wopts: WorldOption
     async deps() {
       const release = await leaseWorld(owner);
       releases.push(release);
-      const d = await buildDeps(loadConfig(configPath)).catch((err: unknown) => { release(); throw err; });
+      const d = await buildDeps(loadConfig(configPath)).catch((err: unknown) => {
+        release();
+        throw err;
+      });
       opened.push(d);
       return d;
     },
@@ -121,7 +151,11 @@ async function buildCliWorld(config: Record<string, unknown>, wopts: WorldOption
     },
   };
   if (wopts.init ?? true) {
-    try { await (await buildDeps(loadConfig(configPath))).close(); } catch { /* a test of a broken config */ }
+    try {
+      await (await buildDeps(loadConfig(configPath))).close();
+    } catch {
+      /* a test of a broken config */
+    }
   }
   return world;
 }

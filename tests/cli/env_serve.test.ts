@@ -15,28 +15,50 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
 test('environment overrides win over the file; relative paths from the environment are relative to the cwd; empty = unset', (t) => {
   const env = {
-    PUSHGATE_HOST: '0.0.0.0', PUSHGATE_PORT: '8443', PUSHGATE_PUBLIC_URL: 'https://mfa.example.org/',
-    PUSHGATE_DATABASE_URL: 'sqlite:./db/p.db', PUSHGATE_KEY_FILE: 'keys/k', PUSHGATE_REDIS_URL: 'redis://r:6379',
-    PUSHGATE_NODE_NAME: 'node-b', PUSHGATE_OTHER: 'x',
+    PUSHGATE_HOST: '0.0.0.0',
+    PUSHGATE_PORT: '8443',
+    PUSHGATE_PUBLIC_URL: 'https://mfa.example.org/',
+    PUSHGATE_DATABASE_URL: 'sqlite:./db/p.db',
+    PUSHGATE_KEY_FILE: 'keys/k',
+    PUSHGATE_REDIS_URL: 'redis://r:6379',
+    PUSHGATE_NODE_NAME: 'node-b',
+    PUSHGATE_OTHER: 'x',
   };
-  const c = parseConfigWith({ server: { host: '127.0.0.1', port: 5001 }, secrets: { key_file: './file.key' } }, '/etc/pushgate', envOverrides(env), '/work');
+  const c = parseConfigWith(
+    { server: { host: '127.0.0.1', port: 5001 }, secrets: { key_file: './file.key' } },
+    '/etc/pushgate',
+    envOverrides(env),
+    '/work',
+  );
   t.like(c.server, { host: '0.0.0.0', port: 8443, publicUrl: 'https://mfa.example.org', nodeName: 'node-b' });
   t.is(c.database.url, 'sqlite:/work/db/p.db');
   t.is(c.secrets.keyFile, '/work/keys/k');
   t.is(c.bus.redisUrl, 'redis://r:6379');
-  t.deepEqual(ENV_OVERRIDES.map(([name]) => name).sort(), Object.keys(env).filter((k) => k !== 'PUSHGATE_OTHER').sort());
+  t.deepEqual(
+    ENV_OVERRIDES.map(([name]) => name).sort(),
+    Object.keys(env)
+      .filter((k) => k !== 'PUSHGATE_OTHER')
+      .sort(),
+  );
   // an empty variable is unset: the file's value stays
   const kept = parseConfigWith({ server: { port: 6000 } }, '/etc/pushgate', envOverrides({ PUSHGATE_PORT: '' }));
   t.is(kept.server.port, 6000);
   // a later override (a flag) wins over an earlier one (the environment)
-  const flag = parseConfigWith({}, '/', [...envOverrides({ PUSHGATE_PORT: '7000' }), { path: 'server.port', value: '7001', source: '--port' }]);
+  const flag = parseConfigWith({}, '/', [
+    ...envOverrides({ PUSHGATE_PORT: '7000' }),
+    { path: 'server.port', value: '7001', source: '--port' },
+  ]);
   t.is(flag.server.port, 7001);
 });
 
 test('a bad value names the variable or flag it came from, next to the file problems', (t) => {
-  const err = t.throws(() => parseConfigWith({ server: { body_limit_bytes: 1 } }, '/', [
-    ...envOverrides({ PUSHGATE_PORT: 'high', PUSHGATE_DATABASE_URL: 'oracle://x', PUSHGATE_REDIS_URL: 'http://r' }),
-  ]), { instanceOf: ConfigError });
+  const err = t.throws(
+    () =>
+      parseConfigWith({ server: { body_limit_bytes: 1 } }, '/', [
+        ...envOverrides({ PUSHGATE_PORT: 'high', PUSHGATE_DATABASE_URL: 'oracle://x', PUSHGATE_REDIS_URL: 'http://r' }),
+      ]),
+    { instanceOf: ConfigError },
+  );
   t.deepEqual([...err!.problems].sort(), [
     'PUSHGATE_DATABASE_URL (database.url) must be sqlite:PATH, postgres://… or mysql://…',
     'PUSHGATE_PORT (server.port) must be an integer between 0 and 65535',
@@ -65,7 +87,10 @@ test('CLI: PUSHGATE_DATABASE_URL and PUSHGATE_KEY_FILE point a command at anothe
   // a missing key named through the environment says so
   const missing = await a.run(['token', 'list'], '', { env: { PUSHGATE_KEY_FILE: path.join(a.tmp, 'nokey') } });
   t.is(missing.code, 1);
-  t.regex(missing.stderr, new RegExp(`^error: no secrets key at ${path.join(a.tmp, 'nokey')} \\(secrets\\.key_file from PUSHGATE_KEY_FILE\\)`));
+  t.regex(
+    missing.stderr,
+    new RegExp(`^error: no secrets key at ${path.join(a.tmp, 'nokey')} \\(secrets\\.key_file from PUSHGATE_KEY_FILE\\)`),
+  );
 });
 
 test('public_url checks: 0.0.0.0, loopback while listening on all interfaces, http with sslverify 1', (t) => {
@@ -78,23 +103,30 @@ test('public_url checks: 0.0.0.0, loopback while listening on all interfaces, ht
   t.regex(phoneUrlProblems('https://127.0.0.1:5001', '::', '1').join(), /loopback/);
   t.regex(phoneUrlProblems('http://mfa.example.org', '127.0.0.1', '1').join(), /plain http:\/\/ while the app verifies TLS/);
   const config = parseConfigWith({ server: { host: '0.0.0.0' } }, '/', []);
-  t.is(publicUrlWarning(config, '1'), 'server.public_url http://0.0.0.0:5001 cannot work for a phone (push tokens): 0.0.0.0 is a listen address, '
-    + 'not one a phone can call; it is plain http:// while the app verifies TLS (ssl_verify 1): pushgate speaks plain HTTP, put a TLS reverse '
-    + 'proxy in front of it. Set server.public_url (or PUSHGATE_PUBLIC_URL) to the https:// URL of the TLS reverse proxy in front of pushgate (README: "TLS").');
+  t.is(
+    publicUrlWarning(config, '1'),
+    'server.public_url http://0.0.0.0:5001 cannot work for a phone (push tokens): 0.0.0.0 is a listen address, '
+      + 'not one a phone can call; it is plain http:// while the app verifies TLS (ssl_verify 1): pushgate speaks plain HTTP, put a TLS reverse '
+      + 'proxy in front of it. Set server.public_url (or PUSHGATE_PUBLIC_URL) to the https:// URL of the TLS reverse proxy in front of pushgate (README: "TLS").',
+  );
   t.is(publicUrlWarning(parseConfigWith({ server: { host: '0.0.0.0', public_url: 'https://mfa.example.org' } }, '/', []), '1'), null);
 });
 
 /** Runs `pushgate serve` from the sources until its `server.started` line (and what came before it). */
 function serve(args: string[], env: Record<string, string>): Promise<{ lines: Array<Record<string, unknown>>; stop: () => Promise<void> }> {
   const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli/main.ts'), 'serve', ...args], {
-    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '', ...env },
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH ?? '', ...env },
   });
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   return new Promise((resolve, reject) => {
     let buf = '';
     let err = '';
     const lines: Array<Record<string, unknown>> = [];
-    proc.stderr.on('data', (c: Buffer) => { err += c.toString(); });
+    proc.stderr.on('data', (c: Buffer) => {
+      err += c.toString();
+    });
     proc.stdout.on('data', (c: Buffer) => {
       buf += c.toString();
       let nl: number;
@@ -104,7 +136,13 @@ function serve(args: string[], env: Record<string, string>): Promise<{ lines: Ar
         buf = buf.slice(nl + 1);
         lines.push(line);
         if (line.event === 'config.warning' && lines.some((l) => l.event === 'server.started')) {
-          resolve({ lines, stop: async () => { proc.kill('SIGTERM'); await exited; } });
+          resolve({
+            lines,
+            stop: async () => {
+              proc.kill('SIGTERM');
+              await exited;
+            },
+          });
         }
       }
     });
@@ -116,14 +154,19 @@ test('serve --host/--port win over PUSHGATE_HOST/PORT and the file; the start wa
   const w = await createCliWorld({ server: { host: '127.0.0.1', port: 1 } });
   t.teardown(() => w.close());
   const { lines, stop } = await serve(['--config', w.configPath, '--host', '0.0.0.0', '--port', '0'], {
-    PUSHGATE_HOST: '10.9.9.9', PUSHGATE_PORT: '2', PUSHGATE_PUBLIC_URL: 'http://localhost:5001',
+    PUSHGATE_HOST: '10.9.9.9',
+    PUSHGATE_PORT: '2',
+    PUSHGATE_PUBLIC_URL: 'http://localhost:5001',
   });
   t.teardown(stop);
   const started = lines.find((l) => l.event === 'server.started')!;
   t.is(started.host, '0.0.0.0');
   t.true(typeof started.port === 'number' && started.port > 1024, String(started.port));
   const warning = lines.find((l) => l.event === 'config.warning' && String(l.message).startsWith('server.public_url'))!;
-  t.regex(String(warning.message), /^server\.public_url http:\/\/localhost:5001 cannot work for a phone \(push tokens\): localhost is this machine's loopback address .*; it is plain http:\/\//);
+  t.regex(
+    String(warning.message),
+    /^server\.public_url http:\/\/localhost:5001 cannot work for a phone \(push tokens\): localhost is this machine's loopback address .*; it is plain http:\/\//,
+  );
   t.is(warning.level, 'warn');
 });
 

@@ -15,26 +15,59 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
  * the file go on meanwhile). A real process takes real time: it is killed only after a generous deadline (its status
  * is then null), and no duration is asserted.
  */
-function launch(argv: string[], o: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function launch(
+  argv: string[],
+  o: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
   const proc = spawn(process.execPath, argv, { env: o.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  proc.stdout.setEncoding('utf8').on('data', (c: string) => { stdout += c; });
-  proc.stderr.setEncoding('utf8').on('data', (c: string) => { stderr += c; });
+  proc.stdout.setEncoding('utf8').on('data', (c: string) => {
+    stdout += c;
+  });
+  proc.stderr.setEncoding('utf8').on('data', (c: string) => {
+    stderr += c;
+  });
   proc.stdin.end(o.input ?? '');
   const deadline = setTimeout(() => proc.kill('SIGKILL'), 180_000);
-  return new Promise((resolve) => proc.once('close', (status) => { clearTimeout(deadline); resolve({ status, stdout, stderr }); }));
+  return new Promise((resolve) =>
+    proc.once('close', (status) => {
+      clearTimeout(deadline);
+      resolve({ status, stdout, stderr });
+    }),
+  );
 }
 
 async function bare(args: string[]) {
   let stdout = '';
   let stderr = '';
-  const code = await runCli(args, { stdout: { write: (s: string) => { stdout += s; } }, stderr: { write: (s: string) => { stderr += s; } }, stdin: Readable.from([]) });
+  const code = await runCli(args, {
+    stdout: {
+      write: (s: string) => {
+        stdout += s;
+      },
+    },
+    stderr: {
+      write: (s: string) => {
+        stderr += s;
+      },
+    },
+    stdin: Readable.from([]),
+  });
   return { code, stdout, stderr };
 }
 
 test('usage errors exit 2 with the message on stderr; --help and --version exit 0 on stdout', async (t) => {
-  for (const args of [[], ['frobnicate'], ['token'], ['token', 'frobnicate'], ['token', 'show'], ['token', 'list', '--bogus'], ['db', 'migrate', 'extra'], ['token', 'enroll', '--type', 'hotp']]) {
+  for (const args of [
+    [],
+    ['frobnicate'],
+    ['token'],
+    ['token', 'frobnicate'],
+    ['token', 'show'],
+    ['token', 'list', '--bogus'],
+    ['db', 'migrate', 'extra'],
+    ['token', 'enroll', '--type', 'hotp'],
+  ]) {
     const r = await bare(args);
     t.is(r.code, 2, args.join(' '));
     t.is(r.stdout, '', args.join(' '));
@@ -78,17 +111,26 @@ test('bin/pushgate.js runs build/cli/main.js; without a build it says what to ru
   const missing = await launch([path.join(dir, 'bin/pushgate.js'), 'token', 'list']);
   t.is(missing.status, 1);
   t.is(missing.stdout, '');
-  t.is(missing.stderr, `error: pushgate is not built (${path.join(dir, 'build/cli/main.js')} is missing). Run \`npm run build\` in ${dir}${path.sep}\n`);
+  t.is(
+    missing.stderr,
+    `error: pushgate is not built (${path.join(dir, 'build/cli/main.js')} is missing). Run \`npm run build\` in ${dir}${path.sep}\n`,
+  );
   // With a build, the bin calls its main() (a stand-in build that reports its arguments).
   fs.mkdirSync(path.join(dir, 'build/cli'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'build/cli/main.js'), 'export async function main() { process.stdout.write(JSON.stringify(process.argv.slice(2))); }\n');
+  fs.writeFileSync(
+    path.join(dir, 'build/cli/main.js'),
+    'export async function main() { process.stdout.write(JSON.stringify(process.argv.slice(2))); }\n',
+  );
   const built = await launch([path.join(dir, 'bin/pushgate.js'), 'token', 'list']);
   t.is(built.status, 0, built.stderr);
   t.deepEqual(JSON.parse(built.stdout), ['token', 'list']);
 });
 
 test('npm start runs the compiled build with the production V8 flags; install builds it; the build leaves out tests and benches', (t) => {
-  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string>; bin: Record<string, string> };
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+    scripts: Record<string, string>;
+    bin: Record<string, string>;
+  };
   t.is(pkg.scripts.start, 'node --max-semi-space-size=2 --optimize-for-size bin/pushgate.js serve');
   t.is(pkg.scripts.prepare, 'node scripts/build.js --if-possible');
   t.is(pkg.scripts.build, 'node scripts/build.js');
@@ -114,7 +156,10 @@ test('the sources run as a process through tsx (--help exits 0; a real command f
   t.is(add.status, 0, add.stderr);
   const list = await launch([...src, 'admin', 'list', '--json'], { env });
   t.is(list.status, 0, list.stderr);
-  t.deepEqual(JSON.parse(list.stdout).map((a: { username: string }) => a.username), ['root']);
+  t.deepEqual(
+    JSON.parse(list.stdout).map((a: { username: string }) => a.username),
+    ['root'],
+  );
   const bad = await launch([...src, 'nope'], { env });
   t.is(bad.status, 2);
 });

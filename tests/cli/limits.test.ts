@@ -28,8 +28,12 @@ test('token enroll: an overlong serial, description or user is 905 naming it; no
   for (const [args, name] of cases) {
     const r = await w.run(['token', 'enroll', '--type', 'hotp', ...args]);
     t.is(r.code, 1, `${name}: ${r.stdout}`);
-    t.regex(r.stderr, new RegExp(`^error: ERR905: Parameter '${name}' is too long \\(at most ${name === 'serial' ? 40 : 255} characters\\)\\.$`, 'm'), name);
-    t.false(r.stderr.includes('audit write failed'), 'the CLI\'s audit row is written');
+    t.regex(
+      r.stderr,
+      new RegExp(`^error: ERR905: Parameter '${name}' is too long \\(at most ${name === 'serial' ? 40 : 255} characters\\)\\.$`, 'm'),
+      name,
+    );
+    t.false(r.stderr.includes('audit write failed'), "the CLI's audit row is written");
   }
   const deps = await w.deps();
   t.deepEqual(await deps.store.tokens.list(), []);

@@ -29,7 +29,10 @@ test('policy check FILE: a broken file exits 1 and names each problem path; a go
   t.is(r.stdout, '');
   const lines = r.stderr.trimEnd().split('\n');
   t.is(lines.length, 3, r.stderr);
-  t.true(lines.every((l) => l.startsWith(`error: ${broken}: policy '`)), r.stderr);
+  t.true(
+    lines.every((l) => l.startsWith(`error: ${broken}: policy '`)),
+    r.stderr,
+  );
   t.regex(r.stderr, /policy 'bad' \(policies\[0\]\): actions\.otppin must be one of tokenpin, userstore, none/);
   t.regex(r.stderr, /policy 'bad' \(policies\[0\]\): actions\.no_such_action is not a known action/);
   t.regex(r.stderr, /policy 'worse' \(policies\[1\]\): scope must be one of/);
@@ -45,22 +48,34 @@ test('policy check FILE: a broken file exits 1 and names each problem path; a go
 });
 
 test('policy check without FILE validates the config (inline + policy_files)', async (t) => {
-  const ok = await createCliWorld({ policies: [{ name: 'inline', scope: 'authorization', actions: { last_auth: '10h' } }], policy_files: ['good.yaml'] }, { owner: t });
+  const ok = await createCliWorld(
+    { policies: [{ name: 'inline', scope: 'authorization', actions: { last_auth: '10h' } }], policy_files: ['good.yaml'] },
+    { owner: t },
+  );
   t.teardown(() => ok.close());
   ok.write('good.yaml', GOOD);
   const r = await ok.run(['policy', 'check']);
   t.is(r.code, 0, r.stderr);
   t.is(r.stdout, 'ok: 3 policies\n');
 
-  const bad = await createCliWorld({ policies: [{ name: 'inline', scope: 'authorization', actions: { last_auth: 'soon' } }] }, { owner: t });
+  const bad = await createCliWorld(
+    { policies: [{ name: 'inline', scope: 'authorization', actions: { last_auth: 'soon' } }] },
+    { owner: t },
+  );
   t.teardown(() => bad.close());
   const b = await bad.run(['policy', 'check']);
   t.is(b.code, 1);
-  t.is(b.stderr, "error: policy 'inline' (policies[0]): actions.last_auth must be a duration: a number followed by s, m, h, d or y (e.g. 10h)\n");
+  t.is(
+    b.stderr,
+    "error: policy 'inline' (policies[0]): actions.last_auth must be a duration: a number followed by s, m, h, d or y (e.g. 10h)\n",
+  );
   // every command refuses to run on a config with broken policies
   const list = await bad.run(['token', 'list']);
   t.is(list.code, 1);
-  t.true(list.stderr.endsWith('error: policies[0].actions.last_auth must be a duration: a number followed by s, m, h, d or y (e.g. 10h)\n'), list.stderr);
+  t.true(
+    list.stderr.endsWith('error: policies[0].actions.last_auth must be a duration: a number followed by s, m, h, d or y (e.g. 10h)\n'),
+    list.stderr,
+  );
 });
 
 test('policy check warns (and still passes) when a wait outlasts the challenge it waits for', async (t) => {
@@ -70,8 +85,11 @@ test('policy check warns (and still passes) when a wait outlasts the challenge i
   const r = await w.run(['policy', 'check']);
   t.is(r.code, 0, r.stderr);
   t.is(r.stdout, 'ok: 1 policies, 1 warning\n');
-  t.is(r.stderr, "warning: policy 'legacy-wait': edupush_wait is 300 s, but edupush challenges are valid for 120 s (challenge.validity_seconds); "
-    + "the phone's answer is refused after 120 s, so a longer wait can only end in a timeout. Set challenge.type_validity_seconds.edupush to at least 300, or lower the wait.\n");
+  t.is(
+    r.stderr,
+    "warning: policy 'legacy-wait': edupush_wait is 300 s, but edupush challenges are valid for 120 s (challenge.validity_seconds); "
+      + "the phone's answer is refused after 120 s, so a longer wait can only end in a timeout. Set challenge.type_validity_seconds.edupush to at least 300, or lower the wait.\n",
+  );
 
   const fixed = await createCliWorld({ policies, challenge: { type_validity_seconds: { edupush: 300 } } }, { owner: t });
   t.teardown(() => fixed.close());
@@ -82,11 +100,14 @@ test('policy check warns (and still passes) when a wait outlasts the challenge i
 });
 
 test('policy explain: each value with the policy it came from, defaults marked', async (t) => {
-  const w = await createCliWorld({ policy_files: ['p.yaml'], policies: [
-    { name: 'office', scope: 'authentication', client: ['10.0.0.0/8'], priority: 1, actions: { passthru: true } },
-    { name: 'max2', scope: 'enrollment', actions: { max_token_per_user: 2 } },
-    { name: 'stale', scope: 'authorization', actions: { last_auth: '7d' } },
-  ] });
+  const w = await createCliWorld({
+    policy_files: ['p.yaml'],
+    policies: [
+      { name: 'office', scope: 'authentication', client: ['10.0.0.0/8'], priority: 1, actions: { passthru: true } },
+      { name: 'max2', scope: 'enrollment', actions: { max_token_per_user: 2 } },
+      { name: 'stale', scope: 'authorization', actions: { last_auth: '7d' } },
+    ],
+  });
   t.teardown(() => w.close());
   w.write('p.yaml', GOOD);
 
@@ -120,10 +141,12 @@ test('policy explain: each value with the policy it came from, defaults marked',
 });
 
 test('policy explain: conflicting values at the winning priority are shown as a conflict', async (t) => {
-  const w = await createCliWorld({ policies: [
-    { name: 'a', scope: 'authentication', actions: { otppin: 'none' } },
-    { name: 'b', scope: 'authentication', actions: { otppin: 'userstore' } },
-  ] });
+  const w = await createCliWorld({
+    policies: [
+      { name: 'a', scope: 'authentication', actions: { otppin: 'none' } },
+      { name: 'b', scope: 'authentication', actions: { otppin: 'userstore' } },
+    ],
+  });
   t.teardown(() => w.close());
   const r = await w.run(['policy', 'explain', '--scope', 'authentication', '--user', 'x']);
   t.is(r.code, 0);

@@ -15,23 +15,26 @@ test('edit distance and the closest name', (t) => {
 });
 
 test('policy check: every problem of the config at once — settings and policies, each policy by name, with suggestions', async (t) => {
-  const w = await createCliWorld({
-    server: { port: 'high', hots: 'x' },
-    policies: [
-      { name: 'office', scope: 'authentication', actions: { otpin: 'tokenpin', passthru: 'maybe' } },
-      { name: 'enrol', scope: 'enrolment', actions: {} },
-      { scope: 'admin', actions: {} },
-      { name: 'labels', scope: 'enrollment', realms: ['a'], actions: { tokenlabel: '<u>' } },
-    ],
-    policy_files: ['more.yaml'],
-  }, { init: false });
+  const w = await createCliWorld(
+    {
+      server: { port: 'high', hots: 'x' },
+      policies: [
+        { name: 'office', scope: 'authentication', actions: { otpin: 'tokenpin', passthru: 'maybe' } },
+        { name: 'enrol', scope: 'enrolment', actions: {} },
+        { scope: 'admin', actions: {} },
+        { name: 'labels', scope: 'enrollment', realms: ['a'], actions: { tokenlabel: '<u>' } },
+      ],
+      policy_files: ['more.yaml'],
+    },
+    { init: false },
+  );
   t.teardown(() => w.close());
   w.write('more.yaml', '- name: late\n  scope: authorization\n  actions: { last_auth: soon, no_detail_on_fial: true }\n');
   const r = await w.run(['policy', 'check']);
   t.is(r.code, 1);
   t.is(r.stdout, '');
   t.deepEqual(r.stderr.trimEnd().split('\n'), [
-    'error: server.hots is not a known setting; did you mean \'host\'?',
+    "error: server.hots is not a known setting; did you mean 'host'?",
     'error: server.port must be an integer between 0 and 65535',
     "error: policy 'office' (policies[0]): actions.otpin is not a known action for scope authentication; did you mean 'otppin'?",
     "error: policy 'office' (policies[0]): actions.passthru must be true or false",
@@ -53,8 +56,11 @@ test('policy check FILE: a YAML syntax error shows its line; a config given as F
 
   const asFile = await w.run(['policy', 'check', w.configPath]);
   t.is(asFile.code, 1);
-  t.is(asFile.stderr, `error: ${w.configPath} is a pushgate config (it has database, secrets, pin, server), not a policy file: `
-    + `check a config with \`pushgate policy check --config ${w.configPath}\`\n`);
+  t.is(
+    asFile.stderr,
+    `error: ${w.configPath} is a pushgate config (it has database, secrets, pin, server), not a policy file: `
+      + `check a config with \`pushgate policy check --config ${w.configPath}\`\n`,
+  );
 
   // the config's own YAML error also shows its line
   const badConfig = w.write('bad-config.yaml', 'server:\n  port: [1\n');
@@ -63,5 +69,8 @@ test('policy check FILE: a YAML syntax error shows its line; a config given as F
   t.regex(c.stderr, new RegExp(`^error: ${badConfig.replace(/[.]/g, '\\.')}:\\d+:\\d+: invalid YAML: .* — line \\d+: `));
 
   const help = await w.run(['policy', 'check', '--help']);
-  t.regex(help.stdout.replace(/\s+/g, ' '), /FILE is a POLICY file .* not the config; without FILE the config \(--config \/ PUSHGATE_CONFIG\) is checked/);
+  t.regex(
+    help.stdout.replace(/\s+/g, ' '),
+    /FILE is a POLICY file .* not the config; without FILE the config \(--config \/ PUSHGATE_CONFIG\) is checked/,
+  );
 });

@@ -10,8 +10,16 @@ import { TEST_DB } from '../helpers/databases.ts';
 import { createCliWorld } from './cli_world.ts';
 
 const READ_ONLY: string[][] = [
-  ['token', 'list'], ['token', 'show', 'X1'], ['token', 'enable', 'X1'], ['token', 'disable', 'X1'], ['token', 'delete', 'X1'],
-  ['token', 'reset', 'X1'], ['admin', 'list'], ['admin', 'delete', 'root'], ['audit', 'tail'], ['db', 'cleanup'],
+  ['token', 'list'],
+  ['token', 'show', 'X1'],
+  ['token', 'enable', 'X1'],
+  ['token', 'disable', 'X1'],
+  ['token', 'delete', 'X1'],
+  ['token', 'reset', 'X1'],
+  ['admin', 'list'],
+  ['admin', 'delete', 'root'],
+  ['audit', 'tail'],
+  ['db', 'cleanup'],
 ];
 
 test('read-only commands on a missing installation: exit 1, name the missing database and key with their paths, create nothing', async (t) => {
@@ -30,8 +38,12 @@ test('read-only commands on a missing installation: exit 1, name the missing dat
     } else {
       t.is(lines[0], `error: no secrets key at ${path.join(w.tmp, 'pushgate.key')} (secrets.key_file), config: ${w.configPath}`, label);
     }
-    t.is(lines.at(-1), `error: pushgate ${args.slice(0, 2).join(' ')} creates neither a database nor a key: check --config / PUSHGATE_CONFIG `
-      + '(and PUSHGATE_DATABASE_URL, PUSHGATE_KEY_FILE); a new installation starts with `pushgate db migrate` (or `pushgate serve`).', label);
+    t.is(
+      lines.at(-1),
+      `error: pushgate ${args.slice(0, 2).join(' ')} creates neither a database nor a key: check --config / PUSHGATE_CONFIG `
+        + '(and PUSHGATE_DATABASE_URL, PUSHGATE_KEY_FILE); a new installation starts with `pushgate db migrate` (or `pushgate serve`).',
+      label,
+    );
     t.deepEqual(fs.readdirSync(w.tmp).sort(), before, `${label} created nothing`);
   }
   // policy explain and policy check need neither
@@ -56,8 +68,10 @@ test('a key that exists but a database without pushgate tables: named, nothing c
 
 test('the commands that set up an installation create the database and the key', async (t) => {
   for (const [args, stdin] of [
-    [['db', 'migrate'], ''], [['admin', 'add', 'root', '--password-stdin'], 'pw\n'],
-    [['token', 'enroll', '--type', 'spass', '--user', 'alice'], ''], [['apikey', 'create'], ''],
+    [['db', 'migrate'], ''],
+    [['admin', 'add', 'root', '--password-stdin'], 'pw\n'],
+    [['token', 'enroll', '--type', 'spass', '--user', 'alice'], ''],
+    [['apikey', 'create'], ''],
   ] as Array<[string[], string]>) {
     // One world at a time (the connection budget: a world per iteration held to the end would wait for itself).
     const w = await createCliWorld({}, { init: false });

@@ -12,14 +12,41 @@ const KEY_HEX = Buffer.from('12345678901234567890').toString('hex');
 test('token enroll hotp: options pass through, --json shape', async (t) => {
   const w = await createCliWorld();
   t.teardown(() => w.close());
-  const r = await w.json(['token', 'enroll', '--type', 'hotp', '--user', 'alice', '--serial', 'OATH0001', '--pin', '1234',
-    '--otpkey', KEY_HEX, '--otplen', '8', '--hashlib', 'sha256', '--description', 'desk', '--json']);
+  const r = await w.json([
+    'token',
+    'enroll',
+    '--type',
+    'hotp',
+    '--user',
+    'alice',
+    '--serial',
+    'OATH0001',
+    '--pin',
+    '1234',
+    '--otpkey',
+    KEY_HEX,
+    '--otplen',
+    '8',
+    '--hashlib',
+    'sha256',
+    '--description',
+    'desk',
+    '--json',
+  ]);
   t.deepEqual(Object.keys(r).sort(), ['details', 'rollout_state', 'serial', 'type', 'url']);
   t.like(r, { serial: 'OATH0001', type: 'hotp', rollout_state: '' });
   t.regex(r.url, /^otpauth:\/\/hotp\/.*digits=8&algorithm=SHA256/);
   t.is(r.details.googleurl.value, r.url);
   const show = await w.json(['token', 'show', 'OATH0001', '--json']);
-  t.like(show, { serial: 'OATH0001', tokentype: 'hotp', otplen: 8, active: true, username: 'alice', user_realm: 'default', description: 'desk' });
+  t.like(show, {
+    serial: 'OATH0001',
+    tokentype: 'hotp',
+    otplen: 8,
+    active: true,
+    username: 'alice',
+    user_realm: 'default',
+    description: 'desk',
+  });
   t.false(JSON.stringify(show).includes(KEY_HEX));
   const deps = await w.deps();
   const tok = await deps.store.tokens.bySerial('OATH0001');
@@ -60,11 +87,27 @@ test('token enroll totp: text output has serial, URL and a terminal QR; --png wr
 });
 
 test('token enroll spass, list (table and --json, filters), show, enable/disable, reset, set-pin, delete', async (t) => {
-  const w = await createCliWorld({ realms: [{ name: 'staff', default: true, users: { type: 'any' } }, { name: 'guests', users: { type: 'any' } }] });
+  const w = await createCliWorld({
+    realms: [
+      { name: 'staff', default: true, users: { type: 'any' } },
+      { name: 'guests', users: { type: 'any' } },
+    ],
+  });
   t.teardown(() => w.close());
   const sp = await w.json(['token', 'enroll', '--type', 'spass', '--user', 'carol', '--serial', 'SPASS1', '--pin', 'static-pw', '--json']);
   t.deepEqual(sp, { serial: 'SPASS1', type: 'spass', rollout_state: '', url: null, details: {} });
-  const spText = await w.run(['token', 'enroll', '--type', 'spass', '--user', 'dave@guests', '--serial', 'SPASS2', '--png', path.join(w.tmp, 'x.png')]);
+  const spText = await w.run([
+    'token',
+    'enroll',
+    '--type',
+    'spass',
+    '--user',
+    'dave@guests',
+    '--serial',
+    'SPASS2',
+    '--png',
+    path.join(w.tmp, 'x.png'),
+  ]);
   t.is(spText.code, 0);
   t.is(spText.stdout, 'serial: SPASS2\ntype:   spass\n');
   t.regex(spText.stderr, /no PNG written/);
@@ -74,9 +117,18 @@ test('token enroll spass, list (table and --json, filters), show, enable/disable
   const all = await w.json<any[]>(['token', 'list', '--json']);
   t.deepEqual(all.map((x) => x.serial).sort(), ['HOTP1', 'SPASS1', 'SPASS2']);
   t.deepEqual((await w.json<any[]>(['token', 'list', '--user', 'carol', '--json'])).map((x) => x.serial).sort(), ['HOTP1', 'SPASS1']);
-  t.deepEqual((await w.json<any[]>(['token', 'list', '--user', 'carol', '--type', 'spass', '--json'])).map((x) => x.serial), ['SPASS1']);
-  t.deepEqual((await w.json<any[]>(['token', 'list', '--realm', 'guests', '--json'])).map((x) => x.serial), ['SPASS2']);
-  t.deepEqual((await w.json<any[]>(['token', 'list', '--user', 'dave@guests', '--json'])).map((x) => x.serial), ['SPASS2']);
+  t.deepEqual(
+    (await w.json<any[]>(['token', 'list', '--user', 'carol', '--type', 'spass', '--json'])).map((x) => x.serial),
+    ['SPASS1'],
+  );
+  t.deepEqual(
+    (await w.json<any[]>(['token', 'list', '--realm', 'guests', '--json'])).map((x) => x.serial),
+    ['SPASS2'],
+  );
+  t.deepEqual(
+    (await w.json<any[]>(['token', 'list', '--user', 'dave@guests', '--json'])).map((x) => x.serial),
+    ['SPASS2'],
+  );
   const table = await w.run(['token', 'list']);
   t.regex(table.stdout, /^SERIAL\s+TYPE\s+USER\s+REALM\s+ACTIVE/);
   t.regex(table.stdout, /\nSPASS2\s+spass\s+dave\s+guests\s+yes\s+no\s+0\/10/);

@@ -25,7 +25,10 @@ test('an unknown --type is a usage error that lists the valid types', async (t) 
   t.teardown(() => w.close());
   const r = await w.run(['token', 'enroll', '--type', 'yubikey', '--user', 'alice']);
   t.is(r.code, 2);
-  t.is(r.stderr, "pushgate: Unknown token type 'yubikey': use one of hotp, totp, spass, pw, edupush, push\nRun 'pushgate token --help' for usage.\n");
+  t.is(
+    r.stderr,
+    "pushgate: Unknown token type 'yubikey': use one of hotp, totp, spass, pw, edupush, push\nRun 'pushgate token --help' for usage.\n",
+  );
   t.is((await w.run(['token', 'enroll', '--type', 'HOTP', '--user', 'alice', '--json'])).code, 0, 'any case');
 });
 
@@ -43,7 +46,9 @@ test('the QR code has ANSI colour codes only when stdout is a terminal', async (
 test('token show of a push token: key fingerprints and short forms, not the key material; --json keeps everything', async (t) => {
   const w = await createCliWorld({ policies: pollOnly });
   t.teardown(() => w.close());
-  const enrolled = await w.run(['token', 'enroll', '--type', 'edupush', '--user', 'alice', '--serial', 'EDUP1'], '', { buildOptions: PUSH });
+  const enrolled = await w.run(['token', 'enroll', '--type', 'edupush', '--user', 'alice', '--serial', 'EDUP1'], '', {
+    buildOptions: PUSH,
+  });
   t.is(enrolled.code, 0, enrolled.stderr);
   const phone = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
   const phoneDer = phone.publicKey.export({ format: 'der', type: 'spki' });
@@ -51,15 +56,27 @@ test('token show of a push token: key fingerprints and short forms, not the key 
   const fbToken = 'f'.repeat(150);
   const deps = await w.deps();
   const t0 = (await deps.store.tokens.bySerial('EDUP1'))!;
-  await deps.store.tokens.update('EDUP1', { info: { ...t0.info, public_key_smartphone: phoneDer.toString('base64'), public_key_server: server, firebase_token: fbToken } }, deps.clock.now());
+  await deps.store.tokens.update(
+    'EDUP1',
+    { info: { ...t0.info, public_key_smartphone: phoneDer.toString('base64'), public_key_server: server, firebase_token: fbToken } },
+    deps.clock.now(),
+  );
 
   const shown = await w.run(['token', 'show', 'EDUP1']);
   t.is(shown.code, 0, shown.stderr);
-  const fp = crypto.createHash('sha256').update(phoneDer).digest('hex').slice(0, 32).replace(/(..)(?!$)/g, '$1:');
+  const fp = crypto
+    .createHash('sha256')
+    .update(phoneDer)
+    .digest('hex')
+    .slice(0, 32)
+    .replace(/(..)(?!$)/g, '$1:');
   t.regex(shown.stdout, new RegExp(`^info\\.public_key_smartphone:\\s+RSA 2048 bit, SHA-256 ${fp}…$`, 'm'));
   t.regex(shown.stdout, /^info\.public_key_server:\s+RSA 2048 bit, SHA-256 [0-9a-f:]{47}…$/m);
   t.regex(shown.stdout, /^info\.firebase_token:\s+f{16}… \(150 characters; --json shows it whole\)$/m);
-  t.true(shown.stdout.split('\n').every((l) => l.length < 200), 'no line of key material');
+  t.true(
+    shown.stdout.split('\n').every((l) => l.length < 200),
+    'no line of key material',
+  );
   const json = await w.json(['token', 'show', 'EDUP1', '--json']);
   t.is(json.info.public_key_smartphone, phoneDer.toString('base64'));
   t.is(keySummary('not a key at all, just text that is long enough to be shortened'), null);
@@ -68,11 +85,16 @@ test('token show of a push token: key fingerprints and short forms, not the key 
 test('enrolling a push token whose URL cannot work for a phone prints a warning (the server logs it as config.warning)', async (t) => {
   const w = await createCliWorld({ server: { host: '0.0.0.0', public_url: 'http://0.0.0.0:5001' }, policies: pollOnly }, { owner: t });
   t.teardown(() => w.close());
-  const r = await w.run(['token', 'enroll', '--type', 'edupush', '--user', 'alice', '--serial', 'EDUP2', '--json'], '', { buildOptions: PUSH });
+  const r = await w.run(['token', 'enroll', '--type', 'edupush', '--user', 'alice', '--serial', 'EDUP2', '--json'], '', {
+    buildOptions: PUSH,
+  });
   t.is(r.code, 0, r.stderr);
-  t.is(r.stderr, 'warning: token EDUP2: the phone will call http://0.0.0.0:5001/ttype/edupush, which cannot work: 0.0.0.0 is a listen address, '
-    + 'not one a phone can call; it is plain http:// while the app verifies TLS (ssl_verify 1): pushgate speaks plain HTTP, put a TLS reverse '
-    + 'proxy in front of it. Set server.public_url (or the registration_url policy) to the https:// URL of the TLS reverse proxy in front of pushgate (README: "TLS").\n');
+  t.is(
+    r.stderr,
+    'warning: token EDUP2: the phone will call http://0.0.0.0:5001/ttype/edupush, which cannot work: 0.0.0.0 is a listen address, '
+      + 'not one a phone can call; it is plain http:// while the app verifies TLS (ssl_verify 1): pushgate speaks plain HTTP, put a TLS reverse '
+      + 'proxy in front of it. Set server.public_url (or the registration_url policy) to the https:// URL of the TLS reverse proxy in front of pushgate (README: "TLS").\n',
+  );
   const ok = await createCliWorld({ server: { host: '0.0.0.0', public_url: 'https://mfa.example.org' }, policies: pollOnly }, { owner: t });
   t.teardown(() => ok.close());
   const quiet = await ok.run(['token', 'enroll', '--type', 'edupush', '--user', 'alice', '--json'], '', { buildOptions: PUSH });

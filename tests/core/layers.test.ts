@@ -35,15 +35,21 @@ function areaOf(file: string): Area {
 /** Which areas a module of `area` must never reach. `core` may reach core only. */
 function forbidden(from: Area, to: Area): boolean {
   switch (from) {
-    case 'core': return to !== 'core';
+    case 'core':
+      return to !== 'core';
     case 'tokens':
-    case 'policies': return to.startsWith('server') || to === 'cli';
+    case 'policies':
+      return to.startsWith('server') || to === 'cli';
     case 'server/store':
-    case 'server/push': return to === 'server/auth' || to === 'server/routes' || to === 'cli';
-    case 'server/auth': return to === 'server/routes' || to === 'cli';
+    case 'server/push':
+      return to === 'server/auth' || to === 'server/routes' || to === 'cli';
+    case 'server/auth':
+      return to === 'server/routes' || to === 'cli';
     case 'server':
-    case 'server/routes': return to === 'cli';
-    default: return false;
+    case 'server/routes':
+      return to === 'cli';
+    default:
+      return false;
   }
 }
 
@@ -125,7 +131,10 @@ test('the scan sees the real tree (the parser finds the imports the leaves are k
   t.true(graph.size > 80, `${graph.size} files scanned`);
   t.true([...graph.values()].reduce((n, ts) => n + ts.length, 0) > 200);
   for (const dir of ['core', 'tokens', 'policies', 'server/store', 'server/push', 'server/auth', 'server/routes']) {
-    t.true([...graph.keys()].some((f) => f.startsWith(`${dir}/`)), `${dir}/ scanned`);
+    t.true(
+      [...graph.keys()].some((f) => f.startsWith(`${dir}/`)),
+      `${dir}/ scanned`,
+    );
   }
   t.true(graph.get('tokens/types.ts')?.includes('core/clock.ts'), 'tokens/types.ts imports the clock from core/');
   t.true(graph.get('server/routes/validate.ts')?.some((f) => f.startsWith('server/auth/')));
@@ -142,28 +151,46 @@ test('every known exception is still an import in the tree (a fixed one is taken
 
 test('the checker flags direct and indirect upward imports and accepts downward ones', (t) => {
   const g = (edges: Record<string, string[]>): Graph => new Map(Object.entries(edges));
-  t.deepEqual(violations(g({
-    'cli/main.ts': ['server/routes/a.ts', 'server/deps.ts', 'tokens/x.ts', 'core/errors.ts'],
-    'server/routes/a.ts': ['server/auth/b.ts', 'server/envelope.ts'],
-    'server/auth/b.ts': ['tokens/x.ts', 'policies/p.ts', 'server/store/s.ts', 'server/push/c.ts', 'server/deps.ts'],
-    'server/deps.ts': ['server/auth/b.ts', 'server/store/s.ts'],
-    'server/store/s.ts': ['core/errors.ts', 'tokens/x.ts', 'server/config.ts'],
-    'server/push/c.ts': ['core/push_channel.ts', 'core/clock.ts'],
-    'tokens/x.ts': ['core/errors.ts', 'policies/p.ts'],
-    'policies/p.ts': ['core/clock.ts'],
-    'core/events.ts': ['core/clock.ts'],
-  })), []);
+  t.deepEqual(
+    violations(
+      g({
+        'cli/main.ts': ['server/routes/a.ts', 'server/deps.ts', 'tokens/x.ts', 'core/errors.ts'],
+        'server/routes/a.ts': ['server/auth/b.ts', 'server/envelope.ts'],
+        'server/auth/b.ts': ['tokens/x.ts', 'policies/p.ts', 'server/store/s.ts', 'server/push/c.ts', 'server/deps.ts'],
+        'server/deps.ts': ['server/auth/b.ts', 'server/store/s.ts'],
+        'server/store/s.ts': ['core/errors.ts', 'tokens/x.ts', 'server/config.ts'],
+        'server/push/c.ts': ['core/push_channel.ts', 'core/clock.ts'],
+        'tokens/x.ts': ['core/errors.ts', 'policies/p.ts'],
+        'policies/p.ts': ['core/clock.ts'],
+        'core/events.ts': ['core/clock.ts'],
+      }),
+    ),
+    [],
+  );
   t.deepEqual(violations(g({ 'core/errors.ts': ['server/config.ts'] })), ['core must not reach server: core/errors.ts → server/config.ts']);
   t.deepEqual(violations(g({ 'tokens/x.ts': ['server/params.ts'] })), ['tokens must not reach server: tokens/x.ts → server/params.ts']);
   t.deepEqual(violations(g({ 'policies/p.ts': ['cli/format.ts'] })), ['policies must not reach cli: policies/p.ts → cli/format.ts']);
-  t.deepEqual(violations(g({
-    'server/store/cleanup.ts': ['server/deps.ts'],
-    'server/deps.ts': ['server/auth/check.ts'],
-  })), ['server/store must not reach server/auth: server/store/cleanup.ts → server/deps.ts → server/auth/check.ts']);
-  t.deepEqual(violations(g({ 'server/push/c.ts': ['server/routes/r.ts'] })), ['server/push must not reach server/routes: server/push/c.ts → server/routes/r.ts']);
-  t.deepEqual(violations(g({ 'server/auth/a.ts': ['server/routes/r.ts'] })), ['server/auth must not reach server/routes: server/auth/a.ts → server/routes/r.ts']);
+  t.deepEqual(
+    violations(
+      g({
+        'server/store/cleanup.ts': ['server/deps.ts'],
+        'server/deps.ts': ['server/auth/check.ts'],
+      }),
+    ),
+    ['server/store must not reach server/auth: server/store/cleanup.ts → server/deps.ts → server/auth/check.ts'],
+  );
+  t.deepEqual(violations(g({ 'server/push/c.ts': ['server/routes/r.ts'] })), [
+    'server/push must not reach server/routes: server/push/c.ts → server/routes/r.ts',
+  ]);
+  t.deepEqual(violations(g({ 'server/auth/a.ts': ['server/routes/r.ts'] })), [
+    'server/auth must not reach server/routes: server/auth/a.ts → server/routes/r.ts',
+  ]);
   t.deepEqual(violations(g({ 'server/main.ts': ['cli/context.ts'] })), ['server must not reach cli: server/main.ts → cli/context.ts']);
-  t.deepEqual(violations(g({ 'tokens/x.ts': ['server/params.ts'] }), new Map([['tokens/x.ts -> server/params.ts', 'test']])), [], 'a known exception is skipped');
+  t.deepEqual(
+    violations(g({ 'tokens/x.ts': ['server/params.ts'] }), new Map([['tokens/x.ts -> server/params.ts', 'test']])),
+    [],
+    'a known exception is skipped',
+  );
 });
 
 test('the import parser reads every form of import', (t) => {
@@ -173,7 +200,7 @@ test('the import parser reads every form of import', (t) => {
     'import {',
     '  C,',
     '  type D,',
-    "} from \"./b.ts\";",
+    '} from "./b.ts";',
     "export { E } from './c.ts';",
     "export type { F } from './d.ts';",
     "export * from './e.ts';",

@@ -40,7 +40,8 @@ export const CONNECTION_CAP = 80;
 function avaConcurrency(): number {
   const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../package.json');
   const n = (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { ava?: { concurrency?: unknown } }).ava?.concurrency;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) throw new Error('package.json must set ava.concurrency (tests/helpers/db_budget.ts)');
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1)
+    throw new Error('package.json must set ava.concurrency (tests/helpers/db_budget.ts)');
   return n;
 }
 export const FILES_AT_ONCE = avaConcurrency();
@@ -50,7 +51,9 @@ export function peakConnections(db: keyof typeof PER_WORLD): number {
 }
 for (const db of ['postgres', 'mysql'] as const) {
   if (peakConnections(db) > CONNECTION_CAP) {
-    throw new Error(`test connection budget on ${db}: ${peakConnections(db)} > ${CONNECTION_CAP}; lower ava.concurrency or TESTS_AT_ONCE (tests/helpers/db_budget.ts)`);
+    throw new Error(
+      `test connection budget on ${db}: ${peakConnections(db)} > ${CONNECTION_CAP}; lower ava.concurrency or TESTS_AT_ONCE (tests/helpers/db_budget.ts)`,
+    );
   }
 }
 
@@ -76,7 +79,10 @@ export function placesFor(poolMax: number): number {
 export async function leaseWorld(owner: object, places = 1): Promise<() => void> {
   let entry = held.get(owner);
   const taken = (entry?.worlds ?? 0) + places;
-  if (taken > WORLDS_PER_TEST) throw new Error(`a test holds at most ${WORLDS_PER_TEST} world places at once, this one asked for ${taken} (tests/helpers/db_budget.ts)`);
+  if (taken > WORLDS_PER_TEST)
+    throw new Error(
+      `a test holds at most ${WORLDS_PER_TEST} world places at once, this one asked for ${taken} (tests/helpers/db_budget.ts)`,
+    );
   if (entry) {
     entry.worlds += places;
     await entry.ready;
@@ -101,6 +107,7 @@ export async function leaseWorld(owner: object, places = 1): Promise<() => void>
     if (e.worlds > 0) return;
     held.delete(owner);
     const next = queue.shift();
-    if (next) next(); else free++;
+    if (next) next();
+    else free++;
   };
 }

@@ -5,12 +5,18 @@ export class FakeClock implements Clock {
   private t: number;
   private seq = 0;
   private readonly timers = new Map<number, { due: number; fn: () => void }>();
-  constructor(start = Date.UTC(2026, 10, 25, 12, 0, 0)) { this.t = start; }
-  now(): number { return this.t; }
+  constructor(start = Date.UTC(2026, 10, 25, 12, 0, 0)) {
+    this.t = start;
+  }
+  now(): number {
+    return this.t;
+  }
   schedule(ms: number, fn: () => void): () => void {
     const id = ++this.seq;
     this.timers.set(id, { due: this.t + Math.max(0, ms), fn });
-    return () => { this.timers.delete(id); };
+    return () => {
+      this.timers.delete(id);
+    };
   }
   /** Moves time forward by `ms`, firing due timers in order. */
   advance(ms: number): void {
@@ -25,5 +31,7 @@ export class FakeClock implements Clock {
     }
     this.t = end;
   }
-  get pending(): number { return this.timers.size; }
+  get pending(): number {
+    return this.timers.size;
+  }
 }

@@ -41,7 +41,11 @@ export async function startFakeFcm(projectId = 'demo-project'): Promise<FakeFcm>
     req.on('end', () => {
       const text = Buffer.concat(chunks).toString('utf8');
       let body: unknown = text;
-      try { body = JSON.parse(text); } catch { /* keep text */ }
+      try {
+        body = JSON.parse(text);
+      } catch {
+        /* keep text */
+      }
       const entry: FcmRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body };
       received.push(entry);
       for (const w of waiting.splice(0)) w(entry);
@@ -56,8 +60,14 @@ export async function startFakeFcm(projectId = 'demo-project'): Promise<FakeFcm>
       if (mode === 'hang') return;
       if (mode === 'ok') return json(200, { name: `projects/${projectId}/messages/${++seq}` });
       if (mode === 'unregistered') {
-        return json(404, { error: { code: 404, message: 'Requested entity was not found.', status: 'NOT_FOUND',
-          details: [{ '@type': 'type.googleapis.com/google.firebase.fcm.v1.FcmError', errorCode: 'UNREGISTERED' }] } });
+        return json(404, {
+          error: {
+            code: 404,
+            message: 'Requested entity was not found.',
+            status: 'NOT_FOUND',
+            details: [{ '@type': 'type.googleapis.com/google.firebase.fcm.v1.FcmError', errorCode: 'UNREGISTERED' }],
+          },
+        });
       }
       return json(500, { error: { code: 500, message: 'Internal error encountered.', status: 'INTERNAL' } });
     });
@@ -66,14 +76,20 @@ export async function startFakeFcm(projectId = 'demo-project'): Promise<FakeFcm>
   const port = (server.address() as net.AddressInfo).port;
 
   class LoopbackAgent extends https.Agent {
-    override createConnection(): net.Socket { return net.connect(port, '127.0.0.1'); }
+    override createConnection(): net.Socket {
+      return net.connect(port, '127.0.0.1');
+    }
   }
   const agent = new LoopbackAgent({ keepAlive: true });
   const credential: Credential = { getAccessToken: async () => ({ access_token: 'fake-access-token', expires_in: 3600 }) };
 
   return {
-    get mode() { return mode; },
-    set mode(m: FcmMode) { mode = m; },
+    get mode() {
+      return mode;
+    },
+    set mode(m: FcmMode) {
+      mode = m;
+    },
     projectId,
     received,
     firebase: { credential, httpAgent: agent, projectId },

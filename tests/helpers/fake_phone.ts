@@ -21,14 +21,20 @@ export interface PhoneKeyPair {
 
 /** A phone key pair (RSA keys default to 2048 bits in tests; the apps use 4096). */
 export function makePhoneKey(kind: 'rsa' | 'ec' = 'rsa', bits = 2048): PhoneKeyPair {
-  const pair = kind === 'rsa'
-    ? crypto.generateKeyPairSync('rsa', { modulusLength: bits, publicExponent: 0x10001 })
-    : crypto.generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const pair =
+    kind === 'rsa'
+      ? crypto.generateKeyPairSync('rsa', { modulusLength: bits, publicExponent: 0x10001 })
+      : crypto.generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   return { kind, privateKey: pair.privateKey, publicKey: pair.publicKey };
 }
 
 export interface PhoneHost {
-  call(method: string, path: string, params?: Record<string, unknown>, opts?: { as?: 'form' | 'json' | 'multipart' | 'query'; headers?: Record<string, string> }): Promise<Reply>;
+  call(
+    method: string,
+    path: string,
+    params?: Record<string, unknown>,
+    opts?: { as?: 'form' | 'json' | 'multipart' | 'query'; headers?: Record<string, string> },
+  ): Promise<Reply>;
   readonly clock: { now(): number };
 }
 
@@ -48,7 +54,13 @@ export interface ScannedToken {
 }
 
 export interface SmartphoneData {
-  nonce: string; question: string; serial: string; title: string; sslverify: string; url: string; signature: string;
+  nonce: string;
+  question: string;
+  serial: string;
+  title: string;
+  sslverify: string;
+  url: string;
+  signature: string;
 }
 
 export class FakePhone {
@@ -66,7 +78,9 @@ export class FakePhone {
     this.fbToken = fbToken;
   }
 
-  private get json(): boolean { return this.style === 'edumfa-next'; }
+  private get json(): boolean {
+    return this.style === 'edumfa-next';
+  }
 
   /** Parses the QR URL as the app does; throws what the app would refuse. */
   scan(qrUrl: string): ScannedToken {
@@ -83,9 +97,18 @@ export class FakePhone {
     if (params.v !== '1') throw new Error(`unsupported version v=${params.v}`);
     const label = decodeURIComponent(path);
     const scanned: ScannedToken = {
-      scheme, label, params, serial: params.serial!, url: params.url!, ttlMinutes: Number(params.ttl ?? '10'),
-      issuer: params.issuer ?? '', enrollmentCredential: params.enrollment_credential!, sslverify: params.sslverify ?? '1',
-      pin: params.pin === 'True', image: this.style === 'edumfa-next' ? params.imageUri : params.image, scannedAt: this.host.clock.now(),
+      scheme,
+      label,
+      params,
+      serial: params.serial!,
+      url: params.url!,
+      ttlMinutes: Number(params.ttl ?? '10'),
+      issuer: params.issuer ?? '',
+      enrollmentCredential: params.enrollment_credential!,
+      sslverify: params.sslverify ?? '1',
+      pin: params.pin === 'True',
+      image: this.style === 'edumfa-next' ? params.imageUri : params.image,
+      scannedAt: this.host.clock.now(),
     };
     this.token = scanned;
     return scanned;
@@ -99,9 +122,10 @@ export class FakePhone {
 
   sign(text: string): string {
     const data = Buffer.from(text, 'utf8');
-    const sig = this.key.kind === 'rsa'
-      ? crypto.sign('sha256', data, this.key.privateKey)
-      : crypto.sign('sha256', data, { key: this.key.privateKey, dsaEncoding: 'der' });
+    const sig =
+      this.key.kind === 'rsa'
+        ? crypto.sign('sha256', data, this.key.privateKey)
+        : crypto.sign('sha256', data, { key: this.key.privateKey, dsaEncoding: 'der' });
     return base32Encode(sig);
   }
 
@@ -116,15 +140,22 @@ export class FakePhone {
   }
 
   private post(url: string, params: Record<string, unknown>): Promise<Reply> {
-    return this.host.call('POST', this.path(url), params, { as: this.json ? 'json' : 'form', headers: { 'user-agent': this.json ? 'eduMFA-next/1.0' : 'eduMFA-App/1.0 android/14' } });
+    return this.host.call('POST', this.path(url), params, {
+      as: this.json ? 'json' : 'form',
+      headers: { 'user-agent': this.json ? 'eduMFA-next/1.0' : 'eduMFA-App/1.0 android/14' },
+    });
   }
 
   /** Enrollment step 2; on success stores the server key (flutter: PKCS#1 only). */
   async enroll(opts: { fbToken?: string } = {}): Promise<Reply> {
     const t = this.requireToken();
-    if (this.style !== 'edumfa-next' && this.host.clock.now() > t.scannedAt + t.ttlMinutes * 60_000) throw new Error('token expired (app-side TTL)');
+    if (this.style !== 'edumfa-next' && this.host.clock.now() > t.scannedAt + t.ttlMinutes * 60_000)
+      throw new Error('token expired (app-side TTL)');
     const reply = await this.post(t.url, {
-      enrollment_credential: t.enrollmentCredential, serial: t.serial, fbtoken: opts.fbToken ?? this.fbToken, pubkey: this.publicKeyText(),
+      enrollment_credential: t.enrollmentCredential,
+      serial: t.serial,
+      fbtoken: opts.fbToken ?? this.fbToken,
+      pubkey: this.publicKeyText(),
     });
     if (reply.status === 200) this.serverKey = this.parseServerKey(String(reply.body?.detail?.public_key ?? ''));
     return reply;
@@ -133,7 +164,9 @@ export class FakePhone {
   parseServerKey(text: string): KeyObject {
     const der = Buffer.from(text.replace(/\n/g, ''), 'base64');
     if (this.style !== 'edumfa-next') return crypto.createPublicKey({ key: der, format: 'der', type: 'pkcs1' });
-    try { return crypto.createPublicKey({ key: der, format: 'der', type: 'spki' }); } catch {
+    try {
+      return crypto.createPublicKey({ key: der, format: 'der', type: 'spki' });
+    } catch {
       return crypto.createPublicKey({ key: der, format: 'der', type: 'pkcs1' });
     }
   }
@@ -148,7 +181,11 @@ export class FakePhone {
     const ssl = d.sslverify === '1' ? '1' : '0';
     const text = [d.nonce, url, d.serial, d.question, d.title, ssl].join('|');
     let sig: Buffer;
-    try { sig = base32ToBuffer(d.signature); } catch { return false; }
+    try {
+      sig = base32ToBuffer(d.signature);
+    } catch {
+      return false;
+    }
     return crypto.verify('sha256', Buffer.from(text, 'utf8'), this.serverKey, sig);
   }
 
@@ -170,7 +207,9 @@ export class FakePhone {
     const signature = opts.signature ?? this.sign(`${serial}|${timestamp}`);
     const params = { serial, timestamp, signature };
     if (this.json) return this.host.call('GET', this.path(t.url), params);
-    const raw = Object.entries(params).map(([k, v]) => `${k}=${v}`).join('&');
+    const raw = Object.entries(params)
+      .map(([k, v]) => `${k}=${v}`)
+      .join('&');
     return this.host.call('GET', `${this.path(t.url)}?${raw}`, {}, { headers: { 'user-agent': 'eduMFA-App/1.0 android/14' } });
   }
 
@@ -199,7 +238,10 @@ function base32ToBuffer(text: string): Buffer {
     if (v < 0) throw new Error('bad base32');
     buffer = (buffer << 5) | v;
     bits += 5;
-    if (bits >= 8) { bits -= 8; out.push((buffer >>> bits) & 0xff); }
+    if (bits >= 8) {
+      bits -= 8;
+      out.push((buffer >>> bits) & 0xff);
+    }
   }
   return Buffer.from(out);
 }

@@ -20,7 +20,9 @@ export const hotpAt = (counter: number, digits: 6 | 8 = 6, hash: 'sha1' | 'sha25
 /** TOTP value of the RFC key at epoch-ms `ms` for a time step of `step` seconds (6 digits, SHA-1). */
 export const totpAt = (ms: number, step = 30): string => hotpValue(KEY, Math.floor(ms / (step * 1000)), 6, 'sha1');
 
-export interface Teardown { teardown(fn: () => Promise<void> | void): void }
+export interface Teardown {
+  teardown(fn: () => Promise<void> | void): void;
+}
 
 /** A fresh world closed after the test. */
 export async function world(t: Teardown, opts: WorldOptions = {}): Promise<TestWorld> {
@@ -62,7 +64,12 @@ export function auditRows(w: TestWorld): Promise<AuditRow[]> {
 }
 
 /** A policy entry as YAML would give it. */
-export function policy(name: string, scope: string, actions: Record<string, unknown>, extra: Record<string, unknown> = {}): Record<string, unknown> {
+export function policy(
+  name: string,
+  scope: string,
+  actions: Record<string, unknown>,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   return { name, scope, actions, ...extra };
 }
 
@@ -71,21 +78,38 @@ export const cheapHasher = createPinHasher({ memoryKib: 1024, timeCost: 1, paral
 
 /** A users YAML file body. */
 export function usersYaml(users: ReadonlyArray<Record<string, string>>): string {
-  return users.map((u) => Object.entries(u).map(([k, v], i) => `${i === 0 ? '- ' : '  '}${k}: ${JSON.stringify(v)}`).join('\n')).join('\n') + '\n';
+  return (
+    users
+      .map((u) =>
+        Object.entries(u)
+          .map(([k, v], i) => `${i === 0 ? '- ' : '  '}${k}: ${JSON.stringify(v)}`)
+          .join('\n'),
+      )
+      .join('\n') + '\n'
+  );
 }
 
-export interface Deferred<T> { promise: Promise<T>; resolve(v: T): void; reject(e: unknown): void }
+export interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(v: T): void;
+  reject(e: unknown): void;
+}
 export function deferred<T = void>(): Deferred<T> {
   let resolve!: (v: T) => void;
   let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej; });
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
   return { promise, resolve, reject };
 }
 
 /** Tracks whether a promise has settled (without time: purely by callbacks). */
 export function track<T>(p: Promise<T>): { promise: Promise<T>; settled(): boolean } {
   let done = false;
-  const promise = p.finally(() => { done = true; });
+  const promise = p.finally(() => {
+    done = true;
+  });
   return { promise, settled: () => done };
 }
 
@@ -115,11 +139,16 @@ export function barrier<T extends object>(obj: T, key: keyof T & string, n: numb
   let waiting: Array<() => void> = [];
   const gate = async () => {
     arrived++;
-    if (arrived === n) { for (const release of waiting) release(); waiting = []; }
-    else if (arrived < n) await new Promise<void>((resolve) => waiting.push(resolve));
+    if (arrived === n) {
+      for (const release of waiting) release();
+      waiting = [];
+    } else if (arrived < n) await new Promise<void>((resolve) => waiting.push(resolve));
   };
   (obj as Record<string, unknown>)[key] = async (...args: unknown[]) => {
-    if (at === 'before') { await gate(); return orig.apply(obj, args); }
+    if (at === 'before') {
+      await gate();
+      return orig.apply(obj, args);
+    }
     const result = await orig.apply(obj, args);
     await gate();
     return result;
@@ -152,7 +181,10 @@ export async function quiet(w: TestWorld): Promise<void> {
 
 /** The store calls recorded after `mark` (a former `w.storeCalls.length`), as `repo.method`. */
 export function callsSince(w: TestWorld, mark: number, pred: (c: StoreCall) => boolean = () => true): string[] {
-  return w.storeCalls.slice(mark).filter(pred).map((c) => `${c.repo}.${c.method}`);
+  return w.storeCalls
+    .slice(mark)
+    .filter(pred)
+    .map((c) => `${c.repo}.${c.method}`);
 }
 
 /** Server-side responses of the world's HTTP server from now on (method, path and the node:http response). */
@@ -160,34 +192,51 @@ export function serverResponses(w: TestWorld): Array<{ method: string; path: str
   const out: Array<{ method: string; path: string; res: http.ServerResponse; closed: boolean }> = [];
   w.httpServer!.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     const entry = { method: req.method ?? '', path: (req.url ?? '').split('?')[0]!, res, closed: false };
-    res.once('close', () => { entry.closed = true; });
+    res.once('close', () => {
+      entry.closed = true;
+    });
     out.push(entry);
   });
   return out;
 }
 
-export interface RawReply { status: number; headers: http.IncomingHttpHeaders; text: string; body: any }
+export interface RawReply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  text: string;
+  body: any;
+}
 
 /**
  * A request through node:http, which adds no User-Agent and no Content-Type of its own. `body` as a string is sent
  * with a Content-Length; `chunks` are sent with chunked transfer encoding.
  */
-export function rawRequest(base: string, o: { method?: string; path: string; headers?: Record<string, string>; body?: string; chunks?: string[] }): Promise<RawReply> {
+export function rawRequest(
+  base: string,
+  o: { method?: string; path: string; headers?: Record<string, string>; body?: string; chunks?: string[] },
+): Promise<RawReply> {
   return new Promise((resolve, reject) => {
     const url = new URL(o.path, base);
     const headers: Record<string, string> = { ...(o.headers ?? {}) };
     if (o.body !== undefined) headers['content-length'] = String(Buffer.byteLength(o.body));
-    const req = http.request({ host: url.hostname, port: url.port, path: url.pathname + url.search, method: o.method ?? 'POST', headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let body: unknown = null;
-        try { body = JSON.parse(text); } catch { /* not JSON */ }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, body });
-      });
-      res.on('error', reject);
-    });
+    const req = http.request(
+      { host: url.hostname, port: url.port, path: url.pathname + url.search, method: o.method ?? 'POST', headers },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let body: unknown = null;
+          try {
+            body = JSON.parse(text);
+          } catch {
+            /* not JSON */
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, body });
+        });
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     if (o.body !== undefined) req.end(o.body);
     else if (o.chunks) {

@@ -12,12 +12,24 @@ import type { PushMessage, SendResult } from '../../core/push_channel.ts';
 import { generateServerKeyPair, type ServerKeyPair } from '../../tokens/push/signatures.ts';
 import { FakeClock } from './fake_clock.ts';
 
-export interface PolicyInput { name?: string; scope: Scope; actions: Record<string, unknown>; [k: string]: unknown }
+export interface PolicyInput {
+  name?: string;
+  scope: Scope;
+  actions: Record<string, unknown>;
+  [k: string]: unknown;
+}
 
 /** A TokenContext whose `action` resolves `policies` with eduMFA semantics for `who`. */
-export function policyCtx(policies: readonly PolicyInput[] = [], opts: { clock?: FakeClock; push?: PushSupport; who?: Who } = {}): TokenContext & { clock: FakeClock } {
+export function policyCtx(
+  policies: readonly PolicyInput[] = [],
+  opts: { clock?: FakeClock; push?: PushSupport; who?: Who } = {},
+): TokenContext & { clock: FakeClock } {
   const actions = buildActionRegistry(CORE_ACTIONS, createTokenRegistry(ALL_TOKEN_TYPES).actions());
-  const parsed = parsePolicies(policies.map((p, i) => ({ name: `p${i}`, ...p })), actions, 'policies');
+  const parsed = parsePolicies(
+    policies.map((p, i) => ({ name: `p${i}`, ...p })),
+    actions,
+    'policies',
+  );
   if (parsed.problems.length) throw new Error(parsed.problems.join('\n'));
   const clock = opts.clock ?? new FakeClock();
   const engine = createPolicyEngine({ policies: parsed.policies, actions, clock });
@@ -43,14 +55,21 @@ export interface RecordingSupport extends PushSupport {
 
 export function recordingSupport(channels: readonly string[] = ['fcm']): RecordingSupport {
   const support: RecordingSupport = {
-    sent: [], withdrawn: [], prepared: 0, result: { ok: true, ms: 1 },
+    sent: [],
+    withdrawn: [],
+    prepared: 0,
+    result: { ok: true, ms: 1 },
     hasChannel: (name) => channels.includes(name),
     async send(channel, token, target, message) {
       support.sent.push({ channel, serial: token.serial, target, message });
       return support.result;
     },
-    async withdraw(challenge) { support.withdrawn.push(challenge.id); },
-    prepareEnrollment() { support.prepared++; },
+    async withdraw(challenge) {
+      support.withdrawn.push(challenge.id);
+    },
+    prepareEnrollment() {
+      support.prepared++;
+    },
   };
   return support;
 }
@@ -71,15 +90,39 @@ export async function testKeySource(): Promise<() => Promise<ServerKeyPair>> {
 
 export function tokenRecord(over: Partial<TokenRecord> = {}): TokenRecord {
   return {
-    id: 1, serial: 'EDUP0001', type: 'edupush', username: 'alice', realm: 'default', active: true, rolloutState: 'enrolled',
-    pinHash: null, otpLen: 6, counter: 0, failCount: 0, maxFail: 10, description: '', info: {}, secrets: {},
-    createdAt: 0, lastAuthAt: null, lockedAt: null, ...over,
+    id: 1,
+    serial: 'EDUP0001',
+    type: 'edupush',
+    username: 'alice',
+    realm: 'default',
+    active: true,
+    rolloutState: 'enrolled',
+    pinHash: null,
+    otpLen: 6,
+    counter: 0,
+    failCount: 0,
+    maxFail: 10,
+    description: '',
+    info: {},
+    secrets: {},
+    createdAt: 0,
+    lastAuthAt: null,
+    lockedAt: null,
+    ...over,
   };
 }
 
 export function challengeRecord(over: Partial<ChallengeRecord> = {}): ChallengeRecord {
   return {
-    id: 7, transactionId: '01234567890123456789', serial: 'EDUP0001', nonce: 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', status: 'pending',
-    createdAt: 0, expiresAt: Number.MAX_SAFE_INTEGER, session: '', data: {}, ...over,
+    id: 7,
+    transactionId: '01234567890123456789',
+    serial: 'EDUP0001',
+    nonce: 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567',
+    status: 'pending',
+    createdAt: 0,
+    expiresAt: Number.MAX_SAFE_INTEGER,
+    session: '',
+    data: {},
+    ...over,
   };
 }

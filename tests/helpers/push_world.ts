@@ -27,7 +27,9 @@ export async function pushWorld(t: Teardown, o: PushWorldOptions = {}): Promise<
         policy('push-enroll', 'enrollment', { edupush_firebase_configuration: channel, push_firebase_configuration: channel }),
         ...(o.policies ?? []),
       ],
-      ...(o.fcm ? { push: { channels: [{ name: 'fcm', type: 'firebase', service_account_file: 'unused.json', timeout_ms: o.timeoutMs ?? 3000 }] } } : {}),
+      ...(o.fcm
+        ? { push: { channels: [{ name: 'fcm', type: 'firebase', service_account_file: 'unused.json', timeout_ms: o.timeoutMs ?? 3000 }] } }
+        : {}),
       ...(o.config ?? {}),
     },
     push: { keys: { generate: await testKeySource(), size: 1 }, firebase: o.fcm?.firebase },
@@ -38,7 +40,10 @@ const keyCache = new Map<string, PhoneKeyPair>();
 /** Phone keys, generated once per test process and kind. */
 export function phoneKey(kind: 'rsa' | 'ec' = 'rsa'): PhoneKeyPair {
   let k = keyCache.get(kind);
-  if (!k) { k = makePhoneKey(kind); keyCache.set(kind, k); }
+  if (!k) {
+    k = makePhoneKey(kind);
+    keyCache.set(kind, k);
+  }
   return k;
 }
 
@@ -47,14 +52,24 @@ export function phoneFor(w: TestWorld, style: AppStyle = 'edumfa-next', kind: 'r
 }
 
 /** /token/init (admin) for alice with PIN 1234, then the phone scans the QR URL. Returns the init body. */
-export async function beginEnrollment(w: TestWorld, phone: FakePhone, type: 'edupush' | 'push' = 'edupush', extra: Record<string, unknown> = {}): Promise<any> {
+export async function beginEnrollment(
+  w: TestWorld,
+  phone: FakePhone,
+  type: 'edupush' | 'push' = 'edupush',
+  extra: Record<string, unknown> = {},
+): Promise<any> {
   const body = await enroll(w, { type, genkey: 1, user: 'alice', pin: '1234', ...extra });
   phone.scan(body.detail.pushurl.value);
   return body;
 }
 
 /** Enrollment step 1 + 2; throws unless step 2 succeeded. Returns the serial. */
-export async function enrollPhone(w: TestWorld, phone: FakePhone, type: 'edupush' | 'push' = 'edupush', extra: Record<string, unknown> = {}): Promise<string> {
+export async function enrollPhone(
+  w: TestWorld,
+  phone: FakePhone,
+  type: 'edupush' | 'push' = 'edupush',
+  extra: Record<string, unknown> = {},
+): Promise<string> {
   const body = await beginEnrollment(w, phone, type, extra);
   const r = await phone.enroll();
   if (r.status !== 200) throw new Error(`step 2 failed: ${r.status} ${r.text}`);

@@ -29,14 +29,19 @@ export interface RawResponse {
 }
 
 export function encodeRequest(r: RawRequest, host: string): Buffer {
-  const lines: Buffer[] = [Buffer.from(`${r.method} `, 'latin1'), Buffer.from(r.target, 'latin1'), Buffer.from(` HTTP/${r.version ?? '1.1'}\r\n`, 'latin1')];
+  const lines: Buffer[] = [
+    Buffer.from(`${r.method} `, 'latin1'),
+    Buffer.from(r.target, 'latin1'),
+    Buffer.from(` HTTP/${r.version ?? '1.1'}\r\n`, 'latin1'),
+  ];
   const names = new Set(r.headers.map(([n]) => n.toLowerCase()));
   if (!names.has('host')) lines.push(Buffer.from(`Host: ${host}\r\n`, 'latin1'));
   if (!names.has('connection')) lines.push(Buffer.from('Connection: close\r\n', 'latin1'));
   if (r.body && (r.contentLength ?? true) && !names.has('content-length') && !names.has('transfer-encoding')) {
     lines.push(Buffer.from(`Content-Length: ${r.body.length}\r\n`, 'latin1'));
   }
-  for (const [n, v] of r.headers) lines.push(Buffer.from(`${n}: `, 'latin1'), typeof v === 'string' ? Buffer.from(v, 'latin1') : v, Buffer.from('\r\n', 'latin1'));
+  for (const [n, v] of r.headers)
+    lines.push(Buffer.from(`${n}: `, 'latin1'), typeof v === 'string' ? Buffer.from(v, 'latin1') : v, Buffer.from('\r\n', 'latin1'));
   lines.push(Buffer.from('\r\n', 'latin1'));
   if (r.body) lines.push(r.body);
   return Buffer.concat(lines);
@@ -110,7 +115,9 @@ export function sendRaw(base: string, r: RawRequest, hangMs = 20_000): Promise<R
     sock.on('data', (c: Buffer) => chunks.push(c));
     sock.on('end', finish);
     sock.on('close', finish);
-    sock.on('error', () => { /* EPIPE/ECONNRESET after the server answered and closed: what arrived is the answer */ });
+    sock.on('error', () => {
+      /* EPIPE/ECONNRESET after the server answered and closed: what arrived is the answer */
+    });
     sock.on('connect', () => {
       // Large bodies in slices, so that a server that answers early (413) is read, not reset mid-write.
       for (let i = 0; i < bytes.length; i += 65_536) sock.write(bytes.subarray(i, i + 65_536));

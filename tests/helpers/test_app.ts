@@ -40,7 +40,12 @@ export interface TestWorld {
   tmp: string;
 }
 
-export interface StoreCall { repo: string; method: string; args: unknown[]; settled: boolean }
+export interface StoreCall {
+  repo: string;
+  method: string;
+  args: unknown[];
+  settled: boolean;
+}
 
 /** Wraps each method of the store's repositories so that every call is recorded in `log` (see TestWorld.storeCalls). */
 function recordStoreCalls(store: Deps['store'], log: StoreCall[]): void {
@@ -53,9 +58,16 @@ function recordStoreCalls(store: Deps['store'], log: StoreCall[]): void {
         const call: StoreCall = { repo: repoName, method, args, settled: false };
         log.push(call);
         let result: unknown;
-        try { result = (orig as (...a: unknown[]) => unknown).apply(repo, args); } catch (err) { call.settled = true; throw err; }
+        try {
+          result = (orig as (...a: unknown[]) => unknown).apply(repo, args);
+        } catch (err) {
+          call.settled = true;
+          throw err;
+        }
         if (result && typeof (result as Promise<unknown>).then === 'function') {
-          return (result as Promise<unknown>).finally(() => { call.settled = true; });
+          return (result as Promise<unknown>).finally(() => {
+            call.settled = true;
+          });
         }
         call.settled = true;
         return result;
@@ -70,7 +82,12 @@ export interface CallOptions {
   headers?: Record<string, string>;
   rawBody?: string;
 }
-export interface Reply { status: number; body: any; headers: Headers; text: string }
+export interface Reply {
+  status: number;
+  body: any;
+  headers: Headers;
+  text: string;
+}
 
 export interface WorldOptions {
   /** Config document merged over the test defaults. */
@@ -126,14 +143,27 @@ async function buildWorld(opts: WorldOptions, release: () => void): Promise<Test
     limits: { key_prefix: limitsPrefix(db.url), ...((rest as { limits?: Record<string, unknown> }).limits ?? {}) },
   };
   let config: Config;
-  try { config = parseConfig(doc, tmp); } catch (err) { await db.drop(); fs.rmSync(tmp, { recursive: true, force: true }); throw err; }
+  try {
+    config = parseConfig(doc, tmp);
+  } catch (err) {
+    await db.drop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
   const clock = new FakeClock();
   const events = new Events();
   const seen: TestWorld['seen'] = [];
-  events.onAny((name, payload) => { seen.push({ name, payload }); });
+  events.onAny((name, payload) => {
+    seen.push({ name, payload });
+  });
   let deps: Deps;
   try {
-    deps = await buildDeps(config, { clock, events, key: opts.key ?? crypto.randomBytes(32), push: opts.push ?? { keys: { bits: 2048, size: 0 } } });
+    deps = await buildDeps(config, {
+      clock,
+      events,
+      key: opts.key ?? crypto.randomBytes(32),
+      push: opts.push ?? { keys: { bits: 2048, size: 0 } },
+    });
   } catch (err) {
     await db.drop();
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -155,10 +185,18 @@ async function buildWorld(opts: WorldOptions, release: () => void): Promise<Test
   let token: string | null = null;
   let closing: Promise<void> | undefined;
   const world: TestWorld = {
-    deps, clock, events, seen, url, tmp, httpServer: server, storeCalls,
+    deps,
+    clock,
+    events,
+    seen,
+    url,
+    tmp,
+    httpServer: server,
+    storeCalls,
     async adminToken() {
       if (token) return token;
-      if (!await deps.store.admins.byName('admin')) await deps.store.admins.insert('admin', await deps.pins.hash('admin-pw'), clock.now());
+      if (!(await deps.store.admins.byName('admin')))
+        await deps.store.admins.insert('admin', await deps.pins.hash('admin-pw'), clock.now());
       const r = await world.call('POST', '/auth', { username: 'admin', password: 'admin-pw' });
       if (r.status !== 200) throw new Error(`admin login failed: ${r.text}`);
       token = r.body.result.value.token as string;
@@ -187,7 +225,11 @@ async function buildWorld(opts: WorldOptions, release: () => void): Promise<Test
       const res = await fetch(target, { method, headers, body });
       const text = await res.text();
       let parsed: unknown = null;
-      try { parsed = JSON.parse(text); } catch { /* not JSON */ }
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        /* not JSON */
+      }
       return { status: res.status, body: parsed, headers: res.headers, text };
     },
     close() {

@@ -13,12 +13,18 @@ export function abortableCheck(w: TestWorld, params: Record<string, string>): { 
   const reply = (async (): Promise<Reply | 'aborted'> => {
     try {
       const res = await fetch(`${w.url}/validate/check`, {
-        method: 'POST', signal: ac.signal,
-        headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params).toString(),
+        method: 'POST',
+        signal: ac.signal,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(params).toString(),
       });
       const text = await res.text();
       let body: unknown = null;
-      try { body = JSON.parse(text); } catch { /* not JSON */ }
+      try {
+        body = JSON.parse(text);
+      } catch {
+        /* not JSON */
+      }
       return { status: res.status, body, headers: res.headers, text };
     } catch (err) {
       if (ac.signal.aborted) return 'aborted';
@@ -47,7 +53,10 @@ export function finishedWaits(w: TestWorld): string[] {
 export function reachable(port: number, host = '127.0.0.1', ms = 1000): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host, port });
-    const done = (ok: boolean) => { socket.destroy(); resolve(ok); };
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
     socket.setTimeout(ms, () => done(false));
     socket.once('connect', () => done(true));
     socket.once('error', () => done(false));

@@ -24,8 +24,25 @@ test('core actions: unique per scope, described, frozen', (t) => {
   t.is(registry.get('max_token_per_user')!.min, 1);
   t.deepEqual(
     actionsOfScope(registry, 'admin').map((a) => a.name),
-    ['triggerchallenge', 'enroll', 'delete', 'enable', 'disable', 'reset', 'setpin', 'assign', 'unassign', 'set', 'resync', 'revoke',
-      'losttoken', 'tokenlist', 'userlist', 'resolverread', 'auditlog'],
+    [
+      'triggerchallenge',
+      'enroll',
+      'delete',
+      'enable',
+      'disable',
+      'reset',
+      'setpin',
+      'assign',
+      'unassign',
+      'set',
+      'resync',
+      'revoke',
+      'losttoken',
+      'tokenlist',
+      'userlist',
+      'resolverread',
+      'auditlog',
+    ],
   );
 });
 

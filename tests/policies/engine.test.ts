@@ -8,7 +8,13 @@ import type { ActionDef, PolicyDef } from '../../policies/types.ts';
 
 const EXTRA: ActionDef[] = [
   { name: 'edupush_wait', scope: 'authentication', type: 'int', min: 0, description: 'wait' },
-  { name: 'edupush_text_on_mobile', scope: 'authentication', type: 'string', default: 'Do you want to confirm the login?', description: 'text' },
+  {
+    name: 'edupush_text_on_mobile',
+    scope: 'authentication',
+    type: 'string',
+    default: 'Do you want to confirm the login?',
+    description: 'text',
+  },
   { name: 'edupush_ssl_verify', scope: 'enrollment', type: 'enum', values: ['0', '1'], default: '1', description: 'ssl' },
   { name: 'edupush_ssl_verify', scope: 'authentication', type: 'enum', values: ['0', '1'], default: '1', description: 'ssl' },
 ];
@@ -18,7 +24,13 @@ const MONDAY_10 = new Date(2024, 0, 1, 10, 0).getTime(); // local time, like the
 
 function fakeClock(start = MONDAY_10): Clock & { set(ms: number): void } {
   let t = start;
-  return { now: () => t, schedule: () => () => {}, set: (ms) => { t = ms; } };
+  return {
+    now: () => t,
+    schedule: () => () => {},
+    set: (ms) => {
+      t = ms;
+    },
+  };
 }
 
 function world(raw: unknown[], clock: Clock = fakeClock()) {
@@ -97,7 +109,9 @@ test('without a user context the user/realm/resolver filters are skipped, the cl
 });
 
 test('client filter: v4, v6, mapped and unknown clients', (t) => {
-  const e = world([{ name: 'c', scope: 'authentication', client: ['10.0.0.0/8', '!10.9.0.0/16', '2001:db8::/32'], actions: { edupush_wait: 1 } }]);
+  const e = world([
+    { name: 'c', scope: 'authentication', client: ['10.0.0.0/8', '!10.9.0.0/16', '2001:db8::/32'], actions: { edupush_wait: 1 } },
+  ]);
   const m = (client?: string) => e.resolve('authentication', { ...(client === undefined ? {} : { client }) }).matched.length === 1;
   t.true(m('10.1.2.3'));
   t.true(m('::ffff:10.1.2.3'));
@@ -109,7 +123,10 @@ test('client filter: v4, v6, mapped and unknown clients', (t) => {
 
 test('time filter follows the injected clock', (t) => {
   const clock = fakeClock();
-  const e = world([{ name: 'office', scope: 'authentication', time: 'Mon-Fri: 9:00-17:30, Sat: 9-12', actions: { edupush_wait: 30 } }], clock);
+  const e = world(
+    [{ name: 'office', scope: 'authentication', time: 'Mon-Fri: 9:00-17:30, Sat: 9-12', actions: { edupush_wait: 30 } }],
+    clock,
+  );
   t.is(e.resolve('authentication', alice).get('edupush_wait'), 30);
   clock.set(new Date(2024, 0, 1, 17, 30).getTime());
   t.is(e.resolve('authentication', alice).get('edupush_wait'), undefined);
@@ -163,12 +180,19 @@ test('equal values at the winning priority are no conflict; a better priority hi
 test('lists compare as sets', (t) => {
   const e = world([
     { name: 'a', scope: 'authentication', actions: { preferred_client_mode: 'poll interactive', challenge_response: ['hotp'] } },
-    { name: 'b', scope: 'authentication', actions: { preferred_client_mode: ['interactive', 'poll'], challenge_response: ['hotp', 'totp'] } },
+    {
+      name: 'b',
+      scope: 'authentication',
+      actions: { preferred_client_mode: ['interactive', 'poll'], challenge_response: ['hotp', 'totp'] },
+    },
   ]);
   const r = e.resolve('authentication', alice);
   t.deepEqual(r.get('preferred_client_mode'), ['poll', 'interactive']);
   t.true(Object.isFrozen(r.get('preferred_client_mode')));
-  t.throws(() => r.get('challenge_response'), { instanceOf: PolicyError, message: "There are policies with conflicting actions: [a, b] for 'challenge_response'" });
+  t.throws(() => r.get('challenge_response'), {
+    instanceOf: PolicyError,
+    message: "There are policies with conflicting actions: [a, b] for 'challenge_response'",
+  });
 });
 
 test('bool false is as if the action were absent', (t) => {
@@ -180,7 +204,10 @@ test('bool false is as if the action were absent', (t) => {
   const r = e.resolve('authentication', alice);
   t.true(r.get('passthru'), 'false at priority 1 neither wins nor conflicts');
   t.false(r.get('passOnNoUser'));
-  t.deepEqual(e.explain('authentication', alice).find((x) => x.action === 'passthru'), { action: 'passthru', value: true, from: ['on'] });
+  t.deepEqual(
+    e.explain('authentication', alice).find((x) => x.action === 'passthru'),
+    { action: 'passthru', value: true, from: ['on'] },
+  );
 });
 
 test('unknown action names are programming errors, not PolicyErrors', (t) => {
@@ -197,7 +224,20 @@ test('explain lists every action of the scope with its origin and conflicts', (t
     { name: 'two', scope: 'authorization', actions: { authorized: 'grant_access' } },
   ]);
   const ex = e.explain('authorization', alice);
-  t.deepEqual(ex.map((x) => x.action), ['last_auth', 'no_detail_on_success', 'no_detail_on_fail', 'api_key_required', 'authorized', 'tokentype', 'add_user_in_response', 'add_resolver_in_response', 'declined_authentication']);
+  t.deepEqual(
+    ex.map((x) => x.action),
+    [
+      'last_auth',
+      'no_detail_on_success',
+      'no_detail_on_fail',
+      'api_key_required',
+      'authorized',
+      'tokentype',
+      'add_user_in_response',
+      'add_resolver_in_response',
+      'declined_authentication',
+    ],
+  );
   t.deepEqual(ex[0], { action: 'last_auth', value: 3_600_000, from: ['one'] });
   t.deepEqual(ex[1], { action: 'no_detail_on_success', value: false, from: [] });
   const of = (name: string) => ex.find((x) => x.action === name);
@@ -216,7 +256,10 @@ test('replace swaps the whole set; a resolved policy keeps its snapshot', (t) =>
   const before = e.resolve('authentication', alice);
   const next = parsePolicies([{ name: 'new', scope: 'authentication', actions: { edupush_wait: 2 } }], actions, 'policies').policies;
   e.replace(next);
-  t.deepEqual(e.policies.map((p) => p.name), ['new']);
+  t.deepEqual(
+    e.policies.map((p) => p.name),
+    ['new'],
+  );
   t.is(e.resolve('authentication', alice).get('edupush_wait'), 2);
   t.deepEqual(before.matched, ['old']);
   t.is(before.get('edupush_wait'), 1);
@@ -226,7 +269,10 @@ test('replace with an invalid time throws and keeps the old set', (t) => {
   const e = world([{ name: 'old', scope: 'authentication', actions: { edupush_wait: 1 } }]);
   const broken: PolicyDef = { ...e.policies[0]!, name: 'broken', time: 'whenever' };
   t.throws(() => e.replace([broken]), { message: /Policy 'broken' has an invalid time/ });
-  t.deepEqual(e.policies.map((p) => p.name), ['old']);
+  t.deepEqual(
+    e.policies.map((p) => p.name),
+    ['old'],
+  );
 });
 
 test('resolved policies, matched lists and explanations are frozen', (t) => {

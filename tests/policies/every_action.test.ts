@@ -37,7 +37,10 @@ const USERS = usersYaml([
   { username: 'alice', givenname: 'Alice', email: 'alice@example.org', password_hash: PASSWORD_HASH },
   { username: 'carol', password_hash: PASSWORD_HASH }, // no tokens
 ]);
-const PUSH_ENROLL = policy('push-enroll', 'enrollment', { edupush_firebase_configuration: 'poll only', push_firebase_configuration: 'poll only' });
+const PUSH_ENROLL = policy('push-enroll', 'enrollment', {
+  edupush_firebase_configuration: 'poll only',
+  push_firebase_configuration: 'poll only',
+});
 const CR_HOTP = policy('cr', 'authentication', { challenge_response: ['hotp'] });
 const keySource = await testKeySource();
 
@@ -46,8 +49,18 @@ const slots = (() => {
   let free = 4;
   const queue: Array<() => void> = [];
   return {
-    async take(): Promise<void> { if (free > 0) { free--; return; } await new Promise<void>((r) => queue.push(r)); },
-    give(): void { const next = queue.shift(); if (next) next(); else free++; },
+    async take(): Promise<void> {
+      if (free > 0) {
+        free--;
+        return;
+      }
+      await new Promise<void>((r) => queue.push(r));
+    },
+    give(): void {
+      const next = queue.shift();
+      if (next) next();
+      else free++;
+    },
   };
 })();
 
@@ -61,7 +74,11 @@ async function observe(s: Scenario, extra: Pol | null): Promise<unknown> {
     },
     ...(s.push ? { push: { keys: { generate: keySource, size: 1 } } } : {}),
   });
-  try { return await s.run(w); } finally { await w.close(); }
+  try {
+    return await s.run(w);
+  } finally {
+    await w.close();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -84,7 +101,10 @@ function urlParams(body: any, key: 'googleurl' | 'pushurl'): URLSearchParams & {
 const enrollGenkey = async (w: TestWorld, type: string) => enroll(w, { type, genkey: 1, user: 'alice', pin: '1234' });
 
 /** An enrolled phone of alice (PIN 1234) and a push login: the smartphone data the phone polls. */
-async function pushLogin(w: TestWorld, type: 'edupush' | 'push'): Promise<{ phone: ReturnType<typeof phoneFor>; tid: string; data: SmartphoneData }> {
+async function pushLogin(
+  w: TestWorld,
+  type: 'edupush' | 'push',
+): Promise<{ phone: ReturnType<typeof phoneFor>; tid: string; data: SmartphoneData }> {
   const phone = phoneFor(w, type === 'push' ? 'privacyidea' : 'edumfa-next');
   await enrollPhone(w, phone, type);
   const c = await check(w, { user: 'alice', pass: '1234' });
@@ -117,27 +137,64 @@ function pushScenarios(type: 'edupush' | 'push'): Record<string, Scenario> {
   const enrollUrl = async (w: TestWorld) => urlParams(await enrollGenkey(w, type), 'pushurl');
   return {
     [`enrollment:${p}_firebase_configuration`]: {
-      value: 'poll only', push: true,
+      value: 'poll only',
+      push: true,
       run: async (w) => status(await w.call('POST', '/token/init', { type, genkey: 1, user: 'alice' }, { headers: await admin(w) })),
       expect: [403, 200],
     },
     [`enrollment:${p}_registration_url`]: {
-      value: 'https://push.example.org/ttype/x', push: true, base: [PUSH_ENROLL],
-      run: async (w) => (await enrollUrl(w)).get('url'), expect: [`https://mfa.example.org/ttype/${type}`, 'https://push.example.org/ttype/x'],
+      value: 'https://push.example.org/ttype/x',
+      push: true,
+      base: [PUSH_ENROLL],
+      run: async (w) => (await enrollUrl(w)).get('url'),
+      expect: [`https://mfa.example.org/ttype/${type}`, 'https://push.example.org/ttype/x'],
     },
-    [`enrollment:${p}_ttl`]: { value: 3, push: true, base: [PUSH_ENROLL], run: async (w) => (await enrollUrl(w)).get('ttl'), expect: ['10', '3'] },
-    [`enrollment:${p}_ssl_verify`]: { value: '0', push: true, base: [PUSH_ENROLL], run: async (w) => (await enrollUrl(w)).get('sslverify'), expect: ['1', '0'] },
-    [`enrollment:${p}_force_app_pin`]: { value: true, push: true, base: [PUSH_ENROLL], run: async (w) => (await enrollUrl(w)).get('pin'), expect: [null, 'True'] },
-    [`authentication:${p}_ssl_verify`]: { value: '0', push: true, base: [PUSH_ENROLL], run: async (w) => (await pushLogin(w, type)).data.sslverify, expect: ['1', '0'] },
+    [`enrollment:${p}_ttl`]: {
+      value: 3,
+      push: true,
+      base: [PUSH_ENROLL],
+      run: async (w) => (await enrollUrl(w)).get('ttl'),
+      expect: ['10', '3'],
+    },
+    [`enrollment:${p}_ssl_verify`]: {
+      value: '0',
+      push: true,
+      base: [PUSH_ENROLL],
+      run: async (w) => (await enrollUrl(w)).get('sslverify'),
+      expect: ['1', '0'],
+    },
+    [`enrollment:${p}_force_app_pin`]: {
+      value: true,
+      push: true,
+      base: [PUSH_ENROLL],
+      run: async (w) => (await enrollUrl(w)).get('pin'),
+      expect: [null, 'True'],
+    },
+    [`authentication:${p}_ssl_verify`]: {
+      value: '0',
+      push: true,
+      base: [PUSH_ENROLL],
+      run: async (w) => (await pushLogin(w, type)).data.sslverify,
+      expect: ['1', '0'],
+    },
     [`authentication:${p}_text_on_mobile`]: {
-      value: 'Really you?', push: true, base: [PUSH_ENROLL], run: async (w) => (await pushLogin(w, type)).data.question,
+      value: 'Really you?',
+      push: true,
+      base: [PUSH_ENROLL],
+      run: async (w) => (await pushLogin(w, type)).data.question,
       expect: ['Do you want to confirm the login?', 'Really you?'],
     },
     [`authentication:${p}_title_on_mobile`]: {
-      value: 'Uni login', push: true, base: [PUSH_ENROLL], run: async (w) => (await pushLogin(w, type)).data.title, expect: ['eduMFA', 'Uni login'],
+      value: 'Uni login',
+      push: true,
+      base: [PUSH_ENROLL],
+      run: async (w) => (await pushLogin(w, type)).data.title,
+      expect: ['eduMFA', 'Uni login'],
     },
     [`authentication:${p}_allow_polling`]: {
-      value: 'deny', push: true, base: [PUSH_ENROLL],
+      value: 'deny',
+      push: true,
+      base: [PUSH_ENROLL],
       async run(w) {
         const phone = phoneFor(w, (type === 'push' ? 'privacyidea' : 'edumfa-next') as AppStyle);
         await enrollPhone(w, phone, type);
@@ -146,12 +203,16 @@ function pushScenarios(type: 'edupush' | 'push'): Record<string, Scenario> {
       expect: [200, 403],
     },
     [`authentication:${p}_wait`]: {
-      value: 5, push: true, base: [PUSH_ENROLL],
+      value: 5,
+      push: true,
+      base: [PUSH_ENROLL],
       async run(w) {
         const phone = phoneFor(w, type === 'push' ? 'privacyidea' : 'edumfa-next');
         await enrollPhone(w, phone, type);
         let done = false;
-        const r = check(w, { user: 'alice', pass: '1234' }).finally(() => { done = true; });
+        const r = check(w, { user: 'alice', pass: '1234' }).finally(() => {
+          done = true;
+        });
         await until(() => done || (w.deps.waits.active === 1 && w.deps.answers.waiting === 1)); // parked on the answer bus
         if (!done) w.clock.advance(6000); // no answer within the wait
         return auth(await r);
@@ -167,36 +228,67 @@ function pushScenarios(type: 'edupush' | 'push'): Record<string, Scenario> {
 const SCENARIOS: Record<string, Scenario> = {
   // authentication
   'authentication:otppin': {
-    value: 'none', async run(w) { await enrollHotp(w); return auth(await aliceOtp(w, RFC[0]!)); }, expect: ['REJECT', 'ACCEPT'],
+    value: 'none',
+    async run(w) {
+      await enrollHotp(w);
+      return auth(await aliceOtp(w, RFC[0]!));
+    },
+    expect: ['REJECT', 'ACCEPT'],
   },
   'authentication:passthru': {
-    value: true, run: async (w) => auth(await check(w, { user: 'carol', pass: 'user-pw' })), expect: ['REJECT', 'ACCEPT'],
+    value: true,
+    run: async (w) => auth(await check(w, { user: 'carol', pass: 'user-pw' })),
+    expect: ['REJECT', 'ACCEPT'],
   },
   'authentication:passOnNoToken': {
-    value: true, run: async (w) => auth(await check(w, { user: 'carol', pass: 'anything' })), expect: ['REJECT', 'ACCEPT'],
+    value: true,
+    run: async (w) => auth(await check(w, { user: 'carol', pass: 'anything' })),
+    expect: ['REJECT', 'ACCEPT'],
   },
   'authentication:passOnNoUser': {
-    value: true, run: async (w) => auth(await check(w, { user: 'mallory', pass: 'x' })), expect: ['HTTP 400', 'ACCEPT'],
+    value: true,
+    run: async (w) => auth(await check(w, { user: 'mallory', pass: 'x' })),
+    expect: ['HTTP 400', 'ACCEPT'],
   },
   'authentication:challenge_response': {
-    value: ['hotp'], async run(w) { await enrollHotp(w); return auth(await aliceOtp(w, '1234')); }, expect: ['REJECT', 'CHALLENGE'],
+    value: ['hotp'],
+    async run(w) {
+      await enrollHotp(w);
+      return auth(await aliceOtp(w, '1234'));
+    },
+    expect: ['REJECT', 'CHALLENGE'],
   },
   'authentication:challenge_text': {
-    value: 'Your code, please', base: [CR_HOTP],
-    async run(w) { await enrollHotp(w); return (await aliceOtp(w, '1234')).body.detail.message; }, expect: ['please enter otp: ', 'Your code, please'],
+    value: 'Your code, please',
+    base: [CR_HOTP],
+    async run(w) {
+      await enrollHotp(w);
+      return (await aliceOtp(w, '1234')).body.detail.message;
+    },
+    expect: ['please enter otp: ', 'Your code, please'],
   },
   'authentication:challenge_text_header': {
-    value: 'Choose:<ul>', base: [CR_HOTP],
-    async run(w) { await enrollHotp(w); return (await aliceOtp(w, '1234')).body.detail.message; },
+    value: 'Choose:<ul>',
+    base: [CR_HOTP],
+    async run(w) {
+      await enrollHotp(w);
+      return (await aliceOtp(w, '1234')).body.detail.message;
+    },
     expect: ['please enter otp: ', 'Choose:<ul><li>please enter otp: </li>\n'],
   },
   'authentication:challenge_text_footer': {
-    value: '</ul>', base: [CR_HOTP, policy('header', 'authentication', { challenge_text_header: 'Choose:<ul>' })],
-    async run(w) { await enrollHotp(w); return (await aliceOtp(w, '1234')).body.detail.message; },
+    value: '</ul>',
+    base: [CR_HOTP, policy('header', 'authentication', { challenge_text_header: 'Choose:<ul>' })],
+    async run(w) {
+      await enrollHotp(w);
+      return (await aliceOtp(w, '1234')).body.detail.message;
+    },
     expect: ['Choose:<ul><li>please enter otp: </li>\n', 'Choose:<ul><li>please enter otp: </li>\n</ul>'],
   },
   'authentication:preferred_client_mode': {
-    value: ['poll', 'interactive'], push: true, base: [PUSH_ENROLL, CR_HOTP],
+    value: ['poll', 'interactive'],
+    push: true,
+    base: [PUSH_ENROLL, CR_HOTP],
     async run(w) {
       await enrollPhone(w, phoneFor(w));
       await enrollHotp(w);
@@ -205,12 +297,22 @@ const SCENARIOS: Record<string, Scenario> = {
     expect: ['interactive', 'poll'],
   },
   'authentication:increase_failcounter_on_challenge': {
-    value: true, base: [CR_HOTP],
-    async run(w) { await enrollHotp(w); await aliceOtp(w, '1234'); return (await w.deps.store.tokens.bySerial('OATH0001'))!.failCount; },
+    value: true,
+    base: [CR_HOTP],
+    async run(w) {
+      await enrollHotp(w);
+      await aliceOtp(w, '1234');
+      return (await w.deps.store.tokens.bySerial('OATH0001'))!.failCount;
+    },
     expect: [0, 1],
   },
   'authentication:hotp_window': {
-    value: 20, async run(w) { await enrollHotp(w); return auth(await aliceOtp(w, '1234' + hotpAt(15))); }, expect: ['REJECT', 'ACCEPT'],
+    value: 20,
+    async run(w) {
+      await enrollHotp(w);
+      return auth(await aliceOtp(w, '1234' + hotpAt(15)));
+    },
+    expect: ['REJECT', 'ACCEPT'],
   },
   'authentication:totp_window': {
     value: 0,
@@ -233,22 +335,51 @@ const SCENARIOS: Record<string, Scenario> = {
     expect: ['ACCEPT', 'REJECT'],
   },
   'authorization:no_detail_on_success': {
-    value: true, async run(w) { await enrollHotp(w); return 'detail' in (await aliceOtp(w, '1234' + hotpAt(0))).body; }, expect: [true, false],
+    value: true,
+    async run(w) {
+      await enrollHotp(w);
+      return 'detail' in (await aliceOtp(w, '1234' + hotpAt(0))).body;
+    },
+    expect: [true, false],
   },
   'authorization:no_detail_on_fail': {
-    value: true, async run(w) { await enrollHotp(w); return 'detail' in (await aliceOtp(w, '1234000000')).body; }, expect: [true, false],
+    value: true,
+    async run(w) {
+      await enrollHotp(w);
+      return 'detail' in (await aliceOtp(w, '1234000000')).body;
+    },
+    expect: [true, false],
   },
   'authorization:api_key_required': {
-    value: true, async run(w) { await enrollHotp(w); return status(await aliceOtp(w, '1234' + hotpAt(0))); }, expect: [200, 403],
+    value: true,
+    async run(w) {
+      await enrollHotp(w);
+      return status(await aliceOtp(w, '1234' + hotpAt(0)));
+    },
+    expect: [200, 403],
   },
   'authorization:authorized': {
-    value: 'deny_access', async run(w) { await enrollHotp(w); return status(await aliceOtp(w, '1234' + hotpAt(0))); }, expect: [200, 400],
+    value: 'deny_access',
+    async run(w) {
+      await enrollHotp(w);
+      return status(await aliceOtp(w, '1234' + hotpAt(0)));
+    },
+    expect: [200, 400],
   },
   'authorization:tokentype': {
-    value: ['totp'], async run(w) { await enrollHotp(w); return status(await aliceOtp(w, '1234' + hotpAt(0))); }, expect: [200, 403],
+    value: ['totp'],
+    async run(w) {
+      await enrollHotp(w);
+      return status(await aliceOtp(w, '1234' + hotpAt(0)));
+    },
+    expect: [200, 403],
   },
   'authorization:add_user_in_response': {
-    value: true, async run(w) { await enrollHotp(w); return (await aliceOtp(w, '1234' + hotpAt(0))).body.detail.user ?? null; },
+    value: true,
+    async run(w) {
+      await enrollHotp(w);
+      return (await aliceOtp(w, '1234' + hotpAt(0))).body.detail.user ?? null;
+    },
     expect: [null, { username: 'alice', email: 'alice@example.org', givenname: 'Alice', password: '' }],
   },
   'authorization:add_resolver_in_response': {
@@ -258,10 +389,15 @@ const SCENARIOS: Record<string, Scenario> = {
       const d = (await aliceOtp(w, '1234' + hotpAt(0))).body.detail;
       return [d['user-realm'] ?? null, d['user-resolver'] ?? null];
     },
-    expect: [[null, null], ['staff', 'staff_file']],
+    expect: [
+      [null, null],
+      ['staff', 'staff_file'],
+    ],
   },
   'authorization:declined_authentication': {
-    value: 'declined', push: true, base: [PUSH_ENROLL],
+    value: 'declined',
+    push: true,
+    base: [PUSH_ENROLL],
     async run(w) {
       const { phone, tid, data } = await pushLogin(w, 'edupush');
       await phone.answer(data, { decline: true });
@@ -272,25 +408,55 @@ const SCENARIOS: Record<string, Scenario> = {
 
   // enrollment
   'enrollment:max_token_per_user': {
-    value: 1, async run(w) { await enrollHotp(w); return status(await w.call('POST', '/token/init', { type: 'hotp', genkey: 1, user: 'alice' }, { headers: await admin(w) })); },
+    value: 1,
+    async run(w) {
+      await enrollHotp(w);
+      return status(await w.call('POST', '/token/init', { type: 'hotp', genkey: 1, user: 'alice' }, { headers: await admin(w) }));
+    },
     expect: [200, 403],
   },
   'enrollment:tokenlabel': {
-    value: '<u>@<r>', run: async (w) => urlParams(await enrollGenkey(w, 'hotp'), 'googleurl').label.replace(/^pushgate:OATH[0-9A-F]+$/, 'pushgate:<serial>'),
+    value: '<u>@<r>',
+    run: async (w) => urlParams(await enrollGenkey(w, 'hotp'), 'googleurl').label.replace(/^pushgate:OATH[0-9A-F]+$/, 'pushgate:<serial>'),
     expect: ['pushgate:<serial>', 'pushgate:alice@staff'],
   },
   'enrollment:tokenissuer': {
-    value: 'University', run: async (w) => urlParams(await enrollGenkey(w, 'hotp'), 'googleurl').get('issuer'), expect: ['pushgate', 'University'],
+    value: 'University',
+    run: async (w) => urlParams(await enrollGenkey(w, 'hotp'), 'googleurl').get('issuer'),
+    expect: ['pushgate', 'University'],
   },
   'enrollment:appimageurl': {
-    value: 'https://idp.example.org/logo.png', push: true, base: [PUSH_ENROLL],
-    run: async (w) => urlParams(await enrollGenkey(w, 'edupush'), 'pushurl').get('image'), expect: [null, 'https://idp.example.org/logo.png'],
+    value: 'https://idp.example.org/logo.png',
+    push: true,
+    base: [PUSH_ENROLL],
+    run: async (w) => urlParams(await enrollGenkey(w, 'edupush'), 'pushurl').get('image'),
+    expect: [null, 'https://idp.example.org/logo.png'],
   },
-  'enrollment:hotp_hashlib': { value: 'sha256', run: async (w) => urlParams(await enrollGenkey(w, 'hotp'), 'googleurl').get('algorithm'), expect: ['SHA1', 'SHA256'] },
-  'enrollment:hotp_otplen': { value: '8', run: async (w) => urlParams(await enrollGenkey(w, 'hotp'), 'googleurl').get('digits'), expect: ['6', '8'] },
-  'enrollment:totp_hashlib': { value: 'sha512', run: async (w) => urlParams(await enrollGenkey(w, 'totp'), 'googleurl').get('algorithm'), expect: ['SHA1', 'SHA512'] },
-  'enrollment:totp_otplen': { value: '8', run: async (w) => urlParams(await enrollGenkey(w, 'totp'), 'googleurl').get('digits'), expect: ['6', '8'] },
-  'enrollment:totp_timestep': { value: '60', run: async (w) => urlParams(await enrollGenkey(w, 'totp'), 'googleurl').get('period'), expect: ['30', '60'] },
+  'enrollment:hotp_hashlib': {
+    value: 'sha256',
+    run: async (w) => urlParams(await enrollGenkey(w, 'hotp'), 'googleurl').get('algorithm'),
+    expect: ['SHA1', 'SHA256'],
+  },
+  'enrollment:hotp_otplen': {
+    value: '8',
+    run: async (w) => urlParams(await enrollGenkey(w, 'hotp'), 'googleurl').get('digits'),
+    expect: ['6', '8'],
+  },
+  'enrollment:totp_hashlib': {
+    value: 'sha512',
+    run: async (w) => urlParams(await enrollGenkey(w, 'totp'), 'googleurl').get('algorithm'),
+    expect: ['SHA1', 'SHA512'],
+  },
+  'enrollment:totp_otplen': {
+    value: '8',
+    run: async (w) => urlParams(await enrollGenkey(w, 'totp'), 'googleurl').get('digits'),
+    expect: ['6', '8'],
+  },
+  'enrollment:totp_timestep': {
+    value: '60',
+    run: async (w) => urlParams(await enrollGenkey(w, 'totp'), 'googleurl').get('period'),
+    expect: ['30', '60'],
+  },
 
   // push types
   ...pushScenarios('edupush'),
@@ -298,7 +464,10 @@ const SCENARIOS: Record<string, Scenario> = {
 
   // admin rights
   'admin:triggerchallenge': adminRight((w, h) => w.call('POST', '/validate/triggerchallenge', { user: 'alice' }, { headers: h })),
-  'admin:enroll': adminRight((w, h) => w.call('POST', '/token/init', { type: 'hotp', genkey: 1, user: 'alice' }, { headers: h }), 'triggerchallenge'),
+  'admin:enroll': adminRight(
+    (w, h) => w.call('POST', '/token/init', { type: 'hotp', genkey: 1, user: 'alice' }, { headers: h }),
+    'triggerchallenge',
+  ),
   'admin:delete': adminRight((w, h) => w.call('DELETE', '/token/OATH0001', {}, { headers: h })),
   'admin:enable': adminRight((w, h) => w.call('POST', '/token/enable/OATH0001', {}, { headers: h })),
   'admin:disable': adminRight((w, h) => w.call('POST', '/token/disable/OATH0001', {}, { headers: h })),
@@ -311,7 +480,9 @@ const SCENARIOS: Record<string, Scenario> = {
   }),
   'admin:unassign': adminRight((w, h) => w.call('POST', '/token/unassign', { serial: 'OATH0001' }, { headers: h })),
   'admin:set': adminRight((w, h) => w.call('POST', '/token/set', { serial: 'OATH0001', description: 'desk' }, { headers: h })),
-  'admin:resync': adminRight((w, h) => w.call('POST', '/token/resync', { serial: 'OATH0001', otp1: hotpAt(3), otp2: hotpAt(4) }, { headers: h })),
+  'admin:resync': adminRight((w, h) =>
+    w.call('POST', '/token/resync', { serial: 'OATH0001', otp1: hotpAt(3), otp2: hotpAt(4) }, { headers: h }),
+  ),
   'admin:revoke': adminRight((w, h) => w.call('POST', '/token/revoke', { serial: 'OATH0001' }, { headers: h })),
   'admin:losttoken': adminRight((w, h) => w.call('POST', '/token/lost/OATH0001', {}, { headers: h })),
   'admin:userlist': adminRight((w, h) => w.call('GET', '/user/', {}, { headers: h })),
@@ -328,7 +499,10 @@ const SCENARIOS: Record<string, Scenario> = {
       const r = await w.call('GET', '/token/', {}, { headers: await admin(w) });
       return [r.status, r.body.result.value.count];
     },
-    expect: [[200, 0], [200, 1]],
+    expect: [
+      [200, 0],
+      [200, 1],
+    ],
   },
   // the lost-token policies (tokens/pw.ts): the temporary password of POST /token/lost
   'enrollment:losttoken_PW_length': { value: 8, run: async (w) => (await lost(w)).password.length, expect: [16, 8] },
@@ -357,8 +531,14 @@ test('every declared policy action has a scenario, and every scenario names a de
     const declared = [...w.deps.policies.actions.values()].map((a) => `${a.scope}:${a.name}`).sort();
     const missing = declared.filter((k) => !(k in SCENARIOS));
     t.deepEqual(missing, [], 'declared but without a scenario proving it changes something (add one to SCENARIOS)');
-    t.deepEqual(Object.keys(SCENARIOS).filter((k) => !declared.includes(k)), [], 'scenario for an action the server does not declare');
-  } finally { await w.close(); }
+    t.deepEqual(
+      Object.keys(SCENARIOS).filter((k) => !declared.includes(k)),
+      [],
+      'scenario for an action the server does not declare',
+    );
+  } finally {
+    await w.close();
+  }
 });
 
 for (const [key, s] of Object.entries(SCENARIOS)) {
@@ -370,7 +550,9 @@ for (const [key, s] of Object.entries(SCENARIOS)) {
     try {
       without = await observe(s, null);
       withIt = await observe(s, policy(`under-test-${name}`, scope, { [name]: s.value }));
-    } finally { slots.give(); }
+    } finally {
+      slots.give();
+    }
     t.notDeepEqual(without, withIt, `${key}: the policy made no difference`);
     t.deepEqual([without, withIt], [...s.expect]);
   });

@@ -26,7 +26,18 @@ test('a minimal policy gets the defaults', (t) => {
   const { policies, problems } = parsePolicies([{ name: 'p', scope: 'admin', actions: { triggerchallenge: true } }], actions, 'policies');
   t.deepEqual(problems, []);
   t.deepEqual(policies, [
-    { name: 'p', scope: 'admin', priority: 1, active: true, realm: [], resolver: [], user: [], client: [], time: null, actions: { triggerchallenge: true } },
+    {
+      name: 'p',
+      scope: 'admin',
+      priority: 1,
+      active: true,
+      realm: [],
+      resolver: [],
+      user: [],
+      client: [],
+      time: null,
+      actions: { triggerchallenge: true },
+    },
   ]);
   t.true(Object.isFrozen(policies[0]));
   t.true(Object.isFrozen(policies[0]!.actions));
@@ -115,62 +126,135 @@ const bad = test.macro((t, raw: unknown, expected: string[]) => {
 test('problem: not a list', bad, { name: 'x' }, ['policies must be a list']);
 test('problem: entry not a mapping', bad, [ok({}), 'oops'], ['policies[1] must be a mapping']);
 test('problem: missing name', bad, [{ scope: 'admin', actions: {} }], ['policies[0].name must be a non-empty string']);
-test('problem: bad scope', bad, [ok({ scope: 'user' })], ['policies[0].scope must be one of authentication, enrollment, authorization, admin']);
-test('problem: unknown field', bad, [ok({ realms: 'a' })], [
-  "policies[0].realms is not a known policy field; did you mean 'realm'? (known: name, scope, priority, active, realm, resolver, user, client, time, actions)",
-]);
+test(
+  'problem: bad scope',
+  bad,
+  [ok({ scope: 'user' })],
+  ['policies[0].scope must be one of authentication, enrollment, authorization, admin'],
+);
+test(
+  'problem: unknown field',
+  bad,
+  [ok({ realms: 'a' })],
+  [
+    "policies[0].realms is not a known policy field; did you mean 'realm'? (known: name, scope, priority, active, realm, resolver, user, client, time, actions)",
+  ],
+);
 test('problem: priority 0', bad, [ok({ priority: 0 })], ['policies[0].priority must be an integer >= 1']);
 test('problem: priority fraction', bad, [ok({ priority: 1.5 })], ['policies[0].priority must be an integer >= 1']);
 test('problem: active not bool', bad, [ok({ active: 'yes' })], ['policies[0].active must be true or false']);
 test('problem: realm not a string or list', bad, [ok({ realm: { a: 1 } })], ['policies[0].realm must be a string or a list of strings']);
 test('problem: empty filter entry', bad, [ok({ user: ['a', '!'] })], ['policies[0].user[1] must be a non-empty string']);
-test('problem: invalid regex in a filter', bad, [ok({ resolver: ['!ldap(' ] })], ["policies[0].resolver[0] is not a valid regular expression: 'ldap('"]);
-test('problem: bad client entries', bad, [ok({ client: '10.0.0.0/8, 10.0.0.0/33, !host.example' })], [
-  "policies[0].client[1] must be an IP address or CIDR network (optionally prefixed with !), got '10.0.0.0/33'",
-  "policies[0].client[2] must be an IP address or CIDR network (optionally prefixed with !), got '!host.example'",
-]);
-test('problem: time not parseable', bad, [ok({ time: 'Mon-Fri 9-17' })], [
-  "policies[0].time is invalid: 'Mon-Fri 9-17' does not look like 'Mon-Fri: 9:00-17:30'",
-]);
+test(
+  'problem: invalid regex in a filter',
+  bad,
+  [ok({ resolver: ['!ldap('] })],
+  ["policies[0].resolver[0] is not a valid regular expression: 'ldap('"],
+);
+test(
+  'problem: bad client entries',
+  bad,
+  [ok({ client: '10.0.0.0/8, 10.0.0.0/33, !host.example' })],
+  [
+    "policies[0].client[1] must be an IP address or CIDR network (optionally prefixed with !), got '10.0.0.0/33'",
+    "policies[0].client[2] must be an IP address or CIDR network (optionally prefixed with !), got '!host.example'",
+  ],
+);
+test(
+  'problem: time not parseable',
+  bad,
+  [ok({ time: 'Mon-Fri 9-17' })],
+  ["policies[0].time is invalid: 'Mon-Fri 9-17' does not look like 'Mon-Fri: 9:00-17:30'"],
+);
 test('problem: time not a string', bad, [ok({ time: 9 })], ["policies[0].time must be a string like 'Mon-Fri: 9:00-17:30'"]);
 test('problem: actions missing', bad, [{ name: 'p', scope: 'admin' }], ['policies[0].actions must be a mapping of action names to values']);
-test('problem: unknown action', bad, [ok({ actions: { foo: 1 } })], ['policies[0].actions.foo is not a known action for scope authentication']);
-test('problem: action of another scope', bad, [ok({ actions: { last_auth: '1d' } })], [
-  'policies[0].actions.last_auth is not a known action for scope authentication (it belongs to scope authorization)',
-]);
-test('problem: int below min', bad, [ok({ name: 'a' }), ok({ name: 'b' }), ok({ name: 'c' }), ok({ name: 'd', actions: { edupush_wait: -1 } })], [
-  'policies[3].actions.edupush_wait must be an integer >= 0',
-]);
-test('problem: int not a number', bad, [ok({ actions: { edupush_wait: '10s' } })], ['policies[0].actions.edupush_wait must be an integer >= 0']);
-test('problem: int with min and max', bad, [ok({ scope: 'enrollment', actions: { edupush_ttl: 61 } })], [
-  'policies[0].actions.edupush_ttl must be an integer between 1 and 60',
-]);
+test(
+  'problem: unknown action',
+  bad,
+  [ok({ actions: { foo: 1 } })],
+  ['policies[0].actions.foo is not a known action for scope authentication'],
+);
+test(
+  'problem: action of another scope',
+  bad,
+  [ok({ actions: { last_auth: '1d' } })],
+  ['policies[0].actions.last_auth is not a known action for scope authentication (it belongs to scope authorization)'],
+);
+test(
+  'problem: int below min',
+  bad,
+  [ok({ name: 'a' }), ok({ name: 'b' }), ok({ name: 'c' }), ok({ name: 'd', actions: { edupush_wait: -1 } })],
+  ['policies[3].actions.edupush_wait must be an integer >= 0'],
+);
+test(
+  'problem: int not a number',
+  bad,
+  [ok({ actions: { edupush_wait: '10s' } })],
+  ['policies[0].actions.edupush_wait must be an integer >= 0'],
+);
+test(
+  'problem: int with min and max',
+  bad,
+  [ok({ scope: 'enrollment', actions: { edupush_ttl: 61 } })],
+  ['policies[0].actions.edupush_ttl must be an integer between 1 and 60'],
+);
 test('problem: unbounded int', bad, [ok({ scope: 'admin', actions: { anyint: true } })], ['policies[0].actions.anyint must be an integer']);
 test('problem: bool as yes', bad, [ok({ actions: { passthru: 'yes' } })], ['policies[0].actions.passthru must be true or false']);
 test('problem: bool as null', bad, [ok({ actions: { passthru: null } })], ['policies[0].actions.passthru must be true or false']);
-test('problem: enum value', bad, [ok({ actions: { otppin: 'pin' } })], ['policies[0].actions.otppin must be one of tokenpin, userstore, none']);
-test('problem: duration without unit', bad, [ok({ scope: 'authorization', actions: { last_auth: 10 } })], [
-  'policies[0].actions.last_auth must be a duration: a number followed by s, m, h, d or y (e.g. 10h)',
-]);
-test('problem: duration with a bad unit', bad, [ok({ scope: 'authorization', actions: { last_auth: '10w' } })], [
-  'policies[0].actions.last_auth must be a duration: a number followed by s, m, h, d or y (e.g. 10h)',
-]);
+test(
+  'problem: enum value',
+  bad,
+  [ok({ actions: { otppin: 'pin' } })],
+  ['policies[0].actions.otppin must be one of tokenpin, userstore, none'],
+);
+test(
+  'problem: duration without unit',
+  bad,
+  [ok({ scope: 'authorization', actions: { last_auth: 10 } })],
+  ['policies[0].actions.last_auth must be a duration: a number followed by s, m, h, d or y (e.g. 10h)'],
+);
+test(
+  'problem: duration with a bad unit',
+  bad,
+  [ok({ scope: 'authorization', actions: { last_auth: '10w' } })],
+  ['policies[0].actions.last_auth must be a duration: a number followed by s, m, h, d or y (e.g. 10h)'],
+);
 test('preferred_client_mode keeps unknown entries (eduMFA ignores them when choosing)', (t) => {
   const { policies, problems } = parsePolicies([ok({ actions: { preferred_client_mode: 'poll, push' } })], actions, 'policies');
   t.deepEqual(problems, []);
   t.deepEqual(policies[0]!.actions.preferred_client_mode, ['poll', 'push']);
 });
 test('problem: list entry outside values', (t) => {
-  const withValues = buildActionRegistry([{ name: 'modes', scope: 'authentication', type: 'list', values: ['a', 'b'], description: 'test action' }]);
+  const withValues = buildActionRegistry([
+    { name: 'modes', scope: 'authentication', type: 'list', values: ['a', 'b'], description: 'test action' },
+  ]);
   const { problems } = parsePolicies([ok({ actions: { modes: 'a c' } })], withValues, 'policies');
   t.deepEqual(problems, ['policies[0].actions.modes[1] must be one of a, b']);
 });
-test('problem: list of the wrong shape', bad, [ok({ actions: { challenge_response: { a: 1 } } })], [
-  'policies[0].actions.challenge_response must be a list or a comma/space separated string',
-]);
-test('problem: empty list', bad, [ok({ actions: { challenge_response: ' , ' } })], ['policies[0].actions.challenge_response must not be empty']);
-test('problem: string from a list', bad, [ok({ actions: { challenge_text: ['a'] } })], ['policies[0].actions.challenge_text must be a string']);
-test('problem: duplicate names', bad, [ok({ name: 'a' }), ok({ name: 'b' }), ok({ name: 'a' })], ["policies[2].name 'a' is already used by policies[0]"]);
+test(
+  'problem: list of the wrong shape',
+  bad,
+  [ok({ actions: { challenge_response: { a: 1 } } })],
+  ['policies[0].actions.challenge_response must be a list or a comma/space separated string'],
+);
+test(
+  'problem: empty list',
+  bad,
+  [ok({ actions: { challenge_response: ' , ' } })],
+  ['policies[0].actions.challenge_response must not be empty'],
+);
+test(
+  'problem: string from a list',
+  bad,
+  [ok({ actions: { challenge_text: ['a'] } })],
+  ['policies[0].actions.challenge_text must be a string'],
+);
+test(
+  'problem: duplicate names',
+  bad,
+  [ok({ name: 'a' }), ok({ name: 'b' }), ok({ name: 'a' })],
+  ["policies[2].name 'a' is already used by policies[0]"],
+);
 
 test('several problems of one entry are all reported, the entry is dropped, others survive', (t) => {
   const { policies, problems } = parsePolicies(
@@ -178,7 +262,10 @@ test('several problems of one entry are all reported, the entry is dropped, othe
     actions,
     'cfg.policies',
   );
-  t.deepEqual(policies.map((p) => p.name), ['good']);
+  t.deepEqual(
+    policies.map((p) => p.name),
+    ['good'],
+  );
   t.deepEqual(problems, [
     'cfg.policies[1].name must be a non-empty string',
     'cfg.policies[1].scope must be one of authentication, enrollment, authorization, admin',
@@ -200,13 +287,19 @@ test('files: a list file and a { policies } file are both read', (t) => {
     const a = join(dir, 'a.yaml');
     const b = join(dir, 'b.yaml');
     writeFileSync(a, '- name: wait\n  scope: authentication\n  realm: [staff]\n  actions:\n    edupush_wait: 20\n');
-    writeFileSync(b, 'policies:\n  - name: authz\n    scope: authorization\n    priority: 2\n    actions: { last_auth: 7d, no_detail_on_fail: true }\n');
+    writeFileSync(
+      b,
+      'policies:\n  - name: authz\n    scope: authorization\n    priority: 2\n    actions: { last_auth: 7d, no_detail_on_fail: true }\n',
+    );
     const { policies, problems } = loadPolicyFiles([a, b], actions);
     t.deepEqual(problems, []);
-    t.deepEqual(policies.map((p) => [p.name, p.priority, p.actions]), [
-      ['wait', 1, { edupush_wait: 20 }],
-      ['authz', 2, { last_auth: 604_800_000, no_detail_on_fail: true }],
-    ]);
+    t.deepEqual(
+      policies.map((p) => [p.name, p.priority, p.actions]),
+      [
+        ['wait', 1, { edupush_wait: 20 }],
+        ['authz', 2, { last_auth: 604_800_000, no_detail_on_fail: true }],
+      ],
+    );
     t.deepEqual(policies[0]!.realm, ['staff']);
   });
 });
@@ -216,9 +309,15 @@ test('files: problems are prefixed with the file, duplicates across files are fo
     const a = join(dir, 'a.yaml');
     const b = join(dir, 'b.yaml');
     writeFileSync(a, '- { name: x, scope: admin, actions: { enroll: true } }\n');
-    writeFileSync(b, 'policies:\n  - { name: ok, scope: admin, actions: {} }\n  - { name: x, scope: admin, actions: { enroll: maybe } }\n  - { name: x, scope: admin, actions: {} }\n');
+    writeFileSync(
+      b,
+      'policies:\n  - { name: ok, scope: admin, actions: {} }\n  - { name: x, scope: admin, actions: { enroll: maybe } }\n  - { name: x, scope: admin, actions: {} }\n',
+    );
     const { policies, problems } = loadPolicyFiles([a, b], actions);
-    t.deepEqual(policies.map((p) => p.name), ['x', 'ok']);
+    t.deepEqual(
+      policies.map((p) => p.name),
+      ['x', 'ok'],
+    );
     t.deepEqual(problems, [
       `${b}: policies[1].actions.enroll must be true or false`,
       `${b}: policies[2].name 'x' is already used by ${a}: policies[0]`,

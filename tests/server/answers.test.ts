@@ -7,7 +7,17 @@ import { createAnswerBus, type AnswerListener, type BusTransport } from '../../s
 import { FakeClock } from '../helpers/fake_clock.ts';
 
 function listener(transactionId: string): AnswerListener & { answers: number; closed: number } {
-  return { transactionId, answers: 0, closed: 0, onAnswer() { this.answers++; }, onBusClosed() { this.closed++; } };
+  return {
+    transactionId,
+    answers: 0,
+    closed: 0,
+    onAnswer() {
+      this.answers++;
+    },
+    onBusClosed() {
+      this.closed++;
+    },
+  };
 }
 
 test('a listener hears every notification of its transaction until it unlistens; others are not disturbed', (t) => {
@@ -39,7 +49,14 @@ test('a listener hears every notification of its transaction until it unlistens;
 test('a listener may unlisten itself, or another one, while being told', (t) => {
   const bus = createAnswerBus(new FakeClock());
   const others: AnswerListener[] = [];
-  const self: AnswerListener = { transactionId: 'T', onAnswer() { bus.unlisten(self); for (const o of others) bus.unlisten(o); }, onBusClosed() {} };
+  const self: AnswerListener = {
+    transactionId: 'T',
+    onAnswer() {
+      bus.unlisten(self);
+      for (const o of others) bus.unlisten(o);
+    },
+    onBusClosed() {},
+  };
   const other = listener('T');
   others.push(other);
   bus.listen(self);
@@ -76,9 +93,15 @@ test('notify publishes to the transport after waking local listeners; remote mes
   let closed = false;
   const transport: BusTransport = {
     name: 'test',
-    async start(onMessage) { deliver = onMessage; },
-    publish(tid) { published.push(tid); },
-    async close() { closed = true; },
+    async start(onMessage) {
+      deliver = onMessage;
+    },
+    publish(tid) {
+      published.push(tid);
+    },
+    async close() {
+      closed = true;
+    },
   };
   const bus = createAnswerBus(new FakeClock(), transport);
   await bus.start();

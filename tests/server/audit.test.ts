@@ -11,7 +11,12 @@ const validateRows = (rows: readonly AuditRow[]) => rows.filter((r) => / \/valid
 
 test('accept, reject and challenge: one row each with every field', async (t) => {
   const w = await world(t, {
-    config: { policies: [policy('cr', 'authentication', { challenge_response: ['hotp'] }), policy('nds', 'authorization', { no_detail_on_fail: true })] },
+    config: {
+      policies: [
+        policy('cr', 'authentication', { challenge_response: ['hotp'] }),
+        policy('nds', 'authorization', { no_detail_on_fail: true }),
+      ],
+    },
   });
   await enrollHotp(w, { pin: PIN });
   const before = (await auditRows(w)).length;
@@ -23,13 +28,33 @@ test('accept, reject and challenge: one row each with every field', async (t) =>
 
   const rows = (await auditRows(w)).slice(before);
   t.is(rows.length, 4);
-  t.deepEqual({ ...rows[0], policies: [...rows[0]!.policies].sort() }, {
-    id: rows[0]!.id, time: w.clock.now(), action: 'POST /validate/check', success: true, outcome: 'ACCEPT',
-    username: 'alice', realm: 'default', serials: ['OATH0001'], client: '127.0.0.1', admin: null, transactionId: null,
-    policies: ['cr', 'nds'], info: { message: 'matching 1 tokens' }, node: w.deps.config.server.nodeName,
-  });
+  t.deepEqual(
+    { ...rows[0], policies: [...rows[0]!.policies].sort() },
+    {
+      id: rows[0]!.id,
+      time: w.clock.now(),
+      action: 'POST /validate/check',
+      success: true,
+      outcome: 'ACCEPT',
+      username: 'alice',
+      realm: 'default',
+      serials: ['OATH0001'],
+      client: '127.0.0.1',
+      admin: null,
+      transactionId: null,
+      policies: ['cr', 'nds'],
+      info: { message: 'matching 1 tokens' },
+      node: w.deps.config.server.nodeName,
+    },
+  );
   t.like(rows[1], { success: false, outcome: 'REJECT', serials: ['OATH0001'], info: { message: 'wrong otp value' } });
-  t.like(rows[2], { success: false, outcome: 'CHALLENGE', transactionId: tid, serials: ['OATH0001'], info: { message: 'challenge triggered' } });
+  t.like(rows[2], {
+    success: false,
+    outcome: 'CHALLENGE',
+    transactionId: tid,
+    serials: ['OATH0001'],
+    info: { message: 'challenge triggered' },
+  });
   t.like(rows[3], { success: true, outcome: 'ACCEPT', transactionId: tid, info: { message: 'Found matching challenge' } });
 });
 
@@ -65,15 +90,18 @@ test('every /validate call leaves exactly one row, errors included, with the err
   const rows = validateRows(await auditRows(w));
   t.is(rows.length, calls.length, rows.map((r) => `${r.action} ${r.outcome}`).join('\n'));
   const errors = rows.filter((r) => r.outcome === 'ERROR');
-  t.deepEqual(errors.map((r) => r.info.error), [
-    'ERR904: User <alice@nope> does not exist.',
-    "ERR905: Missing parameter: 'pass'",
-    'ERR905: Invalid serial number.',
-    'ERR905: Invalid JSON in the request body.',
-    'ERR905: Request body exceeds 1024 bytes.',
-    "ERR905: Missing parameter: 'transaction_id'",
-    'Authentication failure. Missing Authorization header.',
-  ]);
+  t.deepEqual(
+    errors.map((r) => r.info.error),
+    [
+      'ERR904: User <alice@nope> does not exist.',
+      "ERR905: Missing parameter: 'pass'",
+      'ERR905: Invalid serial number.',
+      'ERR905: Invalid JSON in the request body.',
+      'ERR905: Request body exceeds 1024 bytes.',
+      "ERR905: Missing parameter: 'transaction_id'",
+      'Authentication failure. Missing Authorization header.',
+    ],
+  );
   for (const r of errors) {
     t.false(r.success);
     t.is(r.client, '127.0.0.1', `${r.action}: the client is known even when the body could not be read`);
@@ -87,8 +115,24 @@ test('triggerchallenge and polltransaction rows: admin, serials, transaction id,
   const tid = (await w.call('POST', '/validate/triggerchallenge', { user: 'alice' }, { headers: h })).body.detail.transaction_id as string;
   await w.call('GET', `/validate/polltransaction/${tid}`);
   const rows = validateRows(await auditRows(w));
-  t.like(rows[0], { action: 'POST /validate/triggerchallenge', admin: 'admin', outcome: 'CHALLENGE', success: true, serials: ['OATH0001'], transactionId: tid, username: 'alice', info: { challenges: 1 } });
-  t.like(rows[1], { action: 'GET /validate/polltransaction', outcome: 'REJECT', success: false, serials: ['OATH0001'], transactionId: tid, info: { status: 'pending' } });
+  t.like(rows[0], {
+    action: 'POST /validate/triggerchallenge',
+    admin: 'admin',
+    outcome: 'CHALLENGE',
+    success: true,
+    serials: ['OATH0001'],
+    transactionId: tid,
+    username: 'alice',
+    info: { challenges: 1 },
+  });
+  t.like(rows[1], {
+    action: 'GET /validate/polltransaction',
+    outcome: 'REJECT',
+    success: false,
+    serials: ['OATH0001'],
+    transactionId: tid,
+    info: { status: 'pending' },
+  });
 });
 
 test('admin actions are audited: login, init, disable, setpin, delete', async (t) => {
@@ -100,14 +144,17 @@ test('admin actions are audited: login, init, disable, setpin, delete', async (t
   await w.call('DELETE', '/token/OATH0001', {}, { headers: h });
   await w.call('POST', '/auth', { username: 'admin', password: 'wrong-admin-pw' });
   const rows = await auditRows(w);
-  t.deepEqual(rows.map((r) => [r.action, r.outcome, r.admin]), [
-    ['POST /auth', 'OK', 'admin'],
-    ['POST /token/init', 'OK', 'admin'],
-    ['token disable', 'OK', 'admin'],
-    ['token setpin', 'OK', 'admin'],
-    ['token delete', 'OK', 'admin'],
-    ['POST /auth', 'REJECT', 'admin'],
-  ]);
+  t.deepEqual(
+    rows.map((r) => [r.action, r.outcome, r.admin]),
+    [
+      ['POST /auth', 'OK', 'admin'],
+      ['POST /token/init', 'OK', 'admin'],
+      ['token disable', 'OK', 'admin'],
+      ['token setpin', 'OK', 'admin'],
+      ['token delete', 'OK', 'admin'],
+      ['POST /auth', 'REJECT', 'admin'],
+    ],
+  );
   t.deepEqual(rows[5]!.info, { error: 'Authentication failure. Wrong credentials' });
   t.false(rows[5]!.success);
   t.like(rows[1], { serials: ['OATH0001'], username: 'alice', info: { type: 'hotp' } });
@@ -126,7 +173,10 @@ test('no row ever contains a PIN, an OTP, a password or a seed', async (t) => {
   const h = await asAdmin(w);
   const secrets = [PIN, 'BobPass#42', 'admin-pw', 'NewPin#55', 'wrong-admin-pw', '3132333435363738393031323334353637383930'];
   const otps: string[] = [];
-  const pass = (otp: string) => { otps.push(otp); return otp; };
+  const pass = (otp: string) => {
+    otps.push(otp);
+    return otp;
+  };
 
   await check(w, { user: 'alice', pass: PIN + pass(RFC[0]!) });
   await check(w, { user: 'alice', pass: PIN + pass(RFC[0]!) });

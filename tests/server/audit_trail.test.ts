@@ -13,34 +13,63 @@ import type { TestWorld } from '../helpers/test_app.ts';
 
 const W = COLUMN_LIMITS.audit;
 const dropAudit = (w: TestWorld) => w.deps.store.knex.schema.dropTable('audit');
-const failures = (w: TestWorld) => w.seen.filter((e) => e.name === 'audit.write_failed').map((e) => e.payload as { action: string; outcome: string; error: string; code?: string });
+const failures = (w: TestWorld) =>
+  w.seen
+    .filter((e) => e.name === 'audit.write_failed')
+    .map((e) => e.payload as { action: string; outcome: string; error: string; code?: string });
 
 test('overlong fields are cut to their columns, marked with … and named in info.cut (emoji count as one character)', async (t) => {
   const w = await world(t);
   const emoji = '😀'.repeat(W.username + 5); // 4 bytes each in UTF-8, 2 UTF-16 units each
   await w.deps.store.audit.insert({
-    time: 1, action: 'A'.repeat(200), success: false, outcome: 'REJECT', username: emoji, realm: 'r'.repeat(500),
-    serials: Array.from({ length: 300 }, (_, i) => `SERIAL${i}`), client: '1'.repeat(100), admin: 'ä'.repeat(300),
-    transactionId: '9'.repeat(90), policies: Array.from({ length: 300 }, (_, i) => `policy${i}`), info: { message: 'x' },
+    time: 1,
+    action: 'A'.repeat(200),
+    success: false,
+    outcome: 'REJECT',
+    username: emoji,
+    realm: 'r'.repeat(500),
+    serials: Array.from({ length: 300 }, (_, i) => `SERIAL${i}`),
+    client: '1'.repeat(100),
+    admin: 'ä'.repeat(300),
+    transactionId: '9'.repeat(90),
+    policies: Array.from({ length: 300 }, (_, i) => `policy${i}`),
+    info: { message: 'x' },
   });
   const [row] = await auditRows(w);
   t.truthy(row, 'the row is written on every database');
   const checks: Array<[keyof typeof W, string]> = [
-    ['action', row!.action], ['username', row!.username!], ['realm', row!.realm!], ['serials', row!.serials.join(',')],
-    ['client', row!.client!], ['admin', row!.admin!], ['transaction_id', row!.transactionId!], ['policies', row!.policies.join(',')],
+    ['action', row!.action],
+    ['username', row!.username!],
+    ['realm', row!.realm!],
+    ['serials', row!.serials.join(',')],
+    ['client', row!.client!],
+    ['admin', row!.admin!],
+    ['transaction_id', row!.transactionId!],
+    ['policies', row!.policies.join(',')],
   ];
   for (const [column, value] of checks) {
     t.is(charLength(value), W[column], `${column} fills its column exactly`);
     t.true(value.endsWith(CUT_MARK), `${column} is marked as cut`);
   }
   t.is(row!.username, '😀'.repeat(W.username - 1) + CUT_MARK, 'never half an emoji');
-  t.deepEqual(row!.info, { message: 'x', cut: ['action', 'username', 'realm', 'serials', 'client', 'admin', 'transaction_id', 'policies'] });
+  t.deepEqual(row!.info, {
+    message: 'x',
+    cut: ['action', 'username', 'realm', 'serials', 'client', 'admin', 'transaction_id', 'policies'],
+  });
 });
 
 test('a value that fits is stored as it is, with no cut mark', async (t) => {
   const w = await world(t);
   const name = '😀'.repeat(W.username);
-  await w.deps.store.audit.insert({ time: 1, action: 'X', success: true, outcome: 'OK', username: name, transactionId: '7'.repeat(W.transaction_id), info: {} });
+  await w.deps.store.audit.insert({
+    time: 1,
+    action: 'X',
+    success: true,
+    outcome: 'OK',
+    username: name,
+    transactionId: '7'.repeat(W.transaction_id),
+    info: {},
+  });
   const [row] = await auditRows(w);
   t.is(row!.username, name);
   t.is(row!.transactionId, '7'.repeat(W.transaction_id));
@@ -52,7 +81,11 @@ test('an info that does not fit is kept as the start of its JSON, marked', async
   await w.deps.store.audit.insert({ time: 1, action: 'X', success: false, outcome: 'ERROR', info: { error: '"\u0001'.repeat(W.info) } });
   const [row] = await auditRows(w);
   t.deepEqual(row!.info.cut, ['info']);
-  t.true(typeof row!.info.text === 'string' && (row!.info.text as string).startsWith('{"error":"\\"\\u0001') && (row!.info.text as string).endsWith(CUT_MARK));
+  t.true(
+    typeof row!.info.text === 'string'
+      && (row!.info.text as string).startsWith('{"error":"\\"\\u0001')
+      && (row!.info.text as string).endsWith(CUT_MARK),
+  );
 });
 
 test('a 40-digit transaction id on /validate/check: answered and in the audit row (no row lost)', async (t) => {
@@ -132,5 +165,11 @@ test('audit store broken during a push wait: the woken ACCEPT is refused (500 / 
   const r = await pending.promise;
   t.is(r.status, 500, r.text);
   t.deepEqual(r.body.result, { status: false, error: { code: -600, message: 'A database error occurred.' } });
-  t.deepEqual(failures(w).map((f) => f.outcome).sort(), ['ACCEPT', 'OK'], "the phone's request and the woken login (in either order)");
+  t.deepEqual(
+    failures(w)
+      .map((f) => f.outcome)
+      .sort(),
+    ['ACCEPT', 'OK'],
+    "the phone's request and the woken login (in either order)",
+  );
 });

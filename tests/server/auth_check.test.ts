@@ -4,9 +4,7 @@
  * last_auth, authorized, tokentype, conflicts (403/303) and the client IP filter.
  */
 import test from 'ava';
-import {
-  RFC, asAdmin, cheapHasher, check, enroll, enrollHotp, policy, tokenOf, usersYaml, world,
-} from '../helpers/kit.ts';
+import { RFC, asAdmin, cheapHasher, check, enroll, enrollHotp, policy, tokenOf, usersYaml, world } from '../helpers/kit.ts';
 import type { WorldOptions } from '../helpers/test_app.ts';
 
 const REJECT = { status: true, value: false, authentication: 'REJECT' };
@@ -17,10 +15,19 @@ const CR = policy('cr', 'authentication', { challenge_response: ['hotp'] });
 async function corpWorld(t: Parameters<typeof world>[0], policies: unknown[] = [], extra: Record<string, unknown> = {}) {
   const opts: WorldOptions = {
     config: {
-      realms: [{ name: 'corp', default: true, users: { type: 'file', path: 'users.yaml' } }, { name: 'ext', users: { type: 'any' } }],
-      policies, ...extra,
+      realms: [
+        { name: 'corp', default: true, users: { type: 'file', path: 'users.yaml' } },
+        { name: 'ext', users: { type: 'any' } },
+      ],
+      policies,
+      ...extra,
     },
-    files: { 'users.yaml': usersYaml([{ username: 'bob', password_hash: await cheapHasher.hash('bob-pw'), givenname: 'Bob' }, { username: 'eve' }]) },
+    files: {
+      'users.yaml': usersYaml([
+        { username: 'bob', password_hash: await cheapHasher.hash('bob-pw'), givenname: 'Bob' },
+        { username: 'eve' },
+      ]),
+    },
   };
   return world(t, opts);
 }
@@ -59,7 +66,11 @@ test('passthru: a user without tokens logs in with the user store password only'
   t.like((await check(w, { user: 'eve', pass: '' })).body, { result: REJECT }, 'no password hash → never matches');
   t.like((await check(w, { user: 'anyone', realm: 'ext', pass: 'x' })).body, { result: REJECT }, 'an any-realm has no passwords');
   await enroll(w, { type: 'spass', user: 'bob', pin: 'static', serial: 'PISP0001' });
-  t.like((await check(w, { user: 'bob', pass: 'bob-pw' })).body, { result: REJECT, detail: { message: 'wrong otp pin' } }, 'only without tokens');
+  t.like(
+    (await check(w, { user: 'bob', pass: 'bob-pw' })).body,
+    { result: REJECT, detail: { message: 'wrong otp pin' } },
+    'only without tokens',
+  );
 });
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -69,7 +80,11 @@ test('otppin userstore: the PIN part is the user store password', async (t) => {
   const w = await corpWorld(t, [policy('up', 'authentication', { otppin: 'userstore' })]);
   await enrollHotp(w, { user: 'bob' });
   t.like((await check(w, { user: 'bob', pass: 'bob-pw' + RFC[0] })).body, { result: ACCEPT, detail: { serial: 'OATH0001' } });
-  t.like((await check(w, { user: 'bob', pass: '1234' + RFC[1] })).body, { result: REJECT, detail: { message: 'wrong otp pin' } }, 'the token PIN no longer counts');
+  t.like(
+    (await check(w, { user: 'bob', pass: '1234' + RFC[1] })).body,
+    { result: REJECT, detail: { message: 'wrong otp pin' } },
+    'the token PIN no longer counts',
+  );
   t.like((await check(w, { user: 'bob', pass: 'bob-pw' + RFC[1] })).body, { result: ACCEPT });
 });
 
@@ -90,7 +105,13 @@ test('challenge_response: PIN → CHALLENGE; transaction_id + OTP → Found matc
   t.deepEqual(c.body.result, { status: true, value: false, authentication: 'CHALLENGE' });
   const tid = c.body.detail.transaction_id as string;
   t.regex(tid, /^\d{20}$/);
-  t.like(c.body.detail.multi_challenge[0], { transaction_id: tid, serial: 'OATH0001', type: 'hotp', client_mode: 'interactive', message: 'please enter otp: ' });
+  t.like(c.body.detail.multi_challenge[0], {
+    transaction_id: tid,
+    serial: 'OATH0001',
+    type: 'hotp',
+    client_mode: 'interactive',
+    message: 'please enter otp: ',
+  });
   t.deepEqual(c.body.detail.transaction_ids, [tid]);
   t.is(c.body.detail.preferred_client_mode, 'interactive');
   t.is((await tokenOf(w, 'OATH0001')).failCount, 0, 'a challenge is not a failure');
@@ -111,7 +132,10 @@ test('challenge_response: state (RADIUS) is an alias of transaction_id; serial-o
   t.like(a.body, { result: ACCEPT, detail: { message: 'Found matching challenge' } });
   const tid2 = (await check(w, { serial: 'OATH0001', pass: '1234' })).body.detail.transaction_id as string;
   t.not(tid2, tid);
-  t.like((await w.call('GET', '/validate/check', { serial: 'OATH0001', state: tid2, pass: RFC[1] })).body, { result: ACCEPT, detail: { message: 'Found matching challenge' } });
+  t.like((await w.call('GET', '/validate/check', { serial: 'OATH0001', state: tid2, pass: RFC[1] })).body, {
+    result: ACCEPT,
+    detail: { message: 'Found matching challenge' },
+  });
 });
 
 test('challenge_response: wrong answer counts a failure, expired challenge is rejected, PIN+OTP still works', async (t) => {
@@ -125,14 +149,22 @@ test('challenge_response: wrong answer counts a failure, expired challenge is re
   w.clock.advance(120_000);
   const late = await check(w, { user: 'alice', transaction_id: tid, pass: RFC[0] });
   t.deepEqual(late.body.result, REJECT, 'challenge.validity_seconds (120) passed');
-  t.like((await check(w, { user: 'alice', pass: '1234' + RFC[0] })).body, { result: ACCEPT }, 'the OTP was not consumed by the late answer');
+  t.like(
+    (await check(w, { user: 'alice', pass: '1234' + RFC[0] })).body,
+    { result: ACCEPT },
+    'the OTP was not consumed by the late answer',
+  );
 });
 
 test('challenge_response: challenge_text, preferred_client_mode, types not listed do not challenge', async (t) => {
   const w = await world(t, {
     config: {
       policies: [
-        policy('cr', 'authentication', { challenge_response: 'hotp', challenge_text: 'Your code, please', preferred_client_mode: ['poll', 'interactive'] }),
+        policy('cr', 'authentication', {
+          challenge_response: 'hotp',
+          challenge_text: 'Your code, please',
+          preferred_client_mode: ['poll', 'interactive'],
+        }),
       ],
     },
   });
@@ -146,14 +178,23 @@ test('challenge_response: challenge_text, preferred_client_mode, types not liste
   t.like(totp.body, { result: REJECT, detail: { message: 'wrong otp pin' } }, 'totp is not listed: a PIN alone is just wrong');
   const w2 = await world(t);
   await enrollHotp(w2);
-  t.like((await check(w2, { user: 'alice', pass: '1234' })).body, { result: REJECT, detail: { message: 'wrong otp pin' } }, 'no policy, no challenge');
+  t.like(
+    (await check(w2, { user: 'alice', pass: '1234' })).body,
+    { result: REJECT, detail: { message: 'wrong otp pin' } },
+    'no policy, no challenge',
+  );
 });
 
 test('challenge_text_header / _footer rewrite detail.message of a CHALLENGE (HTML list or one line), nothing else', async (t) => {
-  const header = (h: string, extra: Record<string, unknown> = {}) => world(t, { config: { policies: [
-    policy('cr', 'authentication', { challenge_response: ['hotp', 'totp'], challenge_text: 'Your code, please' }),
-    policy('texts', 'authentication', { challenge_text_header: h, ...extra }),
-  ] } });
+  const header = (h: string, extra: Record<string, unknown> = {}) =>
+    world(t, {
+      config: {
+        policies: [
+          policy('cr', 'authentication', { challenge_response: ['hotp', 'totp'], challenge_text: 'Your code, please' }),
+          policy('texts', 'authentication', { challenge_text_header: h, ...extra }),
+        ],
+      },
+    });
   const twoTokens = async (w: Awaited<ReturnType<typeof world>>) => {
     await enrollHotp(w);
     await enroll(w, { type: 'totp', genkey: 1, user: 'alice', pin: '1234', serial: 'TOTP0001' });
@@ -171,10 +212,14 @@ test('challenge_text_header / _footer rewrite detail.message of a CHALLENGE (HTM
   await list.close(); // one world after the other: a test holds at most two (tests/helpers/db_budget.ts)
 
   // Plain header: the sorted distinct messages on one line between newlines; no footer policy → nothing after.
-  const line = await world(t, { config: { policies: [
-    policy('cr', 'authentication', { challenge_response: ['hotp', 'totp'] }),
-    policy('texts', 'authentication', { challenge_text_header: 'Options:' }),
-  ] } });
+  const line = await world(t, {
+    config: {
+      policies: [
+        policy('cr', 'authentication', { challenge_response: ['hotp', 'totp'] }),
+        policy('texts', 'authentication', { challenge_text_header: 'Options:' }),
+      ],
+    },
+  });
   await enrollHotp(line);
   await enroll(line, { type: 'totp', genkey: 1, user: 'alice', pin: '1234', serial: 'TOTP0001' });
   const messages = (await check(line, { user: 'alice', pass: '1234' })).body.detail;
@@ -182,9 +227,13 @@ test('challenge_text_header / _footer rewrite detail.message of a CHALLENGE (HTM
   await line.close();
 
   // A footer without a header changes nothing.
-  const footerOnly = await world(t, { config: { policies: [
-    policy('cr', 'authentication', { challenge_response: ['hotp'], challenge_text: 'Your code, please', challenge_text_footer: 'Bye' }),
-  ] } });
+  const footerOnly = await world(t, {
+    config: {
+      policies: [
+        policy('cr', 'authentication', { challenge_response: ['hotp'], challenge_text: 'Your code, please', challenge_text_footer: 'Bye' }),
+      ],
+    },
+  });
   await enrollHotp(footerOnly);
   t.is((await check(footerOnly, { user: 'alice', pass: '1234' })).body.detail.message, 'Your code, please');
 });
@@ -197,11 +246,16 @@ test('challenge_response: another user cannot finalize the transaction, even wit
   const stolen = await check(w, { user: 'mallory', transaction_id: tid, pass: RFC[0] });
   t.deepEqual(stolen.body.result, REJECT);
   t.is((await w.deps.store.challenges.byTransaction(tid)).length, 1, 'the transaction is untouched');
-  t.like((await check(w, { user: 'alice', transaction_id: tid, pass: RFC[0] })).body, { result: ACCEPT, detail: { message: 'Found matching challenge' } });
+  t.like((await check(w, { user: 'alice', transaction_id: tid, pass: RFC[0] })).body, {
+    result: ACCEPT,
+    detail: { message: 'Found matching challenge' },
+  });
 });
 
 test('increase_failcounter_on_challenge: a triggered challenge counts, success resets', async (t) => {
-  const w = await world(t, { config: { policies: [policy('cr', 'authentication', { challenge_response: ['hotp'], increase_failcounter_on_challenge: true })] } });
+  const w = await world(t, {
+    config: { policies: [policy('cr', 'authentication', { challenge_response: ['hotp'], increase_failcounter_on_challenge: true })] },
+  });
   await enrollHotp(w);
   const tid = (await check(w, { user: 'alice', pass: '1234' })).body.detail.transaction_id as string;
   t.is((await tokenOf(w, 'OATH0001')).failCount, 1);
@@ -304,8 +358,14 @@ test('inactive policies and realm/user filters do not apply', async (t) => {
     },
   });
   t.like((await check(w, { user: 'dave', pass: 'x' })).body, { result: REJECT, detail: { message: 'The user has no tokens assigned' } });
-  t.like((await check(w, { user: 'daniel', pass: 'x' })).body, { result: ACCEPT, detail: { message: "user has no token, accepted due to 'notdave'" } });
-  t.like((await check(w, { user: 'dave', realm: 'other', pass: 'x' })).body, { result: ACCEPT, detail: { message: "user has no token, accepted due to 'otherrealm'" } });
+  t.like((await check(w, { user: 'daniel', pass: 'x' })).body, {
+    result: ACCEPT,
+    detail: { message: "user has no token, accepted due to 'notdave'" },
+  });
+  t.like((await check(w, { user: 'dave', realm: 'other', pass: 'x' })).body, {
+    result: ACCEPT,
+    detail: { message: "user has no token, accepted due to 'otherrealm'" },
+  });
   t.like((await check(w, { user: 'dave@other', pass: 'x' })).body, { result: ACCEPT });
 });
 
@@ -327,8 +387,16 @@ test('client filter: 127.0.0.1 matches, a foreign CIDR and a negation do not', a
   t.like((await check(w, { user: 'u2', pass: '' })).body, { result: REJECT });
   t.like((await check(w, { user: 'u3', pass: '' })).body, { result: REJECT });
   t.like((await check(w, { user: 'u4', pass: '' })).body, { result: ACCEPT });
-  t.like((await check(w, { user: 'u2', pass: '', client: '10.1.2.3' })).body, { result: REJECT }, 'the client parameter is ignored without a trusted proxy');
-  t.like((await check(w, { user: 'u2', pass: '' }, { headers: { 'x-forwarded-for': '10.1.2.3' } })).body, { result: REJECT }, 'so is X-Forwarded-For');
+  t.like(
+    (await check(w, { user: 'u2', pass: '', client: '10.1.2.3' })).body,
+    { result: REJECT },
+    'the client parameter is ignored without a trusted proxy',
+  );
+  t.like(
+    (await check(w, { user: 'u2', pass: '' }, { headers: { 'x-forwarded-for': '10.1.2.3' } })).body,
+    { result: REJECT },
+    'so is X-Forwarded-For',
+  );
 });
 
 test('client filter behind a trusted proxy: the client parameter and X-Forwarded-For decide', async (t) => {

@@ -16,10 +16,16 @@ import { DECLINED_MESSAGE } from '../../server/auth/outcome.ts';
 // Client models
 
 interface PhpResponse {
-  status: boolean; value: boolean; authentication: 'CHALLENGE' | 'ACCEPT' | 'REJECT' | 'NONE';
-  message: string; transactionId: string;
+  status: boolean;
+  value: boolean;
+  authentication: 'CHALLENGE' | 'ACCEPT' | 'REJECT' | 'NONE';
+  message: string;
+  transactionId: string;
   multiChallenge: Array<{ transactionId: string; message: string; serial: string; type: string; attributes: unknown }>;
-  userAttributes: Record<string, unknown> | null; realm?: unknown; resolver?: unknown; warnings: string[];
+  userAttributes: Record<string, unknown> | null;
+  realm?: unknown;
+  resolver?: unknown;
+  warnings: string[];
 }
 
 /**
@@ -30,14 +36,24 @@ interface PhpResponse {
  */
 function phpClient(body: any, o: { attributesType?: 'string' | 'array' } = {}): PhpResponse {
   const typed = (cls: string, prop: string, v: unknown, type: 'string' | 'array') => {
-    const ok = type === 'string' ? typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' : typeof v === 'object' && v !== null;
-    if (!ok) throw new TypeError(`Cannot assign ${v === null || v === undefined ? 'null' : Array.isArray(v) || typeof v === 'object' ? 'array' : typeof v} to property ${cls}::$${prop} of type ${type}`);
+    const ok =
+      type === 'string' ? typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' : typeof v === 'object' && v !== null;
+    if (!ok)
+      throw new TypeError(
+        `Cannot assign ${v === null || v === undefined ? 'null' : Array.isArray(v) || typeof v === 'object' ? 'array' : typeof v} to property ${cls}::$${prop} of type ${type}`,
+      );
     return v;
   };
   const result = body.result;
   const r: PhpResponse = {
-    status: Boolean(result.status), value: Boolean(result.value), authentication: 'NONE', message: '', transactionId: '',
-    multiChallenge: [], userAttributes: null, warnings: [],
+    status: Boolean(result.status),
+    value: Boolean(result.value),
+    authentication: 'NONE',
+    message: '',
+    transactionId: '',
+    multiChallenge: [],
+    userAttributes: null,
+    warnings: [],
   };
   const auth = result.authentication;
   r.authentication = auth === 'CHALLENGE' || auth === 'ACCEPT' || auth === 'REJECT' ? auth : 'NONE'; // "Unknown authentication status."
@@ -71,11 +87,13 @@ function javaClient(body: any) {
   const auth = body.result.authentication;
   const cs = body.detail?.challenge_status;
   return {
-    authentication: ['CHALLENGE', 'ACCEPT', 'REJECT'].includes(auth) ? auth as string : 'NONE',
+    authentication: ['CHALLENGE', 'ACCEPT', 'REJECT'].includes(auth) ? (auth as string) : 'NONE',
     value: body.result.value === true,
-    message: typeof body.detail?.message === 'string' ? body.detail.message as string : '',
-    challengeStatus: ['accept', 'declined', 'pending'].includes(cs) ? cs as string : 'none',
-    pushAvailable: (body.detail?.multi_challenge ?? []).some((c: any) => (c.type === 'push' || c.type === 'smartphone') && c.client_mode === 'poll'),
+    message: typeof body.detail?.message === 'string' ? (body.detail.message as string) : '',
+    challengeStatus: ['accept', 'declined', 'pending'].includes(cs) ? (cs as string) : 'none',
+    pushAvailable: (body.detail?.multi_challenge ?? []).some(
+      (c: any) => (c.type === 'push' || c.type === 'smartphone') && c.client_mode === 'poll',
+    ),
   };
 }
 
@@ -102,12 +120,18 @@ test('fix 1: PIN-then-OTP through the PHP client (simpleSAMLphp): HOTP and TOTP 
 
   const first = await phpCheck(w, { user: 'alice', pass: '1234' });
   t.is(first.status, 200, first.text);
-  for (const c of first.body.detail.multi_challenge) t.false('attributes' in c, `${c.serial}: no attributes key (eduMFA sends none for HOTP/TOTP)`);
+  for (const c of first.body.detail.multi_challenge)
+    t.false('attributes' in c, `${c.serial}: no attributes key (eduMFA sends none for HOTP/TOTP)`);
   t.false('attributes' in first.body.detail, 'nor in the flattened copy of the last challenge');
   const step1 = phpClient(first.body); // v2.0.x threw a TypeError here on `"attributes": {}`
   t.is(step1.authentication, 'CHALLENGE');
-  t.deepEqual(step1.multiChallenge.map((c) => [c.serial, c.type, typeof c.transactionId, typeof c.message]),
-    [['OATH0001', 'hotp', 'string', 'string'], ['TOTP0001', 'totp', 'string', 'string']]);
+  t.deepEqual(
+    step1.multiChallenge.map((c) => [c.serial, c.type, typeof c.transactionId, typeof c.message]),
+    [
+      ['OATH0001', 'hotp', 'string', 'string'],
+      ['TOTP0001', 'totp', 'string', 'string'],
+    ],
+  );
   t.regex(step1.transactionId, /^\d{20}$/);
 
   const second = await phpCheck(w, { user: 'alice', pass: totpAt(w.clock.now()), transaction_id: step1.transactionId });
@@ -116,7 +140,7 @@ test('fix 1: PIN-then-OTP through the PHP client (simpleSAMLphp): HOTP and TOTP 
   t.true(step2.value);
 });
 
-test('fix 1: a push challenge keeps eduMFA\'s attributes {hideResponseInput: true} (the SSP and Nextcloud copies read it as an array)', async (t) => {
+test("fix 1: a push challenge keeps eduMFA's attributes {hideResponseInput: true} (the SSP and Nextcloud copies read it as an array)", async (t) => {
   const w = await pushWorld(t, { policies: [policy('cr', 'authentication', { challenge_response: ['hotp'] })] });
   const phone = phoneFor(w);
   await enrollPhone(w, phone);
@@ -128,7 +152,10 @@ test('fix 1: a push challenge keeps eduMFA\'s attributes {hideResponseInput: tru
   t.deepEqual(r.body.detail.attributes, { hideResponseInput: true }, 'flattened: the last challenge (push) as eduMFA');
   const ssp = phpClient(r.body, { attributesType: 'array' });
   t.is(ssp.authentication, 'CHALLENGE');
-  t.deepEqual(ssp.multiChallenge.map((c) => c.attributes), ['', { hideResponseInput: true }]);
+  t.deepEqual(
+    ssp.multiChallenge.map((c) => c.attributes),
+    ['', { hideResponseInput: true }],
+  );
 });
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -146,7 +173,7 @@ async function legacyPushLogin(t: ExecutionContext, policies: Array<Record<strin
   return { w, phone, tid: c.body.detail.transaction_id as string };
 }
 
-test('fix 2: after a decline the finalizing check answers REJECT (the Java client knows it) with challenge_status declined and a message; polltransaction stays eduMFA\'s DECLINED', async (t) => {
+test("fix 2: after a decline the finalizing check answers REJECT (the Java client knows it) with challenge_status declined and a message; polltransaction stays eduMFA's DECLINED", async (t) => {
   const { w, phone, tid } = await legacyPushLogin(t);
   t.is((await phone.answer(await openChallenge(t, phone), { decline: true })).status, 200, 'a decline that lands is a 200');
   // pollTransaction: GET /validate/polltransaction?transaction_id= → detail.challenge_status (eduMFA: authentication DECLINED).
@@ -155,7 +182,10 @@ test('fix 2: after a decline the finalizing check answers REJECT (the Java clien
   t.is(javaClient(poll.body).challengeStatus, 'declined', 'Keycloak cancels the login');
   // A client that finalizes anyway (user, pass "", transaction_id).
   const fin = await javaCheck(w, { user: 'alice', pass: '', transaction_id: tid });
-  t.like(fin.body, { result: { status: true, value: false, authentication: 'REJECT' }, detail: { challenge_status: 'declined', message: DECLINED_MESSAGE } });
+  t.like(fin.body, {
+    result: { status: true, value: false, authentication: 'REJECT' },
+    detail: { challenge_status: 'declined', message: DECLINED_MESSAGE },
+  });
   const java = javaClient(fin.body);
   t.is(java.authentication, 'REJECT', 'not NONE: the client shows detail.message');
   t.is(java.message, DECLINED_MESSAGE);
@@ -179,7 +209,10 @@ test('fix 2: wait mode — a decline ends the waiting check at once with REJECT 
   await parked(w);
   await phone.answer(await openChallenge(t, phone), { decline: true });
   const r = await pending; // no clock advance: ended by the decline, not by the 20 s timeout
-  t.like(r.body, { result: { status: true, value: false, authentication: 'REJECT' }, detail: { challenge_status: 'declined', message: DECLINED_MESSAGE } });
+  t.like(r.body, {
+    result: { status: true, value: false, authentication: 'REJECT' },
+    detail: { challenge_status: 'declined', message: DECLINED_MESSAGE },
+  });
   const php = phpClient(r.body);
   t.is(php.authentication, 'REJECT');
   t.is(php.message, DECLINED_MESSAGE);
@@ -189,8 +222,15 @@ test('fix 2: wait mode — a decline ends the waiting check at once with REJECT 
 // 3. add_user_in_response / add_resolver_in_response
 
 const STAFF = {
-  files: { 'users.yaml': usersYaml([{ username: 'alice', givenname: 'Alice', surname: 'Liddell', email: 'alice@example.org', phone: '+49 551 0' }]) },
-  realms: [{ name: 'staff', default: true, users: { type: 'file', path: './users.yaml' } }, { name: 'guests', users: { type: 'any' } }],
+  files: {
+    'users.yaml': usersYaml([
+      { username: 'alice', givenname: 'Alice', surname: 'Liddell', email: 'alice@example.org', phone: '+49 551 0' },
+    ]),
+  },
+  realms: [
+    { name: 'staff', default: true, users: { type: 'file', path: './users.yaml' } },
+    { name: 'guests', users: { type: 'any' } },
+  ],
 };
 
 async function staffWorld(t: ExecutionContext, policies: Array<Record<string, unknown>>): Promise<TestWorld> {
@@ -206,7 +246,14 @@ test('fix 3: add_user_in_response + add_resolver_in_response — detail.user (at
   const w = await staffWorld(t, [policy('radius', 'authorization', { add_user_in_response: true, add_resolver_in_response: true })]);
   const r = await radius(w, { user: 'alice', pass: '1234' + hotpAt(0), client: '10.1.2.3' });
   t.like(r.body, { result: { value: true, authentication: 'ACCEPT' } });
-  t.deepEqual(r.body.detail.user, { username: 'alice', email: 'alice@example.org', givenname: 'Alice', surname: 'Liddell', phone: '+49 551 0', password: '' });
+  t.deepEqual(r.body.detail.user, {
+    username: 'alice',
+    email: 'alice@example.org',
+    givenname: 'Alice',
+    surname: 'Liddell',
+    phone: '+49 551 0',
+    password: '',
+  });
   t.is(r.body.detail['user-realm'], 'staff');
   t.is(r.body.detail['user-resolver'], 'staff_file');
   // PHP client: detail.user → attributes, with realm/resolver from the hyphenated keys (no warnings).
@@ -217,7 +264,10 @@ test('fix 3: add_user_in_response + add_resolver_in_response — detail.user (at
   t.deepEqual(php.warnings, []);
   // samlcheck: the same postpolicy in eduMFA.
   const saml = await w.call('POST', '/validate/samlcheck', { user: 'alice', pass: '1234' + hotpAt(1) });
-  t.like(saml.body, { result: { value: { auth: true } }, detail: { user: { username: 'alice', password: '' }, 'user-realm': 'staff', 'user-resolver': 'staff_file' } });
+  t.like(saml.body, {
+    result: { value: { auth: true } },
+    detail: { user: { username: 'alice', password: '' }, 'user-realm': 'staff', 'user-resolver': 'staff_file' },
+  });
 });
 
 test('fix 3: the user details only on success, only for a request with a user, only where the policy matches; no_detail_on_success removes them', async (t) => {
@@ -260,7 +310,10 @@ test('fix 5: a late answer (expired challenge) is an error status the apps treat
     const late = await phone.answer(data);
     t.false(appSaysSuccess(late), `${style}: no success feedback`);
     t.is(late.status, 400);
-    t.deepEqual(late.body.result.error, { code: 401, message: 'ERR401: The authentication request has expired: the answer was not accepted.' });
+    t.deepEqual(late.body.result.error, {
+      code: 401,
+      message: 'ERR401: The authentication request has expired: the answer was not accepted.',
+    });
     const fin = await check(w, { user: 'alice', pass: '', transaction_id: c.body.detail.transaction_id });
     t.like(fin.body, { result: { value: false, authentication: 'REJECT' } });
   }
@@ -270,7 +323,10 @@ test('fix 5: every refused answer is non-200 (already declined / accepted, disab
   const w = await pushWorld(t);
   const phone = phoneFor(w);
   const serial = await enrollPhone(w, phone);
-  const login = async () => { await check(w, { user: 'alice', pass: '1234' }); return openChallenge(t, phone); };
+  const login = async () => {
+    await check(w, { user: 'alice', pass: '1234' });
+    return openChallenge(t, phone);
+  };
 
   const a = await login();
   t.true(appSaysSuccess(await phone.answer(a)), 'accept lands');

@@ -13,7 +13,11 @@ const NO_BACKOFF = { failed_per_user: 0 };
 
 /** The replies that are neither ACCEPT nor REJECT, for an assertion message (what went wrong, if anything). */
 function others(replies: readonly Reply[]): string {
-  return JSON.stringify(replies.filter((r) => r.status !== 200 || !['ACCEPT', 'REJECT'].includes(r.body?.result?.authentication)).map((r) => `${r.status} ${r.text}`));
+  return JSON.stringify(
+    replies
+      .filter((r) => r.status !== 200 || !['ACCEPT', 'REJECT'].includes(r.body?.result?.authentication))
+      .map((r) => `${r.status} ${r.text}`),
+  );
 }
 
 function tally(replies: readonly Reply[]): { accept: number; reject: number; other: number } {
@@ -79,7 +83,13 @@ test('20 parallel wrong OTPs → the fail counter is exactly 20', async (t) => {
 
 test('30 parallel wrong OTPs against max_fail 10 → locked at exactly 10, lock event emitted', async (t) => {
   // The per-user back-off would refuse 20 of the 30 before the PIN check; this test is about the fail counter's race.
-  const w = await world(t, { config: { tokens: { max_fail: 10 }, limits: NO_BACKOFF, pin: { memory_kib: 1024, time_cost: 1, parallelism: 1, max_concurrent: 8, max_queue: 1000, max_queue_per_key: 1000 } } });
+  const w = await world(t, {
+    config: {
+      tokens: { max_fail: 10 },
+      limits: NO_BACKOFF,
+      pin: { memory_kib: 1024, time_cost: 1, parallelism: 1, max_concurrent: 8, max_queue: 1000, max_queue_per_key: 1000 },
+    },
+  });
   await enrollHotp(w);
   barrier(w.deps.store.tokens, 'incrementFailCount', 30, 'before');
   await parallel(30, (i) => check(w, { user: 'alice', pass: `1234${String(200000 + i)}` }));
@@ -91,11 +101,19 @@ test('30 parallel wrong OTPs against max_fail 10 → locked at exactly 10, lock 
 });
 
 test('30 parallel finalizes of one challenge (transaction_id + OTP) → exactly one ACCEPT', async (t) => {
-  const w = await world(t, { config: { tokens: { max_fail: 1000 }, limits: NO_BACKOFF, policies: [policy('cr', 'authentication', { challenge_response: ['hotp'] })] } });
+  const w = await world(t, {
+    config: {
+      tokens: { max_fail: 1000 },
+      limits: NO_BACKOFF,
+      policies: [policy('cr', 'authentication', { challenge_response: ['hotp'] })],
+    },
+  });
   await enrollHotp(w);
   const tid = (await check(w, { user: 'alice', pass: '1234' })).body.detail.transaction_id as string;
   const arrived = barrier(w.deps.store.challenges, 'byTransaction', 30);
-  const replies = await parallel(30, (i) => check(w, i % 2 ? { user: 'alice', transaction_id: tid, pass: RFC[0] } : { user: 'alice', state: tid, pass: RFC[0] }));
+  const replies = await parallel(30, (i) =>
+    check(w, i % 2 ? { user: 'alice', transaction_id: tid, pass: RFC[0] } : { user: 'alice', state: tid, pass: RFC[0] }),
+  );
   t.is(arrived(), 30, 'all 30 saw the pending challenge before any could consume it');
   t.deepEqual(tally(replies), { accept: 1, reject: 29, other: 0 }, others(replies));
   t.is(replies.find((r) => r.body.result.value === true)!.body.detail.message, 'Found matching challenge');
@@ -117,11 +135,19 @@ test('30 parallel finalizes of a triggered challenge over two tokens → exactly
 });
 
 test('one OTP raced through both paths (PIN+OTP and challenge answer) → exactly one ACCEPT', async (t) => {
-  const w = await world(t, { config: { tokens: { max_fail: 1000 }, limits: NO_BACKOFF, policies: [policy('cr', 'authentication', { challenge_response: ['hotp'] })] } });
+  const w = await world(t, {
+    config: {
+      tokens: { max_fail: 1000 },
+      limits: NO_BACKOFF,
+      policies: [policy('cr', 'authentication', { challenge_response: ['hotp'] })],
+    },
+  });
   await enrollHotp(w);
   const tid = (await check(w, { user: 'alice', pass: '1234' })).body.detail.transaction_id as string;
   barrier(w.deps.store.tokens, 'list', 32);
-  const replies = await parallel(32, (i) => check(w, i % 2 ? { user: 'alice', pass: '1234' + RFC[0] } : { user: 'alice', transaction_id: tid, pass: RFC[0] }));
+  const replies = await parallel(32, (i) =>
+    check(w, i % 2 ? { user: 'alice', pass: '1234' + RFC[0] } : { user: 'alice', transaction_id: tid, pass: RFC[0] }),
+  );
   t.deepEqual(tally(replies), { accept: 1, reject: 31, other: 0 }, others(replies));
   t.is((await tokenOf(w, 'OATH0001')).counter, 1);
 });

@@ -35,7 +35,14 @@ const actions = buildActionRegistry(CORE_ACTIONS, createTokenRegistry(ALL_TOKEN_
 
 test('defaults: an empty document gives the documented defaults', (t) => {
   const c = parseConfig({}, BASE);
-  t.deepEqual(c.server, { host: '127.0.0.1', port: 5001, publicUrl: 'http://127.0.0.1:5001', bodyLimitBytes: 65536, trustedProxies: [], nodeName: os.hostname() });
+  t.deepEqual(c.server, {
+    host: '127.0.0.1',
+    port: 5001,
+    publicUrl: 'http://127.0.0.1:5001',
+    bodyLimitBytes: 65536,
+    trustedProxies: [],
+    nodeName: os.hostname(),
+  });
   t.is(c.database.url, `sqlite:${path.join(BASE, 'data/pushgate.db')}`);
   t.is(c.database.poolMax, 10);
   t.is(c.secrets.keyFile, path.join(BASE, 'data/pushgate.key'));
@@ -57,7 +64,10 @@ test('defaults: an empty document gives the documented defaults', (t) => {
 test('error paths: every problem names its exact path, all of them at once', (t) => {
   const p = problems({
     server: { port: 70000, host: 5, public_url: 'ftp://x', bogus: 1 },
-    realms: [{ name: 'r1', users: { type: 'ldap' } }, { name: 'bad name', users: { type: 'file' } }],
+    realms: [
+      { name: 'r1', users: { type: 'ldap' } },
+      { name: 'bad name', users: { type: 'file' } },
+    ],
     tokens: { max_fail: 0 },
     challenge: { validity_seconds: 'soon' },
     pin: { parallelism: 99 },
@@ -86,7 +96,14 @@ test('error paths: wrong shapes, duplicate and double-default realms', (t) => {
   t.deepEqual(problems({ server: 'x' }), ['server must be a mapping']);
   t.deepEqual(problems({ realms: {} }), ['realms must be a list']);
   t.true(problems({ realms: [{ name: 'a' }, { name: 'a' }] }).includes('realms[1].name a is defined twice'));
-  t.true(problems({ realms: [{ name: 'a', default: true }, { name: 'b', default: true }] }).includes('realms: only one realm may be the default'));
+  t.true(
+    problems({
+      realms: [
+        { name: 'a', default: true },
+        { name: 'b', default: true },
+      ],
+    }).includes('realms: only one realm may be the default'),
+  );
   t.deepEqual(problems({ realms: [{ name: 'a', default: 'yes' }] }), ['realms[0].default must be true or false']);
   t.deepEqual(problems({ realms: [{ users: { type: 'any' } }] }), ['realms[0].name is required']);
   t.deepEqual(problems({ database: { url: 'oracle://x' } }), ['database.url must be sqlite:PATH, postgres://… or mysql://…']);
@@ -98,12 +115,25 @@ test('pin queue: defaults derive from the hashing slots (and max_wait_ms), value
   t.like(one, { maxConcurrent: 1, maxWaitMs: 2000, maxQueue: 40, maxQueuePerKey: 3 });
   t.like(parseConfig({ pin: { max_concurrent: 7 } }, BASE).pin, { maxQueue: 280, maxQueuePerKey: 18 });
   t.like(parseConfig({ pin: { max_concurrent: 2, max_wait_ms: 500 } }, BASE).pin, { maxWaitMs: 500, maxQueue: 20, maxQueuePerKey: 2 });
-  t.like(parseConfig({ pin: { max_concurrent: 1, max_queue: 160 } }, BASE).pin, { maxQueue: 160, maxQueuePerKey: 10 }, 'the per-user default follows max_queue');
+  t.like(
+    parseConfig({ pin: { max_concurrent: 1, max_queue: 160 } }, BASE).pin,
+    { maxQueue: 160, maxQueuePerKey: 10 },
+    'the per-user default follows max_queue',
+  );
   t.like(parseConfig({ pin: { max_queue: 1 } }, BASE).pin, { maxQueue: 1, maxQueuePerKey: 1 }, 'never more than the whole queue');
-  t.like(parseConfig({ pin: { max_queue: 9, max_queue_per_key: 9, max_wait_ms: 1 } }, BASE).pin, { maxQueue: 9, maxQueuePerKey: 9, maxWaitMs: 1 });
-  t.deepEqual(problems({ pin: { max_queue: 0, max_wait_ms: 'soon' } }), ['pin.max_wait_ms must be an integer >= 1', 'pin.max_queue must be an integer >= 1']);
+  t.like(parseConfig({ pin: { max_queue: 9, max_queue_per_key: 9, max_wait_ms: 1 } }, BASE).pin, {
+    maxQueue: 9,
+    maxQueuePerKey: 9,
+    maxWaitMs: 1,
+  });
+  t.deepEqual(problems({ pin: { max_queue: 0, max_wait_ms: 'soon' } }), [
+    'pin.max_wait_ms must be an integer >= 1',
+    'pin.max_queue must be an integer >= 1',
+  ]);
   t.deepEqual(problems({ pin: { max_queue: 5, max_queue_per_key: 6 } }), ['pin.max_queue_per_key must be an integer between 1 and 5']);
-  t.deepEqual(problems({ pin: { max_concurrent: 1, max_queue_per_key: 0 } }), ['pin.max_queue_per_key must be an integer between 1 and 40']);
+  t.deepEqual(problems({ pin: { max_concurrent: 1, max_queue_per_key: 0 } }), [
+    'pin.max_queue_per_key must be an integer between 1 and 40',
+  ]);
 });
 
 test('ConfigError message lists every problem', (t) => {
@@ -113,12 +143,18 @@ test('ConfigError message lists every problem', (t) => {
 });
 
 test('values: numeric strings, public_url trailing slash, IPv6 host default URL, relative file paths', (t) => {
-  const c = parseConfig({
-    server: { port: '8080', public_url: 'https://mfa.example.org/base///' },
-    realms: [{ name: 'corp', users: { type: 'file', path: 'users.yaml' } }, { name: 'any1', default: true }],
-    secrets: { key_file: '/etc/pg/key' },
-    policy_files: ['pol/a.yaml'],
-  }, BASE);
+  const c = parseConfig(
+    {
+      server: { port: '8080', public_url: 'https://mfa.example.org/base///' },
+      realms: [
+        { name: 'corp', users: { type: 'file', path: 'users.yaml' } },
+        { name: 'any1', default: true },
+      ],
+      secrets: { key_file: '/etc/pg/key' },
+      policy_files: ['pol/a.yaml'],
+    },
+    BASE,
+  );
   t.is(c.server.port, 8080);
   t.is(c.server.publicUrl, 'https://mfa.example.org/base');
   t.deepEqual(c.realms[0], { name: 'corp', default: false, users: { type: 'file', path: path.join(BASE, 'users.yaml') } });
@@ -138,26 +174,35 @@ test('sqlite: relative paths resolve against the config directory; absolute and 
 });
 
 test('policies: an unknown action, a wrong type and a wrong scope name their path', (t) => {
-  const c = parseConfig({
-    policies: [
-      { name: 'p0', scope: 'authentication', actions: { x: true } },
-      { name: 'p1', scope: 'authentication', actions: { passthru: 'maybe' } },
-      { name: 'p2', scope: 'authentication', actions: { last_auth: '1h' } },
-      { name: 'p3', scope: 'nowhere', actions: {} },
-      { name: 'p4', scope: 'authorization', actions: { last_auth: 'ten hours' } },
-    ],
-  }, BASE);
+  const c = parseConfig(
+    {
+      policies: [
+        { name: 'p0', scope: 'authentication', actions: { x: true } },
+        { name: 'p1', scope: 'authentication', actions: { passthru: 'maybe' } },
+        { name: 'p2', scope: 'authentication', actions: { last_auth: '1h' } },
+        { name: 'p3', scope: 'nowhere', actions: {} },
+        { name: 'p4', scope: 'authorization', actions: { last_auth: 'ten hours' } },
+      ],
+    },
+    BASE,
+  );
   const err = t.throws(() => collectPolicies(c, actions), { instanceOf: ConfigError });
   const p = err!.problems;
   t.true(p.includes('policies[0].actions.x is not a known action for scope authentication'), p.join('\n'));
   t.true(p.includes('policies[1].actions.passthru must be true or false'), p.join('\n'));
-  t.true(p.includes('policies[2].actions.last_auth is not a known action for scope authentication (it belongs to scope authorization)'), p.join('\n'));
+  t.true(
+    p.includes('policies[2].actions.last_auth is not a known action for scope authentication (it belongs to scope authorization)'),
+    p.join('\n'),
+  );
   t.true(p.includes('policies[3].scope must be one of authentication, enrollment, authorization, admin'), p.join('\n'));
   t.true(p.includes('policies[4].actions.last_auth must be a duration: a number followed by s, m, h, d or y (e.g. 10h)'), p.join('\n'));
 });
 
 test('policies: a broken policy refuses the start of the server (createWorld/buildDeps)', async (t) => {
-  const err = await t.throwsAsync(createWorld({ config: { policies: [{ name: 'p', scope: 'authentication', actions: { x: 1 } }] }, noHttp: true }), { instanceOf: ConfigError });
+  const err = await t.throwsAsync(
+    createWorld({ config: { policies: [{ name: 'p', scope: 'authentication', actions: { x: 1 } }] }, noHttp: true }),
+    { instanceOf: ConfigError },
+  );
   t.deepEqual(err!.problems, ['policies[0].actions.x is not a known action for scope authentication']);
 });
 
@@ -171,18 +216,26 @@ test('loadConfig: reads YAML, resolves against the file directory, reports synta
   t.is(c.baseDir, dir);
   fs.writeFileSync(file, 'server: [\n');
   const bad = t.throws(() => loadConfig(file), { instanceOf: ConfigError });
-  t.is(bad!.problems[0], `${file}:2:1: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ] — line 2: ""`);
+  t.is(
+    bad!.problems[0],
+    `${file}:2:1: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ] — line 2: ""`,
+  );
   const missing = t.throws(() => loadConfig(path.join(dir, 'nope.yaml')), { instanceOf: ConfigError });
   t.is(missing!.problems[0], `${path.join(dir, 'nope.yaml')}: cannot read (ENOENT)`);
   fs.writeFileSync(file, '');
   t.is(loadConfig(file).server.port, 5001, 'an empty file is all defaults');
   fs.writeFileSync(file, 'server:\n  port: 99999\n');
-  t.deepEqual(t.throws(() => loadConfig(file), { instanceOf: ConfigError })!.problems, ['server.port must be an integer between 0 and 65535']);
+  t.deepEqual(t.throws(() => loadConfig(file), { instanceOf: ConfigError })!.problems, [
+    'server.port must be an integer between 0 and 65535',
+  ]);
 });
 
 test('configPathFrom: --config wins over PUSHGATE_CONFIG, none → null', (t) => {
   const before = process.env.PUSHGATE_CONFIG;
-  t.teardown(() => { if (before === undefined) delete process.env.PUSHGATE_CONFIG; else process.env.PUSHGATE_CONFIG = before; });
+  t.teardown(() => {
+    if (before === undefined) delete process.env.PUSHGATE_CONFIG;
+    else process.env.PUSHGATE_CONFIG = before;
+  });
   delete process.env.PUSHGATE_CONFIG;
   t.is(configPathFrom(undefined), null);
   process.env.PUSHGATE_CONFIG = '/e.yaml';
@@ -191,6 +244,9 @@ test('configPathFrom: --config wins over PUSHGATE_CONFIG, none → null', (t) =>
 });
 
 test('a file realm with an unreadable users file refuses the start', async (t) => {
-  const err = await t.throwsAsync(createWorld({ config: { realms: [{ name: 'corp', users: { type: 'file', path: 'missing.yaml' } }] }, noHttp: true }), { instanceOf: ConfigError });
+  const err = await t.throwsAsync(
+    createWorld({ config: { realms: [{ name: 'corp', users: { type: 'file', path: 'missing.yaml' } }] }, noHttp: true }),
+    { instanceOf: ConfigError },
+  );
   t.regex(err!.problems[0]!, /^realms corp: cannot read user file .*missing\.yaml/);
 });

@@ -5,11 +5,29 @@
 import fs from 'node:fs';
 import test from 'ava';
 import {
-  VERSION, VERSION_NUMBER, challengeDetail, challengeText, errorEnvelope, okEnvelope, outcomeEnvelope,
+  VERSION,
+  VERSION_NUMBER,
+  challengeDetail,
+  challengeText,
+  errorEnvelope,
+  okEnvelope,
+  outcomeEnvelope,
 } from '../../server/envelope.ts';
 import {
-  AuthError, ConfigAdminError, DatabaseError, InternalError, MethodError, NotFoundError, ParameterError, PayloadTooLargeError,
-  PolicyError, SignatureError, UnavailableError, UserError, ValidateError, missingParameter,
+  AuthError,
+  ConfigAdminError,
+  DatabaseError,
+  InternalError,
+  MethodError,
+  NotFoundError,
+  ParameterError,
+  PayloadTooLargeError,
+  PolicyError,
+  SignatureError,
+  UnavailableError,
+  UserError,
+  ValidateError,
+  missingParameter,
 } from '../../core/errors.ts';
 import type { ChallengeOut } from '../../server/auth/outcome.ts';
 import { RFC, check, enrollHotp, policy, world } from '../helpers/kit.ts';
@@ -19,7 +37,12 @@ const SUCCESS_KEYS = ['detail', 'id', 'jsonrpc', 'result', 'time', 'version', 'v
 const ERROR_KEYS = ['detail', 'id', 'jsonrpc', 'result', 'time', 'version'];
 
 const ch = (serial: string, over: Partial<ChallengeOut> = {}): ChallengeOut => ({
-  transactionId: '01234567890123456789', serial, type: 'hotp', clientMode: 'interactive', message: 'please enter otp: ', ...over,
+  transactionId: '01234567890123456789',
+  serial,
+  type: 'hotp',
+  clientMode: 'interactive',
+  message: 'please enter otp: ',
+  ...over,
 });
 
 test('version strings: "pushgate <n>" and the package version', (t) => {
@@ -30,8 +53,13 @@ test('version strings: "pushgate <n>" and the package version', (t) => {
 
 test('okEnvelope: every field, time in float seconds', (t) => {
   t.deepEqual(okEnvelope(NOW, { a: 1 }, { x: 'y' }, 2), {
-    jsonrpc: '2.0', id: 2, time: 1_795_608_000.123, version: VERSION, versionnumber: VERSION_NUMBER,
-    result: { status: true, value: { a: 1 } }, detail: { x: 'y' },
+    jsonrpc: '2.0',
+    id: 2,
+    time: 1_795_608_000.123,
+    version: VERSION,
+    versionnumber: VERSION_NUMBER,
+    result: { status: true, value: { a: 1 } },
+    detail: { x: 'y' },
   });
   const d = okEnvelope(NOW, true);
   t.is(d.id, 1);
@@ -41,7 +69,11 @@ test('okEnvelope: every field, time in float seconds', (t) => {
 test('errorEnvelope: id 1, detail null, no versionnumber, prefixed or not per error class', (t) => {
   const env = errorEnvelope(NOW, new ParameterError('Invalid serial number.'));
   t.deepEqual(env, {
-    jsonrpc: '2.0', id: 1, time: 1_795_608_000.123, version: VERSION, detail: null,
+    jsonrpc: '2.0',
+    id: 1,
+    time: 1_795_608_000.123,
+    version: VERSION,
+    detail: null,
     result: { status: false, error: { code: 905, message: 'ERR905: Invalid serial number.' } },
   });
   t.deepEqual(Object.keys(env).sort(), ERROR_KEYS);
@@ -56,7 +88,12 @@ test('error classes: eduMFA codes, HTTP statuses and prefixes (protocol.md §6.5
     [new PolicyError('p'), 303, 403, 'p'],
     [new NotFoundError('n'), 601, 404, 'n'],
     [new AuthError('a'), 4031, 401, 'a'],
-    [new AuthError('Authentication failure. Missing Authorization header.', 4033), 4033, 401, 'Authentication failure. Missing Authorization header.'],
+    [
+      new AuthError('Authentication failure. Missing Authorization header.', 4033),
+      4033,
+      401,
+      'Authentication failure. Missing Authorization header.',
+    ],
     [new SignatureError(), 10, 400, 'ERR10: Could not verify signature!'],
     [new ConfigAdminError('c'), 302, 400, 'ERR302: c'],
     [new DatabaseError(new Error('boom')), -600, 500, 'A database error occurred.'],
@@ -81,12 +118,26 @@ test('challengeDetail: multi_challenge, messages, transaction_ids and the flatte
   t.deepEqual(challengeDetail([a, b], 'interactive'), {
     multi_challenge: [
       { transaction_id: a.transactionId, serial: 'A1', type: 'hotp', client_mode: 'interactive', message: 'please enter otp: ' },
-      { transaction_id: a.transactionId, serial: 'B2', type: 'totp', client_mode: 'interactive', message: 'other', attributes: { k: 1 }, image: 'data:image/png;base64,xx' },
+      {
+        transaction_id: a.transactionId,
+        serial: 'B2',
+        type: 'totp',
+        client_mode: 'interactive',
+        message: 'other',
+        attributes: { k: 1 },
+        image: 'data:image/png;base64,xx',
+      },
     ],
     messages: ['please enter otp: ', 'other'],
     transaction_ids: [a.transactionId, a.transactionId],
-    transaction_id: a.transactionId, serial: 'B2', type: 'totp', client_mode: 'interactive', attributes: { k: 1 },
-    message: 'please enter otp: , other', preferred_client_mode: 'interactive', image: 'data:image/png;base64,xx',
+    transaction_id: a.transactionId,
+    serial: 'B2',
+    type: 'totp',
+    client_mode: 'interactive',
+    attributes: { k: 1 },
+    message: 'please enter otp: , other',
+    preferred_client_mode: 'interactive',
+    image: 'data:image/png;base64,xx',
   });
   t.is(challengeDetail([a, ch('C3')], 'poll').message, 'please enter otp: , please enter otp: ', 'every message, as eduMFA joins them');
   t.deepEqual(challengeDetail([], 'interactive'), { multi_challenge: [], messages: [], transaction_ids: [] });
@@ -98,7 +149,15 @@ test('challengeDetail: multi_challenge, messages, transaction_ids and the flatte
 });
 
 test('outcomeEnvelope: authentication per kind, detail fields, no_detail_on_* remove the detail key', (t) => {
-  const accept = outcomeEnvelope(NOW, { kind: 'accept', message: 'matching 1 tokens', serial: 'S', type: 'hotp', otpLen: 6, serials: ['S'], policies: [] });
+  const accept = outcomeEnvelope(NOW, {
+    kind: 'accept',
+    message: 'matching 1 tokens',
+    serial: 'S',
+    type: 'hotp',
+    otpLen: 6,
+    serials: ['S'],
+    policies: [],
+  });
   t.deepEqual(accept.result, { status: true, value: true, authentication: 'ACCEPT' });
   t.deepEqual(accept.detail, { message: 'matching 1 tokens', serial: 'S', type: 'hotp', otplen: 6 });
   t.is(accept.id, 2);
@@ -107,11 +166,17 @@ test('outcomeEnvelope: authentication per kind, detail fields, no_detail_on_* re
   t.deepEqual(reject.detail, { message: 'wrong otp pin' });
   const declinedOutcome = { kind: 'declined', message: 'd', serial: 'S', type: 'edupush', serials: [], policies: [] } as const;
   const declined = outcomeEnvelope(NOW, declinedOutcome);
-  t.deepEqual(declined.result, { status: true, value: false, authentication: 'REJECT' }, 'eduMFA\'s wire by default');
+  t.deepEqual(declined.result, { status: true, value: false, authentication: 'REJECT' }, "eduMFA's wire by default");
   t.deepEqual(declined.detail, { message: 'd', serial: 'S', type: 'edupush', challenge_status: 'declined' });
   t.is(outcomeEnvelope(NOW, declinedOutcome, { declinedAuthentication: 'reject' }).result.authentication, 'REJECT');
   t.is(outcomeEnvelope(NOW, declinedOutcome, { declinedAuthentication: 'declined' }).result.authentication, 'DECLINED');
-  const chal = outcomeEnvelope(NOW, { kind: 'challenge', challenges: [ch('S')], preferredClientMode: 'interactive', serials: ['S'], policies: [] });
+  const chal = outcomeEnvelope(NOW, {
+    kind: 'challenge',
+    challenges: [ch('S')],
+    preferredClientMode: 'interactive',
+    serials: ['S'],
+    policies: [],
+  });
   t.deepEqual(chal.result, { status: true, value: false, authentication: 'CHALLENGE' });
 
   const strip = { noDetailOnSuccess: true, noDetailOnFail: true };
@@ -119,7 +184,11 @@ test('outcomeEnvelope: authentication per kind, detail fields, no_detail_on_* re
   t.false('detail' in a2, 'eduMFA deletes the detail key');
   const r2 = outcomeEnvelope(NOW, { kind: 'reject', message: 'm', serials: [], policies: [] }, strip);
   t.false('detail' in r2);
-  const c2 = outcomeEnvelope(NOW, { kind: 'challenge', challenges: [ch('S')], preferredClientMode: 'interactive', serials: [], policies: [] }, strip);
+  const c2 = outcomeEnvelope(
+    NOW,
+    { kind: 'challenge', challenges: [ch('S')], preferredClientMode: 'interactive', serials: [], policies: [] },
+    strip,
+  );
   t.truthy(c2.detail?.multi_challenge, 'a challenge keeps its detail: the client needs the transaction id');
   t.truthy(outcomeEnvelope(NOW, { kind: 'accept', message: 'm', serials: [], policies: [] }, { noDetailOnFail: true }).detail);
   t.truthy(outcomeEnvelope(NOW, { kind: 'reject', message: 'm', serials: [], policies: [] }, { noDetailOnSuccess: true }).detail);
@@ -128,7 +197,7 @@ test('outcomeEnvelope: authentication per kind, detail fields, no_detail_on_* re
 // ---------------------------------------------------------------------------------------------------------------
 // Over HTTP, field by field
 
-test('HTTP: ACCEPT envelope of /validate/check is exactly eduMFA\'s', async (t) => {
+test("HTTP: ACCEPT envelope of /validate/check is exactly eduMFA's", async (t) => {
   const w = await world(t);
   await enrollHotp(w);
   const r = await check(w, { user: 'alice', pass: '1234' + RFC[0] });
@@ -137,7 +206,11 @@ test('HTTP: ACCEPT envelope of /validate/check is exactly eduMFA\'s', async (t) 
   t.is(r.headers.get('cache-control'), 'no-cache');
   t.deepEqual(Object.keys(r.body).sort(), SUCCESS_KEYS);
   t.deepEqual(r.body, {
-    jsonrpc: '2.0', id: 2, time: w.clock.now() / 1000, version: VERSION, versionnumber: VERSION_NUMBER,
+    jsonrpc: '2.0',
+    id: 2,
+    time: w.clock.now() / 1000,
+    version: VERSION,
+    versionnumber: VERSION_NUMBER,
     result: { status: true, value: true, authentication: 'ACCEPT' },
     detail: { message: 'matching 1 tokens', serial: 'OATH0001', type: 'hotp', otplen: 6 },
   });
@@ -148,7 +221,11 @@ test('HTTP: REJECT envelopes — wrong otp value carries serial/type/otplen, wro
   await enrollHotp(w);
   const value = await check(w, { user: 'alice', pass: '1234000000' });
   t.deepEqual(value.body, {
-    jsonrpc: '2.0', id: 2, time: w.clock.now() / 1000, version: VERSION, versionnumber: VERSION_NUMBER,
+    jsonrpc: '2.0',
+    id: 2,
+    time: w.clock.now() / 1000,
+    version: VERSION,
+    versionnumber: VERSION_NUMBER,
     result: { status: true, value: false, authentication: 'REJECT' },
     detail: { message: 'wrong otp value', serial: 'OATH0001', type: 'hotp', otplen: 6 },
   });
@@ -165,12 +242,24 @@ test('HTTP: CHALLENGE envelope with every field of protocol.md §6.2', async (t)
   const tid = r.body.detail.transaction_id as string;
   t.regex(tid, /^\d{20}$/);
   t.deepEqual(r.body, {
-    jsonrpc: '2.0', id: 2, time: w.clock.now() / 1000, version: VERSION, versionnumber: VERSION_NUMBER,
+    jsonrpc: '2.0',
+    id: 2,
+    time: w.clock.now() / 1000,
+    version: VERSION,
+    versionnumber: VERSION_NUMBER,
     result: { status: true, value: false, authentication: 'CHALLENGE' },
     detail: {
-      multi_challenge: [{ transaction_id: tid, serial: 'OATH0001', type: 'hotp', client_mode: 'interactive', message: 'please enter otp: ' }],
-      messages: ['please enter otp: '], transaction_ids: [tid], transaction_id: tid, serial: 'OATH0001', type: 'hotp',
-      client_mode: 'interactive', message: 'please enter otp: ', preferred_client_mode: 'interactive',
+      multi_challenge: [
+        { transaction_id: tid, serial: 'OATH0001', type: 'hotp', client_mode: 'interactive', message: 'please enter otp: ' },
+      ],
+      messages: ['please enter otp: '],
+      transaction_ids: [tid],
+      transaction_id: tid,
+      serial: 'OATH0001',
+      type: 'hotp',
+      client_mode: 'interactive',
+      message: 'please enter otp: ',
+      preferred_client_mode: 'interactive',
     },
   });
 });
@@ -181,21 +270,42 @@ test('HTTP: error envelope of 400, 401, 403, 404 and 405', async (t) => {
     const r = await p;
     t.is(r.status, status, message);
     t.deepEqual(Object.keys(r.body).sort(), ERROR_KEYS, message);
-    t.deepEqual(r.body, { jsonrpc: '2.0', id: 1, time: w.clock.now() / 1000, version: VERSION, detail: null, result: { status: false, error: { code, message } } });
+    t.deepEqual(r.body, {
+      jsonrpc: '2.0',
+      id: 1,
+      time: w.clock.now() / 1000,
+      version: VERSION,
+      detail: null,
+      result: { status: false, error: { code, message } },
+    });
   };
   await expectError(check(w, { user: 'alice' }), 400, 905, "ERR905: Missing parameter: 'pass'");
   await expectError(w.call('GET', '/token/'), 401, 4033, 'Authentication failure. Missing Authorization header.');
   await expectError(w.call('GET', '/nowhere'), 404, 404, 'The requested URL was not found on the server.');
-  await expectError(w.call('POST', '/validate/polltransaction', { transaction_id: '1' }), 405, 405, 'The method is not allowed for the requested URL.');
+  await expectError(
+    w.call('POST', '/validate/polltransaction', { transaction_id: '1' }),
+    405,
+    405,
+    'The method is not allowed for the requested URL.',
+  );
   const admin = await w.adminToken();
-  await expectError(w.call('DELETE', '/token/NOPE0001', {}, { headers: { Authorization: admin } }), 404, 601, 'The requested token could not be found.');
+  await expectError(
+    w.call('DELETE', '/token/NOPE0001', {}, { headers: { Authorization: admin } }),
+    404,
+    601,
+    'The requested token could not be found.',
+  );
 });
 
 test('challengeText: the header/footer layout of eduMFA — <li> items after a list header, else one comma line', (t) => {
   const messages = ['enter the HOTP from your email', 'enter the HOTP from your email', 'enter the TOTP from your SMS'];
-  t.is(challengeText('These are your options:<ul>', 'Happy authenticating!', messages),
-    'These are your options:<ul><li>enter the HOTP from your email</li>\n<li>enter the TOTP from your SMS</li>\nHappy authenticating!');
-  t.is(challengeText('These are your options:', 'Happy authenticating!', messages),
-    'These are your options:\nenter the HOTP from your email, enter the TOTP from your SMS\nHappy authenticating!');
+  t.is(
+    challengeText('These are your options:<ul>', 'Happy authenticating!', messages),
+    'These are your options:<ul><li>enter the HOTP from your email</li>\n<li>enter the TOTP from your SMS</li>\nHappy authenticating!',
+  );
+  t.is(
+    challengeText('These are your options:', 'Happy authenticating!', messages),
+    'These are your options:\nenter the HOTP from your email, enter the TOTP from your SMS\nHappy authenticating!',
+  );
   t.is(challengeText('Pick:<OL>', '', ['b', 'a']), 'Pick:<OL><li>a</li>\n<li>b</li>\n');
 });

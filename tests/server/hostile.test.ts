@@ -43,7 +43,11 @@ type Body =
   | { kind: 'json'; pairs: Array<[string, JsonPiece]>; type: string | null; filler?: number }
   | { kind: 'text'; text: string; type: string | null }
   | { kind: 'bytes'; bytes: number[]; type: string | null }
-  | { kind: 'multipart'; pairs: Array<[string, string]>; odd: 'none' | 'no-boundary' | 'wrong-boundary' | 'file' | 'unterminated' | 'no-disposition' };
+  | {
+      kind: 'multipart';
+      pairs: Array<[string, string]>;
+      odd: 'none' | 'no-boundary' | 'wrong-boundary' | 'file' | 'unterminated' | 'no-disposition';
+    };
 
 interface Spec {
   method: string;
@@ -57,47 +61,235 @@ interface Spec {
   transfer: 'length' | 'chunked' | 'truncated';
 }
 
-const PARAM_NAMES = ['user', 'pass', 'serial', 'realm', 'type', 'transaction_id', 'state', 'exception', 'client', 'otppin',
-  'pin', 'description', 'genkey', 'otpkey', 'otplen', 'hashlib', 'timeStep', 'username', 'password', 'page', 'pagesize',
-  'nonce', 'signature', 'timestamp', 'fbtoken', 'new_fb_token', 'pubkey', 'enrollment_credential', 'decline'];
-const ODD_NAMES = ['__proto__', 'constructor', 'prototype', 'hasOwnProperty', 'toString', 'user[]', 'user[0]', 'USER', ' user', '', 'pass ', 'a.b'];
+const PARAM_NAMES = [
+  'user',
+  'pass',
+  'serial',
+  'realm',
+  'type',
+  'transaction_id',
+  'state',
+  'exception',
+  'client',
+  'otppin',
+  'pin',
+  'description',
+  'genkey',
+  'otpkey',
+  'otplen',
+  'hashlib',
+  'timeStep',
+  'username',
+  'password',
+  'page',
+  'pagesize',
+  'nonce',
+  'signature',
+  'timestamp',
+  'fbtoken',
+  'new_fb_token',
+  'pubkey',
+  'enrollment_credential',
+  'decline',
+];
+const ODD_NAMES = [
+  '__proto__',
+  'constructor',
+  'prototype',
+  'hasOwnProperty',
+  'toString',
+  'user[]',
+  'user[0]',
+  'USER',
+  ' user',
+  '',
+  'pass ',
+  'a.b',
+];
 /** Values every input handler should survive. Short ones only: the long class is its own property. */
-const BOUNDARY = ['', ' ', '\t', '  alice  ', ' alice', 'alice ', 'ÀLÍCE', 'Alice', 'alice\u0301', '%', '*', 'a*', '%%', 'a\u0000b', '\u0000',
-  '\uD800', '\uDFFF', '\uFEFF', '\u202Ealice', 'alice\r\nX-A: b', '\n', 'null', 'undefined', 'true', 'false', '[]', '{}', '-1', '0',
-  '1e309', 'NaN', 'Infinity', '0x10', '９', '١٢٣٤', '../../etc/passwd', "' OR '1'='1", '${jndi:ldap://x}', '<script>', '😀', '\u{10FFFF}',
-  '9'.repeat(30), 'A'.repeat(30)];
+const BOUNDARY = [
+  '',
+  ' ',
+  '\t',
+  '  alice  ',
+  ' alice',
+  'alice ',
+  'ÀLÍCE',
+  'Alice',
+  'alice\u0301',
+  '%',
+  '*',
+  'a*',
+  '%%',
+  'a\u0000b',
+  '\u0000',
+  '\uD800',
+  '\uDFFF',
+  '\uFEFF',
+  '\u202Ealice',
+  'alice\r\nX-A: b',
+  '\n',
+  'null',
+  'undefined',
+  'true',
+  'false',
+  '[]',
+  '{}',
+  '-1',
+  '0',
+  '1e309',
+  'NaN',
+  'Infinity',
+  '0x10',
+  '９',
+  '١٢٣٤',
+  '../../etc/passwd',
+  "' OR '1'='1",
+  '${jndi:ldap://x}',
+  '<script>',
+  '😀',
+  '\u{10FFFF}',
+  '9'.repeat(30),
+  'A'.repeat(30),
+];
 /** Percent sequences that are not valid UTF-8 once decoded, or not valid percent-encoding at all. */
-const PERCENT_JUNK = ['%', '%%', '%2', '%zz', '%g0', '%C3%28', '%FF%FE', '%ED%A0%80', '%00', '%2500', '%25%00', '%C0%AF', '%F4%90%80%80',
-  '%E2%82', '%C3', '%252525', '%u0041', '%0D%0A', '+%2B+', 'a%00b', '%EF%BB%BF'];
+const PERCENT_JUNK = [
+  '%',
+  '%%',
+  '%2',
+  '%zz',
+  '%g0',
+  '%C3%28',
+  '%FF%FE',
+  '%ED%A0%80',
+  '%00',
+  '%2500',
+  '%25%00',
+  '%C0%AF',
+  '%F4%90%80%80',
+  '%E2%82',
+  '%C3',
+  '%252525',
+  '%u0041',
+  '%0D%0A',
+  '+%2B+',
+  'a%00b',
+  '%EF%BB%BF',
+];
 
-const TYPES_FORM = ['application/x-www-form-urlencoded', 'APPLICATION/X-WWW-FORM-URLENCODED', 'application/x-www-form-urlencoded; charset=latin1', null, 'text/plain'];
-const TYPES_JSON = ['application/json', 'application/json; charset=utf-8', 'application/json; charset=utf-16', 'application/vnd.api+json', 'text/plain', null, 'application/x-www-form-urlencoded', 'application/octet-stream'];
-const TYPES_ANY = [...new Set([...TYPES_FORM, ...TYPES_JSON, 'multipart/form-data', 'multipart/form-data; boundary=', 'multipart/mixed; boundary=x', 'image/png', ';;;', 'application/json;', '*/*'])];
+const TYPES_FORM = [
+  'application/x-www-form-urlencoded',
+  'APPLICATION/X-WWW-FORM-URLENCODED',
+  'application/x-www-form-urlencoded; charset=latin1',
+  null,
+  'text/plain',
+];
+const TYPES_JSON = [
+  'application/json',
+  'application/json; charset=utf-8',
+  'application/json; charset=utf-16',
+  'application/vnd.api+json',
+  'text/plain',
+  null,
+  'application/x-www-form-urlencoded',
+  'application/octet-stream',
+];
+const TYPES_ANY = [
+  ...new Set([
+    ...TYPES_FORM,
+    ...TYPES_JSON,
+    'multipart/form-data',
+    'multipart/form-data; boundary=',
+    'multipart/mixed; boundary=x',
+    'image/png',
+    ';;;',
+    'application/json;',
+    '*/*',
+  ]),
+];
 
-interface Known { admin: string; pushSerial: string; txid: string; otp: string }
+interface Known {
+  admin: string;
+  pushSerial: string;
+  txid: string;
+  otp: string;
+}
 
 /** Endpoints from server/routes/*.ts, with the methods they serve. `{}` marks a path segment. */
 const ENDPOINTS: Array<[string[], string]> = [
-  [['GET', 'POST'], '/validate/check'], [['GET', 'POST'], '/validate/radiuscheck'], [['GET', 'POST'], '/validate/samlcheck'],
-  [['GET', 'POST'], '/validate/triggerchallenge'], [['GET'], '/validate/polltransaction'], [['GET'], '/validate/polltransaction/{}'],
-  [['POST'], '/auth'], [['POST'], '/token/init'], [['GET'], '/token/'], [['DELETE'], '/token/{}'],
-  [['POST'], '/token/enable'], [['POST'], '/token/enable/{}'], [['POST'], '/token/disable'], [['POST'], '/token/disable/{}'],
-  [['POST'], '/token/reset'], [['POST'], '/token/reset/{}'], [['POST'], '/token/setpin'], [['POST'], '/token/setpin/{}'],
-  [['GET', 'POST'], '/ttype/edupush'], [['GET', 'POST'], '/ttype/push'], [['GET', 'POST'], '/ttype/{}'],
-  [['GET'], '/healthz'], [['GET'], '/metrics'],
+  [['GET', 'POST'], '/validate/check'],
+  [['GET', 'POST'], '/validate/radiuscheck'],
+  [['GET', 'POST'], '/validate/samlcheck'],
+  [['GET', 'POST'], '/validate/triggerchallenge'],
+  [['GET'], '/validate/polltransaction'],
+  [['GET'], '/validate/polltransaction/{}'],
+  [['POST'], '/auth'],
+  [['POST'], '/token/init'],
+  [['GET'], '/token/'],
+  [['DELETE'], '/token/{}'],
+  [['POST'], '/token/enable'],
+  [['POST'], '/token/enable/{}'],
+  [['POST'], '/token/disable'],
+  [['POST'], '/token/disable/{}'],
+  [['POST'], '/token/reset'],
+  [['POST'], '/token/reset/{}'],
+  [['POST'], '/token/setpin'],
+  [['POST'], '/token/setpin/{}'],
+  [['GET', 'POST'], '/ttype/edupush'],
+  [['GET', 'POST'], '/ttype/push'],
+  [['GET', 'POST'], '/ttype/{}'],
+  [['GET'], '/healthz'],
+  [['GET'], '/metrics'],
 ];
-const OTHER_PATHS = ['/validate/', '/validate/check/', '/validate/nothing', '/token', '/token/init/{}', '/', '/auth/', '/ttype/', '//validate/check', '/validate//check', '/VALIDATE/check', '/validate/%63heck'];
+const OTHER_PATHS = [
+  '/validate/',
+  '/validate/check/',
+  '/validate/nothing',
+  '/token',
+  '/token/init/{}',
+  '/',
+  '/auth/',
+  '/ttype/',
+  '//validate/check',
+  '/validate//check',
+  '/VALIDATE/check',
+  '/validate/%63heck',
+];
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS'];
 
 /** The arbitraries of one world (its admin token, serials and transaction id are among the known values). */
 function arbitraries(k: Known, long: boolean) {
-  const known = ['alice', 'bob', 'admin', 'admin-pw', 'OATH0001', k.pushSerial, '1234', `1234${k.otp}`, k.txid, 'default', 'hotp', 'totp',
-    'edupush', 'push', 'spass', '1', 'true', 'True', ...(long ? [k.admin] : [])];
+  const known = [
+    'alice',
+    'bob',
+    'admin',
+    'admin-pw',
+    'OATH0001',
+    k.pushSerial,
+    '1234',
+    `1234${k.otp}`,
+    k.txid,
+    'default',
+    'hotp',
+    'totp',
+    'edupush',
+    'push',
+    'spass',
+    '1',
+    'true',
+    'True',
+    ...(long ? [k.admin] : []),
+  ];
   const max = long ? 300 : 30;
-  const lengthy = fc.tuple(fc.constantFrom('a', '9', 'é', '😀', ' ', '%41'), fc.oneof(
-    fc.constantFrom(31, 32, 33, 40, 41, 60, 61, 64, 65, 120, 121, 255, 256, 1000, 1001, 5000, 40_000),
-    fc.integer({ min: 31, max: 60_000 }),
-  )).map(([c, n]) => c.repeat(n));
+  const lengthy = fc
+    .tuple(
+      fc.constantFrom('a', '9', 'é', '😀', ' ', '%41'),
+      fc.oneof(
+        fc.constantFrom(31, 32, 33, 40, 41, 60, 61, 64, 65, 120, 121, 255, 256, 1000, 1001, 5000, 40_000),
+        fc.integer({ min: 31, max: 60_000 }),
+      ),
+    )
+    .map(([c, n]) => c.repeat(n));
   const text: fc.Arbitrary<string> = fc.oneof(
     { weight: 4, arbitrary: fc.constantFrom(...known) },
     { weight: 2, arbitrary: fc.string({ maxLength: max }) },
@@ -119,24 +311,64 @@ function arbitraries(k: Known, long: boolean) {
   const jsonPiece: fc.Arbitrary<JsonPiece> = fc.oneof(
     { weight: 5, arbitrary: text.map((j) => ({ j })) },
     { weight: 3, arbitrary: fc.jsonValue({ maxDepth: 3 }).map((j) => ({ j })) },
-    { weight: 1, arbitrary: fc.constantFrom('"\\ud800"', '"\\u0000"', '"a\u0000b"', '"\\x41"', '"\xff\xfe"', '1e999', '-0', '"\\"', 'NaN', '01', '"\t"').map((raw) => ({ raw })) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .constantFrom('"\\ud800"', '"\\u0000"', '"a\u0000b"', '"\\x41"', '"\xff\xfe"', '1e999', '-0', '"\\"', 'NaN', '01', '"\t"')
+        .map((raw) => ({ raw })),
+    },
   );
-  const jsonPairs = fc.array(fc.tuple(fc.oneof(fc.constantFrom(...PARAM_NAMES, ...ODD_NAMES), fc.string({ maxLength: 10 })), jsonPiece), { maxLength: 8 });
-  const filler = long ? fc.option(fc.constantFrom(BODY_LIMIT - 200, BODY_LIMIT - 1, BODY_LIMIT, BODY_LIMIT + 1, 3 * BODY_LIMIT), { nil: undefined, freq: 3 }) : fc.constant(undefined);
+  const jsonPairs = fc.array(fc.tuple(fc.oneof(fc.constantFrom(...PARAM_NAMES, ...ODD_NAMES), fc.string({ maxLength: 10 })), jsonPiece), {
+    maxLength: 8,
+  });
+  const filler = long
+    ? fc.option(fc.constantFrom(BODY_LIMIT - 200, BODY_LIMIT - 1, BODY_LIMIT, BODY_LIMIT + 1, 3 * BODY_LIMIT), { nil: undefined, freq: 3 })
+    : fc.constant(undefined);
   const body: fc.Arbitrary<Body> = fc.oneof(
     { weight: 2, arbitrary: fc.constant<Body>({ kind: 'none' }) },
     { weight: 4, arbitrary: fc.record({ kind: fc.constant('form' as const), pairs, type: fc.constantFrom(...TYPES_FORM), filler }) },
-    { weight: 4, arbitrary: fc.record({ kind: fc.constant('json' as const), pairs: jsonPairs, type: fc.constantFrom(...TYPES_JSON), filler }) },
     {
-      weight: 2, arbitrary: fc.record({
+      weight: 4,
+      arbitrary: fc.record({ kind: fc.constant('json' as const), pairs: jsonPairs, type: fc.constantFrom(...TYPES_JSON), filler }),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.record({
         kind: fc.constant('text' as const),
-        text: fc.oneof(fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.stringify(v)), fc.constantFrom('{', '{"user":}', '{"user":"alice"}x', '\uFEFF{"user":"alice"}', ' ', '[', '{"user":"alice","user":1}', '{}', '[]', '"x"', 'user=alice&pass=1234', '&&&==', '=', 'user', '{"__proto__":{"pass":"1234"},"user":"alice"}')),
+        text: fc.oneof(
+          fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.stringify(v)),
+          fc.constantFrom(
+            '{',
+            '{"user":}',
+            '{"user":"alice"}x',
+            '\uFEFF{"user":"alice"}',
+            ' ',
+            '[',
+            '{"user":"alice","user":1}',
+            '{}',
+            '[]',
+            '"x"',
+            'user=alice&pass=1234',
+            '&&&==',
+            '=',
+            'user',
+            '{"__proto__":{"pass":"1234"},"user":"alice"}',
+          ),
+        ),
         type: fc.constantFrom(...TYPES_ANY),
       }),
     },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant('bytes' as const), bytes: fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 300 }), type: fc.constantFrom(...TYPES_ANY) }) },
     {
-      weight: 2, arbitrary: fc.record({
+      weight: 1,
+      arbitrary: fc.record({
+        kind: fc.constant('bytes' as const),
+        bytes: fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 300 }),
+        type: fc.constantFrom(...TYPES_ANY),
+      }),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.record({
         kind: fc.constant('multipart' as const),
         pairs: fc.array(fc.tuple(fc.oneof(fc.constantFrom(...PARAM_NAMES), fc.string({ maxLength: 8 })), text), { maxLength: 6 }),
         odd: fc.constantFrom('none', 'none', 'none', 'no-boundary', 'wrong-boundary', 'file', 'unterminated', 'no-disposition'),
@@ -144,13 +376,31 @@ function arbitraries(k: Known, long: boolean) {
     },
   );
   const auth = fc.oneof(
-    fc.constant(k.admin), fc.constant(`Bearer ${k.admin}`), fc.constant(`${k.admin}==`), fc.constant(`${k.admin}!!`),
-    fc.constant('Bearer'), fc.constant('null'), fc.string({ unit: 'grapheme-ascii', maxLength: 60 }), fc.constant('a.b.c'),
+    fc.constant(k.admin),
+    fc.constant(`Bearer ${k.admin}`),
+    fc.constant(`${k.admin}==`),
+    fc.constant(`${k.admin}!!`),
+    fc.constant('Bearer'),
+    fc.constant('null'),
+    fc.string({ unit: 'grapheme-ascii', maxLength: 60 }),
+    fc.constant('a.b.c'),
     fc.constant(`${k.admin.split('.').slice(0, 2).join('.')}.`),
   );
   const header = fc.oneof(
     fc.tuple(fc.constant('Authorization'), auth),
-    fc.tuple(fc.constant('User-Agent'), fc.constantFrom('eduMFA-LDAP-Proxy', 'simpleSAMLphp/2.0', 'eduMFA-cp/1', 'privacyIDEA-Keycloak/1', 'curl/8', '', '-', 'eduMFA-LDAP-Proxy/1 (x)')),
+    fc.tuple(
+      fc.constant('User-Agent'),
+      fc.constantFrom(
+        'eduMFA-LDAP-Proxy',
+        'simpleSAMLphp/2.0',
+        'eduMFA-cp/1',
+        'privacyIDEA-Keycloak/1',
+        'curl/8',
+        '',
+        '-',
+        'eduMFA-LDAP-Proxy/1 (x)',
+      ),
+    ),
     fc.tuple(fc.constant('X-Forwarded-For'), fc.constantFrom('1.2.3.4', '::1', 'junk', '1.2.3.4, 5.6.7.8', '', '999.1.1.1', '127.0.0.1')),
     fc.tuple(fc.constant('Accept'), fc.constantFrom('*/*', 'text/html', 'application/xml', '')),
     fc.tuple(fc.constant('Content-Encoding'), fc.constantFrom('gzip', 'identity', 'br')),
@@ -158,17 +408,22 @@ function arbitraries(k: Known, long: boolean) {
     fc.tuple(fc.constantFrom('X-Odd', 'Cookie', 'Origin', 'Referer'), fc.string({ unit: 'grapheme-ascii', maxLength: long ? 4000 : 40 })),
   );
   const endpoint = fc.oneof(
-    { weight: 6, arbitrary: fc.constantFrom(...ENDPOINTS).chain(([methods, path]) => fc.tuple(fc.constantFrom(...methods), fc.constant(path))) },
+    {
+      weight: 6,
+      arbitrary: fc.constantFrom(...ENDPOINTS).chain(([methods, path]) => fc.tuple(fc.constantFrom(...methods), fc.constant(path))),
+    },
     { weight: 1, arbitrary: fc.tuple(fc.constantFrom(...METHODS), fc.constantFrom(...ENDPOINTS.map(([, p]) => p), ...OTHER_PATHS)) },
   );
-  const spec: fc.Arbitrary<Spec> = fc.record({
-    ep: endpoint,
-    segment: fc.oneof(piece, fc.constantFrom<Piece>({ t: k.txid }, { t: k.pushSerial }, { t: 'OATH0001' }, { t: 'edupush' })),
-    query: fc.oneof({ weight: 2, arbitrary: fc.constant<Array<[Piece, Piece]>>([]) }, { weight: 1, arbitrary: pairs }),
-    body,
-    headers: fc.array(header, { maxLength: 4 }),
-    transfer: fc.constantFrom('length', 'length', 'length', 'length', 'chunked', 'truncated'),
-  }).map(({ ep: [method, path], ...rest }) => ({ method, path, ...rest }));
+  const spec: fc.Arbitrary<Spec> = fc
+    .record({
+      ep: endpoint,
+      segment: fc.oneof(piece, fc.constantFrom<Piece>({ t: k.txid }, { t: k.pushSerial }, { t: 'OATH0001' }, { t: 'edupush' })),
+      query: fc.oneof({ weight: 2, arbitrary: fc.constant<Array<[Piece, Piece]>>([]) }, { weight: 1, arbitrary: pairs }),
+      body,
+      headers: fc.array(header, { maxLength: 4 }),
+      transfer: fc.constantFrom('length', 'length', 'length', 'length', 'chunked', 'truncated'),
+    })
+    .map(({ ep: [method, path], ...rest }) => ({ method, path, ...rest }));
   return { spec, text, piece, pairs };
 }
 
@@ -176,24 +431,38 @@ function arbitraries(k: Known, long: boolean) {
 // Building the bytes.
 
 /** Percent-encodes the UTF-8 bytes of `s` (a lone surrogate becomes U+FFFD, as any UTF-8 encoder does). */
-const pct = (s: string): string => [...Buffer.from(s, 'utf8')].map((b) => (/[A-Za-z0-9_.~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`)).join('');
+const pct = (s: string): string =>
+  [...Buffer.from(s, 'utf8')]
+    .map((b) =>
+      /[A-Za-z0-9_.~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`,
+    )
+    .join('');
 const wire = (p: Piece): string => ('raw' in p ? p.raw : pct(p.t));
 const urlencoded = (pairs: Array<[Piece, Piece]>): string => pairs.map(([n, v]) => `${wire(n)}=${wire(v)}`).join('&');
 
 function jsonText(pairs: Array<[string, JsonPiece]>): Buffer {
   const parts = pairs.map(([k, v]) => {
-    const value = 'j' in v ? JSON.stringify(v.j) ?? 'null' : 'raw' in v ? v.raw : v.open.repeat(v.deep) + '1' + (v.open === '[' ? ']' : '}').repeat(v.deep);
+    const value =
+      'j' in v
+        ? (JSON.stringify(v.j) ?? 'null')
+        : 'raw' in v
+          ? v.raw
+          : v.open.repeat(v.deep) + '1' + (v.open === '[' ? ']' : '}').repeat(v.deep);
     return Buffer.concat([Buffer.from(`${JSON.stringify(k)}:`, 'utf8'), Buffer.from(value, 'raw' in v ? 'latin1' : 'utf8')]);
   });
   const out: Buffer[] = [Buffer.from('{')];
-  parts.forEach((p, i) => { if (i) out.push(Buffer.from(',')); out.push(p); });
+  parts.forEach((p, i) => {
+    if (i) out.push(Buffer.from(','));
+    out.push(p);
+  });
   out.push(Buffer.from('}'));
   return Buffer.concat(out);
 }
 
 function bodyBytes(b: Body): { bytes: Buffer | undefined; type: string | null } {
   switch (b.kind) {
-    case 'none': return { bytes: undefined, type: null };
+    case 'none':
+      return { bytes: undefined, type: null };
     case 'form': {
       const pairs = b.filler ? [...b.pairs, [{ t: 'x_filler' }, { t: '' }] as [Piece, Piece]] : b.pairs;
       let text = urlencoded(pairs);
@@ -205,15 +474,22 @@ function bodyBytes(b: Body): { bytes: Buffer | undefined; type: string | null } 
       if (b.filler) bytes = jsonText([...b.pairs, ['x_filler', { j: 'x'.repeat(Math.max(0, b.filler - bytes.length - 14)) }]]);
       return { bytes, type: b.type };
     }
-    case 'text': return { bytes: Buffer.from(b.text, 'utf8'), type: b.type };
-    case 'bytes': return { bytes: Buffer.from(b.bytes), type: b.type };
+    case 'text':
+      return { bytes: Buffer.from(b.text, 'utf8'), type: b.type };
+    case 'bytes':
+      return { bytes: Buffer.from(b.bytes), type: b.type };
     case 'multipart': {
       const boundary = 'hostileBoundary42';
-      const parts = b.pairs.map(([n, v]) => b.odd === 'no-disposition'
-        ? `--${boundary}\r\nContent-Type: text/plain\r\n\r\n${v}\r\n`
-        : `--${boundary}\r\nContent-Disposition: form-data; name="${n.replace(/["\r\n]/g, '_')}"${b.odd === 'file' ? '; filename="a.txt"' : ''}\r\n\r\n${v}\r\n`);
+      const parts = b.pairs.map(([n, v]) =>
+        b.odd === 'no-disposition'
+          ? `--${boundary}\r\nContent-Type: text/plain\r\n\r\n${v}\r\n`
+          : `--${boundary}\r\nContent-Disposition: form-data; name="${n.replace(/["\r\n]/g, '_')}"${b.odd === 'file' ? '; filename="a.txt"' : ''}\r\n\r\n${v}\r\n`,
+      );
       const text = parts.join('') + (b.odd === 'unterminated' ? '' : `--${boundary}--\r\n`);
-      const type = b.odd === 'no-boundary' ? 'multipart/form-data' : `multipart/form-data; boundary=${b.odd === 'wrong-boundary' ? 'other' : boundary}`;
+      const type =
+        b.odd === 'no-boundary'
+          ? 'multipart/form-data'
+          : `multipart/form-data; boundary=${b.odd === 'wrong-boundary' ? 'other' : boundary}`;
       return { bytes: Buffer.from(text, 'utf8'), type };
     }
   }
@@ -257,15 +533,26 @@ function answerProblems(method: string, target: string, res: RawResponse): strin
   if (method === 'HEAD') return problems;
   const text = res.body.toString('utf8');
   if (method === 'OPTIONS' && res.status === 200 && text === '' && res.headers.allow) return problems; // Koa's (and Flask's) automatic OPTIONS
-  if (path === '/metrics' && res.status === 200) return /^text\/plain/.test(res.headers['content-type'] ?? '') ? problems : [...problems, 'metrics not text/plain'];
+  if (path === '/metrics' && res.status === 200)
+    return /^text\/plain/.test(res.headers['content-type'] ?? '') ? problems : [...problems, 'metrics not text/plain'];
   if (path.startsWith('/validate/radiuscheck') && text === '' && (res.status === 204 || res.status === 400)) return problems;
   let env: any;
-  try { env = JSON.parse(text); } catch { return [...problems, `not JSON: ${JSON.stringify(text.slice(0, 80))}`]; }
-  if (env?.jsonrpc !== '2.0' || typeof env?.result?.status !== 'boolean' || typeof env?.time !== 'number' || typeof env?.version !== 'string') {
+  try {
+    env = JSON.parse(text);
+  } catch {
+    return [...problems, `not JSON: ${JSON.stringify(text.slice(0, 80))}`];
+  }
+  if (
+    env?.jsonrpc !== '2.0'
+    || typeof env?.result?.status !== 'boolean'
+    || typeof env?.time !== 'number'
+    || typeof env?.version !== 'string'
+  ) {
     problems.push(`not an eduMFA envelope: ${text.slice(0, 120)}`);
   } else if (res.status >= 400) {
     const e = env.result.error;
-    if (env.result.status !== false || typeof e?.code !== 'number' || typeof e?.message !== 'string') problems.push(`error envelope without status false/code/message: ${text.slice(0, 120)}`);
+    if (env.result.status !== false || typeof e?.code !== 'number' || typeof e?.message !== 'string')
+      problems.push(`error envelope without status false/code/message: ${text.slice(0, 120)}`);
   } else if (env.result.status !== true) {
     problems.push(`2xx with result.status false: ${text.slice(0, 120)}`);
   }
@@ -306,10 +593,16 @@ function runner(w: TestWorld): Runner {
       // bytes no request may hold with a bare 400: pushgate never sees those requests, so no envelope and no audit.
       const headBytes = raw.target.length + raw.headers.reduce((n, [k, v]) => n + k.length + v.length + 4, 0);
       const cutShort = raw.halfClose === true;
-      const parserRefused = res.body.length === 0 && ((res.status === 431 && headBytes > 16_000) || ((opts.malformed === true || cutShort) && res.status === 400));
+      const parserRefused =
+        res.body.length === 0
+        && ((res.status === 431 && headBytes > 16_000) || ((opts.malformed === true || cutShort) && res.status === 400));
       const problems = parserRefused ? [] : answerProblems(raw.method, raw.target, res);
       let path = '';
-      try { path = new URL(raw.target, 'http://h').pathname; } catch { /* not a URL */ }
+      try {
+        path = new URL(raw.target, 'http://h').pathname;
+      } catch {
+        /* not a URL */
+      }
       // A body cut short is refused by the parser (bare 400) and by pushgate, which audits it after that answer.
       if (path.startsWith('/validate/') && (!parserRefused || (cutShort && res.status === 400))) {
         const n = await settledCount(w, audited + 1);
@@ -327,8 +620,14 @@ function runner(w: TestWorld): Runner {
 }
 
 /** Runs a property; in COLLECT mode every failing case is recorded and all are reported at the end. */
-async function check<T>(t: { log(...a: unknown[]): void; fail(m: string): void; pass(): void }, w: TestWorld, arb: fc.Arbitrary<T>, runs: number,
-  toRequest: (v: T) => { raw: RawRequest; malformed?: boolean }, examples: T[] = []): Promise<void> {
+async function check<T>(
+  t: { log(...a: unknown[]): void; fail(m: string): void; pass(): void },
+  w: TestWorld,
+  arb: fc.Arbitrary<T>,
+  runs: number,
+  toRequest: (v: T) => { raw: RawRequest; malformed?: boolean },
+  examples: T[] = [],
+): Promise<void> {
   const r = runner(w);
   const numRuns = Math.max(1, Math.round(runs * SCALE));
   const seed = SEED ?? (Date.now() ^ (Math.random() * 0x7fffffff)) | 0;
@@ -336,7 +635,10 @@ async function check<T>(t: { log(...a: unknown[]): void; fail(m: string): void; 
     const { raw, malformed } = toRequest(v);
     const problems = await r.send(raw, { malformed });
     if (problems.length === 0) return true;
-    if (COLLECT) { for (const problem of problems) r.failures.push({ problem, spec: v }); return true; }
+    if (COLLECT) {
+      for (const problem of problems) r.failures.push({ problem, spec: v });
+      return true;
+    }
     throw new Error(problems.join('; '));
   });
   try {
@@ -376,35 +678,94 @@ async function hostileWorld(t: Parameters<typeof pushWorld>[0]): Promise<{ w: Te
   return { w, k: { admin, pushSerial, txid, otp: hotpAt(0) } };
 }
 
-test.serial('every endpoint: random, boundary and wrongly typed parameters in every transport (values that fit every column)', async (t) => {
-  const { w, k } = await hostileWorld(t);
-  await check(t, w, arbitraries(k, false).spec, 250, (s) => ({ raw: toRaw(s) }));
-});
+test.serial(
+  'every endpoint: random, boundary and wrongly typed parameters in every transport (values that fit every column)',
+  async (t) => {
+    const { w, k } = await hostileWorld(t);
+    await check(t, w, arbitraries(k, false).spec, 250, (s) => ({ raw: toRaw(s) }));
+  },
+);
 
 // Values longer than their columns: refused at the edge (400/905) on every database, and a /validate/ request with a
 // long path or transaction id still leaves its audit row (cut to the column and marked).
 test.serial('every endpoint: values up to and beyond the body limit, beyond every column size', async (t) => {
   const { w, k } = await hostileWorld(t);
   const examples: Spec[] = [
-    { method: 'POST', path: '/token/init', query: [], body: { kind: 'form', pairs: [[{ t: 'genkey' }, { t: '1' }], [{ t: 'user' }, { t: 'u'.repeat(300) }]], type: 'application/x-www-form-urlencoded' }, headers: [['Authorization', k.admin]], transfer: 'length' },
-    { method: 'POST', path: '/token/init', query: [], body: { kind: 'json', pairs: [['genkey', { j: 1 }], ['description', { j: 'd'.repeat(1000) }]], type: 'application/json' }, headers: [['Authorization', k.admin]], transfer: 'length' },
-    { method: 'GET', path: '/validate/polltransaction/{}', segment: { t: '9'.repeat(40) }, query: [], body: { kind: 'none' }, headers: [], transfer: 'length' },
+    {
+      method: 'POST',
+      path: '/token/init',
+      query: [],
+      body: {
+        kind: 'form',
+        pairs: [
+          [{ t: 'genkey' }, { t: '1' }],
+          [{ t: 'user' }, { t: 'u'.repeat(300) }],
+        ],
+        type: 'application/x-www-form-urlencoded',
+      },
+      headers: [['Authorization', k.admin]],
+      transfer: 'length',
+    },
+    {
+      method: 'POST',
+      path: '/token/init',
+      query: [],
+      body: {
+        kind: 'json',
+        pairs: [
+          ['genkey', { j: 1 }],
+          ['description', { j: 'd'.repeat(1000) }],
+        ],
+        type: 'application/json',
+      },
+      headers: [['Authorization', k.admin]],
+      transfer: 'length',
+    },
+    {
+      method: 'GET',
+      path: '/validate/polltransaction/{}',
+      segment: { t: '9'.repeat(40) },
+      query: [],
+      body: { kind: 'none' },
+      headers: [],
+      transfer: 'length',
+    },
   ];
   await check(t, w, arbitraries(k, true).spec, 120, (s) => ({ raw: toRaw(s) }), examples);
 });
 
 /** Nesting depths around eduMFA-compatible limits and far beyond (the stack). */
 const deepSpec = (depth: number, open: '[' | '{"a":', path: string, kind: 'json' | 'text', type: string | null): Spec => ({
-  method: 'POST', path, query: [], headers: [], transfer: 'length',
-  body: kind === 'json' ? { kind: 'json', pairs: [['user', { deep: depth, open }], ['pass', { j: '1234' }]], type } : { kind: 'text', text: open.repeat(depth) + '1' + (open === '[' ? ']' : '}').repeat(depth), type },
+  method: 'POST',
+  path,
+  query: [],
+  headers: [],
+  transfer: 'length',
+  body:
+    kind === 'json'
+      ? {
+          kind: 'json',
+          pairs: [
+            ['user', { deep: depth, open }],
+            ['pass', { j: '1234' }],
+          ],
+          type,
+        }
+      : { kind: 'text', text: open.repeat(depth) + '1' + (open === '[' ? ']' : '}').repeat(depth), type },
 });
-const deepArb = fc.record({
-  depth: fc.oneof(fc.integer({ min: 1, max: 400 }), fc.constantFrom(401, 1000, 5000, 10_000, 20_000), fc.integer({ min: 401, max: 30_000 })),
-  open: fc.constantFrom('[' as const, '{"a":' as const),
-  path: fc.constantFrom(...ENDPOINTS.filter(([m]) => m.includes('POST')).map(([, p]) => p.replace('{}', 'x'))),
-  kind: fc.constantFrom('json' as const, 'text' as const),
-  type: fc.constantFrom('application/json', null, 'text/plain'),
-}).map(({ depth, open, path, kind, type }) => deepSpec(depth, open, path, kind, type));
+const deepArb = fc
+  .record({
+    depth: fc.oneof(
+      fc.integer({ min: 1, max: 400 }),
+      fc.constantFrom(401, 1000, 5000, 10_000, 20_000),
+      fc.integer({ min: 401, max: 30_000 }),
+    ),
+    open: fc.constantFrom('[' as const, '{"a":' as const),
+    path: fc.constantFrom(...ENDPOINTS.filter(([m]) => m.includes('POST')).map(([, p]) => p.replace('{}', 'x'))),
+    kind: fc.constantFrom('json' as const, 'text' as const),
+    type: fc.constantFrom('application/json', null, 'text/plain'),
+  })
+  .map(({ depth, open, path, kind, type }) => deepSpec(depth, open, path, kind, type));
 
 // JSON nested beyond the depth limit is a 400/905 before anything recursive runs (it once was a RangeError → 500).
 test.serial('deep JSON bodies: nested arrays and objects within and beyond any depth limit', async (t) => {
@@ -412,33 +773,47 @@ test.serial('deep JSON bodies: nested arrays and objects within and beyond any d
   await check(t, w, deepArb, 60, (s) => ({ raw: toRaw(s) }), [deepSpec(10_000, '[', '/validate/check', 'json', 'application/json')]);
 });
 
-test.serial('percent-encoding and UTF-8: invalid sequences in query, form, path and multipart, with and without the second unquote', async (t) => {
-  const { w, k } = await hostileWorld(t);
-  const { piece } = arbitraries(k, false);
-  const junk = fc.oneof(piece, fc.array(fc.constantFrom(...PERCENT_JUNK), { minLength: 1, maxLength: 4 }).map((a) => ({ raw: a.join('') })));
-  const arb = fc.record({
-    ep: fc.constantFrom(...ENDPOINTS).chain(([methods, path]) => fc.tuple(fc.constantFrom(...methods), fc.constant(path))),
-    where: fc.constantFrom('query', 'form', 'segment', 'multipart-bytes'),
-    name: fc.constantFrom('user', 'pass', 'serial', 'realm', 'transaction_id', 'type', 'otppin', 'description', 'username', 'signature'),
-    value: junk,
-    ua: fc.constantFrom(null, 'eduMFA-LDAP-Proxy', 'curl/8'),
-    bytes: fc.array(fc.constantFrom(0xff, 0xfe, 0xc3, 0x28, 0xed, 0xa0, 0x80, 0xc0, 0xaf, 0x00, 0x41), { minLength: 1, maxLength: 8 }),
-  });
-  await check(t, w, arb, 150, ({ ep: [method, path], where, name, value, ua, bytes }) => {
-    const headers: RawRequest['headers'] = [['Authorization', k.admin]];
-    if (ua) headers.push(['User-Agent', ua]);
-    const filled = path.replace('{}', where === 'segment' ? wire(value) : 'x');
-    if (where === 'query' || method === 'GET' || method === 'DELETE') {
-      return { raw: { method, target: `${filled}?${wire({ t: name })}=${wire(value)}&user=alice`, headers } };
-    }
-    if (where === 'multipart-bytes') {
-      const body = Buffer.concat([Buffer.from(`--b\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n`), Buffer.from(bytes), Buffer.from('\r\n--b--\r\n')]);
-      return { raw: { method, target: filled, headers: [...headers, ['Content-Type', 'multipart/form-data; boundary=b']], body } };
-    }
-    const body = Buffer.concat([Buffer.from(`user=alice&${wire({ t: name })}=`, 'latin1'), Buffer.from(wire(value), 'latin1'), Buffer.from(bytes)]);
-    return { raw: { method, target: filled, headers: [...headers, ['Content-Type', 'application/x-www-form-urlencoded']], body } };
-  });
-});
+test.serial(
+  'percent-encoding and UTF-8: invalid sequences in query, form, path and multipart, with and without the second unquote',
+  async (t) => {
+    const { w, k } = await hostileWorld(t);
+    const { piece } = arbitraries(k, false);
+    const junk = fc.oneof(
+      piece,
+      fc.array(fc.constantFrom(...PERCENT_JUNK), { minLength: 1, maxLength: 4 }).map((a) => ({ raw: a.join('') })),
+    );
+    const arb = fc.record({
+      ep: fc.constantFrom(...ENDPOINTS).chain(([methods, path]) => fc.tuple(fc.constantFrom(...methods), fc.constant(path))),
+      where: fc.constantFrom('query', 'form', 'segment', 'multipart-bytes'),
+      name: fc.constantFrom('user', 'pass', 'serial', 'realm', 'transaction_id', 'type', 'otppin', 'description', 'username', 'signature'),
+      value: junk,
+      ua: fc.constantFrom(null, 'eduMFA-LDAP-Proxy', 'curl/8'),
+      bytes: fc.array(fc.constantFrom(0xff, 0xfe, 0xc3, 0x28, 0xed, 0xa0, 0x80, 0xc0, 0xaf, 0x00, 0x41), { minLength: 1, maxLength: 8 }),
+    });
+    await check(t, w, arb, 150, ({ ep: [method, path], where, name, value, ua, bytes }) => {
+      const headers: RawRequest['headers'] = [['Authorization', k.admin]];
+      if (ua) headers.push(['User-Agent', ua]);
+      const filled = path.replace('{}', where === 'segment' ? wire(value) : 'x');
+      if (where === 'query' || method === 'GET' || method === 'DELETE') {
+        return { raw: { method, target: `${filled}?${wire({ t: name })}=${wire(value)}&user=alice`, headers } };
+      }
+      if (where === 'multipart-bytes') {
+        const body = Buffer.concat([
+          Buffer.from(`--b\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n`),
+          Buffer.from(bytes),
+          Buffer.from('\r\n--b--\r\n'),
+        ]);
+        return { raw: { method, target: filled, headers: [...headers, ['Content-Type', 'multipart/form-data; boundary=b']], body } };
+      }
+      const body = Buffer.concat([
+        Buffer.from(`user=alice&${wire({ t: name })}=`, 'latin1'),
+        Buffer.from(wire(value), 'latin1'),
+        Buffer.from(bytes),
+      ]);
+      return { raw: { method, target: filled, headers: [...headers, ['Content-Type', 'application/x-www-form-urlencoded']], body } };
+    });
+  },
+);
 
 /**
  * Bytes no HTTP/1.1 request may hold: Node's parser refuses them with its own bare 400 (or 431 for a huge header)
@@ -452,25 +827,43 @@ test.serial('malformed HTTP: refused by the parser, the server keeps answering',
     [['X-A', Buffer.from('a\rb', 'latin1')]],
     [['Bad Name', 'x']],
     [['X-Huge', 'h'.repeat(20_000)]],
-    [['Transfer-Encoding', 'chunked'], ['Content-Length', '5']],
-    [['Content-Length', '5'], ['Content-Length', '6']],
+    [
+      ['Transfer-Encoding', 'chunked'],
+      ['Content-Length', '5'],
+    ],
+    [
+      ['Content-Length', '5'],
+      ['Content-Length', '6'],
+    ],
     [['Content-Length', '-1']],
     [['Content-Length', 'abc']],
     [['Transfer-Encoding', 'gzip, chunked, x']],
-    [['Host', 'a'], ['Host', 'b']],
+    [
+      ['Host', 'a'],
+      ['Host', 'b'],
+    ],
   );
   const arb = fc.record({
     ep: fc.constantFrom(...ENDPOINTS).chain(([methods, path]) => fc.tuple(fc.constantFrom(...methods), fc.constant(path))),
     how: fc.oneof(
       odd.map((headers) => ({ headers, target: null as string | null, version: undefined as string | undefined })),
-      fc.constantFrom('\xff\xfe', ' x', '\u0000', '\t', '"<>', '\x7f').map((s) => ({ headers: [] as Array<[string, string | Buffer]>, target: s as string | null, version: undefined as string | undefined })),
-      fc.constantFrom('2.0', '1.2', 'x', '0.9').map((version) => ({ headers: [] as Array<[string, string | Buffer]>, target: null as string | null, version: version as string | undefined })),
+      fc.constantFrom('\xff\xfe', ' x', '\u0000', '\t', '"<>', '\x7f').map((s) => ({
+        headers: [] as Array<[string, string | Buffer]>,
+        target: s as string | null,
+        version: undefined as string | undefined,
+      })),
+      fc.constantFrom('2.0', '1.2', 'x', '0.9').map((version) => ({
+        headers: [] as Array<[string, string | Buffer]>,
+        target: null as string | null,
+        version: version as string | undefined,
+      })),
     ),
   });
   await check(t, w, arb, 60, ({ ep: [method, path], how }) => ({
     malformed: true,
     raw: {
-      method, version: how.version,
+      method,
+      version: how.version,
       target: `${path.replace('{}', 'x')}?user=alice${how.target ?? ''}`,
       headers: [['Authorization', k.admin], ...how.headers],
       body: method === 'POST' ? Buffer.from('pass=1234') : undefined,
@@ -485,7 +878,12 @@ test('a multipart part without a name is ignored, not a crash of the server (bus
   const { w } = await hostileWorld(t);
   for (const part of ['Content-Type: text/plain', 'Content-Disposition: form-data', 'Content-Disposition: form-data; filename=""']) {
     const body = Buffer.from(`--b\r\n${part}\r\n\r\nalice\r\n--b\r\nContent-Disposition: form-data; name="user"\r\n\r\nalice\r\n--b--\r\n`);
-    const res = await sendRaw(w.url, { method: 'POST', target: '/validate/check', headers: [['Content-Type', 'multipart/form-data; boundary=b']], body });
+    const res = await sendRaw(w.url, {
+      method: 'POST',
+      target: '/validate/check',
+      headers: [['Content-Type', 'multipart/form-data; boundary=b']],
+      body,
+    });
     t.is(res.status, 400, part);
     t.regex(res.body.toString('utf8'), /Missing parameter: 'pass'|File uploads/, part);
   }
@@ -507,28 +905,55 @@ test('OPTIONS on a /validate/ endpoint is audited like every /validate/ request'
 test('a NUL byte in a path segment (serial, transaction id) is a 400, not a database error (PostgreSQL refuses NUL)', async (t) => {
   const { w, k } = await hostileWorld(t);
   const before = await validateRows(w);
-  for (const [method, target] of [['GET', '/validate/polltransaction/%00'], ['GET', '/validate/polltransaction/a%00b'], ['DELETE', '/token/%00'], ['POST', '/token/enable/X%00'], ['POST', '/token/setpin/%00?otppin=1'], ['GET', '/ttype/edu%00push']] as const) {
+  for (const [method, target] of [
+    ['GET', '/validate/polltransaction/%00'],
+    ['GET', '/validate/polltransaction/a%00b'],
+    ['DELETE', '/token/%00'],
+    ['POST', '/token/enable/X%00'],
+    ['POST', '/token/setpin/%00?otppin=1'],
+    ['GET', '/ttype/edu%00push'],
+  ] as const) {
     const res = await sendRaw(w.url, { method, target, headers: [['Authorization', k.admin]] });
     t.is(res.status, 400, target);
-    t.like(JSON.parse(res.body.toString('utf8')), { result: { status: false, error: { code: 905, message: 'ERR905: Invalid path.' } } }, target);
+    t.like(
+      JSON.parse(res.body.toString('utf8')),
+      { result: { status: false, error: { code: 905, message: 'ERR905: Invalid path.' } } },
+      target,
+    );
   }
   t.is(await validateRows(w), before + 2, 'both /validate/ requests are audited');
 });
 
-test('a body cut short is audited and logged as an event, not as a stack trace on stderr (Koa\'s default)', async (t) => {
+test("a body cut short is audited and logged as an event, not as a stack trace on stderr (Koa's default)", async (t) => {
   const { w } = await hostileWorld(t);
   const before = await validateRows(w);
   const printed: unknown[] = [];
   const orig = console.error;
-  console.error = (...a: unknown[]) => { printed.push(a); };
+  console.error = (...a: unknown[]) => {
+    printed.push(a);
+  };
   try {
-    const res = await sendRaw(w.url, { method: 'POST', target: '/validate/check', headers: [['Content-Type', 'application/x-www-form-urlencoded'], ['Content-Length', '100']], body: Buffer.from('user=alice&pass=1'), contentLength: false, halfClose: true });
+    const res = await sendRaw(w.url, {
+      method: 'POST',
+      target: '/validate/check',
+      headers: [
+        ['Content-Type', 'application/x-www-form-urlencoded'],
+        ['Content-Length', '100'],
+      ],
+      body: Buffer.from('user=alice&pass=1'),
+      contentLength: false,
+      halfClose: true,
+    });
     t.is(res.status, 400);
     t.is(await settledCount(w, before + 1), before + 1, 'the refused login is audited');
-    for (let i = 0; i < 500 && !w.seen.some((e) => e.name === 'log' && (e.payload as { msg?: string }).msg === 'request stream error'); i++) await new Promise((r) => setImmediate(r));
+    for (let i = 0; i < 500 && !w.seen.some((e) => e.name === 'log' && (e.payload as { msg?: string }).msg === 'request stream error'); i++)
+      await new Promise((r) => setImmediate(r));
   } finally {
     console.error = orig;
   }
   t.deepEqual(printed, []);
-  t.like(w.seen.find((e) => e.name === 'log' && (e.payload as { msg?: string }).msg === 'request stream error')?.payload, { level: 'debug', error: 'Parse Error' });
+  t.like(w.seen.find((e) => e.name === 'log' && (e.payload as { msg?: string }).msg === 'request stream error')?.payload, {
+    level: 'debug',
+    error: 'Parse Error',
+  });
 });

@@ -12,7 +12,8 @@ import type { Reply } from '../helpers/test_app.ts';
 import { parseConfig } from '../../server/config.ts';
 import { ConfigError } from '../../core/errors.ts';
 
-const is905 = (r: Reply, re: RegExp): boolean => r.status === 400 && r.body?.result?.error?.code === 905 && re.test(r.body.result.error.message);
+const is905 = (r: Reply, re: RegExp): boolean =>
+  r.status === 400 && r.body?.result?.error?.code === 905 && re.test(r.body.result.error.message);
 
 test('/token/init: a 300-character user, a 1,000-character description, a 41-character serial → 400 / 905 naming the parameter', async (t) => {
   const w = await world(t);
@@ -27,11 +28,24 @@ test('/token/init: a 300-character user, a 1,000-character description, a 41-cha
   ];
   for (const [params, name] of cases) {
     const r = await w.call('POST', '/token/init', { ...base, ...params }, { headers: h });
-    t.true(is905(r, new RegExp(`Parameter '${name}' is too long \\(at most ${PARAM_LIMITS[name]} characters\\)`)), `${name}: ${r.status} ${r.text}`);
+    t.true(
+      is905(r, new RegExp(`Parameter '${name}' is too long \\(at most ${PARAM_LIMITS[name]} characters\\)`)),
+      `${name}: ${r.status} ${r.text}`,
+    );
   }
   t.deepEqual(await w.deps.store.tokens.list(), [], 'nothing was created');
   // At the limit (counted in characters, as the databases count): accepted on every database.
-  const r = await w.call('POST', '/token/init', { ...base, user: 'ü'.repeat(COLUMN_LIMITS.tokens.username), description: '😀'.repeat(COLUMN_LIMITS.tokens.description), serial: 'S'.repeat(40) }, { headers: h });
+  const r = await w.call(
+    'POST',
+    '/token/init',
+    {
+      ...base,
+      user: 'ü'.repeat(COLUMN_LIMITS.tokens.username),
+      description: '😀'.repeat(COLUMN_LIMITS.tokens.description),
+      serial: 'S'.repeat(40),
+    },
+    { headers: h },
+  );
   t.is(r.status, 200, r.text);
   const tok = await tokenOf(w, 'S'.repeat(40));
   t.is(tok.username, 'ü'.repeat(COLUMN_LIMITS.tokens.username));
@@ -44,9 +58,15 @@ test('/validate/check: an overlong user is 400 / 905 naming it, and its audit ro
   t.true(is905(r, /Parameter 'user' is too long/), r.text);
   // The end-user address an IdP passes (audit `client`) and the phone's nonce are bounded the same way.
   t.true(is905(await check(w, { user: 'alice', pass: '1', client: '1'.repeat(65) }), /Parameter 'client' is too long \(at most 64/));
-  t.true(is905(await w.call('POST', '/ttype/edupush', { serial: 'X', nonce: 'n'.repeat(65), signature: 's' }), /Parameter 'nonce' is too long/));
+  t.true(
+    is905(await w.call('POST', '/ttype/edupush', { serial: 'X', nonce: 'n'.repeat(65), signature: 's' }), /Parameter 'nonce' is too long/),
+  );
   const [row] = await auditRows(w);
-  t.like(row, { action: 'POST /validate/check', outcome: 'ERROR', info: { error: "ERR905: Parameter 'user' is too long (at most 255 characters).", cut: ['username'] } });
+  t.like(row, {
+    action: 'POST /validate/check',
+    outcome: 'ERROR',
+    info: { error: "ERR905: Parameter 'user' is too long (at most 255 characters).", cut: ['username'] },
+  });
   t.is(charLength(row!.username!), COLUMN_LIMITS.audit.username);
   t.true(row!.username!.endsWith(CUT_MARK));
 });
@@ -118,7 +138,12 @@ test('user=%20: a blank user is a missing user, never the empty user', async (t)
   t.true(is905(r, /You need to specify a serial or a user/), r.text);
   t.true(is905(await check(w, { user: ' \t', serial: ' ', pass: '1' }), /You need to specify a serial or a user/));
   t.true(is905(await check(w, { user: '@default', pass: '1' }), /Missing parameter: 'user'/), 'the realm alone is no user');
-  t.true(is905(await w.call('POST', '/validate/triggerchallenge', { user: '  ' }, { headers: await asAdmin(w) }), /You need to specify a serial or a user/));
+  t.true(
+    is905(
+      await w.call('POST', '/validate/triggerchallenge', { user: '  ' }, { headers: await asAdmin(w) }),
+      /You need to specify a serial or a user/,
+    ),
+  );
 });
 
 test('/token/init never creates a token owned by the empty user; surrounding whitespace of user, realm and serial is removed', async (t) => {
@@ -131,7 +156,14 @@ test('/token/init never creates a token owned by the empty user; surrounding whi
   const r = await w.call('POST', '/token/init', { type: 'hotp', genkey: 1, user: '@default', serial: 'BLANK002' }, { headers: h });
   t.true(is905(r, /Missing parameter: 'user'/), r.text);
 
-  await enroll(w, { type: 'hotp', otpkey: '3132333435363738393031323334353637383930', pin: '1234', user: '  alice\t', realm: ' default ', serial: ' OATH0001 ' });
+  await enroll(w, {
+    type: 'hotp',
+    otpkey: '3132333435363738393031323334353637383930',
+    pin: '1234',
+    user: '  alice\t',
+    realm: ' default ',
+    serial: ' OATH0001 ',
+  });
   const tok = await tokenOf(w, 'OATH0001');
   t.like(tok, { username: 'alice', realm: 'default' });
   const ok = await check(w, { user: ' alice ', realm: ' default', pass: '1234' + RFC[0] });

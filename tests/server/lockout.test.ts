@@ -15,7 +15,10 @@ const MINUTE = 60_000;
 function countVerifies(w: TestWorld): () => number {
   let n = 0;
   const orig = w.deps.pins.verify.bind(w.deps.pins);
-  (w.deps.pins as { verify: typeof orig }).verify = (stored, secret) => { n++; return orig(stored, secret); };
+  (w.deps.pins as { verify: typeof orig }).verify = (stored, secret) => {
+    n++;
+    return orig(stored, secret);
+  };
   return () => n;
 }
 
@@ -39,7 +42,10 @@ test('a locked HOTP token: right PIN + right OTP, right PIN + wrong OTP and wron
   const wrongPin = await check(w, { user: 'alice', pass: '9999999999' });
   t.deepEqual(comparable(rightPin), comparable(wrongPin));
   t.deepEqual(comparable(rightBoth), comparable(wrongPin));
-  t.like(wrongPin.body, { result: { status: true, value: false, authentication: 'REJECT' }, detail: { message: 'Failcounter exceeded', serial: 'OATH0001', type: 'hotp' } });
+  t.like(wrongPin.body, {
+    result: { status: true, value: false, authentication: 'REJECT' },
+    detail: { message: 'Failcounter exceeded', serial: 'OATH0001', type: 'hotp' },
+  });
   t.is(verifies(), 0, 'no PIN hash for a locked token');
   t.is((await tokenOf(w, 'OATH0001')).counter, 0, 'the OTP was not used up');
 });
@@ -58,7 +64,7 @@ test('a locked push token: right PIN and wrong PIN get identical answers, no cha
   t.false(w.seen.some((e) => e.name === 'challenge.created'));
 });
 
-test('a locked token next to an unlocked one: the answer does not depend on the locked token\'s PIN', async (t) => {
+test("a locked token next to an unlocked one: the answer does not depend on the locked token's PIN", async (t) => {
   const w = await world(t, { config: { tokens: { max_fail: 3, failcounter_clear_timeout: 0 } } });
   await enrollHotp(w);
   await lock(w);
@@ -78,7 +84,11 @@ test('locked_at: set by the increment that locks, kept by later failures, cleare
   t.is((await tokenOf(w, 'OATH0001')).lockedAt, null);
   w.clock.advance(MINUTE);
   await check(w, { user: 'alice', pass: '0000000000' });
-  t.like(await tokenOf(w, 'OATH0001'), { failCount: 2, lockedAt: null }, 'one below max_fail: not locked (MariaDB evaluates SET left to right)');
+  t.like(
+    await tokenOf(w, 'OATH0001'),
+    { failCount: 2, lockedAt: null },
+    'one below max_fail: not locked (MariaDB evaluates SET left to right)',
+  );
   w.clock.advance(MINUTE);
   await check(w, { user: 'alice', pass: '0000000000' });
   t.like(await tokenOf(w, 'OATH0001'), { failCount: 3, lockedAt: start + 2 * MINUTE });
@@ -96,7 +106,10 @@ test('failcounter_clear_timeout: before it the right pass is refused; after it a
   await lock(w);
   const lockedAt = (await tokenOf(w, 'OATH0001')).lockedAt!;
   w.clock.advance(5 * MINUTE); // exactly the timeout: eduMFA clears only after it (now > locked + timeout)
-  t.like((await check(w, { user: 'alice', pass: '1234' + RFC[0] })).body, { result: { value: false }, detail: { message: 'Failcounter exceeded' } });
+  t.like((await check(w, { user: 'alice', pass: '1234' + RFC[0] })).body, {
+    result: { value: false },
+    detail: { message: 'Failcounter exceeded' },
+  });
   w.clock.advance(1);
   const wrongOtp = await check(w, { user: 'alice', pass: '1234999999' });
   const wrongPin = await check(w, { user: 'alice', pass: '9999' + RFC[0] });
@@ -108,17 +121,25 @@ test('failcounter_clear_timeout: before it the right pass is refused; after it a
   t.like(await tokenOf(w, 'OATH0001'), { failCount: 0, lockedAt: null, counter: 1 });
 });
 
-test('failcounter_clear_timeout 0 (eduMFA\'s off): a lock stays however long it is', async (t) => {
+test("failcounter_clear_timeout 0 (eduMFA's off): a lock stays however long it is", async (t) => {
   const w = await world(t, { config: { tokens: { max_fail: 3, failcounter_clear_timeout: 0 } } });
   await enrollHotp(w);
   await lock(w);
   w.clock.advance(365 * 24 * 60 * MINUTE);
-  t.like((await check(w, { user: 'alice', pass: '1234' + RFC[0] })).body, { result: { value: false }, detail: { message: 'Failcounter exceeded' } });
+  t.like((await check(w, { user: 'alice', pass: '1234' + RFC[0] })).body, {
+    result: { value: false },
+    detail: { message: 'Failcounter exceeded' },
+  });
   t.is((await tokenOf(w, 'OATH0001')).failCount, 3);
 });
 
 test('failcounter_clear_timeout: the PIN of a stale-locked challenge token triggers again and clears the lock (HOTP challenge and push)', async (t) => {
-  const w = await world(t, { config: { tokens: { max_fail: 3, failcounter_clear_timeout: 10 }, policies: [policy('cr', 'authentication', { challenge_response: ['hotp'] })] } });
+  const w = await world(t, {
+    config: {
+      tokens: { max_fail: 3, failcounter_clear_timeout: 10 },
+      policies: [policy('cr', 'authentication', { challenge_response: ['hotp'] })],
+    },
+  });
   await enrollHotp(w);
   await lock(w);
   t.like((await check(w, { user: 'alice', pass: '1234' })).body, { detail: { message: 'Failcounter exceeded' } });
@@ -132,7 +153,11 @@ test('failcounter_clear_timeout: the PIN of a stale-locked challenge token trigg
   await check(p, { user: 'alice', pass: 'wrong' });
   await check(p, { user: 'alice', pass: 'wrong' });
   p.clock.advance(10 * MINUTE + 1);
-  t.like((await check(p, { user: 'alice', pass: 'wrong' })).body, { detail: { message: 'Failcounter exceeded', serial } }, 'a wrong PIN: still locked');
+  t.like(
+    (await check(p, { user: 'alice', pass: 'wrong' })).body,
+    { detail: { message: 'Failcounter exceeded', serial } },
+    'a wrong PIN: still locked',
+  );
   t.like((await check(p, { user: 'alice', pass: '1234' })).body, { result: { authentication: 'CHALLENGE' } });
   t.like(await tokenOf(p, serial), { failCount: 0, lockedAt: null });
 });

@@ -9,7 +9,10 @@ function tempConfig(t: { teardown(fn: () => void): void }, policies: string): st
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pushgate-main-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'config.yaml');
-  fs.writeFileSync(file, `server: { port: 0 }\ndatabase: { url: "sqlite:./db.sqlite" }\nsecrets: { key_file: ./key }\npin: { memory_kib: 1024, time_cost: 1 }\npolicies:\n${policies}`);
+  fs.writeFileSync(
+    file,
+    `server: { port: 0 }\ndatabase: { url: "sqlite:./db.sqlite" }\nsecrets: { key_file: ./key }\npin: { memory_kib: 1024, time_cost: 1 }\npolicies:\n${policies}`,
+  );
   return file;
 }
 
@@ -21,14 +24,17 @@ test('reload (SIGHUP) swaps in the new policies; a broken file keeps the old set
   const lines: string[] = [];
   const s = await startServer(file, { log: (l) => lines.push(l) });
   t.teardown(() => s.stop());
-  t.deepEqual(s.deps.policies.policies.map((p) => p.name), ['a']);
-  const before = await (await fetch(`${s.url}/validate/check?user=bob&pass=x`)).json() as any;
+  t.deepEqual(
+    s.deps.policies.policies.map((p) => p.name),
+    ['a'],
+  );
+  const before = (await (await fetch(`${s.url}/validate/check?user=bob&pass=x`)).json()) as any;
   t.is(before.detail.message, 'The user has no tokens assigned');
 
   fs.appendFileSync(file, POLICY_B);
   s.reload();
   t.deepEqual(s.deps.policies.policies.map((p) => p.name).sort(), ['a', 'b']);
-  const after = await (await fetch(`${s.url}/validate/check?user=bob&pass=x`)).json() as any;
+  const after = (await (await fetch(`${s.url}/validate/check?user=bob&pass=x`)).json()) as any;
   t.like(after, { result: { value: true, authentication: 'ACCEPT' } });
 
   fs.appendFileSync(file, '  - { name: c, scope: authentication, actions: { edupush_wait: -1 } }\n');
@@ -55,11 +61,19 @@ test('stop drains: a request already being received completes, then the port is 
   const { port } = new URL(s.url);
   // A POST whose body arrives only after stop() was called: the server has the connection and must finish it.
   const status = new Promise<number>((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: Number(port), method: 'POST', path: '/validate/check',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': body.length } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port: Number(port),
+        method: 'POST',
+        path: '/validate/check',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': body.length },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
     req.on('error', reject);
     req.flushHeaders();
     s.server.once('request', () => {

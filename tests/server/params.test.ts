@@ -13,21 +13,32 @@ import { RFC, check, enrollHotp, rawRequest, world, type Teardown } from '../hel
 // ---------------------------------------------------------------------------------------------------------------
 // Echo server: parseRequestParams in isolation, over real HTTP
 
-interface Echo { url: string }
+interface Echo {
+  url: string;
+}
 
 async function echo(t: Teardown, limit = 1024): Promise<Echo> {
   const server = http.createServer((req, res) => {
     const u = new URL(req.url ?? '/', 'http://x');
-    parseRequestParams(req, u.searchParams, limit).then((p) => {
-      const raw: Record<string, unknown> = {};
-      for (const k of Object.keys(p.all())) raw[k] = p.raw(k);
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ ok: true, all: p.all(), raw, transaction_id: p.get('transaction_id') ?? null }));
-    }, (err: unknown) => {
-      res.statusCode = err instanceof MfaError ? err.status : 599;
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ ok: false, code: err instanceof MfaError ? err.code : null, message: err instanceof MfaError ? err.wireMessage : String(err) }));
-    });
+    parseRequestParams(req, u.searchParams, limit).then(
+      (p) => {
+        const raw: Record<string, unknown> = {};
+        for (const k of Object.keys(p.all())) raw[k] = p.raw(k);
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ ok: true, all: p.all(), raw, transaction_id: p.get('transaction_id') ?? null }));
+      },
+      (err: unknown) => {
+        res.statusCode = err instanceof MfaError ? err.status : 599;
+        res.setHeader('content-type', 'application/json');
+        res.end(
+          JSON.stringify({
+            ok: false,
+            code: err instanceof MfaError ? err.code : null,
+            message: err instanceof MfaError ? err.wireMessage : String(err),
+          }),
+        );
+      },
+    );
   });
   server.listen(0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
@@ -36,8 +47,12 @@ async function echo(t: Teardown, limit = 1024): Promise<Echo> {
 }
 
 async function post(e: Echo, init: { body?: string | FormData; headers?: Record<string, string>; query?: string; method?: string }) {
-  const res = await fetch(`${e.url}/p${init.query ? `?${init.query}` : ''}`, { method: init.method ?? 'POST', body: init.body, headers: init.headers });
-  return { status: res.status, body: await res.json() as any };
+  const res = await fetch(`${e.url}/p${init.query ? `?${init.query}` : ''}`, {
+    method: init.method ?? 'POST',
+    body: init.body,
+    headers: init.headers,
+  });
+  return { status: res.status, body: (await res.json()) as any };
 }
 
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
@@ -135,7 +150,10 @@ test('multipart: fields are read, [] suffix dropped, values (not transport-encod
 
 test('JSON: values never decoded a second time, numbers and booleans keep their type in raw()', async (t) => {
   const e = await echo(t);
-  const r = await post(e, { body: JSON.stringify({ pass: '%41', n: 6, b: true, nothing: null, obj: { a: 1 } }), headers: { 'content-type': 'application/json' } });
+  const r = await post(e, {
+    body: JSON.stringify({ pass: '%41', n: 6, b: true, nothing: null, obj: { a: 1 } }),
+    headers: { 'content-type': 'application/json' },
+  });
   t.deepEqual(r.body.all, { pass: '%41', n: '6', b: 'true', nothing: '', obj: '{"a":1}' });
   t.is(r.body.raw.n, 6);
   t.is(r.body.raw.b, true);
@@ -149,9 +167,12 @@ test('raw JSON body without a content type is parsed as JSON', async (t) => {
   t.deepEqual(r.body.all, { user: 'alice', pass: '%41' });
 });
 
-test('a JSON body under a non-form content type (text/plain, as fetch sends by default) is JSON, like eduMFA\'s request.data', async (t) => {
+test("a JSON body under a non-form content type (text/plain, as fetch sends by default) is JSON, like eduMFA's request.data", async (t) => {
   const e = await echo(t);
-  const plain = await post(e, { body: JSON.stringify({ user: 'alice', pass: '%41' }), headers: { 'content-type': 'text/plain;charset=UTF-8' } });
+  const plain = await post(e, {
+    body: JSON.stringify({ user: 'alice', pass: '%41' }),
+    headers: { 'content-type': 'text/plain;charset=UTF-8' },
+  });
   t.is(plain.status, 200);
   t.deepEqual(plain.body.all, { user: 'alice', pass: '%41' });
   const form = await post(e, { body: '{"user":"alice"}', headers: FORM });
@@ -162,7 +183,11 @@ test('query and form merge; the query wins for the same name (eduMFA request.val
   const e = await echo(t);
   const r = await post(e, { query: 'user=q&realm=r1', body: 'user=b&pass=p', headers: FORM });
   t.deepEqual(r.body.all, { user: 'q', realm: 'r1', pass: 'p' });
-  const j = await post(e, { query: 'user=q&realm=r1', body: JSON.stringify({ user: 'j' }), headers: { 'content-type': 'application/json' } });
+  const j = await post(e, {
+    query: 'user=q&realm=r1',
+    body: JSON.stringify({ user: 'j' }),
+    headers: { 'content-type': 'application/json' },
+  });
   t.deepEqual(j.body.all, { user: 'j', realm: 'r1' });
   const text = await post(e, { query: 'realm=r1', body: 'user=b', headers: { 'content-type': 'text/plain' } });
   t.deepEqual(text.body.all, { realm: 'r1' }, 'a body that is neither form nor JSON is ignored');
@@ -172,7 +197,10 @@ test('state alias arrives from every source', async (t) => {
   const e = await echo(t);
   t.is((await post(e, { method: 'GET', query: 'state=111' })).body.transaction_id, '111');
   t.is((await post(e, { body: 'state=222', headers: FORM })).body.transaction_id, '222');
-  t.is((await post(e, { body: JSON.stringify({ state: '333' }), headers: { 'content-type': 'application/json' } })).body.transaction_id, '333');
+  t.is(
+    (await post(e, { body: JSON.stringify({ state: '333' }), headers: { 'content-type': 'application/json' } })).body.transaction_id,
+    '333',
+  );
   const fd = new FormData();
   fd.append('state', '444');
   t.is((await post(e, { body: fd })).body.transaction_id, '444');
@@ -249,7 +277,11 @@ test('app: body over server.body_limit_bytes → 413 with the error envelope', a
   const r = await check(w, { user: 'alice', pass: 'x'.repeat(4000) });
   t.is(r.status, 413);
   t.deepEqual(r.body, {
-    jsonrpc: '2.0', id: 1, time: w.clock.now() / 1000, version: r.body.version, detail: null,
+    jsonrpc: '2.0',
+    id: 1,
+    time: w.clock.now() / 1000,
+    version: r.body.version,
+    detail: null,
     result: { status: false, error: { code: 905, message: 'ERR905: Request body exceeds 1024 bytes.' } },
   });
   t.is(r.headers.get('cache-control'), 'no-cache');

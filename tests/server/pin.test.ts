@@ -58,7 +58,11 @@ test('PIN hashing concurrency is bounded by pin.max_concurrent', async (t) => {
   const hasher = createPinHasher({ memoryKib: 1024, timeCost: 1, parallelism: 1, maxConcurrent: 2, maxQueue: 10, maxQueuePerKey: 10 });
   const stored = await hasher.hash('x');
   let peak = 0;
-  const all = Array.from({ length: 12 }, () => hasher.verify(stored, 'x').finally(() => { peak = Math.max(peak, hasher.limiter.active); }));
+  const all = Array.from({ length: 12 }, () =>
+    hasher.verify(stored, 'x').finally(() => {
+      peak = Math.max(peak, hasher.limiter.active);
+    }),
+  );
   peak = Math.max(peak, hasher.limiter.active);
   t.is(hasher.limiter.active, 2);
   t.is(hasher.limiter.waiting, 10);
@@ -68,19 +72,30 @@ test('PIN hashing concurrency is bounded by pin.max_concurrent', async (t) => {
 
 test('healthz answers while a burst of 20 PIN checks is queued behind a busy hasher', async (t) => {
   // One user's burst of 20 fits the queue (by default one user may only hold a few places in it) and the back-off.
-  const w = await world(t, { config: { tokens: { max_fail: 100 }, limits: { failed_per_user: 0 }, pin: { memory_kib: 1024, time_cost: 1, parallelism: 1, max_queue: 20, max_queue_per_key: 20 } } });
+  const w = await world(t, {
+    config: {
+      tokens: { max_fail: 100 },
+      limits: { failed_per_user: 0 },
+      pin: { memory_kib: 1024, time_cost: 1, parallelism: 1, max_queue: 20, max_queue_per_key: 20 },
+    },
+  });
   await enrollHotp(w);
   const limiter = w.deps.pins.limiter;
   // Occupy every hashing slot until we say so.
   const gate = deferred();
   const held = Array.from({ length: limiter.max }, () => limiter.run(() => gate.promise));
-  const checks = Array.from({ length: 20 }, (_, i) => track(check(w, { user: 'alice', pass: i === 0 ? '1234' + RFC[0] : `1234${100000 + i}` })));
+  const checks = Array.from({ length: 20 }, (_, i) =>
+    track(check(w, { user: 'alice', pass: i === 0 ? '1234' + RFC[0] : `1234${100000 + i}` })),
+  );
   await until(() => limiter.waiting === 20);
 
   const health = await w.call('GET', '/healthz');
   t.is(health.status, 200);
   t.like(health.body, { result: { status: true, value: { status: 'ok', pin_queue: 20 } } });
-  t.true(checks.every((c) => !c.settled()), 'every PIN check is still in flight while the health check completed');
+  t.true(
+    checks.every((c) => !c.settled()),
+    'every PIN check is still in flight while the health check completed',
+  );
   const poll = await w.call('GET', '/validate/polltransaction', { transaction_id: '12345678901234567890' });
   t.is(poll.status, 200, 'polls are not queued behind PIN checks either');
 
@@ -93,13 +108,22 @@ test('healthz answers while a burst of 20 PIN checks is queued behind a busy has
 });
 
 test('healthz completes before a burst of 20 real OWASP-cost PIN checks does (order, not time)', async (t) => {
-  const w = await world(t, { config: { pin: { memory_kib: 19456, time_cost: 2, parallelism: 1, max_concurrent: 1, max_queue: 20, max_queue_per_key: 20 }, tokens: { max_fail: 100 }, limits: { failed_per_user: 0 } } });
+  const w = await world(t, {
+    config: {
+      pin: { memory_kib: 19456, time_cost: 2, parallelism: 1, max_concurrent: 1, max_queue: 20, max_queue_per_key: 20 },
+      tokens: { max_fail: 100 },
+      limits: { failed_per_user: 0 },
+    },
+  });
   await enrollHotp(w);
   const checks = Array.from({ length: 20 }, (_, i) => track(check(w, { user: 'alice', pass: `1234${100000 + i}` })));
   await until(() => w.deps.pins.limiter.waiting > 0);
   const health = await w.call('GET', '/healthz');
   t.is(health.status, 200);
-  t.false(checks.every((c) => c.settled()), 'the burst was still running when the health check answered');
+  t.false(
+    checks.every((c) => c.settled()),
+    'the burst was still running when the health check answered',
+  );
   const replies = await Promise.all(checks.map((c) => c.promise));
   t.true(replies.every((r) => r.status === 200 && r.body.detail.message === 'wrong otp value'));
 });

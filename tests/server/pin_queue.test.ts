@@ -16,14 +16,24 @@ const PIN = { memory_kib: 1024, time_cost: 1, parallelism: 1, max_concurrent: 1 
 function holdHasher(w: TestWorld): { release(): Promise<void> } {
   const gate = deferred();
   const held = w.deps.pins.limiter.run(() => gate.promise, { key: 'test-holder' });
-  return { release: async () => { gate.resolve(); await held; } };
+  return {
+    release: async () => {
+      gate.resolve();
+      await held;
+    },
+  };
 }
 
 /** Fills `n` places of the queue with held jobs of their own keys; `release()` lets them run (they do nothing). */
 function fillQueue(w: TestWorld, n: number): { release(): Promise<void> } {
   const gate = deferred();
   const jobs = Array.from({ length: n }, (_, i) => w.deps.pins.limiter.run(() => gate.promise, { key: `test-filler-${i}` }));
-  return { release: async () => { gate.resolve(); await Promise.all(jobs); } };
+  return {
+    release: async () => {
+      gate.resolve();
+      await Promise.all(jobs);
+    },
+  };
 }
 
 /** The audit row matching `pred`, once it is written (the app writes it after the response). */
@@ -48,9 +58,19 @@ test('/validate/check with a full PIN queue: 503, Retry-After, the envelope, an 
   const r = await check(w, { user: 'alice', pass: '1234' + RFC[0] });
   t.is(r.status, 503);
   t.is(r.headers.get('retry-after'), '3');
-  t.like(r.body, { jsonrpc: '2.0', detail: null, result: { status: false, error: { code: 503, message: 'Too many PIN checks are waiting; try again later.' } } });
+  t.like(r.body, {
+    jsonrpc: '2.0',
+    detail: null,
+    result: { status: false, error: { code: 503, message: 'Too many PIN checks are waiting; try again later.' } },
+  });
   const row = await auditRow(w, (x) => x.action === 'POST /validate/check');
-  t.like(row, { success: false, outcome: 'ERROR', username: 'alice', client: '127.0.0.1', info: { error: 'Too many PIN checks are waiting; try again later.' } });
+  t.like(row, {
+    success: false,
+    outcome: 'ERROR',
+    username: 'alice',
+    client: '127.0.0.1',
+    info: { error: 'Too many PIN checks are waiting; try again later.' },
+  });
 
   const metrics = await metricsOf(w);
   t.regex(metrics, /^pushgate_pin_rejected_total\{reason="queue_full"\} 1$/m);
@@ -84,7 +104,10 @@ test('one flooded user gets 503 while another user — same client address — i
   await hold.release();
   t.like((await bob.promise).body, { result: { status: true, value: true } });
   t.like((await first.promise).body, { result: { value: false }, detail: { message: 'wrong otp pin' } });
-  t.like(await auditRow(w, (x) => x.outcome === 'ERROR'), { username: 'alice@default', info: { error: 'Too many PIN checks of this user are waiting; try again later.' } });
+  t.like(await auditRow(w, (x) => x.outcome === 'ERROR'), {
+    username: 'alice@default',
+    info: { error: 'Too many PIN checks of this user are waiting; try again later.' },
+  });
   t.regex(await metricsOf(w), /^pushgate_pin_rejected_total\{reason="key_full"\} 1$/m);
   t.is((await tokenOf(w, 'OATH0001')).failCount, 1, 'only the check that was hashed counted');
 });
@@ -99,7 +122,12 @@ test('POST /auth with a full PIN queue: 503, Retry-After, the envelope, audited 
   t.is(r.status, 503);
   t.is(r.headers.get('retry-after'), '2', 'the default max_wait_ms is 2000');
   t.like(r.body, { result: { status: false, error: { code: 503, message: 'Too many PIN checks are waiting; try again later.' } } });
-  t.like(await auditRow(w, (x) => x.action === 'POST /auth'), { success: false, outcome: 'ERROR', admin: 'admin', info: { error: 'Too many PIN checks are waiting; try again later.' } });
+  t.like(await auditRow(w, (x) => x.action === 'POST /auth'), {
+    success: false,
+    outcome: 'ERROR',
+    admin: 'admin',
+    info: { error: 'Too many PIN checks are waiting; try again later.' },
+  });
   // An unknown admin's dummy hash is refused alike, and a refused dummy hash is not kept.
   t.is((await w.call('POST', '/auth', { username: 'ghost', password: 'x' })).status, 503);
   await hold.release();
@@ -149,7 +177,13 @@ test('a queued check older than pin.max_wait_ms is answered 503 without being ha
 function hangUpLater(w: TestWorld, path: string, form: Record<string, string>): http.ClientRequest {
   const url = new URL(path, w.url);
   const body = new URLSearchParams(form).toString();
-  const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(Buffer.byteLength(body)) } });
+  const req = http.request({
+    host: url.hostname,
+    port: url.port,
+    path: url.pathname,
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(Buffer.byteLength(body)) },
+  });
   req.on('error', () => {}); // the hang-up
   req.end(body);
   return req;
@@ -163,7 +197,12 @@ test('a check whose client hung up is dropped before it is hashed, and audited a
   await until(() => w.deps.pins.limiter.waitingFor('default/alice') === 1);
   req.destroy();
   await until(() => w.deps.pins.limiter.waiting === 0);
-  t.like(await auditRow(w, (x) => x.action === 'POST /validate/check'), { success: false, outcome: 'ERROR', username: 'alice', info: { error: 'The client went away; the request was dropped.' } });
+  t.like(await auditRow(w, (x) => x.action === 'POST /validate/check'), {
+    success: false,
+    outcome: 'ERROR',
+    username: 'alice',
+    info: { error: 'The client went away; the request was dropped.' },
+  });
   t.true(w.seen.some((e) => e.name === 'pin.rejected' && (e.payload as { reason: string }).reason === 'client_gone'));
   await hold.release();
   t.is((await tokenOf(w, 'OATH0001')).failCount, 0, 'the wrong PIN was never hashed (a hashed one would have counted)');
@@ -178,6 +217,11 @@ test('POST /auth whose client hung up is dropped before it is hashed, and audite
   await until(() => w.deps.pins.limiter.waitingFor('admin:admin') === 1);
   req.destroy();
   await until(() => w.deps.pins.limiter.waiting === 0);
-  t.like(await auditRow(w, (x) => x.action === 'POST /auth'), { success: false, outcome: 'ERROR', admin: 'admin', info: { error: 'The client went away; the request was dropped.' } });
+  t.like(await auditRow(w, (x) => x.action === 'POST /auth'), {
+    success: false,
+    outcome: 'ERROR',
+    admin: 'admin',
+    info: { error: 'The client went away; the request was dropped.' },
+  });
   await hold.release();
 });

@@ -43,12 +43,23 @@ test('a locked push token whose PIN matches: "Failcounter exceeded", no further 
 });
 
 test('user names: surrounding spaces are trimmed, realm\\user and user@realm are split', async (t) => {
-  const w = await world(t, { config: { realms: [{ name: 'main', default: true, users: { type: 'any' } }, { name: 'staff', users: { type: 'any' } }] } });
+  const w = await world(t, {
+    config: {
+      realms: [
+        { name: 'main', default: true, users: { type: 'any' } },
+        { name: 'staff', users: { type: 'any' } },
+      ],
+    },
+  });
   await enroll(w, { type: 'spass', user: 'bob', realm: 'staff', pin: 'pw', serial: 'PISP0001' });
   for (const user of ['staff\\bob', 'bob@staff', ' bob@staff ']) {
     t.like((await check(w, { user, pass: 'pw' })).body, { result: { authentication: 'ACCEPT' } }, user);
   }
-  t.like((await check(w, { user: 'bob', pass: 'pw' })).body, { detail: { message: 'The user has no tokens assigned' } }, 'bob@main has none');
+  t.like(
+    (await check(w, { user: 'bob', pass: 'pw' })).body,
+    { detail: { message: 'The user has no tokens assigned' } },
+    'bob@main has none',
+  );
 });
 
 test('triggerchallenge applies authorized=deny_access and increase_failcounter_on_challenge', async (t) => {
@@ -82,7 +93,10 @@ test('/validate/samlcheck: value {auth, attributes}', async (t) => {
   const w = await world(t);
   await enrollHotp(w);
   const ok = await w.call('POST', '/validate/samlcheck', { user: 'alice', pass: '1234' + RFC[0] });
-  t.like(ok.body, { id: 2, result: { status: true, value: { auth: true, attributes: { username: 'alice', realm: 'default' } }, authentication: 'ACCEPT' } });
+  t.like(ok.body, {
+    id: 2,
+    result: { status: true, value: { auth: true, attributes: { username: 'alice', realm: 'default' } }, authentication: 'ACCEPT' },
+  });
   const bad = await w.call('POST', '/validate/samlcheck', { user: 'alice', pass: '1234' + RFC[0] });
   t.deepEqual(bad.body.result.value, { auth: false, attributes: {} });
   t.is(bad.body.result.authentication, 'REJECT');

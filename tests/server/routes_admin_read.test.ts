@@ -11,7 +11,10 @@ import type { TestWorld } from '../helpers/test_app.ts';
 function corp(t: ExecutionContext, policies: unknown[] = []): Promise<TestWorld> {
   return world(t, {
     config: {
-      realms: [{ name: 'corp', default: true, users: { type: 'file', path: 'users.yaml' } }, { name: 'ext', users: { type: 'any' } }],
+      realms: [
+        { name: 'corp', default: true, users: { type: 'file', path: 'users.yaml' } },
+        { name: 'ext', users: { type: 'any' } },
+      ],
       policies,
     },
     files: {
@@ -50,7 +53,8 @@ test('routing: the new POSTs no longer fall into DELETE /token/:serial; unknown 
   err(t, await w.call('GET', '/nonsense/', {}, { headers: h }), 404, 404, 'The requested URL was not found on the server.');
   err(t, await w.call('DELETE', '/realm/', {}, { headers: h }), 405, 405, 'The method is not allowed for the requested URL.');
   err(t, await w.call('POST', '/audit/', {}, { headers: h }), 405, 405, 'The method is not allowed for the requested URL.');
-  for (const path of ['/realm', '/resolver', '/user', '/audit']) t.is((await w.call('GET', path, {}, { headers: h })).status, 200, `${path} without the trailing slash too`);
+  for (const path of ['/realm', '/resolver', '/user', '/audit'])
+    t.is((await w.call('GET', path, {}, { headers: h })).status, 200, `${path} without the trailing slash too`);
 });
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -67,12 +71,23 @@ test("GET /token/ (privacyideaadm token list): the owner's resolver is the realm
   t.like(v, { count: 3, current: 1, next: null, prev: null });
   const by = Object.fromEntries(v.tokens.map((x: any) => [x.serial, x]));
   // the columns privacyideaadm prints: Id, Desc, S/N, User, Resolver, MaxFail, Active, FailCount, Window
-  t.like(by.OATH0001, { description: 'phone', username: 'alice', resolver: 'corp_file', maxfail: 10, active: true, failcount: 0, sync_window: 1000, user_realm: 'corp', user_id: 'alice' });
+  t.like(by.OATH0001, {
+    description: 'phone',
+    username: 'alice',
+    resolver: 'corp_file',
+    maxfail: 10,
+    active: true,
+    failcount: 0,
+    sync_window: 1000,
+    user_realm: 'corp',
+    user_id: 'alice',
+  });
   t.is(typeof by.OATH0001.id, 'number');
   t.like(by.PISP0001, { username: 'carol', resolver: 'ext_any', user_realm: 'ext' });
   t.like(by.TOTP0001, { username: '', resolver: '', user_realm: '', realms: [] });
   t.false('user_editable' in by.TOTP0001, 'user_editable only for owned tokens');
-  for (const tok of v.tokens) for (const value of Object.values(tok.info)) t.is(typeof value, 'string', 'info values are strings (Java client)');
+  for (const tok of v.tokens)
+    for (const value of Object.values(tok.info)) t.is(typeof value, 'string', 'info values are strings (Java client)');
 });
 
 test('GET /token/: eduMFA filters (wildcards, case), sortby/sortdir, pagesize default 15', async (t) => {
@@ -82,14 +97,15 @@ test('GET /token/: eduMFA filters (wildcards, case), sortby/sortdir, pagesize de
   await enroll(w, { type: 'spass', user: 'carol@ext', pin: 'x', serial: 'PISP0001' });
   for (let i = 0; i < 14; i++) await enroll(w, { type: 'totp', genkey: 1, serial: `TOTP${String(i).padStart(4, '0')}` });
   await w.call('POST', '/token/disable/TOTP0000', {}, { headers: await asAdmin(w) });
-  const serials = async (params: Record<string, unknown>) => (await get(w, '/token/', params)).body.result.value.tokens.map((x: any) => x.serial);
+  const serials = async (params: Record<string, unknown>) =>
+    (await get(w, '/token/', params)).body.result.value.tokens.map((x: any) => x.serial);
   const all = (await get(w, '/token/', {})).body.result.value;
   t.like(all, { count: 17, current: 1, next: 2, prev: null });
   t.is(all.tokens.length, 15, 'pagesize 15 by default');
   t.is(all.tokens[0].serial, 'OATH0001', 'sorted by serial');
   t.deepEqual(await serials({ serial: 'OATH*' }), ['OATH0001', 'OATH0002']);
   t.deepEqual(await serials({ serial: 'oath*' }), [], 'serial compares with case');
-  t.deepEqual(await serials({ serial: '*' , type: 'HOTP' }), ['OATH0001', 'OATH0002'], 'type without case; a lone * filters nothing');
+  t.deepEqual(await serials({ serial: '*', type: 'HOTP' }), ['OATH0001', 'OATH0002'], 'type without case; a lone * filters nothing');
   t.deepEqual(await serials({ tokenrealm: 'EXT' }), ['PISP0001']);
   t.deepEqual(await serials({ resolver: 'corp_file' }), ['OATH0001', 'OATH0002']);
   t.deepEqual(await serials({ userid: 'b*' }), ['OATH0002']);
@@ -146,10 +162,20 @@ test('GET /user/ (privacyideaadm user list: username=*): users of the file store
   const r = await get(w, '/user/', { username: '*' });
   t.is(r.status, 200);
   t.deepEqual(r.body.result.value[0], {
-    username: 'alice', userid: 'alice', givenname: 'Alice', surname: 'Liddell', email: 'alice@example.org', phone: '+41 1',
-    resolver: 'corp_file', editable: false,
+    username: 'alice',
+    userid: 'alice',
+    givenname: 'Alice',
+    surname: 'Liddell',
+    email: 'alice@example.org',
+    phone: '+41 1',
+    resolver: 'corp_file',
+    editable: false,
   });
-  t.deepEqual(r.body.result.value.map((u: any) => u.username), ['alice', 'bob', 'albert'], 'the ext (any) realm lists nobody');
+  t.deepEqual(
+    r.body.result.value.map((u: any) => u.username),
+    ['alice', 'bob', 'albert'],
+    'the ext (any) realm lists nobody',
+  );
   const names = async (params: Record<string, unknown>) => (await get(w, '/user/', params)).body.result.value.map((u: any) => u.username);
   t.deepEqual(await names({ username: 'AL*' }), ['alice', 'albert'], 'without case, * at the end');
   t.deepEqual(await names({ user: '*ert' }), ['albert']);
@@ -174,11 +200,26 @@ test('GET /audit/ (privacyideaadm audit list: page, rp, sortname, sortorder, que
   t.is(r.status, 200);
   const v = r.body.result.value;
   t.like(v, { count: 4, current: 1, next: null, prev: null }, 'rp/query/qtype are not eduMFA parameters: ignored as eduMFA does');
-  t.deepEqual(v.auditdata.map((e: any) => e.action), ['POST /validate/check', 'POST /validate/check', 'POST /token/init', 'POST /auth']);
+  t.deepEqual(
+    v.auditdata.map((e: any) => e.action),
+    ['POST /validate/check', 'POST /validate/check', 'POST /token/init', 'POST /auth'],
+  );
   t.deepEqual(v.auditdata[1], {
-    number: v.auditdata[1].number, date: '2026-11-25T12:00:00.000Z', action: 'POST /validate/check', success: 1, serial: 'OATH0001',
-    user: 'alice', realm: 'corp', resolver: 'corp_file', administrator: '', info: v.auditdata[1].info, policies: '',
-    client: '127.0.0.1', outcome: 'ACCEPT', transaction_id: '', edumfa_server: w.deps.config.server.nodeName,
+    number: v.auditdata[1].number,
+    date: '2026-11-25T12:00:00.000Z',
+    action: 'POST /validate/check',
+    success: 1,
+    serial: 'OATH0001',
+    user: 'alice',
+    realm: 'corp',
+    resolver: 'corp_file',
+    administrator: '',
+    info: v.auditdata[1].info,
+    policies: '',
+    client: '127.0.0.1',
+    outcome: 'ACCEPT',
+    transaction_id: '',
+    edumfa_server: w.deps.config.server.nodeName,
   });
   t.is(v.auditdata[0].success, 0);
   t.deepEqual(v.auditcolumns, Object.keys(v.auditdata[0]));
@@ -197,7 +238,10 @@ test('GET /audit/: page_size, sortorder, column filters (*, success, serial, dat
   const actions = async (params: Record<string, unknown>) => (await value(params)).auditdata.map((e: any) => `${e.action} ${e.user}`);
   const p = await value({ page_size: 2, page: 2, sortorder: 'asc' });
   t.like(p, { count: 5, current: 2, next: 3, prev: 1 });
-  t.deepEqual(p.auditdata.map((e: any) => `${e.action} ${e.user}`), ['POST /validate/check alice', 'POST /validate/check bob']);
+  t.deepEqual(
+    p.auditdata.map((e: any) => `${e.action} ${e.user}`),
+    ['POST /validate/check alice', 'POST /validate/check bob'],
+  );
   t.deepEqual(await actions({ user: 'alice' }), ['POST /validate/check alice', 'POST /token/init alice']);
   t.deepEqual(await actions({ action: '*/token/*' }), ['POST /token/assign bob', 'POST /token/init alice']);
   t.deepEqual(await actions({ success: '0' }), ['POST /token/assign bob', 'POST /validate/check bob']);
@@ -207,8 +251,20 @@ test('GET /audit/: page_size, sortorder, column filters (*, success, serial, dat
   t.deepEqual(await actions({ timelimit: '30m' }), ['POST /token/assign bob', 'POST /validate/check bob']);
   // the realm of a row is the realm the request resolved to (init and the refused assign named none)
   t.deepEqual(await actions({ resolver: 'corp_file', sortorder: 'asc' }), ['POST /validate/check alice', 'POST /validate/check bob']);
-  err(t, await get(w, '/audit/', { timelimit: 'soon' }), 400, 905, "ERR905: Invalid timelimit 'soon': a number with s, m, h, d or y (e.g. 1d).");
-  err(t, await get(w, '/audit/', { date: '25.11.2026' }), 400, 905, "ERR905: Invalid date filter '25.11.2026': use a prefix like 2026-08-21*.");
+  err(
+    t,
+    await get(w, '/audit/', { timelimit: 'soon' }),
+    400,
+    905,
+    "ERR905: Invalid timelimit 'soon': a number with s, m, h, d or y (e.g. 1d).",
+  );
+  err(
+    t,
+    await get(w, '/audit/', { date: '25.11.2026' }),
+    400,
+    905,
+    "ERR905: Invalid date filter '25.11.2026': use a prefix like 2026-08-21*.",
+  );
   const w2 = await corp(t, [policy('x', 'admin', { tokenlist: true })]);
   err(t, await get(w2, '/audit/'), 403, 303, 'Admin actions are defined, but the action auditlog is not allowed!');
 });
@@ -219,10 +275,17 @@ test('every admin read and change is audited with the route, the admin and the o
   for (const path of ['/token/', '/realm/', '/resolver/', '/user/', '/audit/']) t.is((await get(w, path)).status, 200, path);
   await get(w, '/user/', { realm: 'nope' });
   const rows = (await w.deps.store.audit.tail(100)).filter((a) => a.action.startsWith('GET '));
-  t.deepEqual(rows.map((a) => [a.action, a.outcome, a.admin]), [
-    ['GET /token/', 'OK', 'admin'], ['GET /realm/', 'OK', 'admin'], ['GET /resolver/', 'OK', 'admin'], ['GET /user/', 'OK', 'admin'],
-    ['GET /audit/', 'OK', 'admin'], ['GET /user/', 'OK', 'admin'],
-  ]);
+  t.deepEqual(
+    rows.map((a) => [a.action, a.outcome, a.admin]),
+    [
+      ['GET /token/', 'OK', 'admin'],
+      ['GET /realm/', 'OK', 'admin'],
+      ['GET /resolver/', 'OK', 'admin'],
+      ['GET /user/', 'OK', 'admin'],
+      ['GET /audit/', 'OK', 'admin'],
+      ['GET /user/', 'OK', 'admin'],
+    ],
+  );
   const denied = await w.call('GET', '/audit/', {}, { headers: { Authorization: 'nope' } });
   t.is(denied.status, 401);
   t.like((await w.deps.store.audit.tail(1))[0], { action: 'GET /audit/', success: false, outcome: 'ERROR' });

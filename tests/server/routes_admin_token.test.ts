@@ -6,7 +6,21 @@
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import { hotpValue } from '../../tokens/otp.ts';
-import { KEY, KEY_HEX, RFC, asAdmin, auditRows, check, enroll, enrollHotp, hotpAt, policy, tokenOf, usersYaml, world } from '../helpers/kit.ts';
+import {
+  KEY,
+  KEY_HEX,
+  RFC,
+  asAdmin,
+  auditRows,
+  check,
+  enroll,
+  enrollHotp,
+  hotpAt,
+  policy,
+  tokenOf,
+  usersYaml,
+  world,
+} from '../helpers/kit.ts';
 import type { TestWorld } from '../helpers/test_app.ts';
 
 const REJECT = { status: true, value: false, authentication: 'REJECT' };
@@ -16,7 +30,10 @@ const ACCEPT = { status: true, value: true, authentication: 'ACCEPT' };
 function corp(t: ExecutionContext, policies: unknown[] = []): Promise<TestWorld> {
   return world(t, {
     config: {
-      realms: [{ name: 'corp', default: true, users: { type: 'file', path: 'users.yaml' } }, { name: 'ext', users: { type: 'any' } }],
+      realms: [
+        { name: 'corp', default: true, users: { type: 'file', path: 'users.yaml' } },
+        { name: 'ext', users: { type: 'any' } },
+      ],
       policies,
     },
     files: { 'users.yaml': usersYaml([{ username: 'alice', givenname: 'Alice', email: 'alice@example.org' }, { username: 'bob' }]) },
@@ -61,11 +78,27 @@ test('POST /token/assign errors: already assigned 1103 (owner repr), unknown use
   const w = await corp(t);
   await enrollHotp(w); // alice@corp
   await unowned(w, 'OATH0002');
-  err(t, await post(w, '/token/assign', { user: 'bob', serial: 'OATH0001' }), 400, 1103,
-    "ERR1103: Token already assigned to user User(login='alice', realm='corp', resolver='corp_file')");
-  err(t, await post(w, '/token/assign', { user: 'alice', serial: 'OATH0001' }), 400, 1103,
-    "ERR1103: Token already assigned to user User(login='alice', realm='corp', resolver='corp_file')");
-  err(t, await post(w, '/token/assign', { user: 'nobody', serial: 'OATH0002' }), 400, 904, 'ERR904: The user can not be found in any resolver in this realm!');
+  err(
+    t,
+    await post(w, '/token/assign', { user: 'bob', serial: 'OATH0001' }),
+    400,
+    1103,
+    "ERR1103: Token already assigned to user User(login='alice', realm='corp', resolver='corp_file')",
+  );
+  err(
+    t,
+    await post(w, '/token/assign', { user: 'alice', serial: 'OATH0001' }),
+    400,
+    1103,
+    "ERR1103: Token already assigned to user User(login='alice', realm='corp', resolver='corp_file')",
+  );
+  err(
+    t,
+    await post(w, '/token/assign', { user: 'nobody', serial: 'OATH0002' }),
+    400,
+    904,
+    'ERR904: The user can not be found in any resolver in this realm!',
+  );
   err(t, await post(w, '/token/assign', { user: 'bob', realm: 'nope', serial: 'OATH0002' }), 404, 601, "Realm 'nope' does not exist.");
   err(t, await post(w, '/token/assign', { user: 'bob' }), 400, 905, "ERR905: Missing parameter: 'serial'");
   err(t, await post(w, '/token/assign', { user: 'bob', serial: '' }), 400, 905, "ERR905: Missing parameter: 'serial'");
@@ -149,10 +182,18 @@ test('POST /token/set count_window on TOTP: the steps either side of now (defaul
   const w = await corp(t);
   await enroll(w, { type: 'totp', otpkey: KEY_HEX, user: 'alice', pin: '1234', serial: 'TOTP0001' });
   const at = (ms: number) => hotpValue(KEY, Math.floor(ms / 30_000), 6, 'sha1');
-  t.like((await check(w, { user: 'alice', pass: '1234' + at(w.clock.now() - 120_000) })).body, { result: ACCEPT }, '4 steps old: inside the default');
+  t.like(
+    (await check(w, { user: 'alice', pass: '1234' + at(w.clock.now() - 120_000) })).body,
+    { result: ACCEPT },
+    '4 steps old: inside the default',
+  );
   w.clock.advance(30_000);
   await post(w, '/token/set', { serial: 'TOTP0001', count_window: 1 });
-  t.like((await check(w, { user: 'alice', pass: '1234' + at(w.clock.now() - 60_000) })).body, { result: REJECT }, '2 steps old: outside count_window 1');
+  t.like(
+    (await check(w, { user: 'alice', pass: '1234' + at(w.clock.now() - 60_000) })).body,
+    { result: REJECT },
+    '2 steps old: outside count_window 1',
+  );
   t.like((await check(w, { user: 'alice', pass: '1234' + at(w.clock.now() - 30_000) })).body, { result: ACCEPT });
 });
 
@@ -160,18 +201,39 @@ test('POST /token/set validity_period_start/end: a check outside the period fail
   const w = await corp(t, [policy('cr', 'authentication', { challenge_response: ['hotp'] })]);
   await enrollHotp(w);
   // 2026-11-25T12:00Z is now: an end one minute before now
-  t.like((await post(w, '/token/set', { serial: 'OATH0001', validity_period_end: '2026-11-25T12:59+0100' })).body, { result: { value: 1 } });
+  t.like((await post(w, '/token/set', { serial: 'OATH0001', validity_period_end: '2026-11-25T12:59+0100' })).body, {
+    result: { value: 1 },
+  });
   const out = await check(w, { user: 'alice', pass: '1234' + RFC[0] });
   t.like(out.body, { result: REJECT, detail: { message: 'matching 1 tokens, Outside validity period', serial: 'OATH0001' } });
-  t.like((await check(w, { user: 'alice', pass: '1234' })).body, { result: REJECT, detail: { message: 'Outside validity period' } }, 'no challenge either');
+  t.like(
+    (await check(w, { user: 'alice', pass: '1234' })).body,
+    { result: REJECT, detail: { message: 'Outside validity period' } },
+    'no challenge either',
+  );
   const listed = await w.call('GET', '/token/', { serial: 'OATH0001' }, { headers: await asAdmin(w) });
   t.is(listed.body.result.value.tokens[0].info.validity_period_end, '2026-11-25T11:59+0000');
   t.like((await post(w, '/token/set', { serial: 'OATH0001', validity_period_end: '' })).body, { result: { value: 1 } });
   t.like((await check(w, { user: 'alice', pass: '1234' + RFC[1] })).body, { result: ACCEPT }, 'period removed');
   await post(w, '/token/set', { serial: 'OATH0001', validity_period_start: '2026-11-26' });
-  t.like((await check(w, { user: 'alice', pass: '1234' + RFC[2] })).body, { result: REJECT, detail: { message: 'matching 1 tokens, Outside validity period' } });
-  err(t, await post(w, '/token/set', { serial: 'OATH0001', validity_period_start: 'tomorrow' }), 400, 301, 'ERR301: Could not parse validity period start date!');
-  err(t, await post(w, '/token/set', { serial: 'OATH0001', validity_period_end: '2026-02-30T10:00' }), 400, 301, 'ERR301: Could not parse validity period end date!');
+  t.like((await check(w, { user: 'alice', pass: '1234' + RFC[2] })).body, {
+    result: REJECT,
+    detail: { message: 'matching 1 tokens, Outside validity period' },
+  });
+  err(
+    t,
+    await post(w, '/token/set', { serial: 'OATH0001', validity_period_start: 'tomorrow' }),
+    400,
+    301,
+    'ERR301: Could not parse validity period start date!',
+  );
+  err(
+    t,
+    await post(w, '/token/set', { serial: 'OATH0001', validity_period_end: '2026-02-30T10:00' }),
+    400,
+    301,
+    'ERR301: Could not parse validity period end date!',
+  );
   w.clock.advance(86_400_000);
   t.like((await check(w, { user: 'alice', pass: '1234' + RFC[3] })).body, { result: ACCEPT }, 'the period has begun');
 });
@@ -182,12 +244,40 @@ test('POST /token/set errors: serial required, unknown serial, bad numbers, unsu
   await enroll(w, { type: 'spass', user: 'bob', pin: 'pw', serial: 'PISP0001' });
   err(t, await post(w, '/token/set', { user: 'alice', description: 'x' }), 400, 905, "ERR905: Missing parameter: 'serial'");
   err(t, await post(w, '/token/set', { serial: 'NOPE', description: 'x' }), 404, 601, 'The requested token could not be found.');
-  err(t, await post(w, '/token/set', { serial: 'OATH0001', user: 'bob', description: 'x' }), 404, 601, 'The requested token could not be found.');
-  err(t, await post(w, '/token/set', { serial: 'OATH0001', count_window: 'ten' }), 400, 905, "ERR905: Invalid count_window 'ten': an integer from 1 to 1000.");
-  err(t, await post(w, '/token/set', { serial: 'OATH0001', max_failcount: 0 }), 400, 905, "ERR905: Invalid max_failcount '0': an integer from 1 to 2147483647.");
-  err(t, await post(w, '/token/set', { serial: 'OATH0001', count_auth_max: 5 }), 400, 905, "ERR905: Parameter 'count_auth_max' is not supported by this server.");
+  err(
+    t,
+    await post(w, '/token/set', { serial: 'OATH0001', user: 'bob', description: 'x' }),
+    404,
+    601,
+    'The requested token could not be found.',
+  );
+  err(
+    t,
+    await post(w, '/token/set', { serial: 'OATH0001', count_window: 'ten' }),
+    400,
+    905,
+    "ERR905: Invalid count_window 'ten': an integer from 1 to 1000.",
+  );
+  err(
+    t,
+    await post(w, '/token/set', { serial: 'OATH0001', max_failcount: 0 }),
+    400,
+    905,
+    "ERR905: Invalid max_failcount '0': an integer from 1 to 2147483647.",
+  );
+  err(
+    t,
+    await post(w, '/token/set', { serial: 'OATH0001', count_auth_max: 5 }),
+    400,
+    905,
+    "ERR905: Parameter 'count_auth_max' is not supported by this server.",
+  );
   err(t, await post(w, '/token/set', { serial: 'PISP0001', hashlib: 'sha256' }), 400, 905, 'ERR905: A spass token has no hashlib.');
-  t.like(await tokenOf(w, 'OATH0001'), { description: '', maxFail: 10, countWindow: null }, 'a refused request sets nothing, not even the valid keys');
+  t.like(
+    await tokenOf(w, 'OATH0001'),
+    { description: '', maxFail: 10, countWindow: null },
+    'a refused request sets nothing, not even the valid keys',
+  );
   // hashlib on HOTP changes the algorithm of the check
   t.like((await post(w, '/token/set', { serial: 'OATH0001', hashlib: 'sha256' })).body, { result: { value: 1 } });
   t.like((await check(w, { user: 'alice', pass: '1234' + RFC[0] })).body, { result: REJECT });
@@ -204,7 +294,10 @@ test('POST /token/resync HOTP: two consecutive values far ahead put the counter 
   const bad = await post(w, '/token/resync', { serial: 'OATH0001', otp1: hotpAt(50), otp2: hotpAt(52) });
   t.is(bad.status, 200);
   t.like(bad.body, { result: { status: true, value: false } });
-  t.like((await auditRows(w)).find((a) => a.action === 'POST /token/resync'), { success: false, outcome: 'REJECT' });
+  t.like(
+    (await auditRows(w)).find((a) => a.action === 'POST /token/resync'),
+    { success: false, outcome: 'REJECT' },
+  );
   const r = await post(w, '/token/resync', { serial: 'OATH0001', otp1: hotpAt(50), otp2: hotpAt(51) });
   t.like(r.body, { result: { status: true, value: true } });
   t.like(await tokenOf(w, 'OATH0001'), { counter: 52, failCount: 0 });
@@ -255,9 +348,15 @@ test('POST /token/revoke: value 1; revoked, disabled, locked in GET /token/; che
   err(t, await check(w, { user: 'alice', pass: '1234' + RFC[0] }), 400, 1007, locked);
   err(t, await check(w, { serial: 'OATH0001', pass: '1234' + RFC[0] }), 400, 1007, locked);
   for (const [path, params] of [
-    ['/token/enable', { serial: 'OATH0001' }], ['/token/disable/OATH0001', {}], ['/token/setpin/OATH0001', { otppin: '1' }],
-    ['/token/reset/OATH0001', {}], ['/token/set', { serial: 'OATH0001', description: 'x' }], ['/token/revoke', { serial: 'OATH0001' }],
-    ['/token/unassign', { serial: 'OATH0001' }], ['/token/resync', { serial: 'OATH0001', otp1: RFC[1], otp2: RFC[2] }], ['/token/lost/OATH0001', {}],
+    ['/token/enable', { serial: 'OATH0001' }],
+    ['/token/disable/OATH0001', {}],
+    ['/token/setpin/OATH0001', { otppin: '1' }],
+    ['/token/reset/OATH0001', {}],
+    ['/token/set', { serial: 'OATH0001', description: 'x' }],
+    ['/token/revoke', { serial: 'OATH0001' }],
+    ['/token/unassign', { serial: 'OATH0001' }],
+    ['/token/resync', { serial: 'OATH0001', otp1: RFC[1], otp2: RFC[2] }],
+    ['/token/lost/OATH0001', {}],
   ] as const) {
     err(t, await post(w, path, params), 400, 1007, locked);
   }
@@ -275,8 +374,13 @@ test('POST /token/revoke withdraws pending challenges: their answer is refused',
   t.is(c.body.result.authentication, 'CHALLENGE');
   await post(w, '/token/revoke', { serial: 'OATH0001' });
   t.deepEqual(await w.deps.store.challenges.byTransaction(c.body.detail.transaction_id), [], 'withdrawn');
-  err(t, await check(w, { user: 'alice', pass: RFC[0], transaction_id: c.body.detail.transaction_id }), 400, 1007,
-    'ERR1007: This action is not possible, since the token is locked');
+  err(
+    t,
+    await check(w, { user: 'alice', pass: RFC[0], transaction_id: c.body.detail.transaction_id }),
+    400,
+    1007,
+    'ERR1007: This action is not possible, since the token is locked',
+  );
 });
 
 test('POST /token/revoke by user: every token of the user, the count; neither user nor serial 905', async (t) => {
@@ -288,7 +392,10 @@ test('POST /token/revoke by user: every token of the user, the count; neither us
   t.like((await post(w, '/token/revoke', { user: 'alice' })).body, { result: { value: 0 } }, 'already revoked: not counted');
   t.false((await tokenOf(w, 'PISP0002')).revoked ?? false);
   err(t, await post(w, '/token/revoke', {}), 400, 905, 'ERR905: You either need to provide user or serial');
-  t.like((await auditRows(w)).find((a) => a.action === 'POST /token/revoke'), { success: true, serials: ['OATH0001', 'PISP0001'] });
+  t.like(
+    (await auditRows(w)).find((a) => a.action === 'POST /token/revoke'),
+    { success: true, serials: ['OATH0001', 'PISP0001'] },
+  );
 });
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -304,14 +411,23 @@ test('POST /token/lost/<serial>: pw token lost<serial> (old PIN + password, 10 d
   t.like(v, { serial: 'lostOATH0001', init: true, user: true, pin: true, valid_to: 'xxxx', disable: 1, end_date: '2026-12-05T12:00+0000' });
   t.regex(v.password, /^[1-9A-HJ-NP-Za-km-z]{16}$/, '16 base58 characters');
   t.like(await tokenOf(w, 'OATH0001'), { active: false });
-  t.like(await tokenOf(w, 'lostOATH0001'), { type: 'pw', username: 'alice', realm: 'corp', description: 'temporary replacement for OATH0001', otpLen: 16 });
+  t.like(await tokenOf(w, 'lostOATH0001'), {
+    type: 'pw',
+    username: 'alice',
+    realm: 'corp',
+    description: 'temporary replacement for OATH0001',
+    otpLen: 16,
+  });
   t.like((await check(w, { user: 'alice', pass: '1234' + RFC[0] })).body, { result: REJECT }, 'the lost token no longer works');
   const ok = await check(w, { user: 'alice', pass: '1234' + v.password });
   t.like(ok.body, { result: ACCEPT, detail: { serial: 'lostOATH0001' } });
   t.like((await check(w, { user: 'alice', pass: '0000' + v.password })).body, { result: REJECT }, 'the PIN is still needed');
   w.clock.advance(10 * 86_400_000 + 60_000);
-  t.like((await check(w, { user: 'alice', pass: '1234' + v.password })).body,
-    { result: REJECT, detail: { message: 'matching 1 tokens, Outside validity period' } }, 'after its 10 days');
+  t.like(
+    (await check(w, { user: 'alice', pass: '1234' + v.password })).body,
+    { result: REJECT, detail: { message: 'matching 1 tokens, Outside validity period' } },
+    'after its 10 days',
+  );
   const row = (await auditRows(w)).find((a) => a.action === 'POST /token/lost');
   t.like(row, { success: true, serials: ['OATH0001', 'lostOATH0001'] });
   t.false(JSON.stringify(await auditRows(w)).includes(v.password), 'the password is in no audit row');
@@ -332,7 +448,14 @@ test('POST /token/lost: losttoken_PW_length/_contents/_valid policies; unassigne
 
 test('pw token by /token/init (privacyideaadm --type pw --otpkey): PIN + password', async (t) => {
   const w = await corp(t);
-  const r = await post(w, '/token/init', { type: 'pw', otpkey: 'Secret-1', user: 'bob', pin: 'p', serial: 'PW0001', description: 'command line enrolled' });
+  const r = await post(w, '/token/init', {
+    type: 'pw',
+    otpkey: 'Secret-1',
+    user: 'bob',
+    pin: 'p',
+    serial: 'PW0001',
+    description: 'command line enrolled',
+  });
   t.is(r.status, 200);
   t.like((await check(w, { user: 'bob', pass: 'pSecret-1' })).body, { result: ACCEPT });
   t.like((await check(w, { user: 'bob', pass: 'pSecret-2' })).body, { result: REJECT });
@@ -346,9 +469,12 @@ test('admin rights: with admin policies each endpoint needs its action (403 / 30
   const w = await corp(t, [policy('helpdesk', 'admin', { enroll: true })]);
   await enrollHotp(w);
   for (const [path, right, params] of [
-    ['/token/assign', 'assign', { serial: 'OATH0001', user: 'bob' }], ['/token/unassign', 'unassign', { serial: 'OATH0001' }],
-    ['/token/set', 'set', { serial: 'OATH0001', description: 'x' }], ['/token/resync', 'resync', { serial: 'OATH0001', otp1: '1', otp2: '2' }],
-    ['/token/revoke', 'revoke', { serial: 'OATH0001' }], ['/token/lost/OATH0001', 'losttoken', {}],
+    ['/token/assign', 'assign', { serial: 'OATH0001', user: 'bob' }],
+    ['/token/unassign', 'unassign', { serial: 'OATH0001' }],
+    ['/token/set', 'set', { serial: 'OATH0001', description: 'x' }],
+    ['/token/resync', 'resync', { serial: 'OATH0001', otp1: '1', otp2: '2' }],
+    ['/token/revoke', 'revoke', { serial: 'OATH0001' }],
+    ['/token/lost/OATH0001', 'losttoken', {}],
   ] as const) {
     err(t, await post(w, path, params), 403, 303, `Admin actions are defined, but the action ${right} is not allowed!`);
   }

@@ -44,7 +44,11 @@ test('POST /auth: JWT with integer exp, result.value.token and role admin', asyn
 test('POST /auth: wrong password and unknown admin are the same 401 code 4031', async (t) => {
   const w = await world(t);
   await withAdmin(w);
-  for (const params of [{ username: 'admin', password: 'nope' }, { username: 'ghost', password: 'admin-pw' }, { username: 'admin', password: '' }]) {
+  for (const params of [
+    { username: 'admin', password: 'nope' },
+    { username: 'ghost', password: 'admin-pw' },
+    { username: 'admin', password: '' },
+  ]) {
     const r = await w.call('POST', '/auth', params);
     t.is(r.status, 401);
     t.deepEqual(r.body.result, { status: false, error: { code: 4031, message: 'Authentication failure. Wrong credentials' } });
@@ -128,7 +132,10 @@ function hostileTokens(good: string, key: Buffer): Array<[string, string]> {
   const [head, body, sig] = good.split('.') as [string, string, string];
   const enc = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
   const hmac = (hash: string, h: string, b: string) => crypto.createHmac(hash, key).update(`${h}.${b}`).digest('base64url');
-  const withAlg = (alg: string, hash = 'sha256') => { const h = enc({ alg, typ: 'JWT' }); return `${h}.${body}.${hmac(hash, h, body)}`; };
+  const withAlg = (alg: string, hash = 'sha256') => {
+    const h = enc({ alg, typ: 'JWT' });
+    return `${h}.${body}.${hmac(hash, h, body)}`;
+  };
   const claims = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as Record<string, unknown>;
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
   const last = alphabet.indexOf(sig.at(-1)!);
@@ -150,7 +157,10 @@ function hostileTokens(good: string, key: Buffer): Array<[string, string]> {
     ['signature with inner tab', `${head}.${body}.${sig.slice(0, 20)}\t${sig.slice(20)}`],
     ['signature, last character differs in unused bits', `${head}.${body}.${sig.slice(0, -1)}${alphabet[last ^ 1]!}`],
     ['signature re-encoded as standard base64', `${head}.${body}.${Buffer.from(sig, 'base64url').toString('base64')}`],
-    ['signature re-encoded as standard base64 (no padding)', `${head}.${body}.${Buffer.from(sig, 'base64url').toString('base64').replace(/=+$/, '')}`],
+    [
+      'signature re-encoded as standard base64 (no padding)',
+      `${head}.${body}.${Buffer.from(sig, 'base64url').toString('base64').replace(/=+$/, '')}`,
+    ],
     ['payload re-encoded with whitespace, old signature', `${head}.${spaced}.${sig}`],
     ['payload segment with inner space', `${head}.${body.slice(0, 10)} ${body.slice(10)}.${sig}`],
     ['header re-encoded with whitespace, old signature', `${enc('{ "alg": "HS256", "typ": "JWT" }')}.${body}.${sig}`],

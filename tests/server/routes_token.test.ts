@@ -63,7 +63,10 @@ test('init totp: period in the URL, timeStep 60, no oathurl', async (t) => {
   const w = await world(t);
   const r = await init(w, { type: 'totp', otpkey: KEY_HEX, user: 'alice', serial: 'TOTP0001' });
   t.is(r.status, 200);
-  t.is(r.body.detail.googleurl.value, `otpauth://totp/pushgate%3ATOTP0001?secret=${RFC_B32}&period=30&digits=6&algorithm=SHA1&issuer=pushgate`);
+  t.is(
+    r.body.detail.googleurl.value,
+    `otpauth://totp/pushgate%3ATOTP0001?secret=${RFC_B32}&period=30&digits=6&algorithm=SHA1&issuer=pushgate`,
+  );
   t.is(r.body.detail.otpkey.value, `seed://${KEY_HEX}`);
   t.false('oathurl' in r.body.detail);
   const g = await init(w, { type: 'totp', genkey: 1, user: 'alice', timeStep: 60 });
@@ -86,10 +89,15 @@ test('init spass: no key details', async (t) => {
 });
 
 test('init: type defaults to hotp; tokenlabel and tokenissuer policies fill the URL', async (t) => {
-  const w = await world(t, { config: { policies: [policy('label', 'enrollment', { tokenlabel: '<u>@<r>', tokenissuer: 'ACME {realm}' })] } });
+  const w = await world(t, {
+    config: { policies: [policy('label', 'enrollment', { tokenlabel: '<u>@<r>', tokenissuer: 'ACME {realm}' })] },
+  });
   const r = await init(w, { otpkey: KEY_HEX, user: 'alice', serial: 'OATH0009' });
   t.is(r.status, 200);
-  t.is(r.body.detail.googleurl.value, `otpauth://hotp/ACME%20default%3Aalice%40default?secret=${RFC_B32}&counter=0&digits=6&algorithm=SHA1&issuer=ACME%20default`);
+  t.is(
+    r.body.detail.googleurl.value,
+    `otpauth://hotp/ACME%20default%3Aalice%40default?secret=${RFC_B32}&counter=0&digits=6&algorithm=SHA1&issuer=ACME%20default`,
+  );
   t.is((await tokenOf(w, 'OATH0009')).type, 'hotp');
 });
 
@@ -133,14 +141,33 @@ test('admin policies: an admin-scope policy without enroll refuses /token/init w
   const r = await init(w, { type: 'hotp', genkey: 1, user: 'alice' });
   t.is(r.status, 403);
   t.deepEqual(r.body.result.error, { code: 303, message: 'Admin actions are defined, but the action enroll is not allowed!' });
-  await w.deps.store.tokens.insert({
-    serial: 'OATH0001', type: 'hotp', username: 'alice', realm: 'default', active: true, rolloutState: '', pinHash: null,
-    otpLen: 6, counter: 0, maxFail: 10, description: '', info: { hashlib: 'sha1' }, secrets: { otpKey: KEY_HEX }, rolloutExpiresAt: null,
-  }, w.clock.now());
+  await w.deps.store.tokens.insert(
+    {
+      serial: 'OATH0001',
+      type: 'hotp',
+      username: 'alice',
+      realm: 'default',
+      active: true,
+      rolloutState: '',
+      pinHash: null,
+      otpLen: 6,
+      counter: 0,
+      maxFail: 10,
+      description: '',
+      info: { hashlib: 'sha1' },
+      secrets: { otpKey: KEY_HEX },
+      rolloutExpiresAt: null,
+    },
+    w.clock.now(),
+  );
   const h = await asAdmin(w);
   t.is((await w.call('POST', '/token/reset/OATH0001', {}, { headers: h })).status, 200, 'granted right');
   t.is((await w.call('POST', '/validate/triggerchallenge', { user: 'alice' }, { headers: h })).status, 200);
-  for (const [method, path] of [['DELETE', '/token/OATH0001'], ['POST', '/token/disable/OATH0001'], ['POST', '/token/enable/OATH0001']] as const) {
+  for (const [method, path] of [
+    ['DELETE', '/token/OATH0001'],
+    ['POST', '/token/disable/OATH0001'],
+    ['POST', '/token/enable/OATH0001'],
+  ] as const) {
     const d = await w.call(method, path, {}, { headers: h });
     t.is(d.status, 403, path);
     t.is(d.body.result.error.code, 303);
@@ -167,10 +194,29 @@ test('GET /token/: the fields clients read, no secrets', async (t) => {
   t.like(v, { count: 1, current: 1, next: null, prev: null });
   const tok = v.tokens[0];
   t.deepEqual(tok, {
-    id: tok.id, serial: 'OATH0001', tokentype: 'hotp', active: true, revoked: false, locked: false, rollout_state: '',
-    description: 'phone', otplen: 6, count: 1, failcount: 0, maxfail: 10, count_window: 10, sync_window: 1000,
-    username: 'alice', user_realm: 'default', realms: ['default'], resolver: 'default_any', user_id: 'alice', user_editable: false,
-    info: { hashlib: 'sha1', tokenkind: 'software' }, created: tok.created, last_auth: authAt,
+    id: tok.id,
+    serial: 'OATH0001',
+    tokentype: 'hotp',
+    active: true,
+    revoked: false,
+    locked: false,
+    rollout_state: '',
+    description: 'phone',
+    otplen: 6,
+    count: 1,
+    failcount: 0,
+    maxfail: 10,
+    count_window: 10,
+    sync_window: 1000,
+    username: 'alice',
+    user_realm: 'default',
+    realms: ['default'],
+    resolver: 'default_any',
+    user_id: 'alice',
+    user_editable: false,
+    info: { hashlib: 'sha1', tokenkind: 'software' },
+    created: tok.created,
+    last_auth: authAt,
   });
   t.is(typeof tok.id, 'number');
   t.false(r.text.includes(KEY_HEX), 'no seed');
@@ -186,16 +232,31 @@ test('GET /token/: filters and pages', async (t) => {
   await enroll(w, { type: 'totp', genkey: 1, user: 'bob', serial: 'TOTP0001' });
   await enroll(w, { type: 'totp', genkey: 1, serial: 'TOTP0002' });
   t.is((await listTokens(w)).count, 4);
-  t.deepEqual((await listTokens(w, { user: 'alice' })).tokens.map((x: any) => x.serial), ['OATH0001', 'PISP0001']);
-  t.deepEqual((await listTokens(w, { user: 'alice@default' })).tokens.map((x: any) => x.serial), ['OATH0001', 'PISP0001']);
-  t.deepEqual((await listTokens(w, { type: 'totp' })).tokens.map((x: any) => x.serial), ['TOTP0001', 'TOTP0002']);
-  t.deepEqual((await listTokens(w, { serial: 'TOTP0002' })).tokens.map((x: any) => [x.serial, x.username, x.user_realm, x.realms]), [['TOTP0002', '', '', []]]);
+  t.deepEqual(
+    (await listTokens(w, { user: 'alice' })).tokens.map((x: any) => x.serial),
+    ['OATH0001', 'PISP0001'],
+  );
+  t.deepEqual(
+    (await listTokens(w, { user: 'alice@default' })).tokens.map((x: any) => x.serial),
+    ['OATH0001', 'PISP0001'],
+  );
+  t.deepEqual(
+    (await listTokens(w, { type: 'totp' })).tokens.map((x: any) => x.serial),
+    ['TOTP0001', 'TOTP0002'],
+  );
+  t.deepEqual(
+    (await listTokens(w, { serial: 'TOTP0002' })).tokens.map((x: any) => [x.serial, x.username, x.user_realm, x.realms]),
+    [['TOTP0002', '', '', []]],
+  );
   const p1 = await listTokens(w, { pagesize: 3 });
   t.like(p1, { count: 4, current: 1, next: 2, prev: null });
   t.is(p1.tokens.length, 3);
   const p2 = await listTokens(w, { pagesize: 3, page: 2 });
   t.like(p2, { count: 4, current: 2, next: null, prev: 1 });
-  t.deepEqual(p2.tokens.map((x: any) => x.serial), ['TOTP0002']);
+  t.deepEqual(
+    p2.tokens.map((x: any) => x.serial),
+    ['TOTP0002'],
+  );
   const none = await w.call('GET', '/token/', { user: 'x', realm: 'nope' }, { headers: await asAdmin(w) });
   t.is(none.status, 404);
   t.deepEqual(none.body.result.error, { code: 601, message: "Realm 'nope' does not exist." });

@@ -3,9 +3,7 @@
  * GHSA-74r7-3mjm-jc5v unknown-realm rule), /validate/triggerchallenge and /validate/polltransaction.
  */
 import test from 'ava';
-import {
-  KEY_HEX, RFC, asAdmin, check, enroll, enrollHotp, hotpAt, policy, tokenOf, totpAt, usersYaml, world,
-} from '../helpers/kit.ts';
+import { KEY_HEX, RFC, asAdmin, check, enroll, enrollHotp, hotpAt, policy, tokenOf, totpAt, usersYaml, world } from '../helpers/kit.ts';
 import type { TestWorld } from '../helpers/test_app.ts';
 import { apiKeyClaims, signJwt } from '../../server/auth/jwt.ts';
 
@@ -39,13 +37,19 @@ test('hotp: 8 digits with sha256', async (t) => {
   await enrollHotp(w, { otplen: 8, hashlib: 'sha256' });
   const r = await check(w, { user: 'alice', pass: '1234' + hotpAt(0, 8, 'sha256') });
   t.like(r.body, { result: ACCEPT, detail: { otplen: 8, type: 'hotp' } });
-  t.like((await check(w, { user: 'alice', pass: '1234' + hotpAt(1, 8, 'sha1') })).body, { result: REJECT, detail: { message: 'wrong otp value' } });
+  t.like((await check(w, { user: 'alice', pass: '1234' + hotpAt(1, 8, 'sha1') })).body, {
+    result: REJECT,
+    detail: { message: 'wrong otp value' },
+  });
 });
 
 test('check by serial only, GET and POST', async (t) => {
   const w = await world(t);
   await enrollHotp(w);
-  t.like((await w.call('GET', '/validate/check', { serial: 'OATH0001', pass: '1234' + RFC[0] })).body, { result: ACCEPT, detail: { serial: 'OATH0001' } });
+  t.like((await w.call('GET', '/validate/check', { serial: 'OATH0001', pass: '1234' + RFC[0] })).body, {
+    result: ACCEPT,
+    detail: { serial: 'OATH0001' },
+  });
   t.like((await check(w, { serial: 'OATH0001', pass: '1234' + RFC[1] })).body, { result: ACCEPT });
   const unknown = await check(w, { serial: 'NOPE0001', pass: '1234' + RFC[2] });
   t.is(unknown.status, 404);
@@ -61,7 +65,11 @@ test('totp: current step accepted once; after a later step was used an earlier o
   const t0 = w.clock.now();
   const ok = await check(w, { user: 'alice', pass: '1234' + totpAt(t0) });
   t.like(ok.body, { result: ACCEPT, detail: { message: 'matching 1 tokens', serial: 'TOTP0001', type: 'totp', otplen: 6 } });
-  t.like((await check(w, { user: 'alice', pass: '1234' + totpAt(t0) })).body, { result: REJECT, detail: { message: 'wrong otp value' } }, 'replay');
+  t.like(
+    (await check(w, { user: 'alice', pass: '1234' + totpAt(t0) })).body,
+    { result: REJECT, detail: { message: 'wrong otp value' } },
+    'replay',
+  );
 
   w.clock.advance(30_000);
   t.like((await check(w, { user: 'alice', pass: '1234' + totpAt(w.clock.now()) })).body, { result: ACCEPT }, 'the next step');
@@ -86,7 +94,10 @@ test('totp: the default window is 180 s each side (eduMFA timeWindow); outside i
   t.like((await check(w, { user: 'alice', pass: '1234' + totpAt(now + 180_000) })).body, { result: ACCEPT }, '6 steps ahead');
   await enroll(w, { type: 'totp', otpkey: KEY_HEX, user: 'bob', pin: '1234', serial: 'TOTP0060', timeStep: 60 });
   w.clock.advance(60_000);
-  t.like((await check(w, { user: 'bob', pass: '1234' + totpAt(w.clock.now(), 60) })).body, { result: ACCEPT, detail: { serial: 'TOTP0060' } });
+  t.like((await check(w, { user: 'bob', pass: '1234' + totpAt(w.clock.now(), 60) })).body, {
+    result: ACCEPT,
+    detail: { serial: 'TOTP0060' },
+  });
   t.like((await check(w, { user: 'bob', pass: '1234' + totpAt(w.clock.now(), 60) })).body, { result: REJECT });
 });
 
@@ -173,9 +184,13 @@ test('fail counter: wrong value and wrong pin count, success resets', async (t) 
   t.is(await failcount(w), 2);
   t.like((await check(w, { user: 'alice', pass: '1234' + RFC[0] })).body, { result: ACCEPT });
   t.is(await failcount(w), 0);
-  t.deepEqual(w.seen.filter((e) => e.name === 'token.fail_counter').map((e) => e.payload), [
-    { serial: 'OATH0001', failCount: 1, maxFail: 10 }, { serial: 'OATH0001', failCount: 2, maxFail: 10 },
-  ]);
+  t.deepEqual(
+    w.seen.filter((e) => e.name === 'token.fail_counter').map((e) => e.payload),
+    [
+      { serial: 'OATH0001', failCount: 1, maxFail: 10 },
+      { serial: 'OATH0001', failCount: 2, maxFail: 10 },
+    ],
+  );
 });
 
 test('max_fail: the token locks (Failcounter exceeded), stays at max, POST /token/reset/<serial> unlocks', async (t) => {
@@ -198,7 +213,11 @@ test('max_fail: the token locks (Failcounter exceeded), stays at max, POST /toke
   const reset = await w.call('POST', '/token/reset/OATH0001', {}, { headers: h });
   t.is(reset.status, 200);
   t.is(await failcount(w), 0);
-  t.like((await check(w, { user: 'alice', pass: '1234' + RFC[0] })).body, { result: ACCEPT }, 'the OTP rejected while locked was not consumed');
+  t.like(
+    (await check(w, { user: 'alice', pass: '1234' + RFC[0] })).body,
+    { result: ACCEPT },
+    'the OTP rejected while locked was not consumed',
+  );
   t.like((await check(w, { user: 'alice', pass: '1234' + RFC[1] })).body, { result: ACCEPT });
 });
 
@@ -207,7 +226,12 @@ test('max_fail: the token locks (Failcounter exceeded), stays at max, POST /toke
 
 test('unknown realm or user in a realm: 904 before any token is touched', async (t) => {
   const w = await world(t, {
-    config: { realms: [{ name: 'default', default: true }, { name: 'corp', users: { type: 'file', path: 'users.yaml' } }] },
+    config: {
+      realms: [
+        { name: 'default', default: true },
+        { name: 'corp', users: { type: 'file', path: 'users.yaml' } },
+      ],
+    },
     files: { 'users.yaml': usersYaml([{ username: 'bob' }]) },
   });
   await enrollHotp(w);
@@ -261,10 +285,13 @@ test('triggerchallenge: one challenge per token, shared transaction_id, value = 
   const tid = d.transaction_id as string;
   t.regex(tid, /^\d{20}$/);
   t.deepEqual(d.transaction_ids, [tid, tid]);
-  t.deepEqual(d.multi_challenge.map((c: any) => [c.serial, c.type, c.client_mode, c.transaction_id, c.message]), [
-    ['OATH0001', 'hotp', 'interactive', tid, 'please enter otp: '],
-    ['OATH0002', 'hotp', 'interactive', tid, 'please enter otp: '],
-  ]);
+  t.deepEqual(
+    d.multi_challenge.map((c: any) => [c.serial, c.type, c.client_mode, c.transaction_id, c.message]),
+    [
+      ['OATH0001', 'hotp', 'interactive', tid, 'please enter otp: '],
+      ['OATH0002', 'hotp', 'interactive', tid, 'please enter otp: '],
+    ],
+  );
   t.is(d.serial, 'OATH0002', 'flattened = last challenge');
   t.is(d.preferred_client_mode, 'interactive');
   t.deepEqual(d.messages, ['please enter otp: ', 'please enter otp: ']);
@@ -300,7 +327,10 @@ test('triggerchallenge: disabled and locked tokens get no challenge', async (t) 
   await enroll(w, { type: 'hotp', genkey: 1, user: 'alice', pin: '5555', serial: 'OATH0002' });
   const h = await asAdmin(w);
   await w.call('POST', '/token/disable/OATH0002', {}, { headers: h });
-  t.like((await w.call('POST', '/validate/triggerchallenge', { user: 'alice' }, { headers: h })).body, { result: { value: 1 }, detail: { serial: 'OATH0001' } });
+  t.like((await w.call('POST', '/validate/triggerchallenge', { user: 'alice' }, { headers: h })).body, {
+    result: { value: 1 },
+    detail: { serial: 'OATH0001' },
+  });
   await check(w, { serial: 'OATH0001', pass: '1234000000' });
   t.is(await failcount(w), 1);
   t.like((await w.call('POST', '/validate/triggerchallenge', { user: 'alice' }, { headers: h })).body, { result: { value: 0 } });
@@ -319,8 +349,13 @@ test('polltransaction: POST 405, missing id 400, unknown id pending/REJECT with 
   const unknown = await w.call('GET', '/validate/polltransaction', { transaction_id: '12345678901234567890' });
   t.is(unknown.status, 200);
   t.deepEqual(unknown.body, {
-    jsonrpc: '2.0', id: 2, time: w.clock.now() / 1000, version: unknown.body.version, versionnumber: unknown.body.versionnumber,
-    result: { status: true, value: false, authentication: 'REJECT' }, detail: { challenge_status: 'pending' },
+    jsonrpc: '2.0',
+    id: 2,
+    time: w.clock.now() / 1000,
+    version: unknown.body.version,
+    versionnumber: unknown.body.versionnumber,
+    result: { status: true, value: false, authentication: 'REJECT' },
+    detail: { challenge_status: 'pending' },
   });
   const path = await w.call('GET', '/validate/polltransaction/12345678901234567890');
   t.deepEqual(path.body.result, { status: true, value: false, authentication: 'REJECT' });
@@ -346,7 +381,11 @@ test('polltransaction: pending, accepted, declined and expired rows', async (t) 
   t.like((await w.call('GET', '/validate/polltransaction', { transaction_id: tid })).body, { result: { value: true } });
 
   w.clock.advance(120_000);
-  t.like(await poll(tid), { result: { value: false, authentication: 'REJECT' }, detail: { challenge_status: 'pending' } }, 'expired rows count as pending');
+  t.like(
+    await poll(tid),
+    { result: { value: false, authentication: 'REJECT' }, detail: { challenge_status: 'pending' } },
+    'expired rows count as pending',
+  );
 });
 
 test('api_key_required: /validate/check and /validate/polltransaction need a JWT with role validate where the policy applies', async (t) => {
@@ -368,7 +407,11 @@ test('api_key_required: /validate/check and /validate/polltransaction need a JWT
   t.like((await check(w, { user: 'alice', pass: '1234' + RFC[0] }, { headers: { Authorization: key } })).body, { result: ACCEPT });
   t.like((await check(w, { user: 'bob', pass: '5678' + RFC[0] })).body, { result: ACCEPT }, 'the policy is for alice only');
   const other = await signJwt(apiKeyClaims('idp', w.clock.now(), 30), Buffer.alloc(32, 7));
-  t.like((await check(w, { user: 'alice', pass: '1234' + RFC[1] }, { headers: { Authorization: other } })).body, noKey, 'signed with another key');
+  t.like(
+    (await check(w, { user: 'alice', pass: '1234' + RFC[1] }, { headers: { Authorization: other } })).body,
+    noKey,
+    'signed with another key',
+  );
   const expired = await signJwt(apiKeyClaims('idp', w.clock.now() - 31 * 86_400_000, 30), w.deps.jwtKey);
   t.like((await check(w, { user: 'alice', pass: '1234' + RFC[1] }, { headers: { Authorization: expired } })).body, noKey, 'expired');
   const radius = await w.call('POST', '/validate/radiuscheck', { user: 'alice', pass: '1234' + RFC[1] });

@@ -31,7 +31,15 @@ test('tokens.secrets_enc holds ciphertext only: no hex or base32 seed, no PIN an
   const rows = await w.deps.store.knex('tokens').select('*').orderBy('id');
   t.is(rows.length, 2);
   const dump = JSON.stringify(rows);
-  for (const needle of [KEY_HEX, KEY_HEX.toUpperCase(), RFC_B32, genHex, Buffer.from(genHex, 'hex').toString('base64'), '1234', 'pin-of-bob']) {
+  for (const needle of [
+    KEY_HEX,
+    KEY_HEX.toUpperCase(),
+    RFC_B32,
+    genHex,
+    Buffer.from(genHex, 'hex').toString('base64'),
+    '1234',
+    'pin-of-bob',
+  ]) {
     t.false(dump.includes(needle), `found ${needle} in the tokens table`);
   }
   for (const r of rows) {
@@ -57,7 +65,11 @@ test('SecretBox: round trip, fresh IV each time, tampering and wrong keys fail, 
   t.not(a, b);
   t.is(box.decrypt(a), 'secret ü');
   const [v, iv, tag, ct] = a.split('.') as [string, string, string, string];
-  const flip = (s: string) => { const buf = Buffer.from(s, 'base64url'); buf[0] ^= 1; return buf.toString('base64url'); };
+  const flip = (s: string) => {
+    const buf = Buffer.from(s, 'base64url');
+    buf[0] ^= 1;
+    return buf.toString('base64url');
+  };
   t.throws(() => box.decrypt([v, iv, tag, flip(ct)].join('.')));
   t.throws(() => box.decrypt([v, iv, flip(tag), ct].join('.')));
   t.throws(() => box.decrypt([v, flip(iv), tag, ct].join('.')));
@@ -92,7 +104,10 @@ test('loadOrCreateKey: creates 64 hex chars with mode 0600, then reads it back; 
 
 test('buildDeps without a key file creates one with a loud warning; a restart with it reads the seeds back', async (t) => {
   const dir = tmpDir(t);
-  const config = parseConfig({ database: { url: 'sqlite:./pg.db' }, secrets: { key_file: './pushgate.key' }, pin: { memory_kib: 1024, time_cost: 1 } }, dir);
+  const config = parseConfig(
+    { database: { url: 'sqlite:./pg.db' }, secrets: { key_file: './pushgate.key' }, pin: { memory_kib: 1024, time_cost: 1 } },
+    dir,
+  );
   const events = new Events();
   const warnings: string[] = [];
   events.on('config.warning', (p) => warnings.push(p.message));
@@ -101,10 +116,25 @@ test('buildDeps without a key file creates one with a loud warning; a restart wi
   t.true(fs.existsSync(path.join(dir, 'pushgate.key')));
   t.is(warnings.length, 1);
   t.regex(warnings[0]!, /SECRETS KEY CREATED/);
-  await deps.store.tokens.insert({
-    serial: 'OATH0001', type: 'hotp', username: 'a', realm: 'default', active: true, rolloutState: '', pinHash: null, otpLen: 6,
-    counter: 0, maxFail: 10, description: '', info: { hashlib: 'sha1' }, secrets: { otpKey: KEY_HEX }, rolloutExpiresAt: null,
-  }, clock.now());
+  await deps.store.tokens.insert(
+    {
+      serial: 'OATH0001',
+      type: 'hotp',
+      username: 'a',
+      realm: 'default',
+      active: true,
+      rolloutState: '',
+      pinHash: null,
+      otpLen: 6,
+      counter: 0,
+      maxFail: 10,
+      description: '',
+      info: { hashlib: 'sha1' },
+      secrets: { otpKey: KEY_HEX },
+      rolloutExpiresAt: null,
+    },
+    clock.now(),
+  );
   await deps.close();
 
   const again = await buildDeps(config, { clock, events });

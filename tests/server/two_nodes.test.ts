@@ -31,8 +31,12 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
 const pgAt = new URL(PG_ADMIN_URL);
 const here = TEST_DB === 'postgres';
-const pgUp = here && await reachable(Number(pgAt.port || 5432), pgAt.hostname);
-const skip = pgUp ? '' : !here ? ' [skipped: runs in the PostgreSQL suite]' : ` [skipped: PostgreSQL at ${pgAt.hostname}:${pgAt.port || 5432} is unreachable]`;
+const pgUp = here && (await reachable(Number(pgAt.port || 5432), pgAt.hostname));
+const skip = pgUp
+  ? ''
+  : !here
+    ? ' [skipped: runs in the PostgreSQL suite]'
+    : ` [skipped: PostgreSQL at ${pgAt.hostname}:${pgAt.port || 5432} is unreachable]`;
 const maybe = pgUp ? test.serial : test.skip;
 
 /** Real processes, real time: polls `cond` every 50 ms until it holds, failing after a generous `deadlineMs`. */
@@ -46,8 +50,13 @@ async function eventually<T>(what: string, cond: () => Promise<T | undefined> | 
   }
 }
 
-
-interface Node { name: string; url: string; proc: ChildProcess; lines: string[]; exited: Promise<number | null> }
+interface Node {
+  name: string;
+  url: string;
+  proc: ChildProcess;
+  lines: string[];
+  exited: Promise<number | null>;
+}
 
 /** One JSON log line per event: the server logs on stdout. */
 function events(n: Node, event: string): Array<Record<string, unknown>> {
@@ -56,14 +65,18 @@ function events(n: Node, event: string): Array<Record<string, unknown>> {
 
 function startNode(name: string, configFile: string, port: number): Promise<Node> {
   const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli/main.ts'), 'serve', '--config', configFile], {
-    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' },
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NODE_OPTIONS: '' },
   });
   const lines: string[] = [];
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
   const node: Node = { name, url: `http://127.0.0.1:${port}`, proc, lines, exited };
   let buf = '';
   let errText = '';
-  proc.stderr!.on('data', (c: Buffer) => { errText += c.toString(); });
+  proc.stderr!.on('data', (c: Buffer) => {
+    errText += c.toString();
+  });
   return new Promise<Node>((resolve, reject) => {
     const bound = setTimeout(() => reject(new Error(`${name} did not start within 60 s: ${errText}`)), 60_000);
     proc.stdout!.on('data', (c: Buffer) => {
@@ -74,10 +87,16 @@ function startNode(name: string, configFile: string, port: number): Promise<Node
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
         lines.push(line);
-        if (line.includes('"event":"server.started"')) { clearTimeout(bound); resolve(node); }
+        if (line.includes('"event":"server.started"')) {
+          clearTimeout(bound);
+          resolve(node);
+        }
       }
     });
-    void exited.then((code) => { clearTimeout(bound); reject(new Error(`${name} exited with ${code}: ${errText}`)); });
+    void exited.then((code) => {
+      clearTimeout(bound);
+      reject(new Error(`${name} exited with ${code}: ${errText}`));
+    });
   });
 }
 
@@ -85,20 +104,36 @@ async function stopNode(n: Node): Promise<void> {
   if (n.proc.exitCode !== null || n.proc.signalCode !== null) return;
   n.proc.kill('SIGTERM');
   const done = await Promise.race([n.exited.then(() => true), sleep(10_000).then(() => false)]);
-  if (!done) { n.proc.kill('SIGKILL'); await n.exited; }
+  if (!done) {
+    n.proc.kill('SIGKILL');
+    await n.exited;
+  }
 }
 
 /** `pushgate <args>` with `stdin`; resolves with the exit code and output. */
 function cli(args: string[], stdin: string): Promise<{ code: number | null; out: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli/main.ts'), ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli/main.ts'), ...args], {
+    cwd: ROOT,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let out = '';
-  proc.stdout.on('data', (c: Buffer) => { out += c.toString(); });
-  proc.stderr.on('data', (c: Buffer) => { out += c.toString(); });
+  proc.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  proc.stderr.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
   proc.stdin.end(stdin);
   return new Promise((resolve) => proc.once('exit', (code) => resolve({ code, out })));
 }
 
-async function call(base: string, method: string, p: string, params: Record<string, unknown> = {}, opts: { as?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
+async function call(
+  base: string,
+  method: string,
+  p: string,
+  params: Record<string, unknown> = {},
+  opts: { as?: string; headers?: Record<string, string> } = {},
+): Promise<Reply> {
   const headers: Record<string, string> = { ...(opts.headers ?? {}) };
   let target = base + p;
   let body: string | undefined;
@@ -116,13 +151,23 @@ async function call(base: string, method: string, p: string, params: Record<stri
   const res = await fetch(target, { method, headers, body, signal: AbortSignal.timeout(45_000) });
   const text = await res.text();
   let parsed: unknown = null;
-  try { parsed = JSON.parse(text); } catch { /* not JSON */ }
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    /* not JSON */
+  }
   return { status: res.status, body: parsed, headers: res.headers, text };
 }
 
 const host = (n: Node): PhoneHost => ({ call: (m, p, params, o) => call(n.url, m, p, params, o), clock: { now: () => Date.now() } });
 
-interface Cluster { a: Node; b: Node; admin: string; dbDrop: () => Promise<void>; tmp: string }
+interface Cluster {
+  a: Node;
+  b: Node;
+  admin: string;
+  dbDrop: () => Promise<void>;
+  tmp: string;
+}
 let cluster: Cluster | null = null;
 let releases: Array<() => void> = [];
 
@@ -175,7 +220,13 @@ test.after.always(async () => {
 
 /** /token/init on node A, step 2 by the phone on node B. */
 async function enrollAcrossNodes(c: Cluster, user: string): Promise<{ phone: FakePhone; serial: string }> {
-  const init = await call(c.a.url, 'POST', '/token/init', { type: 'edupush', genkey: 1, user, pin: '1234' }, { headers: { Authorization: c.admin } });
+  const init = await call(
+    c.a.url,
+    'POST',
+    '/token/init',
+    { type: 'edupush', genkey: 1, user, pin: '1234' },
+    { headers: { Authorization: c.admin } },
+  );
   if (init.status !== 200) throw new Error(`init on A: ${init.text}`);
   const phone = new FakePhone(host(c.b), 'edumfa-next', makePhoneKey('rsa'));
   phone.scan(init.body.detail.pushurl.value);
@@ -186,7 +237,7 @@ async function enrollAcrossNodes(c: Cluster, user: string): Promise<{ phone: Fak
 
 /** The phone's poll on node B until the open challenge shows up (a generous deadline: real processes). */
 function pollUntilOpen(phone: FakePhone): Promise<SmartphoneData> {
-  return eventually('an open challenge in the phone\'s poll on B', async () => {
+  return eventually("an open challenge in the phone's poll on B", async () => {
     const r = await phone.poll();
     if (r.status !== 200) throw new Error(`poll on B: ${r.text}`);
     return r.body.result.value[0] as SmartphoneData | undefined;
@@ -195,7 +246,10 @@ function pollUntilOpen(phone: FakePhone): Promise<SmartphoneData> {
 
 /** Node `n`'s log lines of `event`, once there are at least `count` (stdout arrives apart from the HTTP replies). */
 function logged(n: Node, event: string, count = 1): Promise<Array<Record<string, unknown>>> {
-  return eventually(`${count} ${event} log line(s) of node ${n.name}`, () => { const e = events(n, event); return e.length >= count ? e : undefined; });
+  return eventually(`${count} ${event} log line(s) of node ${n.name}`, () => {
+    const e = events(n, event);
+    return e.length >= count ? e : undefined;
+  });
 }
 
 maybe(`a challenge triggered on node A is answered by the phone on node B and finalized on node A → ACCEPT${skip}`, async (t) => {

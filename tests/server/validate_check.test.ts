@@ -9,7 +9,12 @@ async function withHotp(t: { teardown(fn: () => Promise<void>): void }, config: 
   const w = await createWorld({ config });
   t.teardown(() => w.close());
   const admin = await w.adminToken();
-  const r = await w.call('POST', '/token/init', { type: 'hotp', otpkey: KEY_HEX, user: 'alice', pin: '1234', serial: 'OATH0001' }, { headers: { Authorization: admin } });
+  const r = await w.call(
+    'POST',
+    '/token/init',
+    { type: 'hotp', otpkey: KEY_HEX, user: 'alice', pin: '1234', serial: 'OATH0001' },
+    { headers: { Authorization: admin } },
+  );
   if (r.status !== 200) throw new Error(r.text);
   return w;
 }
@@ -18,7 +23,12 @@ test('hotp: PIN + OTP accepts with eduMFA envelope, replay rejects', async (t) =
   const w = await withHotp(t);
   const r = await w.call('POST', '/validate/check', { user: 'alice', pass: '1234' + RFC[0] });
   t.is(r.status, 200);
-  t.like(r.body, { jsonrpc: '2.0', id: 2, result: { status: true, value: true, authentication: 'ACCEPT' }, detail: { message: 'matching 1 tokens', serial: 'OATH0001', type: 'hotp', otplen: 6 } });
+  t.like(r.body, {
+    jsonrpc: '2.0',
+    id: 2,
+    result: { status: true, value: true, authentication: 'ACCEPT' },
+    detail: { message: 'matching 1 tokens', serial: 'OATH0001', type: 'hotp', otplen: 6 },
+  });
   t.is(typeof r.body.time, 'number');
   t.regex(r.body.version, /^pushgate /);
   const again = await w.call('POST', '/validate/check', { user: 'alice', pass: '1234' + RFC[0] });

@@ -6,7 +6,23 @@
 import test from 'ava';
 import http from 'node:http';
 import type { ExecutionContext } from 'ava';
-import { asAdmin, auditRows, callsSince, check, deferred, drained, enroll, enrollHotp, hotpAt, policy, quiet, serverResponses, tokenOf, track, until } from '../helpers/kit.ts';
+import {
+  asAdmin,
+  auditRows,
+  callsSince,
+  check,
+  deferred,
+  drained,
+  enroll,
+  enrollHotp,
+  hotpAt,
+  policy,
+  quiet,
+  serverResponses,
+  tokenOf,
+  track,
+  until,
+} from '../helpers/kit.ts';
 import { enrollPhone, phoneFor, pushWorld } from '../helpers/push_world.ts';
 import type { TestWorld } from '../helpers/test_app.ts';
 import type { FakePhone, SmartphoneData } from '../helpers/fake_phone.ts';
@@ -63,7 +79,11 @@ test('accept: the phone answers while the check waits → ACCEPT "matching 1 tok
 
   const r = await pending.promise;
   t.is(r.status, 200, r.text);
-  t.like(r.body, { id: 2, result: { status: true, value: true, authentication: 'ACCEPT' }, detail: { message: 'matching 1 tokens', serial, type: 'edupush', otplen: 6 } });
+  t.like(r.body, {
+    id: 2,
+    result: { status: true, value: true, authentication: 'ACCEPT' },
+    detail: { message: 'matching 1 tokens', serial, type: 'edupush', otplen: 6 },
+  });
   t.false('transaction_id' in r.body.detail, 'wait mode never hands the transaction id to the client');
   t.is(w.clock.now(), start, 'woken by the answer, not by time');
   t.is(w.clock.pending, 0, 'the wait left no timer behind');
@@ -86,7 +106,10 @@ test('a woken one-token login is finished by the conditional delete alone; a dec
   const calls: string[] = [];
   for (const name of ['byTransaction', 'consumeAccepted', 'consume', 'deleteTransaction'] as const) {
     const real = (store[name] as (...a: unknown[]) => Promise<unknown>).bind(store);
-    (store as unknown as Record<string, unknown>)[name] = (...a: unknown[]) => { calls.push(name); return real(...a); };
+    (store as unknown as Record<string, unknown>)[name] = (...a: unknown[]) => {
+      calls.push(name);
+      return real(...a);
+    };
   }
   let pending = track(check(w, alice));
   await parked(w);
@@ -103,7 +126,7 @@ test('a woken one-token login is finished by the conditional delete alone; a dec
   t.deepEqual(calls, ['consumeAccepted', 'byTransaction', 'deleteTransaction']);
 });
 
-test('decline: the wait ends at once with REJECT + challenge_status declined (eduMFA\'s wire), not at the timeout', async (t) => {
+test("decline: the wait ends at once with REJECT + challenge_status declined (eduMFA's wire), not at the timeout", async (t) => {
   const w = await waitWorld(t, { wait: 30 });
   const phone = phoneFor(w, 'edumfa-flutter');
   const serial = await enrollPhone(w, phone);
@@ -115,7 +138,10 @@ test('decline: the wait ends at once with REJECT + challenge_status declined (ed
   t.like((await phone.answer(data, { decline: true })).body, { result: { value: true } });
   const r = await pending.promise;
   t.is(r.status, 200, r.text);
-  t.like(r.body, { result: { status: true, value: false, authentication: 'REJECT' }, detail: { message: DECLINED_MESSAGE, serial, type: 'edupush', challenge_status: 'declined' } });
+  t.like(r.body, {
+    result: { status: true, value: false, authentication: 'REJECT' },
+    detail: { message: DECLINED_MESSAGE, serial, type: 'edupush', challenge_status: 'declined' },
+  });
   t.is(w.clock.now(), start);
   t.deepEqual(finishedWaits(w), ['decline']);
   t.deepEqual(await w.deps.store.challenges.byTransaction(tid!), []);
@@ -147,7 +173,10 @@ test('timeout: past the wait → REJECT "wrong otp value", fail counter +1, the 
   w.clock.advance(1);
   const r = await pending.promise;
   t.is(r.status, 200, r.text);
-  t.like(r.body, { result: { status: true, value: false, authentication: 'REJECT' }, detail: { message: 'wrong otp value', serial, type: 'edupush' } });
+  t.like(r.body, {
+    result: { status: true, value: false, authentication: 'REJECT' },
+    detail: { message: 'wrong otp value', serial, type: 'edupush' },
+  });
   t.deepEqual(finishedWaits(w), ['timeout']);
   t.is((await tokenOf(w, serial)).failCount, 1);
   t.deepEqual(await w.deps.store.challenges.byTransaction(tid!), []);
@@ -201,7 +230,12 @@ test('capacity: wait.max_concurrent 2 → the third waiting request gets 503 + R
   const r = await check(w, alice);
   t.is(r.status, 503, r.text);
   t.is(r.headers.get('retry-after'), '5');
-  t.like(r.body, { jsonrpc: '2.0', id: 1, detail: null, result: { status: false, error: { code: 503, message: 'Too many logins are waiting for an answer; try again shortly.' } } });
+  t.like(r.body, {
+    jsonrpc: '2.0',
+    id: 1,
+    detail: null,
+    result: { status: false, error: { code: 503, message: 'Too many logins are waiting for an answer; try again shortly.' } },
+  });
   t.is(startedWaits(w).length, 2, 'the refused request started no wait');
   t.is((await w.deps.store.challenges.openForSerial(sa, w.clock.now())).length, 1, 'and created no challenge');
   t.like(w.seen.find((e) => e.name === 'wait.rejected')?.payload, { reason: 'capacity' });
@@ -214,9 +248,9 @@ test('capacity: wait.max_concurrent 2 → the third waiting request gets 503 + R
   await pa.answer(await openChallenge(t, pa));
   t.like((await a.promise).body, { result: { authentication: 'ACCEPT' }, detail: { serial: sa } });
   await quiet(w);
-  t.deepEqual(callsFor(w, mark, tidB!), [], 'another user\'s answer does not even wake bob\'s wait');
+  t.deepEqual(callsFor(w, mark, tidB!), [], "another user's answer does not even wake bob's wait");
   t.is(w.deps.waits.active, 1);
-  t.false(b.settled(), 'another user\'s answer does not end bob\'s wait');
+  t.false(b.settled(), "another user's answer does not end bob's wait");
   const c = track(check(w, alice));
   await parked(w, 2);
   await pa.answer(await openChallenge(t, pa));
@@ -271,7 +305,10 @@ test('two push tokens of one user: both get a challenge in one transaction, the 
 
   t.like((await p2.answer(d2)).body, { result: { value: true } });
   const r = await pending.promise;
-  t.like(r.body, { result: { status: true, value: true, authentication: 'ACCEPT' }, detail: { message: 'matching 1 tokens', serial: s2, type: 'edupush' } });
+  t.like(r.body, {
+    result: { status: true, value: true, authentication: 'ACCEPT' },
+    detail: { message: 'matching 1 tokens', serial: s2, type: 'edupush' },
+  });
   t.deepEqual(await w.deps.store.challenges.byTransaction(tid!), []);
   // The other phone's challenge is dead: neither pollable nor answerable.
   t.is((await p1.poll()).body.result.value.length, 0);
@@ -292,7 +329,10 @@ test('HOTP with the same PIN and challenge_response: [hotp] → an immediate CHA
   t.like(res.body, { result: { status: true, value: false, authentication: 'CHALLENGE' } });
   const mc = res.body.detail.multi_challenge as Array<{ serial: string; type: string }>;
   t.true(mc.some((c) => c.type === 'hotp' && c.serial === 'OATH0001'));
-  t.true(mc.some((c) => c.type === 'edupush' && c.serial === serial), 'the push challenge is sent as a normal challenge');
+  t.true(
+    mc.some((c) => c.type === 'edupush' && c.serial === serial),
+    'the push challenge is sent as a normal challenge',
+  );
   t.deepEqual(startedWaits(w), []);
   const done = await check(w, { user: 'alice', pass: hotpAt(0), transaction_id: res.body.detail.transaction_id });
   t.like(done.body, { result: { value: true, authentication: 'ACCEPT' }, detail: { serial: 'OATH0001' } });
@@ -317,7 +357,10 @@ test('SPASS with the same PIN → immediate ACCEPT of type spass; the push token
   const r = track(check(w, alice));
   await until(() => r.settled() || w.deps.waits.active > 0);
   t.is(w.deps.waits.active, 0);
-  t.like((await r.promise).body, { result: { status: true, value: true, authentication: 'ACCEPT' }, detail: { message: 'matching 1 tokens', serial: 'PISP0001', type: 'spass' } });
+  t.like((await r.promise).body, {
+    result: { status: true, value: true, authentication: 'ACCEPT' },
+    detail: { message: 'matching 1 tokens', serial: 'PISP0001', type: 'spass' },
+  });
   t.deepEqual(startedWaits(w), []);
   t.is((await phone.poll()).body.result.value.length, 0);
 });
@@ -367,7 +410,9 @@ test('/validate/triggerchallenge never waits, even with edupush_wait', async (t)
   t.deepEqual(startedWaits(w), []);
   // The challenge is a normal one: answered by the phone, finalized with the transaction id.
   await phone.answer(await openChallenge(t, phone));
-  t.like((await check(w, { user: 'alice', pass: '', transaction_id: res.body.detail.transaction_id })).body, { result: { authentication: 'ACCEPT' } });
+  t.like((await check(w, { user: 'alice', pass: '', transaction_id: res.body.detail.transaction_id })).body, {
+    result: { authentication: 'ACCEPT' },
+  });
 });
 
 test('legacy push tokens wait with push_wait (and only with push_wait, not edupush_wait)', async (t) => {
@@ -378,7 +423,10 @@ test('legacy push tokens wait with push_wait (and only with push_wait, not edupu
   const pending = track(check(w, alice));
   await parked(w);
   await phone.answer(await openChallenge(t, phone));
-  t.like((await pending.promise).body, { result: { value: true, authentication: 'ACCEPT' }, detail: { message: 'matching 1 tokens', serial, type: 'push' } });
+  t.like((await pending.promise).body, {
+    result: { value: true, authentication: 'ACCEPT' },
+    detail: { message: 'matching 1 tokens', serial, type: 'push' },
+  });
 
   const w2 = await pushWorld(t, { policies: [policy('wait', 'authentication', { edupush_wait: 20 })] });
   const phone2 = phoneFor(w2, 'privacyidea');
@@ -426,7 +474,11 @@ test('an answer that lands while the deadline read is running is read once more,
   const read = store.byTransaction.bind(store);
   const gate = deferred();
   let held = 0;
-  store.byTransaction = async (id) => { const rows = await read(id); if (held++ === 0) await gate.promise; return rows; };
+  store.byTransaction = async (id) => {
+    const rows = await read(id);
+    if (held++ === 0) await gate.promise;
+    return rows;
+  };
   w.clock.advance(20_000);
   await until(() => held === 1);
   // Meanwhile the phone's answer lands (and is notified).
@@ -569,7 +621,8 @@ test('metrics: /metrics counts waits started, finished by result, rejected, and 
     'pushgate_answer_bus_waiters 0',
     'pushgate_wait_duration_ms{quantile="0.5"} 3000',
     'pushgate_wait_duration_ms{quantile="0.99"} 3000',
-  ]) t.true(lines.has(line), `${line}\n--- got:\n${m.text}`);
+  ])
+    t.true(lines.has(line), `${line}\n--- got:\n${m.text}`);
 });
 
 test('a waiting login is answered outside Koa with the same wire as an immediate answer: headers, audit row, radiuscheck, samlcheck', async (t) => {
@@ -609,14 +662,22 @@ test('a waiting login is answered outside Koa with the same wire as an immediate
   t.is(rd.status, 400);
   t.is(rd.text, '');
   t.is(rd.headers.get('content-length'), '0');
-  t.deepEqual((await auditRows(w)).filter((a) => a.action === 'POST /validate/radiuscheck').map((a) => a.outcome).sort(), ['ACCEPT', 'DECLINED']);
+  t.deepEqual(
+    (await auditRows(w))
+      .filter((a) => a.action === 'POST /validate/radiuscheck')
+      .map((a) => a.outcome)
+      .sort(),
+    ['ACCEPT', 'DECLINED'],
+  );
 
   // samlcheck: the user's attributes with the ACCEPT.
   const saml = w.call('POST', '/validate/samlcheck', alice);
   await approve();
   const rs = await saml;
   t.is(rs.status, 200, rs.text);
-  t.like(rs.body, { result: { status: true, authentication: 'ACCEPT', value: { auth: true, attributes: { username: 'alice', realm: 'default' } } } });
+  t.like(rs.body, {
+    result: { status: true, authentication: 'ACCEPT', value: { auth: true, attributes: { username: 'alice', realm: 'default' } } },
+  });
   t.is(w.deps.waits.active, 0);
 });
 
@@ -624,7 +685,10 @@ test('a wait longer than the challenge validity is a config.warning at start and
   const w = await waitWorld(t, { wait: 300 });
   const warnings = () => w.seen.filter((e) => e.name === 'config.warning').map((e) => (e.payload as { message: string }).message);
   t.is(warnings().length, 1);
-  t.regex(warnings()[0]!, /^policy 'wait': edupush_wait is 300 s, but edupush challenges are valid for 120 s \(challenge\.validity_seconds\)/);
+  t.regex(
+    warnings()[0]!,
+    /^policy 'wait': edupush_wait is 300 s, but edupush challenges are valid for 120 s \(challenge\.validity_seconds\)/,
+  );
   w.deps.reloadPolicies();
   t.is(warnings().length, 2);
   const ok = await waitWorld(t, { wait: 120 });
@@ -639,7 +703,13 @@ test('a woken login is in the audit before its client hears the answer (as every
   const insert = audit.insert.bind(audit);
   const gate = deferred();
   let held = 0;
-  audit.insert = async (e) => { if (e.action === 'POST /validate/check') { held++; await gate.promise; } return insert(e); };
+  audit.insert = async (e) => {
+    if (e.action === 'POST /validate/check') {
+      held++;
+      await gate.promise;
+    }
+    return insert(e);
+  };
   const responses = serverResponses(w);
   const pending = track(check(w, alice));
   await parked(w);
@@ -660,16 +730,23 @@ test('a keep-alive connection that carried a waiting login serves the next reque
   await enrollPhone(w, phone);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   t.teardown(() => agent.destroy());
-  const send = (method: string, path: string, body?: string) => new Promise<{ status: number; text: string; reused: boolean; headers: http.IncomingHttpHeaders }>((resolve, reject) => {
-    const req = http.request(`${w.url}${path}`, { method, agent, headers: body ? { 'content-type': 'application/x-www-form-urlencoded' } : {} }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => { text += c; });
-      res.on('end', () => resolve({ status: res.statusCode!, text, reused: req.reusedSocket, headers: res.headers }));
+  const send = (method: string, path: string, body?: string) =>
+    new Promise<{ status: number; text: string; reused: boolean; headers: http.IncomingHttpHeaders }>((resolve, reject) => {
+      const req = http.request(
+        `${w.url}${path}`,
+        { method, agent, headers: body ? { 'content-type': 'application/x-www-form-urlencoded' } : {} },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => {
+            text += c;
+          });
+          res.on('end', () => resolve({ status: res.statusCode!, text, reused: req.reusedSocket, headers: res.headers }));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
     });
-    req.on('error', reject);
-    req.end(body);
-  });
   const waiting = send('POST', '/validate/check', new URLSearchParams(alice).toString());
   await parked(w);
   await phone.answer(await openChallenge(t, phone));
@@ -695,7 +772,12 @@ test('a client that goes away while its transaction is being read: the read fini
   const read = store.byTransaction.bind(store);
   const gate = deferred();
   let reads = 0;
-  store.byTransaction = async (id) => { reads++; const rows = await read(id); await gate.promise; return rows; };
+  store.byTransaction = async (id) => {
+    reads++;
+    const rows = await read(id);
+    await gate.promise;
+    return rows;
+  };
   w.clock.advance(5000);
   await until(() => reads === 1);
   c.abort();

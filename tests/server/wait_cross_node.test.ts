@@ -24,16 +24,25 @@ import { parked, reachable, startedWaits } from '../helpers/wait.ts';
 const REDIS_URL = process.env.PUSHGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const CHANNEL = 'pushgate_answers';
 
-const hostPort = (url: string, port: number) => { const u = new URL(url); return { host: u.hostname, port: Number(u.port || port) }; };
+const hostPort = (url: string, port: number) => {
+  const u = new URL(url);
+  return { host: u.hostname, port: Number(u.port || port) };
+};
 const pgAt = hostPort(PG_ADMIN_URL, 5432);
 const redisAt = hostPort(REDIS_URL, 6379);
 const here = TEST_DB === 'postgres';
-const pgUp = here && await reachable(pgAt.port, pgAt.host);
-const redisUp = here && await reachable(redisAt.port, redisAt.host);
+const pgUp = here && (await reachable(pgAt.port, pgAt.host));
+const redisUp = here && (await reachable(redisAt.port, redisAt.host));
 const PG_SKIP = here ? ` [skipped: PostgreSQL at ${pgAt.host}:${pgAt.port} is unreachable]` : ' [skipped: runs in the PostgreSQL suite]';
-const REDIS_SKIP = !here ? PG_SKIP : ` [skipped: ${!pgUp ? `PostgreSQL at ${pgAt.host}:${pgAt.port}` : `Redis at ${redisAt.host}:${redisAt.port}`} is unreachable]`;
+const REDIS_SKIP = !here
+  ? PG_SKIP
+  : ` [skipped: ${!pgUp ? `PostgreSQL at ${pgAt.host}:${pgAt.port}` : `Redis at ${redisAt.host}:${redisAt.port}`} is unreachable]`;
 
-interface Nodes { a: TestWorld; b: TestWorld; dbUrl: string }
+interface Nodes {
+  a: TestWorld;
+  b: TestWorld;
+  dbUrl: string;
+}
 
 /** Two nodes on one fresh PostgreSQL database with one secrets key; created one after the other (migrations). */
 async function twoNodes(t: ExecutionContext, config: Record<string, unknown> = {}): Promise<Nodes> {
@@ -74,60 +83,80 @@ async function waitOnAAnswerOnB(t: ExecutionContext, n: Nodes, decline: boolean)
   const data = await openOn(t, phoneB);
   t.like((await phoneB.answer(data, { decline })).body, { result: { value: true } });
   const r = await pending.promise;
-  t.is(n.a.clock.now(), startA, 'node A\'s clock never moved: no safety-net re-read could have run');
+  t.is(n.a.clock.now(), startA, "node A's clock never moved: no safety-net re-read could have run");
   t.is(n.a.deps.waits.active, 0);
   t.is(n.a.deps.answers.waiting, 0);
   t.deepEqual(await n.b.deps.store.challenges.byTransaction(tid!), [], 'node A consumed and deleted the transaction');
   return { r, tid: tid!, serial };
 }
 
-(pgUp ? test : test.skip)(`PostgreSQL LISTEN/NOTIFY: a wait on node A is woken by the phone's answer posted to node B${pgUp ? '' : PG_SKIP}`, async (t) => {
-  t.timeout(30_000, 'the cross-node wake-up never arrived');
-  const n = await twoNodes(t);
-  // An independent listener on the bus channel shows which transport carried the wake-up.
-  const listener = new pg.Client({ connectionString: n.dbUrl });
-  await listener.connect();
-  t.teardown(() => listener.end());
-  const notified: string[] = [];
-  listener.on('notification', (m) => { if (m.channel === CHANNEL && m.payload) notified.push(m.payload); });
-  await listener.query(`LISTEN ${CHANNEL}`);
+(pgUp ? test : test.skip)(
+  `PostgreSQL LISTEN/NOTIFY: a wait on node A is woken by the phone's answer posted to node B${pgUp ? '' : PG_SKIP}`,
+  async (t) => {
+    t.timeout(30_000, 'the cross-node wake-up never arrived');
+    const n = await twoNodes(t);
+    // An independent listener on the bus channel shows which transport carried the wake-up.
+    const listener = new pg.Client({ connectionString: n.dbUrl });
+    await listener.connect();
+    t.teardown(() => listener.end());
+    const notified: string[] = [];
+    listener.on('notification', (m) => {
+      if (m.channel === CHANNEL && m.payload) notified.push(m.payload);
+    });
+    await listener.query(`LISTEN ${CHANNEL}`);
 
-  const { r, tid, serial } = await waitOnAAnswerOnB(t, n, false);
-  t.is(r.status, 200, r.text);
-  t.like(r.body, { result: { status: true, value: true, authentication: 'ACCEPT' }, detail: { message: 'matching 1 tokens', serial, type: 'edupush' } });
-  t.not((await tokenOf(n.b, serial)).lastAuthAt, null);
-  await until(() => notified.includes(tid));
-  t.pass();
-});
+    const { r, tid, serial } = await waitOnAAnswerOnB(t, n, false);
+    t.is(r.status, 200, r.text);
+    t.like(r.body, {
+      result: { status: true, value: true, authentication: 'ACCEPT' },
+      detail: { message: 'matching 1 tokens', serial, type: 'edupush' },
+    });
+    t.not((await tokenOf(n.b, serial)).lastAuthAt, null);
+    await until(() => notified.includes(tid));
+    t.pass();
+  },
+);
 
-(pgUp ? test : test.skip)(`PostgreSQL LISTEN/NOTIFY: a decline posted to node B ends node A's wait (REJECT, challenge_status declined)${pgUp ? '' : PG_SKIP}`, async (t) => {
-  t.timeout(30_000, 'the cross-node wake-up never arrived');
-  const n = await twoNodes(t);
-  const { r, serial } = await waitOnAAnswerOnB(t, n, true);
-  t.like(r.body, { result: { status: true, value: false, authentication: 'REJECT' }, detail: { serial, challenge_status: 'declined' } });
-});
+(pgUp ? test : test.skip)(
+  `PostgreSQL LISTEN/NOTIFY: a decline posted to node B ends node A's wait (REJECT, challenge_status declined)${pgUp ? '' : PG_SKIP}`,
+  async (t) => {
+    t.timeout(30_000, 'the cross-node wake-up never arrived');
+    const n = await twoNodes(t);
+    const { r, serial } = await waitOnAAnswerOnB(t, n, true);
+    t.like(r.body, { result: { status: true, value: false, authentication: 'REJECT' }, detail: { serial, challenge_status: 'declined' } });
+  },
+);
 
-(pgUp && redisUp ? test : test.skip)(`Redis pub/sub (bus.redis_url, on PostgreSQL): a wait on node A is woken by the answer posted to node B${pgUp && redisUp ? '' : REDIS_SKIP}`, async (t) => {
-  t.timeout(30_000, 'the cross-node wake-up never arrived');
-  const sub = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  await sub.connect();
-  t.teardown(() => { sub.disconnect(); });
-  const published: string[] = [];
-  sub.on('message', (channel: string, message: string) => { if (channel === CHANNEL) published.push(message); });
-  await sub.subscribe(CHANNEL);
-  // And a PostgreSQL listener: with Redis configured, NOTIFY must stay silent.
-  const n = await twoNodes(t, { bus: { redis_url: REDIS_URL } });
-  const listener = new pg.Client({ connectionString: n.dbUrl });
-  await listener.connect();
-  t.teardown(() => listener.end());
-  const notified: string[] = [];
-  listener.on('notification', (m) => { if (m.payload) notified.push(m.payload); });
-  await listener.query(`LISTEN ${CHANNEL}`);
+(pgUp && redisUp ? test : test.skip)(
+  `Redis pub/sub (bus.redis_url, on PostgreSQL): a wait on node A is woken by the answer posted to node B${pgUp && redisUp ? '' : REDIS_SKIP}`,
+  async (t) => {
+    t.timeout(30_000, 'the cross-node wake-up never arrived');
+    const sub = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    await sub.connect();
+    t.teardown(() => {
+      sub.disconnect();
+    });
+    const published: string[] = [];
+    sub.on('message', (channel: string, message: string) => {
+      if (channel === CHANNEL) published.push(message);
+    });
+    await sub.subscribe(CHANNEL);
+    // And a PostgreSQL listener: with Redis configured, NOTIFY must stay silent.
+    const n = await twoNodes(t, { bus: { redis_url: REDIS_URL } });
+    const listener = new pg.Client({ connectionString: n.dbUrl });
+    await listener.connect();
+    t.teardown(() => listener.end());
+    const notified: string[] = [];
+    listener.on('notification', (m) => {
+      if (m.payload) notified.push(m.payload);
+    });
+    await listener.query(`LISTEN ${CHANNEL}`);
 
-  const { r, tid, serial } = await waitOnAAnswerOnB(t, n, false);
-  t.like(r.body, { result: { status: true, value: true, authentication: 'ACCEPT' }, detail: { message: 'matching 1 tokens', serial } });
-  await until(() => published.includes(tid));
-  // A NOTIFY sent before the Redis message would have arrived by now (same loopback, same ordering of events).
-  await listener.query('select 1');
-  t.deepEqual(notified, [], 'Redis is the transport when bus.redis_url is set');
-});
+    const { r, tid, serial } = await waitOnAAnswerOnB(t, n, false);
+    t.like(r.body, { result: { status: true, value: true, authentication: 'ACCEPT' }, detail: { message: 'matching 1 tokens', serial } });
+    await until(() => published.includes(tid));
+    // A NOTIFY sent before the Redis message would have arrived by now (same loopback, same ordering of events).
+    await listener.query('select 1');
+    t.deepEqual(notified, [], 'Redis is the transport when bus.redis_url is set');
+  },
+);

@@ -5,8 +5,13 @@ import { ParameterError } from '../../core/errors.ts';
 
 // RFC 4648 §10 test vectors
 const VECTORS: ReadonlyArray<readonly [string, string]> = [
-  ['', ''], ['f', 'MY======'], ['fo', 'MZXQ===='], ['foo', 'MZXW6==='], ['foob', 'MZXW6YQ='],
-  ['fooba', 'MZXW6YTB'], ['foobar', 'MZXW6YTBOI======'],
+  ['', ''],
+  ['f', 'MY======'],
+  ['fo', 'MZXQ===='],
+  ['foo', 'MZXW6==='],
+  ['foob', 'MZXW6YQ='],
+  ['fooba', 'MZXW6YTB'],
+  ['foobar', 'MZXW6YTBOI======'],
 ];
 
 test('RFC 4648 vectors encode with padding', (t) => {

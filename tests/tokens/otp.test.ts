@@ -25,7 +25,11 @@ const RFC6238: ReadonlyArray<readonly [number, string, string, string]> = [
 ];
 
 test('RFC 6238 Appendix B vectors (SHA1/SHA256/SHA512, 8 digits)', (t) => {
-  const keys: ReadonlyArray<readonly [OtpHash, Buffer]> = [['sha1', KEY20], ['sha256', KEY32], ['sha512', KEY64]];
+  const keys: ReadonlyArray<readonly [OtpHash, Buffer]> = [
+    ['sha1', KEY20],
+    ['sha256', KEY32],
+    ['sha512', KEY64],
+  ];
   for (const [seconds, ...values] of RFC6238) {
     const step = totpStep(seconds * 1000, 30);
     keys.forEach(([hash, key], i) => {

@@ -23,7 +23,9 @@ function fakeCtx(actions: Record<string, ActionValue> = {}, nowMs = 0): TokenCon
   return {
     clock,
     action: <T extends ActionValue>(name: string) => actions[name] as T | undefined,
-    set(ms: number) { now = ms; },
+    set(ms: number) {
+      now = ms;
+    },
   };
 }
 
@@ -33,13 +35,34 @@ function enrollInput(params: Record<string, string>, extra: Partial<EnrollInput>
 
 function record(type: string, fields: TokenFields, over: Partial<TokenRecord> = {}): TokenRecord {
   return {
-    id: 1, serial: 'OATH0001', type, username: 'alice', realm: 'example', active: fields.active,
-    rolloutState: fields.rolloutState, pinHash: null, otpLen: fields.otpLen, counter: fields.counter, failCount: 0,
-    maxFail: 10, description: '', info: fields.info, secrets: fields.secrets, createdAt: 0, lastAuthAt: null, lockedAt: null, ...over,
+    id: 1,
+    serial: 'OATH0001',
+    type,
+    username: 'alice',
+    realm: 'example',
+    active: fields.active,
+    rolloutState: fields.rolloutState,
+    pinHash: null,
+    otpLen: fields.otpLen,
+    counter: fields.counter,
+    failCount: 0,
+    maxFail: 10,
+    description: '',
+    info: fields.info,
+    secrets: fields.secrets,
+    createdAt: 0,
+    lastAuthAt: null,
+    lockedAt: null,
+    ...over,
   };
 }
 
-interface Detail { description: string; value: string; value_b32?: string; img: string }
+interface Detail {
+  description: string;
+  value: string;
+  value_b32?: string;
+  img: string;
+}
 const detail = (r: EnrollBeginResult, name: string): Detail => r.details[name] as Detail;
 
 const RFC_HEX = Buffer.from('12345678901234567890').toString('hex');
@@ -52,13 +75,23 @@ test('type identities', (t) => {
   t.deepEqual(pick(hotp), ['hotp', 'HOTP Token', 'OATH', 'interactive', true, true, false, 10]);
   t.deepEqual(pick(totp), ['totp', 'TOTP Token', 'TOTP', 'interactive', true, true, false, 20]);
   t.deepEqual(pick(spass), ['spass', 'Simple Pass Token', 'PISP', 'interactive', false, false, false, 0]);
-  t.deepEqual(hotp.policyActions.map((a) => [a.name, a.scope, a.default]), [
-    ['hotp_hashlib', 'enrollment', 'sha1'], ['hotp_otplen', 'enrollment', '6'], ['hotp_window', 'authentication', 10],
-  ]);
-  t.deepEqual(totp.policyActions.map((a) => [a.name, a.scope, a.default]), [
-    ['totp_hashlib', 'enrollment', 'sha1'], ['totp_otplen', 'enrollment', '6'], ['totp_timestep', 'enrollment', '30'],
-    ['totp_window', 'authentication', undefined],
-  ]);
+  t.deepEqual(
+    hotp.policyActions.map((a) => [a.name, a.scope, a.default]),
+    [
+      ['hotp_hashlib', 'enrollment', 'sha1'],
+      ['hotp_otplen', 'enrollment', '6'],
+      ['hotp_window', 'authentication', 10],
+    ],
+  );
+  t.deepEqual(
+    totp.policyActions.map((a) => [a.name, a.scope, a.default]),
+    [
+      ['totp_hashlib', 'enrollment', 'sha1'],
+      ['totp_otplen', 'enrollment', '6'],
+      ['totp_timestep', 'enrollment', '30'],
+      ['totp_window', 'authentication', undefined],
+    ],
+  );
   for (const a of [...hotp.policyActions, ...totp.policyActions]) t.true(a.description.length > 10);
 });
 
@@ -68,8 +101,12 @@ test('hotp enroll with a given hex key: exact details', async (t) => {
   const r = await hotp.enrollBegin(enrollInput({ otpkey: RFC_HEX }), fakeCtx());
   const google = `otpauth://hotp/pushgate%3AOATH0001?secret=${RFC_B32}&counter=0&digits=6&algorithm=SHA1&issuer=pushgate`;
   t.deepEqual(r.fields, {
-    otpLen: 6, counter: 0, rolloutState: '', active: true,
-    info: { hashlib: 'sha1', tokenkind: 'software' }, secrets: { otpKey: RFC_HEX },
+    otpLen: 6,
+    counter: 0,
+    rolloutState: '',
+    active: true,
+    info: { hashlib: 'sha1', tokenkind: 'software' },
+    secrets: { otpKey: RFC_HEX },
   });
   t.deepEqual(Object.keys(r.details).sort(), ['googleurl', 'oathurl', 'otpkey']);
   t.is(detail(r, 'googleurl').description, 'URL for google Authenticator');
@@ -88,7 +125,11 @@ test('hotp enroll with a given hex key: exact details', async (t) => {
 });
 
 test('hotp genkey: key size follows the hash, secret round-trips', async (t) => {
-  for (const [hashlib, size] of [['sha1', 20], ['sha256', 32], ['sha512', 64]] as const) {
+  for (const [hashlib, size] of [
+    ['sha1', 20],
+    ['sha256', 32],
+    ['sha512', 64],
+  ] as const) {
     const r = await hotp.enrollBegin(enrollInput({ genkey: '1', hashlib }), fakeCtx());
     const hex = r.fields.secrets['otpKey']!;
     t.regex(hex, /^[0-9a-f]+$/);
@@ -125,17 +166,24 @@ test('label and issuer policies with tags and encoding', async (t) => {
   const ctx = fakeCtx({ tokenlabel: '<u>@<r> {serial}', tokenissuer: '{realm} MFA' });
   const input = enrollInput({ otpkey: RFC_HEX }, { user: { name: 'alice', realm: 'example org' } });
   const r = await hotp.enrollBegin(input, ctx);
-  t.is(detail(r, 'googleurl').value,
-    `otpauth://hotp/example%20org%20MFA%3Aalice%40example%20org%20OATH0001?secret=${RFC_B32}&counter=0&digits=6&algorithm=SHA1&issuer=example%20org%20MFA`);
+  t.is(
+    detail(r, 'googleurl').value,
+    `otpauth://hotp/example%20org%20MFA%3Aalice%40example%20org%20OATH0001?secret=${RFC_B32}&counter=0&digits=6&algorithm=SHA1&issuer=example%20org%20MFA`,
+  );
   t.is(detail(r, 'oathurl').value, `oathtoken:///addToken?name=alice%40example%20org%20OATH0001&lockdown=true&key=${RFC_HEX}`);
   // without a user, user and realm tags are empty
   const noUser = await totp.enrollBegin(enrollInput({ otpkey: RFC_HEX }), fakeCtx({ tokenlabel: '{user}-<s>', tokenissuer: 'Acme & Co' }));
-  t.is(detail(noUser, 'googleurl').value,
-    `otpauth://totp/Acme%20%26%20Co%3A-OATH0001?secret=${RFC_B32}&period=30&digits=6&algorithm=SHA1&issuer=Acme%20%26%20Co`);
+  t.is(
+    detail(noUser, 'googleurl').value,
+    `otpauth://totp/Acme%20%26%20Co%3A-OATH0001?secret=${RFC_B32}&period=30&digits=6&algorithm=SHA1&issuer=Acme%20%26%20Co`,
+  );
 });
 
 test('otpkey_format=base32 and whitespace in hex', async (t) => {
-  const b32 = await hotp.enrollBegin(enrollInput({ otpkey: 'gezd gnbv gy3t qojq gezd gnbv gy3t qojq', otpkey_format: 'base32' }), fakeCtx());
+  const b32 = await hotp.enrollBegin(
+    enrollInput({ otpkey: 'gezd gnbv gy3t qojq gezd gnbv gy3t qojq', otpkey_format: 'base32' }),
+    fakeCtx(),
+  );
   t.is(b32.fields.secrets['otpKey'], RFC_HEX);
   const upper = await hotp.enrollBegin(enrollInput({ otpkey: RFC_HEX.toUpperCase() }), fakeCtx());
   t.is(upper.fields.secrets['otpKey'], RFC_HEX);
@@ -157,7 +205,11 @@ test('enroll parameter errors', async (t) => {
     [totp, { genkey: '1', timeStep: '45' }, /Invalid timeStep '45'/],
   ];
   for (const [type, params, message] of cases) {
-    const err = await t.throwsAsync(type.enrollBegin(enrollInput(params), fakeCtx()), { instanceOf: ParameterError }, JSON.stringify(params));
+    const err = await t.throwsAsync(
+      type.enrollBegin(enrollInput(params), fakeCtx()),
+      { instanceOf: ParameterError },
+      JSON.stringify(params),
+    );
     t.regex(err?.message ?? '', message);
     t.is(err?.wireMessage.slice(0, 8), 'ERR905: ');
   }
@@ -169,8 +221,12 @@ test('totp enroll: exact details, no oathurl, timeStep', async (t) => {
   const r = await totp.enrollBegin(enrollInput({ otpkey: RFC_HEX, timeStep: '60', otplen: '8' }), fakeCtx());
   const google = `otpauth://totp/pushgate%3AOATH0001?secret=${RFC_B32}&period=60&digits=8&algorithm=SHA1&issuer=pushgate`;
   t.deepEqual(r.fields, {
-    otpLen: 8, counter: 0, rolloutState: '', active: true,
-    info: { hashlib: 'sha1', timeStep: '60', tokenkind: 'software' }, secrets: { otpKey: RFC_HEX },
+    otpLen: 8,
+    counter: 0,
+    rolloutState: '',
+    active: true,
+    info: { hashlib: 'sha1', timeStep: '60', tokenkind: 'software' },
+    secrets: { otpKey: RFC_HEX },
   });
   t.deepEqual(Object.keys(r.details).sort(), ['googleurl', 'otpkey']);
   t.is(detail(r, 'googleurl').value, google);
@@ -252,7 +308,10 @@ test('totp check: RFC 6238 value, drift window, replay floor, clock from ctx', a
 test('totp check with 60 s steps', async (t) => {
   const { fields } = await totp.enrollBegin(enrollInput({ otpkey: RFC_HEX, otplen: '8', timeStep: '60' }), fakeCtx());
   // step 1 of a 60 s token is [60 s, 120 s); its value equals the RFC value of 30-s step 1
-  t.deepEqual(await totp.check(record('totp', fields), { otp: '94287082' }, fakeCtx({ totp_window: 0 }, 90_000)), { kind: 'valid', counter: 1 });
+  t.deepEqual(await totp.check(record('totp', fields), { otp: '94287082' }, fakeCtx({ totp_window: 0 }, 90_000)), {
+    kind: 'valid',
+    counter: 1,
+  });
   t.deepEqual(await totp.check(record('totp', fields), { otp: '94287082' }, fakeCtx({ totp_window: 0 }, 59_000)), { kind: 'invalid' });
 });
 

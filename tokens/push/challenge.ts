@@ -10,7 +10,13 @@ import { POLL_ONLY, type PushMessage } from '../../core/push_channel.ts';
 import { sslVerifyValue } from './enrollment.ts';
 import { serverPrivateKey, signText, signTextAsync } from './signatures.ts';
 import {
-  actionNames, DEFAULT_PUSH_MESSAGE, DEFAULT_PUSH_QUESTION, DEFAULT_PUSH_TITLE, infoKeys, POLLING_HINT, SECRET_KEYS,
+  actionNames,
+  DEFAULT_PUSH_MESSAGE,
+  DEFAULT_PUSH_QUESTION,
+  DEFAULT_PUSH_TITLE,
+  infoKeys,
+  POLLING_HINT,
+  SECRET_KEYS,
   type PushVariant,
 } from './variants.ts';
 
@@ -86,13 +92,20 @@ function smartphoneData(nonce: string, serial: string, t: SmartphoneTexts, signa
 
 /** Where the presigned smartphone data lives in a challenge row's `data` (nonce and serial are the row's own). */
 const PRESIGNED_KEYS = {
-  question: 'push_question', title: 'push_title', sslverify: 'push_sslverify', url: 'push_url', signature: 'push_signature',
+  question: 'push_question',
+  title: 'push_title',
+  sslverify: 'push_sslverify',
+  url: 'push_url',
+  signature: 'push_signature',
 } as const;
 
 function presignedFields(d: SmartphoneData): Record<string, string> {
   return {
-    [PRESIGNED_KEYS.question]: d.question, [PRESIGNED_KEYS.title]: d.title, [PRESIGNED_KEYS.sslverify]: d.sslverify,
-    [PRESIGNED_KEYS.url]: d.url, [PRESIGNED_KEYS.signature]: d.signature,
+    [PRESIGNED_KEYS.question]: d.question,
+    [PRESIGNED_KEYS.title]: d.title,
+    [PRESIGNED_KEYS.sslverify]: d.sslverify,
+    [PRESIGNED_KEYS.url]: d.url,
+    [PRESIGNED_KEYS.signature]: d.signature,
   };
 }
 
@@ -149,7 +162,11 @@ export function tokenServerKey(token: TokenRecord): KeyObject | null {
     return cached.key;
   }
   let key: KeyObject;
-  try { key = serverPrivateKey(pem); } catch { return null; }
+  try {
+    key = serverPrivateKey(pem);
+  } catch {
+    return null;
+  }
   serverKeyCache.set(token.serial, { pemHash, key });
   if (serverKeyCache.size > SERVER_KEY_CACHE_MAX) serverKeyCache.delete(serverKeyCache.keys().next().value!);
   return key;
@@ -163,7 +180,9 @@ export function pushMessage(data: SmartphoneData, nowMs: number): PushMessage {
     android: { priority: 'high', ttlMs: NOTIFICATION_TTL_SECONDS * 1000, analyticsLabel: 'AndroidPushToken' },
     apns: {
       headers: {
-        'apns-priority': '10', 'apns-push-type': 'alert', 'apns-collapse-id': 'privacyidea.pushtoken',
+        'apns-priority': '10',
+        'apns-push-type': 'alert',
+        'apns-collapse-id': 'privacyidea.pushtoken',
         'apns-expiration': String(Math.floor(nowMs / 1000) + NOTIFICATION_TTL_SECONDS),
       },
       alert: { title: data.title, body: data.question },
@@ -192,13 +211,18 @@ export function pollingAllowed(v: PushVariant, token: TokenRecord, ctx: TokenCon
  * Poll only and enrollment challenges send nothing. When the channel fails (or the token has no device/key), the
  * message gets the polling hint; the challenge is withdrawn unless polling is allowed.
  */
-export async function deliverPushChallenge(v: PushVariant, token: TokenRecord, challenge: ChallengeRecord, ctx: TokenContext): Promise<DeliveryResult> {
+export async function deliverPushChallenge(
+  v: PushVariant,
+  token: TokenRecord,
+  challenge: ChallengeRecord,
+  ctx: TokenContext,
+): Promise<DeliveryResult> {
   const keys = infoKeys(v);
   const channel = token.info[keys.firebaseConfiguration];
   if (challenge.session === ENROLLMENT_SESSION || channel === POLL_ONLY) return { delivered: true };
   let sent = false;
   const target = token.info[keys.firebaseToken] ?? '';
-  const data = channel && target && ctx.push ? presignedSmartphoneData(challenge) ?? await signNow(v, token, challenge, ctx) : null;
+  const data = channel && target && ctx.push ? (presignedSmartphoneData(challenge) ?? (await signNow(v, token, challenge, ctx))) : null;
   if (channel && target && data && ctx.push) {
     const result = await ctx.push.send(channel, token, target, pushMessage(data, ctx.clock.now()));
     sent = result.ok;

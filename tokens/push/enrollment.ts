@@ -36,7 +36,9 @@ export interface PushUrlParts {
 /** `<prefix><label>?url=…&ttl=…&issuer=…&enrollment_credential=…[&image=…]&v=1&serial=…&sslverify=…[&pin=True]`. */
 export function pushUrl(v: PushVariant, p: PushUrlParts): string {
   const q: Array<[string, string]> = [
-    ['url', p.registrationUrl], ['ttl', String(p.ttlMinutes)], ['issuer', p.issuer],
+    ['url', p.registrationUrl],
+    ['ttl', String(p.ttlMinutes)],
+    ['issuer', p.issuer],
     ['enrollment_credential', p.enrollmentCredential],
   ];
   if (p.imageUrl) q.push(['image', p.imageUrl]);
@@ -85,11 +87,24 @@ export async function pushEnrollBegin(v: PushVariant, input: EnrollInput, ctx: T
   const { label, issuer } = resolveLabel(input, ctx);
   const enrollmentCredential = crypto.randomBytes(20).toString('hex');
 
-  const url = pushUrl(v, { label, registrationUrl, ttlMinutes, issuer, enrollmentCredential, imageUrl, serial: input.serial, sslVerify, forceAppPin });
+  const url = pushUrl(v, {
+    label,
+    registrationUrl,
+    ttlMinutes,
+    issuer,
+    enrollmentCredential,
+    imageUrl,
+    serial: input.serial,
+    sslVerify,
+    forceAppPin,
+  });
   ctx.push?.prepareEnrollment();
   return {
     fields: {
-      otpLen: 6, counter: 0, rolloutState: 'clientwait', active: false,
+      otpLen: 6,
+      counter: 0,
+      rolloutState: 'clientwait',
+      active: false,
       info: { [keys.firebaseConfiguration]: channel, [keys.registrationUrl]: registrationUrl, [keys.tokenKind]: 'software' },
       secrets: { [SECRET_KEYS.enrollmentCredential]: enrollmentCredential },
       rolloutTtlMs: ttlMinutes * 60_000,
@@ -122,14 +137,21 @@ export interface CompleteEnrollmentResult {
 
 /** Thrown for a step 2 after the enrollment TTL. */
 export class EnrollmentExpiredError extends ParameterError {
-  constructor() { super('The enrollment of this token has expired. Please enroll the token again.'); }
+  constructor() {
+    super('The enrollment of this token has expired. Please enroll the token again.');
+  }
 }
 
 /**
  * The checks of step 2 that need no database (the token was found in `clientwait` by the caller): the enrollment
  * credential (constant time) and the phone key. Returns the patch to store with the given server key.
  */
-export function completeEnrollment(v: PushVariant, token: TokenRecord, input: CompleteEnrollmentInput, serverKey: ServerKeyPair): CompleteEnrollmentResult {
+export function completeEnrollment(
+  v: PushVariant,
+  token: TokenRecord,
+  input: CompleteEnrollmentInput,
+  serverKey: ServerKeyPair,
+): CompleteEnrollmentResult {
   checkEnrollmentCredential(token, input.enrollmentCredential);
   try {
     parsePhoneKey(input.pubkey);

@@ -23,18 +23,26 @@ export interface ServerKeyPair {
 /** Generates a server key pair on libuv's thread pool (never blocks the event loop). */
 export function generateServerKeyPair(bits = SERVER_KEY_BITS): Promise<ServerKeyPair> {
   return new Promise((resolve, reject) => {
-    crypto.generateKeyPair('rsa', {
-      modulusLength: bits,
-      publicExponent: 0x10001,
-      publicKeyEncoding: { type: 'pkcs1', format: 'pem' },
-      privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
-    }, (err, publicPem, privatePem) => (err ? reject(err) : resolve({ publicPem, privatePem })));
+    crypto.generateKeyPair(
+      'rsa',
+      {
+        modulusLength: bits,
+        publicExponent: 0x10001,
+        publicKeyEncoding: { type: 'pkcs1', format: 'pem' },
+        privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
+      },
+      (err, publicPem, privatePem) => (err ? reject(err) : resolve({ publicPem, privatePem })),
+    );
   });
 }
 
 /** PEM without its armor lines, internal line breaks kept, no leading/trailing whitespace (eduMFA's strip_key). */
 export function stripPemArmor(pem: string): string {
-  return pem.split(/\r?\n/).filter((line) => !/^-----(BEGIN|END) [A-Z ]+-----$/.test(line.trim())).join('\n').trim();
+  return pem
+    .split(/\r?\n/)
+    .filter((line) => !/^-----(BEGIN|END) [A-Z ]+-----$/.test(line.trim()))
+    .join('\n')
+    .trim();
 }
 
 const signatureCounts = { sync: 0, async: 0 };
@@ -108,7 +116,8 @@ export function parsePhoneKey(text: string): PhoneKey {
   const details = key.asymmetricKeyDetails ?? {};
   if (key.asymmetricKeyType === 'rsa') {
     const bits = details.modulusLength ?? 0;
-    if (bits < PHONE_RSA_MIN_BITS || bits > PHONE_RSA_MAX_BITS) throw new PhoneKeyError(`RSA keys must have ${PHONE_RSA_MIN_BITS}–${PHONE_RSA_MAX_BITS} bits.`);
+    if (bits < PHONE_RSA_MIN_BITS || bits > PHONE_RSA_MAX_BITS)
+      throw new PhoneKeyError(`RSA keys must have ${PHONE_RSA_MIN_BITS}–${PHONE_RSA_MAX_BITS} bits.`);
     return { kind: 'rsa', key };
   }
   if (key.asymmetricKeyType === 'ec' && details.namedCurve === 'prime256v1') return { kind: 'ec', key };
@@ -175,18 +184,21 @@ export function createKeyPool(opts: KeyPoolOptions = {}): KeyPool {
 
   const produce = (): void => {
     inFlight++;
-    generate().then((key) => {
-      inFlight--;
-      if (closed) return;
-      const waiter = waiters.shift();
-      if (waiter) waiter.resolve(key);
-      else ready.push(key);
-      fill();
-    }, (err: unknown) => {
-      inFlight--;
-      const waiter = waiters.shift();
-      if (waiter) waiter.reject(err);
-    });
+    generate().then(
+      (key) => {
+        inFlight--;
+        if (closed) return;
+        const waiter = waiters.shift();
+        if (waiter) waiter.resolve(key);
+        else ready.push(key);
+        fill();
+      },
+      (err: unknown) => {
+        inFlight--;
+        const waiter = waiters.shift();
+        if (waiter) waiter.reject(err);
+      },
+    );
   };
   // Keep `size` keys ready plus one per waiting request; at most two generations at once (two cores).
   const fill = (): void => {
@@ -198,14 +210,19 @@ export function createKeyPool(opts: KeyPoolOptions = {}): KeyPool {
     take() {
       if (closed) return Promise.reject(new Error('key pool closed'));
       const key = ready.shift();
-      if (key) { fill(); return Promise.resolve(key); }
+      if (key) {
+        fill();
+        return Promise.resolve(key);
+      }
       const p = new Promise<ServerKeyPair>((resolve, reject) => waiters.push({ resolve, reject }));
       if (inFlight < waiters.length) produce();
       fill();
       return p;
     },
     warm: fill,
-    get ready() { return ready.length; },
+    get ready() {
+      return ready.length;
+    },
     close() {
       closed = true;
       ready.length = 0;

@@ -15,10 +15,28 @@ import { decodeSignature, parsePhoneKey, verifyPhoneSignature, type PhoneKey } f
 import { infoKeys, type PushVariant } from './variants.ts';
 
 export type SmartphoneRequest =
-  | { readonly kind: 'completeEnrollment'; readonly serial: string; readonly enrollmentCredential: string; readonly fbToken: string; readonly pubkey: string }
-  | { readonly kind: 'answerChallenge'; readonly serial: string; readonly nonce: string; readonly signature: string; readonly decline: boolean }
+  | {
+      readonly kind: 'completeEnrollment';
+      readonly serial: string;
+      readonly enrollmentCredential: string;
+      readonly fbToken: string;
+      readonly pubkey: string;
+    }
+  | {
+      readonly kind: 'answerChallenge';
+      readonly serial: string;
+      readonly nonce: string;
+      readonly signature: string;
+      readonly decline: boolean;
+    }
   | { readonly kind: 'poll'; readonly serial: string; readonly timestamp: string; readonly signature: string }
-  | { readonly kind: 'updateFirebaseToken'; readonly serial: string; readonly newFbToken: string; readonly timestamp: string; readonly signature: string };
+  | {
+      readonly kind: 'updateFirebaseToken';
+      readonly serial: string;
+      readonly newFbToken: string;
+      readonly timestamp: string;
+      readonly signature: string;
+    };
 
 /** The parameter view the classifier needs (server/params.ts Params satisfies it). */
 export interface SmartphoneParams {
@@ -50,13 +68,31 @@ export function classifySmartphoneRequest(method: string, p: SmartphoneParams): 
   }
   const serial = need('serial');
   if (has('fbtoken') && has('pubkey')) {
-    return { kind: 'completeEnrollment', serial, enrollmentCredential: need('enrollment_credential'), fbToken: p.get('fbtoken')!, pubkey: p.get('pubkey')! };
+    return {
+      kind: 'completeEnrollment',
+      serial,
+      enrollmentCredential: need('enrollment_credential'),
+      fbToken: p.get('fbtoken')!,
+      pubkey: p.get('pubkey')!,
+    };
   }
   if (has('nonce') && has('signature')) {
-    return { kind: 'answerChallenge', serial, nonce: p.get('nonce')!, signature: p.get('signature')!, decline: isDecline(p.raw('decline')) };
+    return {
+      kind: 'answerChallenge',
+      serial,
+      nonce: p.get('nonce')!,
+      signature: p.get('signature')!,
+      decline: isDecline(p.raw('decline')),
+    };
   }
   if (has('new_fb_token') && has('timestamp') && has('signature')) {
-    return { kind: 'updateFirebaseToken', serial, newFbToken: p.get('new_fb_token')!, timestamp: p.get('timestamp')!, signature: p.get('signature')! };
+    return {
+      kind: 'updateFirebaseToken',
+      serial,
+      newFbToken: p.get('new_fb_token')!,
+      timestamp: p.get('timestamp')!,
+      signature: p.get('signature')!,
+    };
   }
   throw new ParameterError('Missing parameters!');
 }
@@ -79,7 +115,9 @@ const ISO_RE = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,
 export function parseIsoTimestamp(text: string): number | null {
   const m = ISO_RE.exec(text.trim());
   if (!m) return null;
-  const [year, month, day, hour = 0, minute = 0, second = 0] = m.slice(1, 7).map((x) => (x === undefined ? undefined : Number(x))) as number[];
+  const [year, month, day, hour = 0, minute = 0, second = 0] = m
+    .slice(1, 7)
+    .map((x) => (x === undefined ? undefined : Number(x))) as number[];
   if (month! < 1 || month! > 12 || day! < 1 || day! > 31 || hour! > 23 || minute! > 59 || second! > 59) return null;
   const fraction = m[7] ? Number(`0.${m[7]}`) * 1000 : 0;
   let ms = Date.UTC(year!, month! - 1, day!, hour, minute, second) + Math.floor(fraction);
@@ -110,7 +148,11 @@ export const FIREBASE_UPDATE_WINDOW_MS = 5 * 60_000;
 export function tokenPhoneKey(v: PushVariant, token: TokenRecord): PhoneKey | null {
   const text = token.info[infoKeys(v).publicKeySmartphone];
   if (!text) return null;
-  try { return parsePhoneKey(text); } catch { return null; }
+  try {
+    return parsePhoneKey(text);
+  } catch {
+    return null;
+  }
 }
 
 export type SignatureCheck = 'valid' | 'invalid' | 'malformed';

@@ -16,12 +16,18 @@ export interface PushVariant {
 }
 
 export const EDUPUSH: PushVariant = Object.freeze({
-  type: 'edupush', title: 'PUSH Token', serialPrefix: 'EDUP', uriPrefix: 'edumfa-push://edumfa/',
+  type: 'edupush',
+  title: 'PUSH Token',
+  serialPrefix: 'EDUP',
+  uriPrefix: 'edumfa-push://edumfa/',
   urlDescription: 'URL for eduMFA Push Token',
 });
 
 export const LEGACY_PUSH: PushVariant = Object.freeze({
-  type: 'push', title: 'Legacy PUSH Token', serialPrefix: 'PIPU', uriPrefix: 'otpauth://pipush/',
+  type: 'push',
+  title: 'Legacy PUSH Token',
+  serialPrefix: 'PIPU',
+  uriPrefix: 'otpauth://pipush/',
   urlDescription: 'URL for privacyIDEA Push Token',
 });
 
@@ -78,25 +84,79 @@ export function pushActions(v: PushVariant): ActionDef[] {
   const a = actionNames(v);
   const sslValues = ['0', '1'];
   return [
-    { name: a.firebaseConfiguration, scope: 'enrollment', type: 'string',
-      description: `Channel (push.channels name) new ${v.type} tokens use, or "poll only". Required to enroll.` },
-    { name: a.registrationUrl, scope: 'enrollment', type: 'string',
-      description: `URL the app talks to (default <server.public_url>/ttype/${v.type}); also used in push data.` },
-    { name: a.ttl, scope: 'enrollment', type: 'int', min: 1, max: 10080, default: DEFAULT_ROLLOUT_TTL_MINUTES,
-      description: 'Minutes within which the app must complete the enrollment (enforced).' },
-    { name: a.sslVerify, scope: 'enrollment', type: 'enum', values: sslValues, default: '1',
-      description: 'Whether the app verifies the server certificate during enrollment (0/1).' },
-    { name: a.forceAppPin, scope: 'enrollment', type: 'bool', default: false,
-      description: 'The app protects the token with a PIN/biometric.' },
-    { name: a.sslVerify, scope: 'authentication', type: 'enum', values: sslValues, default: '1',
-      description: 'Whether the app verifies the server certificate when answering (0/1).' },
-    { name: a.textOnMobile, scope: 'authentication', type: 'string', default: DEFAULT_PUSH_QUESTION,
-      description: 'Question shown on the phone.' },
-    { name: a.titleOnMobile, scope: 'authentication', type: 'string', default: DEFAULT_PUSH_TITLE,
-      description: 'Title of the push notification.' },
-    { name: a.allowPolling, scope: 'authentication', type: 'enum', values: ['allow', 'deny', 'token'], default: 'allow',
-      description: 'Whether the app may poll for challenges: allow, deny, or per token (tokeninfo polling_allowed).' },
-    { name: a.wait, scope: 'authentication', type: 'int', min: 0, max: 300,
-      description: 'Seconds /validate/check waits for the answer in the same request (0 or unset: no waiting).' },
+    {
+      name: a.firebaseConfiguration,
+      scope: 'enrollment',
+      type: 'string',
+      description: `Channel (push.channels name) new ${v.type} tokens use, or "poll only". Required to enroll.`,
+    },
+    {
+      name: a.registrationUrl,
+      scope: 'enrollment',
+      type: 'string',
+      description: `URL the app talks to (default <server.public_url>/ttype/${v.type}); also used in push data.`,
+    },
+    {
+      name: a.ttl,
+      scope: 'enrollment',
+      type: 'int',
+      min: 1,
+      max: 10080,
+      default: DEFAULT_ROLLOUT_TTL_MINUTES,
+      description: 'Minutes within which the app must complete the enrollment (enforced).',
+    },
+    {
+      name: a.sslVerify,
+      scope: 'enrollment',
+      type: 'enum',
+      values: sslValues,
+      default: '1',
+      description: 'Whether the app verifies the server certificate during enrollment (0/1).',
+    },
+    {
+      name: a.forceAppPin,
+      scope: 'enrollment',
+      type: 'bool',
+      default: false,
+      description: 'The app protects the token with a PIN/biometric.',
+    },
+    {
+      name: a.sslVerify,
+      scope: 'authentication',
+      type: 'enum',
+      values: sslValues,
+      default: '1',
+      description: 'Whether the app verifies the server certificate when answering (0/1).',
+    },
+    {
+      name: a.textOnMobile,
+      scope: 'authentication',
+      type: 'string',
+      default: DEFAULT_PUSH_QUESTION,
+      description: 'Question shown on the phone.',
+    },
+    {
+      name: a.titleOnMobile,
+      scope: 'authentication',
+      type: 'string',
+      default: DEFAULT_PUSH_TITLE,
+      description: 'Title of the push notification.',
+    },
+    {
+      name: a.allowPolling,
+      scope: 'authentication',
+      type: 'enum',
+      values: ['allow', 'deny', 'token'],
+      default: 'allow',
+      description: 'Whether the app may poll for challenges: allow, deny, or per token (tokeninfo polling_allowed).',
+    },
+    {
+      name: a.wait,
+      scope: 'authentication',
+      type: 'int',
+      min: 0,
+      max: 300,
+      description: 'Seconds /validate/check waits for the answer in the same request (0 or unset: no waiting).',
+    },
   ];
 }

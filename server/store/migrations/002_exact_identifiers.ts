@@ -20,7 +20,7 @@ const TABLES = ['tokens', 'challenges', 'admins', 'audit'] as const;
 /** The binary NO PAD collation of this server (falls back to utf8mb4_bin on servers without one). */
 export async function exactCollation(knex: Knex): Promise<string> {
   for (const name of ['utf8mb4_nopad_bin', 'utf8mb4_0900_bin']) {
-    const [rows] = await knex.raw('SHOW COLLATION WHERE Collation = ?', [name]) as [unknown[]];
+    const [rows] = (await knex.raw('SHOW COLLATION WHERE Collation = ?', [name])) as [unknown[]];
     if (rows.length) return name;
   }
   return 'utf8mb4_bin';

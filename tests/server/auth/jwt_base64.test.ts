@@ -24,7 +24,8 @@ function javaBasicDecode(s: string): Buffer {
 /** What the Java client does with a token: split at '.', decode parts[1], parse it, read `exp` (getAsInt). */
 function javaReadExp(jwt: string): number {
   const claims = JSON.parse(javaBasicDecode(jwt.split('.')[1]!).toString('utf8')) as { exp?: unknown };
-  if (typeof claims.exp !== 'number' || !Number.isInteger(claims.exp) || claims.exp >= 2 ** 31) throw new Error(`exp ${String(claims.exp)}`);
+  if (typeof claims.exp !== 'number' || !Number.isInteger(claims.exp) || claims.exp >= 2 ** 31)
+    throw new Error(`exp ${String(claims.exp)}`);
   return claims.exp;
 }
 
@@ -41,36 +42,51 @@ test('the admin name svc~1: the plain JSON payload would carry "_" in base64url;
 
 test('property: any claims — the payload segment has no "-"/"_", the Java decoder reads exp, jose verifies the same claims', async (t) => {
   const name = fc.oneof(
-    fc.string(), fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme' }),
-    fc.stringMatching(/^[~?>a-z0-9\x7f-]{1,12}$/), fc.constantFrom('svc~1', '???', '~~~', '>>>', 'ä~ö?ü>', '\u007f'),
+    fc.string(),
+    fc.string({ unit: 'binary' }),
+    fc.string({ unit: 'grapheme' }),
+    fc.stringMatching(/^[~?>a-z0-9\x7f-]{1,12}$/),
+    fc.constantFrom('svc~1', '???', '~~~', '>>>', 'ä~ö?ü>', '\u007f'),
   );
-  const claims = fc.record({
-    sub: name, role: fc.constantFrom('admin' as const, 'validate' as const),
-    iat: fc.integer({ min: 0, max: 2 ** 31 - 2 }), ttl: fc.integer({ min: 1, max: 10 ** 6 }),
-    extra: fc.option(fc.jsonValue(), { nil: undefined }),
-  }).map(({ ttl, extra, ...c }): JwtClaims => ({ ...c, exp: Math.min(c.iat + ttl, 2 ** 31 - 1), ...(extra === undefined ? {} : { extra }) }));
-  await fc.assert(fc.asyncProperty(claims, async (c) => {
-    const jwt = await signJwt(c, KEY);
-    const [header, payload] = jwt.split('.') as [string, string];
-    t.regex(header, /^[A-Za-z0-9]+$/);
-    t.regex(payload, /^[A-Za-z0-9]+$/); // base64url without padding that is also standard Base64
-    t.is(javaReadExp(jwt), c.exp);
-    t.deepEqual(JSON.parse(javaBasicDecode(payload).toString('utf8')), JSON.parse(JSON.stringify(c)));
-    t.deepEqual(await verifyJwt(jwt, KEY, c.iat * 1000), JSON.parse(JSON.stringify(c)));
-  }), { numRuns: 300 });
+  const claims = fc
+    .record({
+      sub: name,
+      role: fc.constantFrom('admin' as const, 'validate' as const),
+      iat: fc.integer({ min: 0, max: 2 ** 31 - 2 }),
+      ttl: fc.integer({ min: 1, max: 10 ** 6 }),
+      extra: fc.option(fc.jsonValue(), { nil: undefined }),
+    })
+    .map(
+      ({ ttl, extra, ...c }): JwtClaims => ({ ...c, exp: Math.min(c.iat + ttl, 2 ** 31 - 1), ...(extra === undefined ? {} : { extra }) }),
+    );
+  await fc.assert(
+    fc.asyncProperty(claims, async (c) => {
+      const jwt = await signJwt(c, KEY);
+      const [header, payload] = jwt.split('.') as [string, string];
+      t.regex(header, /^[A-Za-z0-9]+$/);
+      t.regex(payload, /^[A-Za-z0-9]+$/); // base64url without padding that is also standard Base64
+      t.is(javaReadExp(jwt), c.exp);
+      t.deepEqual(JSON.parse(javaBasicDecode(payload).toString('utf8')), JSON.parse(JSON.stringify(c)));
+      t.deepEqual(await verifyJwt(jwt, KEY, c.iat * 1000), JSON.parse(JSON.stringify(c)));
+    }),
+    { numRuns: 300 },
+  );
 });
 
 test('property: standardBase64Json is JSON of the same value whose base64url is standard Base64', (t) => {
-  fc.assert(fc.property(fc.jsonValue(), fc.string({ unit: 'binary' }), (value, s) => {
-    for (const v of [value, s, { s, value }]) {
-      const json = standardBase64Json(v);
-      t.deepEqual(JSON.parse(json), JSON.parse(JSON.stringify(v)));
-      t.notRegex(Buffer.from(json).toString('base64url'), /[-_]/);
-    }
-  }), { numRuns: 500 });
+  fc.assert(
+    fc.property(fc.jsonValue(), fc.string({ unit: 'binary' }), (value, s) => {
+      for (const v of [value, s, { s, value }]) {
+        const json = standardBase64Json(v);
+        t.deepEqual(JSON.parse(json), JSON.parse(JSON.stringify(v)));
+        t.notRegex(Buffer.from(json).toString('base64url'), /[-_]/);
+      }
+    }),
+    { numRuns: 500 },
+  );
 });
 
-test('POST /auth as svc~1 (the Java client\'s request): exp and time readable, and the token opens /validate/triggerchallenge', async (t) => {
+test("POST /auth as svc~1 (the Java client's request): exp and time readable, and the token opens /validate/triggerchallenge", async (t) => {
   const w = await world(t);
   await w.deps.store.admins.insert('svc~1', await w.deps.pins.hash('s3cret?>~'), w.clock.now());
   await enrollHotp(w);

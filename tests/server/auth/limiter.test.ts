@@ -17,17 +17,37 @@ import { deferred, track, until, type Deferred } from '../../helpers/kit.ts';
 function harness(o: Partial<LimiterOptions> = {}) {
   const clock = o.clock ?? new FakeClock();
   const rejects: Array<{ reason: RejectReason; key: string }> = [];
-  const lim = new Limiter({ max: 1, maxQueue: 100, maxQueuePerKey: 100, maxWaitMs: 10_000, clock, onReject: (reason, key) => rejects.push({ reason, key }), ...o });
+  const lim = new Limiter({
+    max: 1,
+    maxQueue: 100,
+    maxQueuePerKey: 100,
+    maxWaitMs: 10_000,
+    clock,
+    onReject: (reason, key) => rejects.push({ reason, key }),
+    ...o,
+  });
   const started: string[] = [];
   const gates = new Map<string, Deferred<void>>();
   /** Submits job `name` for `key`; its task records the start and then holds its slot until `release(name)`. */
   const submit = (key: string, name: string, signal?: AbortSignal) => {
     const gate = deferred();
     gates.set(name, gate);
-    return track(lim.run(async () => { started.push(name); await gate.promise; return name; }, { key, signal }));
+    return track(
+      lim.run(
+        async () => {
+          started.push(name);
+          await gate.promise;
+          return name;
+        },
+        { key, signal },
+      ),
+    );
   };
   const released = new Set<string>();
-  const release = (name: string) => { released.add(name); gates.get(name)!.resolve(); };
+  const release = (name: string) => {
+    released.add(name);
+    gates.get(name)!.resolve();
+  };
   /** Started and not yet released, oldest first. */
   const running = () => started.filter((n) => !released.has(n));
   return { lim, clock, rejects, started, submit, release, running };
@@ -39,7 +59,10 @@ test('FIFO within one key', async (t) => {
   const jobs = ['a1', 'a2', 'a3'].map((n) => h.submit('a', n));
   await until(() => h.lim.waiting === 3);
   t.deepEqual(h.started, ['x0']);
-  for (const n of ['x0', 'a1', 'a2']) { h.release(n); await until(() => h.started.length === ['x0', 'a1', 'a2', 'a3'].indexOf(n) + 2); }
+  for (const n of ['x0', 'a1', 'a2']) {
+    h.release(n);
+    await until(() => h.started.length === ['x0', 'a1', 'a2', 'a3'].indexOf(n) + 2);
+  }
   h.release('a3');
   t.deepEqual(await Promise.all([hold.promise, ...jobs.map((j) => j.promise)]), ['x0', 'a1', 'a2', 'a3']);
   t.deepEqual(h.started, ['x0', 'a1', 'a2', 'a3']);
@@ -47,11 +70,22 @@ test('FIFO within one key', async (t) => {
 
 test('round robin across keys: a1 b1 c1 a2 b2 a3', async (t) => {
   const h = harness();
-  const all = [h.submit('x', 'x0'), h.submit('a', 'a1'), h.submit('a', 'a2'), h.submit('a', 'a3'), h.submit('b', 'b1'), h.submit('b', 'b2'), h.submit('c', 'c1')];
+  const all = [
+    h.submit('x', 'x0'),
+    h.submit('a', 'a1'),
+    h.submit('a', 'a2'),
+    h.submit('a', 'a3'),
+    h.submit('b', 'b1'),
+    h.submit('b', 'b2'),
+    h.submit('c', 'c1'),
+  ];
   await until(() => h.lim.waiting === 6);
   t.is(h.lim.waitingKeys, 3);
   t.is(h.lim.longestKeyQueue, 3);
-  for (let i = 0; i < 7; i++) { h.release(h.started[i]!); if (i < 6) await until(() => h.started.length === i + 2); }
+  for (let i = 0; i < 7; i++) {
+    h.release(h.started[i]!);
+    if (i < 6) await until(() => h.started.length === i + 2);
+  }
   await Promise.all(all.map((j) => j.promise));
   t.deepEqual(h.started, ['x0', 'a1', 'b1', 'c1', 'a2', 'b2', 'a3']);
 });
@@ -73,7 +107,10 @@ test('a flooder with 50 queued jobs: another key’s job starts within the next 
   }
   t.true(startsAfter <= max, `the victim started as start no. ${startsAfter} after it was queued (FIFO: 51)`);
   t.is(h.lim.waitingFor('flooder'), 50 - (startsAfter - 1));
-  await until(() => { for (const n of h.running()) h.release(n); return h.lim.active === 0 && h.lim.waiting === 0; });
+  await until(() => {
+    for (const n of h.running()) h.release(n);
+    return h.lim.active === 0 && h.lim.waiting === 0;
+  });
   await Promise.all([...flood, victim].map((j) => j.promise));
   t.is(h.started.length, max + 51);
 });
@@ -83,7 +120,15 @@ test('per-key bound: the flooder’s extra job gets 503 while another key still 
   const hold = h.submit('x', 'x0');
   const f1 = h.submit('flooder', 'f1');
   const f2 = h.submit('flooder', 'f2');
-  const err = await t.throwsAsync(h.lim.run(async () => { h.started.push('f3'); }, { key: 'flooder' }), { instanceOf: UnavailableError });
+  const err = await t.throwsAsync(
+    h.lim.run(
+      async () => {
+        h.started.push('f3');
+      },
+      { key: 'flooder' },
+    ),
+    { instanceOf: UnavailableError },
+  );
   t.is(err.status, 503);
   t.is(err.code, 503);
   t.deepEqual(err.headers, { 'Retry-After': '3' });
@@ -91,7 +136,10 @@ test('per-key bound: the flooder’s extra job gets 503 while another key still 
   const other = h.submit('alice', 'a1');
   await until(() => h.lim.waiting === 3);
   t.false(other.settled(), 'alice is queued, not refused');
-  for (const n of ['x0', 'f1', 'a1', 'f2']) { h.release(n); await until(() => h.started.includes(n)); }
+  for (const n of ['x0', 'f1', 'a1', 'f2']) {
+    h.release(n);
+    await until(() => h.started.includes(n));
+  }
   await Promise.all([hold.promise, f1.promise, f2.promise, other.promise]);
   t.deepEqual(h.started, ['x0', 'f1', 'a1', 'f2'], 'f3 never ran; alice was served before the flooder’s second job');
 });
@@ -100,10 +148,21 @@ test('global bound: beyond max_queue a job gets 503 at once and never runs', asy
   const h = harness({ maxQueue: 3, maxQueuePerKey: 3 });
   const jobs = [h.submit('x', 'x0'), h.submit('a', 'a1'), h.submit('b', 'b1'), h.submit('c', 'c1')];
   await until(() => h.lim.waiting === 3);
-  const err = await t.throwsAsync(h.lim.run(async () => { h.started.push('d1'); }, { key: 'd' }), { instanceOf: UnavailableError });
+  const err = await t.throwsAsync(
+    h.lim.run(
+      async () => {
+        h.started.push('d1');
+      },
+      { key: 'd' },
+    ),
+    { instanceOf: UnavailableError },
+  );
   t.is(err.status, 503);
   t.deepEqual(h.rejects, [{ reason: 'queue_full', key: 'd' }]);
-  for (const n of ['x0', 'a1', 'b1', 'c1']) { h.release(n); await until(() => h.started.includes(n)); }
+  for (const n of ['x0', 'a1', 'b1', 'c1']) {
+    h.release(n);
+    await until(() => h.started.includes(n));
+  }
   await Promise.all(jobs.map((j) => j.promise));
   t.false(h.started.includes('d1'));
 });
@@ -124,7 +183,10 @@ test('deadline: a job queued longer than max_wait_ms is answered 503 at once, wi
   await t.throwsAsync(late.promise, { instanceOf: UnavailableError });
   await t.throwsAsync(later.promise, { instanceOf: UnavailableError });
   t.is(h.lim.waiting, 1, 'the younger job still waits');
-  t.deepEqual(h.rejects.map((r) => r.reason), ['deadline', 'deadline']);
+  t.deepEqual(
+    h.rejects.map((r) => r.reason),
+    ['deadline', 'deadline'],
+  );
   h.release('x0');
   await until(() => h.started.includes('c1'));
   h.release('c1');
@@ -178,14 +240,24 @@ test('a queued job whose client went away leaves the queue at once and never run
 test('slots: never more than max at once; a failing task releases its slot', async (t) => {
   const h = harness({ max: 2 });
   const boom = deferred<void>();
-  const failing = track(h.lim.run(async () => { h.started.push('bad'); await boom.promise; }, { key: 'a' }));
+  const failing = track(
+    h.lim.run(
+      async () => {
+        h.started.push('bad');
+        await boom.promise;
+      },
+      { key: 'a' },
+    ),
+  );
   const jobs = ['b1', 'c1', 'd1'].map((n, i) => h.submit(['b', 'c', 'd'][i]!, n));
   await until(() => h.lim.active === 2 && h.lim.waiting === 2);
   boom.reject(new Error('fail'));
   await t.throwsAsync(failing.promise, { message: 'fail' });
   await until(() => h.started.length === 3);
   t.is(h.lim.active, 2);
-  for (const n of ['b1', 'c1', 'd1']) { h.release(n); }
+  for (const n of ['b1', 'c1', 'd1']) {
+    h.release(n);
+  }
   await Promise.all(jobs.map((j) => j.promise));
   t.is(h.lim.active, 0);
   t.is(h.lim.waiting, 0);
@@ -198,15 +270,25 @@ function heldArgon(): Argon & { calls: string[]; release(): void } {
   return {
     calls,
     hash: async (secret) => `$fake$${secret}`,
-    async verify(stored, secret) { calls.push(secret); await gate.promise; return stored === `$fake$${secret}`; },
-    release() { gate.resolve(); gate = deferred(); },
+    async verify(stored, secret) {
+      calls.push(secret);
+      await gate.promise;
+      return stored === `$fake$${secret}`;
+    },
+    release() {
+      gate.resolve();
+      gate = deferred();
+    },
   };
 }
 
 test('PinHasher: an aborted job is never hashed; the others are', async (t) => {
   const argon = heldArgon();
   const clock = new FakeClock();
-  const hasher = createPinHasher({ memoryKib: 1024, timeCost: 1, parallelism: 1, maxConcurrent: 1, maxQueue: 10, maxQueuePerKey: 10, maxWaitMs: 5000 }, { clock, argon });
+  const hasher = createPinHasher(
+    { memoryKib: 1024, timeCost: 1, parallelism: 1, maxConcurrent: 1, maxQueue: 10, maxQueuePerKey: 10, maxWaitMs: 5000 },
+    { clock, argon },
+  );
   const first = hasher.verify('$fake$1', '1', { key: 'realm/alice' });
   const ac = new AbortController();
   const gone = track(hasher.verify('$fake$2', '2', { key: 'realm/bob', signal: ac.signal }));
@@ -227,7 +309,10 @@ test('PinHasher: a refusal is an error, not a "wrong PIN"; refusals are events a
   const clock = new FakeClock();
   const events = new Events();
   const metrics = createMetrics(events);
-  const hasher = createPinHasher({ memoryKib: 1024, timeCost: 1, parallelism: 1, maxConcurrent: 1, maxQueue: 1, maxQueuePerKey: 1, maxWaitMs: 1000 }, { clock, argon, events });
+  const hasher = createPinHasher(
+    { memoryKib: 1024, timeCost: 1, parallelism: 1, maxConcurrent: 1, maxQueue: 1, maxQueuePerKey: 1, maxWaitMs: 1000 },
+    { clock, argon, events },
+  );
   const running = hasher.verify('$fake$1', '1', { key: 'k1' });
   const queued = track(hasher.verify('$fake$2', '2', { key: 'k2' }));
   await until(() => hasher.limiter.waiting === 1);
@@ -250,7 +335,16 @@ test('internal work (no job: CLI, an admin’s enrollment) is never refused or e
   const hold = h.submit('x', 'x0');
   const internal = ['i1', 'i2', 'i3'].map((n) => {
     const gate = deferred();
-    return { n, gate, run: track(h.lim.run(async () => { h.started.push(n); await gate.promise; })) };
+    return {
+      n,
+      gate,
+      run: track(
+        h.lim.run(async () => {
+          h.started.push(n);
+          await gate.promise;
+        }),
+      ),
+    };
   });
   await until(() => h.lim.waiting === 3);
   const user = h.submit('alice', 'a1');

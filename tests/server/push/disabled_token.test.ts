@@ -72,7 +72,11 @@ test('disabling withdraws every challenge of the token — an approval given bef
   t.is((await w.deps.store.challenges.byTransaction(bobs)).length, 1, "another token's login is untouched");
 
   await admin(w, 'enable', aliceSerial);
-  t.like((await finalize(w, approved)).body, { result: { value: false, authentication: 'REJECT' } }, 'approved while active, but withdrawn by the disable');
+  t.like(
+    (await finalize(w, approved)).body,
+    { result: { value: false, authentication: 'REJECT' } },
+    'approved while active, but withdrawn by the disable',
+  );
   t.deepEqual((await alicePhone.poll()).body.result.value, []);
 });
 
@@ -85,7 +89,11 @@ test('a login that raced the disable (its challenge stored after the withdrawal)
   const insert = store.insert.bind(store);
   const gate = deferred();
   let held = 0;
-  store.insert = async (c) => { held++; await gate.promise; return insert(c); };
+  store.insert = async (c) => {
+    held++;
+    await gate.promise;
+    return insert(c);
+  };
   const login = check(w, { user: 'alice', pass: '1234' });
   await until(() => held === 1);
   await admin(w, 'disable', serial);

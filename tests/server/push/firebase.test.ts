@@ -12,16 +12,37 @@ import { FakeClock } from '../../helpers/fake_clock.ts';
 import { startFakeFcm, type FakeFcm } from '../../helpers/fake_fcm.ts';
 
 const cfg = (over: Partial<ChannelConfig> = {}): ChannelConfig => ({
-  name: 'fcm', type: 'firebase', serviceAccountFile: '/nonexistent.json', httpsProxy: null, timeoutMs: 3000, ...over,
+  name: 'fcm',
+  type: 'firebase',
+  serviceAccountFile: '/nonexistent.json',
+  httpsProxy: null,
+  timeoutMs: 3000,
+  ...over,
 });
 
 const message: PushMessage = {
-  data: { nonce: 'N', question: 'Q?', serial: 'EDUP1', title: 'T', sslverify: '1', url: 'https://mfa.example.org/ttype/edupush', signature: 'SIG=' },
+  data: {
+    nonce: 'N',
+    question: 'Q?',
+    serial: 'EDUP1',
+    title: 'T',
+    sslverify: '1',
+    url: 'https://mfa.example.org/ttype/edupush',
+    signature: 'SIG=',
+  },
   notification: { title: 'T', body: 'Q?' },
   android: { priority: 'high', ttlMs: 120_000, analyticsLabel: 'AndroidPushToken' },
   apns: {
-    headers: { 'apns-priority': '10', 'apns-push-type': 'alert', 'apns-collapse-id': 'privacyidea.pushtoken', 'apns-expiration': '1795000120' },
-    alert: { title: 'T', body: 'Q?' }, sound: 'default', category: 'PUSH_AUTHENTICATION', analyticsLabel: 'iOSPushToken',
+    headers: {
+      'apns-priority': '10',
+      'apns-push-type': 'alert',
+      'apns-collapse-id': 'privacyidea.pushtoken',
+      'apns-expiration': '1795000120',
+    },
+    alert: { title: 'T', body: 'Q?' },
+    sound: 'default',
+    category: 'PUSH_AUTHENTICATION',
+    analyticsLabel: 'iOSPushToken',
   },
 };
 
@@ -29,7 +50,10 @@ async function setup(t: { teardown(fn: () => Promise<void> | void): void }, over
   const fcm = await startFakeFcm();
   const clock = new FakeClock();
   const channel = createFirebaseChannel(cfg(over), { clock, ...fcm.firebase });
-  t.teardown(async () => { await channel.close(); await fcm.close(); });
+  t.teardown(async () => {
+    await channel.close();
+    await fcm.close();
+  });
   return { fcm, clock, channel };
 }
 
@@ -78,7 +102,9 @@ test('send: a hanging FCM is cut off at timeout_ms on the injected clock', async
   fcm.mode = 'hang';
   const arrived = fcm.nextRequest();
   let settled = false;
-  const pending = channel.send('device', message).finally(() => { settled = true; });
+  const pending = channel.send('device', message).finally(() => {
+    settled = true;
+  });
   await arrived;
   t.false(settled);
   clock.advance(1499);
@@ -98,7 +124,10 @@ test('service account: file must be a service-account JSON; registry builds one 
   fs.writeFileSync(bad, JSON.stringify({ type: 'authorized_user' }));
   const err = t.throws(() => readServiceAccount(cfg({ name: 'my firebase config', serviceAccountFile: bad })), { instanceOf: ConfigError });
   t.regex(err!.message, /push\.channels \(my firebase config\)\.service_account_file: .* is not a Firebase service-account file/);
-  t.throws(() => readServiceAccount(cfg({ serviceAccountFile: path.join(dir, 'missing.json') })), { instanceOf: ConfigError, message: /ENOENT/ });
+  t.throws(() => readServiceAccount(cfg({ serviceAccountFile: path.join(dir, 'missing.json') })), {
+    instanceOf: ConfigError,
+    message: /ENOENT/,
+  });
 
   const fcm = await startFakeFcm();
   t.teardown(() => fcm.close());
@@ -116,10 +145,17 @@ test('service-account file: the OAuth JWT exchange goes through the channel agen
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
   const file = path.join(dir, 'sa.json');
-  fs.writeFileSync(file, JSON.stringify({
-    type: 'service_account', project_id: 'sa-project', private_key_id: 'kid1', client_email: 'x@sa-project.iam.gserviceaccount.com',
-    private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }), token_uri: 'https://oauth2.googleapis.com/token',
-  }));
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      type: 'service_account',
+      project_id: 'sa-project',
+      private_key_id: 'kid1',
+      client_email: 'x@sa-project.iam.gserviceaccount.com',
+      private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }),
+      token_uri: 'https://oauth2.googleapis.com/token',
+    }),
+  );
   const fcm: FakeFcm = await startFakeFcm('sa-project');
   t.teardown(() => fcm.close());
   const clock = new FakeClock();
@@ -134,7 +170,11 @@ test('service-account file: the OAuth JWT exchange goes through the channel agen
   t.is(form.get('grant_type'), 'urn:ietf:params:oauth:grant-type:jwt-bearer');
   const [h, c, s] = form.get('assertion')!.split('.');
   t.deepEqual(JSON.parse(Buffer.from(h!, 'base64url').toString()), { alg: 'RS256', typ: 'JWT', kid: 'kid1' });
-  t.like(JSON.parse(Buffer.from(c!, 'base64url').toString()), { iss: 'x@sa-project.iam.gserviceaccount.com', aud: 'https://oauth2.googleapis.com/token', iat: clock.now() / 1000 });
+  t.like(JSON.parse(Buffer.from(c!, 'base64url').toString()), {
+    iss: 'x@sa-project.iam.gserviceaccount.com',
+    aud: 'https://oauth2.googleapis.com/token',
+    iat: clock.now() / 1000,
+  });
   t.true(crypto.verify('sha256', Buffer.from(`${h}.${c}`), publicKey, Buffer.from(s!, 'base64url')));
   t.is(sends.length, 2, 'the token is cached');
   t.is(sends[0]!.path, '/v1/projects/sa-project/messages:send');
@@ -183,10 +223,19 @@ test('https_proxy: FCM is reached through an HTTP CONNECT tunnel, TLS to the rea
   const proxyPort = (proxy.address() as import('node:net').AddressInfo).port;
   const agent = new ProxyTunnelAgent(`http://user:p%40ss@127.0.0.1:${proxyPort}`, { ca: cert });
   const fcm = await startFakeFcm();
-  const channel = createFirebaseChannel(cfg(), { clock: new FakeClock(), credential: fcm.firebase.credential, projectId: 'demo-project', httpAgent: agent });
+  const channel = createFirebaseChannel(cfg(), {
+    clock: new FakeClock(),
+    credential: fcm.firebase.credential,
+    projectId: 'demo-project',
+    httpAgent: agent,
+  });
   t.teardown(async () => {
-    await channel.close(); agent.destroy(); await fcm.close();
-    proxy.closeAllConnections(); proxy.close(); target.close();
+    await channel.close();
+    agent.destroy();
+    await fcm.close();
+    proxy.closeAllConnections();
+    proxy.close();
+    target.close();
   });
   const r = await channel.send('device', message);
   t.true(r.ok, JSON.stringify(r));
@@ -194,8 +243,16 @@ test('https_proxy: FCM is reached through an HTTP CONNECT tunnel, TLS to the rea
   t.deepEqual(seen, ['POST /v1/projects/demo-project/messages:send HTTP/1.1']);
   // Without the CA the self-signed certificate is refused: the tunnel does not weaken TLS.
   const strict = new ProxyTunnelAgent(`http://127.0.0.1:${proxyPort}`);
-  const other = createFirebaseChannel(cfg({ name: 'strict' }), { clock: new FakeClock(), credential: fcm.firebase.credential, projectId: 'demo-project', httpAgent: strict });
-  t.teardown(async () => { await other.close(); strict.destroy(); });
+  const other = createFirebaseChannel(cfg({ name: 'strict' }), {
+    clock: new FakeClock(),
+    credential: fcm.firebase.credential,
+    projectId: 'demo-project',
+    httpAgent: strict,
+  });
+  t.teardown(async () => {
+    await other.close();
+    strict.destroy();
+  });
   const refused = await other.send('device', message);
   t.false(refused.ok);
 });

@@ -63,10 +63,18 @@ async function signed<R>(fn: () => Promise<R>): Promise<{ result: R; sync: numbe
 test.serial('a poll with many open challenges answers the newest poll_max_challenges, reads no more rows, and signs nothing', async (t) => {
   const { w, phone } = await pollWorld(t, 3);
   const nonces = await openLogins(w, 12);
-  const { result: { result: r, rows }, sync, async } = await signed(() => challengeRowsRead(w, () => phone.poll()));
+  const {
+    result: { result: r, rows },
+    sync,
+    async,
+  } = await signed(() => challengeRowsRead(w, () => phone.poll()));
   t.is(r.status, 200, r.text);
   const items: SmartphoneData[] = r.body.result.value;
-  t.deepEqual(items.map((d) => d.nonce), nonces.slice(-3).reverse(), 'the three newest, newest first');
+  t.deepEqual(
+    items.map((d) => d.nonce),
+    nonces.slice(-3).reverse(),
+    'the three newest, newest first',
+  );
   for (const d of items) {
     t.true(phone.verifyPushData(d), 'the app verifies every item');
     t.deepEqual(Object.keys(d), ['nonce', 'question', 'serial', 'title', 'sslverify', 'url', 'signature'], 'wire field order');
@@ -91,7 +99,10 @@ test.serial('a row without presigned data is signed at poll time on the thread p
   const { result: r, sync, async } = await signed(() => phone.poll());
   t.is(r.status, 200, r.text);
   const items: SmartphoneData[] = r.body.result.value;
-  t.deepEqual(items.map((d) => d.nonce), nonces.slice(-4).reverse());
+  t.deepEqual(
+    items.map((d) => d.nonce),
+    nonces.slice(-4).reverse(),
+  );
   for (const d of items) t.true(phone.verifyPushData(d));
   t.is(sync, 0, 'never on the event loop');
   t.is(async, 4, 'one thread-pool signature per answered row, not per open row');
@@ -103,7 +114,8 @@ test.serial('Firebase: the push reuses the signature made at creation, and the p
   // Texts per user at one priority: with the user (the login) one matches; without a user (eduMFA's poll) both do,
   // a conflict. The poll item carries the texts of its login, exactly as the push did.
   const w = await pushWorld(t, {
-    channel: 'fcm', fcm,
+    channel: 'fcm',
+    fcm,
     policies: [
       policy('alice-text', 'authentication', { edupush_text_on_mobile: 'Alice, is this you?' }, { user: ['alice'] }),
       policy('bob-text', 'authentication', { edupush_text_on_mobile: 'Bob, is this you?' }, { user: ['bob'] }),

@@ -8,7 +8,11 @@ import type { TestWorld } from '../../helpers/test_app.ts';
 const HINT = 'Use the polling feature of your unsupported privacyIDEA Authenticator App to check for a new Login request.';
 const MESSAGE = 'Please confirm the authentication on your mobile device!';
 
-async function fcmWorld(t: { teardown(fn: () => Promise<void> | void): void }, policies: Array<Record<string, unknown>> = [], timeoutMs = 3000): Promise<{ w: TestWorld; fcm: FakeFcm }> {
+async function fcmWorld(
+  t: { teardown(fn: () => Promise<void> | void): void },
+  policies: Array<Record<string, unknown>> = [],
+  timeoutMs = 3000,
+): Promise<{ w: TestWorld; fcm: FakeFcm }> {
   const fcm = await startFakeFcm();
   t.teardown(() => fcm.close());
   const w = await pushWorld(t, { channel: 'fcm', fcm, policies, timeoutMs });
@@ -16,7 +20,9 @@ async function fcmWorld(t: { teardown(fn: () => Promise<void> | void): void }, p
 }
 
 test('Firebase: the push reaches the device through firebase-admin; the app verifies and answers it', async (t) => {
-  const { w, fcm } = await fcmWorld(t, [policy('texts', 'authentication', { edupush_text_on_mobile: 'Sign in to Example?', edupush_title_on_mobile: 'Example' })]);
+  const { w, fcm } = await fcmWorld(t, [
+    policy('texts', 'authentication', { edupush_text_on_mobile: 'Sign in to Example?', edupush_title_on_mobile: 'Example' }),
+  ]);
   const phone = phoneFor(w, 'edumfa-next');
   const serial = await enrollPhone(w, phone);
   t.is((await tokenOf(w, serial)).info['edupush_firebase_configuration'], 'fcm');
@@ -29,7 +35,10 @@ test('Firebase: the push reaches the device through firebase-admin; the app veri
   const { message } = fcm.received[0]!.body;
   t.is(message.token, phone.fbToken);
   t.like(message, { notification: { title: 'Example', body: 'Sign in to Example?' }, android: { priority: 'high', ttl: '120s' } });
-  t.like(message.apns, { headers: { 'apns-push-type': 'alert', 'apns-priority': '10' }, payload: { aps: { category: 'PUSH_AUTHENTICATION', sound: 'default' } } });
+  t.like(message.apns, {
+    headers: { 'apns-push-type': 'alert', 'apns-priority': '10' },
+    payload: { aps: { category: 'PUSH_AUTHENTICATION', sound: 'default' } },
+  });
   t.is(message.apns.headers['apns-expiration'], String(w.clock.now() / 1000 + 120));
   const data: SmartphoneData = message.data;
   t.like(data, { serial, question: 'Sign in to Example?', title: 'Example', sslverify: '1', url: 'https://mfa.example.org/ttype/edupush' });
@@ -37,7 +46,9 @@ test('Firebase: the push reaches the device through firebase-admin; the app veri
   t.true(w.seen.some((e) => e.name === 'delivery.sent'));
 
   t.like((await phone.answer(data)).body, { result: { value: true } });
-  t.like((await check(w, { user: 'alice', pass: '', transaction_id: c.body.detail.transaction_id })).body, { result: { authentication: 'ACCEPT' } });
+  t.like((await check(w, { user: 'alice', pass: '', transaction_id: c.body.detail.transaction_id })).body, {
+    result: { authentication: 'ACCEPT' },
+  });
 });
 
 test('Firebase 500: still CHALLENGE with the polling hint; the challenge is stored and reachable by polling', async (t) => {
@@ -52,11 +63,16 @@ test('Firebase 500: still CHALLENGE with the polling hint; the challenge is stor
   const polled = await phone.poll();
   t.is(polled.body.result.value.length, 1);
   t.like((await phone.answer(polled.body.result.value[0])).body, { result: { value: true } });
-  t.like((await check(w, { user: 'alice', pass: '', transaction_id: c.body.detail.transaction_id })).body, { result: { authentication: 'ACCEPT' } });
+  t.like((await check(w, { user: 'alice', pass: '', transaction_id: c.body.detail.transaction_id })).body, {
+    result: { authentication: 'ACCEPT' },
+  });
 });
 
 test('Firebase failure with polling denied (policy deny, or token + polling_allowed False): nothing to answer', async (t) => {
-  for (const [name, setup] of [['deny', 'deny'], ['token', 'token']] as const) {
+  for (const [name, setup] of [
+    ['deny', 'deny'],
+    ['token', 'token'],
+  ] as const) {
     const { w, fcm } = await fcmWorld(t, [policy('poll', 'authentication', { edupush_allow_polling: setup })]);
     const phone = phoneFor(w);
     const serial = await enrollPhone(w, phone);
@@ -73,7 +89,14 @@ test('Firebase failure with polling denied (policy deny, or token + polling_allo
     t.deepEqual(rows, [], `${name}: the challenge was withdrawn`);
     const nonce = fcm.received.at(-1)!.body.message.data.nonce as string;
     const answer = await w.call('POST', '/ttype/edupush', { serial, nonce, signature: phone.sign(`${nonce}|${serial}`) }, { as: 'json' });
-    t.like(answer, { status: 400, body: { result: { error: { code: 401, message: 'ERR401: The authentication request has expired or is finished: the answer was not accepted.' } } } });
+    t.like(answer, {
+      status: 400,
+      body: {
+        result: {
+          error: { code: 401, message: 'ERR401: The authentication request has expired or is finished: the answer was not accepted.' },
+        },
+      },
+    });
     t.like((await check(w, { user: 'alice', pass: '', transaction_id: tid })).body, { result: { value: false, authentication: 'REJECT' } });
   }
 });
@@ -85,7 +108,9 @@ test('Firebase success with polling denied: the challenge is stored and answerab
   const c = await check(w, { user: 'alice', pass: '1234' });
   t.is(c.body.detail.multi_challenge[0].message, MESSAGE);
   t.like((await phone.answer(fcm.received[0]!.body.message.data)).body, { result: { value: true } });
-  t.like((await check(w, { user: 'alice', pass: '', transaction_id: c.body.detail.transaction_id })).body, { result: { authentication: 'ACCEPT' } });
+  t.like((await check(w, { user: 'alice', pass: '', transaction_id: c.body.detail.transaction_id })).body, {
+    result: { authentication: 'ACCEPT' },
+  });
 });
 
 test('UNREGISTERED marks the device stale (tokeninfo + event); a Firebase token update clears it', async (t) => {
@@ -113,7 +138,9 @@ test('a hanging Firebase never holds the login beyond timeout_ms', async (t) => 
   fcm.mode = 'hang';
   const arrived = fcm.nextRequest();
   let done = false;
-  const pending = check(w, { user: 'alice', pass: '1234' }).finally(() => { done = true; });
+  const pending = check(w, { user: 'alice', pass: '1234' }).finally(() => {
+    done = true;
+  });
   await arrived;
   t.false(done);
   w.clock.advance(2000);
@@ -148,5 +175,9 @@ test('exception=1: a failed Firebase delivery is HTTP 400 code 401; the challeng
   t.is(polled.body.result.value.length, 1, 'still answerable by polling');
   t.is(polled.body.result.value[0].serial, serial);
   fcm.mode = 'ok';
-  t.is((await check(w, { user: 'alice', pass: '1234', exception: 1 })).body.result.authentication, 'CHALLENGE', 'a delivered push is unaffected');
+  t.is(
+    (await check(w, { user: 'alice', pass: '1234', exception: 1 })).body.result.authentication,
+    'CHALLENGE',
+    'a delivered push is unaffected',
+  );
 });

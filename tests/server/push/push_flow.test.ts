@@ -34,7 +34,13 @@ test('edupush, eduMFA authenticator-next style (JSON, RSA): enroll, push login, 
   t.like(c.body, { id: 2, result: { status: true, value: false, authentication: 'CHALLENGE' } });
   const mc = c.body.detail.multi_challenge;
   t.is(mc.length, 1);
-  t.like(mc[0], { serial: init.detail.serial, type: 'edupush', client_mode: 'poll', message: DEFAULT_MESSAGE, attributes: { hideResponseInput: true } });
+  t.like(mc[0], {
+    serial: init.detail.serial,
+    type: 'edupush',
+    client_mode: 'poll',
+    message: DEFAULT_MESSAGE,
+    attributes: { hideResponseInput: true },
+  });
   t.regex(mc[0].transaction_id, /^\d{20}$/);
   t.is(c.body.detail.preferred_client_mode, 'poll');
   const tid = mc[0].transaction_id as string;
@@ -50,7 +56,13 @@ test('edupush, eduMFA authenticator-next style (JSON, RSA): enroll, push login, 
   t.is(polled.body.result.value.length, 1);
   const data: SmartphoneData = polled.body.result.value[0];
   t.deepEqual(Object.keys(data).sort(), ['nonce', 'question', 'serial', 'signature', 'sslverify', 'title', 'url']);
-  t.like(data, { serial: init.detail.serial, question: 'Do you want to confirm the login?', title: 'eduMFA', sslverify: '1', url: 'https://mfa.example.org/ttype/edupush' });
+  t.like(data, {
+    serial: init.detail.serial,
+    question: 'Do you want to confirm the login?',
+    title: 'eduMFA',
+    sslverify: '1',
+    url: 'https://mfa.example.org/ttype/edupush',
+  });
   t.regex(data.nonce, /^[A-Z2-7]{32}$/);
   t.true(phone.verifyPushData(data), 'the app verifies the server signature');
   const rows = await w.deps.store.challenges.byTransaction(tid);
@@ -67,7 +79,10 @@ test('edupush, eduMFA authenticator-next style (JSON, RSA): enroll, push login, 
   t.like(accepted.body, { result: { value: true, authentication: 'ACCEPT' }, detail: { challenge_status: 'accept' } });
 
   const fin = await check(w, { user: 'alice', pass: '', state: tid });
-  t.like(fin.body, { result: { value: true, authentication: 'ACCEPT' }, detail: { message: 'Found matching challenge', serial: init.detail.serial } });
+  t.like(fin.body, {
+    result: { value: true, authentication: 'ACCEPT' },
+    detail: { message: 'Found matching challenge', serial: init.detail.serial },
+  });
   const again = await check(w, { user: 'alice', pass: '', transaction_id: tid });
   t.like(again.body, { result: { value: false, authentication: 'REJECT' } }, 'the transaction is consumed');
   t.like((await w.call('GET', '/validate/polltransaction', { transaction_id: tid })).body, { result: { value: false } });
@@ -90,7 +105,10 @@ test('edupush, Flutter style (form, URL-safe EC key, µs timestamps, raw query):
 
   // A decline signature without the decline flag does not verify.
   const mismatched = await phone.answer(data, { signature: phone.sign(`${data.nonce}|${data.serial}|decline`) });
-  t.like(mismatched, { status: 400, body: { result: { status: false, error: { code: 10, message: 'ERR10: Could not verify signature!' } } } });
+  t.like(mismatched, {
+    status: 400,
+    body: { result: { status: false, error: { code: 10, message: 'ERR10: Could not verify signature!' } } },
+  });
 
   const declined = await phone.answer(data, { decline: true });
   t.like(declined.body, { result: { status: true, value: true } });
@@ -107,7 +125,9 @@ test('edupush, Flutter style (form, URL-safe EC key, µs timestamps, raw query):
 });
 
 test('legacy push with the privacyIDEA app: PIPU, otpauth://pipush/, /ttype/push, multi_challenge type "push"', async (t) => {
-  const w = await pushWorld(t, { policies: [policy('legacy-texts', 'authentication', { push_text_on_mobile: 'Legacy login?', push_title_on_mobile: 'privacyIDEA' })] });
+  const w = await pushWorld(t, {
+    policies: [policy('legacy-texts', 'authentication', { push_text_on_mobile: 'Legacy login?', push_title_on_mobile: 'privacyIDEA' })],
+  });
   const phone = phoneFor(w, 'privacyidea');
   const init = await beginEnrollment(w, phone, 'push');
   t.regex(init.detail.serial, /^PIPU[0-9A-F]{8}$/);
@@ -115,7 +135,12 @@ test('legacy push with the privacyIDEA app: PIPU, otpauth://pipush/, /ttype/push
   t.regex(init.detail.pushurl.value, /url=https%3A\/\/mfa\.example\.org\/ttype\/push&/);
   t.is(init.detail.pushurl.description, 'URL for privacyIDEA Push Token');
   // The endpoint type matters: the edupush endpoint does not know this token.
-  const wrongEndpoint = await w.call('POST', '/ttype/edupush', { serial: init.detail.serial, enrollment_credential: phone.token!.enrollmentCredential, fbtoken: 'x', pubkey: phone.publicKeyText() });
+  const wrongEndpoint = await w.call('POST', '/ttype/edupush', {
+    serial: init.detail.serial,
+    enrollment_credential: phone.token!.enrollmentCredential,
+    fbtoken: 'x',
+    pubkey: phone.publicKeyText(),
+  });
   t.is(wrongEndpoint.status, 404);
   t.is((await phone.enroll()).status, 200);
 
@@ -125,26 +150,47 @@ test('legacy push with the privacyIDEA app: PIPU, otpauth://pipush/, /ttype/push
   t.like(data, { question: 'Legacy login?', title: 'privacyIDEA', url: 'https://mfa.example.org/ttype/push' });
   t.true(phone.verifyPushData(data));
   t.like((await phone.answer(data)).body, { result: { value: true } });
-  t.like((await check(w, { user: 'alice', pass: '', transaction_id: c.body.detail.transaction_id })).body, { result: { authentication: 'ACCEPT' } });
+  t.like((await check(w, { user: 'alice', pass: '', transaction_id: c.body.detail.transaction_id })).body, {
+    result: { authentication: 'ACCEPT' },
+  });
 });
 
 test('step 2 errors: unknown serial 404/601, wrong credential 400/905, second step 2 404, bad key 400', async (t) => {
   const w = await pushWorld(t);
   const phone = phoneFor(w);
   const init = await beginEnrollment(w, phone);
-  const base = { serial: init.detail.serial, enrollment_credential: phone.token!.enrollmentCredential, fbtoken: 'f', pubkey: phone.publicKeyText() };
+  const base = {
+    serial: init.detail.serial,
+    enrollment_credential: phone.token!.enrollmentCredential,
+    fbtoken: 'f',
+    pubkey: phone.publicKeyText(),
+  };
 
-  t.like((await check(w, { user: 'alice', pass: '1234' })).body, { result: { value: false }, detail: { message: 'No suitable token found for authentication.' } }, 'inactive until step 2');
+  t.like(
+    (await check(w, { user: 'alice', pass: '1234' })).body,
+    { result: { value: false }, detail: { message: 'No suitable token found for authentication.' } },
+    'inactive until step 2',
+  );
   await w.deps.store.tokens.update(base.serial, { active: true }, w.clock.now());
   const notEnrolled = await check(w, { user: 'alice', pass: '1234' });
-  t.like(notEnrolled.body, { result: { value: false }, detail: { message: 'Token is not yet enrolled' } }, 'force-enabled but still in clientwait');
+  t.like(
+    notEnrolled.body,
+    { result: { value: false }, detail: { message: 'Token is not yet enrolled' } },
+    'force-enabled but still in clientwait',
+  );
 
   const unknown = await w.call('POST', '/ttype/edupush', { ...base, serial: 'EDUP00000000' });
   t.is(unknown.status, 404);
-  t.deepEqual(unknown.body.result, { status: false, error: { code: 601, message: "No token with this serial number in the rollout state 'clientwait'." } });
+  t.deepEqual(unknown.body.result, {
+    status: false,
+    error: { code: 601, message: "No token with this serial number in the rollout state 'clientwait'." },
+  });
   const wrong = await w.call('POST', '/ttype/edupush', { ...base, enrollment_credential: 'f'.repeat(40) });
   t.is(wrong.status, 400);
-  t.deepEqual(wrong.body.result.error, { code: 905, message: 'ERR905: Invalid enrollment credential. You are not authorized to finalize this token.' });
+  t.deepEqual(wrong.body.result.error, {
+    code: 905,
+    message: 'ERR905: Invalid enrollment credential. You are not authorized to finalize this token.',
+  });
   const badKey = await w.call('POST', '/ttype/edupush', { ...base, pubkey: 'bm90IGEga2V5' });
   t.is(badKey.status, 400);
   t.regex(badKey.body.result.error.message, /^ERR905: Invalid public key/);
@@ -169,7 +215,10 @@ test('step 2 is refused after the enrollment TTL (enforced, unlike eduMFA), acce
   w.clock.advance(2 * 60_000);
   const r = await late.enroll();
   t.is(r.status, 400);
-  t.deepEqual(r.body.result.error, { code: 905, message: 'ERR905: The enrollment of this token has expired. Please enroll the token again.' });
+  t.deepEqual(r.body.result.error, {
+    code: 905,
+    message: 'ERR905: The enrollment of this token has expired. Please enroll the token again.',
+  });
   t.is((await tokenOf(w, init.detail.serial)).rolloutState, 'clientwait');
 });
 
@@ -202,7 +251,12 @@ test('answers: wrong key/data → 400 ERR10; unknown/empty nonce, expired → 40
   t.deepEqual(await error({ serial, nonce: 'A'.repeat(32), signature: phone.sign(`${'A'.repeat(32)}|${serial}`) }), gone, 'unknown nonce');
   t.deepEqual(await error({ serial, nonce: '', signature: phone.sign(`|${serial}`) }), gone, 'empty nonce');
   t.deepEqual(await error({ serial, nonce: data.nonce, signature: phone.sign(`${data.nonce}|${serial}x`) }), badSignature, 'wrong data');
-  const unknown = await w.call('POST', '/ttype/edupush', { serial: 'EDUP99999999', nonce: data.nonce, signature: phone.sign(`${data.nonce}|EDUP99999999`) }, { as: 'json' });
+  const unknown = await w.call(
+    'POST',
+    '/ttype/edupush',
+    { serial: 'EDUP99999999', nonce: data.nonce, signature: phone.sign(`${data.nonce}|EDUP99999999`) },
+    { as: 'json' },
+  );
   t.is(unknown.status, 404, 'unknown serial: 404 as eduMFA, so the app does not report success');
   t.deepEqual(unknown.body.result.error, { code: 601, message: 'The requested token could not be found.' });
 
@@ -215,7 +269,14 @@ test('answers: wrong key/data → 400 ERR10; unknown/empty nonce, expired → 40
   t.like((await w.call('GET', '/validate/polltransaction', { transaction_id: tid })).body, { detail: { challenge_status: 'pending' } });
 
   w.clock.advance(120_000);
-  t.like(await phone.answer(data), { status: 400, body: { result: { error: { code: 401, message: 'ERR401: The authentication request has expired: the answer was not accepted.' } } } }, 'expired: nothing changes');
+  t.like(
+    await phone.answer(data),
+    {
+      status: 400,
+      body: { result: { error: { code: 401, message: 'ERR401: The authentication request has expired: the answer was not accepted.' } } },
+    },
+    'expired: nothing changes',
+  );
   t.is((await w.deps.store.challenges.byTransaction(tid))[0]!.status, 'pending');
   t.like((await check(w, { user: 'alice', pass: '', transaction_id: tid })).body, { result: { value: false } });
 });
@@ -277,7 +338,11 @@ test('poll errors: timestamps ±1 min, parse errors, uniform ERR10 for serial/si
   t.deepEqual(await err({ timestamp: iso(-2 * 60_000) }), [400, `ERR10: Timestamp ${iso(-2 * 60_000)} not in valid range.`]);
   t.deepEqual(await err({ timestamp: 'yesterday' }), [400, 'ERR10: Could not parse timestamp yesterday. ISO-Format required.']);
   const naive = iso(0).replace('Z', '');
-  t.deepEqual(await err({ timestamp: naive, serial: 'EDUP00000000' }), [400, 'ERR10: Could not verify signature!'], 'naive UTC accepted, unknown serial');
+  t.deepEqual(
+    await err({ timestamp: naive, serial: 'EDUP00000000' }),
+    [400, 'ERR10: Could not verify signature!'],
+    'naive UTC accepted, unknown serial',
+  );
   const ts = phone.timestamp();
   t.deepEqual(await err({ timestamp: ts, signature: phone.sign(`${serial}|${ts}x`) }), [400, 'ERR10: Could not verify signature!']);
   t.deepEqual(await err({ timestamp: ts, signature: phone.sign(`${ts}|${serial}`) }), [400, 'ERR10: Could not verify signature!']);
@@ -286,7 +351,10 @@ test('poll errors: timestamps ±1 min, parse errors, uniform ERR10 for serial/si
   t.is(missing.body.result.error.message, "ERR905: Missing parameter: 'signature'");
   // A serial of another type: same uniform answer.
   await enroll(w, { type: 'hotp', genkey: 1, serial: 'OATH0001' });
-  t.deepEqual(await err({ serial: 'OATH0001', timestamp: ts, signature: phone.sign(`OATH0001|${ts}`) }), [400, 'ERR10: Could not verify signature!']);
+  t.deepEqual(await err({ serial: 'OATH0001', timestamp: ts, signature: phone.sign(`OATH0001|${ts}`) }), [
+    400,
+    'ERR10: Could not verify signature!',
+  ]);
 });
 
 test('Firebase token update: signed new_fb_token|serial|timestamp within ±5 min', async (t) => {
@@ -337,7 +405,10 @@ test('a push token without PIN is triggered by an empty pass; triggerchallenge a
   const c = await check(w, { user: 'bob', pass: '' });
   t.is(c.body.result.authentication, 'CHALLENGE');
   const tr = await w.call('POST', '/validate/triggerchallenge', { user: 'bob' }, { headers: await asAdmin(w) });
-  t.like(tr.body, { result: { value: 1, authentication: 'CHALLENGE' }, detail: { multi_challenge: [{ type: 'edupush', client_mode: 'poll' }] } });
+  t.like(tr.body, {
+    result: { value: 1, authentication: 'CHALLENGE' },
+    detail: { multi_challenge: [{ type: 'edupush', client_mode: 'poll' }] },
+  });
   t.is((await phone.poll()).body.result.value.length, 2);
 });
 

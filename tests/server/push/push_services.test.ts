@@ -6,7 +6,13 @@ import type { ServerKeyPair } from '../../../tokens/push/signatures.ts';
 async function countingSource() {
   const inner = await testKeySource();
   const counter = { made: 0 };
-  return { counter, generate: async (): Promise<ServerKeyPair> => { counter.made++; return inner(); } };
+  return {
+    counter,
+    generate: async (): Promise<ServerKeyPair> => {
+      counter.made++;
+      return inner();
+    },
+  };
 }
 
 test('key pool: a serving process keeps keys ready; a CLI-like process (no router) never pre-generates', async (t) => {
@@ -30,7 +36,9 @@ test('push support: unknown channel is a clean delivery failure with an event; p
   t.false(w.deps.push.support.hasChannel('fcm'));
   const token = { id: 1, serial: 'EDUP1', type: 'edupush' } as Parameters<typeof w.deps.push.support.send>[1];
   const r = await w.deps.push.support.send('fcm', token, 'device', {
-    data: {}, notification: { title: '', body: '' }, android: { priority: 'high', ttlMs: 1, analyticsLabel: '' },
+    data: {},
+    notification: { title: '', body: '' },
+    android: { priority: 'high', ttlMs: 1, analyticsLabel: '' },
     apns: { headers: {}, alert: { title: '', body: '' }, sound: '', category: '', analyticsLabel: '' },
   });
   t.false(r.ok);

@@ -7,10 +7,25 @@ import type { TestWorld } from '../../helpers/test_app.ts';
 const on = ` [${TEST_DB}]`;
 
 async function token(w: TestWorld, serial: string) {
-  return w.deps.store.tokens.insert({
-    serial, type: 'edupush', username: 'alice', realm: 'default', active: true, rolloutState: 'enrolled', pinHash: null,
-    otpLen: 6, counter: 0, maxFail: 10, description: '', info: {}, secrets: {}, rolloutExpiresAt: null,
-  }, w.clock.now());
+  return w.deps.store.tokens.insert(
+    {
+      serial,
+      type: 'edupush',
+      username: 'alice',
+      realm: 'default',
+      active: true,
+      rolloutState: 'enrolled',
+      pinHash: null,
+      otpLen: 6,
+      counter: 0,
+      maxFail: 10,
+      description: '',
+      info: {},
+      secrets: {},
+      rolloutExpiresAt: null,
+    },
+    w.clock.now(),
+  );
 }
 
 test(`newestOpen: pending, unexpired, not of the excluded session, this serial only — newest first, at most limit${on}`, async (t) => {
@@ -18,9 +33,17 @@ test(`newestOpen: pending, unexpired, not of the excluded session, this serial o
   const a = await token(w, 'EDUPA');
   const b = await token(w, 'EDUPB');
   const now = w.clock.now();
-  const add = (serial: string, tokenId: number, nonce: string, o: { session?: string; expiresAt?: number } = {}) => w.deps.store.challenges.insert({
-    transactionId: `tx-${nonce}`, serial, tokenId, nonce, session: o.session ?? '', data: {}, createdAt: now, expiresAt: o.expiresAt ?? now + 120_000,
-  });
+  const add = (serial: string, tokenId: number, nonce: string, o: { session?: string; expiresAt?: number } = {}) =>
+    w.deps.store.challenges.insert({
+      transactionId: `tx-${nonce}`,
+      serial,
+      tokenId,
+      nonce,
+      session: o.session ?? '',
+      data: {},
+      createdAt: now,
+      expiresAt: o.expiresAt ?? now + 120_000,
+    });
   await add('EDUPA', a.id, 'n1');
   await add('EDUPA', a.id, 'n2');
   const answered = await add('EDUPA', a.id, 'n3');
@@ -40,7 +63,14 @@ test(`answer: lands only while the challenge's token is active${on}`, async (t) 
   const a = await token(w, 'EDUPA');
   const now = w.clock.now();
   const row = await w.deps.store.challenges.insert({
-    transactionId: 'tx-1', serial: 'EDUPA', tokenId: a.id, nonce: 'n1', session: '', data: {}, createdAt: now, expiresAt: now + 120_000,
+    transactionId: 'tx-1',
+    serial: 'EDUPA',
+    tokenId: a.id,
+    nonce: 'n1',
+    session: '',
+    data: {},
+    createdAt: now,
+    expiresAt: now + 120_000,
   });
   await w.deps.store.tokens.update('EDUPA', { active: false }, now);
   t.false(await w.deps.store.challenges.answer(row.id, 'accepted', now));
@@ -55,8 +85,21 @@ test(`tokens.disable: the token inactive and all its challenges gone, in one tra
   const a = await token(w, 'EDUPA');
   const b = await token(w, 'EDUPB');
   const now = w.clock.now();
-  for (const [serial, id, n] of [['EDUPA', a.id, 'n1'], ['EDUPA', a.id, 'n2'], ['EDUPB', b.id, 'n3']] as const) {
-    await w.deps.store.challenges.insert({ transactionId: `tx-${n}`, serial, tokenId: id, nonce: n, session: '', data: {}, createdAt: now, expiresAt: now + 120_000 });
+  for (const [serial, id, n] of [
+    ['EDUPA', a.id, 'n1'],
+    ['EDUPA', a.id, 'n2'],
+    ['EDUPB', b.id, 'n3'],
+  ] as const) {
+    await w.deps.store.challenges.insert({
+      transactionId: `tx-${n}`,
+      serial,
+      tokenId: id,
+      nonce: n,
+      session: '',
+      data: {},
+      createdAt: now,
+      expiresAt: now + 120_000,
+    });
   }
   await w.deps.store.challenges.answer((await w.deps.store.challenges.byTransaction('tx-n2'))[0]!.id, 'accepted', now);
   t.true(await w.deps.store.tokens.disable('EDUPA', now));

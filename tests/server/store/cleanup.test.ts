@@ -41,7 +41,12 @@ test('audit rows past the retention are deleted in chunks; recent rows stay', as
 test('the cleanup timer runs on the injected clock and stops', async (t) => {
   const w = await world(t, { config: { cleanup: { interval_seconds: 60 } } });
   let runs = 0;
-  const first = new Promise<void>((resolve) => w.events.on('cleanup.ran', () => { runs++; resolve(); }));
+  const first = new Promise<void>((resolve) =>
+    w.events.on('cleanup.ran', () => {
+      runs++;
+      resolve();
+    }),
+  );
   const before = w.clock.pending;
   const stop = startCleanup(w.deps);
   t.is(w.clock.pending, before + 1, 'one timer scheduled');

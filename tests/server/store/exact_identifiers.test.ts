@@ -8,7 +8,7 @@ import { RFC, auditRows, check, enrollHotp, world } from '../../helpers/kit.ts';
 import { COLUMN_LIMITS } from '../../../server/store/limits.ts';
 import { TEST_DB } from '../../helpers/databases.ts';
 
-test('ÀLÍCE and Alice are not alice: no login with alice\'s PIN and OTP, the audit names what was sent', async (t) => {
+test("ÀLÍCE and Alice are not alice: no login with alice's PIN and OTP, the audit names what was sent", async (t) => {
   const w = await world(t); // the default realm accepts every user name (users: any)
   await enrollHotp(w, { user: 'alice' });
   for (const [i, name] of ['ÀLÍCE', 'Alice', 'alíce', 'ALICE'].entries()) {
@@ -18,7 +18,15 @@ test('ÀLÍCE and Alice are not alice: no login with alice\'s PIN and OTP, the a
     t.is(r.body.detail.message, 'The user has no tokens assigned', name);
   }
   const rows = (await auditRows(w)).filter((x) => x.action === 'POST /validate/check');
-  t.deepEqual(rows.map((x) => [x.username, x.outcome]), [['ÀLÍCE', 'REJECT'], ['Alice', 'REJECT'], ['alíce', 'REJECT'], ['ALICE', 'REJECT']]);
+  t.deepEqual(
+    rows.map((x) => [x.username, x.outcome]),
+    [
+      ['ÀLÍCE', 'REJECT'],
+      ['Alice', 'REJECT'],
+      ['alíce', 'REJECT'],
+      ['ALICE', 'REJECT'],
+    ],
+  );
   t.is((await w.deps.store.tokens.bySerial('OATH0001'))!.counter, 0, 'no OTP was used');
   const ok = await check(w, { user: 'alice', pass: '1234' + RFC[0] });
   t.is(ok.body.result.authentication, 'ACCEPT', 'alice herself still logs in');
@@ -45,11 +53,35 @@ test('serial hotp1 is not HOTP1 (check, token list and the store); a trailing sp
 test('transaction ids and administrator names compare exactly', async (t) => {
   const w = await world(t);
   const now = w.clock.now();
-  const token = await w.deps.store.tokens.insert({
-    serial: 'T1', type: 'hotp', username: 'alice', realm: 'default', active: true, rolloutState: '', pinHash: null, otpLen: 6,
-    counter: 0, maxFail: 10, description: '', info: {}, secrets: {}, rolloutExpiresAt: null,
-  }, now);
-  await w.deps.store.challenges.insert({ transactionId: 'abcDEF_1', serial: 'T1', tokenId: token.id, nonce: 'n', session: '', data: {}, createdAt: now, expiresAt: now + 1000 });
+  const token = await w.deps.store.tokens.insert(
+    {
+      serial: 'T1',
+      type: 'hotp',
+      username: 'alice',
+      realm: 'default',
+      active: true,
+      rolloutState: '',
+      pinHash: null,
+      otpLen: 6,
+      counter: 0,
+      maxFail: 10,
+      description: '',
+      info: {},
+      secrets: {},
+      rolloutExpiresAt: null,
+    },
+    now,
+  );
+  await w.deps.store.challenges.insert({
+    transactionId: 'abcDEF_1',
+    serial: 'T1',
+    tokenId: token.id,
+    nonce: 'n',
+    session: '',
+    data: {},
+    createdAt: now,
+    expiresAt: now + 1000,
+  });
   t.is((await w.deps.store.challenges.byTransaction('abcDEF_1')).length, 1);
   t.is((await w.deps.store.challenges.byTransaction('ABCdef_1')).length, 0);
   t.is((await w.deps.store.challenges.byTransaction('abcDEF_1 ')).length, 0);
@@ -62,14 +94,23 @@ test('transaction ids and administrator names compare exactly', async (t) => {
 
 /** Declared width of every string column named in COLUMN_LIMITS (information_schema, PostgreSQL and MariaDB/MySQL). */
 test('the schema after all migrations has the widths of COLUMN_LIMITS (and a binary NO PAD collation on MariaDB/MySQL)', async (t) => {
-  if (TEST_DB === 'sqlite') { t.pass('SQLite enforces no widths'); return; }
+  if (TEST_DB === 'sqlite') {
+    t.pass('SQLite enforces no widths');
+    return;
+  }
   const w = await world(t);
   const knex = w.deps.store.knex;
   const schema = TEST_DB === 'postgres' ? knex.raw('current_schema()') : knex.raw('database()');
-  const rows = await knex('information_schema.columns')
+  const rows = (await knex('information_schema.columns')
     .where('table_schema', schema)
     .whereIn('table_name', Object.keys(COLUMN_LIMITS))
-    .select({ table: 'table_name', column: 'column_name', width: 'character_maximum_length', collation: 'collation_name', type: 'data_type' }) as Array<Record<string, unknown>>;
+    .select({
+      table: 'table_name',
+      column: 'column_name',
+      width: 'character_maximum_length',
+      collation: 'collation_name',
+      type: 'data_type',
+    })) as Array<Record<string, unknown>>;
   const norm = rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k.toLowerCase(), v])));
   for (const [table, columns] of Object.entries(COLUMN_LIMITS)) {
     for (const [column, width] of Object.entries(columns)) {

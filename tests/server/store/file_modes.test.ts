@@ -44,7 +44,10 @@ test('an existing directory and database keep their modes; a world-readable data
   const a = await world(t, { databaseUrl: `sqlite:${group}` });
   await enrollHotp(a);
   t.deepEqual({ db: modeOf(group), wal: modeOf(`${group}-wal`), dir: modeOf(root) }, { db: '0640', wal: '0640', dir: '0750' });
-  t.false(a.seen.some((e) => e.name === 'log' && /can be read by every local user/.test(JSON.stringify(e.payload))), 'group access is not warned about');
+  t.false(
+    a.seen.some((e) => e.name === 'log' && /can be read by every local user/.test(JSON.stringify(e.payload))),
+    'group access is not warned about',
+  );
 
   const open = path.join(root, 'open.db');
   fs.writeFileSync(open, '', { mode: 0o644 });

@@ -21,20 +21,34 @@ async function migrate001(knex: Knex): Promise<void> {
 async function database(t: { teardown(fn: () => Promise<void>): void }): Promise<Knex> {
   const db = await freshDatabaseUrl();
   const knex = createKnex(db.url, { poolMax: 1 });
-  t.teardown(async () => { await knex.destroy(); await db.drop(); });
+  t.teardown(async () => {
+    await knex.destroy();
+    await db.drop();
+  });
   return knex;
 }
 
 async function columns(knex: Knex): Promise<unknown[]> {
   if (TEST_DB === 'sqlite') {
     const out: unknown[] = [];
-    for (const table of ['tokens', 'challenges', 'admins', 'audit']) out.push(...(await knex.raw(`PRAGMA table_info(${table})`) as unknown[]));
+    for (const table of ['tokens', 'challenges', 'admins', 'audit'])
+      out.push(...((await knex.raw(`PRAGMA table_info(${table})`)) as unknown[]));
     return out;
   }
   const schema = TEST_DB === 'postgres' ? knex.raw('current_schema()') : knex.raw('database()');
-  const rows = await knex('information_schema.columns').where('table_schema', schema)
+  const rows = await knex('information_schema.columns')
+    .where('table_schema', schema)
     .whereIn('table_name', ['tokens', 'challenges', 'admins', 'audit'])
-    .select('table_name', 'column_name', 'data_type', 'character_maximum_length', 'is_nullable', 'column_default', 'collation_name', 'ordinal_position')
+    .select(
+      'table_name',
+      'column_name',
+      'data_type',
+      'character_maximum_length',
+      'is_nullable',
+      'column_default',
+      'collation_name',
+      'ordinal_position',
+    )
     .orderBy(['table_name', 'ordinal_position']);
   return rows.map((r: Record<string, unknown>) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k.toLowerCase(), v])));
 }
@@ -45,8 +59,24 @@ test('an existing database (001 only, with rows) migrates to exactly the fresh s
 
   const old = await database(t);
   await migrate001(old);
-  await old('tokens').insert({ serial: 'HOTP1', type: 'hotp', username: 'Ålice', realm: 'default', info: '{}', created_at: 1, updated_at: 1 });
-  await old('audit').insert({ time: 1, action: 'X', success: true, outcome: 'OK', username: 'Ålice', transaction_id: '1'.repeat(32), info: '{}' });
+  await old('tokens').insert({
+    serial: 'HOTP1',
+    type: 'hotp',
+    username: 'Ålice',
+    realm: 'default',
+    info: '{}',
+    created_at: 1,
+    updated_at: 1,
+  });
+  await old('audit').insert({
+    time: 1,
+    action: 'X',
+    success: true,
+    outcome: 'OK',
+    username: 'Ålice',
+    transaction_id: '1'.repeat(32),
+    info: '{}',
+  });
   if (TEST_DB === 'mysql') t.is((await old('tokens').where({ serial: 'hotp1' })).length, 1, 'before 002: MariaDB matches without case');
   t.deepEqual(await migrateLatest(old), ['002_exact_identifiers', '003_backoff', '004_audit_node', '005_token_admin']);
 

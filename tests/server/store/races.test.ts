@@ -90,10 +90,17 @@ async function pushChallenge(t: Parameters<typeof pushWorld>[0], maxFail = 100_0
 const FINISHED = 'ERR401: The authentication request has expired or is finished: the answer was not accepted.';
 
 /** 100 phone answers and 100 finalizes (`/validate/check` with the transaction id), interleaved, all at once. */
-async function storm(p: { w: TestWorld; phone: FakePhone; tid: string; data: SmartphoneData }): Promise<{ answers: Reply[]; finalizes: Reply[] }> {
-  const results = await parallel<{ kind: 'answer' | 'finalize'; r: Reply }>(200, async (i) => (i % 2 === 0
-    ? { kind: 'answer', r: await p.phone.answer(p.data) }
-    : { kind: 'finalize', r: await check(p.w, { user: 'alice', pass: '', transaction_id: p.tid }) }));
+async function storm(p: {
+  w: TestWorld;
+  phone: FakePhone;
+  tid: string;
+  data: SmartphoneData;
+}): Promise<{ answers: Reply[]; finalizes: Reply[] }> {
+  const results = await parallel<{ kind: 'answer' | 'finalize'; r: Reply }>(200, async (i) =>
+    i % 2 === 0
+      ? { kind: 'answer', r: await p.phone.answer(p.data) }
+      : { kind: 'finalize', r: await check(p.w, { user: 'alice', pass: '', transaction_id: p.tid }) },
+  );
   return {
     answers: results.filter((x) => x.kind === 'answer').map((x) => x.r),
     finalizes: results.filter((x) => x.kind === 'finalize').map((x) => x.r),
@@ -111,7 +118,10 @@ test.serial(`100 parallel phone answers + 100 finalizes of one push transaction 
   t.teardown(off);
   const store = w.deps.store.challenges;
   const read = store.byTransaction;
-  store.byTransaction = async (id) => { await firstAnswer.promise; return read(id); };
+  store.byTransaction = async (id) => {
+    await firstAnswer.promise;
+    return read(id);
+  };
   const finalizesRead = barrier(store, 'byTransaction', 100);
   const consumed = barrier(store, 'consume', 100, 'before');
 
@@ -124,31 +134,54 @@ test.serial(`100 parallel phone answers + 100 finalizes of one push transaction 
   // All 100 read the challenge while it was pending; the 99 that lost the update read it again: where they find the
   // same decision landed they report success too (they are the same answer; the apps count only a 200 as success),
   // where a finalize has already consumed it the login is over and they are refused like any late answer.
-  t.true(answers.some((a) => a.status === 200 && a.body.result.value === true), 'the answer landed');
-  t.true(answers.every((a) => (a.status === 200 && a.body.result.value === true) || (a.status === 400 && a.body.result.error.message === FINISHED)), 'no other answer');
+  t.true(
+    answers.some((a) => a.status === 200 && a.body.result.value === true),
+    'the answer landed',
+  );
+  t.true(
+    answers.every(
+      (a) => (a.status === 200 && a.body.result.value === true) || (a.status === 400 && a.body.result.error.message === FINISHED),
+    ),
+    'no other answer',
+  );
   t.deepEqual(tally(finalizes), { accept: 1, reject: 99, other: 0 }, others(finalizes));
   t.like(finalizes.find((r) => r.body.result.value === true)!.body.detail, { message: 'Found matching challenge', serial });
   t.deepEqual(await w.deps.store.challenges.byTransaction(tid), [], 'the transaction is gone');
   t.like((await check(w, { user: 'alice', pass: '', transaction_id: tid })).body, { result: { value: false, authentication: 'REJECT' } });
 });
 
-test.serial(`100 parallel phone answers + 100 finalizes of one push transaction, natural interleaving → exactly one ACCEPT overall${on}`, async (t) => {
-  const { w, phone, tid, data } = await pushChallenge(t);
-  const { answers, finalizes } = await storm({ w, phone, tid, data });
-  t.is(w.seen.filter((e) => e.name === 'challenge.answered').length, 1, 'exactly one answer changed the challenge');
-  t.true(answers.some((a) => a.status === 200 && a.body.result.value === true), 'the answer landed');
-  const inStorm = tally(finalizes);
-  t.is(inStorm.other, 0);
-  // An answer is a success unless it arrived after a finalize had consumed the challenge (the login is over): then
-  // it is refused like any answer to a finished challenge (400, never a 200 the app would show as success).
-  t.true(answers.every((a) => (a.status === 200 && a.body.result.value === true) || (a.status === 400 && a.body.result.error.message === FINISHED)), 'no other answer');
-  if (inStorm.accept === 0) t.true(answers.every((a) => a.status === 200), 'nothing consumed in the storm: every answer succeeded');
-  t.true(inStorm.accept <= 1, `at most one ACCEPT in the storm (got ${inStorm.accept})`);
-  // Finalizes that ran before any answer landed saw a pending challenge; one more finalize after the storm settles it.
-  const after = await check(w, { user: 'alice', pass: '', transaction_id: tid });
-  const late = after.body.result.authentication === 'ACCEPT' ? 1 : 0;
-  t.is(inStorm.accept + late, 1, `exactly one ACCEPT overall (storm ${inStorm.accept}, after ${late})`);
-});
+test.serial(
+  `100 parallel phone answers + 100 finalizes of one push transaction, natural interleaving → exactly one ACCEPT overall${on}`,
+  async (t) => {
+    const { w, phone, tid, data } = await pushChallenge(t);
+    const { answers, finalizes } = await storm({ w, phone, tid, data });
+    t.is(w.seen.filter((e) => e.name === 'challenge.answered').length, 1, 'exactly one answer changed the challenge');
+    t.true(
+      answers.some((a) => a.status === 200 && a.body.result.value === true),
+      'the answer landed',
+    );
+    const inStorm = tally(finalizes);
+    t.is(inStorm.other, 0);
+    // An answer is a success unless it arrived after a finalize had consumed the challenge (the login is over): then
+    // it is refused like any answer to a finished challenge (400, never a 200 the app would show as success).
+    t.true(
+      answers.every(
+        (a) => (a.status === 200 && a.body.result.value === true) || (a.status === 400 && a.body.result.error.message === FINISHED),
+      ),
+      'no other answer',
+    );
+    if (inStorm.accept === 0)
+      t.true(
+        answers.every((a) => a.status === 200),
+        'nothing consumed in the storm: every answer succeeded',
+      );
+    t.true(inStorm.accept <= 1, `at most one ACCEPT in the storm (got ${inStorm.accept})`);
+    // Finalizes that ran before any answer landed saw a pending challenge; one more finalize after the storm settles it.
+    const after = await check(w, { user: 'alice', pass: '', transaction_id: tid });
+    const late = after.body.result.authentication === 'ACCEPT' ? 1 : 0;
+    t.is(inStorm.accept + late, 1, `exactly one ACCEPT overall (storm ${inStorm.accept}, after ${late})`);
+  },
+);
 
 test.serial(`10 parallel enrollment step 2 for one serial → one winner, the others 404 code 601${on}`, async (t) => {
   const w = await pushWorld(t, { config: { database: POOL } });
@@ -168,13 +201,19 @@ test.serial(`10 parallel enrollment step 2 for one serial → one winner, the ot
   t.is(losers.length, 9);
   for (const r of losers) {
     t.is(r.status, 404);
-    t.like(r.body, { result: { status: false, error: { code: 601, message: "No token with this serial number in the rollout state 'clientwait'." } } });
+    t.like(r.body, {
+      result: { status: false, error: { code: 601, message: "No token with this serial number in the rollout state 'clientwait'." } },
+    });
   }
   const token = await tokenOf(w, serial);
   t.like(token, { rolloutState: 'enrolled', active: true });
   // The stored server key is the one handed to the winner (no loser overwrote it).
   const bare = (pem: string) => pem.replace(/-----[^-]+-----/g, '').replace(/\s/g, '');
-  t.is(bare(token.info['public_key_server'] ?? ''), bare(String(winners[0]!.body.detail.public_key)), 'the stored server public key is the winner\'s');
+  t.is(
+    bare(token.info['public_key_server'] ?? ''),
+    bare(String(winners[0]!.body.detail.public_key)),
+    "the stored server public key is the winner's",
+  );
   // The phone that won can log in.
   const c = await check(w, { user: 'alice', pass: '1234' });
   t.is(c.body.result.authentication, 'CHALLENGE');

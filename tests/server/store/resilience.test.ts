@@ -39,11 +39,16 @@ const run = promisify(execFile);
 function pgBinDir(): string | null {
   const root = '/usr/lib/postgresql';
   let versions: string[] = [];
-  try { versions = fs.readdirSync(root); } catch { return null; }
+  try {
+    versions = fs.readdirSync(root);
+  } catch {
+    return null;
+  }
   versions.sort((a, b) => Number(b) - Number(a));
   for (const v of versions) {
     const bin = path.join(root, v, 'bin');
-    if (fs.existsSync(path.join(bin, 'initdb')) && fs.existsSync(path.join(bin, 'pg_ctl')) && fs.existsSync(path.join(bin, 'postgres'))) return bin;
+    if (fs.existsSync(path.join(bin, 'initdb')) && fs.existsSync(path.join(bin, 'pg_ctl')) && fs.existsSync(path.join(bin, 'postgres')))
+      return bin;
   }
   return null;
 }
@@ -51,9 +56,14 @@ function pgBinDir(): string | null {
 const BIN = pgBinDir();
 const AS_ROOT = process.getuid?.() === 0;
 const PG_USER = AS_ROOT ? spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }) : null;
-const skipReason = TEST_DB !== 'postgres' ? 'runs in the PostgreSQL suite'
-  : !BIN ? 'no PostgreSQL server binaries in /usr/lib/postgresql/*/bin'
-  : AS_ROOT && PG_USER?.status !== 0 ? 'running as root but there is no `postgres` user to run initdb as' : null;
+const skipReason =
+  TEST_DB !== 'postgres'
+    ? 'runs in the PostgreSQL suite'
+    : !BIN
+      ? 'no PostgreSQL server binaries in /usr/lib/postgresql/*/bin'
+      : AS_ROOT && PG_USER?.status !== 0
+        ? 'running as root but there is no `postgres` user to run initdb as'
+        : null;
 
 const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
@@ -66,8 +76,12 @@ async function pgCmd(bin: string, args: string[]): Promise<string> {
   return stdout + stderr;
 }
 
-
-interface PrivatePg { url: string; start(): Promise<void>; stop(): Promise<void>; destroy(): Promise<void> }
+interface PrivatePg {
+  url: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  destroy(): Promise<void>;
+}
 
 async function privatePostgres(): Promise<PrivatePg> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pushgate-pg-'));
@@ -82,8 +96,12 @@ async function privatePostgres(): Promise<PrivatePg> {
   const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50`;
   const pg: PrivatePg = {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    start: async () => { await pgCmd('pg_ctl', ['-D', data, '-l', path.join(dir, 'log'), '-o', opts, '-w', '-t', '30', 'start']); },
-    stop: async () => { await pgCmd('pg_ctl', ['-D', data, '-m', 'immediate', '-w', '-t', '30', 'stop']); },
+    start: async () => {
+      await pgCmd('pg_ctl', ['-D', data, '-l', path.join(dir, 'log'), '-o', opts, '-w', '-t', '30', 'start']);
+    },
+    stop: async () => {
+      await pgCmd('pg_ctl', ['-D', data, '-m', 'immediate', '-w', '-t', '30', 'stop']);
+    },
     destroy: async () => {
       await pg.stop().catch(() => {});
       fs.rmSync(dir, { recursive: true, force: true });
@@ -93,20 +111,35 @@ async function privatePostgres(): Promise<PrivatePg> {
   return pg;
 }
 
-interface Sample { started: number; ms: number; status: number; code: number | null; message: string | null; accept: boolean; hung: boolean }
+interface Sample {
+  started: number;
+  ms: number;
+  status: number;
+  code: number | null;
+  message: string | null;
+  accept: boolean;
+  hung: boolean;
+}
 
 /** One login; a request that has no answer after `boundMs` (far beyond every timeout of the server) counts as hung. */
 async function checkOnce(url: string, boundMs = 30_000): Promise<Sample> {
   const started = performance.now();
   try {
     const res = await fetch(`${url}/validate/check`, {
-      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'user=alice&pass=1234',
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'user=alice&pass=1234',
       signal: AbortSignal.timeout(boundMs),
     });
-    const body = await res.json() as { result?: { authentication?: string; error?: { code: number; message: string } } };
+    const body = (await res.json()) as { result?: { authentication?: string; error?: { code: number; message: string } } };
     return {
-      started, ms: performance.now() - started, status: res.status, code: body.result?.error?.code ?? null,
-      message: body.result?.error?.message ?? null, accept: body.result?.authentication === 'ACCEPT', hung: false,
+      started,
+      ms: performance.now() - started,
+      status: res.status,
+      code: body.result?.error?.code ?? null,
+      message: body.result?.error?.message ?? null,
+      accept: body.result?.authentication === 'ACCEPT',
+      hung: false,
     };
   } catch {
     return { started, ms: performance.now() - started, status: 0, code: null, message: null, accept: false, hung: true };
@@ -131,14 +164,17 @@ const title = 'database stopped mid-load → fast 500/-600, no crash, /healthz -
   t.teardown(() => pg.destroy());
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pushgate-resilience-'));
   t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
-  const config = parseConfig({
-    server: { host: '127.0.0.1', port: 0 },
-    database: { url: pg.url, pool_max: 4 },
-    secrets: { key_file: path.join(tmp, 'key') },
-    pin: { memory_kib: 1024, time_cost: 1, parallelism: 1 },
-    cleanup: { interval_seconds: 0 },
-    log: { level: 'warn' },
-  }, tmp);
+  const config = parseConfig(
+    {
+      server: { host: '127.0.0.1', port: 0 },
+      database: { url: pg.url, pool_max: 4 },
+      secrets: { key_file: path.join(tmp, 'key') },
+      pin: { memory_kib: 1024, time_cost: 1, parallelism: 1 },
+      cleanup: { interval_seconds: 0 },
+      log: { level: 'warn' },
+    },
+    tmp,
+  );
   const logs: string[] = [];
   const server: RunningServer = await startServer(null, { config, log: (line) => logs.push(line) });
   t.teardown(() => server.stop('test'));
@@ -166,7 +202,10 @@ const title = 'database stopped mid-load → fast 500/-600, no crash, /healthz -
 
   // Healthy: a few successes first.
   await eventually('20 logins while the database is up', async () => settledCount(0, (s) => s.accept) >= 20);
-  t.true(samples.every((s) => s.accept), 'all requests succeed while the database is up');
+  t.true(
+    samples.every((s) => s.accept),
+    'all requests succeed while the database is up',
+  );
 
   // Stop the database under load.
   await pg.stop();
@@ -174,9 +213,14 @@ const title = 'database stopped mid-load → fast 500/-600, no crash, /healthz -
   await eventually('12 answers while the database is down', async () => settledCount(downAt, () => true) >= 12);
   const down = samples.filter((s) => s.started >= downAt);
   t.true(down.length >= 12);
-  t.false(down.some((s) => s.hung), 'no request hung');
-  t.true(down.every((s) => s.status === 500 && s.code === -600 && s.message === 'A database error occurred.'),
-    `every request while the database is down is 500/-600: ${JSON.stringify(down.filter((s) => s.code !== -600).slice(0, 3))}`);
+  t.false(
+    down.some((s) => s.hung),
+    'no request hung',
+  );
+  t.true(
+    down.every((s) => s.status === 500 && s.code === -600 && s.message === 'A database error occurred.'),
+    `every request while the database is down is 500/-600: ${JSON.stringify(down.filter((s) => s.code !== -600).slice(0, 3))}`,
+  );
   const slowest = Math.max(...down.map((s) => s.ms));
   // Failing fast is a matter of cause, not of speed: the pool hands the connection error to every waiting request
   // (propagateCreateError) instead of letting each wait out the acquire timeout (ACQUIRE_TIMEOUT_MS).
@@ -186,13 +230,19 @@ const title = 'database stopped mid-load → fast 500/-600, no crash, /healthz -
   t.is(health.status, 500);
   t.like(await health.json(), { result: { status: false, error: { code: -600, message: 'A database error occurred.' } } });
   t.true(server.server.listening, 'the server still listens');
-  t.true(logs.some((l) => l.includes('"code":-600') && /ECONNREFUSED|terminat|shutting down|starting up|Connection/i.test(l)), 'the failures are logged with the driver detail');
+  t.true(
+    logs.some((l) => l.includes('"code":-600') && /ECONNREFUSED|terminat|shutting down|starting up|Connection/i.test(l)),
+    'the failures are logged with the driver detail',
+  );
 
   // Keep it down until the answer bus has lost its LISTEN connection AND failed to re-connect at least once, so that
   // recovery below needs the retry loop, not just a lucky first attempt.
   const busErrors = () => logs.filter((l) => l.includes('answer bus transport error')).length;
   await eventually('two answer-bus errors (lost, then a failed re-connect)', async () => busErrors() >= 2);
-  t.true(samples.filter((s) => s.started >= downAt).every((s) => s.code === -600 && !s.hung), 'still failing, none hung');
+  t.true(
+    samples.filter((s) => s.started >= downAt).every((s) => s.code === -600 && !s.hung),
+    'still failing, none hung',
+  );
   t.deepEqual(acquireTimeouts(), [], 'still failing fast');
 
   // Start it again: service resumes on its own.
@@ -204,20 +254,31 @@ const title = 'database stopped mid-load → fast 500/-600, no crash, /healthz -
   t.like(await healthy.json(), { result: { status: true, value: { status: 'ok', database: 'postgres' } } });
   // The LISTEN connection re-connects after its back-off: a notification from node B wakes node A again.
   const tries = await eventually('the answer bus after the restart', () => busWorks('after'), 60_000, 0);
-  t.log(`load: ${samples.length} requests; down: ${down.length} failed fast (slowest ${slowest.toFixed(0)} ms); bus back after ${tries} tries`);
+  t.log(
+    `load: ${samples.length} requests; down: ${down.length} failed fast (slowest ${slowest.toFixed(0)} ms); bus back after ${tries} tries`,
+  );
 
   loadOn = false;
   await Promise.all(workers);
   const lastFew = samples.slice(-5);
-  t.true(lastFew.every((s) => s.accept), 'the load loop ends healthy');
+  t.true(
+    lastFew.every((s) => s.accept),
+    'the load loop ends healthy',
+  );
 });
 
 test('a database host that accepts TCP but never answers: every query fails (connect timeout), as -600, none hangs (PostgreSQL and MariaDB drivers)', async (t) => {
   // A black hole: connections are accepted and then ignored (a hung server, or a firewall that swallows packets).
   const sockets = new Set<net.Socket>();
-  const hole = net.createServer((s) => { sockets.add(s); s.on('error', () => {}); });
+  const hole = net.createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+  });
   await new Promise<void>((resolve) => hole.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => { for (const s of sockets) s.destroy(); hole.close(); });
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+    hole.close();
+  });
   const port = (hole.address() as net.AddressInfo).port;
   const box = createSecretBox(Buffer.alloc(32, 7));
   // Without a connect timeout the drivers would wait for the black hole forever. The timeouts are a few seconds; the
@@ -225,16 +286,28 @@ test('a database host that accepts TCP but never answers: every query fails (con
   // duration.
   t.true(CONNECT_TIMEOUT_MS <= ACQUIRE_TIMEOUT_MS && ACQUIRE_TIMEOUT_MS <= 10_000, 'timeouts are a few seconds');
   const HUNG = Symbol('hung');
-  const deadline = (ms: number) => new Promise<typeof HUNG>((resolve) => { const h = setTimeout(() => resolve(HUNG), ms); h.unref(); });
+  const deadline = (ms: number) =>
+    new Promise<typeof HUNG>((resolve) => {
+      const h = setTimeout(() => resolve(HUNG), ms);
+      h.unref();
+    });
   const probe = async (url: string) => {
     const store = createStore(url, box, { poolMax: 4, log: () => {} });
     try {
       // More requests than pool slots: none may wait behind the hung connects for longer than the bound.
-      return await Promise.all(Array.from({ length: 8 }, async () => {
-        const t0 = performance.now();
-        const err = await Promise.race([store.tokens.bySerial('X').then(() => null, (e: unknown) => e), deadline(60_000)]);
-        return { err, ms: performance.now() - t0 };
-      }));
+      return await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          const t0 = performance.now();
+          const err = await Promise.race([
+            store.tokens.bySerial('X').then(
+              () => null,
+              (e: unknown) => e,
+            ),
+            deadline(60_000),
+          ]);
+          return { err, ms: performance.now() - t0 };
+        }),
+      );
     } finally {
       await store.close().catch(() => {});
     }
@@ -243,12 +316,17 @@ test('a database host that accepts TCP but never answers: every query fails (con
     probe(`postgres://postgres@127.0.0.1:${port}/x`),
     probe(`mysql://root@127.0.0.1:${port}/x`),
   ]);
-  for (const [name, results] of [['postgres', pgResults], ['mysql', myResults]] as const) {
+  for (const [name, results] of [
+    ['postgres', pgResults],
+    ['mysql', myResults],
+  ] as const) {
     for (const r of results) {
       t.not(r.err, HUNG, `${name}: a query still had no answer after 60 s`);
       t.true(r.err instanceof DatabaseError, `${name}: ${String(r.err)}`);
       t.like(r.err, { code: -600, status: 500, message: 'A database error occurred.' });
     }
-    t.log(`${name}: failed after ${Math.max(...results.map((r) => r.ms)).toFixed(0)} ms at most (connect timeout ${CONNECT_TIMEOUT_MS} ms)`);
+    t.log(
+      `${name}: failed after ${Math.max(...results.map((r) => r.ms)).toFixed(0)} ms at most (connect timeout ${CONNECT_TIMEOUT_MS} ms)`,
+    );
   }
 });

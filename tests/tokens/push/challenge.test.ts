@@ -2,8 +2,16 @@ import test from 'ava';
 import crypto from 'node:crypto';
 import { edupush, push } from '../../../tokens/push/index.ts';
 import {
-  buildSmartphoneData, buildSmartphoneDataAsync, deliverPushChallenge, newNonce, pollingAllowed, presignedSmartphoneData, pushMessage,
-  smartphoneSignedText, smartphoneTexts, tokenServerKey,
+  buildSmartphoneData,
+  buildSmartphoneDataAsync,
+  deliverPushChallenge,
+  newNonce,
+  pollingAllowed,
+  presignedSmartphoneData,
+  pushMessage,
+  smartphoneSignedText,
+  smartphoneTexts,
+  tokenServerKey,
 } from '../../../tokens/push/challenge.ts';
 import { serverSignatureCounts } from '../../../tokens/push/signatures.ts';
 import { EDUPUSH, LEGACY_PUSH, POLLING_HINT } from '../../../tokens/push/variants.ts';
@@ -13,10 +21,14 @@ import { challengeRecord, policyCtx, recordingSupport, testServerKeys, tokenReco
 async function enrolledToken(over: Record<string, string> = {}, type: 'edupush' | 'push' = 'edupush') {
   const [key] = await testServerKeys();
   return tokenRecord({
-    type, serial: type === 'edupush' ? 'EDUP0001' : 'PIPU0001',
+    type,
+    serial: type === 'edupush' ? 'EDUP0001' : 'PIPU0001',
     info: {
-      [`${type}_firebase_configuration`]: 'fcm', registration_url: 'https://mfa.example.org/ttype/' + type,
-      firebase_token: 'device-1', public_key_server: key!.publicPem, ...over,
+      [`${type}_firebase_configuration`]: 'fcm',
+      registration_url: 'https://mfa.example.org/ttype/' + type,
+      firebase_token: 'device-1',
+      public_key_server: key!.publicPem,
+      ...over,
     },
     secrets: { privateKeyServer: key!.privatePem },
   });
@@ -27,9 +39,19 @@ test('type identity: edupush/EDUP and push/PIPU, out of band, poll client mode, 
   t.like(push, { type: 'push', serialPrefix: 'PIPU', title: 'Legacy PUSH Token' });
   t.true(edupush.checkOrder > 50);
   const names = push.policyActions.map((a) => `${a.scope}:${a.name}`);
-  for (const n of ['enrollment:push_firebase_configuration', 'enrollment:push_ssl_verify', 'authentication:push_ssl_verify',
-    'authentication:push_allow_polling', 'enrollment:push_force_app_pin', 'authentication:push_wait']) t.true(names.includes(n), n);
-  t.false(names.some((n) => n.includes('edupush')), 'only its own prefix');
+  for (const n of [
+    'enrollment:push_firebase_configuration',
+    'enrollment:push_ssl_verify',
+    'authentication:push_ssl_verify',
+    'authentication:push_allow_polling',
+    'enrollment:push_force_app_pin',
+    'authentication:push_wait',
+  ])
+    t.true(names.includes(n), n);
+  t.false(
+    names.some((n) => n.includes('edupush')),
+    'only its own prefix',
+  );
 });
 
 test('nonce: 20 random bytes as 32 base32 characters', (t) => {
@@ -47,7 +69,10 @@ test('createChallenge: default text or challenge_text; hideResponseInput', async
   const spec = await edupush.createChallenge!(tokenRecord(), policyCtx());
   t.is(spec.message, 'Please confirm the authentication on your mobile device!');
   t.deepEqual(spec.attributes, { hideResponseInput: true });
-  const custom = await edupush.createChallenge!(tokenRecord(), policyCtx([{ scope: 'authentication', actions: { challenge_text: 'Check your phone' } }]));
+  const custom = await edupush.createChallenge!(
+    tokenRecord(),
+    policyCtx([{ scope: 'authentication', actions: { challenge_text: 'Check your phone' } }]),
+  );
   t.is(custom.message, 'Check your phone');
 });
 
@@ -63,43 +88,81 @@ test('check: only an accepted challenge is valid; declined is declined; otherwis
 test('smartphone data: signed nonce|url|serial|question|title|sslverify, texts from authentication policies', async (t) => {
   const token = await enrolledToken();
   const ctx = policyCtx([
-    { scope: 'authentication', actions: { edupush_text_on_mobile: 'Login at Example?', edupush_title_on_mobile: 'Example', edupush_ssl_verify: '0' } },
+    {
+      scope: 'authentication',
+      actions: { edupush_text_on_mobile: 'Login at Example?', edupush_title_on_mobile: 'Example', edupush_ssl_verify: '0' },
+    },
     { scope: 'enrollment', actions: { edupush_registration_url: 'https://other.example.org/ttype/edupush' } },
   ]);
   const texts = smartphoneTexts(EDUPUSH, token, ctx)!;
   t.deepEqual(texts, { question: 'Login at Example?', title: 'Example', sslVerify: '0', url: 'https://other.example.org/ttype/edupush' });
   const data = buildSmartphoneData('N'.repeat(32), token.serial, texts, token.secrets['privateKeyServer']!);
-  t.is(smartphoneSignedText(data.nonce, data.serial, texts), `${'N'.repeat(32)}|https://other.example.org/ttype/edupush|EDUP0001|Login at Example?|Example|0`);
-  t.true(crypto.verify('sha256', Buffer.from(smartphoneSignedText(data.nonce, data.serial, texts)), token.info['public_key_server']!, base32Decode(data.signature)));
+  t.is(
+    smartphoneSignedText(data.nonce, data.serial, texts),
+    `${'N'.repeat(32)}|https://other.example.org/ttype/edupush|EDUP0001|Login at Example?|Example|0`,
+  );
+  t.true(
+    crypto.verify(
+      'sha256',
+      Buffer.from(smartphoneSignedText(data.nonce, data.serial, texts)),
+      token.info['public_key_server']!,
+      base32Decode(data.signature),
+    ),
+  );
   // Defaults; URL from the token when no policy.
   t.deepEqual(smartphoneTexts(EDUPUSH, token, policyCtx()), {
-    question: 'Do you want to confirm the login?', title: 'eduMFA', sslVerify: '1', url: 'https://mfa.example.org/ttype/edupush',
+    question: 'Do you want to confirm the login?',
+    title: 'eduMFA',
+    sslVerify: '1',
+    url: 'https://mfa.example.org/ttype/edupush',
   });
   t.is(smartphoneTexts(EDUPUSH, tokenRecord(), policyCtx()), null, 'no URL known');
 });
 
 test('push message: data + notification + android HIGH/120s + APNs alert category PUSH_AUTHENTICATION', async (t) => {
   const token = await enrolledToken();
-  const data = buildSmartphoneData('N'.repeat(32), token.serial, smartphoneTexts(EDUPUSH, token, policyCtx())!, token.secrets['privateKeyServer']!);
+  const data = buildSmartphoneData(
+    'N'.repeat(32),
+    token.serial,
+    smartphoneTexts(EDUPUSH, token, policyCtx())!,
+    token.secrets['privateKeyServer']!,
+  );
   const m = pushMessage(data, Date.UTC(2026, 10, 25, 12, 0, 0));
   t.deepEqual(m.data, { ...data });
   t.deepEqual(m.notification, { title: 'eduMFA', body: 'Do you want to confirm the login?' });
   t.deepEqual(m.android, { priority: 'high', ttlMs: 120_000, analyticsLabel: 'AndroidPushToken' });
-  t.deepEqual(m.apns.headers, { 'apns-priority': '10', 'apns-push-type': 'alert', 'apns-collapse-id': 'privacyidea.pushtoken', 'apns-expiration': String(Date.UTC(2026, 10, 25, 12, 2, 0) / 1000) });
-  t.like(m.apns, { alert: { title: 'eduMFA', body: 'Do you want to confirm the login?' }, sound: 'default', category: 'PUSH_AUTHENTICATION', analyticsLabel: 'iOSPushToken' });
+  t.deepEqual(m.apns.headers, {
+    'apns-priority': '10',
+    'apns-push-type': 'alert',
+    'apns-collapse-id': 'privacyidea.pushtoken',
+    'apns-expiration': String(Date.UTC(2026, 10, 25, 12, 2, 0) / 1000),
+  });
+  t.like(m.apns, {
+    alert: { title: 'eduMFA', body: 'Do you want to confirm the login?' },
+    sound: 'default',
+    category: 'PUSH_AUTHENTICATION',
+    analyticsLabel: 'iOSPushToken',
+  });
 });
 
 test('deliver: poll only and enrollment challenges send nothing', async (t) => {
   const support = recordingSupport();
   const ctx = policyCtx([], { push: support });
-  t.deepEqual(await deliverPushChallenge(EDUPUSH, await enrolledToken({ edupush_firebase_configuration: 'poll only' }), challengeRecord(), ctx), { delivered: true });
-  t.deepEqual(await deliverPushChallenge(EDUPUSH, await enrolledToken(), challengeRecord({ session: 'enrollment' }), ctx), { delivered: true });
+  t.deepEqual(
+    await deliverPushChallenge(EDUPUSH, await enrolledToken({ edupush_firebase_configuration: 'poll only' }), challengeRecord(), ctx),
+    { delivered: true },
+  );
+  t.deepEqual(await deliverPushChallenge(EDUPUSH, await enrolledToken(), challengeRecord({ session: 'enrollment' }), ctx), {
+    delivered: true,
+  });
   t.is(support.sent.length, 0);
 });
 
 test('deliver: through the token channel to its device; legacy uses push_* policies', async (t) => {
   const support = recordingSupport();
-  const ctx = policyCtx([{ scope: 'authentication', actions: { push_title_on_mobile: 'Legacy', edupush_title_on_mobile: 'Edu' } }], { push: support });
+  const ctx = policyCtx([{ scope: 'authentication', actions: { push_title_on_mobile: 'Legacy', edupush_title_on_mobile: 'Edu' } }], {
+    push: support,
+  });
   const r = await deliverPushChallenge(LEGACY_PUSH, await enrolledToken({}, 'push'), challengeRecord({ serial: 'PIPU0001' }), ctx);
   t.deepEqual(r, { delivered: true });
   t.is(support.sent.length, 1);
@@ -126,7 +189,11 @@ test('deliver failure: polling hint; challenge kept when polling is allowed, wit
   // No device registered (poll-only app with a channel token): nothing is sent, the hint is shown.
   const before = support.sent.length;
   support.result = { ok: true, ms: 1 };
-  t.is((await deliverPushChallenge(EDUPUSH, await enrolledToken({ firebase_token: '' }), challengeRecord(), policyCtx([], { push: support }))).delivered, false);
+  t.is(
+    (await deliverPushChallenge(EDUPUSH, await enrolledToken({ firebase_token: '' }), challengeRecord(), policyCtx([], { push: support })))
+      .delivered,
+    false,
+  );
   t.is(support.sent.length, before);
 });
 
@@ -160,10 +227,13 @@ test('buildSmartphoneDataAsync signs the same bytes as the synchronous path', as
   const [a] = await testServerKeys();
   const key = crypto.createPrivateKey(a!.privatePem);
   const texts = { question: 'q?', title: 'T', sslVerify: '1' as const, url: 'https://mfa.example.org/ttype/edupush' };
-  t.deepEqual(await buildSmartphoneDataAsync('N'.repeat(32), 'EDUP0001', texts, key), buildSmartphoneData('N'.repeat(32), 'EDUP0001', texts, key));
+  t.deepEqual(
+    await buildSmartphoneDataAsync('N'.repeat(32), 'EDUP0001', texts, key),
+    buildSmartphoneData('N'.repeat(32), 'EDUP0001', texts, key),
+  );
 });
 
-test('createChallenge presigns the smartphone data with the login\'s texts; the row gives it back byte for byte', async (t) => {
+test("createChallenge presigns the smartphone data with the login's texts; the row gives it back byte for byte", async (t) => {
   const token = await enrolledToken();
   const ctx = policyCtx([{ scope: 'authentication', actions: { edupush_text_on_mobile: 'Login at Example?', edupush_ssl_verify: '0' } }]);
   const spec = await edupush.createChallenge!(token, ctx);
@@ -186,8 +256,12 @@ test.serial('deliver sends the presigned data and signs nothing more (serial: th
   const ctx = policyCtx([], { push: support });
   const spec = await edupush.createChallenge!(token, ctx);
   const before = serverSignatureCounts();
-  t.deepEqual(await deliverPushChallenge(EDUPUSH, token, challengeRecord({ nonce: spec.nonce, data: spec.data ?? {} }), ctx), { delivered: true });
+  t.deepEqual(await deliverPushChallenge(EDUPUSH, token, challengeRecord({ nonce: spec.nonce, data: spec.data ?? {} }), ctx), {
+    delivered: true,
+  });
   const after = serverSignatureCounts();
   t.deepEqual([after.sync - before.sync, after.async - before.async], [0, 0]);
-  t.deepEqual(support.sent[0]!.message.data, { ...presignedSmartphoneData(challengeRecord({ nonce: spec.nonce, data: spec.data ?? {} }))! });
+  t.deepEqual(support.sent[0]!.message.data, {
+    ...presignedSmartphoneData(challengeRecord({ nonce: spec.nonce, data: spec.data ?? {} }))!,
+  });
 });

@@ -1,8 +1,16 @@
 import test from 'ava';
 import crypto from 'node:crypto';
 import {
-  createKeyPool, decodeSignature, generateServerKeyPair, normalisePhoneKeyText, parsePhoneKey, PhoneKeyError, signText,
-  stripPemArmor, verifyPhoneSignature, type ServerKeyPair,
+  createKeyPool,
+  decodeSignature,
+  generateServerKeyPair,
+  normalisePhoneKeyText,
+  parsePhoneKey,
+  PhoneKeyError,
+  signText,
+  stripPemArmor,
+  verifyPhoneSignature,
+  type ServerKeyPair,
 } from '../../../tokens/push/signatures.ts';
 import { base32Decode, base32Encode } from '../../../tokens/base32.ts';
 import { makePhoneKey } from '../../helpers/fake_phone.ts';
@@ -49,9 +57,10 @@ test('parsePhoneKey: refuses small RSA, other curves, PKCS#1 and garbage', (t) =
 test('verifyPhoneSignature: RSA PKCS#1 v1.5 and ECDSA DER over SHA-256', (t) => {
   for (const pair of [rsa, ec]) {
     const key = parsePhoneKey(spki(pair.publicKey));
-    const sig = pair.kind === 'rsa'
-      ? crypto.sign('sha256', Buffer.from('NONCE|EDUP1'), pair.privateKey)
-      : crypto.sign('sha256', Buffer.from('NONCE|EDUP1'), { key: pair.privateKey, dsaEncoding: 'der' });
+    const sig =
+      pair.kind === 'rsa'
+        ? crypto.sign('sha256', Buffer.from('NONCE|EDUP1'), pair.privateKey)
+        : crypto.sign('sha256', Buffer.from('NONCE|EDUP1'), { key: pair.privateKey, dsaEncoding: 'der' });
     t.true(verifyPhoneSignature(key, 'NONCE|EDUP1', sig));
     t.false(verifyPhoneSignature(key, 'NONCE|EDUP2', sig));
     t.false(verifyPhoneSignature(key, 'NONCE|EDUP1', Buffer.from('short')));
@@ -91,16 +100,19 @@ test('production server key: RSA-4096 PKCS#1 (MIICCgKCAgEA…), 824-char signatu
 test('key pool: warm fills to size in the background, take hands out distinct keys, close refuses', async (t) => {
   let made = 0;
   const gates: Array<() => void> = [];
-  const generate = () => new Promise<ServerKeyPair>((resolve) => {
-    const n = ++made;
-    gates.push(() => resolve({ publicPem: `pub${n}`, privatePem: `priv${n}` }));
-  });
+  const generate = () =>
+    new Promise<ServerKeyPair>((resolve) => {
+      const n = ++made;
+      gates.push(() => resolve({ publicPem: `pub${n}`, privatePem: `priv${n}` }));
+    });
   const pool = createKeyPool({ size: 2, generate });
   t.is(made, 0, 'nothing happens before warm/take');
   pool.warm();
   t.is(made, 2);
-  gates.shift()!(); gates.shift()!();
-  await Promise.resolve(); await Promise.resolve();
+  gates.shift()!();
+  gates.shift()!();
+  await Promise.resolve();
+  await Promise.resolve();
   t.is(pool.ready, 2);
   const [a, b] = await Promise.all([pool.take(), pool.take()]);
   t.not(a.publicPem, b.publicPem);
@@ -115,7 +127,12 @@ test('key pool: warm fills to size in the background, take hands out distinct ke
 test('generateServerKeyPair runs off the event loop (async API)', async (t) => {
   let turns = 0;
   let running = true;
-  const spin = () => { if (running) { turns++; setImmediate(spin); } };
+  const spin = () => {
+    if (running) {
+      turns++;
+      setImmediate(spin);
+    }
+  };
   setImmediate(spin);
   const key = await generateServerKeyPair(2048);
   running = false;

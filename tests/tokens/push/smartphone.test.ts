@@ -2,8 +2,14 @@ import test from 'ava';
 import { ParameterError, SignatureError } from '../../../core/errors.ts';
 import { makeParams } from '../../../server/params.ts';
 import {
-  answerSignedText, checkPhoneSignature, checkTimestamp, classifySmartphoneRequest, firebaseUpdateSignedText, isDecline,
-  parseIsoTimestamp, pollSignedText,
+  answerSignedText,
+  checkPhoneSignature,
+  checkTimestamp,
+  classifySmartphoneRequest,
+  firebaseUpdateSignedText,
+  isDecline,
+  parseIsoTimestamp,
+  pollSignedText,
 } from '../../../tokens/push/smartphone.ts';
 import { EDUPUSH } from '../../../tokens/push/variants.ts';
 import { FakePhone, makePhoneKey } from '../../helpers/fake_phone.ts';
@@ -12,14 +18,33 @@ import { tokenRecord } from '../../helpers/push_ctx.ts';
 const params = (values: Record<string, string>, raw: Record<string, unknown> = {}) => makeParams(values, raw);
 
 test('classify: the four kinds', (t) => {
-  t.deepEqual(classifySmartphoneRequest('POST', params({ serial: 'S', enrollment_credential: 'c', fbtoken: '', pubkey: 'k' })),
-    { kind: 'completeEnrollment', serial: 'S', enrollmentCredential: 'c', fbToken: '', pubkey: 'k' });
-  t.deepEqual(classifySmartphoneRequest('POST', params({ serial: 'S', nonce: 'N', signature: 'X' })),
-    { kind: 'answerChallenge', serial: 'S', nonce: 'N', signature: 'X', decline: false });
-  t.deepEqual(classifySmartphoneRequest('POST', params({ serial: 'S', new_fb_token: 'F', timestamp: 'T', signature: 'X' })),
-    { kind: 'updateFirebaseToken', serial: 'S', newFbToken: 'F', timestamp: 'T', signature: 'X' });
-  t.deepEqual(classifySmartphoneRequest('GET', params({ serial: 'S', timestamp: 'T', signature: 'X' })),
-    { kind: 'poll', serial: 'S', timestamp: 'T', signature: 'X' });
+  t.deepEqual(classifySmartphoneRequest('POST', params({ serial: 'S', enrollment_credential: 'c', fbtoken: '', pubkey: 'k' })), {
+    kind: 'completeEnrollment',
+    serial: 'S',
+    enrollmentCredential: 'c',
+    fbToken: '',
+    pubkey: 'k',
+  });
+  t.deepEqual(classifySmartphoneRequest('POST', params({ serial: 'S', nonce: 'N', signature: 'X' })), {
+    kind: 'answerChallenge',
+    serial: 'S',
+    nonce: 'N',
+    signature: 'X',
+    decline: false,
+  });
+  t.deepEqual(classifySmartphoneRequest('POST', params({ serial: 'S', new_fb_token: 'F', timestamp: 'T', signature: 'X' })), {
+    kind: 'updateFirebaseToken',
+    serial: 'S',
+    newFbToken: 'F',
+    timestamp: 'T',
+    signature: 'X',
+  });
+  t.deepEqual(classifySmartphoneRequest('GET', params({ serial: 'S', timestamp: 'T', signature: 'X' })), {
+    kind: 'poll',
+    serial: 'S',
+    timestamp: 'T',
+    signature: 'X',
+  });
 });
 
 test('classify: missing parameters are ERR905 400s', (t) => {
@@ -76,7 +101,12 @@ test('checkTimestamp: eduMFA error texts, window inclusive', (t) => {
 });
 
 test('checkPhoneSignature: valid / invalid / malformed with the stored (URL-safe) key', (t) => {
-  const host = { clock: { now: () => 0 }, call: async () => { throw new Error('no network'); } };
+  const host = {
+    clock: { now: () => 0 },
+    call: async () => {
+      throw new Error('no network');
+    },
+  };
   for (const style of ['edumfa-next', 'edumfa-flutter'] as const) {
     for (const kind of ['rsa', 'ec'] as const) {
       const phone = new FakePhone(host, style, makePhoneKey(kind));
