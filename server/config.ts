@@ -175,28 +175,31 @@ export function pinQueueDefaults(maxConcurrent: number, maxWaitMs = 2000): { max
 }
 const defaultQueuePerKey = (maxQueue: number): number => Math.min(maxQueue, Math.max(2, Math.ceil(maxQueue / 16)));
 
+/** The top-level sections of a pushgate config (a policy file has none of them but `policies`). */
+export const CONFIG_SECTIONS: readonly string[] = [
+  'server',
+  'database',
+  'secrets',
+  'realms',
+  'challenge',
+  'tokens',
+  'pin',
+  'admin',
+  'audit',
+  'cleanup',
+  'push',
+  'wait',
+  'bus',
+  'limits',
+  'log',
+  'policies',
+  'policy_files',
+];
+
 /** Parses an already YAML-decoded document. Throws ConfigError with every problem. */
 export function parseConfig(doc: unknown, baseDir: string): Config {
   const r = new Reader(baseDir);
-  const top = r.obj(doc, '', [
-    'server',
-    'database',
-    'secrets',
-    'realms',
-    'challenge',
-    'tokens',
-    'pin',
-    'admin',
-    'audit',
-    'cleanup',
-    'push',
-    'wait',
-    'bus',
-    'limits',
-    'log',
-    'policies',
-    'policy_files',
-  ]);
+  const top = r.obj(doc, '', CONFIG_SECTIONS);
 
   const s = r.obj(top.server, 'server', ['host', 'port', 'public_url', 'body_limit_bytes', 'trusted_proxies', 'node_name']);
   const host = r.str(s.host, 'server.host', '127.0.0.1');

@@ -12,6 +12,7 @@ import { loadPolicyFiles, parsePolicies } from '../../policies/load.ts';
 import { parseIp } from '../../policies/match.ts';
 import { SCOPES, type ActionDef, type ActionValue, type PolicyDef, type Scope, type Who } from '../../policies/types.ts';
 import { systemClock } from '../../core/clock.ts';
+import { CONFIG_SECTIONS } from '../../server/config.ts';
 import type { Config } from '../../server/config.ts';
 import { CliError, type CliContext, type GlobalArgs } from '../context.ts';
 import { formatTable, formatValue } from '../format.ts';
@@ -25,23 +26,7 @@ const UNITS: ReadonlyArray<[string, number]> = [
 ];
 
 /** Top-level keys only a pushgate config has (a policy file is a list, or a mapping with `policies` alone). */
-const CONFIG_KEYS = [
-  'server',
-  'database',
-  'secrets',
-  'realms',
-  'challenge',
-  'tokens',
-  'pin',
-  'admin',
-  'audit',
-  'cleanup',
-  'push',
-  'wait',
-  'bus',
-  'log',
-  'policy_files',
-];
+const CONFIG_KEYS = CONFIG_SECTIONS.filter((k) => k !== 'policies');
 
 function displayValue(def: ActionDef | undefined, v: ActionValue | undefined): string {
   if (def?.type === 'duration' && typeof v === 'number') {

@@ -107,8 +107,8 @@ function applyFilter(q: Knex.QueryBuilder, f: AuditFilter = {}): Knex.QueryBuild
   return q;
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: a raw knex row; toRow is where its driver-specific column types are normalised
-function toRow(r: Record<string, any>): AuditRow {
+// biome-ignore lint/suspicious/noExplicitAny: a raw knex row; auditRowFromDb is where its driver-specific column types are normalised
+export function auditRowFromDb(r: Record<string, any>): AuditRow {
   return {
     id: num(r.id),
     time: num(r.time),
@@ -136,10 +136,10 @@ export function createAuditRepo(knex: Knex, node: string | null = null): AuditRe
     async tail(limit, afterId, filter) {
       const q = applyFilter(knex('audit').orderBy('id', 'desc').limit(limit), filter);
       if (afterId !== undefined) q.where('id', '>', afterId);
-      return (await q).reverse().map(toRow);
+      return (await q).reverse().map(auditRowFromDb);
     },
     async after(afterId, limit, filter) {
-      return (await applyFilter(knex('audit').where('id', '>', afterId).orderBy('id', 'asc').limit(limit), filter)).map(toRow);
+      return (await applyFilter(knex('audit').where('id', '>', afterId).orderBy('id', 'asc').limit(limit), filter)).map(auditRowFromDb);
     },
     async deleteOlderThan(time, limit) {
       const ids = (await knex('audit').where('time', '<', time).select('id').limit(limit)).map((r) => num(r.id));

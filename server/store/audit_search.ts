@@ -3,7 +3,8 @@
  * Kept apart from audit_repo (the writer) so the two change independently.
  */
 import type { Knex } from 'knex';
-import { bool, guarded, json, num } from './rows.ts';
+import { guarded, num } from './rows.ts';
+import { auditRowFromDb, type AuditRow } from './audit_repo.ts';
 
 /** A column filter: `exact` equality, `pattern` a `*` pattern, `member` one entry of a comma list (serials, policies). */
 export type AuditCondition =
@@ -34,23 +35,8 @@ export interface AuditQuery {
   readonly desc: boolean;
 }
 
-export interface AuditSearchRow {
-  id: number;
-  time: number;
-  action: string;
-  success: boolean;
-  outcome: string;
-  username: string | null;
-  realm: string | null;
-  serials: string[];
-  client: string | null;
-  admin: string | null;
-  transactionId: string | null;
-  policies: string[];
-  info: Record<string, unknown>;
-  /** The node that wrote the row, where the table records it. */
-  node?: string | null;
-}
+/** A row of the audit trail as GET /audit/ reads it (the same shape as the CLI's tail). */
+export type AuditSearchRow = AuditRow;
 
 export interface AuditSearch {
   search(q: AuditQuery): Promise<{ rows: AuditSearchRow[]; count: number }>;
@@ -91,23 +77,7 @@ export function createAuditSearch(knex: Knex): AuditSearch {
         .offset((query.page - 1) * query.pageSize);
       return {
         count: num(counted[0]?.n ?? 0),
-        // biome-ignore lint/suspicious/noExplicitAny: a raw knex row; its driver-specific column types are normalised right here
-        rows: rows.map((r: Record<string, any>) => ({
-          id: num(r.id),
-          time: num(r.time),
-          action: String(r.action),
-          success: bool(r.success),
-          outcome: String(r.outcome),
-          username: r.username ?? null,
-          realm: r.realm ?? null,
-          serials: r.serials ? String(r.serials).split(',') : [],
-          client: r.client ?? null,
-          admin: r.admin ?? null,
-          transactionId: r.transaction_id ?? null,
-          policies: r.policies ? String(r.policies).split(',') : [],
-          info: json<Record<string, unknown>>(r.info, {}),
-          ...('node' in r ? { node: r.node ?? null } : {}),
-        })),
+        rows: rows.map(auditRowFromDb),
       };
     },
   });
