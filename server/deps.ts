@@ -2,6 +2,7 @@
  * Deps: everything the HTTP app, the CLI and the tests share, built once by buildDeps(config).
  * No module-level singletons anywhere else.
  */
+import fs from 'node:fs';
 import type { Config } from './config.ts';
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
@@ -88,14 +89,11 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
   const policies = createPolicyEngine({ policies: initial, actions, clock });
   for (const message of waitPolicyWarnings(config, initial, registry)) events.emit('config.warning', { message });
   let key = opts.key;
+  let keyCreated = false;
   if (!key) {
     const loaded = loadOrCreateKey(config.secrets.keyFile);
     key = loaded.key;
-    if (loaded.created) {
-      events.emit('config.warning', {
-        message: `SECRETS KEY CREATED at ${config.secrets.keyFile}: back this file up — without it no stored token secret can be read`,
-      });
-    }
+    keyCreated = loaded.created;
   }
   const box = createSecretBox(key);
   const pins = createPinHasher(config.pin, { clock, events });
@@ -112,6 +110,22 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
       await store.close();
       throw err;
     }
+  }
+  if (keyCreated) {
+    // A new key next to a database whose tokens were encrypted with another one would make every token unreadable
+    // (and hide the lost key behind decryption errors): refuse, and take the new key back.
+    const encrypted = await store.tokens.countWithSecrets().catch(() => 0);
+    if (encrypted > 0) {
+      await store.close();
+      fs.rmSync(config.secrets.keyFile, { force: true });
+      throw new ConfigError([
+        `secrets.key_file ${config.secrets.keyFile} is missing, but the database holds ${encrypted} token(s) encrypted with another key: `
+          + 'put that key file back in place (see "Backups" in the README); no new key was created',
+      ]);
+    }
+    events.emit('config.warning', {
+      message: `SECRETS KEY CREATED at ${config.secrets.keyFile}: back this file up — without it no stored token secret can be read`,
+    });
   }
   const busError = (err: unknown) => events.emit('log', { level: 'warn', msg: 'answer bus transport error', error: String(err) });
   const transport =

@@ -137,6 +137,8 @@ export interface TokensRepo {
   resync(id: number, expected: number, counter: number, info: Record<string, string> | undefined, now: number): Promise<boolean>;
   /** Deletes half-enrolled tokens whose enrollment TTL ran out before `before`; at most `limit`. */
   deleteExpiredRollouts(before: number, limit: number): Promise<number>;
+  /** How many tokens hold encrypted secrets (0 when the tokens table does not exist yet). */
+  countWithSecrets(): Promise<number>;
 }
 
 /** `like` with `!` as the escape character (the same on SQLite, PostgreSQL and MariaDB). */
@@ -375,6 +377,11 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
       const row: Record<string, unknown> = { counter, fail_count: 0, locked_at: null, updated_at: now };
       if (info !== undefined) row.info = JSON.stringify(info);
       return rowCount(await knex('tokens').where({ id, counter: expected, revoked: false }).update(row)) > 0;
+    },
+    async countWithSecrets() {
+      if (!(await knex.schema.hasTable('tokens'))) return 0;
+      const r = await knex('tokens').whereNotNull('secrets_enc').count<{ n: number | string }[]>({ n: '*' });
+      return num(r[0]?.n ?? 0);
     },
     async deleteExpiredRollouts(before, limit) {
       const ids = (
