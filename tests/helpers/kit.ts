@@ -8,6 +8,7 @@ import { hotpValue } from '../../tokens/otp.ts';
 import { createPinHasher } from '../../server/auth/pin.ts';
 import type { AuditRow } from '../../server/store/audit_repo.ts';
 import type { TokenRecord } from '../../tokens/types.ts';
+import type { NewToken } from '../../server/store/tokens_repo.ts';
 
 /** RFC 4226 Appendix D key and its first ten HOTP values. */
 export const KEY = Buffer.from('12345678901234567890');
@@ -51,6 +52,26 @@ export function enrollHotp(w: TestWorld, over: Record<string, unknown> = {}): Pr
 /** POST /validate/check (form unless `opts.as`). */
 export function check(w: TestWorld, params: Record<string, unknown>, opts: CallOptions = {}): Promise<Reply> {
   return w.call('POST', '/validate/check', params, opts);
+}
+
+/** A token row for `store.tokens.insert`, straight into the database (no enrollment): alice's active HOTP unless overridden. */
+export function tokenRow(over: Partial<NewToken> & Pick<NewToken, 'serial'>): NewToken {
+  return {
+    type: 'hotp',
+    username: 'alice',
+    realm: 'default',
+    active: true,
+    rolloutState: '',
+    pinHash: null,
+    otpLen: 6,
+    counter: 0,
+    maxFail: 10,
+    description: '',
+    info: {},
+    secrets: {},
+    rolloutExpiresAt: null,
+    ...over,
+  };
 }
 
 export async function tokenOf(w: TestWorld, serial: string): Promise<TokenRecord> {

@@ -5,7 +5,7 @@
 import test from 'ava';
 import { base32Decode } from '../../tokens/base32.ts';
 import { hotpValue } from '../../tokens/otp.ts';
-import { KEY_HEX, RFC, asAdmin, check, enroll, enrollHotp, policy, tokenOf, world } from '../helpers/kit.ts';
+import { KEY_HEX, RFC, asAdmin, check, enroll, enrollHotp, policy, tokenOf, tokenRow, world } from '../helpers/kit.ts';
 import type { TestWorld } from '../helpers/test_app.ts';
 
 const RFC_B32 = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ';
@@ -142,22 +142,7 @@ test('admin policies: an admin-scope policy without enroll refuses /token/init w
   t.is(r.status, 403);
   t.deepEqual(r.body.result.error, { code: 303, message: 'Admin actions are defined, but the action enroll is not allowed!' });
   await w.deps.store.tokens.insert(
-    {
-      serial: 'OATH0001',
-      type: 'hotp',
-      username: 'alice',
-      realm: 'default',
-      active: true,
-      rolloutState: '',
-      pinHash: null,
-      otpLen: 6,
-      counter: 0,
-      maxFail: 10,
-      description: '',
-      info: { hashlib: 'sha1' },
-      secrets: { otpKey: KEY_HEX },
-      rolloutExpiresAt: null,
-    },
+    tokenRow({ serial: 'OATH0001', info: { hashlib: 'sha1' }, secrets: { otpKey: KEY_HEX } }),
     w.clock.now(),
   );
   const h = await asAdmin(w);

@@ -13,7 +13,7 @@ import { parseConfig } from '../../server/config.ts';
 import { Events } from '../../core/events.ts';
 import { DatabaseError } from '../../core/errors.ts';
 import { FakeClock } from '../helpers/fake_clock.ts';
-import { KEY_HEX, enroll, enrollHotp, world } from '../helpers/kit.ts';
+import { KEY_HEX, enroll, enrollHotp, tokenRow, world } from '../helpers/kit.ts';
 
 const RFC_B32 = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ';
 
@@ -117,22 +117,7 @@ test('buildDeps without a key file creates one with a loud warning; a restart wi
   t.is(warnings.length, 1);
   t.regex(warnings[0]!, /SECRETS KEY CREATED/);
   await deps.store.tokens.insert(
-    {
-      serial: 'OATH0001',
-      type: 'hotp',
-      username: 'a',
-      realm: 'default',
-      active: true,
-      rolloutState: '',
-      pinHash: null,
-      otpLen: 6,
-      counter: 0,
-      maxFail: 10,
-      description: '',
-      info: { hashlib: 'sha1' },
-      secrets: { otpKey: KEY_HEX },
-      rolloutExpiresAt: null,
-    },
+    tokenRow({ serial: 'OATH0001', username: 'a', info: { hashlib: 'sha1' }, secrets: { otpKey: KEY_HEX } }),
     clock.now(),
   );
   await deps.close();

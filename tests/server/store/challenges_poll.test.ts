@@ -1,31 +1,13 @@
 /** ChallengesRepo.newestOpen (the phone's poll) and the active-token guard of answer, on every database. */
 import test from 'ava';
-import { world } from '../../helpers/kit.ts';
+import { tokenRow, world } from '../../helpers/kit.ts';
 import { TEST_DB } from '../../helpers/databases.ts';
 import type { TestWorld } from '../../helpers/test_app.ts';
 
 const on = ` [${TEST_DB}]`;
 
 async function token(w: TestWorld, serial: string) {
-  return w.deps.store.tokens.insert(
-    {
-      serial,
-      type: 'edupush',
-      username: 'alice',
-      realm: 'default',
-      active: true,
-      rolloutState: 'enrolled',
-      pinHash: null,
-      otpLen: 6,
-      counter: 0,
-      maxFail: 10,
-      description: '',
-      info: {},
-      secrets: {},
-      rolloutExpiresAt: null,
-    },
-    w.clock.now(),
-  );
+  return w.deps.store.tokens.insert(tokenRow({ serial, type: 'edupush', rolloutState: 'enrolled' }), w.clock.now());
 }
 
 test(`newestOpen: pending, unexpired, not of the excluded session, this serial only — newest first, at most limit${on}`, async (t) => {

@@ -4,7 +4,7 @@
  * 002_exact_identifiers: a binary NO PAD collation), and the schema's string widths are COLUMN_LIMITS.
  */
 import test from 'ava';
-import { RFC, auditRows, check, enrollHotp, world } from '../../helpers/kit.ts';
+import { RFC, auditRows, check, enrollHotp, tokenRow, world } from '../../helpers/kit.ts';
 import { COLUMN_LIMITS } from '../../../server/store/limits.ts';
 import { TEST_DB } from '../../helpers/databases.ts';
 
@@ -53,25 +53,7 @@ test('serial hotp1 is not HOTP1 (check, token list and the store); a trailing sp
 test('transaction ids and administrator names compare exactly', async (t) => {
   const w = await world(t);
   const now = w.clock.now();
-  const token = await w.deps.store.tokens.insert(
-    {
-      serial: 'T1',
-      type: 'hotp',
-      username: 'alice',
-      realm: 'default',
-      active: true,
-      rolloutState: '',
-      pinHash: null,
-      otpLen: 6,
-      counter: 0,
-      maxFail: 10,
-      description: '',
-      info: {},
-      secrets: {},
-      rolloutExpiresAt: null,
-    },
-    now,
-  );
+  const token = await w.deps.store.tokens.insert(tokenRow({ serial: 'T1' }), now);
   await w.deps.store.challenges.insert({
     transactionId: 'abcDEF_1',
     serial: 'T1',
