@@ -26,6 +26,8 @@ export function auditJson(r: AuditRow): Record<string, unknown> {
 }
 
 const HEADERS = ['TIME', 'NODE', 'ACTION', 'OUTCOME', 'USER', 'REALM', 'SERIALS', 'CLIENT', 'ADMIN', 'POLICIES', 'INFO'];
+/** Column caps of the table (the full values: --json). TIME and OUTCOME are short by construction; INFO is last. */
+const MAX_WIDTHS = [24, 12, 30, 9, 20, 12, 20, 39, 12, 20, undefined];
 const cells = (r: AuditRow): string[] => [
   formatTime(r.time),
   r.node ?? '-',
@@ -106,7 +108,7 @@ export function auditCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
                   return;
                 }
                 if (!rows.length) return;
-                const table = formatTable(HEADERS, rows.map(cells)).split('\n');
+                const table = formatTable(HEADERS, rows.map(cells), { max: MAX_WIDTHS, fixed: argv.follow === true }).split('\n');
                 ctx.out((header ? table : table.slice(1)).join('\n'));
               };
               const rows = await deps.store.audit.tail(argv.n, undefined, filter);

@@ -130,6 +130,8 @@ export function tokenCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
             .check((a) => {
               if (!TYPE_NAMES.includes(a.type.toLowerCase()))
                 throw new Error(`Unknown token type '${a.type}': use one of ${TYPE_NAMES.join(', ')}`);
+              // An empty --user would enroll a token nobody owns (what the HTTP API does without a user): say so.
+              if (!a.user.trim()) throw new Error('--user must name the owner (user or user@realm)');
               return true;
             }),
         (argv) =>

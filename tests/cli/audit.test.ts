@@ -60,3 +60,20 @@ test('audit tail shows /validate/check rows (never the pass) and CLI admin actio
   });
   t.is((await w.run(['audit', 'tail', '-n', '0'])).code, 2);
 });
+
+test('a long user name is cut in the table (not in --json), so it cannot push the other columns away', async (t) => {
+  const w = await createCliWorld();
+  t.teardown(() => w.close());
+  const long = `${'x'.repeat(60)}tail`;
+  const deps = await w.deps();
+  await deps.store.audit.insert({ time: 1_000, action: 'POST /validate/check', success: false, outcome: 'REJECT', username: long });
+  await deps.store.audit.insert({ time: 2_000, action: 'POST /validate/check', success: false, outcome: 'REJECT', username: 'bob' });
+  const lines = (await w.run(['audit', 'tail'])).stdout.trimEnd().split('\n');
+  t.is(lines.length, 3);
+  t.true(lines[1]!.includes(`${'x'.repeat(19)}…`), lines[1]);
+  t.false(lines[1]!.includes('tail'));
+  const column = (line: string) => line.indexOf('REJECT');
+  t.is(column(lines[1]!), column(lines[2]!), 'the rows line up');
+  t.is(lines[1]!.length, lines[2]!.length, 'the long name takes no more room than the cap');
+  t.is(JSON.parse((await w.run(['audit', 'tail', '-n', '2', '--json'])).stdout.split('\n')[0]!).user, long, 'the full name in JSON');
+});

@@ -32,6 +32,17 @@ test('an unknown --type is a usage error that lists the valid types', async (t) 
   t.is((await w.run(['token', 'enroll', '--type', 'HOTP', '--user', 'alice', '--json'])).code, 0, 'any case');
 });
 
+test('an empty or blank --user is a usage error, not a token nobody owns', async (t) => {
+  const w = await createCliWorld();
+  t.teardown(() => w.close());
+  for (const user of ['', ' ']) {
+    const r = await w.run(['token', 'enroll', '--type', 'spass', '--user', user, '--pin', '1']);
+    t.is(r.code, 2, JSON.stringify(user));
+    t.regex(r.stderr, /--user must name the owner/);
+  }
+  t.is((await w.run(['token', 'list'])).stdout.includes('SPAS'), false, 'nothing enrolled');
+});
+
 test('the QR code has ANSI colour codes only when stdout is a terminal', async (t) => {
   const w = await createCliWorld();
   t.teardown(() => w.close());
