@@ -12,9 +12,13 @@ export class MfaError extends Error {
     code: number,
     status: number,
     message: string,
-    opts: { prefixed?: boolean; headers?: Record<string, string>; cause?: unknown } = {},
+    opts: { prefixed?: boolean; headers?: Record<string, string>; cause?: unknown; stack?: false } = {},
   ) {
+    // `stack: false` — refusals a flood makes by the thousand (429, 503) skip capturing a stack trace nobody reads.
+    const limit = Error.stackTraceLimit;
+    if (opts.stack === false) Error.stackTraceLimit = 0;
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    Error.stackTraceLimit = limit;
     this.name = new.target.name;
     this.code = code;
     this.status = status;
@@ -99,7 +103,7 @@ export class InternalError extends MfaError {
 /** 503 with Retry-After — capacity limits (wait mode), draining. */
 export class UnavailableError extends MfaError {
   constructor(message: string, retryAfterSeconds: number) {
-    super(503, 503, message, { prefixed: false, headers: { 'Retry-After': String(retryAfterSeconds) } });
+    super(503, 503, message, { prefixed: false, headers: { 'Retry-After': String(retryAfterSeconds) }, stack: false });
   }
 }
 /**
@@ -120,7 +124,7 @@ export class TooManyRequestsError extends MfaError {
   readonly retryAfterSeconds: number;
   constructor(message: string, retryAfterSeconds: number) {
     const seconds = Math.max(1, Math.ceil(retryAfterSeconds));
-    super(429, 429, message, { prefixed: false, headers: { 'Retry-After': String(seconds) } });
+    super(429, 429, message, { prefixed: false, headers: { 'Retry-After': String(seconds) }, stack: false });
     this.retryAfterSeconds = seconds;
   }
 }
