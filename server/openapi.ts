@@ -1096,7 +1096,7 @@ function components(): Obj {
         type: 'apiKey',
         in: 'header',
         name: 'Authorization',
-        description: 'Where an `api_key_required` policy applies: a JWT of this server with role `validate` (`pushgate api-key`).',
+        description: 'Where an `api_key_required` policy applies: a JWT of this server with role `validate` (`pushgate apikey create`).',
       },
       metricsToken: { type: 'http', scheme: 'bearer', description: 'The `metrics.token` of the configuration, when set.' },
     },
