@@ -287,6 +287,8 @@ const ERRORS_ADMIN = {
   '403': responseRef('Forbidden'),
   '404': responseRef('NotFound'),
 };
+/** A PIN is hashed in the PIN queue, which refuses with 503 + Retry-After when it is full. */
+const HASHES_A_PIN = { '503': responseRef('Unavailable') };
 const ERRORS_VALIDATE = {
   ...ERRORS_PUBLIC,
   '403': responseRef('Forbidden'),
@@ -523,6 +525,7 @@ function paths(): Obj {
         },
       ),
       ...ERRORS_ADMIN,
+      ...HASHES_A_PIN,
     },
   });
   p['/token/'] = {
@@ -555,7 +558,7 @@ function paths(): Obj {
       ...(withPath ? { path: [SERIAL_IN_PATH] } : {}),
       description: 'A revoked token is refused (400, ERR1007).',
       security: ADMIN_SECURITY,
-      responses: { '200': ok('Done.', { const: 1 }), ...ERRORS_ADMIN },
+      responses: { '200': ok('Done.', { const: 1 }), ...ERRORS_ADMIN, ...(action === 'setpin' ? HASHES_A_PIN : {}) },
     });
     p[`/token/${action}`] = postOnly(spec(false));
     p[`/token/${action}/{serial}`] = postOnly(spec(true));
@@ -566,7 +569,7 @@ function paths(): Obj {
     id: 'tokenAssign',
     params: 'AssignParams',
     security: ADMIN_SECURITY,
-    responses: { '200': ok('Assigned.', { const: true }), ...ERRORS_ADMIN },
+    responses: { '200': ok('Assigned.', { const: true }), ...ERRORS_ADMIN, ...HASHES_A_PIN },
   });
   for (const a of ADMIN_ACTIONS) {
     const spec = (withPath: boolean): OpSpec => ({
@@ -1115,7 +1118,7 @@ export function openApiDocument(serverUrl?: string): Obj {
       version: VERSION_NUMBER,
       summary: 'An eduMFA/privacyIDEA-compatible MFA challenge server with push tokens',
       description:
-        "Every response is the eduMFA JSON envelope except radiuscheck's bare statuses, /metrics (Prometheus text) and this document. The wire is eduMFA's: the phone apps and the IdP plugins talk to pushgate unchanged.",
+        "Every response is the eduMFA JSON envelope except radiuscheck's bare statuses, /metrics (Prometheus text) and this document. The wire is eduMFA's: the phone apps and the IdP plugins talk to pushgate unchanged. Not listed per operation: an unknown URL is 404 and a method a path does not take is 405 (both the error envelope); HEAD is answered wherever GET is.",
       license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
     },
     ...(serverUrl ? { servers: [{ url: serverUrl.replace(/\/+$/, '') }] } : {}),
