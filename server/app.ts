@@ -12,6 +12,7 @@ import { tokenRouter } from './routes/token.ts';
 import { adminRouter } from './routes/admin.ts';
 import { healthRouter } from './routes/health.ts';
 import { smartphoneRouter } from './routes/smartphone.ts';
+import { openapiRouter } from './routes/openapi.ts';
 
 export interface AppState {
   params: Params;
@@ -102,6 +103,7 @@ export function createApp(deps: Deps): Koa<AppState> {
     tokenRouter(deps),
     healthRouter(deps),
     smartphoneRouter(deps),
+    openapiRouter(deps),
   ]) {
     app.use(router.routes());
     app.use(

@@ -1,0 +1,1136 @@
+/**
+ * The OpenAPI 3.1 description of every HTTP endpoint, served at `GET /openapi.json` (server/routes/openapi.ts).
+ *
+ * A typed module rather than a YAML file: it is compiled into build/ with the rest of server/ (no copy step, no file
+ * to find at run time, no YAML parse at start-up), ships in the npm package like every other source, and the wire
+ * names it shares with the code (the version, the column limits) come from the same constants. The document is
+ * plain JSON data; tests/server/openapi*.test.ts validate it as OpenAPI 3.1 and every real response against it.
+ *
+ * Shapes are those of server/envelope.ts (the eduMFA envelope), server/routes/*.ts and what they call. Parameters
+ * are described as the server reads them (server/params.ts): query string, urlencoded form, multipart form or a JSON
+ * object — on a POST the query string counts too (the query wins over the form, JSON over both).
+ */
+import { VERSION, VERSION_NUMBER } from './envelope.ts';
+import { COLUMN_LIMITS } from './store/limits.ts';
+
+/** A JSON Schema (2020-12, as OpenAPI 3.1 uses it) or any other part of the document: plain JSON data. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type Obj = { [key: string]: Json };
+
+const schemaRef = (name: string): Obj => ({ $ref: `#/components/schemas/${name}` });
+const responseRef = (name: string): Obj => ({ $ref: `#/components/responses/${name}` });
+const headerRef = (name: string): Obj => ({ $ref: `#/components/headers/${name}` });
+
+const str = (description: string, extra: Obj = {}): Obj => ({ type: 'string', description, ...extra });
+/** A request parameter: a string in a query or form; a JSON body may give a number or boolean (read as its text). */
+const scalar = (description: string, extra: Obj = {}): Obj => ({ type: ['string', 'number', 'boolean'], description, ...extra });
+const int = (description: string, extra: Obj = {}): Obj => ({ type: 'integer', description, ...extra });
+const bool = (description: string): Obj => ({ type: 'boolean', description });
+const strings: Obj = { type: 'object', additionalProperties: { type: 'string' } };
+const object = (properties: Obj, required: string[] = Object.keys(properties), extra: Obj = {}): Obj => ({
+  type: 'object',
+  required,
+  properties,
+  additionalProperties: false,
+  ...extra,
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Request parameters
+
+/** A named parameter set: used as the body schema of a POST and turned into query parameters for a GET. */
+interface ParamSet {
+  readonly properties: Obj;
+  readonly required?: readonly string[];
+  /** Other parameters are read too (filters, type-specific enrollment options). */
+  readonly open?: boolean;
+}
+
+const USER = scalar('The user name (login name in the realm). Surrounding white space is removed.', {
+  maxLength: COLUMN_LIMITS.tokens.username,
+});
+const REALM = scalar('The realm; the default realm when absent.', { maxLength: COLUMN_LIMITS.tokens.realm });
+const SERIAL = scalar('The token serial.', { maxLength: COLUMN_LIMITS.tokens.serial });
+const CLIENT = scalar(
+  "The end user's address, read only from a trusted proxy (`server.trusted_proxies`); otherwise the peer (or X-Forwarded-For from a trusted proxy).",
+);
+const TRANSACTION_ID = scalar('The transaction id of a challenge (alias: `state`).', {
+  maxLength: COLUMN_LIMITS.challenges.transaction_id,
+});
+
+const PARAMS: Record<string, ParamSet> = {
+  CheckParams: {
+    properties: {
+      user: USER,
+      realm: REALM,
+      serial: scalar('Check only this token (instead of, or with, a user).', { maxLength: COLUMN_LIMITS.tokens.serial }),
+      pass: scalar(
+        'PIN followed by the OTP value; with a `transaction_id` the OTP value (or empty, to ask whether the push was approved).',
+      ),
+      transaction_id: TRANSACTION_ID,
+      state: scalar('Alias of `transaction_id`.'),
+      type: scalar('Only tokens of this type.'),
+      exception: scalar("`1`/`true`: eduMFA's exception flag."),
+      client: CLIENT,
+    },
+    required: ['pass'],
+  },
+  TriggerChallengeParams: {
+    properties: { user: USER, realm: REALM, serial: SERIAL, type: scalar('Only tokens of this type.'), client: CLIENT },
+  },
+  PollTransactionParams: { properties: { transaction_id: TRANSACTION_ID, state: scalar('Alias of `transaction_id`.') } },
+  AuthParams: {
+    properties: { username: scalar("The administrator's name."), password: scalar("The administrator's password.") },
+    required: ['username', 'password'],
+  },
+  InitParams: {
+    properties: {
+      type: scalar('Token type (default `hotp`): hotp, totp, spass, pw, edupush, push.'),
+      serial: scalar("The serial; generated from the type's prefix when absent."),
+      user: USER,
+      realm: REALM,
+      pin: scalar('The token PIN.'),
+      description: scalar('Free text.', { maxLength: COLUMN_LIMITS.tokens.description }),
+      genkey: scalar("`1`: the server makes the OTP key (hotp, totp) or the push token's enrollment (edupush, push)."),
+      otpkey: scalar('The OTP key in hex (hotp, totp) when the server does not make it.'),
+      otplen: scalar('6 or 8 digits (hotp, totp).'),
+      hashlib: scalar('sha1, sha256 or sha512 (hotp, totp).'),
+      timeStep: scalar('30 or 60 seconds (totp).'),
+    },
+    required: [],
+    open: true,
+  },
+  TokenListParams: {
+    properties: {
+      user: USER,
+      realm: REALM,
+      serial: scalar('Serial filter (`*` wildcards).'),
+      type: scalar('Token type filter.'),
+      tokenrealm: scalar('Token realm filter.'),
+      resolver: scalar('Resolver filter (`*` wildcards).'),
+      userid: scalar('User id filter.'),
+      description: scalar('Description filter.'),
+      rollout_state: scalar('Rollout state filter.'),
+      assigned: scalar('`true`/`false`.'),
+      active: scalar('`true`/`false`.'),
+      infokey: scalar('With `infovalue`: tokens whose info has this value.'),
+      infovalue: scalar('See `infokey`.'),
+      page: scalar('Page number (from 1).'),
+      pagesize: scalar('Entries per page (default 15, at most 1000).'),
+      sortby: scalar('Column to sort by (default serial).'),
+      sortdir: scalar('`asc` (default) or `desc`.'),
+    },
+  },
+  SerialParams: { properties: { serial: SERIAL } },
+  SetPinParams: {
+    properties: { serial: SERIAL, otppin: scalar('The new PIN (empty removes it).'), pin: scalar('Alias of `otppin`.') },
+  },
+  AssignParams: {
+    properties: { serial: SERIAL, user: USER, realm: REALM, pin: scalar('A new PIN for the token.') },
+    required: ['serial', 'user'],
+  },
+  SelectorParams: { properties: { serial: SERIAL, user: USER, realm: REALM } },
+  SetParams: {
+    properties: {
+      serial: SERIAL,
+      user: USER,
+      realm: REALM,
+      description: scalar('Free text.', { maxLength: COLUMN_LIMITS.tokens.description }),
+      max_failcount: scalar('An integer ≥ 1.'),
+      count_window: scalar('An integer from 1 to 1000.'),
+      sync_window: scalar('An integer from 1 to 100000.'),
+      hashlib: scalar('sha1, sha256 or sha512 (hotp, totp).'),
+      validity_period_start: scalar('eduMFA date (`2026-08-21T10:00+0200`); empty removes it.'),
+      validity_period_end: scalar('eduMFA date; empty removes it.'),
+    },
+  },
+  ResyncParams: {
+    properties: { serial: SERIAL, user: USER, realm: REALM, otp1: scalar('An OTP value.'), otp2: scalar('The next OTP value.') },
+    required: ['otp1', 'otp2'],
+  },
+  ResolverParams: {
+    properties: {
+      type: scalar('Only resolvers of this type (fileresolver, anyresolver).'),
+      editable: scalar('`1`: editable resolvers only.'),
+    },
+  },
+  UserListParams: {
+    properties: {
+      realm: REALM,
+      resolver: scalar('Only the users of this resolver.'),
+      user: scalar('User name pattern (`*` at start and/or end).'),
+      username: scalar('Alias of `user`.'),
+      email: scalar('Attribute filter; so are givenname, surname, phone, userid.'),
+    },
+    open: true,
+  },
+  AuditParams: {
+    properties: {
+      page: scalar('Page number (from 1).'),
+      page_size: scalar('Entries per page (default 15, at most 1000).'),
+      sortorder: scalar('`desc` (default) or `asc`.'),
+      timelimit: scalar('Only entries this recent: a number with s, m, h, d or y (`1d`).'),
+      date: scalar('A date prefix such as `2026-08-21*`.'),
+      number: scalar('The entry number.'),
+      action: scalar('Filter (`*` wildcards); so are user, realm, client, administrator, info, outcome, transaction_id, serial, policies.'),
+      success: scalar('`1`/`true` or `0`/`false`.'),
+      resolver: scalar('Entries of the realms of this resolver.'),
+    },
+    open: true,
+  },
+  SmartphonePollParams: {
+    properties: {
+      serial: SERIAL,
+      timestamp: scalar("ISO 8601 time of the poll (within ±1 minute of the server's clock)."),
+      signature: scalar("The phone's signature over `serial|timestamp`, base32."),
+    },
+    required: ['serial', 'timestamp', 'signature'],
+  },
+};
+
+/** The JSON Schema of a parameter set (a request body). */
+function paramSchema(name: string): Obj {
+  const p = PARAMS[name]!;
+  return {
+    type: 'object',
+    properties: p.properties,
+    ...(p.required?.length ? { required: [...p.required] } : {}),
+    ...(p.open ? { description: 'Further parameters are read too (see the operation).' } : {}),
+  };
+}
+
+/** The query parameters of a GET (or DELETE) from a parameter set. */
+function queryParameters(name: string): Obj[] {
+  const p = PARAMS[name]!;
+  return Object.entries(p.properties).map(([key, schema]) => {
+    const { description, ...rest } = schema as Obj;
+    return {
+      name: key,
+      in: 'query',
+      required: p.required?.includes(key) ?? false,
+      description: description as string,
+      schema: { ...rest, type: 'string' },
+    };
+  });
+}
+
+const pathParam = (name: string, description: string): Obj => ({
+  name,
+  in: 'path',
+  required: true,
+  description,
+  schema: { type: 'string' },
+});
+
+/** A request body read as form, multipart or JSON (server/params.ts). */
+function requestBody(name: string, required = false): Obj {
+  const schema = schemaRef(name);
+  return {
+    required,
+    description:
+      'Form-urlencoded, multipart or a JSON object (JSON numbers and booleans are read as their text). Query-string parameters are read too: the query wins over the form, JSON over both.',
+    content: {
+      'application/x-www-form-urlencoded': { schema },
+      'multipart/form-data': { schema },
+      'application/json': { schema },
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Responses
+
+const COMMON_HEADERS: Obj = { 'Cache-Control': headerRef('CacheControl'), 'X-Request-Id': headerRef('RequestId') };
+
+function jsonResponse(description: string, schema: Obj, headers: Obj = {}): Obj {
+  return { description, headers: { ...COMMON_HEADERS, ...headers }, content: { 'application/json': { schema } } };
+}
+
+/** The eduMFA success envelope around `value` (server/envelope.ts okEnvelope). */
+function envelope(
+  value: Obj,
+  o: { detail?: Obj | 'absent'; detailOptional?: boolean; id?: number; authentication?: readonly string[] } = {},
+): Obj {
+  const result: Obj = {
+    type: 'object',
+    required: ['status', 'value', ...(o.authentication ? ['authentication'] : [])],
+    additionalProperties: false,
+    properties: {
+      status: { const: true },
+      value,
+      ...(o.authentication ? { authentication: { enum: [...o.authentication] } } : {}),
+    },
+  };
+  const properties: Obj = {
+    jsonrpc: schemaRef('JsonRpc'),
+    id: { const: o.id ?? 1 },
+    time: schemaRef('Time'),
+    version: schemaRef('Version'),
+    versionnumber: schemaRef('VersionNumber'),
+    result,
+  };
+  const required = ['jsonrpc', 'id', 'time', 'version', 'versionnumber', 'result'];
+  const detail = o.detail ?? { type: 'object', maxProperties: 0 };
+  if (detail !== 'absent') {
+    properties.detail = detail;
+    if (!o.detailOptional) required.push('detail');
+  }
+  return { type: 'object', required, properties, additionalProperties: false };
+}
+
+const ok = (description: string, value: Obj, o: Parameters<typeof envelope>[1] = {}): Obj => jsonResponse(description, envelope(value, o));
+
+const ERRORS_PUBLIC = { '400': responseRef('BadRequest'), '413': responseRef('PayloadTooLarge'), '500': responseRef('ServerError') };
+const ERRORS_ADMIN = {
+  ...ERRORS_PUBLIC,
+  '401': responseRef('Unauthorized'),
+  '403': responseRef('Forbidden'),
+  '404': responseRef('NotFound'),
+};
+/** A PIN is hashed in the PIN queue, which refuses with 503 + Retry-After when it is full. */
+const HASHES_A_PIN = { '503': responseRef('Unavailable') };
+const ERRORS_VALIDATE = {
+  ...ERRORS_PUBLIC,
+  '403': responseRef('Forbidden'),
+  '429': responseRef('TooManyRequests'),
+  '503': responseRef('Unavailable'),
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Operations
+
+const ADMIN_SECURITY: Json = [{ adminJwt: [] }];
+/** /validate/*: open, or with an API key where an `api_key_required` policy applies. */
+const VALIDATE_SECURITY: Json = [{}, { validateApiKey: [] }];
+
+interface OpSpec {
+  readonly tag: string;
+  readonly summary: string;
+  readonly description?: string;
+  readonly id: string;
+  readonly params?: string;
+  readonly path?: readonly Obj[];
+  readonly security?: Json;
+  readonly responses: Obj;
+}
+
+/** One operation; GET takes its parameter set from the query, POST from the body. */
+function operation(method: 'get' | 'post' | 'delete', s: OpSpec): Obj {
+  const out: Obj = {
+    tags: [s.tag],
+    summary: s.summary,
+    operationId: method === 'get' || method === 'delete' ? s.id : `${s.id}Post`,
+    ...(s.description ? { description: s.description } : {}),
+  };
+  const parameters: Obj[] = [...(s.path ?? [])];
+  if (s.params && method !== 'post') parameters.push(...queryParameters(s.params));
+  if (parameters.length) out.parameters = parameters;
+  if (s.params && method === 'post') out.requestBody = requestBody(s.params, (PARAMS[s.params]!.required?.length ?? 0) > 0);
+  if (s.security !== undefined) out.security = s.security;
+  out.responses = s.responses;
+  return out;
+}
+
+/** GET and POST of one handler. */
+const getAndPost = (s: OpSpec): Obj => ({ get: operation('get', s), post: operation('post', s) });
+const postOnly = (s: OpSpec): Obj => ({ post: { ...operation('post', s), operationId: s.id } });
+
+const CHECK_RESPONSES = {
+  '200': ok(
+    "The login's outcome: `result.value` true only for ACCEPT; `detail` holds the message, the token (or the challenges of a CHALLENGE). Absent when `no_detail_on_success` / `no_detail_on_fail` applies.",
+    { type: 'boolean' },
+    { id: 2, authentication: ['ACCEPT', 'REJECT', 'CHALLENGE', 'DECLINED'], detail: schemaRef('CheckDetail'), detailOptional: true },
+  ),
+  ...ERRORS_VALIDATE,
+};
+
+const SERIAL_IN_PATH = pathParam('serial', 'The token serial.');
+
+const TOKEN_ACTIONS: Array<[string, string, string]> = [
+  ['enable', 'Enable a token', 'enable'],
+  ['disable', 'Disable a token (its open challenges are withdrawn)', 'disable'],
+  ['reset', 'Reset the fail counter', 'reset'],
+  ['setpin', 'Set the token PIN', 'setpin'],
+];
+
+const ADMIN_ACTIONS: Array<{ path: string; summary: string; id: string; params: string; value: Obj; description?: string }> = [
+  {
+    path: 'unassign',
+    summary: 'Remove the owner (and PIN) of a token, or of all tokens of a user',
+    id: 'tokenUnassign',
+    params: 'SelectorParams',
+    value: int('How many tokens were unassigned.'),
+  },
+  {
+    path: 'set',
+    summary: 'Set token attributes',
+    id: 'tokenSet',
+    params: 'SetParams',
+    value: int('How many attributes were set.'),
+    description: 'count_auth_max, count_auth_success_max and use_timeshift are refused (400).',
+  },
+  {
+    path: 'resync',
+    summary: 'Resynchronise an HOTP/TOTP token with two consecutive OTP values',
+    id: 'tokenResync',
+    params: 'ResyncParams',
+    value: bool('Whether the values matched (false is HTTP 200 too).'),
+  },
+  {
+    path: 'revoke',
+    summary: 'Revoke a token (for good), or all tokens of a user',
+    id: 'tokenRevoke',
+    params: 'SelectorParams',
+    value: int('How many tokens were revoked.'),
+  },
+  {
+    path: 'lost',
+    summary: 'Lost token: a temporary password token `lost<serial>` replaces it',
+    id: 'tokenLost',
+    params: 'SelectorParams',
+    value: schemaRef('LostToken'),
+  },
+];
+
+function paths(): Obj {
+  const p: Obj = {};
+  p['/validate/check'] = getAndPost({
+    tag: 'validate',
+    summary: "Check a user's (or a token's) PIN and OTP value, or answer / poll a challenge",
+    description:
+      "The IdP plugins' login call. A PIN attempt is counted by the back-off (429 with Retry-After when over budget). With `edupush_wait` / `push_wait` the answer comes once the phone has answered (503 with Retry-After when too many logins wait).",
+    id: 'validateCheck',
+    params: 'CheckParams',
+    security: VALIDATE_SECURITY,
+    responses: CHECK_RESPONSES,
+  });
+  p['/validate/radiuscheck'] = getAndPost({
+    tag: 'validate',
+    summary: 'The check for RADIUS servers: 204 on success, 400 without a body otherwise',
+    id: 'validateRadiuscheck',
+    params: 'CheckParams',
+    security: VALIDATE_SECURITY,
+    responses: {
+      '204': { description: 'ACCEPT.', headers: COMMON_HEADERS },
+      '400': {
+        description:
+          'Anything but ACCEPT, and any error of the check, without a body. A request the server could not read (a broken body, a parameter too long) is answered with the error envelope.',
+        headers: COMMON_HEADERS,
+        'x-body-optional': true,
+        content: { 'application/json': { schema: schemaRef('ErrorEnvelope') } },
+      },
+      '413': responseRef('PayloadTooLarge'),
+      '429': responseRef('TooManyRequests'),
+      '500': responseRef('ServerError'),
+    },
+  });
+  p['/validate/samlcheck'] = getAndPost({
+    tag: 'validate',
+    summary: 'The check for SAML IdPs: `result.value = {auth, attributes}`',
+    id: 'validateSamlcheck',
+    params: 'CheckParams',
+    security: VALIDATE_SECURITY,
+    responses: {
+      '200': ok(
+        "The outcome; on success the user's attributes.",
+        object({ auth: { type: 'boolean' }, attributes: schemaRef('SamlAttributes') }),
+        { id: 2, authentication: ['ACCEPT', 'REJECT', 'CHALLENGE', 'DECLINED'], detail: schemaRef('CheckDetail') },
+      ),
+      ...ERRORS_VALIDATE,
+    },
+  });
+  p['/validate/triggerchallenge'] = getAndPost({
+    tag: 'validate',
+    summary: "Trigger challenges for a user's (or a token's) challenge-response tokens (admin)",
+    id: 'validateTriggerchallenge',
+    params: 'TriggerChallengeParams',
+    security: ADMIN_SECURITY,
+    responses: {
+      '200': ok('How many challenges were triggered; `detail` lists them.', int('The number of challenges.'), {
+        id: 2,
+        authentication: ['CHALLENGE', 'REJECT'],
+        detail: schemaRef('ChallengeDetail'),
+      }),
+      ...ERRORS_ADMIN,
+      '429': responseRef('TooManyRequests'),
+    },
+  });
+  const pollResponses = {
+    '200': ok(
+      'Whether the transaction was approved by the phone (`value` true only then).',
+      { type: 'boolean' },
+      {
+        id: 2,
+        authentication: ['ACCEPT', 'REJECT', 'DECLINED'],
+        detail: object({ challenge_status: { enum: ['accept', 'declined', 'pending'] } }),
+      },
+    ),
+    ...ERRORS_PUBLIC,
+    '403': responseRef('Forbidden'),
+  };
+  p['/validate/polltransaction'] = {
+    get: operation('get', {
+      tag: 'validate',
+      summary: 'Whether a push transaction was approved (does not finish the login)',
+      id: 'validatePolltransaction',
+      params: 'PollTransactionParams',
+      security: VALIDATE_SECURITY,
+      responses: pollResponses,
+    }),
+  };
+  p['/validate/polltransaction/{transactionId}'] = {
+    get: operation('get', {
+      tag: 'validate',
+      summary: 'Whether a push transaction was approved (the transaction id in the path)',
+      id: 'validatePolltransactionPath',
+      path: [pathParam('transactionId', 'The transaction id.')],
+      security: VALIDATE_SECURITY,
+      responses: pollResponses,
+    }),
+  };
+  p['/auth'] = postOnly({
+    tag: 'admin',
+    summary: 'Administrator login: a JWT for the `Authorization` header of the admin endpoints',
+    id: 'auth',
+    params: 'AuthParams',
+    responses: {
+      '200': ok(
+        "The token and the administrator's rights.",
+        object({
+          token: str('The JWT (send it as `Authorization: <token>`; `Bearer` is accepted too).'),
+          role: { const: 'admin' },
+          username: { type: 'string' },
+          realm: { type: 'string' },
+          rights: { type: 'array', items: { type: 'string' } },
+        }),
+      ),
+      ...ERRORS_PUBLIC,
+      '401': responseRef('Unauthorized'),
+      '429': responseRef('TooManyRequests'),
+      '503': responseRef('Unavailable'),
+    },
+  });
+  p['/token/init'] = postOnly({
+    tag: 'token',
+    summary: "Enroll a token (step 1; push tokens finish with the phone's step 2 at /ttype/{type})",
+    id: 'tokenInit',
+    params: 'InitParams',
+    security: ADMIN_SECURITY,
+    responses: {
+      '200': ok(
+        "The new token; `detail` has its serial, rollout state and the type's enrollment data.",
+        { const: true },
+        {
+          detail: schemaRef('InitDetail'),
+        },
+      ),
+      ...ERRORS_ADMIN,
+      ...HASHES_A_PIN,
+    },
+  });
+  p['/token/'] = {
+    get: operation('get', {
+      tag: 'token',
+      summary: 'List and search tokens (also without the trailing slash)',
+      description: "eduMFA's filters, sort and paging. Admin policies without `tokenlist` give the empty list.",
+      id: 'tokenList',
+      params: 'TokenListParams',
+      security: ADMIN_SECURITY,
+      responses: { '200': ok('One page of tokens.', schemaRef('TokenPage')), ...ERRORS_ADMIN },
+    }),
+  };
+  p['/token/{serial}'] = {
+    delete: operation('delete', {
+      tag: 'token',
+      summary: 'Delete a token',
+      id: 'tokenDelete',
+      path: [SERIAL_IN_PATH],
+      security: ADMIN_SECURITY,
+      responses: { '200': ok('Deleted.', { const: 1 }), ...ERRORS_ADMIN },
+    }),
+  };
+  for (const [action, summary, id] of TOKEN_ACTIONS) {
+    const spec = (withPath: boolean): OpSpec => ({
+      tag: 'token',
+      summary: withPath ? `${summary} (serial in the path)` : summary,
+      id: `token${id[0]!.toUpperCase()}${id.slice(1)}${withPath ? 'Path' : ''}`,
+      params: action === 'setpin' ? 'SetPinParams' : 'SerialParams',
+      ...(withPath ? { path: [SERIAL_IN_PATH] } : {}),
+      description: 'A revoked token is refused (400, ERR1007).',
+      security: ADMIN_SECURITY,
+      responses: { '200': ok('Done.', { const: 1 }), ...ERRORS_ADMIN, ...(action === 'setpin' ? HASHES_A_PIN : {}) },
+    });
+    p[`/token/${action}`] = postOnly(spec(false));
+    p[`/token/${action}/{serial}`] = postOnly(spec(true));
+  }
+  p['/token/assign'] = postOnly({
+    tag: 'token',
+    summary: 'Assign a token to a user',
+    id: 'tokenAssign',
+    params: 'AssignParams',
+    security: ADMIN_SECURITY,
+    responses: { '200': ok('Assigned.', { const: true }), ...ERRORS_ADMIN, ...HASHES_A_PIN },
+  });
+  for (const a of ADMIN_ACTIONS) {
+    const spec = (withPath: boolean): OpSpec => ({
+      tag: 'token',
+      summary: withPath ? `${a.summary} (serial in the path)` : a.summary,
+      id: `${a.id}${withPath ? 'Path' : ''}`,
+      params: a.params,
+      ...(withPath ? { path: [SERIAL_IN_PATH] } : {}),
+      ...(a.description ? { description: a.description } : {}),
+      security: ADMIN_SECURITY,
+      responses: { '200': ok('Done.', a.value), ...ERRORS_ADMIN },
+    });
+    p[`/token/${a.path}`] = postOnly(spec(false));
+    p[`/token/${a.path}/{serial}`] = postOnly(spec(true));
+  }
+  p['/realm/'] = {
+    get: operation('get', {
+      tag: 'system',
+      summary: 'The realms (also without the trailing slash)',
+      id: 'realmList',
+      security: ADMIN_SECURITY,
+      responses: { '200': ok('Realm name → realm.', { type: 'object', additionalProperties: schemaRef('Realm') }), ...ERRORS_ADMIN },
+    }),
+  };
+  const resolvers = ok('Resolver name → resolver.', { type: 'object', additionalProperties: schemaRef('Resolver') });
+  p['/resolver/'] = {
+    get: operation('get', {
+      tag: 'system',
+      summary: 'The resolvers (user stores; also without the trailing slash)',
+      id: 'resolverList',
+      params: 'ResolverParams',
+      security: ADMIN_SECURITY,
+      responses: { '200': resolvers, ...ERRORS_ADMIN },
+    }),
+  };
+  p['/resolver/{name}'] = {
+    get: operation('get', {
+      tag: 'system',
+      summary: 'One resolver (an empty object when there is none of that name)',
+      id: 'resolverGet',
+      params: 'ResolverParams',
+      path: [pathParam('name', 'The resolver name (case-insensitive).')],
+      security: ADMIN_SECURITY,
+      responses: { '200': resolvers, ...ERRORS_ADMIN },
+    }),
+  };
+  p['/user/'] = {
+    get: operation('get', {
+      tag: 'system',
+      summary: 'The users of a realm or resolver, filtered by attributes (also without the trailing slash)',
+      id: 'userList',
+      params: 'UserListParams',
+      security: ADMIN_SECURITY,
+      responses: { '200': ok('The users.', { type: 'array', items: schemaRef('User') }), ...ERRORS_ADMIN },
+    }),
+  };
+  p['/audit/'] = {
+    get: operation('get', {
+      tag: 'system',
+      summary: 'Search the audit log (also without the trailing slash)',
+      id: 'auditSearch',
+      params: 'AuditParams',
+      security: ADMIN_SECURITY,
+      responses: { '200': ok('One page of audit entries.', schemaRef('AuditPage')), ...ERRORS_ADMIN },
+    }),
+  };
+  p['/ttype/{type}'] = {
+    get: {
+      tags: ['smartphone'],
+      summary: 'The phone polls for its open challenges (signed)',
+      operationId: 'smartphonePoll',
+      parameters: [pathParam('type', 'The push token type: `edupush` or `push`.'), ...queryParameters('SmartphonePollParams')],
+      responses: {
+        '200': ok(
+          "The open challenges, newest first, each with the server's signature.",
+          {
+            type: 'array',
+            items: schemaRef('SmartphoneData'),
+          },
+          { detail: 'absent' },
+        ),
+        ...ERRORS_PUBLIC,
+        '403': responseRef('Forbidden'),
+      },
+    },
+    post: {
+      tags: ['smartphone'],
+      summary: 'The phone: enrollment step 2, answering a challenge, or a new Firebase token',
+      description:
+        'Classified by its parameters: `fbtoken` and `pubkey` → enrollment step 2; `nonce` and `signature` → an answer (`decline` to decline); `new_fb_token`, `timestamp` and `signature` → a Firebase token update. A refused answer is 400 (ERR10 wrong signature, ERR401 expired, already answered or token disabled); an unknown serial is 404.',
+      operationId: 'smartphonePost',
+      parameters: [pathParam('type', 'The push token type: `edupush` or `push`.')],
+      requestBody: {
+        required: true,
+        description: 'Form-urlencoded, multipart or a JSON object, as the apps send it.',
+        content: Object.fromEntries(
+          ['application/x-www-form-urlencoded', 'multipart/form-data', 'application/json'].map((t) => [
+            t,
+            { schema: schemaRef('SmartphoneRequest') },
+          ]),
+        ),
+      },
+      responses: {
+        '200': jsonResponse(
+          "Enrollment step 2 (`value` true, `detail` with the server's public key), or an answer / update that landed (`value` true, no `detail`).",
+          {
+            oneOf: [
+              envelope({ const: true }, { detail: schemaRef('EnrollmentComplete') }),
+              envelope({ const: true }, { detail: 'absent' }),
+            ],
+          },
+        ),
+        ...ERRORS_PUBLIC,
+        '404': responseRef('NotFound'),
+      },
+    },
+  };
+  p['/healthz'] = {
+    get: {
+      tags: ['operations'],
+      summary: 'Liveness with a database round trip',
+      operationId: 'healthz',
+      responses: {
+        '200': ok(
+          'Alive; the database answered.',
+          object({
+            status: { const: 'ok' },
+            database: str('The database dialect.', { enum: ['sqlite', 'postgres', 'mysql'] }),
+            pin_queue: int('PIN checks waiting for a hashing slot.', { minimum: 0 }),
+          }),
+        ),
+        '500': responseRef('ServerError'),
+      },
+    },
+  };
+  p['/readyz'] = {
+    get: {
+      tags: ['operations'],
+      summary: 'Readiness for a load balancer: the database and the answer bus (200 when all are ok, else 503)',
+      operationId: 'readyz',
+      responses: {
+        '200': ok('Ready: every check is ok.', schemaRef('Readiness')),
+        '503': ok('Not ready: at least one check failed (still the success envelope: a report, not an error).', schemaRef('Readiness')),
+        '500': responseRef('ServerError'),
+      },
+    },
+  };
+  p['/metrics'] = {
+    get: {
+      tags: ['operations'],
+      summary: 'Prometheus metrics (text exposition format)',
+      description:
+        'With `metrics.token` set, the request needs `Authorization: Bearer <token>` (401 without). With `metrics.listen` set, /metrics is served on that listener instead of the main port.',
+      operationId: 'metrics',
+      security: [{}, { metricsToken: [] }],
+      responses: {
+        '200': {
+          description: 'The metrics.',
+          headers: { 'Cache-Control': { ...headerRef('CacheControl') }, 'X-Request-Id': headerRef('RequestId') },
+          content: { 'text/plain': { schema: { type: 'string' } } },
+        },
+        '401': responseRef('Unauthorized'),
+      },
+    },
+  };
+  p['/openapi.json'] = {
+    get: {
+      tags: ['operations'],
+      summary: 'This document (OpenAPI 3.1)',
+      operationId: 'openapi',
+      responses: {
+        '200': {
+          description: 'The OpenAPI document.',
+          headers: COMMON_HEADERS,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['openapi', 'info', 'paths'],
+                properties: { openapi: { const: '3.1.1' }, info: { type: 'object' }, paths: { type: 'object' } },
+              },
+            },
+          },
+        },
+      },
+    },
+  };
+  return p;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Components
+
+const CHALLENGE: Obj = {
+  type: 'object',
+  required: ['transaction_id', 'serial', 'type', 'client_mode', 'message'],
+  additionalProperties: false,
+  properties: {
+    transaction_id: { type: 'string' },
+    serial: { type: 'string' },
+    type: { type: 'string' },
+    client_mode: str('How the client asks the user: interactive, poll, u2f, webauthn.'),
+    message: { type: 'string' },
+    attributes: { type: 'object', description: 'Only when the type has some (push: `hideResponseInput`).' },
+    image: str('A data URI, when the type has one.'),
+  },
+};
+
+/** `detail` of a challenge (server/envelope.ts challengeDetail), also of a triggerchallenge that found no token. */
+const CHALLENGE_DETAIL_PROPS: Obj = {
+  multi_challenge: { type: 'array', items: schemaRef('Challenge') },
+  messages: { type: 'array', items: { type: 'string' } },
+  transaction_ids: { type: 'array', items: { type: 'string' } },
+  transaction_id: { type: 'string' },
+  serial: { type: 'string' },
+  type: { type: 'string' },
+  client_mode: { type: 'string' },
+  attributes: { type: 'object' },
+  message: { type: 'string' },
+  preferred_client_mode: { type: 'string' },
+  image: { type: 'string' },
+};
+
+function components(): Obj {
+  const schemas: Obj = {
+    JsonRpc: { const: '2.0' },
+    Time: { type: 'number', description: 'Server time in seconds since the epoch (with milliseconds as the fraction).' },
+    Version: { type: 'string', description: `The server's name and version (\`${VERSION}\`).`, pattern: '^pushgate ' },
+    VersionNumber: { type: 'string', description: 'The version number.' },
+    ErrorEnvelope: {
+      type: 'object',
+      description:
+        "The eduMFA error envelope. `result.error.code` is eduMFA's numeric code (905 parameters, 904 user, 303 policy, 601 not found, 4031–4306 authentication, 10 signature, 401 validation, 1007/1103/2012 token administration, -500 internal, -600 database) or the HTTP status where eduMFA has none (404, 405, 429, 503); the message carries the `ERR<code>: ` prefix except for authentication, policy, not-found and capacity errors. pushgate does not sign responses: eduMFA's optional `signature` key is never present.",
+      required: ['jsonrpc', 'id', 'time', 'version', 'detail', 'result'],
+      additionalProperties: false,
+      properties: {
+        jsonrpc: schemaRef('JsonRpc'),
+        id: { const: 1 },
+        time: schemaRef('Time'),
+        version: schemaRef('Version'),
+        detail: { type: 'null' },
+        result: object({
+          status: { const: false },
+          error: object({ code: { type: 'integer' }, message: { type: 'string' } }),
+        }),
+      },
+    },
+    Challenge: CHALLENGE,
+    ChallengeDetail: object(CHALLENGE_DETAIL_PROPS, ['multi_challenge', 'messages', 'transaction_ids']),
+    CheckDetail: {
+      type: 'object',
+      description:
+        'A decision: `message` (and `serial`, `type`, `otplen` of the token that decided; `challenge_status: declined` for a declined push; `user`, `user-realm`, `user-resolver` by policy on success). A challenge: the challenge detail.',
+      additionalProperties: false,
+      properties: {
+        ...CHALLENGE_DETAIL_PROPS,
+        otplen: { type: 'integer' },
+        challenge_status: { const: 'declined' },
+        user: { ...strings, description: "AUTHZ `add_user_in_response`: the user's attributes (`password` always empty)." },
+        'user-realm': { type: 'string' },
+        'user-resolver': { type: 'string' },
+      },
+    },
+    SamlAttributes: {
+      type: 'object',
+      description: 'Empty unless the login succeeded for a user.',
+      additionalProperties: false,
+      properties: Object.fromEntries(
+        ['username', 'realm', 'resolver', 'email', 'givenname', 'surname', 'phone'].map((k) => [k, { type: 'string' }]),
+      ),
+    },
+    InitDetail: {
+      type: 'object',
+      required: ['serial', 'rollout_state'],
+      additionalProperties: false,
+      properties: {
+        serial: { type: 'string' },
+        rollout_state: str("`clientwait` for a push token until the phone's step 2, else empty."),
+        googleurl: schemaRef('EnrollmentUrl'),
+        oathurl: schemaRef('EnrollmentUrl'),
+        otpkey: {
+          type: 'object',
+          required: ['description', 'value', 'value_b32', 'img'],
+          additionalProperties: false,
+          properties: {
+            description: { type: 'string' },
+            value: str('The seed (`seed://<hex>`).'),
+            value_b32: { type: 'string' },
+            img: str('A QR code PNG as a data URI.'),
+          },
+        },
+        enrollment_credential: str('Push tokens: the one-time credential of step 2.'),
+        pushurl: schemaRef('EnrollmentUrl'),
+      },
+    },
+    EnrollmentUrl: object({
+      description: { type: 'string' },
+      value: str('The URL for the authenticator app.'),
+      img: str('The URL as a QR code PNG, a data URI.'),
+    }),
+    Token: {
+      type: 'object',
+      description: 'A token as GET /token/ shows it (eduMFA names; no secrets).',
+      required: [
+        'id',
+        'serial',
+        'tokentype',
+        'active',
+        'revoked',
+        'locked',
+        'rollout_state',
+        'description',
+        'otplen',
+        'count',
+        'failcount',
+        'maxfail',
+        'count_window',
+        'sync_window',
+        'username',
+        'user_realm',
+        'realms',
+        'resolver',
+        'user_id',
+        'info',
+        'created',
+        'last_auth',
+      ],
+      additionalProperties: false,
+      properties: {
+        id: { type: 'integer' },
+        serial: { type: 'string' },
+        tokentype: { type: 'string' },
+        active: { type: 'boolean' },
+        revoked: { type: 'boolean' },
+        locked: bool("eduMFA's name for revoked."),
+        rollout_state: { type: 'string' },
+        description: { type: 'string' },
+        otplen: { type: 'integer' },
+        count: { type: 'integer' },
+        failcount: { type: 'integer' },
+        maxfail: { type: 'integer' },
+        count_window: { type: 'integer' },
+        sync_window: { type: 'integer' },
+        username: { type: 'string' },
+        user_realm: { type: 'string' },
+        realms: { type: 'array', items: { type: 'string' } },
+        resolver: { type: 'string' },
+        user_id: { type: 'string' },
+        user_editable: { const: false },
+        info: { ...strings, description: 'Token info (hashlib, timeStep, validity_period_start/end, …).' },
+        created: int('Epoch milliseconds.'),
+        last_auth: { type: ['integer', 'null'], description: 'Epoch milliseconds of the last successful login.' },
+      },
+    },
+    TokenPage: object({
+      tokens: { type: 'array', items: schemaRef('Token') },
+      count: int('Matching tokens in all pages.'),
+      current: { type: 'integer' },
+      next: { type: ['integer', 'null'] },
+      prev: { type: ['integer', 'null'] },
+    }),
+    LostToken: object({
+      serial: str("The replacement's serial, `lost<serial>`."),
+      init: { const: true },
+      user: { const: true },
+      pin: { const: true },
+      valid_to: { const: 'xxxx' },
+      password: str('The temporary password (log in with PIN + password).'),
+      end_date: str('Until when the replacement is valid (eduMFA date).'),
+      disable: int('1 when the lost token was active and is now disabled.', { enum: [0, 1] }),
+    }),
+    Realm: object({
+      id: { type: 'integer' },
+      option: { type: 'string' },
+      default: { type: 'boolean' },
+      resolver: {
+        type: 'array',
+        items: object({ name: { type: 'string' }, type: { type: 'string' }, priority: { type: ['integer', 'null'] } }),
+      },
+    }),
+    Resolver: object({
+      type: { enum: ['fileresolver', 'anyresolver'] },
+      resolvername: { type: 'string' },
+      censor_keys: { type: 'array', items: { type: 'string' } },
+      data: { type: 'object', description: 'A file store: `{fileName}`.' },
+    }),
+    User: object({
+      username: { type: 'string' },
+      userid: { type: 'string' },
+      givenname: { type: 'string' },
+      surname: { type: 'string' },
+      email: { type: 'string' },
+      phone: { type: 'string' },
+      resolver: { type: 'string' },
+      editable: { const: false },
+    }),
+    AuditEntry: object(
+      {
+        number: { type: 'integer' },
+        date: str('ISO 8601 (UTC).', { format: 'date-time' }),
+        action: { type: 'string' },
+        success: { enum: [0, 1] },
+        serial: str('Comma-separated serials.'),
+        user: { type: 'string' },
+        realm: { type: 'string' },
+        resolver: { type: 'string' },
+        administrator: { type: 'string' },
+        info: str('JSON text, or empty.'),
+        edumfa_server: str('The node that wrote the entry (databases that record it).'),
+        policies: str('Comma-separated policy names.'),
+        client: { type: 'string' },
+        outcome: str('ACCEPT, REJECT, CHALLENGE, DECLINED, OK, FAIL or ERROR.'),
+        transaction_id: { type: 'string' },
+      },
+      [
+        'number',
+        'date',
+        'action',
+        'success',
+        'serial',
+        'user',
+        'realm',
+        'resolver',
+        'administrator',
+        'info',
+        'policies',
+        'client',
+        'outcome',
+        'transaction_id',
+      ],
+    ),
+    AuditPage: object({
+      auditdata: { type: 'array', items: schemaRef('AuditEntry') },
+      auditcolumns: { type: 'array', items: { type: 'string' } },
+      count: { type: 'integer' },
+      current: { type: 'integer' },
+      next: { type: ['integer', 'null'] },
+      prev: { type: ['integer', 'null'] },
+    }),
+    SmartphoneData: object({
+      nonce: { type: 'string' },
+      question: { type: 'string' },
+      serial: { type: 'string' },
+      title: { type: 'string' },
+      sslverify: { enum: ['0', '1'] },
+      url: { type: 'string' },
+      signature: str("The server's signature over `nonce|url|serial|question|title|sslverify`, base32."),
+    }),
+    EnrollmentComplete: object({
+      serial: { type: 'string' },
+      rollout_state: { const: 'enrolled' },
+      public_key: str("The server's public key for this token (PKCS#1, base64 without the PEM armour)."),
+    }),
+    SmartphoneRequest: {
+      type: 'object',
+      required: ['serial'],
+      properties: {
+        serial: SERIAL,
+        enrollment_credential: scalar('Step 2: the credential from the QR code.'),
+        fbtoken: scalar('Step 2: the Firebase registration token (empty for poll-only apps).'),
+        pubkey: scalar("Step 2: the phone's public key (SPKI DER, base64 or base64url)."),
+        nonce: scalar("Answer: the challenge's nonce."),
+        signature: scalar("Answer / update: the phone's signature, base32."),
+        decline: scalar('Answer: `1`/`true` to decline.'),
+        new_fb_token: scalar('Update: the new Firebase registration token.'),
+        timestamp: scalar('Update: ISO 8601 time (within ±5 minutes).'),
+      },
+    },
+    ReadinessCheck: {
+      type: 'object',
+      required: ['ok', 'ms'],
+      additionalProperties: false,
+      properties: { ok: { type: 'boolean' }, ms: { type: 'number', minimum: 0 }, error: { type: 'string' } },
+    },
+    Readiness: object({
+      ready: { type: 'boolean' },
+      checks: {
+        type: 'object',
+        description: '`database`, `answer_bus` (and `ldap` where configured).',
+        required: ['database', 'answer_bus'],
+        properties: { database: schemaRef('ReadinessCheck'), answer_bus: schemaRef('ReadinessCheck') },
+        additionalProperties: schemaRef('ReadinessCheck'),
+      },
+    }),
+  };
+  for (const name of Object.keys(PARAMS)) schemas[name] = paramSchema(name);
+
+  const error = (description: string, headers: Obj = {}): Obj => jsonResponse(description, schemaRef('ErrorEnvelope'), headers);
+  const responses: Obj = {
+    BadRequest: error(
+      'Missing or malformed parameters (905), unknown user or realm (904), a refused phone request (10, 401), a token administration refusal (1007, 1103, 2012).',
+    ),
+    Unauthorized: error('No, an invalid or an expired administrator JWT (4031–4306), or wrong administrator credentials.'),
+    Forbidden: error('A policy refuses the request (303): an admin right, an API key the policy requires, polling not allowed.'),
+    NotFound: error('The token, realm or URL does not exist (601, 404).'),
+    PayloadTooLarge: error('The request body is larger than `server.body_limit_bytes`; the connection is closed.', {
+      Connection: headerRef('ConnectionClose'),
+    }),
+    TooManyRequests: error('The back-off: too many failed attempts for this user or address, or too many challenges (429).', {
+      'Retry-After': headerRef('RetryAfter'),
+    }),
+    ServerError: error('An internal (-500) or database (-600) error; also an ACCEPT whose audit row could not be written (fail closed).'),
+    Unavailable: error('A capacity limit (PIN queue, waiting logins) or draining (503); try again after Retry-After.', {
+      'Retry-After': headerRef('RetryAfter'),
+    }),
+  };
+  return {
+    schemas,
+    responses,
+    headers: {
+      CacheControl: { description: 'Responses are not cached.', required: true, schema: { const: 'no-cache' } },
+      RequestId: {
+        description: "The request's id (from a sane incoming `X-Request-Id`, else generated), as in its log lines and audit row.",
+        schema: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
+      },
+      RetryAfter: { description: 'Seconds to wait before trying again.', required: true, schema: { type: 'string', pattern: '^[0-9]+$' } },
+      ConnectionClose: { description: 'The connection ends with this response.', schema: { const: 'close' } },
+    },
+    securitySchemes: {
+      adminJwt: {
+        type: 'apiKey',
+        in: 'header',
+        name: 'Authorization',
+        description: 'The JWT from POST /auth, as is (eduMFA sends no `Bearer`; `Bearer <jwt>` is accepted too).',
+      },
+      validateApiKey: {
+        type: 'apiKey',
+        in: 'header',
+        name: 'Authorization',
+        description: 'Where an `api_key_required` policy applies: a JWT of this server with role `validate` (`pushgate apikey create`).',
+      },
+      metricsToken: { type: 'http', scheme: 'bearer', description: 'The `metrics.token` of the configuration, when set.' },
+    },
+  };
+}
+
+/**
+ * The document. `serverUrl` (the configured `server.public_url`) becomes its one server entry; without it the
+ * paths are relative to wherever the document was fetched from.
+ */
+export function openApiDocument(serverUrl?: string): Obj {
+  return {
+    openapi: '3.1.1',
+    info: {
+      title: 'pushgate',
+      version: VERSION_NUMBER,
+      summary: 'An eduMFA/privacyIDEA-compatible MFA challenge server with push tokens',
+      description:
+        "Every response is the eduMFA JSON envelope except radiuscheck's bare statuses, /metrics (Prometheus text) and this document. The wire is eduMFA's: the phone apps and the IdP plugins talk to pushgate unchanged. Not listed per operation: an unknown URL is 404 and a method a path does not take is 405 (both the error envelope); HEAD is answered wherever GET is.",
+      license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
+    },
+    ...(serverUrl ? { servers: [{ url: serverUrl.replace(/\/+$/, '') }] } : {}),
+    tags: [
+      { name: 'validate', description: 'Logins: the IdP plugins and RADIUS/SAML servers.' },
+      { name: 'smartphone', description: 'The authenticator apps (push tokens).' },
+      { name: 'token', description: 'Token administration (administrator JWT).' },
+      { name: 'admin', description: 'Administrator login.' },
+      { name: 'system', description: 'Realms, resolvers, users and the audit log (administrator JWT).' },
+      { name: 'operations', description: 'Health, readiness, metrics and this document.' },
+    ],
+    paths: paths(),
+    components: components(),
+  };
+}
