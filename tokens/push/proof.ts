@@ -66,7 +66,8 @@ function optionPool(set: PresenceOptionSet, custom: string | undefined): string[
 export function presenceChoice(set: PresenceOptionSet, custom: string | undefined, count: number): { options: string[]; answer: string } {
   const pool = optionPool(set, custom);
   const options: string[] = [];
-  for (let i = 0; i < Math.min(count, pool.length); i++) options.push(...pool.splice(crypto.randomInt(pool.length), 1));
+  const n = Math.min(count, pool.length);
+  while (options.length < n) options.push(...pool.splice(crypto.randomInt(pool.length), 1));
   return { options, answer: options[crypto.randomInt(options.length)]! };
 }
 
