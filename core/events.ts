@@ -35,6 +35,11 @@ export interface EventMap {
   };
   'challenge.created': { serial: string; transactionId: string; type: string };
   'challenge.answered': { serial: string; transactionId: string; decision: 'accept' | 'decline' };
+  /**
+   * A push login asks for more than "approve" (issue 11): number matching, a login code or a presence check, and the
+   * push risk reasons that made `push_matching: on_risk` apply (empty for `always` and the other proofs).
+   */
+  'challenge.proof': { serial: string; transactionId: string; proof: 'match' | 'login_code' | 'presence'; reasons: string[] };
   'delivery.sent': { serial: string; channel: string; ms: number };
   'delivery.failed': { serial: string; channel: string; reason: string; ms: number };
   'wait.started': { transactionId: string };
@@ -44,7 +49,7 @@ export interface EventMap {
   'pin.rejected': { reason: 'queue_full' | 'key_full' | 'deadline' | 'client_gone'; key: string };
   /** A request refused by the back-off (server/auth/throttle.ts): which limit, the key it counted, the Retry-After. */
   'throttle.refused': { limit: 'user' | 'address' | 'challenges'; key: string; retryAfterSeconds: number };
-  'cleanup.ran': { challenges: number; tokens: number; audit: number };
+  'cleanup.ran': { challenges: number; tokens: number; audit: number; loginAddresses: number };
   'events.subscriber_failed': { event: string; error: string };
   'log': { level: 'debug' | 'info' | 'warn' | 'error'; msg: string; [k: string]: unknown };
 }

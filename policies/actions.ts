@@ -73,6 +73,31 @@ export const CORE_ACTIONS: readonly ActionDef[] = Object.freeze([
       'Order in which the client should prefer the modes of the triggered challenges (interactive, webauthn, poll, u2f); unknown entries are ignored, as eduMFA does.',
   }),
   def({
+    name: 'push_matching',
+    scope: 'authentication',
+    type: 'enum',
+    values: ['never', 'on_risk', 'always'],
+    default: 'on_risk',
+    description:
+      'Number matching for push logins (edupush and push, no app change): the challenge message and the question on the phone show the same code; the user approves only when they match. on_risk: when the user is backed off, logs in from an address with no earlier success, or declined a push recently.',
+  }),
+  def({
+    name: 'push_matching_format',
+    scope: 'authentication',
+    type: 'enum',
+    values: ['words', 'digits'],
+    default: 'words',
+    description: 'The matching code of push_matching: two words (BIP-39 English list) or four digits.',
+  }),
+  def({
+    name: 'push_code_to_login',
+    scope: 'authentication',
+    type: 'bool',
+    default: false,
+    description:
+      'Secure push code (edupush and push, no app change): the push carries a one-time code, the challenge is interactive and the user types the code at the login (checked once, like an OTP). Not with a wait policy.',
+  }),
+  def({
     name: 'increase_failcounter_on_challenge',
     scope: 'authentication',
     type: 'bool',

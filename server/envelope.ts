@@ -58,6 +58,7 @@ export function challengeDetail(challenges: readonly ChallengeOut[], preferredCl
     message: c.message,
     ...attributesOf(c),
     ...(c.image ? { image: c.image } : {}),
+    ...(c.presenceAnswer !== undefined ? { presence_answer: c.presenceAnswer } : {}),
   }));
   const detail: Record<string, unknown> = {
     multi_challenge: multi,

@@ -120,9 +120,23 @@ export interface ChallengeRecord {
   readonly data: Readonly<Record<string, string>>;
 }
 
+/**
+ * What a push login asks the user to prove besides "approve" (issue 11; tokens/push/proof.ts), decided per
+ * transaction by the auth layer: a code shown at the login and on the phone (`match`), a code the user types at the
+ * login (`login_code`), or the privacyIDEA app's choice among several options (`presence`).
+ */
+export type PushProof =
+  | { readonly kind: 'match'; readonly code: string }
+  | { readonly kind: 'login_code'; readonly code: string }
+  | { readonly kind: 'presence'; readonly options: readonly string[]; readonly answer: string };
+
 export interface ChallengeSpec {
   readonly nonce: string;
   readonly message: string;
+  /** Overrides the type's client mode for this challenge (a push login code is typed: `interactive`). */
+  readonly clientMode?: 'interactive' | 'poll';
+  /** privacyIDEA's `presence_answer` of the challenge entry: the option the user must choose on the phone. */
+  readonly presenceAnswer?: string;
   /** Extras for the client (push: `hideResponseInput`); absent for types that add none (HOTP/TOTP). */
   readonly attributes?: Readonly<Record<string, unknown>>;
   readonly data?: Readonly<Record<string, string>>;
@@ -142,6 +156,8 @@ export interface TokenType {
   /** Sort key in the token-list decision; push types sort last. */
   readonly checkOrder: number;
   readonly policyActions: readonly ActionDef[];
+  /** The proofs this type's challenges can carry (push types); absent: none. */
+  readonly pushProofs?: readonly PushProof['kind'][];
 
   enrollBegin(input: EnrollInput, ctx: TokenContext): Promise<EnrollBeginResult>;
   /**
@@ -153,7 +169,7 @@ export interface TokenType {
    * Builds a challenge for this token (nonce, message, and `data` stored with it — push: the presigned smartphone
    * data). Default for OTP types: random nonce, `challenge_text`.
    */
-  createChallenge?(token: TokenRecord, ctx: TokenContext): Promise<ChallengeSpec>;
+  createChallenge?(token: TokenRecord, ctx: TokenContext, proof?: PushProof): Promise<ChallengeSpec>;
   /**
    * Out-of-band types: deliver a stored challenge (push). Must not throw and must not take longer than the
    * channel's timeout; a failure is reported as `delivered: false` with a text to append to the message.

@@ -4,7 +4,11 @@ import type { Deps } from '../deps.ts';
 import { ValidateError } from '../../core/errors.ts';
 import type { ChallengeOut } from './outcome.ts';
 import type { RequestPolicies } from './context.ts';
-import type { ChallengeRecord, TokenRecord } from '../../tokens/types.ts';
+import type { ChallengeRecord, PushProof, TokenRecord } from '../../tokens/types.ts';
+import { loginCode, matchingCode, presenceChoice, type MatchingFormat, type PresenceOptionSet } from '../../tokens/push/proof.ts';
+import { PRESENCE_ACTIONS } from '../../tokens/push/variants.ts';
+import { assessPushRisk, type PushRiskReason } from './push_risk.ts';
+import { userKeyOf } from './throttle.ts';
 
 export const DEFAULT_OTP_CHALLENGE_TEXT = 'please enter otp: ';
 
@@ -23,24 +27,46 @@ export function validityMs(deps: Deps, type: string): number {
   return (c.typeValiditySeconds[type] ?? c.validitySeconds) * 1000;
 }
 
+export interface CreateChallengesOptions {
+  readonly session?: string;
+  readonly exception?: boolean;
+  /**
+   * No push proofs (wait mode: the login shows no message before the phone answers, so there is nothing to match
+   * and nowhere to type a code — as privacyIDEA turns presence and code-to-phone off under push_wait).
+   */
+  readonly noProofs?: boolean;
+  /** Failed-attempt points the calling request holds itself (the push risk decision does not count them). */
+  readonly heldAttempts?: number;
+}
+
 /**
  * Creates one challenge per token, all sharing one transaction id; each row is stored before anything is sent.
  * Out-of-band types deliver through their channel afterwards (a failed delivery never fails the request).
+ * Push tokens get their proof (planPushProofs) — one code / one set of options per transaction.
  */
 export async function createChallenges(
   deps: Deps,
   tokens: readonly TokenRecord[],
   rp: RequestPolicies,
-  opts: { session?: string; exception?: boolean } = {},
+  opts: CreateChallengesOptions = {},
 ): Promise<ChallengeOut[]> {
   const session = opts.session ?? '';
   const transactionId = newTransactionId();
   const now = deps.clock.now();
   const ctx = rp.tokenContext();
   const out: ChallengeOut[] = [];
+  const proofs = opts.noProofs || session !== '' ? null : await planPushProofs(deps, tokens, rp, opts.heldAttempts ?? 0);
   for (const token of tokens) {
     const type = deps.registry.require(token.type);
-    const spec = (await type.createChallenge?.(token, ctx)) ?? {
+    const proof = proofs?.proofFor(token);
+    if (proof)
+      deps.events.emit('challenge.proof', {
+        serial: token.serial,
+        transactionId,
+        proof: proof.kind,
+        reasons: proof.kind === 'match' ? [...proofs!.reasons] : [],
+      });
+    const spec = (await type.createChallenge?.(token, ctx, proof)) ?? {
       nonce: crypto.randomBytes(16).toString('hex'),
       message: rp.action<string>('challenge_text') ?? DEFAULT_OTP_CHALLENGE_TEXT,
     };
@@ -66,12 +92,75 @@ export async function createChallenges(
       transactionId,
       serial: token.serial,
       type: token.type,
-      clientMode: type.clientMode,
+      clientMode: spec.clientMode ?? type.clientMode,
       message,
       ...(spec.attributes ? { attributes: spec.attributes } : {}),
+      ...(spec.presenceAnswer !== undefined ? { presenceAnswer: spec.presenceAnswer } : {}),
     });
   }
   return out;
+}
+
+interface ProofPlan {
+  proofFor(token: TokenRecord): PushProof | undefined;
+  /** Why `push_matching: on_risk` applied (empty otherwise). */
+  readonly reasons: readonly PushRiskReason[];
+}
+
+/**
+ * The proof of each push token of a login, by precedence: the privacyIDEA presence check (legacy push with
+ * `push_require_presence`), else a login code (`push_code_to_login`), else number matching (`push_matching`:
+ * always, or on_risk when assessPushRisk finds a reason). One code, and one set of presence options, per
+ * transaction: a user with two phones sees the same on both.
+ */
+async function planPushProofs(
+  deps: Deps,
+  tokens: readonly TokenRecord[],
+  rp: RequestPolicies,
+  heldAttempts: number,
+): Promise<ProofPlan | null> {
+  const kindsOf = (t: TokenRecord) => deps.registry.require(t.type).pushProofs ?? [];
+  const push = tokens.filter((t) => kindsOf(t).length > 0);
+  if (!push.length) return null;
+  const presence =
+    push.some((t) => kindsOf(t).includes('presence')) && rp.action<boolean>(PRESENCE_ACTIONS.requirePresence, 'authentication')
+      ? presenceChoice(
+          rp.action<PresenceOptionSet>(PRESENCE_ACTIONS.presenceOptions, 'authentication') ?? 'ALPHABETIC',
+          rp.action<string>(PRESENCE_ACTIONS.presenceCustomOptions, 'authentication'),
+          rp.action<number>(PRESENCE_ACTIONS.presenceNumOptions, 'authentication') ?? 3,
+        )
+      : null;
+  const code = rp.action<boolean>('push_code_to_login') ? loginCode() : null;
+  let match: string | null = null;
+  let reasons: readonly PushRiskReason[] = [];
+  const mode = rp.action<string>('push_matching') ?? 'on_risk';
+  // Matching is asked for only where no stronger proof applies to every push token of the login.
+  const needsMatch = !code && push.some((t) => !(presence && kindsOf(t).includes('presence')));
+  if (needsMatch && mode === 'always') match = matchingCode(rp.action<MatchingFormat>('push_matching_format') ?? 'words');
+  else if (needsMatch && mode === 'on_risk') {
+    const user = rp.who.user;
+    const risk = await assessPushRisk(deps, {
+      user: user ? { name: user.name, realm: user.realm } : null,
+      userKey: user ? userKeyOf(deps.realms, { user: user.name, realm: user.realm }) : `serial:${push[0]!.serial}`,
+      heldAttempts,
+      address: rp.who.client,
+      serials: push.map((t) => t.serial),
+    });
+    if (risk.risky) {
+      match = matchingCode(rp.action<MatchingFormat>('push_matching_format') ?? 'words');
+      reasons = risk.reasons;
+    }
+  }
+  return {
+    reasons,
+    proofFor(token) {
+      const kinds = kindsOf(token);
+      if (presence && kinds.includes('presence')) return { kind: 'presence', options: presence.options, answer: presence.answer };
+      if (code && kinds.includes('login_code')) return { kind: 'login_code', code };
+      if (match && kinds.includes('match')) return { kind: 'match', code: match };
+      return undefined;
+    },
+  };
 }
 
 /** eduMFA's preferred_client_mode: the first policy entry among the challenges' modes, else `interactive`. */

@@ -38,6 +38,8 @@ export interface CheckRequest {
   readonly signal?: AbortSignal;
   /** Called once before challenges are created (the per-user challenge limit); throws to refuse. */
   readonly beforeChallenge?: () => Promise<void>;
+  /** Failed-attempt points this request holds in the back-off while it runs (the push risk decision skips them). */
+  readonly heldAttempts?: number;
 }
 
 interface Classified {
@@ -244,7 +246,7 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
       if (plan) return plan;
     }
     if (challengeable.length) {
-      const challenges = await createChallenges(deps, challengeable, rp, { exception: req.exception });
+      const challenges = await createChallenges(deps, challengeable, rp, { exception: req.exception, heldAttempts: req.heldAttempts });
       if (rp.action<boolean>('increase_failcounter_on_challenge')) await bumpFailCounters(deps, challengeable);
       return {
         kind: 'challenge',
@@ -388,8 +390,9 @@ async function answerTransaction(
     }
     const verdict: Verdict = await type.check(token, { otp: req.pass, challenge: row }, ctx);
     if (verdict.kind === 'valid') {
-      const from = type.outOfBand ? 'accepted' : 'pending';
-      // Consume the challenge first: of many parallel finalizes exactly one wins.
+      // Consume the challenge in the state it was found valid in (a push: accepted by the phone; an OTP or a push
+      // login code: still pending) — of many parallel finalizes exactly one wins.
+      const from = row.status === 'declined' ? 'pending' : row.status;
       if (!(await deps.store.challenges.consume(row.id, from, now))) {
         pending.push(token);
         continue;
@@ -401,8 +404,9 @@ async function answerTransaction(
       if (rows.length > 1) await deps.store.challenges.deleteTransaction(row.transactionId); // the other tokens' challenges
       return { kind: 'accept', message: 'Found matching challenge', serial: token.serial, serials: [token.serial], policies: rp.matched() };
     }
+    // `invalid` is a wrong answer (an OTP, a push login code): a failed attempt. An unanswered push is `pending`.
     if (verdict.kind === 'declined') declined ??= token;
-    else if (verdict.kind === 'invalid' && !type.outOfBand) wrongOtp.push(token);
+    else if (verdict.kind === 'invalid') wrongOtp.push(token);
     else pending.push(token);
   }
   if (declined) {

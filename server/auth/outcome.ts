@@ -8,6 +8,8 @@ export interface ChallengeOut {
   /** Type-specific extras (push: `hideResponseInput`). Absent or empty: no `attributes` key on the wire. */
   readonly attributes?: Readonly<Record<string, unknown>>;
   readonly image?: string;
+  /** privacyIDEA's `presence_answer`: the option to choose on the phone (push_require_presence). */
+  readonly presenceAnswer?: string;
 }
 
 interface Common {

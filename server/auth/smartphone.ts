@@ -19,13 +19,12 @@ import {
 } from '../../tokens/push/enrollment.ts';
 import {
   buildSmartphoneDataAsync,
+  challengeTexts,
   ENROLLMENT_SESSION,
   pollingAllowed,
   presignedSmartphoneData,
-  smartphoneTexts,
   tokenServerKey,
   type SmartphoneData,
-  type SmartphoneTexts,
 } from '../../tokens/push/challenge.ts';
 import { parsePhoneKey, PhoneKeyError, type ServerKeyPair } from '../../tokens/push/signatures.ts';
 import {
@@ -42,6 +41,7 @@ import {
   type SmartphoneRequest,
 } from '../../tokens/push/smartphone.ts';
 import { actionNames, infoKeys, type PushVariant } from '../../tokens/push/variants.ts';
+import { proofOf } from '../../tokens/push/proof.ts';
 
 export type SmartphoneResult =
   | { readonly kind: 'completeEnrollment'; readonly serial: string; readonly details: CompleteEnrollmentResult['details'] }
@@ -144,31 +144,59 @@ export async function answerChallenge(deps: Deps, v: PushVariant, req: Req<'answ
   // eduMFA: an unknown serial (or one of another type) is 404.
   if (!token || token.type !== v.type) throw new NotFoundError('The requested token could not be found.');
   const check = isEnrolledPushToken(v, token)
-    ? checkPhoneSignature(v, token, answerSignedText(req.nonce, req.serial, req.decline), req.signature)
+    ? checkPhoneSignature(v, token, answerSignedText(req.nonce, req.serial, req.decline, req.presenceAnswer), req.signature)
     : 'invalid';
   if (check !== 'valid') throw new SignatureError();
   if (!token.active) throw new ValidateError(ANSWER_REFUSED.disabled);
   const rows = req.nonce === '' ? [] : await deps.store.challenges.bySerialNonce(req.serial, req.nonce);
-  const decision = req.decline ? 'declined' : 'accepted';
   const now = deps.clock.now();
   const won: string[] = [];
   for (const row of rows) {
+    const decision = answerDecision(req, row);
+    if (decision !== 'accepted' && decision !== 'declined') continue;
     if (await deps.store.challenges.answer(row.id, decision, now)) {
       won.push(row.transactionId);
       deps.events.emit('challenge.answered', {
         serial: req.serial,
         transactionId: row.transactionId,
-        decision: req.decline ? 'decline' : 'accept',
+        decision: decision === 'declined' ? 'decline' : 'accept',
       });
     }
   }
   // A retry of an answer that already landed (same decision, still valid) is a success too — also one that raced
   // the answer it repeats and lost the conditional update (read again: the winner's decision is there now).
-  const landed = (rs: readonly ChallengeRecord[]) => rs.some((r) => r.status === decision && r.expiresAt > now);
+  const landed = (rs: readonly ChallengeRecord[]) =>
+    rs.some((r) => {
+      if (r.expiresAt <= now) return false;
+      const d = answerDecision(req, r);
+      return d === 'unchanged' ? r.status === 'pending' : r.status === d;
+    });
   if (won.length || landed(rows)) return { kind: 'answerChallenge', serial: req.serial, value: true, transactionIds: won };
   const after = rows.length ? await deps.store.challenges.bySerialNonce(req.serial, req.nonce) : rows;
   if (landed(after)) return { kind: 'answerChallenge', serial: req.serial, value: true, transactionIds: [] };
-  throw new ValidateError(refusedBecause(after, decision, now));
+  if (after.some((r) => r.expiresAt > now && r.status === 'pending' && answerDecision(req, r) === 'refused'))
+    throw new ValidateError(ANSWER_REFUSED.presence);
+  throw new ValidateError(refusedBecause(after, req.decline ? 'declined' : 'accepted', now));
+}
+
+/**
+ * What a phone's answer does to one challenge (issue 11 proofs, tokens/push/proof.ts):
+ * - a decline declines, always;
+ * - a push login code (`push_code_to_login`): an approval changes nothing (`unchanged`) — the code typed at the
+ *   login is the answer — and is still a 200 for the app;
+ * - a presence check: the right option accepts, a wrong one declines; an answer without an option (an app that
+ *   does not know the check) is `refused` and changes nothing;
+ * - otherwise an approval accepts.
+ */
+function answerDecision(req: Req<'answerChallenge'>, row: ChallengeRecord): 'accepted' | 'declined' | 'unchanged' | 'refused' {
+  if (req.decline) return 'declined';
+  const proof = proofOf(row);
+  if (proof?.kind === 'login_code') return 'unchanged';
+  if (proof?.kind === 'presence') {
+    if (!req.presenceAnswer) return 'refused';
+    return req.presenceAnswer === proof.answer ? 'accepted' : 'declined';
+  }
+  return 'accepted';
 }
 
 /** The texts of a refused answer (`ERR401: …`). */
@@ -178,6 +206,7 @@ export const ANSWER_REFUSED = {
   expired: 'The authentication request has expired: the answer was not accepted.',
   declined: 'The authentication request was already declined: the answer was not accepted.',
   accepted: 'The authentication request was already accepted: the decline was not accepted.',
+  presence: 'The authentication request asks you to choose the option shown at the login: the answer was not accepted.',
 } as const;
 
 /** Why an answer with a valid signature changed nothing, from the rows as they are after it. */
@@ -209,13 +238,12 @@ export async function poll(deps: Deps, v: PushVariant, req: Req<'poll'>, ctx: To
   if (!key) throw new SignatureError();
   if (!token.active) return { kind: 'poll', serial: token.serial, value: [] };
   const open = await deps.store.challenges.newestOpen(token.serial, now, deps.config.push.pollMaxChallenges, ENROLLMENT_SESSION);
-  let texts: SmartphoneTexts | null | undefined;
-  const signNow = (nonce: string): Promise<SmartphoneData> => {
-    texts ??= smartphoneTexts(v, token, ctx);
+  const signNow = (row: ChallengeRecord): Promise<SmartphoneData> => {
+    const texts = challengeTexts(v, token, row, ctx);
     if (!texts) throw new SignatureError();
-    return buildSmartphoneDataAsync(nonce, token.serial, texts, key);
+    return buildSmartphoneDataAsync(row.nonce, token.serial, texts, key);
   };
-  const value = await Promise.all(open.map((r) => presignedSmartphoneData(r) ?? signNow(r.nonce)));
+  const value = await Promise.all(open.map((r) => presignedSmartphoneData(r) ?? signNow(r)));
   return { kind: 'poll', serial: token.serial, value };
 }
 

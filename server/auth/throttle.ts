@@ -55,6 +55,12 @@ export interface Throttle {
   release(attempt: Attempt): Promise<void>;
   /** One challenge trigger for the user; throws TooManyRequestsError (429) when over `limits.challenges_per_user`. */
   challenge(userKey: string): Promise<void>;
+  /**
+   * The user's failed attempts counted in the current window (points held by attempts in flight included), read
+   * without consuming; 0 when the limit is off or the store cannot be read. "Backed off" for the push risk
+   * decision (server/auth/push_risk.ts).
+   */
+  failedAttempts(userKey: string): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -218,6 +224,15 @@ export function createThrottle(deps: { config: Config; events: Events; store: St
     },
     async challenge(userKey) {
       if (challengeLimiter) await consume(challengeLimiter, userKey, 'challenges', CHALLENGE_MESSAGE);
+    },
+    async failedAttempts(userKey) {
+      if (!userLimiter) return 0;
+      try {
+        return (await userLimiter.get(storeKey(userKey)))?.consumedPoints ?? 0;
+      } catch (err) {
+        onStoreError(err);
+        return 0;
+      }
     },
     async close() {
       redis?.disconnect();

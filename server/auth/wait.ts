@@ -196,7 +196,7 @@ export async function startWait(
   const slot = deps.waits.enter(user ? `${user.name}@${user.realm}` : `serial:${tokens[0]?.serial}`);
   try {
     const started = deps.clock.now();
-    const challenges = await createChallenges(deps, tokens, rp);
+    const challenges = await createChallenges(deps, tokens, rp, { noProofs: true });
     const transactionId = challenges[0]!.transactionId;
     deps.events.emit('wait.started', { transactionId });
     return {

@@ -21,6 +21,7 @@ import { requireAdmin, requireApiKey } from './auth.ts';
 import { requestPolicies, type RequestPolicies } from '../auth/context.ts';
 import { AUTHENTICATION, type Outcome } from '../auth/outcome.ts';
 import { throttleAddress, userKeyOf, type Attempt } from '../auth/throttle.ts';
+import { rememberLogin } from '../auth/push_risk.ts';
 
 /** A transaction id as /validate/check accepts it: as wide as its column. */
 const TRANSACTION_ID = new RegExp(`^[0-9A-Za-z_-]{1,${COLUMN_LIMITS.challenges.transaction_id}}$`);
@@ -62,6 +63,12 @@ export function validateRouter(deps: Deps): Router<AppState> {
   type Render = (outcome: Outcome, who: Who) => Reply;
   /** For radiuscheck: an error is an answer too (400 without a body), not an error envelope. */
   type Failed = (err: unknown) => Reply;
+
+  /** A successful login teaches the user's address (push number matching "on risk": server/auth/push_risk.ts). */
+  const remember = async (call: CheckCall): Promise<void> => {
+    const who = outcomeWho(deps, call.subject, call.client);
+    if (who.user) await rememberLogin(deps, who.user, call.client);
+  };
 
   /** The reply, audit row and `check.result` event of an outcome. */
   const settle = (call: CheckCall, outcome: Outcome, render: Render): { reply: Reply; audit: AuditDraft } => {
@@ -146,6 +153,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
           exception,
           signal: clientGoneSignal(ctx.res),
           beforeChallenge: () => deps.throttle.challenge(userKey),
+          heldAttempts: attempt?.userHeld ? 1 : 0,
         });
       } catch (err) {
         if (attempt) await deps.throttle.release(attempt); // an error is no failed attempt
@@ -153,7 +161,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
       }
       // A success (also a finalized challenge) starts the user's count again; a challenge or a wait gives the points back.
       const held = attempt ?? { keys: { user: userKey, address: null }, userHeld: false, addressHeld: false };
-      if (decided.kind === 'accept') await deps.throttle.succeeded(held);
+      if (decided.kind === 'accept') await Promise.all([deps.throttle.succeeded(held), remember(call)]);
       else if (decided.kind !== 'reject') await deps.throttle.release(held);
       if (decided.kind === 'wait') {
         answerAfterWait(ctx, call, decided, render, failed, held);
@@ -181,7 +189,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
   ): void => {
     const res = leaveKoa(ctx);
     finishWait(deps, plan, goneWatcher(res), (err, outcome) => {
-      if (outcome?.kind === 'accept') void deps.throttle.succeeded(attempt); // an approved push resets the user's count
+      if (outcome?.kind === 'accept') void Promise.all([deps.throttle.succeeded(attempt), remember(call)]); // an approved push resets the user's count
       let settled: { reply: Reply; audit: AuditDraft };
       try {
         settled = outcome ? settle(call, outcome, render) : settleError(call, err, failed);

@@ -43,7 +43,13 @@ export interface ChallengesRepo {
   consumeAccepted(transactionId: string, now: number): Promise<boolean>;
   deleteTransaction(transactionId: string): Promise<number>;
   delete(id: number): Promise<boolean>;
-  deleteExpired(now: number, limit: number): Promise<number>;
+  /**
+   * Deletes at most `limit` expired challenges — except declined ones answered at or after `keepDeclinedSince`:
+   * a recent decline is remembered that long (push number matching "on risk", server/auth/push_risk.ts).
+   */
+  deleteExpired(now: number, limit: number, keepDeclinedSince?: number): Promise<number>;
+  /** Whether any of these tokens had a challenge declined at or after `since` (one bounded query). */
+  declinedSince(serials: readonly string[], since: number): Promise<boolean>;
 }
 
 export function createChallengesRepo(knex: Knex): ChallengesRepo {
@@ -126,10 +132,23 @@ export function createChallengesRepo(knex: Knex): ChallengesRepo {
     async delete(id) {
       return rowCount(await knex('challenges').where({ id }).delete()) > 0;
     },
-    async deleteExpired(now, limit) {
-      const ids = (await knex('challenges').where('expires_at', '<=', now).select('id').limit(limit)).map((r) => num(r.id));
+    async deleteExpired(now, limit, keepDeclinedSince) {
+      const q = knex('challenges').where('expires_at', '<=', now);
+      if (keepDeclinedSince !== undefined)
+        q.andWhere((w) => w.whereNot('status', 'declined').orWhereNull('answered_at').orWhere('answered_at', '<', keepDeclinedSince));
+      const ids = (await q.select('id').limit(limit)).map((r) => num(r.id));
       if (!ids.length) return 0;
       return rowCount(await knex('challenges').whereIn('id', ids).delete());
+    },
+    async declinedSince(serials, since) {
+      if (!serials.length) return false;
+      const row = await knex('challenges')
+        .whereIn('serial', [...serials])
+        .andWhere({ status: 'declined' })
+        .andWhere('answered_at', '>=', since)
+        .select('id')
+        .first();
+      return row !== undefined;
     },
   };
   return guarded(repo);

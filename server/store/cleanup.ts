@@ -12,20 +12,26 @@ export interface CleanupDeps {
   readonly config: Pick<Config, 'cleanup' | 'audit' | 'tokens'>;
   readonly clock: Clock;
   readonly events: Events;
-  readonly store: Pick<Store, 'challenges' | 'tokens' | 'audit'>;
+  readonly store: Pick<Store, 'challenges' | 'tokens' | 'audit' | 'loginAddresses'>;
 }
 
 export interface CleanupResult {
   challenges: number;
   tokens: number;
   audit: number;
+  loginAddresses: number;
 }
+
+/** How long a declined push is remembered (its challenge row is kept past its expiry): "after a decline" is risky. */
+export const DECLINE_MEMORY_MS = 15 * 60_000;
+/** Login addresses unused this long are forgotten (a login from there is "from a new address" again). */
+export const LOGIN_ADDRESS_RETENTION_DAYS = 90;
 
 export async function runCleanup(deps: CleanupDeps, opts: { maxChunks?: number } = {}): Promise<CleanupResult> {
   const { chunk } = deps.config.cleanup;
   const now = deps.clock.now();
   const auditBefore = now - deps.config.audit.retentionDays * 86_400_000;
-  const total: CleanupResult = { challenges: 0, tokens: 0, audit: 0 };
+  const total: CleanupResult = { challenges: 0, tokens: 0, audit: 0, loginAddresses: 0 };
   const maxChunks = opts.maxChunks ?? Infinity;
   const drain = async (fn: () => Promise<number>): Promise<number> => {
     let sum = 0;
@@ -36,11 +42,13 @@ export async function runCleanup(deps: CleanupDeps, opts: { maxChunks?: number }
     }
     return sum;
   };
-  total.challenges = await drain(() => deps.store.challenges.deleteExpired(now, chunk));
+  total.challenges = await drain(() => deps.store.challenges.deleteExpired(now, chunk, now - DECLINE_MEMORY_MS));
   // Half-enrolled tokens stay a while past their TTL so a late phone still gets the clear "expired" error.
   const rolloutBefore = now - deps.config.tokens.rolloutPurgeMinutes * 60_000;
   total.tokens = await drain(() => deps.store.tokens.deleteExpiredRollouts(rolloutBefore, chunk));
   total.audit = await drain(() => deps.store.audit.deleteOlderThan(auditBefore, chunk));
+  const addressesBefore = now - LOGIN_ADDRESS_RETENTION_DAYS * 86_400_000;
+  total.loginAddresses = await drain(() => deps.store.loginAddresses.deleteOlderThan(addressesBefore, chunk));
   deps.events.emit('cleanup.ran', total);
   return total;
 }

@@ -11,6 +11,7 @@ import { createAuditRepo, type AuditRepo } from './audit_repo.ts';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { databaseLimiter, type LimiterOptions } from './rate_limits.ts';
 import { createAuditSearch, type AuditSearch } from './audit_search.ts';
+import { createLoginAddressesRepo, type LoginAddressesRepo } from './login_addresses_repo.ts';
 
 export interface Store {
   readonly dialect: Dialect;
@@ -18,6 +19,8 @@ export interface Store {
   readonly challenges: ChallengesRepo;
   readonly admins: AdminsRepo;
   readonly audit: AuditRepo;
+  /** Successful login addresses per user (push number matching "on risk"). */
+  readonly loginAddresses: LoginAddressesRepo;
   /** GET /audit/ (paged, filtered reads of the audit trail). */
   readonly auditSearch: AuditSearch;
   migrate(): Promise<string[]>;
@@ -43,6 +46,7 @@ export function createStore(url: string, box: SecretBox, opts: StoreOptions = {}
     challenges: createChallengesRepo(knex),
     admins: createAdminsRepo(knex),
     audit: createAuditRepo(knex, opts.node ?? null),
+    loginAddresses: createLoginAddressesRepo(knex),
     auditSearch: createAuditSearch(knex),
     migrate: () => migrateLatest(knex),
     rateLimiter: (opts) => databaseLimiter(knex, dialectOf(url), url, opts),

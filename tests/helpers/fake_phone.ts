@@ -60,6 +60,9 @@ export interface SmartphoneData {
   title: string;
   sslverify: string;
   url: string;
+  /** privacyIDEA's presence check (legacy push, privacyIDEA Authenticator ≥ 4.4): comma-separated options. */
+  require_presence?: string;
+  version?: string;
   signature: string;
 }
 
@@ -179,7 +182,10 @@ export class FakePhone {
     }
     const url = this.json ? d.url : new URL(d.url).toString();
     const ssl = d.sslverify === '1' ? '1' : '0';
-    const text = [d.nonce, url, d.serial, d.question, d.title, ssl].join('|');
+    // The privacyIDEA app verifies `…|sslverify|<options>` when the push carries require_presence.
+    const parts = [d.nonce, url, d.serial, d.question, d.title, ssl];
+    if (typeof d.require_presence === 'string') parts.push(d.require_presence);
+    const text = parts.join('|');
     let sig: Buffer;
     try {
       sig = base32ToBuffer(d.signature);
@@ -189,11 +195,16 @@ export class FakePhone {
     return crypto.verify('sha256', Buffer.from(text, 'utf8'), this.serverKey, sig);
   }
 
-  /** Accept or decline a challenge; posts to the URL in the push data. */
-  answer(d: SmartphoneData, opts: { decline?: boolean; signature?: string } = {}): Promise<Reply> {
+  /**
+   * Accept or decline a challenge; posts to the URL in the push data. `presenceAnswer`: the option chosen for a
+   * presence check, sent as `presence_answer` and signed after the rest (the privacyIDEA app's order).
+   */
+  answer(d: SmartphoneData, opts: { decline?: boolean; signature?: string; presenceAnswer?: string } = {}): Promise<Reply> {
     const decline = opts.decline === true;
-    const signature = opts.signature ?? this.sign(decline ? `${d.nonce}|${d.serial}|decline` : `${d.nonce}|${d.serial}`);
+    const base = decline ? `${d.nonce}|${d.serial}|decline` : `${d.nonce}|${d.serial}`;
+    const signature = opts.signature ?? this.sign(opts.presenceAnswer ? `${base}|${opts.presenceAnswer}` : base);
     const params: Record<string, unknown> = { nonce: d.nonce, serial: d.serial, signature };
+    if (opts.presenceAnswer) params.presence_answer = opts.presenceAnswer;
     if (this.json) params.decline = decline ? 1 : 0;
     else if (decline) params.decline = '1';
     return this.post(d.url, params);

@@ -461,6 +461,60 @@ const SCENARIOS: Record<string, Scenario> = {
   // push types
   ...pushScenarios('edupush'),
   ...pushScenarios('push'),
+  // issue 11: push proofs
+  'authentication:push_matching': {
+    value: 'always',
+    push: true,
+    base: [PUSH_ENROLL],
+    run: async (w) => /Approve only if your login page shows: \S+ \S+$/.test((await pushLogin(w, 'edupush')).data.question),
+    expect: [false, true],
+  },
+  'authentication:push_matching_format': {
+    value: 'digits',
+    push: true,
+    base: [PUSH_ENROLL, policy('always-match', 'authentication', { push_matching: 'always' })],
+    run: async (w) => /shows: \d{4}$/.test((await pushLogin(w, 'edupush')).data.question),
+    expect: [false, true],
+  },
+  'authentication:push_code_to_login': {
+    value: true,
+    push: true,
+    base: [PUSH_ENROLL],
+    async run(w) {
+      const phone = phoneFor(w, 'edumfa-next');
+      await enrollPhone(w, phone, 'edupush');
+      return (await check(w, { user: 'alice', pass: '1234' })).body.detail.multi_challenge[0].client_mode;
+    },
+    expect: ['poll', 'interactive'],
+  },
+  'authentication:push_require_presence': {
+    value: true,
+    push: true,
+    base: [PUSH_ENROLL],
+    run: async (w) => (await pushLogin(w, 'push')).data.require_presence?.split(',').length ?? 0,
+    expect: [0, 3],
+  },
+  'authentication:push_presence_options': {
+    value: 'NUMERIC',
+    push: true,
+    base: [PUSH_ENROLL, policy('presence', 'authentication', { push_require_presence: true })],
+    run: async (w) => /^\d\d(,\d\d)+$/.test((await pushLogin(w, 'push')).data.require_presence ?? ''),
+    expect: [false, true],
+  },
+  'authentication:push_presence_custom_options': {
+    value: 'yes:no',
+    push: true,
+    base: [PUSH_ENROLL, policy('presence', 'authentication', { push_require_presence: true, push_presence_options: 'CUSTOM' })],
+    run: async (w) => ((await pushLogin(w, 'push')).data.require_presence ?? '').split(',').sort().join(',') === 'no,yes',
+    expect: [false, true],
+  },
+  'authentication:push_presence_num_options': {
+    value: 6,
+    push: true,
+    base: [PUSH_ENROLL, policy('presence', 'authentication', { push_require_presence: true })],
+    run: async (w) => (await pushLogin(w, 'push')).data.require_presence?.split(',').length ?? 0,
+    expect: [3, 6],
+  },
 
   // admin rights
   'admin:triggerchallenge': adminRight((w, h) => w.call('POST', '/validate/triggerchallenge', { user: 'alice' }, { headers: h })),

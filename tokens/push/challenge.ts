@@ -5,7 +5,8 @@
 import crypto, { type KeyObject } from 'node:crypto';
 import type { ActionValue } from '../../policies/types.ts';
 import { base32Encode } from '../base32.ts';
-import type { ChallengeRecord, ChallengeSpec, DeliveryResult, TokenContext, TokenRecord } from '../types.ts';
+import type { ChallengeRecord, ChallengeSpec, DeliveryResult, PushProof, TokenContext, TokenRecord } from '../types.ts';
+import { PROOF_TEXTS, proofData, proofOf } from './proof.ts';
 import { POLL_ONLY, type PushMessage } from '../../core/push_channel.ts';
 import { sslVerifyValue } from './enrollment.ts';
 import { serverPrivateKey, signText, signTextAsync } from './signatures.ts';
@@ -35,19 +36,61 @@ export function newNonce(): string {
  * challenge row (`data`) — the FCM push sends it and the phone's poll returns it as stored, so a poll signs nothing.
  * The texts are those of this login (authentication policies matched with the user, as for the FCM push in eduMFA).
  * Nothing is signed for a token without a server key or registration URL (nothing could be sent or polled).
+ *
+ * A proof (tokens/push/proof.ts) changes the texts and is stored with the row: `match` adds the code to the login's
+ * message and to the question; `login_code` puts the code in the question only and makes the challenge interactive
+ * (the user types it at the login); `presence` names the right option in the message and sends the options to the
+ * privacyIDEA app (`require_presence`, `version: "2"`, appended to the signed text).
  */
-export async function createPushChallenge(v: PushVariant, token: TokenRecord, ctx: TokenContext): Promise<ChallengeSpec> {
+export async function createPushChallenge(
+  v: PushVariant,
+  token: TokenRecord,
+  ctx: TokenContext,
+  proof?: PushProof,
+): Promise<ChallengeSpec> {
   const text = ctx.action<ActionValue>('challenge_text');
   const nonce = newNonce();
-  const texts = smartphoneTexts(v, token, ctx);
+  const base = smartphoneTexts(v, token, ctx);
+  const texts = base && proof ? withProof(base, proof) : base;
   const key = tokenServerKey(token);
   const data = texts && key ? presignedFields(await buildSmartphoneDataAsync(nonce, token.serial, texts, key)) : undefined;
-  return {
-    nonce,
-    message: typeof text === 'string' && text !== '' ? text : DEFAULT_PUSH_MESSAGE,
-    attributes: { hideResponseInput: true },
-    ...(data ? { data } : {}),
-  };
+  const message = typeof text === 'string' && text !== '' ? text : DEFAULT_PUSH_MESSAGE;
+  const stored = { ...(data ?? {}), ...(proof ? proofData(proof) : {}) };
+  const common = { nonce, ...(Object.keys(stored).length ? { data: stored } : {}) };
+  switch (proof?.kind) {
+    case 'match':
+      return { ...common, message: `${message} ${PROOF_TEXTS.matchLogin(proof.code)}`, attributes: { hideResponseInput: true } };
+    case 'login_code':
+      return { ...common, message: PROOF_TEXTS.loginCodeMessage, clientMode: 'interactive', attributes: { hideResponseInput: false } };
+    case 'presence':
+      return {
+        ...common,
+        message: `${message} ${PROOF_TEXTS.presenceLogin(proof.answer)}`,
+        presenceAnswer: proof.answer,
+        attributes: { hideResponseInput: true },
+      };
+    default:
+      return { ...common, message, attributes: { hideResponseInput: true } };
+  }
+}
+
+/** The phone's texts for a stored challenge signed late (no presigned data): the policies' texts plus its proof. */
+export function challengeTexts(v: PushVariant, token: TokenRecord, challenge: ChallengeRecord, ctx: TokenContext): SmartphoneTexts | null {
+  const texts = smartphoneTexts(v, token, ctx);
+  const proof = proofOf(challenge);
+  return texts && proof ? withProof(texts, proof) : texts;
+}
+
+/** The phone's texts of a login with a proof. */
+function withProof(t: SmartphoneTexts, proof: PushProof): SmartphoneTexts {
+  switch (proof.kind) {
+    case 'match':
+      return { ...t, question: `${t.question} ${PROOF_TEXTS.matchPhone(proof.code)}` };
+    case 'login_code':
+      return { ...t, question: PROOF_TEXTS.loginCodePhone(proof.code) };
+    case 'presence':
+      return { ...t, requirePresence: proof.options.join(',') };
+  }
 }
 
 /** The smartphone data (FCM `data` and each poll result item). All values are strings. */
@@ -58,6 +101,9 @@ export interface SmartphoneData {
   readonly title: string;
   readonly sslverify: '0' | '1';
   readonly url: string;
+  /** privacyIDEA's presence check (legacy push only): the options, comma-separated, with `version: "2"`. */
+  readonly require_presence?: string;
+  readonly version?: '2';
   readonly signature: string;
 }
 
@@ -66,11 +112,18 @@ export interface SmartphoneTexts {
   readonly title: string;
   readonly sslVerify: '0' | '1';
   readonly url: string;
+  /** The presence options, comma-separated (only with a `presence` proof). */
+  readonly requirePresence?: string;
 }
 
-/** The string the server signs: `nonce|url|serial|question|title|sslverify`. */
+/**
+ * The string the server signs: `nonce|url|serial|question|title|sslverify`, and `|<options>` for a presence check
+ * (privacyIDEA ≥ 3.10 and its app sign and verify exactly this).
+ */
 export function smartphoneSignedText(nonce: string, serial: string, t: SmartphoneTexts): string {
-  return [nonce, t.url, serial, t.question, t.title, t.sslVerify].join('|');
+  const parts = [nonce, t.url, serial, t.question, t.title, t.sslVerify];
+  if (t.requirePresence !== undefined) parts.push(t.requirePresence);
+  return parts.join('|');
 }
 
 export function buildSmartphoneData(nonce: string, serial: string, t: SmartphoneTexts, key: KeyObject | string): SmartphoneData {
@@ -87,7 +140,16 @@ export async function buildSmartphoneDataAsync(nonce: string, serial: string, t:
 
 /** Field order as on the wire (eduMFA's dict order; the apps read them by name). */
 function smartphoneData(nonce: string, serial: string, t: SmartphoneTexts, signature: string): SmartphoneData {
-  return { nonce, question: t.question, serial, title: t.title, sslverify: t.sslVerify, url: t.url, signature };
+  return {
+    nonce,
+    question: t.question,
+    serial,
+    title: t.title,
+    sslverify: t.sslVerify,
+    url: t.url,
+    ...(t.requirePresence !== undefined ? { require_presence: t.requirePresence, version: '2' as const } : {}),
+    signature,
+  };
 }
 
 /** Where the presigned smartphone data lives in a challenge row's `data` (nonce and serial are the row's own). */
@@ -96,6 +158,7 @@ const PRESIGNED_KEYS = {
   title: 'push_title',
   sslverify: 'push_sslverify',
   url: 'push_url',
+  requirePresence: 'push_require_presence',
   signature: 'push_signature',
 } as const;
 
@@ -105,6 +168,7 @@ function presignedFields(d: SmartphoneData): Record<string, string> {
     [PRESIGNED_KEYS.title]: d.title,
     [PRESIGNED_KEYS.sslverify]: d.sslverify,
     [PRESIGNED_KEYS.url]: d.url,
+    ...(d.require_presence !== undefined ? { [PRESIGNED_KEYS.requirePresence]: d.require_presence } : {}),
     [PRESIGNED_KEYS.signature]: d.signature,
   };
 }
@@ -119,7 +183,13 @@ export function presignedSmartphoneData(challenge: ChallengeRecord): SmartphoneD
   const signature = d[PRESIGNED_KEYS.signature];
   if (question === undefined || title === undefined || url === undefined || signature === undefined) return null;
   if (sslVerify !== '0' && sslVerify !== '1') return null;
-  return smartphoneData(challenge.nonce, challenge.serial, { question, title, sslVerify, url }, signature);
+  const requirePresence = d[PRESIGNED_KEYS.requirePresence];
+  return smartphoneData(
+    challenge.nonce,
+    challenge.serial,
+    { question, title, sslVerify, url, ...(requirePresence !== undefined ? { requirePresence } : {}) },
+    signature,
+  );
 }
 
 /**
@@ -234,7 +304,7 @@ export async function deliverPushChallenge(
 
 /** A row created without presigned data: sign it now, off the event loop (null when nothing can be signed). */
 async function signNow(v: PushVariant, token: TokenRecord, challenge: ChallengeRecord, ctx: TokenContext): Promise<SmartphoneData | null> {
-  const texts = smartphoneTexts(v, token, ctx);
+  const texts = challengeTexts(v, token, challenge, ctx);
   const key = tokenServerKey(token);
   return texts && key ? buildSmartphoneDataAsync(challenge.nonce, token.serial, texts, key) : null;
 }

@@ -4,6 +4,7 @@
  * answers at `/ttype/<type>`, and /validate/check with the transaction id finalizes an accepted challenge.
  */
 import type { TokenType, Verdict } from '../types.ts';
+import { loginCodeMatches, proofOf } from './proof.ts';
 import { createPushChallenge, deliverPushChallenge } from './challenge.ts';
 import { pushEnrollBegin } from './enrollment.ts';
 import { EDUPUSH, LEGACY_PUSH, PUSH_VARIANTS, pushActions, type PushVariant } from './variants.ts';
@@ -22,18 +23,26 @@ export function makePushType(v: PushVariant): TokenType {
     outOfBand: true,
     checkOrder: PUSH_CHECK_ORDER,
     policyActions: pushActions(v),
+    // The privacyIDEA app's presence check exists only for the legacy type (the eduMFA apps do not know it).
+    pushProofs: v.type === 'push' ? ['presence', 'login_code', 'match'] : ['login_code', 'match'],
 
     enrollBegin: (input, ctx) => pushEnrollBegin(v, input, ctx),
 
-    /** Out of band: only an answered challenge counts; the pass itself is never an OTP. */
-    async check(_token, { challenge }): Promise<Verdict> {
+    /**
+     * Out of band: only an answered challenge counts; the pass itself is never an OTP — except for a login code
+     * (`push_code_to_login`), which is the answer: the typed code, compared in constant time, while the phone has
+     * not declined (its "approve" changes nothing). A wrong code is `invalid` (a failed attempt).
+     */
+    async check(_token, { otp, challenge }): Promise<Verdict> {
       if (!challenge) return { kind: 'invalid' };
-      if (challenge.status === 'accepted') return { kind: 'valid' };
       if (challenge.status === 'declined') return { kind: 'declined' };
+      const proof = proofOf(challenge);
+      if (proof?.kind === 'login_code') return loginCodeMatches(proof.code, otp) ? { kind: 'valid' } : { kind: 'invalid' };
+      if (challenge.status === 'accepted') return { kind: 'valid' };
       return { kind: 'pending' };
     },
 
-    createChallenge: (token, ctx) => createPushChallenge(v, token, ctx),
+    createChallenge: (token, ctx, proof) => createPushChallenge(v, token, ctx, proof),
     deliverChallenge: (token, challenge, ctx) => deliverPushChallenge(v, token, challenge, ctx),
   };
 }

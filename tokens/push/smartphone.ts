@@ -5,7 +5,8 @@
  *
  * Wire formats (form, multipart, query or JSON bodies):
  * - completeEnrollment  POST serial, enrollment_credential, fbtoken (may be ""), pubkey (SPKI base64, maybe URL-safe)
- * - answerChallenge     POST serial, nonce, signature[, decline]; signed `nonce|serial` or `nonce|serial|decline`
+ * - answerChallenge     POST serial, nonce, signature[, decline][, presence_answer]; signed `nonce|serial` or
+ *                       `nonce|serial|decline`, then `|presence_answer` when sent (privacyIDEA's presence check)
  * - updateFirebaseToken POST serial, new_fb_token, timestamp, signature; signed `new_fb_token|serial|timestamp`, ±5 min
  * - poll                GET  serial, timestamp, signature; signed `serial|timestamp`, ±1 min
  */
@@ -28,6 +29,8 @@ export type SmartphoneRequest =
       readonly nonce: string;
       readonly signature: string;
       readonly decline: boolean;
+      /** privacyIDEA's presence check: the option the user chose (signed, appended to the signed text). */
+      readonly presenceAnswer?: string;
     }
   | { readonly kind: 'poll'; readonly serial: string; readonly timestamp: string; readonly signature: string }
   | {
@@ -77,12 +80,14 @@ export function classifySmartphoneRequest(method: string, p: SmartphoneParams): 
     };
   }
   if (has('nonce') && has('signature')) {
+    const presenceAnswer = p.get('presence_answer');
     return {
       kind: 'answerChallenge',
       serial,
       nonce: p.get('nonce')!,
       signature: p.get('signature')!,
       decline: isDecline(p.raw('decline')),
+      ...(presenceAnswer ? { presenceAnswer } : {}),
     };
   }
   if (has('new_fb_token') && has('timestamp') && has('signature')) {
@@ -100,8 +105,9 @@ export function classifySmartphoneRequest(method: string, p: SmartphoneParams): 
 // ---------------------------------------------------------------------------------------------------------------
 // Signed strings
 
-export const answerSignedText = (nonce: string, serial: string, decline: boolean): string =>
-  decline ? `${nonce}|${serial}|decline` : `${nonce}|${serial}`;
+/** `nonce|serial`, `|decline` when declining, `|<presence answer>` when the privacyIDEA app sends one (its order). */
+export const answerSignedText = (nonce: string, serial: string, decline: boolean, presenceAnswer?: string): string =>
+  (decline ? `${nonce}|${serial}|decline` : `${nonce}|${serial}`) + (presenceAnswer ? `|${presenceAnswer}` : '');
 export const pollSignedText = (serial: string, timestamp: string): string => `${serial}|${timestamp}`;
 export const firebaseUpdateSignedText = (newFbToken: string, serial: string, timestamp: string): string =>
   `${newFbToken}|${serial}|${timestamp}`;

@@ -56,6 +56,51 @@ export function actionNames(v: PushVariant) {
   } as const;
 }
 
+/** privacyIDEA's presence-check actions (legacy `push` only: the privacyIDEA Authenticator knows them). */
+export const PRESENCE_ACTIONS = {
+  requirePresence: 'push_require_presence',
+  presenceOptions: 'push_presence_options',
+  presenceCustomOptions: 'push_presence_custom_options',
+  presenceNumOptions: 'push_presence_num_options',
+} as const;
+
+function presenceActions(): ActionDef[] {
+  const a = PRESENCE_ACTIONS;
+  return [
+    {
+      name: a.requirePresence,
+      scope: 'authentication',
+      type: 'bool',
+      default: false,
+      description:
+        'privacyIDEA presence check: the app shows several options, the login names the right one, a wrong choice declines. Needs the privacyIDEA Authenticator 4.4 or newer; not with a wait policy.',
+    },
+    {
+      name: a.presenceOptions,
+      scope: 'authentication',
+      type: 'enum',
+      values: ['ALPHABETIC', 'NUMERIC', 'CUSTOM'],
+      default: 'ALPHABETIC',
+      description: 'The options of push_require_presence: A–Z, 00–99, or push_presence_custom_options.',
+    },
+    {
+      name: a.presenceCustomOptions,
+      scope: 'authentication',
+      type: 'string',
+      description: 'CUSTOM presence options separated by ":" (at least two, no ","; else A–Z is used).',
+    },
+    {
+      name: a.presenceNumOptions,
+      scope: 'authentication',
+      type: 'int',
+      min: 2,
+      max: 10,
+      default: 3,
+      description: 'How many options the app shows for push_require_presence.',
+    },
+  ];
+}
+
 /** Tokeninfo keys (eduMFA's names where the apps or admins know them). */
 export function infoKeys(v: PushVariant) {
   return {
@@ -158,5 +203,6 @@ export function pushActions(v: PushVariant): ActionDef[] {
       max: 300,
       description: 'Seconds /validate/check waits for the answer in the same request (0 or unset: no waiting).',
     },
+    ...(v.type === 'push' ? presenceActions() : []),
   ];
 }
