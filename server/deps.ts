@@ -161,6 +161,10 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
     throw err;
   }
   const throttle = createThrottle({ config, events, store });
+  const readiness = createReadiness({ clock, events }, [
+    { name: 'database', run: () => store.ping() },
+    { name: 'answer_bus', run: () => answers.check() },
+  ]);
   const metrics = createMetrics(
     events,
     {
@@ -169,12 +173,8 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
       pinQueue: () => pins.limiter,
       dbPool: () => store.poolStats(),
     },
-    { channels: config.push.channels.map((c) => c.name) },
+    { channels: config.push.channels.map((c) => c.name), readinessChecks: readiness.names },
   );
-  const readiness = createReadiness({ clock, events }, [
-    { name: 'database', run: () => store.ping() },
-    { name: 'answer_bus', run: () => answers.check() },
-  ]);
   return {
     config,
     clock,

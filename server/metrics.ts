@@ -60,7 +60,11 @@ function processMetrics(): Registry {
 
 const ms = (n: number) => n / 1000;
 
-export function createMetrics(events: Events, sources: MetricsSources, opts: { channels?: readonly string[] } = {}): Metrics {
+export function createMetrics(
+  events: Events,
+  sources: MetricsSources,
+  opts: { channels?: readonly string[]; readinessChecks?: readonly string[] } = {},
+): Metrics {
   const own = new Registry();
   const registers = [own];
   const subscriptions: Array<() => void> = [];
@@ -253,6 +257,15 @@ export function createMetrics(events: Events, sources: MetricsSources, opts: { c
   });
   for (const limit of THROTTLE_LIMITS) throttled.inc({ limit }, 0);
   on('throttle.refused', (e) => throttled.inc({ limit: e.limit }));
+
+  const readinessFailures = new Counter({
+    name: 'pushgate_readiness_failures_total',
+    help: 'Failed GET /readyz checks, by check (database, answer_bus, …).',
+    labelNames: ['check'],
+    registers,
+  });
+  for (const check of opts.readinessChecks ?? []) readinessFailures.inc({ check }, 0);
+  on('readiness.failed', (e) => readinessFailures.inc({ check: e.check }));
 
   const registry = Registry.merge([processMetrics(), own]);
   return {
