@@ -112,7 +112,15 @@ export function attachJsonLog(
 ): () => void {
   return events.onAny((name, payload) => {
     if (opts.quiet?.has(name)) return;
-    const level = name === 'log' ? (payload as { level: string }).level : /failed|stale|locked|warning/.test(name) ? 'warn' : 'info';
+    // One line per HTTP request (request.finished) is an access log: debug, not info.
+    const level =
+      name === 'log'
+        ? (payload as { level: string }).level
+        : name === 'request.finished'
+          ? 'debug'
+          : /failed|stale|locked|warning/.test(name)
+            ? 'warn'
+            : 'info';
     write(JSON.stringify({ time: new Date(clock.now()).toISOString(), level, event: name, ...(payload as object) }));
   });
 }
