@@ -71,7 +71,7 @@ export async function startServer(configFile: string | null, opts: StartOptions 
   });
   const deps = await buildDeps(config, { events });
   const app = createApp(deps);
-  let server: Server;
+  let server: Server | undefined;
   let metricsServer: Server | null = null;
   try {
     server = await listen(app, config);
@@ -84,6 +84,9 @@ export async function startServer(configFile: string | null, opts: StartOptions 
       });
     }
   } catch (err) {
+    // e.g. metrics.listen's port is taken: nothing stays open behind the error.
+    server?.close();
+    server?.closeAllConnections();
     await deps.close();
     throw err;
   }

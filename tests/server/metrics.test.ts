@@ -8,6 +8,7 @@
  * checked against the format's grammar.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import perfHooks from 'node:perf_hooks';
@@ -179,6 +180,27 @@ test('metrics.listen: /metrics is served on its own listener and no longer on th
   t.like(await other.json(), { result: { status: false, error: { code: 404 } } });
   await s.stop();
   t.false(s.metricsServer!.listening, 'stop closes the metrics listener too');
+});
+
+test('metrics.listen on a port that is taken: the start fails with the reason', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pushgate-metrics-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const taken = net.createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => taken.close());
+  const port = (taken.address() as net.AddressInfo).port;
+  const config = parseConfig(
+    {
+      server: { port: 0 },
+      database: { url: 'sqlite::memory:' },
+      secrets: { key_file: path.join(dir, 'key') },
+      pin: { memory_kib: 1024, time_cost: 1 },
+      cleanup: { interval_seconds: 0 },
+      metrics: { listen: `127.0.0.1:${port}` },
+    },
+    dir,
+  );
+  await t.throwsAsync(startServer(null, { config, log: () => {} }), { code: 'EADDRINUSE' });
 });
 
 test('process metrics are collected once per process however many registries are built; close() stops counting', async (t) => {
