@@ -62,7 +62,7 @@ await handleSmartphoneRequest(
 const server: Server = await listen(createApp(deps), config);
 const addr = server.address() as net.AddressInfo;
 
-process.on('message', (raw: unknown) => {
+process.on('message', async (raw: unknown) => {
   if ((raw as { type?: string } | null)?.type !== 'stats') return;
   const cpu = process.cpuUsage();
   const reply: AttackStats = {
@@ -70,7 +70,7 @@ process.on('message', (raw: unknown) => {
     cpuUserUs: cpu.user,
     cpuSystemUs: cpu.system,
     rssBytes: process.memoryUsage().rss,
-    counters: Object.fromEntries(deps.metrics.counters),
+    counters: Object.fromEntries(await deps.metrics.counters()),
   };
   process.send?.(reply);
 });

@@ -11,6 +11,8 @@ export interface EventMap {
   'policies.reload_failed': { error: string };
   /** An audit row could not be written (see server/respond.ts writeAudit); `error` is the database's message. */
   'audit.write_failed': { action: string; outcome: string; error: string; code?: string };
+  /** Every HTTP request once its response is finished or its connection closed: the route pattern, never the raw URL. */
+  'request.finished': { method: string; route: string; status: number; ms: number };
   'request.failed': { method: string; path: string; status: number; code: number; error: string; stack?: string };
   'check.result': {
     user?: string;
@@ -43,12 +45,22 @@ export interface EventMap {
   'delivery.sent': { serial: string; channel: string; ms: number };
   'delivery.failed': { serial: string; channel: string; reason: string; ms: number };
   'wait.started': { transactionId: string };
-  'wait.finished': { transactionId: string; result: 'accept' | 'decline' | 'timeout' | 'disconnect' | 'shutdown'; wakeMs?: number };
+  /** `ms`: how long the wait lasted; `wakeMs` (= ms) only when the phone answered. */
+  'wait.finished': {
+    transactionId: string;
+    result: 'accept' | 'decline' | 'timeout' | 'disconnect' | 'shutdown';
+    ms: number;
+    wakeMs?: number;
+  };
   'wait.rejected': { reason: 'capacity' | 'per_user' | 'draining' };
   /** A PIN check refused by the PIN queue (503) or dropped because its client went away; `key` is the user/admin it was for. */
   'pin.rejected': { reason: 'queue_full' | 'key_full' | 'deadline' | 'client_gone'; key: string };
+  /** A client's PIN check got its hashing slot after waiting `waitMs` in the PIN queue (0 when a slot was free). */
+  'pin.started': { waitMs: number };
   /** A request refused by the back-off (server/auth/throttle.ts): which limit, the key it counted, the Retry-After. */
   'throttle.refused': { limit: 'user' | 'address' | 'challenges'; key: string; retryAfterSeconds: number };
+  /** A readiness check (GET /readyz) failed or timed out; `error` is the full reason (the reply carries a short one). */
+  'readiness.failed': { check: string; ms: number; error: string };
   'cleanup.ran': { challenges: number; tokens: number; audit: number; loginAddresses: number };
   'events.subscriber_failed': { event: string; error: string };
   'log': { level: 'debug' | 'info' | 'warn' | 'error'; msg: string; [k: string]: unknown };
@@ -105,7 +117,15 @@ export function attachJsonLog(
 ): () => void {
   return events.onAny((name, payload) => {
     if (opts.quiet?.has(name)) return;
-    const level = name === 'log' ? (payload as { level: string }).level : /failed|stale|locked|warning/.test(name) ? 'warn' : 'info';
+    // One line per HTTP request (request.finished) is an access log: debug, not info.
+    const level =
+      name === 'log'
+        ? (payload as { level: string }).level
+        : name === 'request.finished'
+          ? 'debug'
+          : /failed|stale|locked|warning/.test(name)
+            ? 'warn'
+            : 'info';
     write(JSON.stringify({ time: new Date(clock.now()).toISOString(), level, event: name, ...(payload as object) }));
   });
 }

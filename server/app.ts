@@ -10,7 +10,8 @@ import { validateRouter } from './routes/validate.ts';
 import { authRouter } from './routes/auth.ts';
 import { tokenRouter } from './routes/token.ts';
 import { adminRouter } from './routes/admin.ts';
-import { healthRouter } from './routes/health.ts';
+import { healthRouter, metricsRoute } from './routes/health.ts';
+import Router from '@koa/router';
 import { smartphoneRouter } from './routes/smartphone.ts';
 import { openapiRouter } from './routes/openapi.ts';
 
@@ -39,6 +40,58 @@ function clientAddress(deps: Deps, ctx: Koa.Context, params: Params): string {
   return fwd[0] ?? peer;
 }
 
+/** Methods named in the metrics as they are; any other (a client may send any token) counts as OTHER. */
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
+
+/**
+ * Emits `request.finished` when the response is done or its connection closed — also for a push wait, which answers
+ * outside Koa. The route is the router's pattern (`/token/:serial`), never the raw URL, so the label stays bounded;
+ * a response that never finished (the client left) counts as 499.
+ */
+function observeRequest(deps: Pick<Deps, 'clock' | 'events'>, ctx: Koa.Context): void {
+  const started = deps.clock.now();
+  ctx.res.once('close', () => {
+    const route = (ctx as { _matchedRoute?: unknown })._matchedRoute;
+    deps.events.emit('request.finished', {
+      method: KNOWN_METHODS.has(ctx.method) ? ctx.method : 'OTHER',
+      route: typeof route === 'string' ? route : 'unmatched',
+      status: ctx.res.writableFinished ? ctx.res.statusCode : 499,
+      ms: deps.clock.now() - started,
+    });
+  });
+}
+
+/**
+ * The separate metrics listener (metrics.listen): GET /metrics only, errors in the envelope. No parameters, no audit.
+ */
+export function createMetricsApp(deps: Deps): Koa<AppState> {
+  const app = new Koa<AppState>();
+  app.on('error', (err: Error & { code?: string }) =>
+    deps.events.emit('log', { level: 'debug', msg: 'metrics request stream error', error: err.message, code: err.code }),
+  );
+  const router = new Router<AppState>();
+  router.get('/metrics', metricsRoute(deps));
+  app.use(async (ctx, next) => {
+    observeRequest(deps, ctx);
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined)
+        throw new MfaError(404, 404, 'The requested URL was not found on the server.', { prefixed: false });
+    } catch (raw) {
+      const { reply } = errorReply(deps, ctx.method, ctx.path, raw);
+      ctx.status = reply.status;
+      for (const [k, v] of Object.entries(reply.headers ?? {})) ctx.set(k, v);
+      ctx.body = reply.body;
+    }
+    ctx.set('Cache-Control', 'no-cache');
+  });
+  app.use(router.routes());
+  app.use(
+    router.allowedMethods({ throw: true, methodNotAllowed: () => new MethodError('The method is not allowed for the requested URL.') }),
+  );
+  return app;
+}
+
 export function createApp(deps: Deps): Koa<AppState> {
   const app = new Koa<AppState>();
   app.proxy = false;
@@ -65,6 +118,7 @@ export function createApp(deps: Deps): Koa<AppState> {
   // One frame around every request: parameters and client address → routes → 404 envelope → error envelope →
   // headers → audit row. (A push wait leaves it early and answers through server/respond.ts.)
   app.use(async (ctx, next) => {
+    observeRequest(deps, ctx);
     try {
       ctx.state.peer = (ctx.req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
       ctx.state.client = ctx.state.peer; // known even if the body is broken

@@ -79,6 +79,11 @@ export interface Config {
     readonly challengesWindowSeconds: number;
   };
   readonly log: { readonly level: 'debug' | 'info' | 'warn' | 'error' };
+  /**
+   * GET /metrics: `token` — a bearer token the scraper must send (null: no token); `listen` — host and port of a
+   * separate listener that serves only /metrics (null: /metrics is on the main port).
+   */
+  readonly metrics: { readonly token: string | null; readonly listen: { readonly host: string; readonly port: number } | null };
   readonly policies: readonly unknown[];
   readonly policyFiles: readonly string[];
   /** Directory relative paths in the file are resolved against. */
@@ -192,6 +197,7 @@ export const CONFIG_SECTIONS: readonly string[] = [
   'bus',
   'limits',
   'log',
+  'metrics',
   'policies',
   'policy_files',
 ];
@@ -389,6 +395,17 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
   const level = r.str(lg.level, 'log.level', 'info');
   if (!['debug', 'info', 'warn', 'error'].includes(level)) r.problems.push('log.level must be one of debug, info, warn, error');
 
+  const mt = r.obj(top.metrics, 'metrics', ['token', 'listen']);
+  const metricsToken = mt.token === undefined || mt.token === null ? null : r.str(mt.token, 'metrics.token', '');
+  if (metricsToken !== null && !/^[\x21-\x7e]{16,}$/.test(metricsToken))
+    r.problems.push('metrics.token must be at least 16 printable characters without spaces');
+  let metricsListen: Config['metrics']['listen'] = null;
+  if (mt.listen !== undefined && mt.listen !== null) {
+    const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(r.str(mt.listen, 'metrics.listen', ''));
+    const listenPort = m ? Number(m[3]) : -1;
+    if (!m || listenPort > 65535) r.problems.push('metrics.listen must be host:port, like 127.0.0.1:9464 or [::1]:9464');
+    else metricsListen = { host: (m[1] ?? m[2])!, port: listenPort };
+  }
   const policies = r.list(top.policies, 'policies');
   const policyFiles = r.list(top.policy_files, 'policy_files').map((x, i) => r.file(x, `policy_files[${i}]`, ''));
 
@@ -409,6 +426,7 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
     bus,
     limits,
     log: { level: level as Config['log']['level'] },
+    metrics: { token: metricsToken, listen: metricsListen },
     policies,
     policyFiles,
     baseDir,
@@ -437,6 +455,11 @@ export const ENV_OVERRIDES: ReadonlyArray<readonly [env: string, path: string]> 
   ['PUSHGATE_KEY_FILE', 'secrets.key_file'],
   ['PUSHGATE_REDIS_URL', 'bus.redis_url'],
   ['PUSHGATE_NODE_NAME', 'server.node_name'],
+  ['PUSHGATE_TRUSTED_PROXIES', 'server.trusted_proxies'],
+  ['PUSHGATE_DATABASE_POOL_MAX', 'database.pool_max'],
+  ['PUSHGATE_LOG_LEVEL', 'log.level'],
+  ['PUSHGATE_METRICS_TOKEN', 'metrics.token'],
+  ['PUSHGATE_METRICS_LISTEN', 'metrics.listen'],
 ];
 
 /** The overrides the environment sets (see ENV_OVERRIDES). */
@@ -447,8 +470,16 @@ export function envOverrides(env: Readonly<Record<string, string | undefined>>):
   });
 }
 
-/** Settings that hold a path: a relative value from outside the file is resolved against the current directory. */
-function overrideValue(o: ConfigOverride, cwd: string): string {
+/**
+ * Settings that hold a path: a relative value from outside the file is resolved against the current directory.
+ * A list (server.trusted_proxies) is given comma-separated.
+ */
+function overrideValue(o: ConfigOverride, cwd: string): string | string[] {
+  if (o.path === 'server.trusted_proxies')
+    return o.value
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean);
   if (o.path === 'secrets.key_file') return path.resolve(cwd, o.value);
   if (o.path === 'database.url' && o.value.startsWith('sqlite:') && o.value !== 'sqlite::memory:') {
     return 'sqlite:' + path.resolve(cwd, o.value.slice('sqlite:'.length));

@@ -23,6 +23,7 @@ import { createWaitRegistry, waitPolicyWarnings, type WaitRegistry } from './aut
 import { createMetrics, type Metrics } from './metrics.ts';
 import { createPushServices, type PushServices, type PushServicesOptions } from './auth/push_services.ts';
 import { createThrottle, type Throttle } from './auth/throttle.ts';
+import { createReadiness, type Readiness } from './readiness.ts';
 
 export interface Deps {
   readonly config: Config;
@@ -38,6 +39,8 @@ export interface Deps {
   readonly answers: AnswerBus;
   readonly waits: WaitRegistry;
   readonly metrics: Metrics;
+  /** GET /readyz's checks (`database`, `answer_bus`; more may be added), each bounded by a timeout. */
+  readonly readiness: Readiness;
   /** Push channels (push.channels), the server-key pool and the support handed to push token types. */
   readonly push: PushServices;
   /** Back-off: failed attempts per user / end-user address, challenge triggers per user (server/auth/throttle.ts). */
@@ -158,6 +161,20 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
     throw err;
   }
   const throttle = createThrottle({ config, events, store });
+  const readiness = createReadiness({ clock, events }, [
+    { name: 'database', run: () => store.ping() },
+    { name: 'answer_bus', run: () => answers.check() },
+  ]);
+  const metrics = createMetrics(
+    events,
+    {
+      waitsActive: () => waits.active,
+      answerBusWaiters: () => answers.waiting,
+      pinQueue: () => pins.limiter,
+      dbPool: () => store.poolStats(),
+    },
+    { channels: config.push.channels.map((c) => c.name), readinessChecks: readiness.names },
+  );
   return {
     config,
     clock,
@@ -172,7 +189,8 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
     waits,
     push,
     throttle,
-    metrics: createMetrics(events),
+    metrics,
+    readiness,
     jwtKey: box.derive('jwt'),
     reloadPolicies(from = config) {
       const next = collectPolicies(from, actions);
@@ -183,6 +201,7 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
     },
     async close() {
       unsubscribe();
+      metrics.close();
       waits.abortAll();
       await answers.close();
       await push.close();

@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import type Koa from 'koa';
 import { loadConfig, publicUrlWarning, type Config, type ConfigOverride } from './config.ts';
 import { buildDeps, type Deps } from './deps.ts';
-import { createApp } from './app.ts';
+import { createApp, createMetricsApp } from './app.ts';
 import { attachJsonLog, Events } from '../core/events.ts';
 import { systemClock } from '../core/clock.ts';
 import { ConfigError } from '../core/errors.ts';
@@ -17,6 +17,10 @@ export interface RunningServer {
   readonly deps: Deps;
   readonly server: Server;
   readonly url: string;
+  /** The separate metrics listener (metrics.listen), else null: /metrics is then on the main port. */
+  readonly metricsServer: Server | null;
+  /** Its base URL, e.g. http://127.0.0.1:9464, else null. */
+  readonly metricsUrl: string | null;
   reload(): void;
   stop(reason?: string): Promise<void>;
 }
@@ -67,10 +71,32 @@ export async function startServer(configFile: string | null, opts: StartOptions 
   });
   const deps = await buildDeps(config, { events });
   const app = createApp(deps);
-  const server = await listen(app, config);
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : config.server.port;
-  const url = `http://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${port}`;
+  let server: Server | undefined;
+  let metricsServer: Server | null = null;
+  try {
+    server = await listen(app, config);
+    const m = config.metrics.listen;
+    if (m) {
+      metricsServer = createMetricsApp(deps).listen({ port: m.port, host: m.host });
+      await new Promise<void>((resolve, reject) => {
+        metricsServer!.once('listening', resolve);
+        metricsServer!.once('error', reject);
+      });
+    }
+  } catch (err) {
+    // e.g. metrics.listen's port is taken: nothing stays open behind the error.
+    server?.close();
+    server?.closeAllConnections();
+    await deps.close();
+    throw err;
+  }
+  const baseUrl = (host: string, s: Server, fallback: number) => {
+    const addr = s.address();
+    const port = typeof addr === 'object' && addr ? addr.port : fallback;
+    return { port, url: `http://${host.includes(':') ? `[${host}]` : host}:${port}` };
+  };
+  const { port, url } = baseUrl(config.server.host, server, config.server.port);
+  const metricsUrl = metricsServer && config.metrics.listen ? baseUrl(config.metrics.listen.host, metricsServer, 0).url : null;
   const stopCleanup = startCleanup(deps);
   events.emit('server.started', { host: config.server.host, port, database: deps.store.dialect });
   const urlWarning = publicUrlWarning(config, defaultSslVerify(deps));
@@ -81,6 +107,8 @@ export async function startServer(configFile: string | null, opts: StartOptions 
     deps,
     server,
     url,
+    metricsServer,
+    metricsUrl,
     reload() {
       try {
         const next = configFile ? loadConfig(configFile, opts.overrides) : config;
@@ -102,6 +130,13 @@ export async function startServer(configFile: string | null, opts: StartOptions 
         deps.waits.abortAll();
         await Promise.race([closed, after(1000)]);
         server.closeAllConnections();
+        if (metricsServer) {
+          const ms = metricsServer;
+          await new Promise<void>((resolve) => {
+            ms.close(() => resolve());
+            ms.closeAllConnections();
+          });
+        }
         await deps.close();
       })();
       return stopping;

@@ -1,46 +1,292 @@
-/** Per-node counters built from events (never a shared database row): exposed at GET /metrics (Prometheus text). */
-import type { Events } from '../core/events.ts';
+/**
+ * Per-node metrics in the Prometheus exposition format, with prom-client: one Registry per Deps (never the library's
+ * global default registry — tests build many worlds in one process), fed by events (core/events.ts) and by gauges
+ * read at scrape time. Served at GET /metrics (server/routes/health.ts) or on its own listener (metrics.listen).
+ * The README ("Operating pushgate" → "Metrics") lists every series; tests/server/metrics.test.ts checks that list
+ * against a real scrape.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { EventName, EventMap, Events } from '../core/events.ts';
 
-export interface Metrics {
-  readonly counters: ReadonlyMap<string, number>;
-  /** Wait durations (ms) of finished waits that ended with an answer, most recent 1000. */
-  readonly waitAnswerMs: readonly number[];
-  render(gauges: Record<string, number>): string;
+/** What the scrape reads from the running node (gauges). */
+export interface MetricsSources {
+  /** Waiting logins (wait mode) on this node. */
+  waitsActive(): number;
+  /** Listeners registered on the answer bus. */
+  answerBusWaiters(): number;
+  /** The PIN queue (server/auth/limiter.ts). */
+  pinQueue(): { waiting: number; active: number; waitingKeys: number; longestKeyQueue: number };
+  /** The database connection pool, or null where the driver has none to report. */
+  dbPool(): { used: number; free: number; pendingAcquires: number; pendingCreates: number; max: number } | null;
 }
 
-export function createMetrics(events: Events): Metrics {
-  const counters = new Map<string, number>();
-  const waitAnswerMs: number[] = [];
-  const inc = (key: string) => counters.set(key, (counters.get(key) ?? 0) + 1);
-  events.on('check.result', (e) => inc(`pushgate_checks_total{outcome="${e.outcome}"}`));
-  events.on('wait.started', () => inc('pushgate_waits_started_total'));
-  events.on('wait.finished', (e) => {
-    inc(`pushgate_waits_finished_total{result="${e.result}"}`);
-    if (e.wakeMs !== undefined) {
-      waitAnswerMs.push(e.wakeMs);
-      if (waitAnswerMs.length > 1000) waitAnswerMs.shift();
-    }
+export interface Metrics {
+  /** This node's registry: its own series and the process metrics. */
+  readonly registry: Registry;
+  /** `text/plain; version=0.0.4; charset=utf-8` */
+  readonly contentType: string;
+  /** The exposition text. */
+  render(): Promise<string>;
+  /** Counter samples as `name{label="value",…}` → value (bench, tests). */
+  counters(): Promise<Map<string, number>>;
+  /** Stops listening to the events. */
+  close(): void;
+}
+
+/** The check outcomes, wait results and refusal reasons are known in advance: their series exist (at 0) from the start. */
+const CHECK_OUTCOMES = ['ACCEPT', 'REJECT', 'CHALLENGE', 'DECLINED'];
+const WAIT_RESULTS: EventMap['wait.finished']['result'][] = ['accept', 'decline', 'timeout', 'disconnect', 'shutdown'];
+const WAIT_REJECTS: EventMap['wait.rejected']['reason'][] = ['capacity', 'per_user', 'draining'];
+const PIN_REJECTS: EventMap['pin.rejected']['reason'][] = ['queue_full', 'key_full', 'deadline', 'client_gone'];
+const THROTTLE_LIMITS: EventMap['throttle.refused']['limit'][] = ['user', 'address', 'challenges'];
+const ANSWER_DECISIONS: EventMap['challenge.answered']['decision'][] = ['accept', 'decline'];
+
+let processRegistry: Registry | undefined;
+/**
+ * The process metrics (prom-client's default metrics: CPU, memory, heap, event-loop lag, GC, handles, …) describe
+ * the process, not a Deps, and their collectors are long-lived: an event-loop-delay histogram sampling every 10 ms
+ * and a PerformanceObserver on GC that prom-client never stops. Collected per Deps, every world a test builds would
+ * leave one of each running for the rest of the process. So they are collected once per process, into a registry of
+ * their own that every Deps' registry merges (the one other module-level value besides the server-key cache).
+ * Neither collector keeps the process alive (the histogram's timer is unref'd, observers hold no handle).
+ */
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
+const ms = (n: number) => n / 1000;
+
+export function createMetrics(
+  events: Events,
+  sources: MetricsSources,
+  opts: { channels?: readonly string[]; readinessChecks?: readonly string[] } = {},
+): Metrics {
+  const own = new Registry();
+  const registers = [own];
+  const subscriptions: Array<() => void> = [];
+  const on = <K extends EventName>(name: K, fn: (e: EventMap[K]) => void) => subscriptions.push(events.on(name, fn));
+
+  const http = new Histogram({
+    name: 'pushgate_http_request_duration_seconds',
+    help: 'HTTP requests by method, route pattern (not the raw URL) and status, from the first byte read to the last written.',
+    labelNames: ['method', 'route', 'status'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+    registers,
   });
-  events.on('wait.rejected', (e) => inc(`pushgate_waits_rejected_total{reason="${e.reason}"}`));
-  events.on('pin.rejected', (e) => inc(`pushgate_pin_rejected_total{reason="${e.reason}"}`));
-  events.on('challenge.created', (e) => inc(`pushgate_challenges_created_total{type="${e.type}"}`));
-  events.on('challenge.answered', (e) => inc(`pushgate_challenges_answered_total{decision="${e.decision}"}`));
-  events.on('delivery.sent', (e) => inc(`pushgate_deliveries_total{channel="${e.channel}",result="sent"}`));
-  events.on('delivery.failed', (e) => inc(`pushgate_deliveries_total{channel="${e.channel}",result="failed"}`));
-  events.on('audit.write_failed', () => inc('pushgate_audit_write_failures_total'));
-  events.on('throttle.refused', (e) => inc(`pushgate_throttled_total{limit="${e.limit}"}`));
-  events.on('request.failed', (e) => inc(`pushgate_request_errors_total{status="${e.status}"}`));
+  on('request.finished', (e) => http.observe({ method: e.method, route: e.route, status: String(e.status) }, ms(e.ms)));
+  const requestErrors = new Counter({
+    name: 'pushgate_request_errors_total',
+    help: 'Requests answered with an error envelope, by HTTP status.',
+    labelNames: ['status'],
+    registers,
+  });
+  on('request.failed', (e) => requestErrors.inc({ status: String(e.status) }));
+
+  const checks = new Counter({
+    name: 'pushgate_checks_total',
+    help: 'Finished /validate/check (radiuscheck, samlcheck) requests by outcome.',
+    labelNames: ['outcome'],
+    registers,
+  });
+  for (const outcome of CHECK_OUTCOMES) checks.inc({ outcome }, 0);
+  on('check.result', (e) => checks.inc({ outcome: e.outcome }));
+
+  const created = new Counter({
+    name: 'pushgate_challenges_created_total',
+    help: 'Challenges created, by token type.',
+    labelNames: ['type'],
+    registers,
+  });
+  on('challenge.created', (e) => created.inc({ type: e.type }));
+  const answered = new Counter({
+    name: 'pushgate_challenges_answered_total',
+    help: "Push challenges answered by the phone, by the phone's decision.",
+    labelNames: ['decision'],
+    registers,
+  });
+  for (const decision of ANSWER_DECISIONS) answered.inc({ decision }, 0);
+  on('challenge.answered', (e) => answered.inc({ decision: e.decision }));
+
+  const deliveries = new Counter({
+    name: 'pushgate_deliveries_total',
+    help: 'Push deliveries through a channel (Firebase), by channel and result (sent, failed).',
+    labelNames: ['channel', 'result'],
+    registers,
+  });
+  const deliveryTime = new Histogram({
+    name: 'pushgate_delivery_duration_seconds',
+    help: 'Time a push channel took to accept or refuse a message, by channel and result (sent, failed).',
+    labelNames: ['channel', 'result'],
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10],
+    registers,
+  });
+  for (const channel of opts.channels ?? [])
+    for (const result of ['sent', 'failed']) {
+      deliveries.inc({ channel, result }, 0);
+      deliveryTime.zero({ channel, result });
+    }
+  on('delivery.sent', (e) => {
+    deliveries.inc({ channel: e.channel, result: 'sent' });
+    deliveryTime.observe({ channel: e.channel, result: 'sent' }, ms(e.ms));
+  });
+  on('delivery.failed', (e) => {
+    deliveries.inc({ channel: e.channel, result: 'failed' });
+    deliveryTime.observe({ channel: e.channel, result: 'failed' }, ms(e.ms));
+  });
+
+  new Gauge({
+    name: 'pushgate_waits_active',
+    help: 'Logins waiting for a phone answer in wait mode (edupush_wait / push_wait) on this node.',
+    registers,
+    collect() {
+      this.set(sources.waitsActive());
+    },
+  });
+  new Gauge({
+    name: 'pushgate_answer_bus_waiters',
+    help: 'Listeners registered on the answer bus on this node.',
+    registers,
+    collect() {
+      this.set(sources.answerBusWaiters());
+    },
+  });
+  const waitsStarted = new Counter({ name: 'pushgate_waits_started_total', help: 'Waits started (wait mode).', registers });
+  const waitsFinished = new Counter({
+    name: 'pushgate_waits_finished_total',
+    help: 'Waits finished, by result (accept, decline, timeout, disconnect, shutdown).',
+    labelNames: ['result'],
+    registers,
+  });
+  const waitTime = new Histogram({
+    name: 'pushgate_wait_duration_seconds',
+    help: 'How long finished waits lasted, by result.',
+    labelNames: ['result'],
+    buckets: [0.5, 1, 2, 5, 10, 15, 20, 30, 45, 60, 120, 300],
+    registers,
+  });
+  const waitsRejected = new Counter({
+    name: 'pushgate_waits_rejected_total',
+    help: 'Waits refused with 503, by reason (capacity, per_user, draining).',
+    labelNames: ['reason'],
+    registers,
+  });
+  waitsStarted.inc(0);
+  for (const result of WAIT_RESULTS) {
+    waitsFinished.inc({ result }, 0);
+    waitTime.zero({ result });
+  }
+  for (const reason of WAIT_REJECTS) waitsRejected.inc({ reason }, 0);
+  on('wait.started', () => waitsStarted.inc());
+  on('wait.finished', (e) => {
+    waitsFinished.inc({ result: e.result });
+    waitTime.observe({ result: e.result }, ms(e.ms));
+  });
+  on('wait.rejected', (e) => waitsRejected.inc({ reason: e.reason }));
+
+  const pinGauge = (name: string, help: string, read: (q: ReturnType<MetricsSources['pinQueue']>) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        this.set(read(sources.pinQueue()));
+      },
+    });
+  pinGauge('pushgate_pin_hash_queue', 'PIN/password checks waiting in the PIN queue.', (q) => q.waiting);
+  pinGauge('pushgate_pin_hash_active', 'PIN/password hashes running now (at most pin.max_concurrent).', (q) => q.active);
+  pinGauge('pushgate_pin_queue_keys', 'Users (keys) with at least one PIN check waiting.', (q) => q.waitingKeys);
+  pinGauge('pushgate_pin_queue_longest_key', "The longest single user's queue of waiting PIN checks.", (q) => q.longestKeyQueue);
+  const pinWait = new Histogram({
+    name: 'pushgate_pin_queue_wait_seconds',
+    help: "How long a client's PIN check waited in the PIN queue before it was hashed.",
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
+    registers,
+  });
+  on('pin.started', (e) => pinWait.observe(ms(e.waitMs)));
+  const pinRejected = new Counter({
+    name: 'pushgate_pin_rejected_total',
+    help: 'PIN checks refused (503) or dropped (client gone), by reason.',
+    labelNames: ['reason'],
+    registers,
+  });
+  for (const reason of PIN_REJECTS) pinRejected.inc({ reason }, 0);
+  on('pin.rejected', (e) => pinRejected.inc({ reason: e.reason }));
+
+  new Gauge({
+    name: 'pushgate_db_pool_connections',
+    help: 'Database pool connections by state (used, free; max: the pool size). SQLite: one connection.',
+    labelNames: ['state'],
+    registers,
+    collect() {
+      const pool = sources.dbPool();
+      if (!pool) return;
+      this.set({ state: 'used' }, pool.used);
+      this.set({ state: 'free' }, pool.free);
+      this.set({ state: 'max' }, pool.max);
+    },
+  });
+  new Gauge({
+    name: 'pushgate_db_pool_pending',
+    help: 'Requests waiting for a pooled connection (acquire) and connections being opened (create).',
+    labelNames: ['kind'],
+    registers,
+    collect() {
+      const pool = sources.dbPool();
+      if (!pool) return;
+      this.set({ kind: 'acquire' }, pool.pendingAcquires);
+      this.set({ kind: 'create' }, pool.pendingCreates);
+    },
+  });
+
+  const auditFailures = new Counter({
+    name: 'pushgate_audit_write_failures_total',
+    help: 'Audit rows that could not be written (alert on any increase).',
+    registers,
+  });
+  auditFailures.inc(0);
+  on('audit.write_failed', () => auditFailures.inc());
+  const throttled = new Counter({
+    name: 'pushgate_throttled_total',
+    help: 'Requests refused by the back-off (429), by limit (user, address, challenges).',
+    labelNames: ['limit'],
+    registers,
+  });
+  for (const limit of THROTTLE_LIMITS) throttled.inc({ limit }, 0);
+  on('throttle.refused', (e) => throttled.inc({ limit: e.limit }));
+
+  const readinessFailures = new Counter({
+    name: 'pushgate_readiness_failures_total',
+    help: 'Failed GET /readyz checks, by check (database, answer_bus, …).',
+    labelNames: ['check'],
+    registers,
+  });
+  for (const check of opts.readinessChecks ?? []) readinessFailures.inc({ check }, 0);
+  on('readiness.failed', (e) => readinessFailures.inc({ check: e.check }));
+
+  const registry = Registry.merge([processMetrics(), own]);
   return {
-    counters,
-    waitAnswerMs,
-    render(gauges) {
-      const lines: string[] = [];
-      for (const [k, v] of [...counters].sort()) lines.push(`${k} ${v}`);
-      for (const [k, v] of Object.entries(gauges)) lines.push(`${k} ${v}`);
-      const sorted = [...waitAnswerMs].sort((a, b) => a - b);
-      const q = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : 0);
-      lines.push(`pushgate_wait_duration_ms{quantile="0.5"} ${q(0.5)}`, `pushgate_wait_duration_ms{quantile="0.99"} ${q(0.99)}`);
-      return lines.join('\n') + '\n';
+    registry,
+    contentType: registry.contentType,
+    render: () => registry.metrics(),
+    async counters() {
+      const out = new Map<string, number>();
+      for (const m of await own.getMetricsAsJSON()) {
+        if (String(m.type) !== 'counter') continue;
+        for (const v of m.values) {
+          const labels = Object.entries(v.labels)
+            .map(([k, x]) => `${k}="${x}"`)
+            .join(',');
+          out.set(labels ? `${m.name}{${labels}}` : m.name, v.value);
+        }
+      }
+      return out;
+    },
+    close() {
+      for (const off of subscriptions.splice(0)) off();
     },
   };
 }

@@ -30,6 +30,8 @@ export interface AnswerBus {
   notify(transactionId: string): void;
   /** Number of registered listeners in this process. */
   readonly waiting: number;
+  /** Readiness: rejects when the cross-node transport cannot carry a notification now (in-process: always fine). */
+  check(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -38,6 +40,8 @@ export interface BusTransport {
   readonly name: string;
   start(onMessage: (transactionId: string) => void): Promise<void>;
   publish(transactionId: string): void;
+  /** A round trip on the transport's connections; rejects (with a reason) when they are down. */
+  check(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -114,6 +118,9 @@ export function createAnswerBus(
           onError(err);
         }
       }
+    },
+    async check() {
+      if (transport) await transport.check();
     },
     async close() {
       for (const entry of [...listeners.values()]) each(entry, (l) => l.onBusClosed());

@@ -93,6 +93,12 @@ export function pgTransport(url: string, onError: (err: unknown) => void, schedu
     publish(tid) {
       pool.query('select pg_notify($1, $2)', [CHANNEL, tid]).catch(onError);
     },
+    async check() {
+      // Wake-ups arrive on the LISTEN connection: it must be up (not re-connecting) and answer a round trip.
+      const l = listener;
+      if (!l) throw new Error('the LISTEN connection is down (re-connecting)');
+      await l.query('select 1');
+    },
     async close() {
       closed = true;
       const l = listener;
@@ -121,6 +127,12 @@ export function redisTransport(url: string, onError: (err: unknown) => void): Bu
     },
     publish(tid) {
       pubc.publish(CHANNEL, tid).catch(onError);
+    },
+    async check() {
+      // Fail at once while a connection is down (ioredis would queue a command until it is back).
+      if (sub.status !== 'ready') throw new Error(`the subscriber connection is ${sub.status}`);
+      if (pubc.status !== 'ready') throw new Error(`the publisher connection is ${pubc.status}`);
+      await pubc.ping();
     },
     async close() {
       sub.disconnect();

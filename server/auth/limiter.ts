@@ -37,6 +37,8 @@ export interface LimiterOptions {
   readonly clock: Clock;
   /** Told about every job that was refused or dropped (for events and metrics). */
   readonly onReject?: (reason: RejectReason, key: string) => void;
+  /** Told when a client's job (one with a QueueJob) gets its slot, with how long it waited (for events and metrics). */
+  readonly onStart?: (waitedMs: number, key: string) => void;
 }
 
 /** The key of work that names no job (CLI, enrollment): one shared internal key, unbounded. */
@@ -65,6 +67,7 @@ export class Limiter {
   readonly maxWaitMs: number;
   private readonly clock: Clock;
   private readonly onReject: (reason: RejectReason, key: string) => void;
+  private readonly onStart: (waitedMs: number, key: string) => void;
 
   constructor(o: LimiterOptions) {
     this.max = o.max;
@@ -73,6 +76,7 @@ export class Limiter {
     this.maxWaitMs = o.maxWaitMs;
     this.clock = o.clock;
     this.onReject = o.onReject ?? (() => {});
+    this.onStart = o.onStart ?? (() => {});
   }
 
   /** Tasks running now. */
@@ -113,6 +117,7 @@ export class Limiter {
     if (signal?.aborted) throw this.refuse('client_gone', key);
     if (this.running < this.max && this.queued === 0) {
       this.running++;
+      if (job) this.onStart(0, key);
     } else {
       if (job) {
         if (this.queued - this.internal >= this.maxQueue) throw this.refuse('queue_full', key);
@@ -196,6 +201,7 @@ export class Limiter {
         continue;
       } // its timer is late
       this.running++;
+      if (w.bounded) this.onStart(this.clock.now() - w.enqueuedAt, w.key);
       w.start();
     }
   }

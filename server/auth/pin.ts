@@ -44,7 +44,7 @@ export interface Argon {
 
 export interface PinHasherEnv {
   clock?: Clock;
-  /** Refused and dropped jobs are emitted as `pin.rejected`. */
+  /** Refused and dropped jobs are emitted as `pin.rejected`, a client's job that gets its slot as `pin.started`. */
   events?: Events;
   argon?: Argon;
 }
@@ -59,6 +59,7 @@ export function createPinHasher(o: PinHashOptions, env: PinHasherEnv = {}): PinH
     maxWaitMs: defaults.maxWaitMs,
     clock: env.clock ?? systemClock,
     onReject: events ? (reason, key) => events.emit('pin.rejected', { reason, key }) : undefined,
+    onStart: events ? (waitMs) => events.emit('pin.started', { waitMs }) : undefined,
   });
   const impl: Argon = env.argon ?? argon2;
   const params = { type: argon2.argon2id as 2, memoryCost: o.memoryKib, timeCost: o.timeCost, parallelism: o.parallelism };

@@ -334,7 +334,7 @@ class PendingWait implements AnswerListener, WaitHolder {
     const { deps, transactionId, plan } = this;
     deps.store.challenges.deleteTransaction(transactionId).then(
       () => {
-        deps.events.emit('wait.finished', { transactionId, result: this.stopped! });
+        deps.events.emit('wait.finished', { transactionId, result: this.stopped!, ms: deps.clock.now() - plan.started });
         if (this.stopped === 'shutdown') this.end(new UnavailableError('The server is shutting down; the login was not completed.', 5));
         else
           this.end(undefined, {
@@ -349,10 +349,12 @@ class PendingWait implements AnswerListener, WaitHolder {
   }
 
   private answered(o: Outcome): void {
+    const ms = this.deps.clock.now() - this.plan.started;
     this.deps.events.emit('wait.finished', {
       transactionId: this.transactionId,
       result: o.kind === 'accept' ? 'accept' : 'decline',
-      wakeMs: this.deps.clock.now() - this.plan.started,
+      ms,
+      wakeMs: ms,
     });
     this.end(undefined, o);
   }
@@ -374,7 +376,7 @@ class PendingWait implements AnswerListener, WaitHolder {
         (counts) => {
           for (const t of tokens)
             deps.events.emit('token.fail_counter', { serial: t.serial, failCount: counts.get(t.id) ?? t.failCount, maxFail: t.maxFail });
-          deps.events.emit('wait.finished', { transactionId, result: 'timeout' });
+          deps.events.emit('wait.finished', { transactionId, result: 'timeout', ms: deps.clock.now() - plan.started });
           const single = tokens.length === 1 ? tokens[0] : undefined;
           this.end(undefined, {
             kind: 'reject',

@@ -26,11 +26,30 @@ export interface Store {
   migrate(): Promise<string[]>;
   /** A rate-limiter-flexible limiter on this database (PostgreSQL / MariaDB only; table rate_limits). */
   rateLimiter(opts: LimiterOptions): RateLimiterAbstract;
-  /** A trivial round trip (health check). */
+  /** A trivial round trip (health and readiness checks). */
   ping(): Promise<void>;
+  /** The connection pool now (metrics). SQLite's pool holds its one connection: max 1. */
+  poolStats(): PoolStats | null;
   close(): Promise<void>;
   /** For infrastructure that needs the driver (cross-node bus, tests); never for business code. */
   readonly knex: Knex;
+}
+
+export interface PoolStats {
+  readonly used: number;
+  readonly free: number;
+  readonly pendingAcquires: number;
+  readonly pendingCreates: number;
+  readonly max: number;
+}
+
+/** The part of tarn's pool (knex's pool) the metrics read. */
+interface TarnPool {
+  numUsed(): number;
+  numFree(): number;
+  numPendingAcquires(): number;
+  numPendingCreates(): number;
+  max: number;
 }
 
 export interface StoreOptions extends KnexOptions {
@@ -56,6 +75,18 @@ export function createStore(url: string, box: SecretBox, opts: StoreOptions = {}
       } catch (err) {
         throw new DatabaseError(err);
       }
+    },
+    poolStats() {
+      // knex keeps its tarn pool on the client (absent after destroy(), until initialize()).
+      const pool = (knex.client as { pool?: TarnPool }).pool;
+      if (!pool) return null;
+      return {
+        used: pool.numUsed(),
+        free: pool.numFree(),
+        pendingAcquires: pool.numPendingAcquires(),
+        pendingCreates: pool.numPendingCreates(),
+        max: pool.max,
+      };
     },
     close: () => knex.destroy(),
     knex,

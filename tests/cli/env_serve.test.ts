@@ -4,6 +4,7 @@
  * server.public_url cannot work for a phone.
  */
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
@@ -22,6 +23,11 @@ test('environment overrides win over the file; relative paths from the environme
     PUSHGATE_KEY_FILE: 'keys/k',
     PUSHGATE_REDIS_URL: 'redis://r:6379',
     PUSHGATE_NODE_NAME: 'node-b',
+    PUSHGATE_TRUSTED_PROXIES: ' 10.0.0.5, 10.0.1.0/24,',
+    PUSHGATE_DATABASE_POOL_MAX: '25',
+    PUSHGATE_LOG_LEVEL: 'debug',
+    PUSHGATE_METRICS_TOKEN: 'scrape-token-0123456789',
+    PUSHGATE_METRICS_LISTEN: '127.0.0.1:9464',
     PUSHGATE_OTHER: 'x',
   };
   const c = parseConfigWith(
@@ -34,6 +40,10 @@ test('environment overrides win over the file; relative paths from the environme
   t.is(c.database.url, 'sqlite:/work/db/p.db');
   t.is(c.secrets.keyFile, '/work/keys/k');
   t.is(c.bus.redisUrl, 'redis://r:6379');
+  t.deepEqual(c.server.trustedProxies, ['10.0.0.5', '10.0.1.0/24'], 'a comma-separated list');
+  t.is(c.database.poolMax, 25);
+  t.is(c.log.level, 'debug');
+  t.deepEqual(c.metrics, { token: 'scrape-token-0123456789', listen: { host: '127.0.0.1', port: 9464 } });
   t.deepEqual(
     ENV_OVERRIDES.map(([name]) => name).sort(),
     Object.keys(env)
@@ -49,6 +59,18 @@ test('environment overrides win over the file; relative paths from the environme
     { path: 'server.port', value: '7001', source: '--port' },
   ]);
   t.is(flag.server.port, 7001);
+});
+
+test('the README lists every environment variable (Operating pushgate → Environment variables)', (t) => {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('### Environment variables'));
+  const table = section.slice(0, section.indexOf('\n\n', section.indexOf('| variable |')));
+  const listed = new Set([...table.matchAll(/`(PUSHGATE_[A-Z_]+)`/g)].map((m) => m[1]));
+  for (const [name, setting] of ENV_OVERRIDES) {
+    t.true(listed.has(name), `${name} is in the README`);
+    t.true(table.includes(`\`${setting}\``), `${name}'s setting ${setting} is named`);
+  }
+  t.true(listed.has('PUSHGATE_CONFIG'));
 });
 
 test('a bad value names the variable or flag it came from, next to the file problems', (t) => {

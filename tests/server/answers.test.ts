@@ -91,6 +91,7 @@ test('notify publishes to the transport after waking local listeners; remote mes
   const published: string[] = [];
   let deliver: (tid: string) => void = () => {};
   let closed = false;
+  let down = false;
   const transport: BusTransport = {
     name: 'test',
     async start(onMessage) {
@@ -98,6 +99,9 @@ test('notify publishes to the transport after waking local listeners; remote mes
     },
     publish(tid) {
       published.push(tid);
+    },
+    async check() {
+      if (down) throw new Error('transport down');
     },
     async close() {
       closed = true;
@@ -112,6 +116,9 @@ test('notify publishes to the transport after waking local listeners; remote mes
   t.is(l.answers, 1);
   deliver('T');
   t.is(l.answers, 2, 'a notification from another node wakes the local listener');
+  await t.notThrowsAsync(bus.check());
+  down = true;
+  await t.throwsAsync(bus.check(), { message: 'transport down' }, 'readiness asks the transport');
   await bus.close();
   t.is(l.closed, 1);
   t.true(closed);

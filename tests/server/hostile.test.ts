@@ -239,6 +239,7 @@ const ENDPOINTS: Array<[string[], string]> = [
   [['GET', 'POST'], '/ttype/push'],
   [['GET', 'POST'], '/ttype/{}'],
   [['GET'], '/healthz'],
+  [['GET'], '/readyz'],
   [['GET'], '/metrics'],
 ];
 const OTHER_PATHS = [

@@ -578,7 +578,7 @@ test('finished waits leave nothing behind: no listener on the bus, no timer, no 
   t.deepEqual(finishedWaits(w), ['accept', 'timeout', 'disconnect']);
 });
 
-test('metrics: /metrics counts waits started, finished by result, rejected, and the answered-wait durations', async (t) => {
+test('metrics: /metrics counts waits started, finished by result, rejected, and the wait durations by result', async (t) => {
   const w = await waitWorld(t, { wait: 20, waitConfig: { max_concurrent: 1, safety_reread_ms: 60_000 } });
   const phone = phoneFor(w);
   await enrollPhone(w, phone);
@@ -619,8 +619,15 @@ test('metrics: /metrics counts waits started, finished by result, rejected, and 
     'pushgate_waits_rejected_total{reason="capacity"} 1',
     'pushgate_waits_active 0',
     'pushgate_answer_bus_waiters 0',
-    'pushgate_wait_duration_ms{quantile="0.5"} 3000',
-    'pushgate_wait_duration_ms{quantile="0.99"} 3000',
+    'pushgate_wait_duration_seconds_count{result="accept"} 1',
+    'pushgate_wait_duration_seconds_sum{result="accept"} 1',
+    'pushgate_wait_duration_seconds_bucket{le="0.5",result="accept"} 0',
+    'pushgate_wait_duration_seconds_bucket{le="1",result="accept"} 1',
+    'pushgate_wait_duration_seconds_sum{result="decline"} 3',
+    'pushgate_wait_duration_seconds_bucket{le="2",result="decline"} 0',
+    'pushgate_wait_duration_seconds_bucket{le="5",result="decline"} 1',
+    'pushgate_wait_duration_seconds_sum{result="timeout"} 20',
+    'pushgate_wait_duration_seconds_count{result="disconnect"} 1',
   ])
     t.true(lines.has(line), `${line}\n--- got:\n${m.text}`);
 });

@@ -308,11 +308,17 @@ test('PinHasher: a refusal is an error, not a "wrong PIN"; refusals are events a
   const argon = heldArgon();
   const clock = new FakeClock();
   const events = new Events();
-  const metrics = createMetrics(events);
   const hasher = createPinHasher(
     { memoryKib: 1024, timeCost: 1, parallelism: 1, maxConcurrent: 1, maxQueue: 1, maxQueuePerKey: 1, maxWaitMs: 1000 },
     { clock, argon, events },
   );
+  const metrics = createMetrics(events, {
+    waitsActive: () => 0,
+    answerBusWaiters: () => 0,
+    pinQueue: () => hasher.limiter,
+    dbPool: () => null,
+  });
+  t.teardown(() => metrics.close());
   const running = hasher.verify('$fake$1', '1', { key: 'k1' });
   const queued = track(hasher.verify('$fake$2', '2', { key: 'k2' }));
   await until(() => hasher.limiter.waiting === 1);
@@ -322,8 +328,11 @@ test('PinHasher: a refusal is an error, not a "wrong PIN"; refusals are events a
   argon.release();
   t.true(await running);
   t.deepEqual(argon.calls, ['1']);
-  t.is(metrics.counters.get('pushgate_pin_rejected_total{reason="queue_full"}'), 1);
-  t.is(metrics.counters.get('pushgate_pin_rejected_total{reason="deadline"}'), 1);
+  const counters = await metrics.counters();
+  t.is(counters.get('pushgate_pin_rejected_total{reason="queue_full"}'), 1);
+  t.is(counters.get('pushgate_pin_rejected_total{reason="deadline"}'), 1);
+  // Only the job that ran was timed in the queue (it found a free slot: 0 s); refused jobs never start.
+  t.regex(await metrics.render(), /^pushgate_pin_queue_wait_seconds_count 1$/m);
   // A stored value that is no hash still never matches (and frees its slot).
   const real = createPinHasher({ memoryKib: 1024, timeCost: 1, parallelism: 1, maxConcurrent: 1 }, { clock });
   t.false(await real.verify('$argon2id$garbage', 'x'));
