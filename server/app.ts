@@ -1,7 +1,9 @@
-/** createApp(deps): the Koa app — error rendering, parameters, client address, audit, routes. */
+/** createApp(deps): the Koa app — request id, error rendering, parameters, client address, audit, routes. */
+import crypto from 'node:crypto';
 import Koa from 'koa';
 import type { Deps } from './deps.ts';
 import { MethodError, MfaError, ParameterError } from '../core/errors.ts';
+import { REQUEST_ID, type RequestInfo } from '../core/request_scope.ts';
 import { checkParamLimits, parseRequestParams, type Params } from './params.ts';
 import { matchesClient } from '../policies/match.ts';
 import { auditOrRefuse, commonHeaders, errorReply, type AuditDraft } from './respond.ts';
@@ -14,6 +16,8 @@ import { healthRouter } from './routes/health.ts';
 import { smartphoneRouter } from './routes/smartphone.ts';
 
 export interface AppState {
+  /** This request's id: a sane incoming X-Request-Id, else a new UUID; echoed, logged, in the audit row. */
+  requestId: string;
   params: Params;
   /** The client address policies see: the peer, or X-Forwarded-For / `client` when the peer is a trusted proxy. */
   client: string;
@@ -61,6 +65,33 @@ export function createApp(deps: Deps): Koa<AppState> {
     }
   };
 
+  // The request id first: every line the request logs (deps.scope) and its audit row carry it, and the response
+  // echoes it — also an error envelope and a push wait's late answer (the header is already on the raw response).
+  app.use((ctx, next) => {
+    const incoming = ctx.get('x-request-id');
+    const info: RequestInfo = { id: REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID() };
+    ctx.state.requestId = info.id;
+    ctx.set('X-Request-Id', info.id);
+    return deps.scope.run(info, () => {
+      const started = deps.clock.now();
+      const { method, path, res } = ctx;
+      deps.events.emit('request.started', { method, path, client: (ctx.req.socket.remoteAddress ?? '').replace(/^::ffff:/, '') });
+      // 'close' of the raw response ends every request: answered by Koa, by a push wait outside Koa, or abandoned.
+      res.once('close', () =>
+        deps.scope.run(info, () =>
+          deps.events.emit('request.finished', {
+            method,
+            path,
+            status: res.statusCode,
+            ms: deps.clock.now() - started,
+            ...(res.writableFinished ? {} : { aborted: true }),
+          }),
+        ),
+      );
+      return next();
+    });
+  });
+
   // One frame around every request: parameters and client address → routes → 404 envelope → error envelope →
   // headers → audit row. (A push wait leaves it early and answers through server/respond.ts.)
   app.use(async (ctx, next) => {
@@ -86,7 +117,14 @@ export function createApp(deps: Deps): Koa<AppState> {
     for (const [k, v] of Object.entries(commonHeaders(deps))) ctx.set(k, v);
     const audit = ctx.state.audit;
     const refused = audit
-      ? await auditOrRefuse(deps, ctx.method, ctx.path, audit, ctx.state.client ?? null, ctx.state.admin ?? null)
+      ? await auditOrRefuse(
+          deps,
+          ctx.method,
+          ctx.path,
+          { ...audit, requestId: ctx.state.requestId },
+          ctx.state.client ?? null,
+          ctx.state.admin ?? null,
+        )
       : null;
     if (refused) {
       // an ACCEPT without its audit row: fail closed (server/respond.ts failsClosed)

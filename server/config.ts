@@ -78,7 +78,8 @@ export interface Config {
     readonly challengesPerUser: number;
     readonly challengesWindowSeconds: number;
   };
-  readonly log: { readonly level: 'debug' | 'info' | 'warn' | 'error' };
+  /** The structured log (server/log.ts): the lowest level written, and JSON or pretty lines (`auto`: pretty on a terminal). */
+  readonly log: { readonly level: 'debug' | 'info' | 'warn' | 'error'; readonly format: 'auto' | 'json' | 'pretty' };
   readonly policies: readonly unknown[];
   readonly policyFiles: readonly string[];
   /** Directory relative paths in the file are resolved against. */
@@ -385,9 +386,11 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
     challengesPerUser: r.int(lm.challenges_per_user, 'limits.challenges_per_user', 10, 0, 1_000_000),
     challengesWindowSeconds: r.int(lm.challenges_window_seconds, 'limits.challenges_window_seconds', 60, 1, 86_400),
   };
-  const lg = r.obj(top.log, 'log', ['level']);
+  const lg = r.obj(top.log, 'log', ['level', 'format']);
   const level = r.str(lg.level, 'log.level', 'info');
   if (!['debug', 'info', 'warn', 'error'].includes(level)) r.problems.push('log.level must be one of debug, info, warn, error');
+  const format = r.str(lg.format, 'log.format', 'auto');
+  if (!['auto', 'json', 'pretty'].includes(format)) r.problems.push('log.format must be one of auto, json, pretty');
 
   const policies = r.list(top.policies, 'policies');
   const policyFiles = r.list(top.policy_files, 'policy_files').map((x, i) => r.file(x, `policy_files[${i}]`, ''));
@@ -408,7 +411,7 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
     wait,
     bus,
     limits,
-    log: { level: level as Config['log']['level'] },
+    log: { level: level as Config['log']['level'], format: format as Config['log']['format'] },
     policies,
     policyFiles,
     baseDir,
@@ -437,6 +440,8 @@ export const ENV_OVERRIDES: ReadonlyArray<readonly [env: string, path: string]> 
   ['PUSHGATE_KEY_FILE', 'secrets.key_file'],
   ['PUSHGATE_REDIS_URL', 'bus.redis_url'],
   ['PUSHGATE_NODE_NAME', 'server.node_name'],
+  ['PUSHGATE_LOG_LEVEL', 'log.level'],
+  ['PUSHGATE_LOG_FORMAT', 'log.format'],
 ];
 
 /** The overrides the environment sets (see ENV_OVERRIDES). */

@@ -22,10 +22,11 @@ export function auditJson(r: AuditRow): Record<string, unknown> {
     transaction_id: r.transactionId,
     policies: r.policies,
     info: r.info,
+    request_id: r.requestId,
   };
 }
 
-const HEADERS = ['TIME', 'NODE', 'ACTION', 'OUTCOME', 'USER', 'REALM', 'SERIALS', 'CLIENT', 'ADMIN', 'POLICIES', 'INFO'];
+const HEADERS = ['TIME', 'NODE', 'ACTION', 'OUTCOME', 'USER', 'REALM', 'SERIALS', 'CLIENT', 'ADMIN', 'POLICIES', 'REQUEST', 'INFO'];
 const cells = (r: AuditRow): string[] => [
   formatTime(r.time),
   r.node ?? '-',
@@ -37,6 +38,7 @@ const cells = (r: AuditRow): string[] => [
   r.client ?? '-',
   r.admin ?? '-',
   formatValue(r.policies),
+  r.requestId ?? '-',
   Object.keys(r.info).length ? JSON.stringify(r.info) : '',
 ];
 

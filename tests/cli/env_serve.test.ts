@@ -22,6 +22,8 @@ test('environment overrides win over the file; relative paths from the environme
     PUSHGATE_KEY_FILE: 'keys/k',
     PUSHGATE_REDIS_URL: 'redis://r:6379',
     PUSHGATE_NODE_NAME: 'node-b',
+    PUSHGATE_LOG_LEVEL: 'debug',
+    PUSHGATE_LOG_FORMAT: 'json',
     PUSHGATE_OTHER: 'x',
   };
   const c = parseConfigWith(
@@ -34,6 +36,7 @@ test('environment overrides win over the file; relative paths from the environme
   t.is(c.database.url, 'sqlite:/work/db/p.db');
   t.is(c.secrets.keyFile, '/work/keys/k');
   t.is(c.bus.redisUrl, 'redis://r:6379');
+  t.deepEqual(c.log, { level: 'debug', format: 'json' });
   t.deepEqual(
     ENV_OVERRIDES.map(([name]) => name).sort(),
     Object.keys(env)
