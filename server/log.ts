@@ -70,7 +70,7 @@ const EVENT_LEVELS: { readonly [K in EventName]: LogLevel | ((payload: EventMap[
   'wait.rejected': 'warn',
   'pin.rejected': 'warn',
   'throttle.refused': 'warn',
-  'cleanup.ran': 'debug',
+  'cleanup.ran': (e) => (e.challenges + e.tokens + e.audit > 0 ? 'info' : 'debug'),
   'events.subscriber_failed': 'error',
   log: (e) => e.level,
 };

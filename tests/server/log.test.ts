@@ -52,6 +52,12 @@ test('request id: a sane X-Request-Id is echoed, on every line of the request an
   );
   const rows = await auditRows(w);
   t.is(rows.at(-1)!.requestId, 'idp-7.login_42');
+  const found = await w.call('GET', '/audit/', { request_id: 'idp-7.login_42' }, { headers: await asAdmin(w) });
+  t.deepEqual(
+    found.body.result.value.auditdata.map((e: any) => [e.action, e.request_id]),
+    [['POST /validate/check', 'idp-7.login_42']],
+    'GET /audit/ filters by request id',
+  );
 
   // Not a sane token (a space, a 65-character id): a generated id instead, also on an error answer.
   for (const bad of ['a b', 'x'.repeat(65), 'id;drop']) {
