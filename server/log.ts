@@ -147,6 +147,7 @@ export function createLogger(opts: LoggerOptions): Logger {
         sync: true,
         translateTime: 'SYS:standard',
         ignore: 'pid,node',
+        singleLine: true,
         destination: opts.destination ? asStream(opts.destination) : 1,
       })
     : (opts.destination ?? pino.destination({ dest: 1, sync: true }));
