@@ -9,6 +9,7 @@ import { systemClock } from '../core/clock.ts';
 import { Events } from '../core/events.ts';
 import { RequestScope } from '../core/request_scope.ts';
 import { createStore, type Store } from './store/store.ts';
+import { describeDatabase } from './store/knex.ts';
 import { createSecretBox, loadOrCreateKey, type SecretBox } from './store/secrets.ts';
 import { createPinHasher, type PinHasher } from './auth/pin.ts';
 import { createRealms, type Realms } from './auth/users.ts';
@@ -107,7 +108,7 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
   const store = createStore(config.database.url, box, {
     poolMax: config.database.poolMax,
     node: config.server.nodeName,
-    log: (level, msg) => events.emit('log', { level, msg: `database: ${msg}` }),
+    log: (level, msg) => events.emit('log', { level, msg: `database ${describeDatabase(config.database.url)}: ${msg}` }),
   });
   if (opts.migrate !== false) {
     try {
