@@ -27,8 +27,8 @@ export interface EventMap {
     database?: string;
     stack?: string;
   };
-  /** A request came in (path without the query string: it may hold the pass). */
-  'request.started': { method: string; path: string; client: string };
+  /** A request came in (path without the query string: it may hold the pass; `peer`: the TCP peer's address). */
+  'request.started': { method: string; path: string; peer: string };
   /** A request's response ended (`aborted`: the client went away first); `ms` from the first byte of the frame. */
   'request.finished': { method: string; path: string; status: number; ms: number; aborted?: boolean };
   /** The policies of one scope that apply to a request (resolved once per scope and request). */

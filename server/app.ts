@@ -75,7 +75,7 @@ export function createApp(deps: Deps): Koa<AppState> {
     return deps.scope.run(info, () => {
       const started = deps.clock.now();
       const { method, path, res } = ctx;
-      deps.events.emit('request.started', { method, path, client: (ctx.req.socket.remoteAddress ?? '').replace(/^::ffff:/, '') });
+      deps.events.emit('request.started', { method, path, peer: (ctx.req.socket.remoteAddress ?? '').replace(/^::ffff:/, '') });
       // 'close' of the raw response ends every request: answered by Koa, by a push wait outside Koa, or abandoned.
       res.once('close', () =>
         deps.scope.run(info, () =>
