@@ -14,7 +14,9 @@ import type { Server } from 'node:http';
 import { loadConfig } from '../server/config.ts';
 import { buildDeps } from '../server/deps.ts';
 import { createApp } from '../server/app.ts';
-import { attachJsonLog, Events } from '../core/events.ts';
+import { Events } from '../core/events.ts';
+import { RequestScope } from '../core/request_scope.ts';
+import { attachLog, createLogger, lineDestination } from '../server/log.ts';
 import { systemClock } from '../core/clock.ts';
 import { enrollToken } from '../server/auth/tokens_admin.ts';
 import { handleSmartphoneRequest } from '../server/auth/smartphone.ts';
@@ -31,12 +33,16 @@ if (!configFile || !usersArg) {
 }
 const config = loadConfig(configFile);
 const events = new Events();
-const LEVELS = ['debug', 'info', 'warn', 'error'];
-const min = LEVELS.indexOf(config.log.level);
-attachJsonLog(events, systemClock, (line) => {
-  if (LEVELS.indexOf((JSON.parse(line) as { level: string }).level) >= min) process.stderr.write(line + '\n');
+const scope = new RequestScope();
+const logger = createLogger({
+  level: config.log.level,
+  format: 'json',
+  clock: systemClock,
+  node: config.server.nodeName,
+  destination: lineDestination((line) => process.stderr.write(line + '\n')),
 });
-const deps = await buildDeps(config, { events });
+attachLog(events, logger, scope);
+const deps = await buildDeps(config, { events, scope });
 
 await enrollToken(deps, { type: 'spass', serial: 'VICTIM', user: 'victim', pin: PIN, params: {} });
 const legit = Number(usersArg);

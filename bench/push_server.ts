@@ -17,7 +17,9 @@ import type { Credential } from 'firebase-admin/app';
 import { loadConfig } from '../server/config.ts';
 import { buildDeps } from '../server/deps.ts';
 import { createApp } from '../server/app.ts';
-import { attachJsonLog, Events } from '../core/events.ts';
+import { Events } from '../core/events.ts';
+import { RequestScope } from '../core/request_scope.ts';
+import { attachLog, createLogger, lineDestination } from '../server/log.ts';
 import { systemClock } from '../core/clock.ts';
 import { startCleanup } from '../server/store/cleanup.ts';
 import { generateServerKeyPair, SERVER_KEY_BITS, type ServerKeyPair } from '../tokens/push/signatures.ts';
@@ -49,13 +51,18 @@ class LoopbackAgent extends https.Agent {
 const credential: Credential = { getAccessToken: async () => ({ access_token: 'bench-access-token', expires_in: 3600 }) };
 
 const events = new Events();
-const LEVELS = ['debug', 'info', 'warn', 'error'];
-const min = LEVELS.indexOf(config.log.level);
-attachJsonLog(events, systemClock, (line) => {
-  if (LEVELS.indexOf((JSON.parse(line) as { level: string }).level) >= min) process.stderr.write(line + '\n');
+const scope = new RequestScope();
+const logger = createLogger({
+  level: config.log.level,
+  format: 'json',
+  clock: systemClock,
+  node: config.server.nodeName,
+  destination: lineDestination((line) => process.stderr.write(line + '\n')),
 });
+attachLog(events, logger, scope);
 const deps = await buildDeps(config, {
   events,
+  scope,
   push: {
     keys: { generate, size: 0 },
     firebase: { credential, httpAgent: new LoopbackAgent({ keepAlive: true }), projectId: FCM_PROJECT },

@@ -17,7 +17,9 @@ import type { Server } from 'node:http';
 import { loadConfig } from '../server/config.ts';
 import { buildDeps } from '../server/deps.ts';
 import { createApp } from '../server/app.ts';
-import { attachJsonLog, Events } from '../core/events.ts';
+import { Events } from '../core/events.ts';
+import { RequestScope } from '../core/request_scope.ts';
+import { attachLog, createLogger, lineDestination } from '../server/log.ts';
 import { systemClock } from '../core/clock.ts';
 import { generateServerKeyPair, SERVER_KEY_BITS, type ServerKeyPair } from '../tokens/push/signatures.ts';
 import { ADMIN, ADMIN_PASSWORD, type WaitChildReply, type WaitChildRequest } from './wait_common.ts';
@@ -33,14 +35,18 @@ const premade: ServerKeyPair[] = await Promise.all(Array.from({ length: Number(k
 let next = 0;
 
 const events = new Events();
-const LEVELS = ['debug', 'info', 'warn', 'error'];
-const min = LEVELS.indexOf(config.log.level);
-attachJsonLog(events, systemClock, (line) => {
-  if (LEVELS.indexOf((JSON.parse(line) as { level: string }).level) >= min) process.stderr.write(line + '\n');
+const scope = new RequestScope();
+const logger = createLogger({
+  level: config.log.level,
+  format: 'json',
+  clock: systemClock,
+  node: config.server.nodeName,
+  destination: lineDestination((line) => process.stderr.write(line + '\n')),
 });
+attachLog(events, logger, scope);
 const generate = (): Promise<ServerKeyPair> =>
   premade.length ? Promise.resolve(premade[next++ % premade.length]!) : generateServerKeyPair(SERVER_KEY_BITS);
-const deps = await buildDeps(config, { events, push: { keys: { generate, size: 0 } } });
+const deps = await buildDeps(config, { events, scope, push: { keys: { generate, size: 0 } } });
 let queries = 0;
 let snaps = 0;
 deps.store.knex.on('query', () => {

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { BuildOptions } from '../server/deps.ts';
-import { ConfigError, MfaError } from '../core/errors.ts';
+import { ConfigError, DatabaseError, MfaError } from '../core/errors.ts';
 import { createContext, type CliIo, type GlobalArgs } from './context.ts';
 import { serveCommand } from './commands/serve.ts';
 import { dbCommands } from './commands/db.ts';
@@ -37,7 +37,8 @@ export function errorLines(err: unknown): string[] {
   if (err instanceof ConfigError) return err.problems.map((p) => `error: ${oneLine(p)}`);
   if (err instanceof MfaError) {
     // Operators see the driver's reason that API clients never see.
-    const cause = err.status >= 500 && err.cause instanceof Error ? ` (${err.cause.message})` : '';
+    const where = err instanceof DatabaseError && err.database ? `database ${err.database}: ` : '';
+    const cause = err.status >= 500 && err.cause instanceof Error ? ` (${where}${err.cause.message})` : '';
     return [`error: ${oneLine(err.wireMessage + cause)}`];
   }
   if (err instanceof Error) {

@@ -90,8 +90,11 @@ export class TokenAdminError extends MfaError {
 export const tokenLocked = (): TokenAdminError => new TokenAdminError(1007, 'This action is not possible, since the token is locked');
 /** -600, HTTP 500 — the database is unreachable or failed. Detail goes to the log only. */
 export class DatabaseError extends MfaError {
-  constructor(cause?: unknown) {
+  /** Which database failed (`postgres db.example.org:5432/pushgate`; never credentials), when the thrower knows it. */
+  readonly database: string | undefined;
+  constructor(cause?: unknown, database?: string) {
     super(-600, 500, 'A database error occurred.', { prefixed: false, cause });
+    this.database = database;
   }
 }
 /** -500, HTTP 500 — anything unexpected. Detail goes to the log only. */

@@ -1,4 +1,3 @@
-import type { Clock } from './clock.ts';
 /**
  * Typed domain events. Business code emits; the log writer, the audit and the metrics subscribe.
  * Emitting never throws into the emitter: a failing subscriber is reported as `events.subscriber_failed`.
@@ -6,14 +5,39 @@ import type { Clock } from './clock.ts';
 export interface EventMap {
   'server.started': { host: string; port: number; database: string };
   'server.stopping': { reason: string };
+  /** The last line of a server: everything is closed. */
+  'server.stopped': { reason: string };
   'config.warning': { message: string };
   'policies.reloaded': { count: number };
   'policies.reload_failed': { error: string };
   /** An audit row could not be written (see server/respond.ts writeAudit); `error` is the database's message. */
   'audit.write_failed': { action: string; outcome: string; error: string; code?: string };
-  /** Every HTTP request once its response is finished or its connection closed: the route pattern, never the raw URL. */
-  'request.finished': { method: string; route: string; status: number; ms: number };
-  'request.failed': { method: string; path: string; status: number; code: number; error: string; stack?: string };
+  /**
+   * A request answered with an error envelope. `error`: the message (the cause's for a 5xx); `errorCode`: the
+   * cause's code (ECONNREFUSED, 23505, …); `database`: which database failed (a -600; never its password); `stack`
+   * only goes to the log at debug.
+   */
+  'request.failed': {
+    method: string;
+    path: string;
+    status: number;
+    code: number;
+    error: string;
+    errorCode?: string;
+    database?: string;
+    stack?: string;
+  };
+  /** A request came in (path without the query string: it may hold the pass; `peer`: the TCP peer's address). */
+  'request.started': { method: string; path: string; peer: string };
+  /**
+   * A request's response ended (`aborted`: the client went away first); `ms` from the first byte of the frame;
+   * `route`: the router's pattern (`unmatched` when none), never the raw URL (a bounded metrics label).
+   */
+  'request.finished': { method: string; path: string; route: string; status: number; ms: number; aborted?: boolean };
+  /** The policies of one scope that apply to a request (resolved once per scope and request). */
+  'policy.matched': { scope: string; user?: string; realm?: string; client?: string; policies: string[] };
+  /** An administrator's POST /auth: who, from where, and why it failed (never the password). */
+  'admin.login': { username: string; client: string; success: boolean; reason?: 'unknown_admin' | 'wrong_password' };
   'check.result': {
     user?: string;
     realm?: string;
@@ -22,6 +46,8 @@ export interface EventMap {
     message: string;
     policies: string[];
     transactionId?: string;
+    /** The end user's address (the peer, or named by a trusted proxy). */
+    client: string;
   };
   'token.fail_counter': { serial: string; failCount: number; maxFail: number };
   'token.locked': { serial: string };
@@ -106,26 +132,4 @@ export class Events {
       this.emit('events.subscriber_failed', { event: name, error: String(err) });
     }
   }
-}
-
-/** Writes every event as one JSON line (the structured log). */
-export function attachJsonLog(
-  events: Events,
-  clock: Clock,
-  write: (line: string) => void,
-  opts: { quiet?: Set<EventName> } = {},
-): () => void {
-  return events.onAny((name, payload) => {
-    if (opts.quiet?.has(name)) return;
-    // One line per HTTP request (request.finished) is an access log: debug, not info.
-    const level =
-      name === 'log'
-        ? (payload as { level: string }).level
-        : name === 'request.finished'
-          ? 'debug'
-          : /failed|stale|locked|warning/.test(name)
-            ? 'warn'
-            : 'info';
-    write(JSON.stringify({ time: new Date(clock.now()).toISOString(), level, event: name, ...(payload as object) }));
-  });
 }

@@ -1,7 +1,9 @@
-/** createApp(deps): the Koa app — error rendering, parameters, client address, audit, routes. */
+/** createApp(deps): the Koa app — request id, error rendering, parameters, client address, audit, routes. */
+import crypto from 'node:crypto';
 import Koa from 'koa';
 import type { Deps } from './deps.ts';
 import { MethodError, MfaError, ParameterError } from '../core/errors.ts';
+import { REQUEST_ID, type RequestInfo } from '../core/request_scope.ts';
 import { checkParamLimits, parseRequestParams, type Params } from './params.ts';
 import { matchesClient } from '../policies/match.ts';
 import { auditOrRefuse, commonHeaders, errorReply, type AuditDraft } from './respond.ts';
@@ -16,6 +18,8 @@ import { smartphoneRouter } from './routes/smartphone.ts';
 import { openapiRouter } from './routes/openapi.ts';
 
 export interface AppState {
+  /** This request's id: a sane incoming X-Request-Id, else a new UUID; echoed, logged, in the audit row. */
+  requestId: string;
   params: Params;
   /** The client address policies see: the peer, or X-Forwarded-For / `client` when the peer is a trusted proxy. */
   client: string;
@@ -40,24 +44,27 @@ function clientAddress(deps: Deps, ctx: Koa.Context, params: Params): string {
   return fwd[0] ?? peer;
 }
 
-/** Methods named in the metrics as they are; any other (a client may send any token) counts as OTHER. */
-const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
-
 /**
  * Emits `request.finished` when the response is done or its connection closed — also for a push wait, which answers
- * outside Koa. The route is the router's pattern (`/token/:serial`), never the raw URL, so the label stays bounded;
- * a response that never finished (the client left) counts as 499.
+ * outside Koa, and for a client that left first (`aborted`). `route` is the router's pattern (`/token/:serial`),
+ * never the raw URL, so the metrics label stays bounded; `path` (never the query string: it may hold the pass) is
+ * for the log. `within` re-enters the request's log scope for the event.
  */
-function observeRequest(deps: Pick<Deps, 'clock' | 'events'>, ctx: Koa.Context): void {
+function observeRequest(deps: Pick<Deps, 'clock' | 'events'>, ctx: Koa.Context, within: (f: () => void) => void = (f) => f()): void {
   const started = deps.clock.now();
-  ctx.res.once('close', () => {
+  const { method, path, res } = ctx;
+  res.once('close', () => {
     const route = (ctx as { _matchedRoute?: unknown })._matchedRoute;
-    deps.events.emit('request.finished', {
-      method: KNOWN_METHODS.has(ctx.method) ? ctx.method : 'OTHER',
-      route: typeof route === 'string' ? route : 'unmatched',
-      status: ctx.res.writableFinished ? ctx.res.statusCode : 499,
-      ms: deps.clock.now() - started,
-    });
+    within(() =>
+      deps.events.emit('request.finished', {
+        method,
+        path,
+        route: typeof route === 'string' ? route : 'unmatched',
+        status: res.statusCode,
+        ms: deps.clock.now() - started,
+        ...(res.writableFinished ? {} : { aborted: true }),
+      }),
+    );
   });
 }
 
@@ -115,10 +122,28 @@ export function createApp(deps: Deps): Koa<AppState> {
     }
   };
 
+  // The request id first: every line the request logs (deps.scope) and its audit row carry it, and the response
+  // echoes it — also an error envelope and a push wait's late answer (the header is already on the raw response).
+  app.use((ctx, next) => {
+    const incoming = ctx.get('x-request-id');
+    const info: RequestInfo = { id: REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID() };
+    ctx.state.requestId = info.id;
+    ctx.set('X-Request-Id', info.id);
+    return deps.scope.run(info, () => {
+      deps.events.emit('request.started', {
+        method: ctx.method,
+        path: ctx.path,
+        peer: (ctx.req.socket.remoteAddress ?? '').replace(/^::ffff:/, ''),
+      });
+      // 'close' of the raw response ends every request: answered by Koa, by a push wait outside Koa, or abandoned.
+      observeRequest(deps, ctx, (f) => deps.scope.run(info, f));
+      return next();
+    });
+  });
+
   // One frame around every request: parameters and client address → routes → 404 envelope → error envelope →
   // headers → audit row. (A push wait leaves it early and answers through server/respond.ts.)
   app.use(async (ctx, next) => {
-    observeRequest(deps, ctx);
     try {
       ctx.state.peer = (ctx.req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
       ctx.state.client = ctx.state.peer; // known even if the body is broken
@@ -141,7 +166,14 @@ export function createApp(deps: Deps): Koa<AppState> {
     for (const [k, v] of Object.entries(commonHeaders(deps))) ctx.set(k, v);
     const audit = ctx.state.audit;
     const refused = audit
-      ? await auditOrRefuse(deps, ctx.method, ctx.path, audit, ctx.state.client ?? null, ctx.state.admin ?? null)
+      ? await auditOrRefuse(
+          deps,
+          ctx.method,
+          ctx.path,
+          { ...audit, requestId: ctx.state.requestId },
+          ctx.state.client ?? null,
+          ctx.state.admin ?? null,
+        )
       : null;
     if (refused) {
       // an ACCEPT without its audit row: fail closed (server/respond.ts failsClosed)

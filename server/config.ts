@@ -78,7 +78,8 @@ export interface Config {
     readonly challengesPerUser: number;
     readonly challengesWindowSeconds: number;
   };
-  readonly log: { readonly level: 'debug' | 'info' | 'warn' | 'error' };
+  /** The structured log (server/log.ts): the lowest level written, and JSON or pretty lines (`auto`: pretty on a terminal). */
+  readonly log: { readonly level: 'debug' | 'info' | 'warn' | 'error'; readonly format: 'auto' | 'json' | 'pretty' };
   /**
    * GET /metrics: `token` — a bearer token the scraper must send (null: no token); `listen` — host and port of a
    * separate listener that serves only /metrics (null: /metrics is on the main port).
@@ -391,9 +392,11 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
     challengesPerUser: r.int(lm.challenges_per_user, 'limits.challenges_per_user', 10, 0, 1_000_000),
     challengesWindowSeconds: r.int(lm.challenges_window_seconds, 'limits.challenges_window_seconds', 60, 1, 86_400),
   };
-  const lg = r.obj(top.log, 'log', ['level']);
+  const lg = r.obj(top.log, 'log', ['level', 'format']);
   const level = r.str(lg.level, 'log.level', 'info');
   if (!['debug', 'info', 'warn', 'error'].includes(level)) r.problems.push('log.level must be one of debug, info, warn, error');
+  const format = r.str(lg.format, 'log.format', 'auto');
+  if (!['auto', 'json', 'pretty'].includes(format)) r.problems.push('log.format must be one of auto, json, pretty');
 
   const mt = r.obj(top.metrics, 'metrics', ['token', 'listen']);
   const metricsToken = mt.token === undefined || mt.token === null ? null : r.str(mt.token, 'metrics.token', '');
@@ -425,7 +428,7 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
     wait,
     bus,
     limits,
-    log: { level: level as Config['log']['level'] },
+    log: { level: level as Config['log']['level'], format: format as Config['log']['format'] },
     metrics: { token: metricsToken, listen: metricsListen },
     policies,
     policyFiles,
@@ -460,6 +463,7 @@ export const ENV_OVERRIDES: ReadonlyArray<readonly [env: string, path: string]> 
   ['PUSHGATE_LOG_LEVEL', 'log.level'],
   ['PUSHGATE_METRICS_TOKEN', 'metrics.token'],
   ['PUSHGATE_METRICS_LISTEN', 'metrics.listen'],
+  ['PUSHGATE_LOG_FORMAT', 'log.format'],
 ];
 
 /** The overrides the environment sets (see ENV_OVERRIDES). */

@@ -7,7 +7,9 @@ import type { Config } from './config.ts';
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
 import { Events } from '../core/events.ts';
+import { RequestScope } from '../core/request_scope.ts';
 import { createStore, type Store } from './store/store.ts';
+import { describeDatabase } from './store/knex.ts';
 import { createSecretBox, loadOrCreateKey, type SecretBox } from './store/secrets.ts';
 import { createPinHasher, type PinHasher } from './auth/pin.ts';
 import { createRealms, type Realms } from './auth/users.ts';
@@ -29,6 +31,8 @@ export interface Deps {
   readonly config: Config;
   readonly clock: Clock;
   readonly events: Events;
+  /** The request the running code serves (its id on every log line; core/request_scope.ts). */
+  readonly scope: RequestScope;
   readonly store: Store;
   readonly box: SecretBox;
   readonly pins: PinHasher;
@@ -53,6 +57,8 @@ export interface Deps {
 export interface BuildOptions {
   clock?: Clock;
   events?: Events;
+  /** The request scope the log writer reads (default: a new one). */
+  scope?: RequestScope;
   /** Use this key instead of reading/creating `secrets.key_file` (tests). */
   key?: Buffer;
   /** Run migrations (default true). */
@@ -85,6 +91,7 @@ export function allActions(registry: TokenRegistry = createTokenRegistry(ALL_TOK
 export async function buildDeps(config: Config, opts: BuildOptions = {}): Promise<Deps> {
   const clock = opts.clock ?? systemClock;
   const events = opts.events ?? new Events();
+  const scope = opts.scope ?? new RequestScope();
   // Validate everything that can be wrong in the configuration before creating anything on disk.
   const registry = createTokenRegistry(ALL_TOKEN_TYPES);
   const actions = allActions(registry);
@@ -104,7 +111,7 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
   const store = createStore(config.database.url, box, {
     poolMax: config.database.poolMax,
     node: config.server.nodeName,
-    log: (level, msg) => events.emit('log', { level, msg: `database: ${msg}` }),
+    log: (level, msg) => events.emit('log', { level, msg: `database ${describeDatabase(config.database.url)}: ${msg}` }),
   });
   if (opts.migrate !== false) {
     try {
@@ -179,6 +186,7 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
     config,
     clock,
     events,
+    scope,
     store,
     box,
     pins,

@@ -8,8 +8,10 @@ import type Koa from 'koa';
 import { loadConfig, publicUrlWarning, type Config, type ConfigOverride } from './config.ts';
 import { buildDeps, type Deps } from './deps.ts';
 import { createApp, createMetricsApp } from './app.ts';
-import { attachJsonLog, Events } from '../core/events.ts';
+import { Events } from '../core/events.ts';
+import { RequestScope } from '../core/request_scope.ts';
 import { systemClock } from '../core/clock.ts';
+import { attachLog, createLogger, lineDestination } from './log.ts';
 import { ConfigError } from '../core/errors.ts';
 import { startCleanup } from './store/cleanup.ts';
 
@@ -24,8 +26,6 @@ export interface RunningServer {
   reload(): void;
   stop(reason?: string): Promise<void>;
 }
-
-const LEVELS = ['debug', 'info', 'warn', 'error'];
 
 /**
  * Listens with the server settings pushgate needs: a deep accept backlog, no per-request timeout (a push wait may
@@ -47,6 +47,7 @@ export interface StartOptions {
   config?: Config;
   /** Environment and command-line settings over the file (also applied when SIGHUP re-reads it). */
   overrides?: readonly ConfigOverride[];
+  /** Where the JSON log lines go (one call per line, without the newline); default stdout, pretty on a terminal. */
   log?: (line: string) => void;
 }
 
@@ -63,13 +64,16 @@ function defaultSslVerify(deps: Deps): '0' | '1' {
 export async function startServer(configFile: string | null, opts: StartOptions = {}): Promise<RunningServer> {
   const config = opts.config ?? loadConfig(configFile, opts.overrides);
   const events = new Events();
-  const write = opts.log ?? ((line: string) => process.stdout.write(line + '\n'));
-  const min = LEVELS.indexOf(config.log.level);
-  attachJsonLog(events, systemClock, (line) => {
-    const level = (JSON.parse(line) as { level: string }).level;
-    if (LEVELS.indexOf(level) >= min) write(line);
+  const scope = new RequestScope();
+  const logger = createLogger({
+    level: config.log.level,
+    format: config.log.format,
+    clock: systemClock,
+    node: config.server.nodeName,
+    destination: opts.log ? lineDestination(opts.log) : undefined,
   });
-  const deps = await buildDeps(config, { events });
+  attachLog(events, logger, scope);
+  const deps = await buildDeps(config, { events, scope });
   const app = createApp(deps);
   let server: Server | undefined;
   let metricsServer: Server | null = null;
@@ -98,7 +102,7 @@ export async function startServer(configFile: string | null, opts: StartOptions 
   const { port, url } = baseUrl(config.server.host, server, config.server.port);
   const metricsUrl = metricsServer && config.metrics.listen ? baseUrl(config.metrics.listen.host, metricsServer, 0).url : null;
   const stopCleanup = startCleanup(deps);
-  events.emit('server.started', { host: config.server.host, port, database: deps.store.dialect });
+  events.emit('server.started', { host: config.server.host, port, database: deps.store.name });
   const urlWarning = publicUrlWarning(config, defaultSslVerify(deps));
   if (urlWarning) events.emit('config.warning', { message: urlWarning });
 
@@ -137,7 +141,11 @@ export async function startServer(configFile: string | null, opts: StartOptions 
             ms.closeAllConnections();
           });
         }
-        await deps.close();
+        try {
+          await deps.close();
+        } finally {
+          events.emit('server.stopped', { reason }); // the last line
+        }
       })();
       return stopping;
     },

@@ -9,6 +9,8 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import type { EventName, EventMap, Events } from '../core/events.ts';
 
 /** What the scrape reads from the running node (gauges). */
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
+
 export interface MetricsSources {
   /** Waiting logins (wait mode) on this node. */
   waitsActive(): number;
@@ -77,7 +79,13 @@ export function createMetrics(
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
     registers,
   });
-  on('request.finished', (e) => http.observe({ method: e.method, route: e.route, status: String(e.status) }, ms(e.ms)));
+  // Methods as they are, any other token a client sends as OTHER; a response the client left before is a 499.
+  on('request.finished', (e) =>
+    http.observe(
+      { method: KNOWN_METHODS.has(e.method) ? e.method : 'OTHER', route: e.route, status: e.aborted ? '499' : String(e.status) },
+      ms(e.ms),
+    ),
+  );
   const requestErrors = new Counter({
     name: 'pushgate_request_errors_total',
     help: 'Requests answered with an error envelope, by HTTP status.',

@@ -22,19 +22,25 @@ export interface Reply {
 
 /** An error as the eduMFA envelope, with the `request.failed` event; unexpected errors are -500 (detail: log only). */
 export function errorReply(
-  deps: Pick<Deps, 'events' | 'clock'>,
+  deps: Pick<Deps, 'events' | 'clock'> & { readonly store?: Pick<Deps['store'], 'name'> },
   method: string,
   path: string,
   raw: unknown,
 ): { reply: Reply; error: MfaError } {
   const error = raw instanceof MfaError ? raw : new InternalError(raw);
   const cause = error.status >= 500 ? (error.cause ?? raw) : undefined;
+  const causeCode = (cause as { code?: unknown } | null | undefined)?.code;
+  // A database failure names the database (never its credentials), not only the driver's `connect ECONNREFUSED …`.
+  const database = error instanceof DatabaseError ? (error.database ?? deps.store?.name) : undefined;
+  const message = cause instanceof Error ? cause.message : error.message;
   deps.events.emit('request.failed', {
     method,
     path,
     status: error.status,
     code: error.code,
-    error: cause instanceof Error ? cause.message : error.message,
+    error: database ? `database ${database}: ${message}` : message,
+    ...(typeof causeCode === 'string' || typeof causeCode === 'number' ? { errorCode: String(causeCode) } : {}),
+    ...(database ? { database } : {}),
     ...(cause instanceof Error && cause.stack ? { stack: cause.stack } : {}),
   });
   return { reply: { status: error.status, body: errorEnvelope(deps.clock.now(), error), headers: error.headers }, error };
@@ -64,7 +70,7 @@ export async function writeAudit(
     deps.events.emit('audit.write_failed', {
       action: draft.action,
       outcome: draft.outcome,
-      error: cause instanceof Error ? cause.message : String(cause),
+      error: `database ${deps.store.name}: ${cause instanceof Error ? cause.message : String(cause)}`,
       ...(typeof code === 'string' || typeof code === 'number' ? { code: String(code) } : {}),
     });
     return false;

@@ -22,12 +22,13 @@ export function auditJson(r: AuditRow): Record<string, unknown> {
     transaction_id: r.transactionId,
     policies: r.policies,
     info: r.info,
+    request_id: r.requestId,
   };
 }
 
-const HEADERS = ['TIME', 'NODE', 'ACTION', 'OUTCOME', 'USER', 'REALM', 'SERIALS', 'CLIENT', 'ADMIN', 'POLICIES', 'INFO'];
+const HEADERS = ['TIME', 'NODE', 'ACTION', 'OUTCOME', 'USER', 'REALM', 'SERIALS', 'CLIENT', 'ADMIN', 'POLICIES', 'REQUEST', 'INFO'];
 /** Column caps of the table (the full values: --json). TIME and OUTCOME are short by construction; INFO is last. */
-const MAX_WIDTHS = [24, 12, 30, 9, 20, 12, 20, 39, 12, 20, undefined];
+const MAX_WIDTHS = [24, 12, 30, 9, 20, 12, 20, 39, 12, 20, 36, undefined];
 const cells = (r: AuditRow): string[] => [
   formatTime(r.time),
   r.node ?? '-',
@@ -39,6 +40,7 @@ const cells = (r: AuditRow): string[] => [
   r.client ?? '-',
   r.admin ?? '-',
   formatValue(r.policies),
+  r.requestId ?? '-',
   Object.keys(r.info).length ? JSON.stringify(r.info) : '',
 ];
 

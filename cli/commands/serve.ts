@@ -1,4 +1,4 @@
-/** `pushgate serve`: the HTTP server in the foreground. It logs JSON lines itself; SIGTERM/SIGINT drain, SIGHUP reloads policies. */
+/** `pushgate serve`: the HTTP server in the foreground. It logs to stdout (server/log.ts); SIGTERM/SIGINT drain, SIGHUP reloads policies. */
 import type { Argv } from 'yargs';
 import { envOverrides, type ConfigOverride } from '../../server/config.ts';
 import type { CliContext, GlobalArgs } from '../context.ts';
@@ -6,7 +6,7 @@ import type { CliContext, GlobalArgs } from '../context.ts';
 export function serveCommand(y: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
   return y.command(
     'serve',
-    'Run the server (logs JSON lines on stdout); creates the database and the key when missing',
+    'Run the server (logs on stdout: JSON lines, pretty on a terminal); creates the database and the key when missing',
     (b) =>
       b
         .option('host', { type: 'string', describe: 'Listen address (server.host; env PUSHGATE_HOST)' })

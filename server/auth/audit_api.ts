@@ -9,7 +9,7 @@ import { ParameterError } from '../../core/errors.ts';
 import type { Params } from '../params.ts';
 import type { AuditCondition, AuditFilterColumn, AuditSearchRow } from '../store/audit_search.ts';
 
-/** The entry fields, in eduMFA's order where eduMFA has them, then pushgate's own (outcome, transaction_id). */
+/** The entry fields, in eduMFA's order where eduMFA has them, then pushgate's own (outcome, transaction_id, request_id). */
 export const AUDIT_COLUMNS = [
   'number',
   'date',
@@ -26,6 +26,7 @@ export const AUDIT_COLUMNS = [
   'client',
   'outcome',
   'transaction_id',
+  'request_id',
 ] as const;
 
 /** eduMFA column name → the stored column it filters. */
@@ -38,6 +39,7 @@ const TEXT_FILTERS: Readonly<Record<string, AuditFilterColumn>> = {
   info: 'info',
   outcome: 'outcome',
   transaction_id: 'transaction_id',
+  request_id: 'request_id',
 };
 
 const UNIT_MS: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, y: 365 * 86_400_000 };
@@ -132,5 +134,6 @@ export function auditEntry(deps: Pick<Deps, 'realms'>, r: AuditSearchRow): Recor
     client: r.client ?? '',
     outcome: r.outcome,
     transaction_id: r.transactionId ?? '',
+    request_id: r.requestId ?? '',
   };
 }

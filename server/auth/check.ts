@@ -49,6 +49,9 @@ interface Classified {
   invalid: TokenRecord[];
 }
 
+/** The REJECT message of a check whose transaction id has no open challenge of the user's tokens (any more). */
+export const TRANSACTION_FINISHED = 'transaction already finished or unknown';
+
 const isLocked = (t: TokenRecord): boolean => t.failCount >= t.maxFail;
 const single = (tokens: readonly TokenRecord[]) => (tokens.length === 1 ? tokens[0] : undefined);
 
@@ -125,7 +128,8 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
   }
 
   // 2. Answer to a challenge. A transaction id never starts a new login: an unknown, finished or purged
-  //    transaction is a wrong answer (as eduMFA), so a repeated finalize can not send a new push.
+  //    transaction is a wrong answer (as eduMFA), so a repeated finalize can not send a new push. eduMFA's message
+  //    there is "wrong otp pin"; detail.message is free text the plugins show, so it says what happened.
   if (req.transactionId) {
     const answered = await answerTransaction(deps, req, tokens, rp);
     if (answered) return answered;
@@ -134,7 +138,7 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
       deps,
       active.filter((t) => !deps.registry.require(t.type).outOfBand),
     );
-    return { kind: 'reject', message: 'wrong otp pin', serials: active.map((t) => t.serial), ...base() };
+    return { kind: 'reject', message: TRANSACTION_FINISHED, serials: active.map((t) => t.serial), ...base() };
   }
 
   // 3. Classify usable tokens

@@ -23,6 +23,12 @@ export function requestPolicies(deps: Deps, who: Who): RequestPolicies {
     if (!r) {
       r = deps.policies.resolve(s, who);
       cache.set(s, r);
+      deps.events.emit('policy.matched', {
+        scope: s,
+        ...(who.user ? { user: who.user.name, realm: who.user.realm } : {}),
+        ...(who.client ? { client: who.client } : {}),
+        policies: [...r.matched],
+      });
     }
     return r;
   };

@@ -10,6 +10,7 @@ import type { Config } from '../config.ts';
 import type { PolicyDef } from '../../policies/types.ts';
 import type { TokenRegistry } from '../../tokens/index.ts';
 import { UnavailableError } from '../../core/errors.ts';
+import type { RequestInfo } from '../../core/request_scope.ts';
 import type { TokenRecord } from '../../tokens/types.ts';
 import type { RequestPolicies } from './context.ts';
 import { createChallenges, transactionStatus } from './challenges.ts';
@@ -221,6 +222,11 @@ export async function startWait(
   }
 }
 
+/** The REJECT message of a wait that ended without the phone's answer (the wire: `detail.message`, free text). */
+export function waitTimeoutMessage(waitedMs: number): string {
+  return `no answer from the phone within ${Math.round(waitedMs / 1000)} s`;
+}
+
 /** How a wait reports its end, exactly once: an outcome, or an error (503 at shutdown, a database error). */
 export type WaitDone = (err: unknown, outcome?: Outcome) => void;
 
@@ -255,12 +261,23 @@ class PendingWait implements AnswerListener, WaitHolder {
   private readonly deps: Deps;
   private readonly plan: WaitPlan;
   private readonly done: WaitDone;
+  /**
+   * The waiting login's request: a wake-up comes from elsewhere (the phone's request, another node, a timer, the
+   * client's disconnect), and what it leads to — events, the answer, the audit row — belongs to this request.
+   */
+  private readonly request: RequestInfo | undefined;
 
   constructor(deps: Deps, plan: WaitPlan, done: WaitDone) {
     this.deps = deps;
     this.plan = plan;
     this.done = done;
     this.transactionId = plan.transactionId;
+    this.request = deps.scope.current();
+  }
+
+  /** Runs `fn` in the waiting login's request scope. */
+  private inScope(fn: () => void): void {
+    this.deps.scope.run(this.request, fn);
   }
 
   start(onGone: ((fn: () => void) => () => void) | undefined): void {
@@ -269,7 +286,7 @@ class PendingWait implements AnswerListener, WaitHolder {
       slot.holder = this;
       this.deps.answers.listen(this);
       this.arm();
-      this.forgetGone = onGone?.(() => this.stop('disconnect'));
+      this.forgetGone = onGone?.(() => this.inScope(() => this.stop('disconnect')));
       if (slot.aborted) this.stop('shutdown');
       else if (this.state === 'waiting') this.read();
     } catch (err) {
@@ -278,21 +295,23 @@ class PendingWait implements AnswerListener, WaitHolder {
   }
 
   onAnswer(): void {
-    this.woken = true;
-    this.read();
+    this.inScope(() => {
+      this.woken = true;
+      this.read();
+    });
   }
   onBusClosed(): void {
-    this.stop('shutdown');
+    this.inScope(() => this.stop('shutdown'));
   }
   shutdown(): void {
-    this.stop('shutdown');
+    this.inScope(() => this.stop('shutdown'));
   }
 
   /** The safety-net re-read timer, or the deadline when that comes first. */
   private arm(): void {
     const { deps, plan } = this;
     const ms = Math.max(0, Math.min(plan.deadline - deps.clock.now(), deps.config.wait.safetyRereadMs));
-    this.cancelTimer = deps.clock.schedule(ms, () => this.onTimer());
+    this.cancelTimer = deps.clock.schedule(ms, () => this.inScope(() => this.onTimer()));
   }
 
   private onTimer(): void {
@@ -378,9 +397,10 @@ class PendingWait implements AnswerListener, WaitHolder {
             deps.events.emit('token.fail_counter', { serial: t.serial, failCount: counts.get(t.id) ?? t.failCount, maxFail: t.maxFail });
           deps.events.emit('wait.finished', { transactionId, result: 'timeout', ms: deps.clock.now() - plan.started });
           const single = tokens.length === 1 ? tokens[0] : undefined;
+          // eduMFA says "wrong otp value" here; detail.message is free text the plugins show, so say what happened.
           this.end(undefined, {
             kind: 'reject',
-            message: 'wrong otp value',
+            message: waitTimeoutMessage(plan.deadline - plan.started),
             serial: single?.serial,
             type: single?.type,
             otpLen: single?.otpLen,

@@ -45,9 +45,16 @@ export function authRouter(deps: Deps): Router<AppState> {
     }
     if (!admin || !ok) {
       ctx.state.audit.outcome = 'REJECT';
+      deps.events.emit('admin.login', {
+        username,
+        client: ctx.state.client,
+        success: false,
+        reason: admin ? 'wrong_password' : 'unknown_admin',
+      });
       throw new AuthError('Authentication failure. Wrong credentials', 4031); // the attempt stays counted
     }
     await deps.throttle.succeeded(attempt);
+    deps.events.emit('admin.login', { username: admin.username, client: ctx.state.client, success: true });
     const iat = Math.floor(deps.clock.now() / 1000);
     const token = await signJwt({ sub: admin.username, role: 'admin', iat, exp: iat + deps.config.admin.jwtTtlSeconds }, deps.jwtKey);
     ctx.body = okEnvelope(deps.clock.now(), {

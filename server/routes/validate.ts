@@ -59,6 +59,8 @@ export function validateRouter(deps: Deps): Router<AppState> {
     readonly subject: Subject;
     readonly client: string;
     readonly transactionId: string | undefined;
+    /** For the audit row of an answer given after the request left Koa (a push wait). */
+    readonly requestId: string;
   }
   type Render = (outcome: Outcome, who: Who) => Reply;
   /** For radiuscheck: an error is an answer too (400 without a body), not an error envelope. */
@@ -92,6 +94,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
       message: outcome.kind === 'challenge' ? 'challenge' : outcome.message,
       policies: [...outcome.policies],
       transactionId: call.transactionId,
+      client: call.client,
     });
     return { reply: render(outcome, who), audit };
   };
@@ -127,6 +130,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
       client: ctx.state.client,
       transactionId: params.get('transaction_id') || undefined,
       subject: subjectOf(params),
+      requestId: ctx.state.requestId,
     };
     let settled: { reply: Reply; audit: AuditDraft };
     try {
@@ -197,7 +201,8 @@ export function validateRouter(deps: Deps): Router<AppState> {
         settled = settleError(call, renderErr, failed);
       }
       // The audit row first, as for every other request: a login is in the audit before its client hears the answer.
-      void auditOrRefuse(deps, call.method, call.action, settled.audit, call.client, null).then((refused) => {
+      const audit = { ...settled.audit, requestId: call.requestId };
+      void auditOrRefuse(deps, call.method, call.action, audit, call.client, null).then((refused) => {
         try {
           sendReply(deps, res, refused ?? settled.reply);
         } catch (sendErr) {

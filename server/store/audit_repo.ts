@@ -16,6 +16,8 @@ export interface AuditEntry {
   transactionId?: string | null;
   policies?: readonly string[];
   info?: Record<string, unknown>;
+  /** The request id (X-Request-Id) of the request that wrote the row; null from the CLI and for older rows. */
+  requestId?: string | null;
 }
 export interface AuditRow extends Required<Omit<AuditEntry, 'info'>> {
   id: number;
@@ -71,6 +73,7 @@ export function auditRowOf(e: AuditEntry): Record<string, unknown> {
     admin: fit('admin', e.admin ?? null),
     transaction_id: fit('transaction_id', e.transactionId ?? null),
     policies: fit('policies', (e.policies ?? []).join(',')),
+    request_id: fit('request_id', e.requestId ?? null),
   };
   const info: Record<string, unknown> = { ...(e.info ?? {}) };
   let text = JSON.stringify(cut.length ? { ...info, cut } : info);
@@ -124,6 +127,7 @@ export function auditRowFromDb(r: Record<string, any>): AuditRow {
     policies: r.policies ? String(r.policies).split(',') : [],
     info: json<Record<string, unknown>>(r.info, {}),
     node: r.node ?? null,
+    requestId: r.request_id ?? null,
   };
 }
 

@@ -26,7 +26,8 @@ export type AuditFilterColumn =
   | 'policies'
   | 'info'
   | 'outcome'
-  | 'transaction_id';
+  | 'transaction_id'
+  | 'request_id';
 
 export interface AuditQuery {
   readonly conditions: readonly AuditCondition[];

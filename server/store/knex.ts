@@ -24,6 +24,22 @@ export function dialectOf(url: string): Dialect {
 }
 
 /**
+ * The database a URL names, for log lines and error messages: `sqlite /path/file`, `postgres host:port/db`,
+ * `mysql host:port/db` — never the user name or the password.
+ */
+export function describeDatabase(url: string): string {
+  const dialect = dialectOf(url);
+  if (dialect === 'sqlite') return `sqlite ${url.slice('sqlite:'.length) || ':memory:'}`;
+  try {
+    const u = new URL(url);
+    const port = u.port || (dialect === 'postgres' ? '5432' : '3306');
+    return `${dialect} ${u.hostname}:${port}${u.pathname && u.pathname !== '/' ? u.pathname : ''}`;
+  } catch {
+    return dialect;
+  }
+}
+
+/**
  * How long a request may wait for a pooled connection (a free slot, or a new connection) before it fails with -600.
  * Bounded so that a database that is gone, hung or overloaded turns into fast errors instead of piling up requests.
  */

@@ -25,6 +25,7 @@ export const COLUMN_LIMITS = {
     transaction_id: 64,
     policies: 1000,
     node: 120,
+    request_id: 64,
     /**
      * `info` is a TEXT column: unbounded on PostgreSQL and SQLite, 65,535 bytes on MariaDB/MySQL. 16,000 characters
      * of at most 4 bytes each stay below that on every database.

@@ -5,6 +5,7 @@ import * as m002 from './migrations/002_exact_identifiers.ts';
 import * as m003 from './migrations/003_backoff.ts';
 import * as m004 from './migrations/004_audit_node.ts';
 import * as m005 from './migrations/005_token_admin.ts';
+import * as m006 from './migrations/006_audit_request_id.ts';
 import * as m008 from './migrations/008_login_addresses.ts';
 
 interface Migration {
@@ -17,6 +18,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['003_backoff', m003],
   ['004_audit_node', m004],
   ['005_token_admin', m005],
+  ['006_audit_request_id', m006],
   ['008_login_addresses', m008],
 ];
 

@@ -1,7 +1,7 @@
 /** The Store: repositories over one knex instance. No knex type leaks past this folder. */
 import type { Knex } from 'knex';
 import { DatabaseError } from '../../core/errors.ts';
-import { createKnex, dialectOf, type Dialect, type KnexOptions } from './knex.ts';
+import { createKnex, describeDatabase, dialectOf, type Dialect, type KnexOptions } from './knex.ts';
 import { migrateLatest } from './migrate.ts';
 import type { SecretBox } from './secrets.ts';
 import { createTokensRepo, type TokensRepo } from './tokens_repo.ts';
@@ -15,6 +15,8 @@ import { createLoginAddressesRepo, type LoginAddressesRepo } from './login_addre
 
 export interface Store {
   readonly dialect: Dialect;
+  /** Which database this is, for log lines and errors (server/store/knex.ts describeDatabase: no credentials). */
+  readonly name: string;
   readonly tokens: TokensRepo;
   readonly challenges: ChallengesRepo;
   readonly admins: AdminsRepo;
@@ -59,21 +61,29 @@ export interface StoreOptions extends KnexOptions {
 
 export function createStore(url: string, box: SecretBox, opts: StoreOptions = {}): Store {
   const knex = createKnex(url, opts);
+  const name = describeDatabase(url);
   return {
     dialect: dialectOf(url),
+    name,
     tokens: createTokensRepo(knex, box),
     challenges: createChallengesRepo(knex),
     admins: createAdminsRepo(knex),
     audit: createAuditRepo(knex, opts.node ?? null),
     loginAddresses: createLoginAddressesRepo(knex),
     auditSearch: createAuditSearch(knex),
-    migrate: () => migrateLatest(knex),
+    migrate: async () => {
+      try {
+        return await migrateLatest(knex);
+      } catch (err) {
+        throw new DatabaseError(err, name);
+      }
+    },
     rateLimiter: (opts) => databaseLimiter(knex, dialectOf(url), url, opts),
     ping: async () => {
       try {
         await knex.raw('select 1');
       } catch (err) {
-        throw new DatabaseError(err);
+        throw new DatabaseError(err, name);
       }
     },
     poolStats() {

@@ -28,6 +28,7 @@ test('environment overrides win over the file; relative paths from the environme
     PUSHGATE_LOG_LEVEL: 'debug',
     PUSHGATE_METRICS_TOKEN: 'scrape-token-0123456789',
     PUSHGATE_METRICS_LISTEN: '127.0.0.1:9464',
+    PUSHGATE_LOG_FORMAT: 'json',
     PUSHGATE_OTHER: 'x',
   };
   const c = parseConfigWith(
@@ -42,7 +43,7 @@ test('environment overrides win over the file; relative paths from the environme
   t.is(c.bus.redisUrl, 'redis://r:6379');
   t.deepEqual(c.server.trustedProxies, ['10.0.0.5', '10.0.1.0/24'], 'a comma-separated list');
   t.is(c.database.poolMax, 25);
-  t.is(c.log.level, 'debug');
+  t.deepEqual(c.log, { level: 'debug', format: 'json' });
   t.deepEqual(c.metrics, { token: 'scrape-token-0123456789', listen: { host: '127.0.0.1', port: 9464 } });
   t.deepEqual(
     ENV_OVERRIDES.map(([name]) => name).sort(),

@@ -12,6 +12,8 @@ import { parseConfig, type Config } from '../../server/config.ts';
 import { buildDeps, type Deps } from '../../server/deps.ts';
 import { createApp } from '../../server/app.ts';
 import { Events } from '../../core/events.ts';
+import { RequestScope } from '../../core/request_scope.ts';
+import { attachLog, createLogger, lineDestination } from '../../server/log.ts';
 import { FakeClock } from './fake_clock.ts';
 import { freshDatabaseUrl } from './databases.ts';
 import { leaseWorld, placesFor, WORLD_POOL_MAX } from './db_budget.ts';
@@ -23,6 +25,13 @@ export interface TestWorld {
   events: Events;
   /** Every event emitted, in order. */
   seen: Array<{ name: string; payload: unknown }>;
+  /**
+   * Every log line pino wrote, as written (JSON), in order — at `log.level` of the world's config, which is `debug`
+   * unless a test sets it: every event of every test goes through the log writer.
+   */
+  logs: string[];
+  /** `logs`, parsed. */
+  logLines(): Array<Record<string, unknown>>;
   url: string;
   /** The world's HTTP server (null with noHttp): tests observe server-side request/response events on it. */
   httpServer: Server | null;
@@ -138,6 +147,7 @@ async function buildWorld(opts: WorldOptions, release: () => void): Promise<Test
     // are tested where a test sets them: tests/server/pin_queue.test.ts, tests/server/auth/limiter.test.ts).
     pin: { memory_kib: 1024, time_cost: 1, parallelism: 1, max_queue: 1000, max_queue_per_key: 1000 },
     server: { public_url: 'https://mfa.example.org' },
+    log: { level: 'debug' },
     ...rest,
     // Back-off counters in a shared store (Redis) are this world's own; worlds on one database (two nodes) share them.
     limits: { key_prefix: limitsPrefix(db.url), ...((rest as { limits?: Record<string, unknown> }).limits ?? {}) },
@@ -156,11 +166,22 @@ async function buildWorld(opts: WorldOptions, release: () => void): Promise<Test
   events.onAny((name, payload) => {
     seen.push({ name, payload });
   });
+  const scope = new RequestScope();
+  const logs: string[] = [];
+  const logger = createLogger({
+    level: config.log.level,
+    format: 'json',
+    clock,
+    node: config.server.nodeName,
+    destination: lineDestination((line) => logs.push(line)),
+  });
+  attachLog(events, logger, scope);
   let deps: Deps;
   try {
     deps = await buildDeps(config, {
       clock,
       events,
+      scope,
       key: opts.key ?? crypto.randomBytes(32),
       push: opts.push ?? { keys: { bits: 2048, size: 0 } },
     });
@@ -189,6 +210,8 @@ async function buildWorld(opts: WorldOptions, release: () => void): Promise<Test
     clock,
     events,
     seen,
+    logs,
+    logLines: () => logs.map((l) => JSON.parse(l) as Record<string, unknown>),
     url,
     tmp,
     httpServer: server,

@@ -21,7 +21,7 @@ test('accept, reject and challenge: one row each with every field', async (t) =>
   await enrollHotp(w, { pin: PIN });
   const before = (await auditRows(w)).length;
 
-  await check(w, { user: 'alice', pass: PIN + RFC[0] });
+  const first = await check(w, { user: 'alice', pass: PIN + RFC[0] });
   await check(w, { user: 'alice', pass: PIN + '000000' });
   const tid = (await check(w, { user: 'alice', pass: PIN })).body.detail.transaction_id as string;
   await check(w, { user: 'alice', transaction_id: tid, pass: RFC[1] });
@@ -45,8 +45,10 @@ test('accept, reject and challenge: one row each with every field', async (t) =>
       policies: ['cr', 'nds'],
       info: { message: 'matching 1 tokens' },
       node: w.deps.config.server.nodeName,
+      requestId: first.headers.get('x-request-id'),
     },
   );
+  t.regex(rows[0]!.requestId!, /^[0-9a-f-]{36}$/, 'a generated request id');
   t.like(rows[1], { success: false, outcome: 'REJECT', serials: ['OATH0001'], info: { message: 'wrong otp value' } });
   t.like(rows[2], {
     success: false,

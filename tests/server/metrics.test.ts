@@ -213,11 +213,11 @@ test('process metrics are collected once per process however many registries are
   t.is(eventLoopMonitors, 1, 'one event-loop-delay histogram for the whole process');
   for (const { metrics } of built) t.regex(await metrics.render(), /^nodejs_eventloop_lag_seconds /m);
   const [a, b] = built;
-  a!.events.emit('check.result', { serials: [], outcome: 'ACCEPT', message: '', policies: [] });
+  a!.events.emit('check.result', { serials: [], outcome: 'ACCEPT', message: '', policies: [], client: '192.0.2.1' });
   t.is((await a!.metrics.counters()).get('pushgate_checks_total{outcome="ACCEPT"}'), 1);
   t.is((await b!.metrics.counters()).get('pushgate_checks_total{outcome="ACCEPT"}'), 0, 'each registry counts its own events');
   a!.metrics.close();
-  a!.events.emit('check.result', { serials: [], outcome: 'ACCEPT', message: '', policies: [] });
+  a!.events.emit('check.result', { serials: [], outcome: 'ACCEPT', message: '', policies: [], client: '192.0.2.1' });
   t.is((await a!.metrics.counters()).get('pushgate_checks_total{outcome="ACCEPT"}'), 1, 'a closed one listens no more');
   for (const { metrics } of built) metrics.close();
 });

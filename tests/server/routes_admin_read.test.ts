@@ -194,7 +194,7 @@ test('GET /user/ (privacyideaadm user list: username=*): users of the file store
 test('GET /audit/ (privacyideaadm audit list: page, rp, sortname, sortorder, query, qtype): entries with eduMFA names, newest first', async (t) => {
   const w = await corp(t);
   await enrollHotp(w);
-  await check(w, { user: 'alice', pass: '1234' + RFC[0] });
+  const accepted = await check(w, { user: 'alice', pass: '1234' + RFC[0] });
   await check(w, { user: 'alice', pass: 'wrong' });
   const r = await get(w, '/audit/', { page: 1, rp: 2, sortname: 'number', sortorder: 'desc', query: 'x', qtype: 'serial' });
   t.is(r.status, 200);
@@ -219,6 +219,7 @@ test('GET /audit/ (privacyideaadm audit list: page, rp, sortname, sortorder, que
     client: '127.0.0.1',
     outcome: 'ACCEPT',
     transaction_id: '',
+    request_id: accepted.headers.get('x-request-id'),
     edumfa_server: w.deps.config.server.nodeName,
   });
   t.is(v.auditdata[0].success, 0);

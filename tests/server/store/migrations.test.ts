@@ -61,6 +61,7 @@ test('an existing database (001 only, with rows) migrates to exactly the fresh s
     '003_backoff',
     '004_audit_node',
     '005_token_admin',
+    '006_audit_request_id',
     '008_login_addresses',
   ]);
 
@@ -90,6 +91,7 @@ test('an existing database (001 only, with rows) migrates to exactly the fresh s
     '003_backoff',
     '004_audit_node',
     '005_token_admin',
+    '006_audit_request_id',
     '008_login_addresses',
   ]);
 
@@ -112,6 +114,7 @@ test('002 rolls back (down) and forward again', async (t) => {
     '003_backoff',
     '004_audit_node',
     '005_token_admin',
+    '006_audit_request_id',
     '008_login_addresses',
   ]);
 });

@@ -1,0 +1,203 @@
+/**
+ * The structured log: pino writes every event (core/events.ts) as one JSON line — business code emits events and
+ * never logs; this writer subscribes. Each line carries the time (the injected clock), the level, the event name,
+ * a short `msg`, the event's fields and, when the event happened while a request was being served, `req_id` (the
+ * request's X-Request-Id, from the RequestScope the app's frame opens). Secrets are redacted by pino before a line is
+ * written, whatever event carries them. Pretty, coloured lines (pino-pretty) only on a terminal or when asked for.
+ *
+ * Why pino: the Node ecosystem's structured JSON logger — fast, levels, child loggers, redaction built in, and the
+ * line shape (`level`, `time`, `msg`) that log shippers (Vector, Fluent Bit, Promtail, journald) already parse.
+ */
+import { Writable } from 'node:stream';
+import pino, { type DestinationStream, type Logger } from 'pino';
+import pretty from 'pino-pretty';
+import type { Clock } from '../core/clock.ts';
+import type { EventMap, EventName, Events } from '../core/events.ts';
+import type { RequestScope } from '../core/request_scope.ts';
+
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+/**
+ * Field names whose values never reach a line: request secrets (pass, PIN, OTP key, the phone's signature, the
+ * Authorization header, JWTs and API keys, Firebase registration tokens), at the top of an event and one level down.
+ */
+const SECRET_KEYS = [
+  'pass',
+  'password',
+  'pin',
+  'otpkey',
+  'signature',
+  'authorization',
+  'Authorization',
+  'token',
+  'jwt',
+  'fbtoken',
+  'new_fb_token',
+  'enrollment_credential',
+  'secret',
+];
+export const REDACT_PATHS: readonly string[] = SECRET_KEYS.flatMap((k) => [k, `*.${k}`]);
+
+/** The level of each event (payload-dependent where one event name covers both outcomes). */
+const EVENT_LEVELS: { readonly [K in EventName]: LogLevel | ((payload: EventMap[K]) => LogLevel) } = {
+  'server.started': 'info',
+  'server.stopping': 'info',
+  'server.stopped': 'info',
+  'config.warning': 'warn',
+  'policies.reloaded': 'info',
+  'policies.reload_failed': 'warn',
+  'audit.write_failed': 'error',
+  'request.started': 'debug',
+  'request.finished': 'debug',
+  'request.failed': (e) => (e.status >= 500 ? 'error' : 'info'),
+  'policy.matched': 'debug',
+  'admin.login': (e) => (e.success ? 'info' : 'warn'),
+  'check.result': 'info',
+  'token.fail_counter': 'info',
+  'token.locked': 'warn',
+  'token.enrolled': 'info',
+  'token.stale_device': 'warn',
+  'token.changed': 'info',
+  'challenge.created': 'info',
+  'challenge.answered': 'info',
+  'challenge.proof': 'info',
+  'delivery.sent': 'info',
+  'delivery.failed': 'warn',
+  'wait.started': 'debug',
+  'wait.finished': 'info',
+  'wait.rejected': 'warn',
+  'pin.started': 'debug',
+  'pin.rejected': 'warn',
+  'readiness.failed': 'warn',
+  'throttle.refused': 'warn',
+  'cleanup.ran': (e) => (e.challenges + e.tokens + e.audit + e.loginAddresses > 0 ? 'info' : 'debug'),
+  'events.subscriber_failed': 'error',
+  log: (e) => e.level,
+};
+
+export function levelOf<K extends EventName>(name: K, payload: EventMap[K]): LogLevel {
+  const l = EVENT_LEVELS[name] as LogLevel | ((p: EventMap[K]) => LogLevel);
+  return typeof l === 'function' ? l(payload) : l;
+}
+
+const who = (user?: string, realm?: string) => (user ? (realm ? `${user}@${realm}` : user) : undefined);
+
+/** A short sentence for `msg` (what a person reads in the pretty output); the fields carry the details. */
+export function messageOf(name: EventName, p: Record<string, unknown>): string {
+  const e = p as Record<string, string | number | boolean | undefined> & { serials?: string[] };
+  switch (name) {
+    case 'server.started':
+      return `listening on ${e.host}:${e.port} (database ${e.database})`;
+    case 'server.stopping':
+      return `stopping (${e.reason})`;
+    case 'server.stopped':
+      return `stopped (${e.reason})`;
+    case 'request.started':
+      return `${e.method} ${e.path}`;
+    case 'request.finished':
+      return `${e.method} ${e.path} ${e.status} in ${e.ms} ms${e.aborted ? ' (client went away)' : ''}`;
+    case 'request.failed':
+      return `${e.method} ${e.path} failed: ${e.status} ${e.error}`;
+    case 'admin.login':
+      return e.success
+        ? `admin ${e.username} logged in from ${e.client}`
+        : `admin login of ${e.username} from ${e.client} failed (${e.reason})`;
+    case 'check.result': {
+      const subject = who(e.user as string | undefined, e.realm as string | undefined) ?? e.serials?.join(',') ?? '?';
+      return `${e.outcome} ${subject} from ${e.client}: ${e.message}`;
+    }
+    case 'policy.matched':
+      return `${e.scope} policies: ${(p.policies as string[]).join(', ') || 'none'}`;
+    case 'wait.finished':
+      return `push wait ${e.transactionId}: ${e.result}`;
+    case 'log':
+      return String(e.msg);
+    case 'config.warning':
+      return String(e.message);
+    default:
+      return name;
+  }
+}
+
+export interface LoggerOptions {
+  level: LogLevel;
+  format: LogFormat;
+  clock: Clock;
+  /** server.node_name, on every line. */
+  node: string;
+  /** Where lines go (default stdout); `auto` is JSON unless this is stdout and stdout is a terminal. */
+  destination?: DestinationStream;
+  /** Whether stdout is a terminal (default process.stdout.isTTY). */
+  isTty?: boolean;
+}
+
+/** Whether `auto` means pretty here. */
+export function prettyWanted(format: LogFormat, toStdout: boolean, isTty: boolean): boolean {
+  return format === 'pretty' || (format === 'auto' && toStdout && isTty);
+}
+
+/** The pino logger of a running pushgate (JSON lines, or pino-pretty on a terminal). */
+export function createLogger(opts: LoggerOptions): Logger {
+  const toStdout = opts.destination === undefined;
+  const isPretty = prettyWanted(opts.format, toStdout, opts.isTty ?? process.stdout.isTTY === true);
+  // Synchronous writes: a line is out before the next statement runs, so the last lines before an exit are never lost.
+  const destination: DestinationStream = isPretty
+    ? pretty({
+        colorize: toStdout && (opts.isTty ?? process.stdout.isTTY === true),
+        sync: true,
+        translateTime: 'SYS:standard',
+        ignore: 'pid,node',
+        singleLine: true,
+        destination: opts.destination ? asStream(opts.destination) : 1,
+      })
+    : (opts.destination ?? pino.destination({ dest: 1, sync: true }));
+  return pino(
+    {
+      level: opts.level,
+      base: { node: opts.node, pid: process.pid },
+      timestamp: () => `,"time":"${new Date(opts.clock.now()).toISOString()}"`,
+      formatters: { level: (label) => ({ level: label }) },
+      redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
+    },
+    destination,
+  );
+}
+
+/**
+ * Writes every event as one line at its level (EVENT_LEVELS); `req_id` from the request scope. An error's stack
+ * (request.failed) is a string field at debug only — at other levels the line has the message and the code.
+ * Returns the unsubscription.
+ */
+export function attachLog(events: Events, logger: Logger, scope: RequestScope): () => void {
+  return events.onAny((name, payload) => {
+    const level = levelOf(name, payload as never);
+    if (!logger.isLevelEnabled(level)) return;
+    const fields: Record<string, unknown> = { event: name };
+    const reqId = scope.current()?.id;
+    if (reqId !== undefined) fields.req_id = reqId;
+    for (const [k, v] of Object.entries(payload as object)) {
+      if (name === 'log' && (k === 'level' || k === 'msg')) continue;
+      if (k === 'stack' && level !== 'debug' && !logger.isLevelEnabled('debug')) continue;
+      fields[k] = v;
+    }
+    logger[level](fields, messageOf(name, payload as Record<string, unknown>));
+  });
+}
+
+/** A destination as the Node stream pino-pretty writes to. */
+function asStream(dest: DestinationStream): Writable {
+  return new Writable({
+    write(chunk: Buffer | string, _encoding, callback) {
+      dest.write(String(chunk));
+      callback();
+    },
+  });
+}
+
+/** A pino destination that hands each line (without its newline) to `write` — tests and embedding callers. */
+export function lineDestination(write: (line: string) => void): DestinationStream {
+  return { write: (s: string) => write(s.endsWith('\n') ? s.slice(0, -1) : s) };
+}
