@@ -172,7 +172,7 @@ const PARAMS: Record<string, ParamSet> = {
       timelimit: scalar('Only entries this recent: a number with s, m, h, d or y (`1d`).'),
       date: scalar('A date prefix such as `2026-08-21*`.'),
       number: scalar('The entry number.'),
-      action: scalar('Filter (`*` wildcards); so are user, realm, client, administrator, info, outcome, transaction_id, serial, policies.'),
+      action: scalar('Filter (`*` wildcards); so are user, realm, client, administrator, info, outcome, transaction_id, request_id, serial, policies.'),
       success: scalar('`1`/`true` or `0`/`false`.'),
       resolver: scalar('Entries of the realms of this resolver.'),
     },
@@ -983,6 +983,7 @@ function components(): Obj {
         client: { type: 'string' },
         outcome: str('ACCEPT, REJECT, CHALLENGE, DECLINED, OK, FAIL or ERROR.'),
         transaction_id: { type: 'string' },
+        request_id: str("The request's id (`X-Request-Id`), empty for rows written before it was recorded."),
       },
       [
         'number',
@@ -999,6 +1000,7 @@ function components(): Obj {
         'client',
         'outcome',
         'transaction_id',
+        'request_id',
       ],
     ),
     AuditPage: object({
@@ -1083,6 +1085,7 @@ function components(): Obj {
       CacheControl: { description: 'Responses are not cached.', required: true, schema: { const: 'no-cache' } },
       RequestId: {
         description: "The request's id (from a sane incoming `X-Request-Id`, else generated), as in its log lines and audit row.",
+        required: true,
         schema: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
       },
       RetryAfter: { description: 'Seconds to wait before trying again.', required: true, schema: { type: 'string', pattern: '^[0-9]+$' } },
