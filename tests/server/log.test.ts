@@ -47,8 +47,8 @@ test('request id: a sane X-Request-Id is echoed, on every line of the request an
   );
   t.deepEqual(
     [...new Set(lines.map((l) => l.event))],
-    ['request.started', 'policy.matched', 'check.result', 'request.finished'],
-    'the debug lines say what happened: the request, the policies, the decision',
+    ['request.started', 'policy.matched', 'pin.started', 'check.result', 'request.finished'],
+    'the debug lines say what happened: the request, the policies, the PIN check, the decision',
   );
   const rows = await auditRows(w);
   t.is(rows.at(-1)!.requestId, 'idp-7.login_42');

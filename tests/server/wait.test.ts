@@ -243,8 +243,10 @@ test('capacity: wait.max_concurrent 2 → the third waiting request gets 503 + R
   t.false(a.settled());
   t.false(b.settled());
 
-  // One answer frees a slot: a new wait is admitted again.
-  const [, tidB] = startedWaits(w);
+  // One answer frees a slot: a new wait is admitted again. (Bob's transaction by his token: the two waits may have
+  // started in either order.)
+  const tidB = (await w.deps.store.challenges.openForSerial(sb, w.clock.now()))[0]?.transactionId;
+  t.true(startedWaits(w).includes(tidB!));
   const mark = w.storeCalls.length;
   await pa.answer(await openChallenge(t, pa));
   t.like((await a.promise).body, { result: { authentication: 'ACCEPT' }, detail: { serial: sa } });
