@@ -29,6 +29,10 @@ export function createMetrics(events: Events): Metrics {
   events.on('delivery.failed', (e) => inc(`pushgate_deliveries_total{channel="${e.channel}",result="failed"}`));
   events.on('audit.write_failed', () => inc('pushgate_audit_write_failures_total'));
   events.on('throttle.refused', (e) => inc(`pushgate_throttled_total{limit="${e.limit}"}`));
+  events.on('push.declined', () => inc('pushgate_push_declines_total'));
+  events.on('push.unanswered', () => inc('pushgate_push_unanswered_total'));
+  events.on('push.reused', () => inc('pushgate_push_logins_reused_total'));
+  events.on('push.locked', () => inc('pushgate_push_locks_total'));
   events.on('request.failed', (e) => inc(`pushgate_request_errors_total{status="${e.status}"}`));
   return {
     counters,

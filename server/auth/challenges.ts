@@ -31,10 +31,10 @@ export async function createChallenges(
   deps: Deps,
   tokens: readonly TokenRecord[],
   rp: RequestPolicies,
-  opts: { session?: string; exception?: boolean } = {},
+  opts: { session?: string; exception?: boolean; transactionId?: string } = {},
 ): Promise<ChallengeOut[]> {
   const session = opts.session ?? '';
-  const transactionId = newTransactionId();
+  const transactionId = opts.transactionId ?? newTransactionId();
   const now = deps.clock.now();
   const ctx = rp.tokenContext();
   const out: ChallengeOut[] = [];

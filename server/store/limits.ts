@@ -13,6 +13,8 @@ export const COLUMN_LIMITS = {
   tokens: { serial: 40, type: 30, username: 255, realm: 120, rollout_state: 20, pin_hash: 255, description: 255 },
   challenges: { transaction_id: 64, serial: 40, nonce: 64, status: 16, session: 30 },
   admins: { username: 120, password_hash: 255 },
+  push_logins: { subject: 255, client: 64, transaction_id: 64, state: 16 },
+  push_backoff: { subject: 255, client: 64 },
   audit: {
     action: 60,
     outcome: 20,

@@ -5,6 +5,7 @@ import * as m002 from './migrations/002_exact_identifiers.ts';
 import * as m003 from './migrations/003_backoff.ts';
 import * as m004 from './migrations/004_audit_node.ts';
 import * as m005 from './migrations/005_token_admin.ts';
+import * as m007 from './migrations/007_push_fatigue.ts';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -16,6 +17,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['003_backoff', m003],
   ['004_audit_node', m004],
   ['005_token_admin', m005],
+  ['007_push_fatigue', m007],
 ];
 
 const source: Knex.MigrationSource<[string, Migration]> = {

@@ -11,6 +11,7 @@ import { createAuditRepo, type AuditRepo } from './audit_repo.ts';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { databaseLimiter, type LimiterOptions } from './rate_limits.ts';
 import { createAuditSearch, type AuditSearch } from './audit_search.ts';
+import { createPushFatigueRepo, type PushFatigueRepo } from './push_fatigue_repo.ts';
 
 export interface Store {
   readonly dialect: Dialect;
@@ -20,6 +21,8 @@ export interface Store {
   readonly audit: AuditRepo;
   /** GET /audit/ (paged, filtered reads of the audit trail). */
   readonly auditSearch: AuditSearch;
+  /** Open push logins and the push back-off (server/auth/push_fatigue.ts). */
+  readonly pushFatigue: PushFatigueRepo;
   migrate(): Promise<string[]>;
   /** A rate-limiter-flexible limiter on this database (PostgreSQL / MariaDB only; table rate_limits). */
   rateLimiter(opts: LimiterOptions): RateLimiterAbstract;
@@ -44,6 +47,7 @@ export function createStore(url: string, box: SecretBox, opts: StoreOptions = {}
     admins: createAdminsRepo(knex),
     audit: createAuditRepo(knex, opts.node ?? null),
     auditSearch: createAuditSearch(knex),
+    pushFatigue: createPushFatigueRepo(knex),
     migrate: () => migrateLatest(knex),
     rateLimiter: (opts) => databaseLimiter(knex, dialectOf(url), url, opts),
     ping: async () => {

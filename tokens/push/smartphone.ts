@@ -5,7 +5,8 @@
  *
  * Wire formats (form, multipart, query or JSON bodies):
  * - completeEnrollment  POST serial, enrollment_credential, fbtoken (may be ""), pubkey (SPKI base64, maybe URL-safe)
- * - answerChallenge     POST serial, nonce, signature[, decline]; signed `nonce|serial` or `nonce|serial|decline`
+ * - answerChallenge     POST serial, nonce, signature[, decline[, decline_reason]]; signed `nonce|serial`, `nonce|serial|decline`
+ *                       or (privacyIDEA's newer apps, with a reason) `nonce|serial|decline|<decline_reason>`
  * - updateFirebaseToken POST serial, new_fb_token, timestamp, signature; signed `new_fb_token|serial|timestamp`, ±5 min
  * - poll                GET  serial, timestamp, signature; signed `serial|timestamp`, ±1 min
  */
@@ -28,6 +29,8 @@ export type SmartphoneRequest =
       readonly nonce: string;
       readonly signature: string;
       readonly decline: boolean;
+      /** privacyIDEA's newer apps: why the user declined (signed as `nonce|serial|decline|<reason>`). */
+      readonly declineReason?: string;
     }
   | { readonly kind: 'poll'; readonly serial: string; readonly timestamp: string; readonly signature: string }
   | {
@@ -77,12 +80,15 @@ export function classifySmartphoneRequest(method: string, p: SmartphoneParams): 
     };
   }
   if (has('nonce') && has('signature')) {
+    const decline = isDecline(p.raw('decline'));
+    const reason = decline ? p.get('decline_reason') : undefined;
     return {
       kind: 'answerChallenge',
       serial,
       nonce: p.get('nonce')!,
       signature: p.get('signature')!,
-      decline: isDecline(p.raw('decline')),
+      decline,
+      ...(reason ? { declineReason: reason } : {}),
     };
   }
   if (has('new_fb_token') && has('timestamp') && has('signature')) {
@@ -100,8 +106,8 @@ export function classifySmartphoneRequest(method: string, p: SmartphoneParams): 
 // ---------------------------------------------------------------------------------------------------------------
 // Signed strings
 
-export const answerSignedText = (nonce: string, serial: string, decline: boolean): string =>
-  decline ? `${nonce}|${serial}|decline` : `${nonce}|${serial}`;
+export const answerSignedText = (nonce: string, serial: string, decline: boolean, declineReason?: string): string =>
+  decline ? `${nonce}|${serial}|decline${declineReason ? `|${declineReason}` : ''}` : `${nonce}|${serial}`;
 export const pollSignedText = (serial: string, timestamp: string): string => `${serial}|${timestamp}`;
 export const firebaseUpdateSignedText = (newFbToken: string, serial: string, timestamp: string): string =>
   `${newFbToken}|${serial}|${timestamp}`;

@@ -55,7 +55,14 @@ async function columns(knex: Knex): Promise<unknown[]> {
 
 test('an existing database (001 only, with rows) migrates to exactly the fresh schema and keeps its rows', async (t) => {
   const fresh = await database(t);
-  t.deepEqual(await migrateLatest(fresh), ['001_initial', '002_exact_identifiers', '003_backoff', '004_audit_node', '005_token_admin']);
+  t.deepEqual(await migrateLatest(fresh), [
+    '001_initial',
+    '002_exact_identifiers',
+    '003_backoff',
+    '004_audit_node',
+    '005_token_admin',
+    '007_push_fatigue',
+  ]);
 
   const old = await database(t);
   await migrate001(old);
@@ -78,7 +85,7 @@ test('an existing database (001 only, with rows) migrates to exactly the fresh s
     info: '{}',
   });
   if (TEST_DB === 'mysql') t.is((await old('tokens').where({ serial: 'hotp1' })).length, 1, 'before 002: MariaDB matches without case');
-  t.deepEqual(await migrateLatest(old), ['002_exact_identifiers', '003_backoff', '004_audit_node', '005_token_admin']);
+  t.deepEqual(await migrateLatest(old), ['002_exact_identifiers', '003_backoff', '004_audit_node', '005_token_admin', '007_push_fatigue']);
 
   t.deepEqual(await columns(old), await columns(fresh));
   t.is((await old('tokens').where({ serial: 'HOTP1' }).first()).username, 'Ålice');
@@ -93,5 +100,12 @@ test('002 rolls back (down) and forward again', async (t) => {
   const knex = await database(t);
   await migrateLatest(knex);
   await migrateRollbackAll(knex);
-  t.deepEqual(await migrateLatest(knex), ['001_initial', '002_exact_identifiers', '003_backoff', '004_audit_node', '005_token_admin']);
+  t.deepEqual(await migrateLatest(knex), [
+    '001_initial',
+    '002_exact_identifiers',
+    '003_backoff',
+    '004_audit_node',
+    '005_token_admin',
+    '007_push_fatigue',
+  ]);
 });
