@@ -189,7 +189,8 @@ export async function claimPushLogin(deps: Deps, gate: PushGate, transactionId: 
       return { kind: 'new', slot: l.slot, transactionId };
     }
   }
-  const firstEnd = Math.min(...logins.filter(live).map((l) => l.expiresAt), now + 1000);
+  const ends = logins.filter((l) => l.slot < cap && live(l)).map((l) => l.expiresAt);
+  const firstEnd = ends.length ? Math.min(...ends) : now + 1000;
   const retryAfterSeconds = Math.max(1, Math.ceil((firstEnd - now) / 1000));
   deps.events.emit('throttle.refused', { limit: 'push_open', key: gate.subject, retryAfterSeconds });
   return { kind: 'none', error: new TooManyRequestsError(OPEN_MESSAGE, retryAfterSeconds) };

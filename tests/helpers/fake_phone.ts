@@ -190,12 +190,15 @@ export class FakePhone {
   }
 
   /** Accept or decline a challenge; posts to the URL in the push data. */
-  answer(d: SmartphoneData, opts: { decline?: boolean; signature?: string } = {}): Promise<Reply> {
+  answer(d: SmartphoneData, opts: { decline?: boolean; signature?: string; declineReason?: string } = {}): Promise<Reply> {
     const decline = opts.decline === true;
-    const signature = opts.signature ?? this.sign(decline ? `${d.nonce}|${d.serial}|decline` : `${d.nonce}|${d.serial}`);
+    // privacyIDEA's newer apps send a decline reason and sign it: `nonce|serial|decline|<reason>`.
+    const reason = decline && opts.declineReason ? `|${opts.declineReason}` : '';
+    const signature = opts.signature ?? this.sign(decline ? `${d.nonce}|${d.serial}|decline${reason}` : `${d.nonce}|${d.serial}`);
     const params: Record<string, unknown> = { nonce: d.nonce, serial: d.serial, signature };
     if (this.json) params.decline = decline ? 1 : 0;
     else if (decline) params.decline = '1';
+    if (reason) params.decline_reason = opts.declineReason;
     return this.post(d.url, params);
   }
 
