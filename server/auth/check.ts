@@ -27,6 +27,7 @@ import {
   pushGate,
   recordPushLogin,
   releasePushLogin,
+  repeatedLogin,
   type PushGate,
 } from './push_fatigue.ts';
 import { DECLINED_MESSAGE, type ChallengeOut, type Outcome } from './outcome.ts';
@@ -197,6 +198,17 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
       }
       candidates = others;
       gate = null;
+    } else {
+      // The same address repeating the pass that opened its open login: that login again, without hashing the PIN.
+      const again = repeatedLogin(deps, gate, req.pass);
+      if (again)
+        return {
+          kind: 'challenge',
+          challenges: again,
+          preferredClientMode: preferredClientMode(rp, again),
+          serials: [...new Set(again.map((x) => x.serial))],
+          ...base(),
+        };
     }
   }
   const c = await classify(deps, candidates, req.pass, rp, user, pinJob);
@@ -290,7 +302,8 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
       } else claim = got;
     }
     const pushGateOf = gate;
-    const record = claim && pushGateOf ? (cs: readonly ChallengeOut[]) => recordPushLogin(deps, pushGateOf, claim, cs) : undefined;
+    const record =
+      claim && pushGateOf ? (cs: readonly ChallengeOut[]) => recordPushLogin(deps, pushGateOf, claim, cs, req.pass) : undefined;
     try {
       if (challengeable.length) await req.beforeChallenge?.();
       const offline = challengeable.filter((t) => !outOfBand(t));

@@ -22,6 +22,7 @@
  * An address that no trusted proxy named ('' here) never gets an open login handed back: each trigger takes its own
  * place within the cap.
  */
+import crypto from 'node:crypto';
 import type { Deps } from '../deps.ts';
 import { TooManyRequestsError } from '../../core/errors.ts';
 import type { TokenRecord } from '../../tokens/types.ts';
@@ -85,6 +86,8 @@ export interface PushGate {
   /** ms until the back-off lets a push through (0: free), and which back-off it is. */
   readonly waitMs: number;
   readonly limit: 'push_user' | 'push_address' | null;
+  /** The subject's open logins (unexpired) as read before any PIN work. */
+  readonly open: readonly PushLoginRecord[];
 }
 
 export const BACKOFF_MESSAGE = 'Too many push logins were not answered or were declined. Try again later.';
@@ -99,7 +102,7 @@ export async function pushGate(deps: Deps, subject: string, address: string | nu
   const now = deps.clock.now();
   const limits = fatigueLimits(rp);
   const client = address ?? '';
-  await settleExpired(deps, subject, limits, now);
+  const open = await settleExpired(deps, subject, limits, now);
   const rows = await deps.store.pushFatigue.backoff(subject, client ? ['', client] : ['']);
   const userRow = rows.find((r) => r.client === '');
   const addressRow = client ? rows.find((r) => r.client === client) : undefined;
@@ -113,7 +116,28 @@ export async function pushGate(deps: Deps, subject: string, address: string | nu
     locked: userRow?.lockedAt != null,
     waitMs,
     limit: waitMs === 0 ? null : addressWait >= userWait ? 'push_address' : 'push_user',
+    open,
   };
+}
+
+/** The MAC of the pass that opened a push login (key derived from the secrets key, salted with the transaction id). */
+export function passMac(deps: Pick<Deps, 'box'>, transactionId: string, pass: string): string {
+  return crypto.createHmac('sha256', deps.box.derive('push-login-pass')).update(`${transactionId}\u0000${pass}`).digest('hex');
+}
+
+/**
+ * Before any PIN work: the open login of this address when the request repeats the very pass that opened it — the
+ * flood of an attacker (or the reload of a user) who has the PIN is answered without hashing it again. A different
+ * pass goes the normal way (PIN check, then claimPushLogin). Never for an unknown address.
+ */
+export function repeatedLogin(deps: Deps, gate: PushGate, pass: string): readonly ChallengeOut[] | null {
+  if (!gate.client || gateCloses(gate)) return null;
+  const mine = gate.open.find((l) => l.client === gate.client && l.challenges !== null && l.passMac !== null);
+  if (!mine?.passMac || !mine.transactionId || mine.challenges === null) return null;
+  const given = Buffer.from(passMac(deps, mine.transactionId, pass), 'hex');
+  if (!crypto.timingSafeEqual(given, Buffer.from(mine.passMac, 'hex'))) return null;
+  deps.events.emit('push.reused', { subject: gate.subject, client: gate.client, transactionId: mine.transactionId });
+  return JSON.parse(mine.challenges) as ChallengeOut[];
 }
 
 /** The refusal of a backed-off gate (429 + Retry-After), with its event. */
@@ -127,13 +151,14 @@ export function backoffRefusal(deps: Deps, gate: PushGate): TooManyRequestsError
 export const gateCloses = (gate: PushGate | null): boolean => gate !== null && (gate.locked || gate.waitMs > 0);
 
 /** Open logins that expired without an answer: closed once each (the winner records the strike on the user and the address). */
-async function settleExpired(deps: Deps, subject: string, limits: FatigueLimits, now: number): Promise<void> {
-  const open = (await deps.store.pushFatigue.logins(subject)).filter((l) => l.state === 'open' && l.expiresAt <= now);
-  for (const l of open) {
+async function settleExpired(deps: Deps, subject: string, limits: FatigueLimits, now: number): Promise<PushLoginRecord[]> {
+  const logins = (await deps.store.pushFatigue.logins(subject)).filter((l) => l.state === 'open');
+  for (const l of logins.filter((x) => x.expiresAt <= now)) {
     if (!(await deps.store.pushFatigue.close(subject, l.slot, l.transactionId ?? '', 'expired'))) continue;
     await strike(deps, subject, l.client, limits, l.expiresAt, false);
     deps.events.emit('push.unanswered', { subject, client: l.client || undefined, transactionId: l.transactionId ?? '' });
   }
+  return logins.filter((x) => x.expiresAt > now);
 }
 
 /** One strike on the address row (when known) and on the user row; returns the user row after it. */
@@ -196,13 +221,16 @@ export async function claimPushLogin(deps: Deps, gate: PushGate, transactionId: 
   return { kind: 'none', error: new TooManyRequestsError(OPEN_MESSAGE, retryAfterSeconds) };
 }
 
+/** Stores the new login's CHALLENGE answer and the MAC of the pass that opened it (none for triggerchallenge). */
 export async function recordPushLogin(
   deps: Deps,
   gate: PushGate,
   claim: { slot: number; transactionId: string },
   challenges: readonly ChallengeOut[],
-) {
-  await deps.store.pushFatigue.record(gate.subject, claim.slot, claim.transactionId, JSON.stringify(challenges));
+  pass: string | null,
+): Promise<void> {
+  const mac = pass === null ? null : passMac(deps, claim.transactionId, pass);
+  await deps.store.pushFatigue.record(gate.subject, claim.slot, claim.transactionId, JSON.stringify(challenges), mac);
 }
 
 /** The login could not be created (an error before or while its challenges were stored): its place is free again. */

@@ -83,7 +83,7 @@ export async function triggerChallenges(deps: Deps, req: TriggerRequest): Promis
   let challenges: ChallengeOut[];
   try {
     challenges = await createChallenges(deps, usable, rp, { transactionId: claim?.transactionId });
-    if (claim && gate) await recordPushLogin(deps, gate, claim, challenges);
+    if (claim && gate) await recordPushLogin(deps, gate, claim, challenges, null);
   } catch (err) {
     if (claim && gate) await releasePushLogin(deps, gate, claim).catch(() => {});
     throw err;

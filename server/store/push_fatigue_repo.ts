@@ -17,6 +17,8 @@ export interface PushLoginRecord {
   readonly transactionId: string | null;
   /** The CHALLENGE answer's challenges as JSON (null while the login is being created). */
   readonly challenges: string | null;
+  /** HMAC of the pass that opened the login (hex), null for a trigger without a pass. */
+  readonly passMac: string | null;
   readonly state: PushLoginState;
   readonly openedAt: number;
   readonly expiresAt: number;
@@ -45,8 +47,8 @@ export interface PushFatigueRepo {
   ensureSlots(subject: string, count: number): Promise<void>;
   /** Claims a slot that is not open for a new login; true if this call won it. */
   claim(subject: string, slot: number, client: string, transactionId: string, now: number, expiresAt: number): Promise<boolean>;
-  /** Stores the CHALLENGE answer of the login that holds the slot. */
-  record(subject: string, slot: number, transactionId: string, challenges: string): Promise<boolean>;
+  /** Stores the CHALLENGE answer of the login that holds the slot (and the MAC of the pass that opened it). */
+  record(subject: string, slot: number, transactionId: string, challenges: string, passMac: string | null): Promise<boolean>;
   /** open → `to` for the login `transactionId` of that slot; true if this call closed it. */
   close(subject: string, slot: number, transactionId: string, to: 'free' | 'answered' | 'expired'): Promise<boolean>;
   /** The back-off rows of a subject: `clients` given → only those (use '' for the user row). */
@@ -73,6 +75,7 @@ export function createPushFatigueRepo(knex: Knex): PushFatigueRepo {
     client: String(r.client ?? ''),
     transactionId: r.transaction_id === null || r.transaction_id === undefined ? null : String(r.transaction_id),
     challenges: r.challenges === null || r.challenges === undefined ? null : String(r.challenges),
+    passMac: r.pass_mac === null || r.pass_mac === undefined ? null : String(r.pass_mac),
     state: String(r.state) as PushLoginState,
     openedAt: num(r.opened_at),
     expiresAt: num(r.expires_at),
@@ -112,14 +115,25 @@ export function createPushFatigueRepo(knex: Knex): PushFatigueRepo {
       const n = await knex('push_logins')
         .where({ subject, slot })
         .andWhereNot('state', 'open')
-        .update({ client, transaction_id: transactionId, challenges: null, state: 'open', opened_at: now, expires_at: expiresAt });
+        .update({
+          client,
+          transaction_id: transactionId,
+          challenges: null,
+          pass_mac: null,
+          state: 'open',
+          opened_at: now,
+          expires_at: expiresAt,
+        });
       return rowCount(n) > 0;
     },
-    async record(subject, slot, transactionId, challenges) {
-      return rowCount(await knex('push_logins').where({ subject, slot, transaction_id: transactionId }).update({ challenges })) > 0;
+    async record(subject, slot, transactionId, challenges, passMac) {
+      const n = await knex('push_logins').where({ subject, slot, transaction_id: transactionId }).update({ challenges, pass_mac: passMac });
+      return rowCount(n) > 0;
     },
     async close(subject, slot, transactionId, to) {
-      const n = await knex('push_logins').where({ subject, slot, transaction_id: transactionId, state: 'open' }).update({ state: to });
+      const n = await knex('push_logins')
+        .where({ subject, slot, transaction_id: transactionId, state: 'open' })
+        .update({ state: to, pass_mac: null });
       return rowCount(n) > 0;
     },
     async backoff(subject, clients) {
@@ -165,7 +179,7 @@ export function createPushFatigueRepo(knex: Knex): PushFatigueRepo {
     },
     async clear(subject) {
       const b = rowCount(await knex('push_backoff').where({ subject }).delete());
-      const l = rowCount(await knex('push_logins').where({ subject, state: 'open' }).update({ state: 'free' }));
+      const l = rowCount(await knex('push_logins').where({ subject, state: 'open' }).update({ state: 'free', pass_mac: null }));
       return { backoff: b, logins: l };
     },
     async deleteStale(before, limit) {

@@ -3,7 +3,9 @@
  * - push_logins: the open push logins of a user — one row per (subject, slot), slot 0 … cap-1. A trigger claims a
  *   free slot with one conditional UPDATE (the row count decides), so two nodes can never hand out one slot twice.
  *   `client` is the end-user address the login came from ('' when no trusted proxy named one), `challenges` the
- *   CHALLENGE answer (JSON) handed again to a repeated trigger from the same address.
+ *   CHALLENGE answer (JSON) handed again to a repeated trigger from the same address, `pass_mac` an HMAC (key
+ *   derived from the secrets key, salted with the transaction id) of the pass that opened it: a repeat with the same
+ *   pass from the same address is answered without hashing the PIN again.
  * - push_backoff: the back-off per (subject, client) and per subject (client ''): unanswered or declined pushes in a
  *   row (`strikes`, `last_strike_at`), declines in a row, and the decline lock (`locked_at`).
  * `subject` is the user key of server/auth/throttle.ts (`user:<realm>:<name>`, `serial:<serial>`, a hash when long).
@@ -25,6 +27,7 @@ export async function up(knex: Knex): Promise<void> {
     exact(t.string('client', L.push_logins.client).notNullable().defaultTo(''));
     exact(t.string('transaction_id', L.push_logins.transaction_id).nullable());
     t.text('challenges').nullable();
+    t.string('pass_mac', 64).nullable();
     exact(t.string('state', L.push_logins.state).notNullable().defaultTo('free'));
     t.bigInteger('opened_at').notNullable().defaultTo(0);
     t.bigInteger('expires_at').notNullable().defaultTo(0);

@@ -51,10 +51,17 @@ function countVerifies(w: TestWorld): () => number {
 
 test('same user + address while its login is open: the same transaction, no new push; another address gets its own; over the cap → 429', async (t) => {
   const { w, phone } = await setup(t);
+  const hashes = countVerifies(w);
   const first = await login(w, USER);
   t.is(first.body.result.authentication, 'CHALLENGE');
+  t.is(hashes(), 1);
   const again = await login(w, USER);
   t.is(tid(again), tid(first), 'the user reloading the page gets the login that is open');
+  t.is(hashes(), 1, 'the same pass from the same address is answered without hashing the PIN again');
+  const wrong = await login(w, USER, '9999');
+  t.like(wrong.body.result, { value: false, authentication: 'REJECT' });
+  t.is(wrong.body.detail.transaction_id, undefined, 'a wrong PIN from the same address (a NAT neighbour) is not handed the login');
+  t.is(hashes(), 2);
   t.deepEqual(again.body.detail.multi_challenge, first.body.detail.multi_challenge);
   t.is((await polled(phone)).length, 1, 'one push, not two');
   const attacker = await login(w, ATTACKER);
