@@ -92,10 +92,11 @@ export const CORE_ACTIONS: readonly ActionDef[] = Object.freeze([
   def({
     name: 'push_backoff_start',
     scope: 'authentication',
-    type: 'duration',
-    default: 30_000,
+    type: 'int',
+    min: 0,
+    default: 30,
     description:
-      'After an unanswered or declined push, the next push login from that end-user address is refused (429, Retry-After) for this long; each further one in a row multiplies it by push_backoff_factor, up to push_backoff_max. An accept starts again.',
+      'Seconds: after an unanswered or declined push, the next push login from that end-user address is refused (429, Retry-After) for this long; each further one in a row multiplies it by push_backoff_factor, up to push_backoff_max. An accept starts again.',
   }),
   def({
     name: 'push_backoff_factor',
@@ -108,9 +109,10 @@ export const CORE_ACTIONS: readonly ActionDef[] = Object.freeze([
   def({
     name: 'push_backoff_max',
     scope: 'authentication',
-    type: 'duration',
-    default: 900_000,
-    description: 'The longest push back-off.',
+    type: 'int',
+    min: 0,
+    default: 900,
+    description: 'Seconds: the longest push back-off.',
   }),
   def({
     name: 'push_backoff_user_after',

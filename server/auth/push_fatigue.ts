@@ -46,9 +46,9 @@ export function fatigueLimits(rp: RequestPolicies): FatigueLimits {
   const a = <T extends number | string>(name: string): T | undefined => rp.action<T>(name, 'authentication');
   return {
     openLogins: a<number>('push_open_logins') ?? 2,
-    startMs: a<number>('push_backoff_start') ?? 30_000,
+    startMs: (a<number>('push_backoff_start') ?? 30) * 1000,
     factor: a<number>('push_backoff_factor') ?? 2,
-    maxMs: a<number>('push_backoff_max') ?? 900_000,
+    maxMs: (a<number>('push_backoff_max') ?? 900) * 1000,
     userAfter: a<number>('push_backoff_user_after') ?? 3,
     declineLock: a<number>('push_decline_lock') ?? 5,
     lockTarget: a<'user' | 'token'>('push_decline_lock_target') ?? 'user',

@@ -112,18 +112,15 @@ export function createPushFatigueRepo(knex: Knex): PushFatigueRepo {
       if (missing.length) await knex('push_logins').insert(missing).onConflict(['subject', 'slot']).ignore();
     },
     async claim(subject, slot, client, transactionId, now, expiresAt) {
-      const n = await knex('push_logins')
-        .where({ subject, slot })
-        .andWhereNot('state', 'open')
-        .update({
-          client,
-          transaction_id: transactionId,
-          challenges: null,
-          pass_mac: null,
-          state: 'open',
-          opened_at: now,
-          expires_at: expiresAt,
-        });
+      const n = await knex('push_logins').where({ subject, slot }).andWhereNot('state', 'open').update({
+        client,
+        transaction_id: transactionId,
+        challenges: null,
+        pass_mac: null,
+        state: 'open',
+        opened_at: now,
+        expires_at: expiresAt,
+      });
       return rowCount(n) > 0;
     },
     async record(subject, slot, transactionId, challenges, passMac) {

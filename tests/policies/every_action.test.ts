@@ -434,7 +434,7 @@ const SCENARIOS: Record<string, Scenario> = {
     expect: ['CHALLENGE', 'HTTP 429'],
   },
   'authentication:push_backoff_start': {
-    value: '5s',
+    value: 5,
     push: true,
     base: [PUSH_ENROLL, policy('user-now', 'authentication', { push_backoff_user_after: 0 })],
     run: (w) => unansweredThenRetryAfter(w, 1),
@@ -448,7 +448,7 @@ const SCENARIOS: Record<string, Scenario> = {
     expect: ['60', '90'],
   },
   'authentication:push_backoff_max': {
-    value: '40s',
+    value: 40,
     push: true,
     base: [PUSH_ENROLL, policy('user-now', 'authentication', { push_backoff_user_after: 0 })],
     run: (w) => unansweredThenRetryAfter(w, 2),

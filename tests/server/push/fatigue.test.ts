@@ -92,7 +92,7 @@ test('a policy for a client range loosens the cap; no address named (no trusted 
 
 test('back-off per address: starts after an unanswered push, grows by the factor up to the cap, refuses before any PIN hash, resets on an accept', async (t) => {
   const { w, phone } = await setup(t, [
-    policy('fatigue', 'authentication', { push_backoff_start: '10s', push_backoff_factor: 3, push_backoff_max: '60s' }),
+    policy('fatigue', 'authentication', { push_backoff_start: 10, push_backoff_factor: 3, push_backoff_max: 60 }),
   ]);
   const hashes = countVerifies(w);
   const expected = [10, 30, 60, 60];
@@ -177,7 +177,7 @@ test('"this wasn\'t me": a decline is an event with address, time and the app\'s
 });
 
 test("decline lock: after push_decline_lock declines in a row the user's push logins are locked (REJECT, no PIN hash) until unblock; target token locks the token", async (t) => {
-  const { w, phone } = await setup(t, [policy('fatigue', 'authentication', { push_decline_lock: 2, push_backoff_start: '1s' })]);
+  const { w, phone } = await setup(t, [policy('fatigue', 'authentication', { push_decline_lock: 2, push_backoff_start: 1 })]);
   const hashes = countVerifies(w);
   for (let i = 0; i < 2; i++) {
     await login(w, ATTACKER);
