@@ -332,7 +332,7 @@ Written by \`npm run bench:fatigue -- --write\` (bench/fatigue.ts) between the \
     ok.map((l) => l.ms),
     0.5,
   ),
-)} / ${f1(Math.max(...ok.map((l) => l.ms), Number.NaN))} |
+)} / ${f1(ok.length ? Math.max(...ok.map((l) => l.ms)) : Number.NaN)} |
 | real user's requests p99 ms (trigger, polltransaction, finalize) | ${f1(pct(userRequestMs, 0.99))} |
 | server p99 ms (the attacker's requests, autocannon) | ${f1(result.p99)} |
 | server RSS MB at the end | ${(stats.rssBytes / 2 ** 20).toFixed(0)} |

@@ -68,7 +68,7 @@ export interface EventMap {
   'push.locked': { subject: string; serial: string; declines: number };
   /** An administrator cleared a user's push back-off and lock (`pushgate token unblock`). */
   'push.unblocked': { subject: string; backoff: number; logins: number };
-  'cleanup.ran': { challenges: number; tokens: number; audit: number };
+  'cleanup.ran': { challenges: number; tokens: number; audit: number; pushBackoff: number };
   'events.subscriber_failed': { event: string; error: string };
   'log': { level: 'debug' | 'info' | 'warn' | 'error'; msg: string; [k: string]: unknown };
 }

@@ -25,13 +25,13 @@ export function dbCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArg
       )
       .command(
         'cleanup',
-        'Delete expired challenges, stale half-enrolled tokens and old audit rows',
+        'Delete expired challenges, stale half-enrolled tokens, old audit rows and day-old push back-off rows',
         (b) => b,
         (argv) =>
           ctx.run(() =>
             ctx.withDeps(argv, async (deps) => {
               const r = await runCleanup(deps);
-              ctx.out(`deleted ${r.challenges} challenges, ${r.tokens} tokens, ${r.audit} audit rows`);
+              ctx.out(`deleted ${r.challenges} challenges, ${r.tokens} tokens, ${r.audit} audit rows, ${r.pushBackoff} push back-off rows`);
             }),
           ),
       )

@@ -16,7 +16,7 @@ test('db migrate applies once, then reports up to date; db cleanup prints counts
   t.is(again.stderr, '');
   const clean = await w.run(['db', 'cleanup']);
   t.is(clean.code, 0);
-  t.is(clean.stdout, 'deleted 0 challenges, 0 tokens, 0 audit rows\n');
+  t.is(clean.stdout, 'deleted 0 challenges, 0 tokens, 0 audit rows, 0 push back-off rows\n');
 });
 
 test('admin add (password from stdin, one newline trimmed) / list / delete', async (t) => {
