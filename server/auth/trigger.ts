@@ -69,6 +69,14 @@ export async function triggerChallenges(deps: Deps, req: TriggerRequest): Promis
   let gate: PushGate | null = null;
   if (usable.some(outOfBand)) {
     gate = await pushGate(deps, user ? fatigueSubject(user, tokens) : tokenSubject(tokens[0]!), req.address ?? null, rp);
+    if (gate.locked) {
+      // Locked after repeated declines: the push tokens sit out (as on /validate/check); nothing else → REJECT.
+      deps.events.emit('throttle.refused', { limit: 'push_locked', key: gate.subject, retryAfterSeconds: 0 });
+      usable.splice(0, usable.length, ...usable.filter((t) => !outOfBand(t)));
+      if (!usable.length) return { challenges: [], preferredClientMode: 'interactive', policies: rp.matched() };
+    }
+  }
+  if (gate && !gate.locked) {
     const pushing = usable.filter(outOfBand);
     const expiresAt = deps.clock.now() + Math.max(...pushing.map((t) => validityMs(deps, t.type)));
     const got = await claimPushLogin(deps, gate, newTransactionId(), expiresAt);

@@ -177,7 +177,10 @@ test('"this wasn\'t me": a decline is an event with address, time and the app\'s
 });
 
 test("decline lock: after push_decline_lock declines in a row the user's push logins are locked (REJECT, no PIN hash) until unblock; target token locks the token", async (t) => {
-  const { w, phone } = await setup(t, [policy('fatigue', 'authentication', { push_decline_lock: 2, push_backoff_start: 1 })]);
+  const { w, phone } = await setup(t, [
+    policy('fatigue', 'authentication', { push_decline_lock: 2, push_backoff_start: 1 }),
+    policy('trig', 'admin', { triggerchallenge: true, enroll: true }),
+  ]);
   const hashes = countVerifies(w);
   for (let i = 0; i < 2; i++) {
     await login(w, ATTACKER);
@@ -191,6 +194,13 @@ test("decline lock: after push_decline_lock declines in a row the user's push lo
   t.like(locked.body.result, { status: true, value: false, authentication: 'REJECT' });
   t.regex(locked.body.detail.message, /locked after repeated declines/);
   t.is(hashes(), before, 'no PIN hash for a locked user');
+  const trig = await w.call(
+    'POST',
+    '/validate/triggerchallenge',
+    { user: 'alice', client: USER },
+    { headers: { Authorization: await w.adminToken() } },
+  );
+  t.like(trig.body.result, { value: 0, authentication: 'REJECT' }, 'triggerchallenge sends no push either');
   const subject = fatigueSubject({ name: 'alice', realm: 'default' }, []);
   t.truthy((await pushFatigueView(w.deps, subject, null)).backoff.find((b) => b.client === '')?.lockedAt);
   await unblockPush(w.deps, subject);
