@@ -10,7 +10,7 @@ import { enrollPhone, phoneFor, pushWorld } from '../../helpers/push_world.ts';
 import { auditRows, check, policy } from '../../helpers/kit.ts';
 import type { TestWorld, Reply } from '../../helpers/test_app.ts';
 import type { FakePhone, SmartphoneData } from '../../helpers/fake_phone.ts';
-import { fatigueSubject, pushFatigueView, unblockPush } from '../../../server/auth/push_fatigue.ts';
+import { fatigueSubject, pushFatigueView } from '../../../server/auth/push_fatigue.ts';
 
 const USER = '198.51.100.7';
 const ATTACKER = '203.0.113.66';
@@ -179,7 +179,7 @@ test('"this wasn\'t me": a decline is an event with address, time and the app\'s
 test("decline lock: after push_decline_lock declines in a row the user's push logins are locked (REJECT, no PIN hash) until unblock; target token locks the token", async (t) => {
   const { w, phone } = await setup(t, [
     policy('fatigue', 'authentication', { push_decline_lock: 2, push_backoff_start: 1 }),
-    policy('trig', 'admin', { triggerchallenge: true, enroll: true }),
+    policy('trig', 'admin', { triggerchallenge: true, enroll: true, reset: true }),
   ]);
   const hashes = countVerifies(w);
   for (let i = 0; i < 2; i++) {
@@ -203,7 +203,11 @@ test("decline lock: after push_decline_lock declines in a row the user's push lo
   t.like(trig.body.result, { value: 0, authentication: 'REJECT' }, 'triggerchallenge sends no push either');
   const subject = fatigueSubject({ name: 'alice', realm: 'default' }, []);
   t.truthy((await pushFatigueView(w.deps, subject, null)).backoff.find((b) => b.client === '')?.lockedAt);
-  await unblockPush(w.deps, subject);
+  // The admin API's unblock (admin right `reset`; the CLI's `token unblock` is tested in tests/cli).
+  const { serial } = (await w.deps.store.tokens.list({ username: 'alice', realm: 'default' }))[0]!;
+  const un = await w.call('POST', `/token/unblock/${serial}`, {}, { headers: { Authorization: await w.adminToken() } });
+  t.is(un.status, 200, un.text);
+  t.deepEqual(un.body.result.value, { backoff: 2, open_logins: 0 });
   t.is((await login(w, USER)).body.result.authentication, 'CHALLENGE');
 
   const tok = await setup(t, [policy('fatigue', 'authentication', { push_decline_lock: 1, push_decline_lock_target: 'token' })]);
