@@ -102,7 +102,7 @@ export async function pushGate(deps: Deps, subject: string, address: string | nu
   const now = deps.clock.now();
   const limits = fatigueLimits(rp);
   const client = address ?? '';
-  const open = await settleExpired(deps, subject, limits, now);
+  const open = await settleExpired(deps, subject, now);
   const rows = await deps.store.pushFatigue.backoff(subject, client ? ['', client] : ['']);
   const userRow = rows.find((r) => r.client === '');
   const addressRow = client ? rows.find((r) => r.client === client) : undefined;
@@ -151,18 +151,18 @@ export function backoffRefusal(deps: Deps, gate: PushGate): TooManyRequestsError
 export const gateCloses = (gate: PushGate | null): boolean => gate !== null && (gate.locked || gate.waitMs > 0);
 
 /** Open logins that expired without an answer: closed once each (the winner records the strike on the user and the address). */
-async function settleExpired(deps: Deps, subject: string, limits: FatigueLimits, now: number): Promise<PushLoginRecord[]> {
+async function settleExpired(deps: Deps, subject: string, now: number): Promise<PushLoginRecord[]> {
   const logins = (await deps.store.pushFatigue.logins(subject)).filter((l) => l.state === 'open');
   for (const l of logins.filter((x) => x.expiresAt <= now)) {
     if (!(await deps.store.pushFatigue.close(subject, l.slot, l.transactionId ?? '', 'expired'))) continue;
-    await strike(deps, subject, l.client, limits, l.expiresAt, false);
+    await strike(deps, subject, l.client, l.expiresAt, false);
     deps.events.emit('push.unanswered', { subject, client: l.client || undefined, transactionId: l.transactionId ?? '' });
   }
   return logins.filter((x) => x.expiresAt > now);
 }
 
 /** One strike on the address row (when known) and on the user row; returns the user row after it. */
-async function strike(deps: Deps, subject: string, client: string, _limits: FatigueLimits, at: number, declined: boolean) {
+async function strike(deps: Deps, subject: string, client: string, at: number, declined: boolean) {
   if (client) await deps.store.pushFatigue.strike(subject, client, at, declined);
   return deps.store.pushFatigue.strike(subject, '', at, declined);
 }
@@ -209,7 +209,7 @@ export async function claimPushLogin(deps: Deps, gate: PushGate, transactionId: 
   for (const l of logins) {
     if (l.slot >= cap || live(l)) continue;
     // An open row here expired after step 1 read it: settling it first keeps its strike.
-    if (l.state === 'open') await settleExpired(deps, gate.subject, gate.limits, now);
+    if (l.state === 'open') await settleExpired(deps, gate.subject, now);
     if (await repo.claim(gate.subject, l.slot, gate.client, transactionId, now, expiresAt)) {
       return { kind: 'new', slot: l.slot, transactionId };
     }
@@ -267,7 +267,7 @@ export async function settlePushAnswer(
     client: client || undefined,
   });
   const limits = fatigueLimits(rp);
-  const userRow = await strike(deps, subject, client, limits, now, true);
+  const userRow = await strike(deps, subject, client, now, true);
   deps.events.emit('push.declined', {
     serial: token.serial,
     transactionId,
