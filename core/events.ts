@@ -84,10 +84,34 @@ export interface EventMap {
   /** A client's PIN check got its hashing slot after waiting `waitMs` in the PIN queue (0 when a slot was free). */
   'pin.started': { waitMs: number };
   /** A request refused by the back-off (server/auth/throttle.ts): which limit, the key it counted, the Retry-After. */
-  'throttle.refused': { limit: 'user' | 'address' | 'challenges'; key: string; retryAfterSeconds: number };
+  'throttle.refused': {
+    limit: 'user' | 'address' | 'challenges' | 'push_user' | 'push_address' | 'push_open' | 'push_locked';
+    key: string;
+    retryAfterSeconds: number;
+  };
+  /** "This wasn't me": the phone declined a push login (server/auth/push_fatigue.ts); `client` is the login's end-user address. */
+  'push.declined': {
+    serial: string;
+    transactionId: string;
+    user?: string;
+    realm?: string;
+    client?: string;
+    at: number;
+    /** The app's decline reason (privacyIDEA's newer apps), when it sent one. */
+    reason?: string;
+    declinesInRow: number;
+  };
+  /** An open push login expired without an answer (noticed at the user's next trigger). */
+  'push.unanswered': { subject: string; client?: string; transactionId: string };
+  /** A repeated trigger from the same address got its open push login again (no new push). */
+  'push.reused': { subject: string; client: string; transactionId: string };
+  /** push_decline_lock locked the user's push logins. */
+  'push.locked': { subject: string; serial: string; declines: number };
+  /** An administrator cleared a user's push back-off and lock (`pushgate token unblock`). */
+  'push.unblocked': { subject: string; backoff: number; logins: number };
   /** A readiness check (GET /readyz) failed or timed out; `error` is the full reason (the reply carries a short one). */
   'readiness.failed': { check: string; ms: number; error: string };
-  'cleanup.ran': { challenges: number; tokens: number; audit: number; loginAddresses: number };
+  'cleanup.ran': { challenges: number; tokens: number; audit: number; loginAddresses: number; pushBackoff: number };
   'events.subscriber_failed': { event: string; error: string };
   'log': { level: 'debug' | 'info' | 'warn' | 'error'; msg: string; [k: string]: unknown };
 }

@@ -104,6 +104,68 @@ export const CORE_ACTIONS: readonly ActionDef[] = Object.freeze([
     default: false,
     description: 'Triggering a challenge increases the fail counter of the token (reset on success).',
   }),
+  // push fatigue (server/auth/push_fatigue.ts): every out-of-band (push) token type, on without any policy
+  def({
+    name: 'push_open_logins',
+    scope: 'authentication',
+    type: 'int',
+    min: 1,
+    default: 2,
+    description:
+      'Open push logins a user may have at once, one per end-user address: a new trigger from an address whose push login is still open answers with that login (no new push); a trigger from another address takes a free place; with none free it is refused (429).',
+  }),
+  def({
+    name: 'push_backoff_start',
+    scope: 'authentication',
+    type: 'int',
+    min: 0,
+    default: 30,
+    description:
+      'Seconds: after an unanswered or declined push, the next push login from that end-user address is refused (429, Retry-After) for this long; each further one in a row multiplies it by push_backoff_factor, up to push_backoff_max. An accept starts again.',
+  }),
+  def({
+    name: 'push_backoff_factor',
+    scope: 'authentication',
+    type: 'int',
+    min: 1,
+    default: 2,
+    description: 'The factor by which the push back-off grows with each unanswered or declined push in a row (1: no growth).',
+  }),
+  def({
+    name: 'push_backoff_max',
+    scope: 'authentication',
+    type: 'int',
+    min: 0,
+    default: 900,
+    description: 'Seconds: the longest push back-off.',
+  }),
+  def({
+    name: 'push_backoff_user_after',
+    scope: 'authentication',
+    type: 'int',
+    min: 0,
+    default: 3,
+    description:
+      'Unanswered or declined pushes in a row, over all addresses, before the user as a whole is backed off as well (against an attacker who changes address); 0: from the first.',
+  }),
+  def({
+    name: 'push_decline_lock',
+    scope: 'authentication',
+    type: 'int',
+    min: 0,
+    default: 5,
+    description:
+      'After this many declined pushes in a row ("this was not me"), lock the push logins of the user (or the token: push_decline_lock_target) until an administrator unblocks them; 0: never.',
+  }),
+  def({
+    name: 'push_decline_lock_target',
+    scope: 'authentication',
+    type: 'enum',
+    values: ['user', 'token'],
+    default: 'user',
+    description:
+      "What push_decline_lock locks: user (every push login of the user, until `pushgate token unblock`) or token (the declined token's fail counter is set to its maximum, as a locked token; `pushgate token reset` or failcounter_clear_timeout end it).",
+  }),
   // authorization
   def({
     name: 'last_auth',

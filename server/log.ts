@@ -73,7 +73,12 @@ const EVENT_LEVELS: { readonly [K in EventName]: LogLevel | ((payload: EventMap[
   'pin.rejected': 'warn',
   'readiness.failed': 'warn',
   'throttle.refused': 'warn',
-  'cleanup.ran': (e) => (e.challenges + e.tokens + e.audit + e.loginAddresses > 0 ? 'info' : 'debug'),
+  'push.declined': 'warn',
+  'push.unanswered': 'info',
+  'push.reused': 'debug',
+  'push.locked': 'warn',
+  'push.unblocked': 'info',
+  'cleanup.ran': (e) => (e.challenges + e.tokens + e.audit + e.loginAddresses + e.pushBackoff > 0 ? 'info' : 'debug'),
   'events.subscriber_failed': 'error',
   log: (e) => e.level,
 };

@@ -119,6 +119,17 @@ export function createMetrics(
   for (const decision of ANSWER_DECISIONS) answered.inc({ decision }, 0);
   on('challenge.answered', (e) => answered.inc({ decision: e.decision }));
 
+  // Push fatigue (server/auth/push_fatigue.ts): "this wasn't me", pushes nobody answered, repeated triggers that got
+  // their open login back instead of a new push, and users whose push logins were locked after declines in a row.
+  const pushCounter = (name: string, help: string, event: 'push.declined' | 'push.unanswered' | 'push.reused' | 'push.locked') => {
+    const c = new Counter({ name, help, registers });
+    on(event, () => c.inc());
+  };
+  pushCounter('pushgate_push_declines_total', 'Push logins the phone declined ("this wasn\'t me").', 'push.declined');
+  pushCounter('pushgate_push_unanswered_total', 'Push logins that expired without an answer.', 'push.unanswered');
+  pushCounter('pushgate_push_logins_reused_total', 'Repeated triggers answered with their open push login (no new push).', 'push.reused');
+  pushCounter('pushgate_push_locks_total', "Users' push logins locked after declines in a row (push_decline_lock).", 'push.locked');
+
   const deliveries = new Counter({
     name: 'pushgate_deliveries_total',
     help: 'Push deliveries through a channel (Firebase), by channel and result (sent, failed).',

@@ -172,7 +172,9 @@ const PARAMS: Record<string, ParamSet> = {
       timelimit: scalar('Only entries this recent: a number with s, m, h, d or y (`1d`).'),
       date: scalar('A date prefix such as `2026-08-21*`.'),
       number: scalar('The entry number.'),
-      action: scalar('Filter (`*` wildcards); so are user, realm, client, administrator, info, outcome, transaction_id, request_id, serial, policies.'),
+      action: scalar(
+        'Filter (`*` wildcards); so are user, realm, client, administrator, info, outcome, transaction_id, request_id, serial, policies.',
+      ),
       success: scalar('`1`/`true` or `0`/`false`.'),
       resolver: scalar('Entries of the realms of this resolver.'),
     },

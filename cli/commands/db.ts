@@ -25,13 +25,15 @@ export function dbCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArg
       )
       .command(
         'cleanup',
-        'Delete expired challenges, stale half-enrolled tokens, old audit rows and unused login addresses',
+        'Delete expired challenges, stale half-enrolled tokens, old audit rows, unused login addresses and day-old push back-off rows',
         (b) => b,
         (argv) =>
           ctx.run(() =>
             ctx.withDeps(argv, async (deps) => {
               const r = await runCleanup(deps);
-              ctx.out(`deleted ${r.challenges} challenges, ${r.tokens} tokens, ${r.audit} audit rows, ${r.loginAddresses} login addresses`);
+              ctx.out(
+                `deleted ${r.challenges} challenges, ${r.tokens} tokens, ${r.audit} audit rows, ${r.loginAddresses} login addresses, ${r.pushBackoff} push back-off rows`,
+              );
             }),
           ),
       )

@@ -12,6 +12,7 @@ import {
   tokenView,
 } from '../../server/auth/tokens_admin.ts';
 import { ALL_TOKEN_TYPES } from '../../tokens/index.ts';
+import { fatigueSubject, pushFatigueView, tokenSubject, unblockPush, type PushFatigueView } from '../../server/auth/push_fatigue.ts';
 import { qrDataUri, qrTerminal } from '../../tokens/qr.ts';
 import type { TokenRecord } from '../../tokens/types.ts';
 import type { Deps } from '../../server/deps.ts';
@@ -70,6 +71,45 @@ function showToken(t: TokenRecord): string {
   for (const [k, val] of Object.entries(info).sort(([a], [b]) => a.localeCompare(b)))
     fields.push([`info.${k}`, shortInfo(k, formatValue(val))]);
   return formatFields(fields);
+}
+
+/** The owner of a token as the push state knows it (null for an unassigned token). */
+const ownerOf = (t: TokenRecord) => (t.username && t.realm ? { name: t.username, realm: t.realm } : null);
+
+function pushFatigueJson(v: PushFatigueView) {
+  return {
+    open_logins: v.openLogins.map((l) => ({ transaction_id: l.transactionId, client: l.client, opened: l.openedAt, expires: l.expiresAt })),
+    backoff: v.backoff.map((b) => ({
+      client: b.client,
+      strikes: b.strikes,
+      declines: b.declines,
+      last_strike: b.lastStrikeAt || null,
+      blocked_for_seconds: b.blockedForSeconds,
+      locked: b.lockedAt,
+    })),
+  };
+}
+
+/** The push section of `token show`: open push logins and back-off rows ('' = the user as a whole). */
+function showPushFatigue(v: PushFatigueView): string {
+  const lines = ['push logins (owner):'];
+  if (!v.openLogins.length) lines.push('  open: none');
+  for (const l of v.openLogins)
+    lines.push(
+      `  open: ${l.transactionId} from ${l.client || '(address unknown)'}, ${formatTime(l.openedAt)} → ${formatTime(l.expiresAt)}`,
+    );
+  if (!v.backoff.length) lines.push('  back-off: none');
+  for (const b of v.backoff) {
+    const who = b.client ? `address ${b.client}` : 'user';
+    const state =
+      b.lockedAt !== null
+        ? `LOCKED since ${formatTime(b.lockedAt)}`
+        : b.blockedForSeconds > 0
+          ? `blocked for ${b.blockedForSeconds} s`
+          : 'not blocked';
+    lines.push(`  back-off ${who}: ${b.strikes} unanswered/declined in a row, ${b.declines} declines in a row, ${state}`);
+  }
+  return lines.join('\n');
 }
 
 /** Token types by name, for `--type` (any case). */
@@ -265,7 +305,10 @@ export function tokenCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
           ctx.run(() =>
             ctx.withDeps(argv, async (deps) => {
               const t = await requireToken(deps, argv.serial);
-              ctx.out(argv.json ? JSON.stringify(tokenView(t)) : showToken(t));
+              // Push tokens: the open push logins of the owner and the push back-off (server/auth/push_fatigue.ts).
+              const push = deps.registry.get(t.type)?.outOfBand ? await pushFatigueView(deps, tokenSubject(t), ownerOf(t)) : null;
+              if (argv.json) ctx.out(JSON.stringify({ ...tokenView(t), ...(push ? { push_fatigue: pushFatigueJson(push) } : {}) }));
+              else ctx.out(showToken(t) + (push ? `\n${showPushFatigue(push)}` : ''));
             }),
           ),
       );
@@ -277,6 +320,43 @@ export function tokenCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
     ])
       token = add(token);
     return token
+      .command(
+        'unblock [serial]',
+        "Clear the push back-off and decline lock of a push token's owner (or of --user) and free their open push logins",
+        (b) =>
+          b
+            .positional('serial', { type: 'string', describe: 'A token serial (its owner is unblocked)' })
+            .option('user', { type: 'string', describe: 'The user (user or user@realm) instead of a serial' })
+            .option('realm', { type: 'string', describe: 'Realm of --user' })
+            .conflicts('serial', 'user')
+            .check((a) => {
+              if (!a.serial && !a.user) throw new Error('Specify a serial or --user');
+              return true;
+            }),
+        (argv) =>
+          ctx.run(async () => {
+            const what = await ctx.withDeps(argv, async (deps) => {
+              let subject: string;
+              let label: string;
+              let serials: string[] = [];
+              if (argv.serial) {
+                const t = await requireToken(deps, argv.serial);
+                subject = tokenSubject(t);
+                label = t.username ? `${t.username}@${t.realm}` : t.serial;
+                serials = [t.serial];
+              } else {
+                const u = deps.realms.resolveUser(argv.user!, argv.realm);
+                subject = fatigueSubject(u, []);
+                label = `${u.name}@${u.realm}`;
+              }
+              const done = await ctx.audited(deps, { action: 'cli token unblock', serials, info: { subject: label } }, () =>
+                unblockPush(deps, subject),
+              );
+              return { label, ...done };
+            });
+            ctx.out(`unblocked push logins of ${what.label} (${what.backoff} back-off rows cleared, ${what.logins} open logins freed)`);
+          }),
+      )
       .command(
         'set-pin <serial>',
         "Set (or with --pin '' remove) the PIN of a token",
@@ -301,6 +381,6 @@ export function tokenCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
             ctx.out(pin === '' ? `removed the PIN of ${argv.serial}` : `set the PIN of ${argv.serial}`);
           }),
       )
-      .demandCommand(1, 'Specify a token command: enroll, list, show, enable, disable, delete, reset or set-pin');
+      .demandCommand(1, 'Specify a token command: enroll, list, show, enable, disable, delete, reset, unblock or set-pin');
   });
 }

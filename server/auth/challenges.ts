@@ -30,6 +30,8 @@ export function validityMs(deps: Deps, type: string): number {
 export interface CreateChallengesOptions {
   readonly session?: string;
   readonly exception?: boolean;
+  /** The transaction id to use (push fatigue hands a repeated trigger its open login's id). */
+  readonly transactionId?: string;
   /**
    * No push proofs (wait mode: the login shows no message before the phone answers, so there is nothing to match
    * and nowhere to type a code — as privacyIDEA turns presence and code-to-phone off under push_wait).
@@ -51,7 +53,7 @@ export async function createChallenges(
   opts: CreateChallengesOptions = {},
 ): Promise<ChallengeOut[]> {
   const session = opts.session ?? '';
-  const transactionId = newTransactionId();
+  const transactionId = opts.transactionId ?? newTransactionId();
   const now = deps.clock.now();
   const ctx = rp.tokenContext();
   const out: ChallengeOut[] = [];

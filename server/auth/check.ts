@@ -17,8 +17,20 @@ import type { Deps } from '../deps.ts';
 import { NotFoundError, ParameterError, PolicyError, ValidateError, tokenLocked } from '../../core/errors.ts';
 import type { TokenRecord, TokenType, Verdict } from '../../tokens/types.ts';
 import { requestPolicies, type RequestPolicies } from './context.ts';
-import { createChallenges, preferredClientMode } from './challenges.ts';
-import { DECLINED_MESSAGE, type Outcome } from './outcome.ts';
+import { createChallenges, newTransactionId, preferredClientMode, validityMs } from './challenges.ts';
+import {
+  backoffRefusal,
+  claimPushLogin,
+  fatigueSubject,
+  gateCloses,
+  LOCKED_MESSAGE,
+  pushGate,
+  recordPushLogin,
+  releasePushLogin,
+  repeatedLogin,
+  type PushGate,
+} from './push_fatigue.ts';
+import { DECLINED_MESSAGE, type ChallengeOut, type Outcome } from './outcome.ts';
 import { startWait, type WaitPlan } from './wait.ts';
 import type { UserInfo } from './users.ts';
 import type { PinJob } from './pin.ts';
@@ -32,6 +44,11 @@ export interface CheckRequest {
   readonly transactionId?: string;
   readonly type?: string;
   readonly client?: string;
+  /**
+   * The end-user address a trusted proxy named (server/auth/throttle.ts throttleAddress), null when none: the key of
+   * the push-fatigue defences (server/auth/push_fatigue.ts).
+   */
+  readonly address?: string | null;
   /** eduMFA's `exception=1`: a failed push delivery answers 400 / code 401 instead of a CHALLENGE with a hint. */
   readonly exception?: boolean;
   /** Fires when the client went away: its queued PIN checks are dropped unhashed (ClientGoneError). */
@@ -170,8 +187,36 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
     const t = single(locked);
     return { kind: 'reject', message: 'Failcounter exceeded', serial: t?.serial, type: t?.type, serials: serialsOf(locked), ...base() };
   };
-  const candidates = usable.filter((t) => !isLocked(t) || stale(t));
+  let candidates = usable.filter((t) => !isLocked(t) || stale(t));
   if (!candidates.length) return lockedAnswer();
+  // Push fatigue, before any PIN work: a backed-off or locked user's push tokens take no part; when they are all the
+  // user has, the request is refused here (429 + Retry-After; REJECT when locked) without hashing anything.
+  const outOfBand = (t: TokenRecord) => deps.registry.require(t.type).outOfBand;
+  let gate: PushGate | null = null;
+  if (candidates.some(outOfBand)) {
+    gate = await pushGate(deps, fatigueSubject(user, tokens), req.address ?? null, rp);
+    if (gateCloses(gate)) {
+      const others = candidates.filter((t) => !outOfBand(t));
+      if (!others.length) {
+        if (!gate.locked) throw backoffRefusal(deps, gate);
+        deps.events.emit('throttle.refused', { limit: 'push_locked', key: gate.subject, retryAfterSeconds: 0 });
+        return { kind: 'reject', message: LOCKED_MESSAGE, serials: serialsOf(candidates), ...base() };
+      }
+      candidates = others;
+      gate = null;
+    } else {
+      // The same address repeating the pass that opened its open login: that login again, without hashing the PIN.
+      const again = repeatedLogin(deps, gate, req.pass);
+      if (again)
+        return {
+          kind: 'challenge',
+          challenges: again,
+          preferredClientMode: preferredClientMode(rp, again),
+          serials: [...new Set(again.map((x) => x.serial))],
+          ...base(),
+        };
+    }
+  }
   const c = await classify(deps, candidates, req.pass, rp, user, pinJob);
   // A stale-locked token whose pass was wrong stays locked: it answers like any locked token.
   c.pinMatched = c.pinMatched.filter((t) => !isLocked(t));
@@ -241,24 +286,58 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
       const t = single(c.challenge);
       return { kind: 'reject', message: OUTSIDE_VALIDITY, serial: t?.serial, type: t?.type, serials: serialsOf(c.challenge), ...base() };
     }
-    if (challengeable.length) await req.beforeChallenge?.();
-    const offline = challengeable.filter((t) => !deps.registry.require(t.type).outOfBand);
-    const waiting = challengeable.filter((t) => deps.registry.require(t.type).outOfBand);
-    // Wait mode only when no other token type answers with a challenge: those are never delayed.
-    if (waiting.length && !offline.length) {
-      const plan = await startWait(deps, waiting, rp, user);
-      if (plan) return plan;
+    // Push fatigue, step 2: the same address gets its open push login again; another takes a free place or is refused.
+    let claim: { slot: number; transactionId: string } | null = null;
+    const pushing = challengeable.filter(outOfBand);
+    if (pushing.length && gate) {
+      const expiresAt = now + Math.max(...pushing.map((t) => validityMs(deps, t.type)));
+      const got = await claimPushLogin(deps, gate, newTransactionId(), expiresAt);
+      if (got.kind === 'reuse') {
+        return {
+          kind: 'challenge',
+          challenges: got.challenges,
+          preferredClientMode: preferredClientMode(rp, got.challenges),
+          serials: [...new Set(got.challenges.map((x) => x.serial))],
+          ...base(),
+        };
+      }
+      if (got.kind === 'none') {
+        const rest = challengeable.filter((t) => !outOfBand(t));
+        if (!rest.length) throw got.error;
+        challengeable.splice(0, challengeable.length, ...rest);
+      } else claim = got;
     }
-    if (challengeable.length) {
-      const challenges = await createChallenges(deps, challengeable, rp, { exception: req.exception, heldAttempts: req.heldAttempts });
-      if (rp.action<boolean>('increase_failcounter_on_challenge')) await bumpFailCounters(deps, challengeable);
-      return {
-        kind: 'challenge',
-        challenges,
-        preferredClientMode: preferredClientMode(rp, challenges),
-        serials: serialsOf(challengeable),
-        ...base(),
-      };
+    const pushGateOf = gate;
+    const record =
+      claim && pushGateOf ? (cs: readonly ChallengeOut[]) => recordPushLogin(deps, pushGateOf, claim, cs, req.pass) : undefined;
+    try {
+      if (challengeable.length) await req.beforeChallenge?.();
+      const offline = challengeable.filter((t) => !outOfBand(t));
+      const waiting = challengeable.filter(outOfBand);
+      // Wait mode only when no other token type answers with a challenge: those are never delayed.
+      if (waiting.length && !offline.length) {
+        const plan = await startWait(deps, waiting, rp, user, { transactionId: claim?.transactionId, onCreated: record });
+        if (plan) return plan;
+      }
+      if (challengeable.length) {
+        const challenges = await createChallenges(deps, challengeable, rp, {
+          exception: req.exception,
+          heldAttempts: req.heldAttempts,
+          transactionId: claim?.transactionId,
+        });
+        await record?.(challenges);
+        if (rp.action<boolean>('increase_failcounter_on_challenge')) await bumpFailCounters(deps, challengeable);
+        return {
+          kind: 'challenge',
+          challenges,
+          preferredClientMode: preferredClientMode(rp, challenges),
+          serials: serialsOf(challengeable),
+          ...base(),
+        };
+      }
+    } catch (err) {
+      if (claim && pushGateOf) await releasePushLogin(deps, pushGateOf, claim).catch(() => {});
+      throw err;
     }
   }
   if (c.pinMatched.length) {

@@ -2,18 +2,20 @@
  * The push risk decision (issue 11): is this push login risky enough for number matching (`push_matching: on_risk`)?
  * Risky when any of these holds (each a reason):
  * - `backed_off`: the user has failed attempts counted by the back-off (server/auth/throttle.ts) besides the one
- *   this request holds itself. The per-user push back-off of issue 11 item 1 belongs here too: when it is merged,
- *   `Throttle.failedAttempts` (or a sibling it adds) must also report a user whose pushes are backed off.
+ *   this request holds itself, or the push-fatigue back-off (server/auth/push_fatigue.ts) holds a strike — an
+ *   unanswered or declined push — for the user or for this end-user address (a trigger that gets this far is no longer
+ *   refused, but the strikes say someone was pushing).
  * - `new_address`: the user has logged in successfully before (some address on record) but never from this end-user
  *   address (table login_addresses, migration 008; forgotten after LOGIN_ADDRESS_RETENTION_DAYS). A user without
  *   any record is not "new" anywhere: the first login teaches the first address (trust on first use), so an
  *   upgrade does not turn every user's next login into a risky one.
  * - `recent_decline`: one of the user's push tokens declined a login within DECLINE_MEMORY_MS (the cleanup keeps
  *   declined challenges that long).
- * Three bounded reads, made only when `on_risk` applies to a push login.
+ * Four bounded reads, made only when `on_risk` applies to a push login.
  */
 import type { Deps } from '../deps.ts';
 import { DECLINE_MEMORY_MS, LOGIN_ADDRESS_RETENTION_DAYS } from '../store/cleanup.ts';
+import { fatigueSubject } from './push_fatigue.ts';
 
 /** At most this many login addresses are kept per user (the most recently used). */
 export const LOGIN_ADDRESSES_PER_USER = 20;
@@ -40,15 +42,22 @@ export interface PushRisk {
 
 export async function assessPushRisk(deps: Pick<Deps, 'clock' | 'store' | 'throttle'>, who: PushRiskSubject): Promise<PushRisk> {
   const now = deps.clock.now();
-  const [failed, history, declined] = await Promise.all([
+  const [failed, strikes, history, declined] = await Promise.all([
     deps.throttle.failedAttempts(who.userKey),
+    deps.store.pushFatigue.backoff(
+      fatigueSubject(
+        who.user,
+        who.serials.map((serial) => ({ serial })),
+      ),
+      who.address ? ['', who.address] : [''],
+    ),
     who.user && who.address
       ? deps.store.loginAddresses.history(who.user.realm, who.user.name, who.address, now - LOGIN_ADDRESS_RETENTION_DAYS * 86_400_000)
       : null,
     deps.store.challenges.declinedSince(who.serials, now - DECLINE_MEMORY_MS),
   ]);
   const reasons: PushRiskReason[] = [];
-  if (failed > who.heldAttempts) reasons.push('backed_off');
+  if (failed > who.heldAttempts || strikes.some((r) => r.strikes > 0)) reasons.push('backed_off');
   if (history && history.addresses > 0 && !history.known) reasons.push('new_address');
   if (declined) reasons.push('recent_decline');
   return { risky: reasons.length > 0, reasons };

@@ -42,10 +42,18 @@ import {
 } from '../../tokens/push/smartphone.ts';
 import { actionNames, infoKeys, type PushVariant } from '../../tokens/push/variants.ts';
 import { proofOf } from '../../tokens/push/proof.ts';
+import { settlePushAnswer } from './push_fatigue.ts';
 
 export type SmartphoneResult =
   | { readonly kind: 'completeEnrollment'; readonly serial: string; readonly details: CompleteEnrollmentResult['details'] }
-  | { readonly kind: 'answerChallenge'; readonly serial: string; readonly value: boolean; readonly transactionIds: readonly string[] }
+  | {
+      readonly kind: 'answerChallenge';
+      readonly serial: string;
+      readonly value: boolean;
+      readonly transactionIds: readonly string[];
+      readonly decline?: boolean;
+      readonly declineReason?: string;
+    }
   | { readonly kind: 'poll'; readonly serial: string; readonly value: readonly SmartphoneData[] }
   | { readonly kind: 'updateFirebaseToken'; readonly serial: string; readonly value: true };
 
@@ -143,19 +151,34 @@ export async function answerChallenge(deps: Deps, v: PushVariant, req: Req<'answ
   const token = await deps.store.tokens.bySerial(req.serial);
   // eduMFA: an unknown serial (or one of another type) is 404.
   if (!token || token.type !== v.type) throw new NotFoundError('The requested token could not be found.');
-  const check = isEnrolledPushToken(v, token)
-    ? checkPhoneSignature(v, token, answerSignedText(req.nonce, req.serial, req.decline, req.presenceAnswer), req.signature)
-    : 'invalid';
+  const verify = (reason?: string) =>
+    isEnrolledPushToken(v, token)
+      ? checkPhoneSignature(
+          v,
+          token,
+          answerSignedText(req.nonce, req.serial, req.decline, { presenceAnswer: req.presenceAnswer, declineReason: reason }),
+          req.signature,
+        )
+      : 'invalid';
+  // A decline reason counts only when it is signed; a reason next to a plain decline signature is dropped.
+  let reason = req.declineReason;
+  let check = verify(reason);
+  if (check !== 'valid' && reason !== undefined) {
+    reason = undefined;
+    check = verify();
+  }
   if (check !== 'valid') throw new SignatureError();
   if (!token.active) throw new ValidateError(ANSWER_REFUSED.disabled);
   const rows = req.nonce === '' ? [] : await deps.store.challenges.bySerialNonce(req.serial, req.nonce);
   const now = deps.clock.now();
   const won: string[] = [];
+  const decided = new Map<string, 'accept' | 'decline'>(); // per transaction: a wrong presence choice is a decline
   for (const row of rows) {
     const decision = answerDecision(req, row);
     if (decision !== 'accepted' && decision !== 'declined') continue;
     if (await deps.store.challenges.answer(row.id, decision, now)) {
       won.push(row.transactionId);
+      decided.set(row.transactionId, decision === 'declined' ? 'decline' : 'accept');
       deps.events.emit('challenge.answered', {
         serial: req.serial,
         transactionId: row.transactionId,
@@ -163,6 +186,8 @@ export async function answerChallenge(deps: Deps, v: PushVariant, req: Req<'answ
       });
     }
   }
+  // Push fatigue: the answer closes the push login (an accept resets the back-off, a decline raises it and is reported).
+  for (const [transactionId, decision] of decided) await settlePushAnswer(deps, token, transactionId, decision, reason);
   // A retry of an answer that already landed (same decision, still valid) is a success too — also one that raced
   // the answer it repeats and lost the conditional update (read again: the winner's decision is there now).
   const landed = (rs: readonly ChallengeRecord[]) =>
@@ -171,9 +196,10 @@ export async function answerChallenge(deps: Deps, v: PushVariant, req: Req<'answ
       const d = answerDecision(req, r);
       return d === 'unchanged' ? r.status === 'pending' : r.status === d;
     });
-  if (won.length || landed(rows)) return { kind: 'answerChallenge', serial: req.serial, value: true, transactionIds: won };
+  const what = req.decline ? { decline: true, ...(reason ? { declineReason: reason } : {}) } : {};
+  if (won.length || landed(rows)) return { kind: 'answerChallenge', serial: req.serial, value: true, transactionIds: won, ...what };
   const after = rows.length ? await deps.store.challenges.bySerialNonce(req.serial, req.nonce) : rows;
-  if (landed(after)) return { kind: 'answerChallenge', serial: req.serial, value: true, transactionIds: [] };
+  if (landed(after)) return { kind: 'answerChallenge', serial: req.serial, value: true, transactionIds: [], ...what };
   if (after.some((r) => r.expiresAt > now && r.status === 'pending' && answerDecision(req, r) === 'refused'))
     throw new ValidateError(ANSWER_REFUSED.presence);
   throw new ValidateError(refusedBecause(after, req.decline ? 'declined' : 'accepted', now));

@@ -68,7 +68,7 @@ const FAILED_MESSAGE = 'Too many failed authentication attempts. Try again later
 const CHALLENGE_MESSAGE = 'Too many challenges were triggered for this user. Try again later.';
 
 /** Keys stay short enough for the database store's 255-character key column (prefix included). */
-function storeKey(key: string): string {
+export function storeKey(key: string): string {
   return key.length <= 160 ? key : `sha256:${crypto.createHash('sha256').update(key).digest('hex')}`;
 }
 

@@ -1,7 +1,16 @@
 /** /validate/triggerchallenge: a challenge for every usable challenge-capable token of the user (no PIN check). */
 import type { Deps } from '../deps.ts';
 import { requestPolicies } from './context.ts';
-import { createChallenges, preferredClientMode } from './challenges.ts';
+import { createChallenges, newTransactionId, preferredClientMode, validityMs } from './challenges.ts';
+import {
+  claimPushLogin,
+  fatigueSubject,
+  tokenSubject,
+  pushGate,
+  recordPushLogin,
+  releasePushLogin,
+  type PushGate,
+} from './push_fatigue.ts';
 import { bumpFailCounters } from './check.ts';
 import type { ChallengeOut } from './outcome.ts';
 import type { UserInfo } from './users.ts';
@@ -15,6 +24,8 @@ export interface TriggerRequest {
   serial?: string;
   type?: string;
   client?: string;
+  /** The end-user address a trusted proxy named, or null (push fatigue: server/auth/push_fatigue.ts). */
+  address?: string | null;
 }
 export interface TriggerResult {
   challenges: ChallengeOut[];
@@ -51,7 +62,40 @@ export async function triggerChallenges(deps: Deps, req: TriggerRequest): Promis
       && deps.registry.require(t.type).canChallenge,
   );
   if (!usable.length) return { challenges: [], preferredClientMode: 'interactive', policies: rp.matched() };
-  const challenges = await createChallenges(deps, usable, rp);
+  // Push fatigue as on /validate/check: the same address gets its open push login again, a backed-off or locked
+  // user's push tokens take no part, and with nothing else left the trigger is refused.
+  const outOfBand = (t: TokenRecord) => deps.registry.require(t.type).outOfBand;
+  let claim: { slot: number; transactionId: string } | null = null;
+  let gate: PushGate | null = null;
+  if (usable.some(outOfBand)) {
+    gate = await pushGate(deps, user ? fatigueSubject(user, tokens) : tokenSubject(tokens[0]!), req.address ?? null, rp);
+    if (gate.locked) {
+      // Locked after repeated declines: the push tokens sit out (as on /validate/check); nothing else → REJECT.
+      deps.events.emit('throttle.refused', { limit: 'push_locked', key: gate.subject, retryAfterSeconds: 0 });
+      usable.splice(0, usable.length, ...usable.filter((t) => !outOfBand(t)));
+      if (!usable.length) return { challenges: [], preferredClientMode: 'interactive', policies: rp.matched() };
+    }
+  }
+  if (gate && !gate.locked) {
+    const pushing = usable.filter(outOfBand);
+    const expiresAt = deps.clock.now() + Math.max(...pushing.map((t) => validityMs(deps, t.type)));
+    const got = await claimPushLogin(deps, gate, newTransactionId(), expiresAt);
+    if (got.kind === 'reuse')
+      return { challenges: [...got.challenges], preferredClientMode: preferredClientMode(rp, got.challenges), policies: rp.matched() };
+    if (got.kind === 'none') {
+      const rest = usable.filter((t) => !outOfBand(t));
+      if (!rest.length) throw got.error;
+      usable.splice(0, usable.length, ...rest);
+    } else claim = got;
+  }
+  let challenges: ChallengeOut[];
+  try {
+    challenges = await createChallenges(deps, usable, rp, { transactionId: claim?.transactionId });
+    if (claim && gate) await recordPushLogin(deps, gate, claim, challenges, null);
+  } catch (err) {
+    if (claim && gate) await releasePushLogin(deps, gate, claim).catch(() => {});
+    throw err;
+  }
   if (rp.action<boolean>('increase_failcounter_on_challenge')) await bumpFailCounters(deps, usable);
   return { challenges, preferredClientMode: preferredClientMode(rp, challenges), policies: rp.matched() };
 }

@@ -14,7 +14,7 @@ import type { RequestInfo } from '../../core/request_scope.ts';
 import type { TokenRecord } from '../../tokens/types.ts';
 import type { RequestPolicies } from './context.ts';
 import { createChallenges, transactionStatus } from './challenges.ts';
-import { DECLINED_MESSAGE, type Outcome } from './outcome.ts';
+import { DECLINED_MESSAGE, type ChallengeOut, type Outcome } from './outcome.ts';
 import type { AnswerListener } from './answers.ts';
 import type { UserInfo } from './users.ts';
 
@@ -191,13 +191,15 @@ export async function startWait(
   tokens: readonly TokenRecord[],
   rp: RequestPolicies,
   user: UserInfo | null,
+  opts: { transactionId?: string; onCreated?: (challenges: readonly ChallengeOut[]) => Promise<void> } = {},
 ): Promise<WaitPlan | null> {
   const seconds = waitSeconds(deps, tokens, rp);
   if (seconds <= 0) return null;
   const slot = deps.waits.enter(user ? `${user.name}@${user.realm}` : `serial:${tokens[0]?.serial}`);
   try {
     const started = deps.clock.now();
-    const challenges = await createChallenges(deps, tokens, rp, { noProofs: true });
+    const challenges = await createChallenges(deps, tokens, rp, { noProofs: true, transactionId: opts.transactionId });
+    await opts.onCreated?.(challenges);
     const transactionId = challenges[0]!.transactionId;
     deps.events.emit('wait.started', { transactionId });
     return {

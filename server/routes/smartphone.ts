@@ -36,13 +36,19 @@ export function smartphoneRouter(deps: Deps): Router<AppState> {
       ctx.body = bare;
     }
     const success = result.kind !== 'answerChallenge' || result.value;
+    // A decline ("this wasn't me") is its own outcome in the audit trail (`pushgate audit tail` shows it), with the app's reason.
+    const declined = result.kind === 'answerChallenge' && result.decline === true;
     ctx.state.audit = {
       ...ctx.state.audit,
       success,
-      outcome: success ? 'OK' : 'FAIL',
+      outcome: !success ? 'FAIL' : declined ? 'DECLINED' : 'OK',
       serials: [result.serial],
       transactionId: result.kind === 'answerChallenge' ? (result.transactionIds[0] ?? null) : null,
-      info: { request: result.kind, ...(result.kind === 'poll' ? { challenges: result.value.length } : {}) },
+      info: {
+        request: result.kind,
+        ...(result.kind === 'poll' ? { challenges: result.value.length } : {}),
+        ...(declined ? { decline: true, ...(result.declineReason ? { decline_reason: result.declineReason } : {}) } : {}),
+      },
     };
   };
   router.get('/ttype/:type', endpoint);

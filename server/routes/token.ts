@@ -7,6 +7,7 @@ import { okEnvelope } from '../envelope.ts';
 import { checkLength, identifierParam } from '../params.ts';
 import { adminAllowed, requireAdmin } from './auth.ts';
 import { deleteToken, enrollToken, requireToken, resetFailCounter, setTokenActive, setTokenPin } from '../auth/tokens_admin.ts';
+import { tokenSubject, unblockPush } from '../auth/push_fatigue.ts';
 import { requireNotRevoked, searchTokens } from '../auth/admin_api.ts';
 
 function serialFrom(ctx: AppContext & { params: Record<string, string> }): string {
@@ -108,6 +109,19 @@ export function tokenRouter(deps: Deps): Router<AppState> {
         await resetFailCounter(deps, serial);
       }),
     );
+  // pushgate's own: the push back-off and decline lock of the token's owner are cleared, their open push logins freed
+  // (server/auth/push_fatigue.ts; the CLI's `token unblock`). Under the admin right `reset`: it resets a lock as
+  // /token/reset resets the fail counter.
+  for (const path of ['/unblock', '/unblock/:serial'])
+    router.post(path, async (ctx) => {
+      ctx.state.audit = { action: 'token unblock', success: false, outcome: 'ERROR' };
+      await requireAdmin(deps, ctx, 'reset');
+      const serial = serialFrom(ctx);
+      ctx.state.audit.serials = [serial];
+      const done = await unblockPush(deps, tokenSubject(await requireToken(deps, serial)));
+      ctx.body = okEnvelope(deps.clock.now(), { backoff: done.backoff, open_logins: done.logins });
+      ctx.state.audit = { ...ctx.state.audit, success: true, outcome: 'OK' };
+    });
   for (const path of ['/setpin', '/setpin/:serial']) {
     router.post(
       path,

@@ -143,10 +143,8 @@ export function validateRouter(deps: Deps): Router<AppState> {
       // over budget). An answer to a challenge (transaction_id) checks no PIN — a wrong OTP there counts on the
       // token's fail counter — and a phone-approved login polls with it: those are not counted here.
       const userKey = userKeyOf(deps.realms, call.subject);
-      const attempt =
-        call.transactionId === undefined
-          ? await deps.throttle.begin({ user: userKey, address: throttleAddress(deps.config, ctx.state.peer, call.client, 'validate') })
-          : null;
+      const address = throttleAddress(deps.config, ctx.state.peer, call.client, 'validate');
+      const attempt = call.transactionId === undefined ? await deps.throttle.begin({ user: userKey, address }) : null;
       let decided: Awaited<ReturnType<typeof decideCheck>>;
       try {
         decided = await decideCheck(deps, {
@@ -154,6 +152,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
           pass,
           transactionId: call.transactionId,
           client: call.client,
+          address,
           exception,
           signal: clientGoneSignal(ctx.res),
           beforeChallenge: () => deps.throttle.challenge(userKey),
@@ -276,7 +275,11 @@ export function validateRouter(deps: Deps): Router<AppState> {
     ctx.state.admin = admin;
     const subject = readSubject(params);
     await deps.throttle.challenge(userKeyOf(deps.realms, subject)); // limits.challenges_per_user
-    const result = await triggerChallenges(deps, { ...subject, client: ctx.state.client });
+    const result = await triggerChallenges(deps, {
+      ...subject,
+      client: ctx.state.client,
+      address: throttleAddress(deps.config, ctx.state.peer, ctx.state.client, 'validate'),
+    });
     const detail = result.challenges.length
       ? challengeDetail(result.challenges, result.preferredClientMode)
       : { messages: [], transaction_ids: [], multi_challenge: [] };

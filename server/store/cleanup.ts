@@ -1,6 +1,6 @@
 /**
- * Built-in cleanup: expired challenges, half-enrolled tokens past their TTL and audit rows past the retention,
- * deleted in small chunks. Safe on every node at once (each delete is by id and idempotent).
+ * Built-in cleanup: expired challenges, half-enrolled tokens past their TTL, audit rows past the retention and
+ * push back-off rows untouched for a day (not a decline lock), deleted in small chunks. Safe on every node at once (each delete is by id and idempotent).
  */
 import type { Clock } from '../../core/clock.ts';
 import type { Config } from '../config.ts';
@@ -12,7 +12,7 @@ export interface CleanupDeps {
   readonly config: Pick<Config, 'cleanup' | 'audit' | 'tokens'>;
   readonly clock: Clock;
   readonly events: Events;
-  readonly store: Pick<Store, 'challenges' | 'tokens' | 'audit' | 'loginAddresses'>;
+  readonly store: Pick<Store, 'challenges' | 'tokens' | 'audit' | 'loginAddresses' | 'pushFatigue'>;
 }
 
 export interface CleanupResult {
@@ -20,6 +20,8 @@ export interface CleanupResult {
   tokens: number;
   audit: number;
   loginAddresses: number;
+  /** Push back-off rows (server/auth/push_fatigue.ts) without a strike for PUSH_BACKOFF_FORGET_MS and without a lock. */
+  pushBackoff: number;
 }
 
 /** How long a declined push is remembered (its challenge row is kept past its expiry): "after a decline" is risky. */
@@ -27,11 +29,17 @@ export const DECLINE_MEMORY_MS = 15 * 60_000;
 /** Login addresses unused this long are forgotten (a login from there is "from a new address" again). */
 export const LOGIN_ADDRESS_RETENTION_DAYS = 90;
 
+/**
+ * A push back-off row untouched this long is forgotten: strikes "in a row" end after a day without one, and the rows
+ * of addresses an attacker went through do not pile up. A decline lock stays until an administrator unblocks it.
+ */
+export const PUSH_BACKOFF_FORGET_MS = 86_400_000;
+
 export async function runCleanup(deps: CleanupDeps, opts: { maxChunks?: number } = {}): Promise<CleanupResult> {
   const { chunk } = deps.config.cleanup;
   const now = deps.clock.now();
   const auditBefore = now - deps.config.audit.retentionDays * 86_400_000;
-  const total: CleanupResult = { challenges: 0, tokens: 0, audit: 0, loginAddresses: 0 };
+  const total: CleanupResult = { challenges: 0, tokens: 0, audit: 0, loginAddresses: 0, pushBackoff: 0 };
   const maxChunks = opts.maxChunks ?? Infinity;
   const drain = async (fn: () => Promise<number>): Promise<number> => {
     let sum = 0;
@@ -49,6 +57,7 @@ export async function runCleanup(deps: CleanupDeps, opts: { maxChunks?: number }
   total.audit = await drain(() => deps.store.audit.deleteOlderThan(auditBefore, chunk));
   const addressesBefore = now - LOGIN_ADDRESS_RETENTION_DAYS * 86_400_000;
   total.loginAddresses = await drain(() => deps.store.loginAddresses.deleteOlderThan(addressesBefore, chunk));
+  total.pushBackoff = await drain(() => deps.store.pushFatigue.deleteStale(now - PUSH_BACKOFF_FORGET_MS, chunk));
   deps.events.emit('cleanup.ran', total);
   return total;
 }

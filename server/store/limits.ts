@@ -14,6 +14,8 @@ export const COLUMN_LIMITS = {
   challenges: { transaction_id: 64, serial: 40, nonce: 64, status: 16, session: 30 },
   admins: { username: 120, password_hash: 255 },
   login_addresses: { realm: 120, username: 255, address: 64 },
+  push_logins: { subject: 255, client: 64, transaction_id: 64, state: 16 },
+  push_backoff: { subject: 255, client: 64 },
   audit: {
     action: 60,
     outcome: 20,

@@ -6,6 +6,7 @@ import * as m003 from './migrations/003_backoff.ts';
 import * as m004 from './migrations/004_audit_node.ts';
 import * as m005 from './migrations/005_token_admin.ts';
 import * as m006 from './migrations/006_audit_request_id.ts';
+import * as m007 from './migrations/007_push_fatigue.ts';
 import * as m008 from './migrations/008_login_addresses.ts';
 
 interface Migration {
@@ -19,6 +20,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['004_audit_node', m004],
   ['005_token_admin', m005],
   ['006_audit_request_id', m006],
+  ['007_push_fatigue', m007],
   ['008_login_addresses', m008],
 ];
 

@@ -12,6 +12,7 @@ import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { databaseLimiter, type LimiterOptions } from './rate_limits.ts';
 import { createAuditSearch, type AuditSearch } from './audit_search.ts';
 import { createLoginAddressesRepo, type LoginAddressesRepo } from './login_addresses_repo.ts';
+import { createPushFatigueRepo, type PushFatigueRepo } from './push_fatigue_repo.ts';
 
 export interface Store {
   readonly dialect: Dialect;
@@ -25,6 +26,8 @@ export interface Store {
   readonly loginAddresses: LoginAddressesRepo;
   /** GET /audit/ (paged, filtered reads of the audit trail). */
   readonly auditSearch: AuditSearch;
+  /** Open push logins and the push back-off (server/auth/push_fatigue.ts). */
+  readonly pushFatigue: PushFatigueRepo;
   migrate(): Promise<string[]>;
   /** A rate-limiter-flexible limiter on this database (PostgreSQL / MariaDB only; table rate_limits). */
   rateLimiter(opts: LimiterOptions): RateLimiterAbstract;
@@ -71,6 +74,7 @@ export function createStore(url: string, box: SecretBox, opts: StoreOptions = {}
     audit: createAuditRepo(knex, opts.node ?? null),
     loginAddresses: createLoginAddressesRepo(knex),
     auditSearch: createAuditSearch(knex),
+    pushFatigue: createPushFatigueRepo(knex),
     migrate: async () => {
       try {
         return await migrateLatest(knex);

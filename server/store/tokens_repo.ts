@@ -121,6 +121,8 @@ export interface TokensRepo {
   incrementFailCount(ids: readonly number[], now: number): Promise<Map<number, number>>;
   /** failcounter_clear_timeout: resets the fail counter of a token that is locked since before `clearBefore`. */
   clearStaleLock(id: number, clearBefore: number, now: number): Promise<boolean>;
+  /** Locks a token now (push_decline_lock_target: token): fail_count = max_fail while below it; true if this call locked it. */
+  lockNow(id: number, now: number): Promise<boolean>;
   resetFailCount(serial: string, now: number): Promise<boolean>;
   /** One page of GET /token/ and the number of all matches. */
   search(q: TokenSearch): Promise<{ tokens: TokenRecord[]; count: number }>;
@@ -297,6 +299,13 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
         .andWhereRaw('fail_count >= max_fail')
         .andWhere('locked_at', '<', clearBefore)
         .update({ fail_count: 0, locked_at: null, updated_at: now });
+      return rowCount(n) > 0;
+    },
+    async lockNow(id, now) {
+      const n = await knex('tokens')
+        .where('id', id)
+        .andWhereRaw('fail_count < max_fail')
+        .update({ fail_count: knex.raw('max_fail'), locked_at: now, updated_at: now });
       return rowCount(n) > 0;
     },
     async resetFailCount(serial, now) {

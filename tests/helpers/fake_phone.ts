@@ -197,16 +197,22 @@ export class FakePhone {
 
   /**
    * Accept or decline a challenge; posts to the URL in the push data. `presenceAnswer`: the option chosen for a
-   * presence check, sent as `presence_answer` and signed after the rest (the privacyIDEA app's order).
+   * presence check, sent as `presence_answer`; `declineReason`: privacyIDEA's newer apps send a decline reason. Both
+   * are signed after the rest, in the privacyIDEA app's order: `nonce|serial[|decline[|reason]][|presence_answer]`.
    */
-  answer(d: SmartphoneData, opts: { decline?: boolean; signature?: string; presenceAnswer?: string } = {}): Promise<Reply> {
+  answer(
+    d: SmartphoneData,
+    opts: { decline?: boolean; signature?: string; presenceAnswer?: string; declineReason?: string } = {},
+  ): Promise<Reply> {
     const decline = opts.decline === true;
-    const base = decline ? `${d.nonce}|${d.serial}|decline` : `${d.nonce}|${d.serial}`;
+    const reason = decline && opts.declineReason ? `|${opts.declineReason}` : '';
+    const base = decline ? `${d.nonce}|${d.serial}|decline${reason}` : `${d.nonce}|${d.serial}`;
     const signature = opts.signature ?? this.sign(opts.presenceAnswer ? `${base}|${opts.presenceAnswer}` : base);
     const params: Record<string, unknown> = { nonce: d.nonce, serial: d.serial, signature };
     if (opts.presenceAnswer) params.presence_answer = opts.presenceAnswer;
     if (this.json) params.decline = decline ? 1 : 0;
     else if (decline) params.decline = '1';
+    if (reason) params.decline_reason = opts.declineReason;
     return this.post(d.url, params);
   }
 

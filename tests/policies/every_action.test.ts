@@ -113,6 +113,22 @@ async function pushLogin(
 }
 
 /**
+ * Push logins for alice that expire unanswered, `times` times (each after the back-off of the one before), then
+ * one more trigger: its Retry-After (null when it was not refused).
+ */
+async function unansweredThenRetryAfter(w: TestWorld, times: number): Promise<string | null> {
+  await pushLogin(w, 'edupush');
+  for (let i = 1; i <= times; i++) {
+    w.clock.advance(120_000);
+    if (i < times) {
+      w.clock.advance(3_600_000);
+      await check(w, { user: 'alice', pass: '1234' });
+    }
+  }
+  return (await check(w, { user: 'alice', pass: '1234' })).headers.get('retry-after');
+}
+
+/**
  * An admin right: an admin policy exists in both runs (granting `other`), so without the action the endpoint is 403,
  * with it 200. Alice's HOTP token OATH0001 is enrolled first, while no policy applies.
  */
@@ -404,6 +420,70 @@ const SCENARIOS: Record<string, Scenario> = {
       return auth(await check(w, { user: 'alice', pass: '', transaction_id: tid }));
     },
     expect: ['REJECT', 'DECLINED'],
+  },
+
+  // push fatigue (no trusted proxy in these worlds: every trigger's address is unknown, so only the user counts)
+  'authentication:push_open_logins': {
+    value: 1,
+    push: true,
+    base: [PUSH_ENROLL],
+    async run(w) {
+      await pushLogin(w, 'edupush');
+      return auth(await check(w, { user: 'alice', pass: '1234' }));
+    },
+    expect: ['CHALLENGE', 'HTTP 429'],
+  },
+  'authentication:push_backoff_start': {
+    value: 5,
+    push: true,
+    base: [PUSH_ENROLL, policy('user-now', 'authentication', { push_backoff_user_after: 0 })],
+    run: (w) => unansweredThenRetryAfter(w, 1),
+    expect: ['30', '5'],
+  },
+  'authentication:push_backoff_factor': {
+    value: 3,
+    push: true,
+    base: [PUSH_ENROLL, policy('user-now', 'authentication', { push_backoff_user_after: 0 })],
+    run: (w) => unansweredThenRetryAfter(w, 2),
+    expect: ['60', '90'],
+  },
+  'authentication:push_backoff_max': {
+    value: 40,
+    push: true,
+    base: [PUSH_ENROLL, policy('user-now', 'authentication', { push_backoff_user_after: 0 })],
+    run: (w) => unansweredThenRetryAfter(w, 2),
+    expect: ['60', '40'],
+  },
+  'authentication:push_backoff_user_after': {
+    value: 0,
+    push: true,
+    base: [PUSH_ENROLL],
+    run: (w) => unansweredThenRetryAfter(w, 1),
+    expect: [null, '30'],
+  },
+  'authentication:push_decline_lock': {
+    value: 1,
+    push: true,
+    base: [PUSH_ENROLL],
+    async run(w) {
+      const { phone, data } = await pushLogin(w, 'edupush');
+      await phone.answer(data, { decline: true });
+      w.clock.advance(3_600_000);
+      return auth(await check(w, { user: 'alice', pass: '1234' }));
+    },
+    expect: ['CHALLENGE', 'REJECT'],
+  },
+  'authentication:push_decline_lock_target': {
+    value: 'token',
+    push: true,
+    base: [PUSH_ENROLL, policy('lock-1', 'authentication', { push_decline_lock: 1 })],
+    async run(w) {
+      const { phone, data } = await pushLogin(w, 'edupush');
+      await phone.answer(data, { decline: true });
+      const t = await w.deps.store.tokens.bySerial(data.serial);
+      return t!.failCount >= t!.maxFail;
+    },
+    expect: [false, true],
   },
 
   // enrollment

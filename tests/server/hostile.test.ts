@@ -235,6 +235,8 @@ const ENDPOINTS: Array<[string[], string]> = [
   [['POST'], '/token/reset/{}'],
   [['POST'], '/token/setpin'],
   [['POST'], '/token/setpin/{}'],
+  [['POST'], '/token/unblock'],
+  [['POST'], '/token/unblock/{}'],
   [['GET', 'POST'], '/ttype/edupush'],
   [['GET', 'POST'], '/ttype/push'],
   [['GET', 'POST'], '/ttype/{}'],

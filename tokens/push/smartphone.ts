@@ -5,8 +5,9 @@
  *
  * Wire formats (form, multipart, query or JSON bodies):
  * - completeEnrollment  POST serial, enrollment_credential, fbtoken (may be ""), pubkey (SPKI base64, maybe URL-safe)
- * - answerChallenge     POST serial, nonce, signature[, decline][, presence_answer]; signed `nonce|serial` or
- *                       `nonce|serial|decline`, then `|presence_answer` when sent (privacyIDEA's presence check)
+ * - answerChallenge     POST serial, nonce, signature[, decline[, decline_reason]][, presence_answer]; signed
+ *                       `nonce|serial` or `nonce|serial|decline`, then `|<decline_reason>` when a newer privacyIDEA app
+ *                       sends a reason, then `|<presence_answer>` when sent (privacyIDEA's presence check; its order)
  * - updateFirebaseToken POST serial, new_fb_token, timestamp, signature; signed `new_fb_token|serial|timestamp`, ±5 min
  * - poll                GET  serial, timestamp, signature; signed `serial|timestamp`, ±1 min
  */
@@ -31,6 +32,8 @@ export type SmartphoneRequest =
       readonly decline: boolean;
       /** privacyIDEA's presence check: the option the user chose (signed, appended to the signed text). */
       readonly presenceAnswer?: string;
+      /** privacyIDEA's newer apps: why the user declined (signed after `|decline`). */
+      readonly declineReason?: string;
     }
   | { readonly kind: 'poll'; readonly serial: string; readonly timestamp: string; readonly signature: string }
   | {
@@ -81,13 +84,16 @@ export function classifySmartphoneRequest(method: string, p: SmartphoneParams): 
   }
   if (has('nonce') && has('signature')) {
     const presenceAnswer = p.get('presence_answer');
+    const decline = isDecline(p.raw('decline'));
+    const reason = decline ? p.get('decline_reason') : undefined;
     return {
       kind: 'answerChallenge',
       serial,
       nonce: p.get('nonce')!,
       signature: p.get('signature')!,
-      decline: isDecline(p.raw('decline')),
+      decline,
       ...(presenceAnswer ? { presenceAnswer } : {}),
+      ...(reason ? { declineReason: reason } : {}),
     };
   }
   if (has('new_fb_token') && has('timestamp') && has('signature')) {
@@ -105,9 +111,18 @@ export function classifySmartphoneRequest(method: string, p: SmartphoneParams): 
 // ---------------------------------------------------------------------------------------------------------------
 // Signed strings
 
-/** `nonce|serial`, `|decline` when declining, `|<presence answer>` when the privacyIDEA app sends one (its order). */
-export const answerSignedText = (nonce: string, serial: string, decline: boolean, presenceAnswer?: string): string =>
-  (decline ? `${nonce}|${serial}|decline` : `${nonce}|${serial}`) + (presenceAnswer ? `|${presenceAnswer}` : '');
+/**
+ * `nonce|serial`, `|decline` when declining, `|<reason>` when a newer privacyIDEA app sends a decline reason,
+ * `|<presence answer>` when the privacyIDEA app sends one (its order).
+ */
+export const answerSignedText = (
+  nonce: string,
+  serial: string,
+  decline: boolean,
+  extra: { readonly presenceAnswer?: string; readonly declineReason?: string } = {},
+): string =>
+  (decline ? `${nonce}|${serial}|decline${extra.declineReason ? `|${extra.declineReason}` : ''}` : `${nonce}|${serial}`)
+  + (extra.presenceAnswer ? `|${extra.presenceAnswer}` : '');
 export const pollSignedText = (serial: string, timestamp: string): string => `${serial}|${timestamp}`;
 export const firebaseUpdateSignedText = (newFbToken: string, serial: string, timestamp: string): string =>
   `${newFbToken}|${serial}|${timestamp}`;

@@ -87,6 +87,7 @@ test('push_matching never: no code, not even for a risky login (after a decline)
   const { w, phone } = await setup(t, [auth({ push_matching: 'never' })]);
   const first = await login(w, phone);
   t.is((await phone.answer(first.data, { decline: true })).status, 200);
+  w.clock.advance(30_000); // past the push-fatigue back-off of the decline
   const second = await login(w, phone);
   t.is(second.entry.message, 'Please confirm the authentication on your mobile device!');
   t.is(second.data.question, 'Do you want to confirm the login?');
@@ -98,15 +99,21 @@ test('push_matching on_risk (default): a recent decline makes the next login ris
   const first = await login(w, phone);
   t.is(first.entry.message, 'Please confirm the authentication on your mobile device!', 'nothing risky yet');
   t.is((await phone.answer(first.data, { decline: true })).status, 200);
+  w.clock.advance(30_000); // past the push-fatigue back-off of the decline
   const second = await login(w, phone);
   const code = MATCH_LOGIN.exec(second.entry.message)?.[1];
   t.truthy(code);
   t.is(MATCH_PHONE.exec(second.data.question)?.[1], code);
-  t.deepEqual(proofs(w).at(-1)?.reasons, ['recent_decline']);
-  // The declined challenge outlives its expiry in the cleanup for 15 minutes, then the decline is forgotten.
+  t.deepEqual(proofs(w).at(-1)?.reasons, ['backed_off', 'recent_decline'], 'the decline is also a strike of the back-off');
+  // Approved (ends the back-off's strikes). The declined challenge outlives its expiry in the cleanup for 15 minutes,
+  // then the decline is forgotten.
+  t.is((await phone.answer(second.data)).status, 200);
   w.clock.advance(10 * 60_000);
   await runCleanup(w.deps);
-  t.regex((await login(w, phone)).entry.message, MATCH_LOGIN, 'still remembered after 10 minutes and a cleanup');
+  const third = await login(w, phone);
+  t.regex(third.entry.message, MATCH_LOGIN, 'still remembered after 10 minutes and a cleanup');
+  t.deepEqual(proofs(w).at(-1)?.reasons, ['recent_decline']);
+  t.is((await phone.answer(third.data)).status, 200);
   w.clock.advance(6 * 60_000);
   await runCleanup(w.deps);
   t.is((await login(w, phone)).entry.message, 'Please confirm the authentication on your mobile device!');
@@ -134,6 +141,21 @@ test('push_matching on_risk: a login from an address with no earlier success; th
 test('push_matching on_risk: a user with failed attempts in the back-off is risky (backed_off)', async (t) => {
   const { w, phone } = await setup(t, []);
   t.is((await check(w, { user: 'alice', pass: 'wrong', client: '198.51.100.1' })).body.result.authentication, 'REJECT');
+  const { entry } = await login(w, phone);
+  t.regex(entry.message, MATCH_LOGIN);
+  t.deepEqual(proofs(w).at(-1)?.reasons, ['backed_off']);
+});
+
+test('push_matching on_risk: a strike of the push-fatigue back-off (an unanswered push) makes the next login risky', async (t) => {
+  const { w, phone } = await setup(t, []);
+  const first = await login(w, phone);
+  t.notRegex(first.entry.message, MATCH_LOGIN, 'nothing risky yet');
+  // The push expires unanswered: a strike dated at its expiry, noticed at the next trigger (back-off 30 s from then).
+  const expiresAt = (await w.deps.store.challenges.byTransaction(first.tid))[0]!.expiresAt;
+  w.clock.advance(expiresAt - w.clock.now() + 1);
+  const refused = await check(w, { user: 'alice', pass: '1234', client: '198.51.100.1' });
+  t.is(refused.status, 429, 'backed off for push_backoff_start');
+  w.clock.advance(30_000);
   const { entry } = await login(w, phone);
   t.regex(entry.message, MATCH_LOGIN);
   t.deepEqual(proofs(w).at(-1)?.reasons, ['backed_off']);
@@ -220,6 +242,7 @@ test('push_code_to_login: a decline on the phone ends it; an expired challenge t
   t.is((await phone.answer(a.data, { decline: true })).status, 200);
   t.like((await finalize(w, a.tid, codeA)).body, { result: { authentication: 'REJECT' }, detail: { challenge_status: 'declined' } });
 
+  w.clock.advance(30_000); // past the push-fatigue back-off of the decline
   const b = await login(w, phone);
   const codeB = /Your login code: (\d{6})\./.exec(b.data.question)![1]!;
   w.clock.advance(121_000);

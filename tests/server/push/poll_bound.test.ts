@@ -19,8 +19,12 @@ type T = { teardown(fn: () => Promise<void> | void): void };
 
 /** A poll-only world whose poll answers at most `max` challenges, with alice's phone enrolled. */
 async function pollWorld(t: T, max: number): Promise<{ w: TestWorld; phone: FakePhone; serial: string }> {
-  // Up to 12 open logins for one user: more than the per-user challenge limit allows within a minute.
-  const w = await pushWorld(t, { config: { push: { poll_max_challenges: max }, limits: { challenges_per_user: 0 } } });
+  // Up to 12 open logins for one user: more than the per-user challenge limit allows within a minute, and more than
+  // the push-fatigue default of open push logins (a policy loosens it, as an installation would).
+  const w = await pushWorld(t, {
+    config: { push: { poll_max_challenges: max }, limits: { challenges_per_user: 0 } },
+    policies: [policy('many-open-logins', 'authentication', { push_open_logins: 20 })],
+  });
   const phone = phoneFor(w);
   const serial = await enrollPhone(w, phone);
   return { w, phone, serial };

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { world, enroll, enrollHotp, check, drained, policy } from '../../helpers/kit.ts';
-import { runCleanup, startCleanup } from '../../../server/store/cleanup.ts';
+import { PUSH_BACKOFF_FORGET_MS, runCleanup, startCleanup } from '../../../server/store/cleanup.ts';
 import { pushWorld } from '../../helpers/push_world.ts';
 
 test('expired challenges are deleted, live ones kept', async (t) => {
@@ -62,4 +62,22 @@ test('the cleanup timer runs on the injected clock and stops', async (t) => {
   t.is(w.clock.pending, before, 'a stopped cleanup schedules nothing more');
   w.clock.advance(600_000);
   t.is(runs, 1);
+});
+
+test('push back-off rows untouched for a day are forgotten; a decline lock stays', async (t) => {
+  const w = await world(t);
+  const repo = w.deps.store.pushFatigue;
+  await repo.strike('user:default:alice', '203.0.113.9', w.clock.now(), false);
+  await repo.strike('user:default:alice', '', w.clock.now(), true);
+  await repo.lock('user:default:alice', w.clock.now());
+  w.clock.advance(PUSH_BACKOFF_FORGET_MS - 1000);
+  await repo.strike('user:default:bob', '', w.clock.now(), false);
+  t.is((await runCleanup(w.deps)).pushBackoff, 0, 'not a day old yet');
+  w.clock.advance(2000);
+  t.is((await runCleanup(w.deps)).pushBackoff, 1, "alice's address row; her locked user row stays");
+  t.deepEqual(
+    (await repo.backoff('user:default:alice')).map((r) => [r.client, r.lockedAt !== null]),
+    [['', true]],
+  );
+  t.is((await repo.backoff('user:default:bob')).length, 1);
 });

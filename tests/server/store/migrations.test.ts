@@ -62,6 +62,7 @@ test('an existing database (001 only, with rows) migrates to exactly the fresh s
     '004_audit_node',
     '005_token_admin',
     '006_audit_request_id',
+    '007_push_fatigue',
     '008_login_addresses',
   ]);
 
@@ -92,6 +93,7 @@ test('an existing database (001 only, with rows) migrates to exactly the fresh s
     '004_audit_node',
     '005_token_admin',
     '006_audit_request_id',
+    '007_push_fatigue',
     '008_login_addresses',
   ]);
 
@@ -115,6 +117,7 @@ test('002 rolls back (down) and forward again', async (t) => {
     '004_audit_node',
     '005_token_admin',
     '006_audit_request_id',
+    '007_push_fatigue',
     '008_login_addresses',
   ]);
 });

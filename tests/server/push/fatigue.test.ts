@@ -1,0 +1,232 @@
+/**
+ * Push fatigue (issue 11 items 1, 4, 5; server/auth/push_fatigue.ts), with the fake clock: open push logins per
+ * user and end-user address, the back-off after unanswered or declined pushes (growth, cap, reset, per user), its
+ * refusal before any PIN is hashed, declines (event, reason, audit, metrics, lock) and the admin view / unblock.
+ * The IdP is a trusted proxy (127.0.0.1) that names each end user's address in `client`.
+ */
+import test from 'ava';
+import type { ExecutionContext } from 'ava';
+import { enrollPhone, phoneFor, pushWorld } from '../../helpers/push_world.ts';
+import { auditRows, check, policy } from '../../helpers/kit.ts';
+import type { TestWorld, Reply } from '../../helpers/test_app.ts';
+import type { FakePhone, SmartphoneData } from '../../helpers/fake_phone.ts';
+import { fatigueSubject, pushFatigueView } from '../../../server/auth/push_fatigue.ts';
+
+const USER = '198.51.100.7';
+const ATTACKER = '203.0.113.66';
+const VALIDITY_MS = 120_000;
+const PROXY = { server: { public_url: 'https://mfa.example.org', trusted_proxies: ['127.0.0.1'] }, limits: { challenges_per_user: 0 } };
+
+async function setup(t: ExecutionContext, policies: Array<Record<string, unknown>> = [], proxy = true) {
+  const w = await pushWorld(t, { policies, config: proxy ? PROXY : { limits: { challenges_per_user: 0 } } });
+  const phone = phoneFor(w, 'privacyidea');
+  const serial = await enrollPhone(w, phone, 'push');
+  return { w, phone, serial };
+}
+
+const login = (w: TestWorld, client?: string, pass = '1234') => check(w, { user: 'alice', pass, ...(client ? { client } : {}) });
+const tid = (r: Reply): string => r.body?.detail?.transaction_id;
+const polled = async (phone: FakePhone): Promise<SmartphoneData[]> => (await phone.poll()).body.result.value;
+const events = (w: TestWorld, name: string) => w.seen.filter((e) => e.name === name).map((e) => e.payload as any);
+
+function assert429(t: ExecutionContext, r: Reply, seconds: number | [number, number], message?: RegExp): void {
+  t.is(r.status, 429, JSON.stringify(r.body));
+  const retry = Number(r.headers.get('retry-after'));
+  const [lo, hi] = Array.isArray(seconds) ? seconds : [seconds, seconds];
+  t.true(retry >= lo && retry <= hi, `Retry-After ${retry} in ${lo}..${hi}`);
+  t.like(r.body, { result: { status: false, error: { code: 429 } } });
+  if (message) t.regex(r.body.result.error.message, message);
+}
+
+/** Counts PIN hashes. */
+function countVerifies(w: TestWorld): () => number {
+  let n = 0;
+  const orig = w.deps.pins.verify.bind(w.deps.pins);
+  (w.deps.pins as { verify: typeof orig }).verify = (stored, secret, job) => {
+    n++;
+    return orig(stored, secret, job);
+  };
+  return () => n;
+}
+
+test('same user + address while its login is open: the same transaction, no new push; another address gets its own; over the cap → 429', async (t) => {
+  const { w, phone } = await setup(t);
+  const hashes = countVerifies(w);
+  const first = await login(w, USER);
+  t.is(first.body.result.authentication, 'CHALLENGE');
+  t.is(hashes(), 1);
+  const again = await login(w, USER);
+  t.is(tid(again), tid(first), 'the user reloading the page gets the login that is open');
+  t.is(hashes(), 1, 'the same pass from the same address is answered without hashing the PIN again');
+  const wrong = await login(w, USER, '9999');
+  t.like(wrong.body.result, { value: false, authentication: 'REJECT' });
+  t.is(wrong.body.detail.transaction_id, undefined, 'a wrong PIN from the same address (a NAT neighbour) is not handed the login');
+  t.is(hashes(), 2);
+  t.deepEqual(again.body.detail.multi_challenge, first.body.detail.multi_challenge);
+  t.is((await polled(phone)).length, 1, 'one push, not two');
+  const attacker = await login(w, ATTACKER);
+  t.is(attacker.body.result.authentication, 'CHALLENGE');
+  t.not(tid(attacker), tid(first), "the attacker never learns the user's transaction");
+  t.is((await login(w, ATTACKER)).body.detail.transaction_id, tid(attacker));
+  // push_open_logins 2 (default): a third address is refused until the first open login expires.
+  assert429(t, await login(w, '192.0.2.3'), VALIDITY_MS / 1000, /open/);
+  t.is((await polled(phone)).length, 2);
+  t.true(events(w, 'throttle.refused').some((e) => e.limit === 'push_open'));
+  t.is(events(w, 'push.reused').length, 2);
+});
+
+test('a policy for a client range loosens the cap; no address named (no trusted proxy): nothing is handed back, each trigger takes a place', async (t) => {
+  const loose = policy('lab', 'authentication', { push_open_logins: 3 }, { client: ['192.0.2.0/24'] });
+  const { w } = await setup(t, [loose]);
+  await login(w, USER);
+  await login(w, ATTACKER);
+  t.is((await login(w, '192.0.2.3')).body.result.authentication, 'CHALLENGE', 'the lab range may have 3');
+  assert429(t, await login(w, '192.0.2.4'), [1, 120]);
+
+  const bare = await setup(t, [], false);
+  const a = await login(bare.w);
+  const b = await login(bare.w);
+  t.not(tid(a), tid(b), 'an unknown address is never given an open login');
+  assert429(t, await login(bare.w), [1, 120], /open/);
+});
+
+test('back-off per address: starts after an unanswered push, grows by the factor up to the cap, refuses before any PIN hash, resets on an accept', async (t) => {
+  const { w, phone } = await setup(t, [
+    policy('fatigue', 'authentication', { push_backoff_start: 10, push_backoff_factor: 3, push_backoff_max: 60 }),
+  ]);
+  const hashes = countVerifies(w);
+  const expected = [10, 30, 60, 60];
+  for (const seconds of expected) {
+    t.is((await login(w, ATTACKER)).body.result.authentication, 'CHALLENGE');
+    w.clock.advance(VALIDITY_MS); // unanswered: expired
+    const before = hashes();
+    assert429(t, await login(w, ATTACKER), seconds, /not answered/);
+    assert429(t, await login(w, ATTACKER, 'wrong-pin'), seconds);
+    t.is(hashes(), before, 'a backed-off trigger is refused before the PIN is hashed, whatever the PIN');
+    w.clock.advance(seconds * 1000 - 1000);
+    t.is((await login(w, ATTACKER)).status, 429, 'still backed off one second before the end');
+    w.clock.advance(1000);
+  }
+  t.true(events(w, 'push.unanswered').length >= 4);
+  // The real user at another address is not held back by the attacker's address …
+  const mine = await login(w, USER);
+  t.is(mine.body.result.authentication, 'CHALLENGE');
+  const [data] = await polled(phone);
+  t.is((await phone.answer(data!)).status, 200);
+  t.like((await check(w, { user: 'alice', pass: '', transaction_id: tid(mine), client: USER })).body, { result: { value: true } });
+  // An accept resets the user's row and the user's address, not the attacker's address.
+  const view = await pushFatigueView(w.deps, fatigueSubject({ name: 'alice', realm: 'default' }, []), null);
+  t.deepEqual(
+    view.backoff.map((b) => [b.client, b.strikes]),
+    [[ATTACKER, 4]],
+  );
+});
+
+test('back-off per user: after push_backoff_user_after unanswered pushes from changing addresses, every address is refused; an accept resets it', async (t) => {
+  const { w, phone } = await setup(t, [policy('fatigue', 'authentication', { push_backoff_user_after: 2, push_open_logins: 1 })]);
+  for (let i = 1; i <= 2; i++) {
+    t.is((await login(w, `192.0.2.${i}`)).body.result.authentication, 'CHALLENGE');
+    w.clock.advance(VALIDITY_MS);
+  }
+  t.is((await login(w, '192.0.2.3')).body.result.authentication, 'CHALLENGE', 'two in a row are free for the user as a whole');
+  w.clock.advance(VALIDITY_MS);
+  assert429(t, await login(w, '192.0.2.4'), 30, /not answered/);
+  assert429(t, await login(w, USER), 30);
+  t.true(events(w, 'throttle.refused').some((e) => e.limit === 'push_user'));
+  w.clock.advance(30_000);
+  const r = await login(w, USER);
+  t.is(r.body.result.authentication, 'CHALLENGE');
+  const [d] = await polled(phone);
+  t.is((await phone.answer(d!)).status, 200);
+  const view = await pushFatigueView(w.deps, fatigueSubject({ name: 'alice', realm: 'default' }, []), null);
+  t.false(
+    view.backoff.some((b) => b.client === ''),
+    'the accept reset the user row',
+  );
+});
+
+test('"this wasn\'t me": a decline is an event with address, time and the app\'s reason, an audit row, a metric, and raises the back-off', async (t) => {
+  const { w, phone, serial } = await setup(t);
+  const r = await login(w, ATTACKER);
+  const [d] = await polled(phone);
+  t.is((await phone.answer(d!, { decline: true, declineReason: 'not_me' })).status, 200);
+  const [e] = events(w, 'push.declined');
+  t.like(e, {
+    serial,
+    transactionId: tid(r),
+    user: 'alice',
+    realm: 'default',
+    client: ATTACKER,
+    at: w.clock.now(),
+    reason: 'not_me',
+    declinesInRow: 1,
+  });
+  const rows = await auditRows(w);
+  const row = rows.filter((a) => a.action === 'POST /ttype/push').at(-1);
+  t.like(row, { outcome: 'DECLINED', success: true });
+  t.like(row!.info as Record<string, unknown>, { decline: true, decline_reason: 'not_me' });
+  t.regex((await w.call('GET', '/metrics')).text, /pushgate_push_declines_total 1/);
+  assert429(t, await login(w, ATTACKER), 30, /declined/);
+  // A reason next to a plain decline signature is not recorded (it is not signed).
+  const w2 = await setup(t);
+  await login(w2.w, ATTACKER);
+  const [d2] = await polled(w2.phone);
+  const sig = w2.phone.sign(`${d2!.nonce}|${d2!.serial}|decline`);
+  t.is((await w2.phone.answer(d2!, { decline: true, declineReason: 'forged', signature: sig })).status, 200);
+  t.is(events(w2.w, 'push.declined')[0].reason, undefined);
+});
+
+test("decline lock: after push_decline_lock declines in a row the user's push logins are locked (REJECT, no PIN hash) until unblock; target token locks the token", async (t) => {
+  const { w, phone } = await setup(t, [
+    policy('fatigue', 'authentication', { push_decline_lock: 2, push_backoff_start: 1 }),
+    policy('trig', 'admin', { triggerchallenge: true, enroll: true, reset: true }),
+  ]);
+  const hashes = countVerifies(w);
+  for (let i = 0; i < 2; i++) {
+    await login(w, ATTACKER);
+    const [d] = await polled(phone);
+    t.is((await phone.answer(d!, { decline: true })).status, 200);
+    w.clock.advance(10_000);
+  }
+  t.is(events(w, 'push.locked').length, 1);
+  const before = hashes();
+  const locked = await login(w, USER);
+  t.like(locked.body.result, { status: true, value: false, authentication: 'REJECT' });
+  t.regex(locked.body.detail.message, /locked after repeated declines/);
+  t.is(hashes(), before, 'no PIN hash for a locked user');
+  const trig = await w.call(
+    'POST',
+    '/validate/triggerchallenge',
+    { user: 'alice', client: USER },
+    { headers: { Authorization: await w.adminToken() } },
+  );
+  t.like(trig.body.result, { value: 0, authentication: 'REJECT' }, 'triggerchallenge sends no push either');
+  const subject = fatigueSubject({ name: 'alice', realm: 'default' }, []);
+  t.truthy((await pushFatigueView(w.deps, subject, null)).backoff.find((b) => b.client === '')?.lockedAt);
+  // The admin API's unblock (admin right `reset`; the CLI's `token unblock` is tested in tests/cli).
+  const { serial } = (await w.deps.store.tokens.list({ username: 'alice', realm: 'default' }))[0]!;
+  const un = await w.call('POST', `/token/unblock/${serial}`, {}, { headers: { Authorization: await w.adminToken() } });
+  t.is(un.status, 200, un.text);
+  t.deepEqual(un.body.result.value, { backoff: 2, open_logins: 0 });
+  t.is((await login(w, USER)).body.result.authentication, 'CHALLENGE');
+
+  const tok = await setup(t, [policy('fatigue', 'authentication', { push_decline_lock: 1, push_decline_lock_target: 'token' })]);
+  await login(tok.w, ATTACKER);
+  const [d] = await polled(tok.phone);
+  await tok.phone.answer(d!, { decline: true });
+  const token = await tok.w.deps.store.tokens.bySerial(tok.serial);
+  t.is(token!.failCount, token!.maxFail, 'the token is locked');
+  t.is(events(tok.w, 'token.locked').length, 1);
+});
+
+test('triggerchallenge is gated too: same address → the open login; over the cap → 429', async (t) => {
+  const { w } = await setup(t, [policy('trig', 'admin', { triggerchallenge: true, enroll: true })]);
+  const headers = { Authorization: await w.adminToken() };
+  const trig = (client: string) => w.call('POST', '/validate/triggerchallenge', { user: 'alice', client }, { headers });
+  const a = await trig(USER);
+  t.is(a.body.result.authentication, 'CHALLENGE');
+  t.is(tid(await trig(USER)), tid(a));
+  t.is((await login(w, USER)).body.detail.transaction_id, tid(a), 'check and triggerchallenge share the open login');
+  await trig(ATTACKER);
+  assert429(t, await trig('192.0.2.9'), [1, 120]);
+});
