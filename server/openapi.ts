@@ -386,6 +386,17 @@ const ADMIN_ACTIONS: Array<{ path: string; summary: string; id: string; params: 
     value: int('How many tokens were revoked.'),
   },
   {
+    path: 'unblock',
+    summary: "Clear the push back-off and decline lock of the token's owner and free their open push logins",
+    id: 'tokenUnblock',
+    params: 'SerialParams',
+    value: object({ backoff: int('Back-off rows cleared (the lock among them).'), open_logins: int('Open push logins freed.') }, [
+      'backoff',
+      'open_logins',
+    ]),
+    description: 'pushgate\'s own (push fatigue, README "Security"), under the admin right `reset`; the CLI\'s `token unblock`.',
+  },
+  {
     path: 'lost',
     summary: 'Lost token: a temporary password token `lost<serial>` replaces it',
     id: 'tokenLost',

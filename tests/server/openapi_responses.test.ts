@@ -175,6 +175,10 @@ test('token administration and the read-only admin endpoints', async (t) => {
   await api(t, w, 'POST', '/token/revoke/OATH0002', 200, {}, ADMIN);
   await api(t, w, 'POST', '/token/revoke', 400, { serial: 'OATH0003' }, ADMIN); // revoked already: ERR1007
   await api(t, w, 'POST', '/token/revoke/NOPE0001', 404, {}, ADMIN);
+  await api(t, w, 'POST', '/token/unblock', 200, { serial: 'OATH0001' }, ADMIN);
+  await api(t, w, 'POST', '/token/unblock', 400, {}, ADMIN);
+  await api(t, w, 'POST', '/token/unblock/OATH0001', 200, {}, ADMIN);
+  await api(t, w, 'POST', '/token/unblock/NOPE0001', 404, {}, ADMIN);
 
   await api(t, w, 'DELETE', '/token/lostOATH0001', 200, {}, ADMIN);
   await api(t, w, 'DELETE', '/token/lostOATH0001', 404, {}, ADMIN);
