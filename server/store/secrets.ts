@@ -16,6 +16,7 @@ export interface SecretBox {
 
 export function createSecretBox(key: Buffer): SecretBox {
   if (key.length !== 32) throw new Error(`secret key must be 32 bytes, got ${key.length}`);
+  const derived = new Map<string, Buffer>();
   return {
     encrypt(plain) {
       const iv = crypto.randomBytes(12);
@@ -30,8 +31,11 @@ export function createSecretBox(key: Buffer): SecretBox {
       decipher.setAuthTag(Buffer.from(tag, 'base64url'));
       return Buffer.concat([decipher.update(Buffer.from(ct, 'base64url')), decipher.final()]).toString('utf8');
     },
+    // Derived once per purpose (HKDF is a hot-path cost otherwise: the push-fatigue pass MAC derives on every trigger).
     derive(purpose) {
-      return Buffer.from(crypto.hkdfSync('sha256', key, Buffer.alloc(0), `pushgate:${purpose}`, 32));
+      let k = derived.get(purpose);
+      if (!k) derived.set(purpose, (k = Buffer.from(crypto.hkdfSync('sha256', key, Buffer.alloc(0), `pushgate:${purpose}`, 32))));
+      return Buffer.from(k);
     },
   };
 }
