@@ -1,24 +1,4 @@
-/**
- * `npm run bench:attack`: the login path under attack (issue 9), measured in one run.
- *
- *   1. pushgate in a child process (bench/attack_server.ts: SQLite file DB in a temp dir, the DEFAULT argon2id
- *      parameters, default limits, `server.trusted_proxies: [127.0.0.1]` so that the `client` parameter names the end
- *      user as the IdP plugins send it): a victim spass token, BENCH_ATTACK_USERS legitimate spass tokens, and an
- *      enrolled edupush token (poll only) whose phone key this process holds;
- *   2. three phases of BENCH_ATTACK_SECONDS each: no flood; a wrong-PIN flood (BENCH_ATTACK_CONNECTIONS connections
- *      sending `user=victim` with a wrong PIN from one end-user address); a push flood (the same connections sending
- *      `user=pushuser` with the RIGHT PIN, each answer a new push unless a limit refuses it). The flood runs in its own
- *      process (bench/attack_flood.ts, autocannon);
- *   3. during every phase, in this process: a legitimate client logging in as leg0, leg1, … one after another (each
- *      from its own end-user address), a probe of GET /healthz every 50 ms, and the phone polling GET /ttype/edupush
- *      (signed as the app does) every 250 ms;
- *   4. writes its section of bench/README.md (between `<!-- attack:begin -->` and `<!-- attack:end -->`) and prints it.
- *
- * Env: BENCH_ATTACK_SECONDS (per phase, default 30), BENCH_ATTACK_CONNECTIONS (default 64), BENCH_ATTACK_USERS (default
- * 50). Flags: --quick (5 s phases; README not written unless --write), --no-write.
- */
-import { spawn, type ChildProcess } from 'node:child_process';
-import crypto, { type KeyObject } from 'node:crypto';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -27,8 +7,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { base32Encode } from '../tokens/base32.ts';
 import { PIN } from './common.ts';
 import type { AttackStats, FloodResult, FloodTask } from './attack_common.ts';
+import { startAttackServer, startFlood, type ServerChild } from './attack_children.ts';
 import { foreignCpu, processCpuMs } from './cpu.ts';
-import { BENCH_DIR, ROOT, envInt, quickWriteFlags } from './env.ts';
+import { BENCH_DIR, envInt, quickWriteFlags } from './env.ts';
 
 const { args, quick, write } = quickWriteFlags();
 const SECONDS = envInt('BENCH_ATTACK_SECONDS', quick ? 5 : 30, 1);
@@ -77,80 +58,6 @@ function requester(base: string): (method: string, p: string, body?: string) => 
 
 // ---------------------------------------------------------------------------------------------------------------
 // Children
-
-interface ServerChild {
-  url: string;
-  pushSerial: string;
-  phoneKey: KeyObject;
-  proc: ChildProcess;
-  stats(): Promise<AttackStats>;
-  stop(): Promise<void>;
-}
-
-async function startServer(configFile: string): Promise<ServerChild> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, 'attack_server.ts'), configFile, String(USERS)], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-  });
-  proc.stderr!.setEncoding('utf8');
-  proc.stderr!.on('data', (chunk: string) => {
-    for (const line of chunk.split('\n')) if (line.trim()) process.stderr.write(`[attack_server] ${line}\n`);
-  });
-  const ready = await new Promise<{ url: string; info: { pushSerial: string; phonePrivatePem: string } }>((resolve, reject) => {
-    let out = '';
-    proc.stdout!.setEncoding('utf8');
-    proc.stdout!.on('data', (chunk: string) => {
-      out += chunk;
-      const m = /^READY (\S+) (.*)$/m.exec(out);
-      if (m) resolve({ url: m[1]!, info: JSON.parse(m[2]!) });
-    });
-    proc.once('exit', (code) => reject(new Error(`attack_server exited with ${code} before READY`)));
-  });
-  return {
-    url: ready.url,
-    pushSerial: ready.info.pushSerial,
-    phoneKey: crypto.createPrivateKey(ready.info.phonePrivatePem),
-    proc,
-    stats: () =>
-      new Promise((resolve) => {
-        const onMessage = (m: unknown) => {
-          if ((m as AttackStats).type === 'stats') {
-            proc.off('message', onMessage);
-            resolve(m as AttackStats);
-          }
-        };
-        proc.on('message', onMessage);
-        proc.send({ type: 'stats' });
-      }),
-    stop: () =>
-      new Promise((resolve) => {
-        proc.once('exit', () => resolve());
-        proc.kill('SIGTERM');
-      }),
-  };
-}
-
-function startFlood(task: FloodTask): { proc: ChildProcess; result: Promise<FloodResult> } {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, 'attack_flood.ts'), JSON.stringify(task)], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  proc.stdout!.setEncoding('utf8');
-  proc.stdout!.on('data', (c: string) => {
-    out += c;
-  });
-  const result = new Promise<FloodResult>((resolve, reject) =>
-    proc.once('exit', (code) => {
-      try {
-        resolve(JSON.parse(out.trim().split('\n').pop() ?? '') as FloodResult);
-      } catch {
-        reject(new Error(`flood exited with ${code}: ${out}`));
-      }
-    }),
-  );
-  return { proc, result };
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Measurement
@@ -370,7 +277,7 @@ fs.writeFileSync(
     '',
   ].join('\n'),
 );
-const srv = await startServer(configFile);
+const srv = await startAttackServer(configFile, USERS);
 log(`server ready at ${srv.url}`);
 const results: PhaseResult[] = [];
 try {

@@ -1,23 +1,4 @@
-/**
- * `npm run bench:fatigue`: push bombing against the push-fatigue defences (issue 11), measured in one run.
- *
- *   1. pushgate in a child process (bench/attack_server.ts: SQLite file DB in a temp dir, the DEFAULT argon2id
- *      parameters, default limits and push-fatigue defaults, `server.trusted_proxies: [127.0.0.1]`), with an enrolled
- *      edupush token (poll only) for `pushuser` whose phone key this process holds;
- *   2. the attacker, who has the PIN (bench/attack_flood.ts, autocannon, its own process): FATIGUE_CONNECTIONS
- *      connections sending `user=pushuser&pass=<PIN>&client=198.51.100.66` for the whole run;
- *   3. the real user through the same IdP (`client=10.1.0.1`): every FATIGUE_EVERY_SECONDS a login — trigger, find
- *      their own push on the phone (the one that appeared with their trigger), approve it, poll the transaction
- *      (polltransaction) and finalize (`transaction_id`, empty pass) — success = ACCEPT; latency = trigger → ACCEPT;
- *   4. the phone: polls every 250 ms (signed, as the app does); a push that the real user did not start is declined
- *      after 2 s ("this wasn't me"; `--ignore`: left unanswered, as a user who ignores it);
- *   5. prints its section of bench/README.md (between `<!-- fatigue:begin -->` and `<!-- fatigue:end -->`) and writes
- *      it there only with `--write` (the lead re-runs it on a quiet machine).
- *
- * Flags: --seconds N (default 60), --ignore, --write. Env: FATIGUE_CONNECTIONS (default 64), FATIGUE_EVERY_SECONDS (10).
- */
-import { spawn, type ChildProcess } from 'node:child_process';
-import crypto, { type KeyObject } from 'node:crypto';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -25,8 +6,9 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { base32Encode } from '../tokens/base32.ts';
 import { PIN } from './common.ts';
-import type { AttackStats, FloodResult, FloodTask } from './attack_common.ts';
-import { BENCH_DIR, ROOT, envInt } from './env.ts';
+import type { AttackStats, FloodResult } from './attack_common.ts';
+import { startAttackServer, startFlood } from './attack_children.ts';
+import { BENCH_DIR, envInt } from './env.ts';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(name);
@@ -88,79 +70,6 @@ function requester(base: string): (method: string, p: string, form?: Record<stri
     });
 }
 
-interface ServerChild {
-  url: string;
-  serial: string;
-  phoneKey: KeyObject;
-  proc: ChildProcess;
-  stats(): Promise<AttackStats>;
-  stop(): Promise<void>;
-}
-
-async function startServer(configFile: string): Promise<ServerChild> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, 'attack_server.ts'), configFile, '0'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-  });
-  proc.stderr!.setEncoding('utf8');
-  proc.stderr!.on('data', (chunk: string) => {
-    for (const line of chunk.split('\n')) if (line.trim()) process.stderr.write(`[server] ${line}\n`);
-  });
-  const ready = await new Promise<{ url: string; info: { pushSerial: string; phonePrivatePem: string } }>((resolve, reject) => {
-    let out = '';
-    proc.stdout!.setEncoding('utf8');
-    proc.stdout!.on('data', (chunk: string) => {
-      out += chunk;
-      const m = /^READY (\S+) (.*)$/m.exec(out);
-      if (m) resolve({ url: m[1]!, info: JSON.parse(m[2]!) });
-    });
-    proc.once('exit', (code) => reject(new Error(`server exited with ${code} before READY`)));
-  });
-  return {
-    url: ready.url,
-    serial: ready.info.pushSerial,
-    phoneKey: crypto.createPrivateKey(ready.info.phonePrivatePem),
-    proc,
-    stats: () =>
-      new Promise((resolve) => {
-        const onMessage = (m: unknown) => {
-          if ((m as AttackStats).type === 'stats') {
-            proc.off('message', onMessage);
-            resolve(m as AttackStats);
-          }
-        };
-        proc.on('message', onMessage);
-        proc.send({ type: 'stats' });
-      }),
-    stop: () =>
-      new Promise((resolve) => {
-        proc.once('exit', () => resolve());
-        proc.kill('SIGTERM');
-      }),
-  };
-}
-
-function startFlood(task: FloodTask): Promise<FloodResult> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, 'attack_flood.ts'), JSON.stringify(task)], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  proc.stdout!.setEncoding('utf8');
-  proc.stdout!.on('data', (c: string) => {
-    out += c;
-  });
-  return new Promise((resolve, reject) =>
-    proc.once('exit', (code) => {
-      try {
-        resolve(JSON.parse(out.trim().split('\n').pop() ?? '') as FloodResult);
-      } catch {
-        reject(new Error(`flood exited with ${code}: ${out}`));
-      }
-    }),
-  );
-}
-
 function pct(values: readonly number[], p: number): number {
   if (!values.length) return Number.NaN;
   const sorted = [...values].sort((a, b) => a - b);
@@ -184,7 +93,7 @@ fs.writeFileSync(
     '',
   ].join('\n'),
 );
-const srv = await startServer(configFile);
+const srv = await startAttackServer(configFile, 0, 'server');
 log(`server ready at ${srv.url}; ${SECONDS} s, attacker ${CONNECTIONS} connections, a real login every ${EVERY_S} s`);
 
 /** Pushes the phone has seen (nonce → first seen), the real user's, and the answers it gave. */
@@ -200,7 +109,7 @@ async function pollPhone(): Promise<Array<Record<string, string>>> {
   const timestamp = new Date().toISOString();
   const a = await phone(
     'GET',
-    `/ttype/edupush?${new URLSearchParams({ serial: srv.serial, timestamp, signature: sign(`${srv.serial}|${timestamp}`) })}`,
+    `/ttype/edupush?${new URLSearchParams({ serial: srv.pushSerial, timestamp, signature: sign(`${srv.pushSerial}|${timestamp}`) })}`,
   );
   const list = (a.body?.result?.value ?? []) as Array<Record<string, string>>;
   for (const d of list) if (!seen.has(d.nonce!)) seen.set(d.nonce!, { at: performance.now(), data: d });
@@ -283,7 +192,7 @@ let result: FloodResult;
 let stats: AttackStats;
 try {
   await Promise.all([phoneLoop(), userLoop()]);
-  result = await flood;
+  result = await flood.result;
   await pollPhone();
   stats = await srv.stats();
 } finally {

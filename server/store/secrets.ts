@@ -34,7 +34,10 @@ export function createSecretBox(key: Buffer): SecretBox {
     // Derived once per purpose (HKDF is a hot-path cost otherwise: the push-fatigue pass MAC derives on every trigger).
     derive(purpose) {
       let k = derived.get(purpose);
-      if (!k) derived.set(purpose, (k = Buffer.from(crypto.hkdfSync('sha256', key, Buffer.alloc(0), `pushgate:${purpose}`, 32))));
+      if (!k) {
+        k = Buffer.from(crypto.hkdfSync('sha256', key, Buffer.alloc(0), `pushgate:${purpose}`, 32));
+        derived.set(purpose, k);
+      }
       return Buffer.from(k);
     },
   };

@@ -81,6 +81,10 @@ test('SecretBox: round trip, fresh IV each time, tampering and wrong keys fail, 
   t.notDeepEqual(box.derive('jwt'), box.derive('other'));
   t.is(box.derive('jwt').length, 32);
   t.false(box.derive('jwt').equals(key));
+  // Derived once and kept: a caller that changes its copy does not change the next caller's key.
+  const first = box.derive('jwt');
+  first.fill(0);
+  t.deepEqual(box.derive('jwt'), createSecretBox(key).derive('jwt'));
 });
 
 test('loadOrCreateKey: creates 64 hex chars with mode 0600, then reads it back; hex and base64 accepted', (t) => {

@@ -1,0 +1,83 @@
+/** The child processes of bench/attack.ts and bench/fatigue.ts: the pushgate server and the autocannon flood. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import crypto, { type KeyObject } from 'node:crypto';
+import path from 'node:path';
+import type { AttackStats, FloodResult, FloodTask } from './attack_common.ts';
+import { BENCH_DIR, ROOT } from './env.ts';
+
+/** The pushgate child (bench/attack_server.ts): its URL, the enrolled push token and the phone key that signs for it. */
+export interface ServerChild {
+  url: string;
+  pushSerial: string;
+  phoneKey: KeyObject;
+  proc: ChildProcess;
+  stats(): Promise<AttackStats>;
+  stop(): Promise<void>;
+}
+
+/** Starts bench/attack_server.ts with `users` legitimate users; its stderr is echoed with `label`. */
+export async function startAttackServer(configFile: string, users: number, label = 'attack_server'): Promise<ServerChild> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, 'attack_server.ts'), configFile, String(users)], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  proc.stderr!.setEncoding('utf8');
+  proc.stderr!.on('data', (chunk: string) => {
+    for (const line of chunk.split('\n')) if (line.trim()) process.stderr.write(`[${label}] ${line}\n`);
+  });
+  const ready = await new Promise<{ url: string; info: { pushSerial: string; phonePrivatePem: string } }>((resolve, reject) => {
+    let out = '';
+    proc.stdout!.setEncoding('utf8');
+    proc.stdout!.on('data', (chunk: string) => {
+      out += chunk;
+      const m = /^READY (\S+) (.*)$/m.exec(out);
+      if (m) resolve({ url: m[1]!, info: JSON.parse(m[2]!) });
+    });
+    proc.once('exit', (code) => reject(new Error(`${label} exited with ${code} before READY`)));
+  });
+  return {
+    url: ready.url,
+    pushSerial: ready.info.pushSerial,
+    phoneKey: crypto.createPrivateKey(ready.info.phonePrivatePem),
+    proc,
+    stats: () =>
+      new Promise((resolve) => {
+        const onMessage = (m: unknown) => {
+          if ((m as AttackStats).type === 'stats') {
+            proc.off('message', onMessage);
+            resolve(m as AttackStats);
+          }
+        };
+        proc.on('message', onMessage);
+        proc.send({ type: 'stats' });
+      }),
+    stop: () =>
+      new Promise((resolve) => {
+        proc.once('exit', () => resolve());
+        proc.kill('SIGTERM');
+      }),
+  };
+}
+
+/** Starts the flood child (bench/attack_flood.ts); `result` is its one JSON line. */
+export function startFlood(task: FloodTask): { proc: ChildProcess; result: Promise<FloodResult> } {
+  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, 'attack_flood.ts'), JSON.stringify(task)], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  proc.stdout!.setEncoding('utf8');
+  proc.stdout!.on('data', (c: string) => {
+    out += c;
+  });
+  const result = new Promise<FloodResult>((resolve, reject) =>
+    proc.once('exit', (code) => {
+      try {
+        resolve(JSON.parse(out.trim().split('\n').pop() ?? '') as FloodResult);
+      } catch {
+        reject(new Error(`flood exited with ${code}: ${out}`));
+      }
+    }),
+  );
+  return { proc, result };
+}
