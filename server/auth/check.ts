@@ -119,7 +119,7 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
     client: req.client,
   });
   const base = () => ({ policies: rp.matched() });
-  const pinJob = pinJobOf(user, tokens, req.signal);
+  const pinJob = pinJobOf(user, tokens, req.address, req.signal);
 
   if (rp.action<string>('authorized') === 'deny_access')
     throw new ValidateError('User is not authorized to authenticate under these conditions.');
@@ -375,10 +375,19 @@ export async function bumpFailCounters(deps: Deps, tokens: readonly TokenRecord[
 /**
  * The PIN queue's job of a check: its fairness key is the resolved user (realm/name — every spelling of one user is
  * one key; realm names hold no '/'), the owner of a serial-only token, else the serial (`serial:` — realm names hold
- * no ':'). Never the client address: every login of an institution may come from one IdP address.
+ * no ':') — and, when a trusted proxy named it, the end-user address (after a NUL, which no parameter holds). So an
+ * attacker who floods a user from one address fills the queue of that (user, address) only, and the real user from
+ * their own address takes turns with it instead of waiting behind it. Never the peer address alone: every login of
+ * an institution may come from one IdP address.
  */
-function pinJobOf(user: UserInfo | null, tokens: readonly TokenRecord[], signal: AbortSignal | undefined): PinJob {
-  return { key: user ? `${user.realm}/${user.name}` : `serial:${tokens[0]?.serial ?? ''}`, signal };
+function pinJobOf(
+  user: UserInfo | null,
+  tokens: readonly TokenRecord[],
+  address: string | null | undefined,
+  signal: AbortSignal | undefined,
+): PinJob {
+  const who = user ? `${user.realm}/${user.name}` : `serial:${tokens[0]?.serial ?? ''}`;
+  return { key: address ? `${who}\u0000${address}` : who, signal };
 }
 
 /** PIN part check according to `otppin`. */

@@ -3,8 +3,9 @@
  *
  * - Fair: one FIFO queue per key (a user, an admin name), and the keys are served in rotation (round robin). A key
  *   that floods only lengthens its own queue: any other key's job is started within the next `max` free slots,
- *   however many jobs the flooder has queued. The key is the user, not the client address, because every login of
- *   an institution may come from one IdP address.
+ *   however many jobs the flooder has queued. The key is the user (with the end-user address when a trusted proxy
+ *   names it: server/auth/check.ts pinJobOf), never the peer address alone, because every login of an institution
+ *   may come from one IdP address.
  * - Bounded: at most `maxQueue` jobs wait in all, at most `maxQueuePerKey` of them for one key, and none longer than
  *   `maxWaitMs`. Beyond that a job is refused at once (UnavailableError, HTTP 503 with Retry-After) and never runs.
  *   The per-key bound keeps a single flooding key from filling the whole queue: its extra jobs are refused while

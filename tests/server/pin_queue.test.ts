@@ -112,6 +112,25 @@ test('one flooded user gets 503 while another user — same client address — i
   t.is((await tokenOf(w, 'OATH0001')).failCount, 1, 'only the check that was hashed counted');
 });
 
+test('behind a trusted proxy, a user flooded from one end-user address still logs in from another', async (t) => {
+  const w = await world(t, {
+    config: { server: { trusted_proxies: ['127.0.0.1'] }, pin: { ...PIN, max_queue: 4, max_queue_per_key: 1 } },
+  });
+  await enrollHotp(w);
+  const hold = holdHasher(w);
+  const limiter = w.deps.pins.limiter;
+  const attacker = track(check(w, { user: 'alice', pass: '9999' + RFC[0], client: '198.51.100.66' }));
+  await until(() => limiter.waitingFor('default/alice\u0000198.51.100.66') === 1);
+  const flood = await check(w, { user: 'alice', pass: '9998' + RFC[0], client: '198.51.100.66' });
+  t.is(flood.status, 503, "the attacker's address has its one place taken");
+  const real = track(check(w, { user: 'alice', pass: '1234' + RFC[0], client: '10.1.0.1' }));
+  await until(() => limiter.waitingFor('default/alice\u000010.1.0.1') === 1);
+  t.false(real.settled(), 'queued in a place of its own, not refused behind the attacker');
+  await hold.release();
+  t.like((await attacker.promise).body, { result: { value: false } });
+  t.like((await real.promise).body, { result: { status: true, value: true } });
+});
+
 test('POST /auth with a full PIN queue: 503, Retry-After, the envelope, audited as ERROR with the admin', async (t) => {
   const w = await world(t, { config: { pin: { ...PIN, max_queue: 1, max_queue_per_key: 1 } } });
   await w.deps.store.admins.insert('admin', await w.deps.pins.hash('admin-pw'), w.clock.now());
