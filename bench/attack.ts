@@ -1,13 +1,31 @@
+/**
+ * `npm run bench:attack`: the login path under attack (issue 9), measured in one run.
+ *
+ *   1. pushgate in a child process (bench/attack_server.ts: SQLite file DB in a temp dir, the DEFAULT argon2id
+ *      parameters, default limits, `server.trusted_proxies: [127.0.0.1]` so that the `client` parameter names the end
+ *      user as the IdP plugins send it): a victim spass token, BENCH_ATTACK_USERS legitimate spass tokens, and an
+ *      enrolled edupush token (poll only) whose phone key this process holds;
+ *   2. three phases of BENCH_ATTACK_SECONDS each: no flood; a wrong-PIN flood (BENCH_ATTACK_CONNECTIONS connections
+ *      sending `user=victim` with a wrong PIN from one end-user address); a push flood (the same connections sending
+ *      `user=pushuser` with the RIGHT PIN, each answer a new push unless a limit refuses it). The flood runs in its own
+ *      process (bench/attack_flood.ts, autocannon);
+ *   3. during every phase, in this process: a legitimate client logging in as leg0, leg1, … one after another (each
+ *      from its own end-user address), a probe of GET /healthz every 50 ms, and the phone polling GET /ttype/edupush
+ *      (signed as the app does) every 250 ms;
+ *   4. writes its section of bench/README.md (between `<!-- attack:begin -->` and `<!-- attack:end -->`) and prints it.
+ *
+ * Env: BENCH_ATTACK_SECONDS (per phase, default 30), BENCH_ATTACK_CONNECTIONS (default 64), BENCH_ATTACK_USERS (default
+ * 50). Flags: --quick (5 s phases; README not written unless --write), --no-write.
+ */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { base32Encode } from '../tokens/base32.ts';
 import { PIN } from './common.ts';
 import type { AttackStats, FloodResult, FloodTask } from './attack_common.ts';
-import { startAttackServer, startFlood, type ServerChild } from './attack_children.ts';
+import { type RawAnswer, requester, startAttackServer, startFlood, type ServerChild } from './attack_children.ts';
 import { foreignCpu, processCpuMs } from './cpu.ts';
 import { BENCH_DIR, envInt, quickWriteFlags } from './env.ts';
 
@@ -23,41 +41,7 @@ const log = (msg: string) => process.stderr.write(`[bench:attack] ${msg}\n`);
 // ---------------------------------------------------------------------------------------------------------------
 // HTTP with one keep-alive connection per probe
 
-interface Answer {
-  status: number;
-  body: string;
-  ms: number;
-}
-
-function requester(base: string): (method: string, p: string, body?: string) => Promise<Answer> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  return (method, p, body) =>
-    new Promise((resolve, reject) => {
-      const t0 = performance.now();
-      const req = http.request(
-        `${base}${p}`,
-        {
-          method,
-          agent,
-          headers:
-            body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () =>
-            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), ms: performance.now() - t0 }),
-          );
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      req.end(body);
-    });
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Children
+type Answer = RawAnswer;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Measurement

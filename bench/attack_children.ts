@@ -1,6 +1,7 @@
 /** The child processes of bench/attack.ts and bench/fatigue.ts: the pushgate server and the autocannon flood. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto, { type KeyObject } from 'node:crypto';
+import http from 'node:http';
 import path from 'node:path';
 import type { AttackStats, FloodResult, FloodTask } from './attack_common.ts';
 import { BENCH_DIR, ROOT } from './env.ts';
@@ -80,4 +81,39 @@ export function startFlood(task: FloodTask): { proc: ChildProcess; result: Promi
     }),
   );
   return { proc, result };
+}
+
+/** One HTTP answer to a bench client: status, body text, client-side latency. */
+export interface RawAnswer {
+  status: number;
+  body: string;
+  ms: number;
+}
+
+/** A keep-alive client of one connection (a login, a probe, a phone, each on its own): form bodies, timed answers. */
+export function requester(base: string): (method: string, p: string, body?: string) => Promise<RawAnswer> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  return (method, p, body) =>
+    new Promise((resolve, reject) => {
+      const t0 = performance.now();
+      const req = http.request(
+        `${base}${p}`,
+        {
+          method,
+          agent,
+          headers:
+            body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), ms: performance.now() - t0 }),
+          );
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
 }

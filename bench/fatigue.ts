@@ -1,13 +1,30 @@
+/**
+ * `npm run bench:fatigue`: push bombing against the push-fatigue defences (issue 11), measured in one run.
+ *
+ *   1. pushgate in a child process (bench/attack_server.ts: SQLite file DB in a temp dir, the DEFAULT argon2id
+ *      parameters, default limits and push-fatigue defaults, `server.trusted_proxies: [127.0.0.1]`), with an enrolled
+ *      edupush token (poll only) for `pushuser` whose phone key this process holds;
+ *   2. the attacker, who has the PIN (bench/attack_flood.ts, autocannon, its own process): FATIGUE_CONNECTIONS
+ *      connections sending `user=pushuser&pass=<PIN>&client=198.51.100.66` for the whole run;
+ *   3. the real user through the same IdP (`client=10.1.0.1`): every FATIGUE_EVERY_SECONDS a login — trigger, find
+ *      their own push on the phone (the one that appeared with their trigger), approve it, poll the transaction
+ *      (polltransaction) and finalize (`transaction_id`, empty pass) — success = ACCEPT; latency = trigger → ACCEPT;
+ *   4. the phone: polls every 250 ms (signed, as the app does); a push that the real user did not start is declined
+ *      after 2 s ("this wasn't me"; `--ignore`: left unanswered, as a user who ignores it);
+ *   5. prints its section of bench/README.md (between `<!-- fatigue:begin -->` and `<!-- fatigue:end -->`) and writes
+ *      it there only with `--write` (the lead re-runs it on a quiet machine).
+ *
+ * Flags: --seconds N (default 60), --ignore, --write. Env: FATIGUE_CONNECTIONS (default 64), FATIGUE_EVERY_SECONDS (10).
+ */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { base32Encode } from '../tokens/base32.ts';
 import { PIN } from './common.ts';
 import type { AttackStats, FloodResult } from './attack_common.ts';
-import { startAttackServer, startFlood } from './attack_children.ts';
+import { requester, startAttackServer, startFlood } from './attack_children.ts';
 import { BENCH_DIR, envInt } from './env.ts';
 
 const args = process.argv.slice(2);
@@ -35,39 +52,19 @@ interface Answer {
   ms: number;
 }
 
-function requester(base: string): (method: string, p: string, form?: Record<string, string>) => Promise<Answer> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  return (method, p, form) =>
-    new Promise((resolve, reject) => {
-      const body = form === undefined ? undefined : new URLSearchParams(form).toString();
-      const t0 = performance.now();
-      const req = http.request(
-        `${base}${p}`,
-        {
-          method,
-          agent,
-          headers:
-            body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            let parsed: unknown = null;
-            try {
-              parsed = JSON.parse(text);
-            } catch {
-              parsed = text;
-            }
-            resolve({ status: res.statusCode ?? 0, body: parsed, ms: performance.now() - t0 });
-          });
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      req.end(body);
-    });
+/** The bench client of attack_children.ts with form bodies given as records and JSON answers parsed. */
+function jsonRequester(base: string): (method: string, p: string, form?: Record<string, string>) => Promise<Answer> {
+  const raw = requester(base);
+  return async (method, p, form) => {
+    const a = await raw(method, p, form === undefined ? undefined : new URLSearchParams(form).toString());
+    let body: unknown = a.body;
+    try {
+      body = JSON.parse(a.body);
+    } catch {
+      // not JSON: the text as it is
+    }
+    return { status: a.status, body, ms: a.ms };
+  };
 }
 
 function pct(values: readonly number[], p: number): number {
@@ -103,7 +100,7 @@ const declined = new Set<string>();
 const userRequestMs: number[] = [];
 const logins: Array<{ ok: boolean; ms: number; why?: string }> = [];
 
-const phone = requester(srv.url);
+const phone = jsonRequester(srv.url);
 const sign = (text: string) => base32Encode(crypto.sign('sha256', Buffer.from(text, 'utf8'), srv.phoneKey));
 async function pollPhone(): Promise<Array<Record<string, string>>> {
   const timestamp = new Date().toISOString();
@@ -149,7 +146,7 @@ const phoneLoop = async () => {
 };
 
 const userLoop = async () => {
-  const idp = requester(srv.url);
+  const idp = jsonRequester(srv.url);
   await sleep(1000); // the flood is on before the first login
   while (performance.now() < end) {
     const next = performance.now() + EVERY_S * 1000;
