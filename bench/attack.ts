@@ -25,7 +25,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { base32Encode } from '../tokens/base32.ts';
 import { PIN } from './common.ts';
 import type { AttackStats, FloodResult, FloodTask } from './attack_common.ts';
-import { type RawAnswer, requester, startAttackServer, startFlood, type ServerChild } from './attack_children.ts';
+import { type RawAnswer, requester, startAttackServer, startFlood, type ServerChild, writeAttackConfig } from './attack_children.ts';
 import { foreignCpu, processCpuMs } from './cpu.ts';
 import { BENCH_DIR, envInt, quickWriteFlags } from './env.ts';
 
@@ -247,20 +247,7 @@ function writeSection(section: string): void {
 // ---------------------------------------------------------------------------------------------------------------
 
 const started = performance.now();
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pushgate-attack-'));
-const configFile = path.join(tmp, 'config.yaml');
-fs.writeFileSync(
-  configFile,
-  [
-    'server: {host: 127.0.0.1, port: 0, public_url: "https://mfa.bench.invalid", trusted_proxies: ["127.0.0.1"]}',
-    `database: {url: "sqlite:${path.join(tmp, 'pushgate.db')}"}`,
-    `secrets: {key_file: "${path.join(tmp, 'pushgate.key')}"}`,
-    'log: {level: error}',
-    'policies:',
-    '  - {name: push-enroll, scope: enrollment, actions: {edupush_firebase_configuration: "poll only"}}',
-    '',
-  ].join('\n'),
-);
+const { tmp, configFile } = writeAttackConfig('pushgate-attack-');
 const srv = await startAttackServer(configFile, USERS);
 log(`server ready at ${srv.url}`);
 const results: PhaseResult[] = [];

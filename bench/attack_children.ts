@@ -1,7 +1,9 @@
 /** The child processes of bench/attack.ts and bench/fatigue.ts: the pushgate server and the autocannon flood. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto, { type KeyObject } from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import type { AttackStats, FloodResult, FloodTask } from './attack_common.ts';
 import { BENCH_DIR, ROOT } from './env.ts';
@@ -116,4 +118,26 @@ export function requester(base: string): (method: string, p: string, body?: stri
       req.on('error', reject);
       req.end(body);
     });
+}
+
+/**
+ * The config of the benches' pushgate child, in a fresh temp dir: SQLite file database and key there, the IdP on
+ * loopback as a trusted proxy, log level error, push enrollment poll only.
+ */
+export function writeAttackConfig(prefix: string): { tmp: string; configFile: string } {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const configFile = path.join(tmp, 'config.yaml');
+  fs.writeFileSync(
+    configFile,
+    [
+      'server: {host: 127.0.0.1, port: 0, public_url: "https://mfa.bench.invalid", trusted_proxies: ["127.0.0.1"]}',
+      `database: {url: "sqlite:${path.join(tmp, 'pushgate.db')}"}`,
+      `secrets: {key_file: "${path.join(tmp, 'pushgate.key')}"}`,
+      'log: {level: error}',
+      'policies:',
+      '  - {name: push-enroll, scope: enrollment, actions: {edupush_firebase_configuration: "poll only"}}',
+      '',
+    ].join('\n'),
+  );
+  return { tmp, configFile };
 }

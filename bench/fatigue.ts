@@ -24,7 +24,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { base32Encode } from '../tokens/base32.ts';
 import { PIN } from './common.ts';
 import type { AttackStats, FloodResult } from './attack_common.ts';
-import { requester, startAttackServer, startFlood } from './attack_children.ts';
+import { requester, startAttackServer, startFlood, writeAttackConfig } from './attack_children.ts';
 import { BENCH_DIR, envInt } from './env.ts';
 
 const args = process.argv.slice(2);
@@ -76,20 +76,7 @@ function pct(values: readonly number[], p: number): number {
 // ---------------------------------------------------------------------------------------------------------------
 
 const started = performance.now();
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pushgate-fatigue-'));
-const configFile = path.join(tmp, 'config.yaml');
-fs.writeFileSync(
-  configFile,
-  [
-    'server: {host: 127.0.0.1, port: 0, public_url: "https://mfa.bench.invalid", trusted_proxies: ["127.0.0.1"]}',
-    `database: {url: "sqlite:${path.join(tmp, 'pushgate.db')}"}`,
-    `secrets: {key_file: "${path.join(tmp, 'pushgate.key')}"}`,
-    'log: {level: error}',
-    'policies:',
-    '  - {name: push-enroll, scope: enrollment, actions: {edupush_firebase_configuration: "poll only"}}',
-    '',
-  ].join('\n'),
-);
+const { tmp, configFile } = writeAttackConfig('pushgate-fatigue-');
 const srv = await startAttackServer(configFile, 0, 'server');
 log(`server ready at ${srv.url}; ${SECONDS} s, attacker ${CONNECTIONS} connections, a real login every ${EVERY_S} s`);
 
