@@ -12,6 +12,7 @@
  */
 import { VERSION, VERSION_NUMBER } from './envelope.ts';
 import { COLUMN_LIMITS } from './store/limits.ts';
+import { AUDIT_COLUMNS } from './auth/audit_api.ts';
 
 /** A JSON Schema (2020-12, as OpenAPI 3.1 uses it) or any other part of the document: plain JSON data. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -998,23 +999,8 @@ function components(): Obj {
         transaction_id: { type: 'string' },
         request_id: str("The request's id (`X-Request-Id`), empty for rows written before it was recorded."),
       },
-      [
-        'number',
-        'date',
-        'action',
-        'success',
-        'serial',
-        'user',
-        'realm',
-        'resolver',
-        'administrator',
-        'info',
-        'policies',
-        'client',
-        'outcome',
-        'transaction_id',
-        'request_id',
-      ],
+      // every column the audit API writes (server/auth/audit_api.ts), but the node: not every database recorded it
+      AUDIT_COLUMNS.filter((c) => c !== 'edumfa_server'),
     ),
     AuditPage: object({
       auditdata: { type: 'array', items: schemaRef('AuditEntry') },
