@@ -64,8 +64,8 @@ export async function assessPushRisk(deps: Pick<Deps, 'clock' | 'store' | 'throt
 }
 
 /**
- * A successful login of `user` from `address`: recorded (one upsert), then the user's oldest addresses beyond
- * LOGIN_ADDRESSES_PER_USER are dropped. Best effort: a failure is logged, the login stands.
+ * A successful login of `user` from `address`: recorded (one UPDATE from a known address); a new address is inserted
+ * and then the user's oldest addresses beyond LOGIN_ADDRESSES_PER_USER are dropped. Best effort: a failure is logged, the login stands.
  */
 export async function rememberLogin(
   deps: Pick<Deps, 'clock' | 'store' | 'events'>,
@@ -74,8 +74,8 @@ export async function rememberLogin(
 ): Promise<void> {
   if (!address) return;
   try {
-    await deps.store.loginAddresses.touch(user.realm, user.name, address, deps.clock.now());
-    await deps.store.loginAddresses.prune(user.realm, user.name, LOGIN_ADDRESSES_PER_USER);
+    if (await deps.store.loginAddresses.touch(user.realm, user.name, address, deps.clock.now()))
+      await deps.store.loginAddresses.prune(user.realm, user.name, LOGIN_ADDRESSES_PER_USER);
   } catch (err) {
     deps.events.emit('log', { level: 'warn', msg: 'recording the login address failed', error: String(err) });
   }

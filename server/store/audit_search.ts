@@ -47,7 +47,7 @@ export interface AuditSearch {
 const likeEscape = (s: string): string => s.replace(/[!%_]/g, (c) => `!${c}`);
 
 export function createAuditSearch(knex: Knex): AuditSearch {
-  const sqlite = String(knex.client.config.client) === 'better-sqlite3';
+  const sqlite = String(knex.client.driverName) === 'better-sqlite3';
   return guarded<AuditSearch>({
     async search(query) {
       const q = knex('audit');

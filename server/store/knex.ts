@@ -94,6 +94,78 @@ export function prepareSqliteFile(filename: string, warn?: (msg: string) => void
   }
 }
 
+interface SqliteStatement {
+  readonly reader: boolean;
+  safeIntegers(on?: boolean): SqliteStatement;
+  all(bindings: unknown[]): unknown;
+  run(bindings: unknown[]): { lastInsertRowid: number | bigint; changes: number };
+}
+interface SqliteConnection {
+  prepare(sql: string): SqliteStatement;
+}
+interface QueryObject {
+  sql?: string;
+  bindings?: unknown[];
+  options?: unknown;
+  response?: unknown;
+  context?: unknown;
+}
+interface BetterSqliteClientBase {
+  _optSafeIntegers(options: unknown): boolean | undefined;
+  _formatBindings(bindings: unknown[] | undefined): unknown[];
+}
+
+/** Prepared statements kept per SQLite connection (the pool holds one): the repositories use a few dozen shapes. */
+export const SQLITE_STATEMENT_CACHE = 256;
+
+/**
+ * knex's better-sqlite3 client with a prepared-statement cache. knex prepares every query anew, and on the login path
+ * SQLite's prepare cost more than running the statement (bench/README.md, "Where a check's CPU goes"). A statement
+ * is reused for the same SQL text on the same connection; better-sqlite3 runs `all`/`run` synchronously, so a cached
+ * statement is never in use twice, and SQLite re-prepares it by itself after a schema change (a migration). The cache is
+ * bounded (least recently used goes first): a query whose SQL varies with its input (a whereIn of n ids) cannot grow it.
+ */
+function cachedBetterSqliteClient(): unknown {
+  const Base = createRequire(import.meta.url)('knex/lib/dialects/better-sqlite3/index.js') as new (
+    ...args: unknown[]
+  ) => BetterSqliteClientBase;
+  const caches = new WeakMap<SqliteConnection, Map<string, SqliteStatement>>();
+  const prepared = (connection: SqliteConnection, sql: string, safe: boolean | undefined): SqliteStatement => {
+    let cache = caches.get(connection);
+    if (!cache) {
+      cache = new Map();
+      caches.set(connection, cache);
+    }
+    const key = `${safe === undefined ? '-' : safe ? '1' : '0'}${sql}`;
+    let statement = cache.get(key);
+    if (statement) {
+      cache.delete(key); // re-inserted below: most recently used last
+    } else {
+      statement = connection.prepare(sql);
+      if (safe !== undefined) statement.safeIntegers(safe);
+      if (cache.size >= SQLITE_STATEMENT_CACHE) cache.delete(cache.keys().next().value as string);
+    }
+    cache.set(key, statement);
+    return statement;
+  };
+  return class CachedBetterSqliteClient extends Base {
+    async _query(connection: SqliteConnection | undefined, obj: QueryObject): Promise<QueryObject> {
+      if (!obj.sql) throw new Error('The query is empty');
+      if (!connection) throw new Error('No connection provided');
+      const statement = prepared(connection, obj.sql, this._optSafeIntegers(obj.options));
+      const bindings = this._formatBindings(obj.bindings);
+      if (statement.reader) {
+        obj.response = statement.all(bindings);
+        return obj;
+      }
+      const response = statement.run(bindings);
+      obj.response = response;
+      obj.context = { lastID: response.lastInsertRowid, changes: response.changes };
+      return obj;
+    }
+  };
+}
+
 /*
  * `compileSqlOnError: false` on every dialect: a driver error's message carries the SQL with placeholders, not with
  * the values (knex would inline them: PIN hashes, user names, audit fields end up in the log otherwise).
@@ -121,7 +193,7 @@ export function createKnex(url: string, opts: KnexOptions = {}): Knex {
     return knexFactory({
       log,
       compileSqlOnError: false,
-      client: 'better-sqlite3',
+      client: cachedBetterSqliteClient() as 'better-sqlite3',
       connection: { filename },
       useNullAsDefault: true,
       pool: {

@@ -1,7 +1,7 @@
 /**
- * Where each user has logged in from (migration 008): one row per (realm, user, end-user address). A success is one
- * upsert (one statement: insert, or move last_at); pruning a user's oldest rows and the cleanup are separate,
- * idempotent deletes by id. Read by the push risk decision (server/auth/push_risk.ts): is this address new?
+ * Where each user has logged in from (migration 008): one row per (realm, user, end-user address). A success from a
+ * known address is one UPDATE (move last_at); only a new address inserts (ignoring a row a parallel login just made)
+ * and then prunes the user's oldest rows. Pruning and the cleanup are idempotent deletes by id. Read by the push risk decision (server/auth/push_risk.ts): is this address new?
  */
 import type { Knex } from 'knex';
 import { guarded, num, rowCount } from './rows.ts';
@@ -14,8 +14,11 @@ export interface LoginHistory {
 }
 
 export interface LoginAddressesRepo {
-  /** Records a successful login of the user from `address` (one upsert). */
-  touch(realm: string, username: string, address: string, now: number): Promise<void>;
+  /**
+   * Records a successful login of the user from `address`: moves its last_at (one UPDATE) or inserts the row. Returns
+   * true when the address was new (the caller then prunes).
+   */
+  touch(realm: string, username: string, address: string, now: number): Promise<boolean>;
   /** The user's addresses used since `since`, and whether `address` is one of them (one query). */
   history(realm: string, username: string, address: string, since: number): Promise<LoginHistory>;
   /** Deletes the user's rows beyond the `keep` most recently used. Returns how many went. */
@@ -27,10 +30,13 @@ export interface LoginAddressesRepo {
 export function createLoginAddressesRepo(knex: Knex): LoginAddressesRepo {
   const repo: LoginAddressesRepo = {
     async touch(realm, username, address, now) {
+      const moved = rowCount(await knex('login_addresses').where({ realm, username, address }).update({ last_at: now }));
+      if (moved > 0) return false;
       await knex('login_addresses')
         .insert({ realm, username, address, first_at: now, last_at: now })
         .onConflict(['realm', 'username', 'address'])
         .merge({ last_at: now });
+      return true;
     },
     async history(realm, username, address, since) {
       const row = await knex('login_addresses')

@@ -313,7 +313,7 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
     },
     async search(s) {
       const q = knex('tokens');
-      const sqlite = String(knex.client.config.client) === 'better-sqlite3';
+      const sqlite = String(knex.client.driverName) === 'better-sqlite3';
       /** Exact comparison, or a `*` pattern (GLOB on SQLite, whose LIKE ignores case; LIKE elsewhere). */
       const exact = (col: string, v: string) => {
         if (!v.includes('*')) q.where(col, v);

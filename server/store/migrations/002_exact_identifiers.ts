@@ -26,7 +26,7 @@ export async function exactCollation(knex: Knex): Promise<string> {
   return 'utf8mb4_bin';
 }
 
-const client = (knex: Knex): string => String(knex.client.config.client);
+const client = (knex: Knex): string => String(knex.client.driverName);
 
 export async function up(knex: Knex): Promise<void> {
   const kind = client(knex);

@@ -11,7 +11,7 @@
  */
 import type { Knex } from 'knex';
 
-const dialect = (knex: Knex): string => String(knex.client.config.client);
+const dialect = (knex: Knex): string => String(knex.client.driverName);
 
 export async function up(knex: Knex): Promise<void> {
   await knex.schema.alterTable('tokens', (t) => {

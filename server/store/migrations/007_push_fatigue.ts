@@ -18,7 +18,7 @@ import { exactCollation } from './002_exact_identifiers.ts';
 const L = COLUMN_LIMITS;
 
 export async function up(knex: Knex): Promise<void> {
-  const mysql = ['mysql', 'mysql2'].includes(String(knex.client.config.client));
+  const mysql = ['mysql', 'mysql2'].includes(String(knex.client.driverName));
   const collation = mysql ? await exactCollation(knex) : null;
   const exact = (c: Knex.ColumnBuilder) => (collation ? c.collate(collation) : c);
   await knex.schema.createTable('push_logins', (t) => {
