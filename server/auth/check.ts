@@ -27,6 +27,7 @@ import {
   pushGate,
   recordPushLogin,
   releasePushLogin,
+  rememberedLogin,
   repeatedLogin,
   type PushGate,
 } from './push_fatigue.ts';
@@ -96,6 +97,22 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
         return { kind: 'accept', message: `user does not exist, accepted due to '${pol}'`, serials: [], policies: rp.matched() };
       }
       throw err;
+    }
+    // The same address repeating the pass of its open push login, as this node saw it a moment ago
+    // (server/auth/open_logins.ts): that login again, before any query — what keeps a push flood cheap.
+    if (!req.serial && !req.type && !req.transactionId) {
+      const again = rememberedLogin(deps, fatigueSubject(user, []), req.address ?? null, req.pass);
+      if (again) {
+        const rp = requestPolicies(deps, { user: { name: user.name, realm: user.realm, resolver: user.resolver }, client: req.client });
+        if (rp.action<string>('authorized') !== 'deny_access')
+          return {
+            kind: 'challenge',
+            challenges: again,
+            preferredClientMode: preferredClientMode(rp, again),
+            serials: [...new Set(again.map((x) => x.serial))],
+            policies: rp.matched(),
+          };
+      }
     }
     tokens = await deps.store.tokens.list({ username: user.name, realm: user.realm });
     if (req.serial) {
@@ -287,7 +304,7 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
       return { kind: 'reject', message: OUTSIDE_VALIDITY, serial: t?.serial, type: t?.type, serials: serialsOf(c.challenge), ...base() };
     }
     // Push fatigue, step 2: the same address gets its open push login again; another takes a free place or is refused.
-    let claim: { slot: number; transactionId: string } | null = null;
+    let claim: { slot: number; transactionId: string; expiresAt: number } | null = null;
     const pushing = challengeable.filter(outOfBand);
     if (pushing.length && gate) {
       const expiresAt = now + Math.max(...pushing.map((t) => validityMs(deps, t.type)));

@@ -134,11 +134,33 @@ export function repeatedLogin(deps: Deps, gate: PushGate, pass: string): readonl
   if (!gate.client || gateCloses(gate)) return null;
   const mine = gate.open.find((l) => l.client === gate.client && l.challenges !== null && l.passMac !== null);
   if (!mine?.passMac || !mine.transactionId || mine.challenges === null) return null;
-  const given = Buffer.from(passMac(deps, mine.transactionId, pass), 'hex');
-  if (!crypto.timingSafeEqual(given, Buffer.from(mine.passMac, 'hex'))) return null;
+  if (!macMatches(deps, mine.transactionId, pass, mine.passMac)) return null;
+  const challenges = JSON.parse(mine.challenges) as ChallengeOut[];
+  deps.push.openLogins.remember(gate.subject, gate.client, {
+    transactionId: mine.transactionId,
+    passMac: mine.passMac,
+    challenges,
+    expiresAt: mine.expiresAt,
+    readAt: deps.clock.now(),
+  });
   deps.events.emit('push.reused', { subject: gate.subject, client: gate.client, transactionId: mine.transactionId });
-  return JSON.parse(mine.challenges) as ChallengeOut[];
+  return challenges;
 }
+
+/**
+ * repeatedLogin from this node's memory (server/auth/open_logins.ts), before the token list and the push state are
+ * read: the same answer while the database showed the login open less than OPEN_LOGIN_FRESH_MS ago. Null → the normal way.
+ */
+export function rememberedLogin(deps: Deps, subject: string, address: string | null, pass: string): readonly ChallengeOut[] | null {
+  if (!address) return null;
+  const login = deps.push.openLogins.get(subject, address, deps.clock.now());
+  if (!login || !macMatches(deps, login.transactionId, pass, login.passMac)) return null;
+  deps.events.emit('push.reused', { subject, client: address, transactionId: login.transactionId });
+  return login.challenges;
+}
+
+const macMatches = (deps: Pick<Deps, 'box'>, transactionId: string, pass: string, mac: string): boolean =>
+  crypto.timingSafeEqual(Buffer.from(passMac(deps, transactionId, pass), 'hex'), Buffer.from(mac, 'hex'));
 
 /** The refusal of a backed-off gate (429 + Retry-After), with its event. */
 export function backoffRefusal(deps: Deps, gate: PushGate): TooManyRequestsError {
@@ -171,7 +193,7 @@ export type PushClaim =
   /** Same address, login still open: answer with its challenges, send nothing. */
   | { readonly kind: 'reuse'; readonly challenges: readonly ChallengeOut[] }
   /** A place was claimed for a new login with this transaction id: create it, then `recordPushLogin` (or `releasePushLogin`). */
-  | { readonly kind: 'new'; readonly slot: number; readonly transactionId: string }
+  | { readonly kind: 'new'; readonly slot: number; readonly transactionId: string; readonly expiresAt: number }
   /** No place (or backed off / locked): no push for this request. */
   | { readonly kind: 'none'; readonly error: Error };
 
@@ -211,7 +233,7 @@ export async function claimPushLogin(deps: Deps, gate: PushGate, transactionId: 
     // An open row here expired after step 1 read it: settling it first keeps its strike.
     if (l.state === 'open') await settleExpired(deps, gate.subject, now);
     if (await repo.claim(gate.subject, l.slot, gate.client, transactionId, now, expiresAt)) {
-      return { kind: 'new', slot: l.slot, transactionId };
+      return { kind: 'new', slot: l.slot, transactionId, expiresAt };
     }
   }
   const ends = logins.filter((l) => l.slot < cap && live(l)).map((l) => l.expiresAt);
@@ -225,16 +247,26 @@ export async function claimPushLogin(deps: Deps, gate: PushGate, transactionId: 
 export async function recordPushLogin(
   deps: Deps,
   gate: PushGate,
-  claim: { slot: number; transactionId: string },
+  claim: { slot: number; transactionId: string; expiresAt: number },
   challenges: readonly ChallengeOut[],
   pass: string | null,
 ): Promise<void> {
   const mac = pass === null ? null : passMac(deps, claim.transactionId, pass);
-  await deps.store.pushFatigue.record(gate.subject, claim.slot, claim.transactionId, JSON.stringify(challenges), mac);
+  const now = deps.clock.now();
+  const stored = await deps.store.pushFatigue.record(gate.subject, claim.slot, claim.transactionId, JSON.stringify(challenges), mac);
+  if (stored && mac !== null && gate.client)
+    deps.push.openLogins.remember(gate.subject, gate.client, {
+      transactionId: claim.transactionId,
+      passMac: mac,
+      challenges,
+      expiresAt: claim.expiresAt,
+      readAt: now,
+    });
 }
 
 /** The login could not be created (an error before or while its challenges were stored): its place is free again. */
 export async function releasePushLogin(deps: Deps, gate: PushGate, claim: { slot: number; transactionId: string }): Promise<void> {
+  deps.push.openLogins.forget(gate.subject, gate.client);
   await deps.store.pushFatigue.close(gate.subject, claim.slot, claim.transactionId, 'free');
 }
 
@@ -255,6 +287,7 @@ export async function settlePushAnswer(
   const subject = tokenSubject(token);
   const login = await repo.loginByTransaction(transactionId);
   const mine = login && login.subject === subject ? login : null;
+  if (mine) deps.push.openLogins.forget(subject, mine.client);
   if (mine && mine.state === 'open') await repo.close(subject, mine.slot, transactionId, 'answered');
   const client = mine?.client ?? '';
   if (decision === 'accept') {
@@ -331,6 +364,7 @@ export async function pushFatigueView(
 
 /** Admin unblock: the subject's back-off and lock are gone, its open places are free. */
 export async function unblockPush(deps: Deps, subject: string): Promise<{ backoff: number; logins: number }> {
+  deps.push.openLogins.forget(subject);
   const done = await deps.store.pushFatigue.clear(subject);
   deps.events.emit('push.unblocked', { subject, ...done });
   return done;

@@ -12,12 +12,15 @@ import { POLL_ONLY } from '../../core/push_channel.ts';
 import { createKeyPool, type KeyPool, type KeyPoolOptions } from '../../tokens/push/signatures.ts';
 import { infoKeys, PUSH_VARIANTS } from '../../tokens/push/variants.ts';
 import type { PushSupport } from '../../tokens/types.ts';
+import { OpenLoginMemory } from './open_logins.ts';
 
 export interface PushServices {
   readonly channels: ChannelRegistry;
   readonly keys: KeyPool;
   /** Handed to token types as `TokenContext.push`. */
   readonly support: PushSupport;
+  /** This node's short memory of open push logins, for repeated passes (server/auth/open_logins.ts). */
+  readonly openLogins: OpenLoginMemory;
   /**
    * This process answers `/ttype/<type>` (called by the smartphone router): keep server keys ready from now on.
    * Processes that never serve the phone (CLI) never generate keys ahead of time.
@@ -96,6 +99,7 @@ export function createPushServices(deps: PushServicesDeps, opts: PushServicesOpt
     channels,
     keys,
     support,
+    openLogins: new OpenLoginMemory(),
     startServing() {
       serving = true;
       keys.warm();

@@ -65,7 +65,7 @@ export async function triggerChallenges(deps: Deps, req: TriggerRequest): Promis
   // Push fatigue as on /validate/check: the same address gets its open push login again, a backed-off or locked
   // user's push tokens take no part, and with nothing else left the trigger is refused.
   const outOfBand = (t: TokenRecord) => deps.registry.require(t.type).outOfBand;
-  let claim: { slot: number; transactionId: string } | null = null;
+  let claim: { slot: number; transactionId: string; expiresAt: number } | null = null;
   let gate: PushGate | null = null;
   if (usable.some(outOfBand)) {
     gate = await pushGate(deps, user ? fatigueSubject(user, tokens) : tokenSubject(tokens[0]!), req.address ?? null, rp);

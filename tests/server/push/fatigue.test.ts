@@ -11,6 +11,7 @@ import { auditRows, check, policy } from '../../helpers/kit.ts';
 import type { TestWorld, Reply } from '../../helpers/test_app.ts';
 import type { FakePhone, SmartphoneData } from '../../helpers/fake_phone.ts';
 import { fatigueSubject, pushFatigueView } from '../../../server/auth/push_fatigue.ts';
+import { OPEN_LOGIN_FRESH_MS } from '../../../server/auth/open_logins.ts';
 
 const USER = '198.51.100.7';
 const ATTACKER = '203.0.113.66';
@@ -73,6 +74,36 @@ test('same user + address while its login is open: the same transaction, no new 
   t.is((await polled(phone)).length, 2);
   t.true(events(w, 'throttle.refused').some((e) => e.limit === 'push_open'));
   t.is(events(w, 'push.reused').length, 2);
+});
+
+test("a repeated pass is answered from this node's memory for a moment (no query but the audit row), then from the database again; an answer here forgets it", async (t) => {
+  const { w, phone } = await setup(t);
+  const first = await login(w, USER);
+  const sqls: string[] = [];
+  w.deps.store.knex.on('query', (q: { sql: string }) => sqls.push(q.sql));
+  const notAudit = () => sqls.filter((s) => !/^insert into .audit./i.test(s));
+  const again = await login(w, USER);
+  t.is(tid(again), tid(first));
+  t.deepEqual(notAudit(), [], 'from memory: neither the token list nor the push state is read');
+  t.is((await login(w, USER, '9999')).body.result.authentication, 'REJECT', 'another pass is never answered from memory');
+  t.true(notAudit().length > 0);
+
+  w.clock.advance(OPEN_LOGIN_FRESH_MS);
+  sqls.length = 0;
+  t.is(tid(await login(w, USER)), tid(first), 'still open in the database: the same login');
+  t.true(
+    notAudit().some((s) => /push_logins/.test(s)),
+    'after OPEN_LOGIN_FRESH_MS the database is asked again',
+  );
+  sqls.length = 0;
+  await login(w, USER);
+  t.deepEqual(notAudit(), [], 'and remembered again');
+
+  const [data] = await polled(phone);
+  t.is((await phone.answer(data!)).status, 200);
+  const next = await login(w, USER);
+  t.is(next.body.result.authentication, 'CHALLENGE');
+  t.not(tid(next), tid(first), 'the answered login is forgotten at once: the next login is a new one');
 });
 
 test('a policy for a client range loosens the cap; no address named (no trusted proxy): nothing is handed back, each trigger takes a place', async (t) => {
