@@ -170,6 +170,8 @@ export interface KeyPool {
   warm(): void;
   /** Keys ready right now. */
   readonly ready: number;
+  /** How many keys the pool keeps ready once warmed. */
+  readonly size: number;
   /** Stops refilling; keys still being generated are dropped. */
   close(): void;
 }
@@ -223,6 +225,7 @@ export function createKeyPool(opts: KeyPoolOptions = {}): KeyPool {
     get ready() {
       return ready.length;
     },
+    size,
     close() {
       closed = true;
       ready.length = 0;
