@@ -167,19 +167,22 @@ export function defaultPinConcurrency(): number {
  * Defaults of the PIN queue's bounds.
  * - max_wait_ms 2000: a login's budget. IdP plugins give up after a few seconds, and a login that waited longer
  *   than that for its PIN check is better answered "busy, retry" at once than late.
- * - max_queue = max_concurrent × ceil(max_wait_ms / 50): one argon2id check at the OWASP parameters takes about
- *   50 ms of one core on a current server (40–130 ms measured on the 2-core CI machine), so each hashing slot (one
- *   per core, less one) finishes about max_wait_ms / 50 checks within the deadline. Jobs beyond that could not be
- *   served in time anyway: they are refused at once instead of being refused after waiting. 2 cores → 40.
- * - max_queue_per_key = max(2, ceil(max_queue / 16)): one user (or admin name) holds at most 1/16 of the queue, so
- *   one flooding user — or fifteen — cannot fill it and turn other users away; a legitimate user rarely has more
- *   than one check waiting (a retry or a second device still fit). 2 cores → 3.
+ * - max_queue = max_concurrent × ceil(max_wait_ms / 5): a hard bound on memory, for checks of 5 ms or more. How many
+ *   checks may really wait is decided by the time a check takes: the limiter (server/auth/limiter.ts) refuses at once a
+ *   check that could not start within max_wait_ms behind those already waiting, at the measured average check time
+ *   (50 ms assumed until one has been measured: one argon2id check at the OWASP parameters on a slow core). Jobs
+ *   beyond that could not be served in time anyway: they are refused at once instead of after waiting. 2 cores → 400
+ *   (about 74 waiting checks at 27 ms each, the default parameters on the CI machine).
+ * - max_queue_per_key = max(2, ceil(max_concurrent × ceil(max_wait_ms / 50) / 16)): one user (or admin name) holds at
+ *   most 1/16 of what the deadline lets through at 50 ms a check, so one flooding user — or fifteen — cannot fill the
+ *   queue and turn other users away; a legitimate user rarely has more than one check waiting (a retry or a second
+ *   device still fit). 2 cores → 3.
  */
 export function pinQueueDefaults(maxConcurrent: number, maxWaitMs = 2000): { maxQueue: number; maxQueuePerKey: number; maxWaitMs: number } {
-  const maxQueue = maxConcurrent * Math.ceil(maxWaitMs / 50);
-  return { maxQueue, maxQueuePerKey: defaultQueuePerKey(maxQueue), maxWaitMs };
+  const maxQueue = maxConcurrent * Math.ceil(maxWaitMs / 5);
+  return { maxQueue, maxQueuePerKey: defaultQueuePerKey(maxQueue, maxConcurrent * Math.ceil(maxWaitMs / 50)), maxWaitMs };
 }
-const defaultQueuePerKey = (maxQueue: number): number => Math.min(maxQueue, Math.max(2, Math.ceil(maxQueue / 16)));
+const defaultQueuePerKey = (maxQueue: number, served: number): number => Math.min(maxQueue, Math.max(2, Math.ceil(served / 16)));
 
 /** The top-level sections of a pushgate config (a policy file has none of them but `policies`). */
 export const CONFIG_SECTIONS: readonly string[] = [
@@ -308,7 +311,14 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
     maxWaitMs,
     maxQueue,
     // At most the whole queue (a larger value would be accepted and ignored).
-    maxQueuePerKey: r.int(pn.max_queue_per_key, 'pin.max_queue_per_key', defaultQueuePerKey(maxQueue), 1, maxQueue),
+    // The default follows an explicit max_queue, else what the deadline lets through at 50 ms a check.
+    maxQueuePerKey: r.int(
+      pn.max_queue_per_key,
+      'pin.max_queue_per_key',
+      defaultQueuePerKey(maxQueue, pn.max_queue === undefined ? maxConcurrent * Math.ceil(maxWaitMs / 50) : maxQueue),
+      1,
+      maxQueue,
+    ),
   };
 
   const a = r.obj(top.admin, 'admin', ['jwt_ttl_seconds']);

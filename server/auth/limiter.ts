@@ -8,6 +8,10 @@
  *   may come from one IdP address.
  * - Bounded: at most `maxQueue` jobs wait in all, at most `maxQueuePerKey` of them for one key, and none longer than
  *   `maxWaitMs`. Beyond that a job is refused at once (UnavailableError, HTTP 503 with Retry-After) and never runs.
+ *   Refused at once, too: a job that could not be started within `maxWaitMs` anyway, judged by the jobs already
+ *   waiting and the measured time of a task (a moving average of the last tasks' durations on the clock; 50 ms
+ *   assumed until the first one ends). So the queue's length follows what the hasher really does: a burst of 64
+ *   logins is served when a check takes 1–30 ms, and refused early only as far as the deadline would refuse it late.
  *   The per-key bound keeps a single flooding key from filling the whole queue: its extra jobs are refused while
  *   other keys still find room.
  * - Work without a job (CLI, an authenticated admin's enrollment or PIN change) has no client that gives up and
@@ -42,6 +46,11 @@ export interface LimiterOptions {
   readonly onStart?: (waitedMs: number, key: string) => void;
 }
 
+/** A task's assumed duration (ms) until one has been measured: argon2id at the OWASP parameters on a slow core. */
+export const ASSUMED_TASK_MS = 50;
+/** Weight of the newest task in the moving average of task durations. */
+const TASK_MS_WEIGHT = 0.2;
+
 /** The key of work that names no job (CLI, enrollment): one shared internal key, unbounded. */
 export const INTERNAL_KEY = '-';
 
@@ -69,6 +78,8 @@ export class Limiter {
   private readonly clock: Clock;
   private readonly onReject: (reason: RejectReason, key: string) => void;
   private readonly onStart: (waitedMs: number, key: string) => void;
+  /** Moving average of task durations (ms), measured on the clock. */
+  private meanTaskMs = ASSUMED_TASK_MS;
 
   constructor(o: LimiterOptions) {
     this.max = o.max;
@@ -103,6 +114,17 @@ export class Limiter {
     return this.queues.get(key)?.length ?? 0;
   }
 
+  /** The moving average of task durations (ms) the early refusal works with. */
+  get taskMs(): number {
+    return this.meanTaskMs;
+  }
+
+  /** Whether one more bounded job would wait longer than maxWaitMs: the bounded jobs ahead of it, `max` at a time. */
+  private wouldMissDeadline(): boolean {
+    const ahead = this.queued - this.internal;
+    return ((ahead + 1) / this.max) * this.meanTaskMs > this.maxWaitMs;
+  }
+
   /** Seconds a refused client is told to wait before it tries again. */
   get retryAfterSeconds(): number {
     return Math.max(1, Math.ceil(this.maxWaitMs / 1000));
@@ -123,12 +145,16 @@ export class Limiter {
       if (job) {
         if (this.queued - this.internal >= this.maxQueue) throw this.refuse('queue_full', key);
         if (this.waitingFor(key) >= this.maxQueuePerKey) throw this.refuse('key_full', key);
+        if (this.wouldMissDeadline()) throw this.refuse('queue_full', key);
       }
       await this.enqueue(key, !!job, signal);
     }
+    const started = this.clock.now();
     try {
       return await task();
     } finally {
+      const took = Math.max(0, this.clock.now() - started);
+      this.meanTaskMs += TASK_MS_WEIGHT * (took - this.meanTaskMs);
       this.running--;
       this.dispatch();
     }

@@ -112,9 +112,9 @@ test('error paths: wrong shapes, duplicate and double-default realms', (t) => {
 
 test('pin queue: defaults derive from the hashing slots (and max_wait_ms), values and exact error paths', (t) => {
   const one = parseConfig({ pin: { max_concurrent: 1 } }, BASE).pin;
-  t.like(one, { maxConcurrent: 1, maxWaitMs: 2000, maxQueue: 40, maxQueuePerKey: 3 });
-  t.like(parseConfig({ pin: { max_concurrent: 7 } }, BASE).pin, { maxQueue: 280, maxQueuePerKey: 18 });
-  t.like(parseConfig({ pin: { max_concurrent: 2, max_wait_ms: 500 } }, BASE).pin, { maxWaitMs: 500, maxQueue: 20, maxQueuePerKey: 2 });
+  t.like(one, { maxConcurrent: 1, maxWaitMs: 2000, maxQueue: 400, maxQueuePerKey: 3 });
+  t.like(parseConfig({ pin: { max_concurrent: 7 } }, BASE).pin, { maxQueue: 2800, maxQueuePerKey: 18 });
+  t.like(parseConfig({ pin: { max_concurrent: 2, max_wait_ms: 500 } }, BASE).pin, { maxWaitMs: 500, maxQueue: 200, maxQueuePerKey: 2 });
   t.like(
     parseConfig({ pin: { max_concurrent: 1, max_queue: 160 } }, BASE).pin,
     { maxQueue: 160, maxQueuePerKey: 10 },
@@ -132,7 +132,7 @@ test('pin queue: defaults derive from the hashing slots (and max_wait_ms), value
   ]);
   t.deepEqual(problems({ pin: { max_queue: 5, max_queue_per_key: 6 } }), ['pin.max_queue_per_key must be an integer between 1 and 5']);
   t.deepEqual(problems({ pin: { max_concurrent: 1, max_queue_per_key: 0 } }), [
-    'pin.max_queue_per_key must be an integer between 1 and 40',
+    'pin.max_queue_per_key must be an integer between 1 and 400',
   ]);
 });
 

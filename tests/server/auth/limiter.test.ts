@@ -4,7 +4,7 @@
  * client went away. No sleeps, no timing: every step waits for a state (`until`), never for time.
  */
 import test from 'ava';
-import { Limiter, type LimiterOptions, type RejectReason } from '../../../server/auth/limiter.ts';
+import { ASSUMED_TASK_MS, Limiter, type LimiterOptions, type RejectReason } from '../../../server/auth/limiter.ts';
 import { createPinHasher, type Argon } from '../../../server/auth/pin.ts';
 import { ClientGoneError, UnavailableError } from '../../../core/errors.ts';
 import { Events } from '../../../core/events.ts';
@@ -165,6 +165,49 @@ test('global bound: beyond max_queue a job gets 503 at once and never runs', asy
   }
   await Promise.all(jobs.map((j) => j.promise));
   t.false(h.started.includes('d1'));
+});
+
+test('early refusal follows the measured task time: a job that could not start within max_wait_ms is refused at once', async (t) => {
+  const h = harness({ maxWaitMs: 1000, maxQueue: 1000, maxQueuePerKey: 1000 });
+  t.is(h.lim.taskMs, ASSUMED_TASK_MS, 'until a task ends, 50 ms are assumed');
+  // Tasks of 100 ms (on the clock) pull the average up to about that.
+  for (let i = 0; i < 30; i++) {
+    const job = h.submit(`k${i}`, `slow${i}`);
+    await until(() => h.started.includes(`slow${i}`));
+    h.clock.advance(100);
+    h.release(`slow${i}`);
+    await job.promise;
+  }
+  t.true(h.lim.taskMs > 95 && h.lim.taskMs <= 100, `average ${h.lim.taskMs}`);
+  // One running (up to 100 ms left), then 10 waiting fit: the 10th starts after about 10 × 100 ms = 1000 ms. The
+  // 11th would start after 1100 ms: refused at once.
+  const hold = h.submit('x', 'x0');
+  await until(() => h.lim.active === 1);
+  const fits = Array.from({ length: 10 }, (_, i) => h.submit(`u${i}`, `u${i}`));
+  await until(() => h.lim.waiting === 10);
+  const late = h.submit('late', 'late');
+  await t.throwsAsync(late.promise, { instanceOf: UnavailableError });
+  t.deepEqual(h.rejects, [{ reason: 'queue_full', key: 'late' }]);
+  t.is(h.lim.waiting, 10, 'the others still wait');
+  // Fast tasks bring the average down, and the same backlog is admitted again.
+  h.release('x0');
+  for (let i = 0; i < 10; i++) {
+    await until(() => h.started.includes(`u${i}`));
+    h.release(`u${i}`);
+  }
+  await Promise.all([hold.promise, ...fits.map((f) => f.promise)]);
+  t.true(h.lim.taskMs < 20, `average ${h.lim.taskMs} after 11 instant tasks`);
+  const hold2 = h.submit('x', 'x1');
+  await until(() => h.lim.active === 1);
+  const many = Array.from({ length: 40 }, (_, i) => h.submit(`v${i}`, `v${i}`));
+  await until(() => h.lim.waiting === 40);
+  t.is(h.rejects.length, 1, '40 waiting jobs fit at the measured time');
+  h.release('x1');
+  for (let i = 0; i < 40; i++) {
+    await until(() => h.started.includes(`v${i}`));
+    h.release(`v${i}`);
+  }
+  await Promise.all([hold2.promise, ...many.map((f) => f.promise)]);
 });
 
 test('deadline: a job queued longer than max_wait_ms is answered 503 at once, without running', async (t) => {
