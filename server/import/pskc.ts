@@ -205,6 +205,8 @@ export function planPskc(xml: string, o: PskcOptions): ImportPlan[] {
         const secretRaw = dataValue(child(data, 'Secret'), dec, 'the secret');
         if (secretRaw === undefined) throw new PskcError('the key has no secret');
         const secret = typeof secretRaw === 'string' ? b64(secretRaw, 'the secret') : secretRaw;
+        if (typeof secretRaw !== 'string' && !dec?.mac)
+          warnings.push('the file has no MACMethod: a wrong key would go unnoticed — check one OTP of this token');
         if (secret.length === 0 || secret.length > 256) throw new PskcError('the secret is empty or longer than 256 bytes');
         const info: Record<string, string> = { hashlib: 'sha1', tokenkind: 'hardware' };
         let counter = 0;

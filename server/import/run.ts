@@ -38,6 +38,8 @@ export async function importDatabase(deps: Deps, o: DatabaseImportOptions): Prom
   const keys = parseEncKey(o.encKey, o.encKeyPassword);
   const channels = new Set(deps.config.push.channels.map((c) => c.name));
   const publicUrl = deps.config.server.publicUrl.replace(/\/+$/, '');
+  if (o.pushChannel !== undefined && o.pushChannel !== POLL_ONLY && !channels.has(o.pushChannel))
+    throw new Error(`push channel '${o.pushChannel}' is not configured (push.channels), nor '${POLL_ONLY}'`);
   const report = emptyReport(o.dryRun);
   const knex = openSource(o.url);
   try {

@@ -31,7 +31,11 @@ export function classifyPin(pinHash: string | null, keys: SourceKeys, maxLength:
   if (v === '') return { kind: 'none' };
   if (v.startsWith('@@')) {
     try {
-      return { kind: 'plain', pin: decryptColonValue(keys.token, v.slice(2)).toString('utf8') };
+      // Strict UTF-8 without control characters: a wrong key file almost never yields that by chance.
+      const pin = new TextDecoder('utf-8', { fatal: true }).decode(decryptColonValue(keys.token, v.slice(2)));
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused here
+      if (/[\u0000-\u001f\u007f]/.test(pin)) throw new Error('the decrypted PIN holds control characters');
+      return { kind: 'plain', pin };
     } catch (err) {
       return { kind: 'unsupported', reason: `the encrypted PIN does not decrypt with the token key (${(err as Error).message})` };
     }

@@ -243,3 +243,38 @@ test('privacyIDEA import: password-protected key file, user ids as login names, 
   t.like(q.info, { push_firebase_configuration: 'poll only', registration_url: 'https://mfa.example.org/ttype/push' });
   t.is(q.secrets.privateKeyServer, keys.serverPrivatePem);
 });
+
+test('pskc import: a seed file assigned to a user, dry run, re-run; bad key refused', async (t) => {
+  const users = realmsWith(['alice']);
+  const cli = await createCliWorld({ realms: users.realms }, { owner: t });
+  t.teardown(() => cli.close());
+  t.teardown(() => fs.rmSync(users.dir, { recursive: true, force: true }));
+  const file = cli.write(
+    'tokens.xml',
+    `<?xml version="1.0" encoding="UTF-8"?>
+<KeyContainer Version="1.0" xmlns="urn:ietf:params:xml:ns:keyprov:pskc">
+  <KeyPackage>
+    <DeviceInfo><Manufacturer>Manufacturer</Manufacturer><SerialNo>987654321</SerialNo></DeviceInfo>
+    <Key Id="12345678" Algorithm="urn:ietf:params:xml:ns:keyprov:pskc:hotp">
+      <AlgorithmParameters><ResponseFormat Length="8" Encoding="DECIMAL"/></AlgorithmParameters>
+      <Data><Secret><PlainValue>MTIzNDU2Nzg5MDEyMzQ1Njc4OTA=</PlainValue></Secret><Counter><PlainValue>0</PlainValue></Counter></Data>
+    </Key>
+  </KeyPackage>
+</KeyContainer>`,
+  );
+  const dry = await cli.json(['import', 'pskc', file, '--user', 'alice', '--dry-run', '--json']);
+  t.like(dry.counts, { 'would import': 1 });
+  const run = await cli.run(['import', 'pskc', file, '--user', 'alice']);
+  t.is(run.code, 0, run.stderr);
+  t.regex(run.stdout, /987654321\s+hotp\s+imported\s+alice@corp/);
+  t.regex(run.stdout, /1 imported, 0 already in pushgate, 0 not imported/);
+  t.like((await cli.json(['import', 'pskc', file, '--json'])).counts, { exists: 1 });
+  const deps = await cli.deps();
+  t.like(await deps.store.tokens.bySerial('987654321'), { username: 'alice', otpLen: 8, secrets: { otpKey: KEY.toString('hex') } });
+  const bad = await cli.run(['import', 'pskc', file, '--key', 'xyz']);
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /pre-shared key must be 16, 24 or 32 bytes in hex/);
+  const nobody = await cli.run(['import', 'pskc', file, '--user', 'nobody']);
+  t.is(nobody.code, 1);
+  t.regex(nobody.stderr, /User <nobody@corp> does not exist/);
+});
