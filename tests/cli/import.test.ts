@@ -223,7 +223,12 @@ test('privacyIDEA import: password-protected key file, user ids as login names, 
     type: 'push',
     rolloutState: 'enrolled',
     owner: { resolver: 'flat', userId: 'alice', realm: 'corp' },
-    info: { public_key_smartphone: keys.phoneSpki, firebase_token: 'fcm', push_firebase_configuration: 'fcm-prod' },
+    // privacyIDEA's app sends its key URL-safe; the source stores it as sent.
+    info: {
+      public_key_smartphone: keys.phoneSpki.replace(/\+/g, '-').replace(/\//g, '_'),
+      firebase_token: 'fcm',
+      push_firebase_configuration: 'fcm-prod',
+    },
     passwords: { private_key_server: keys.serverPrivatePem },
   });
   const enc = cli.write('enckey.enc', encryptedKeyFile(src.keys.bytes, 'key file password'));
