@@ -47,7 +47,7 @@ export function openSource(url: string): Knex {
       pool: { min: 1, max: 1 },
     });
   }
-  return createKnex(normal, { poolMax: 2 });
+  return createKnex(normal, { poolMax: 1 }); // one reader, one query at a time
 }
 
 export interface SourceToken {

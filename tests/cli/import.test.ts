@@ -16,6 +16,7 @@ import { EduMfaSource, encryptedKeyFile, sealed } from '../helpers/edumfa_db.ts'
 import { KEY, check, usersYaml } from '../helpers/kit.ts';
 import { pushWorld, phoneKey } from '../helpers/push_world.ts';
 import { FakePhone } from '../helpers/fake_phone.ts';
+import { freshDatabaseUrl, TEST_DB } from '../helpers/databases.ts';
 import { hotpValue } from '../../tokens/otp.ts';
 
 const START = Date.UTC(2026, 10, 25, 12, 0, 0); // FakeClock's start
@@ -109,7 +110,7 @@ test('eduMFA import: dry run, report, import, re-run; OTP counters continue and 
     'import',
     'edumfa',
     '--db',
-    `sqlite:${src.file}`,
+    src.url,
     '--enckey',
     path.join(cli.tmp, 'enckey'),
     '--user-map',
@@ -209,13 +210,15 @@ test('eduMFA import: dry run, report, import, re-run; OTP counters continue and 
   });
 });
 
-test('privacyIDEA import: password-protected key file, user ids as login names, legacy push token', async (t) => {
+test('privacyIDEA import: source on the database under test, password-protected key file, user ids as login names, legacy push token', async (t) => {
   const users = realmsWith(['alice']);
   const cli = await createCliWorld({ realms: users.realms }, { owner: t });
   t.teardown(() => cli.close());
   t.teardown(() => fs.rmSync(users.dir, { recursive: true, force: true }));
-  const src = await EduMfaSource.create(cli.tmp);
-  t.teardown(() => src.close());
+  // The source on the database kind under test (SQLite, PostgreSQL or MariaDB), named by a SQLAlchemy URL as pi.cfg has it.
+  const db = TEST_DB === 'sqlite' ? { url: `sqlite:${path.join(cli.tmp, 'pi.sqlite')}`, drop: async () => {} } : await freshDatabaseUrl();
+  t.teardown(() => db.drop());
+  const src = await EduMfaSource.create(cli.tmp, db.url);
   const keys = pushKeys();
   await src.addToken({ serial: 'OATH-P', type: 'HOTP', seed: KEY, count: 3, owner: { resolver: 'flat', userId: 'alice', realm: 'corp' } });
   await src.addToken({
@@ -231,8 +234,13 @@ test('privacyIDEA import: password-protected key file, user ids as login names, 
     },
     passwords: { private_key_server: keys.serverPrivatePem },
   });
+  await src.close(); // the import opens its own connection
   const enc = cli.write('enckey.enc', encryptedKeyFile(src.keys.bytes, 'key file password'));
-  const args = ['import', 'privacyidea', '--db', `sqlite:///${src.file}`, '--enckey', enc, '--uid-is-login'];
+  const sqlalchemy = db.url
+    .replace(/^sqlite:/, 'sqlite:///')
+    .replace(/^postgres:/, 'postgresql+psycopg2:')
+    .replace(/^mysql:/, 'mysql+pymysql:');
+  const args = ['import', 'privacyidea', '--db', sqlalchemy, '--enckey', enc, '--uid-is-login'];
   const wrongPw = cli.write('wrong.pw', 'not it\n');
   const wrong = await cli.run([...args, '--enckey-password-file', wrongPw]);
   t.is(wrong.code, 1);

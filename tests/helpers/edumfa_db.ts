@@ -8,6 +8,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
+import { createKnex } from '../../server/store/knex.ts';
 
 export interface SourceKeyFile {
   readonly bytes: Buffer;
@@ -67,22 +68,31 @@ export interface SourceTokenSpec {
 }
 
 export class EduMfaSource {
-  readonly file: string;
+  /** The source's URL for `--db`. */
+  readonly url: string;
   readonly keys: SourceKeyFile;
   readonly knex: Knex;
+  private readonly pg: boolean;
   private realmIds = new Map<string, number>();
 
-  private constructor(file: string, keys: SourceKeyFile) {
-    this.file = file;
+  private constructor(url: string, keys: SourceKeyFile) {
+    this.url = url;
     this.keys = keys;
-    this.knex = knexFactory({ client: 'better-sqlite3', connection: { filename: file }, useNullAsDefault: true });
+    this.pg = url.startsWith('postgres');
+    this.knex = url.startsWith('sqlite:')
+      ? knexFactory({ client: 'better-sqlite3', connection: { filename: url.slice('sqlite:'.length) }, useNullAsDefault: true })
+      : createKnex(url, { poolMax: 1 });
   }
 
-  /** A new SQLite source database in `dir` with eduMFA's tables and a fresh key file. */
-  static async create(dir: string): Promise<EduMfaSource> {
-    const s = new EduMfaSource(path.join(dir, 'edumfa.sqlite'), makeKeyFile());
+  /**
+   * A new source database with eduMFA's tables and a fresh key file (`dir/enckey`): SQLite in `dir`, or the (empty)
+   * PostgreSQL/MariaDB database `url`.
+   */
+  static async create(dir: string, url = `sqlite:${path.join(dir, 'edumfa.sqlite')}`): Promise<EduMfaSource> {
+    const s = new EduMfaSource(url, makeKeyFile());
     fs.writeFileSync(path.join(dir, 'enckey'), s.keys.bytes);
     const k = s.knex;
+    // Foreign keys are unsigned only because knex's MariaDB `increments` is (eduMFA's are signed INT): the reader does not care.
     await k.schema.createTable('realm', (t) => {
       t.increments('id');
       t.string('name', 255).notNullable().unique();
@@ -119,20 +129,20 @@ export class EduMfaSource {
       t.text('Value').defaultTo('');
       t.string('Type', 100).defaultTo('');
       t.string('Description', 2000).defaultTo('');
-      t.integer('token_id').references('token.id');
+      t.integer('token_id').unsigned().references('token.id');
       t.unique(['token_id', 'Key']);
     });
     await k.schema.createTable('tokenowner', (t) => {
       t.increments('id');
-      t.integer('token_id').references('token.id');
+      t.integer('token_id').unsigned().references('token.id');
       t.string('resolver', 120).defaultTo('');
       t.string('user_id', 320).defaultTo('');
-      t.integer('realm_id').references('realm.id');
+      t.integer('realm_id').unsigned().references('realm.id');
     });
     await k.schema.createTable('tokenrealm', (t) => {
       t.increments('id');
-      t.integer('token_id').references('token.id');
-      t.integer('realm_id').references('realm.id');
+      t.integer('token_id').unsigned().references('token.id');
+      t.integer('realm_id').unsigned().references('realm.id');
       t.unique(['token_id', 'realm_id']);
     });
     return s;
@@ -141,8 +151,8 @@ export class EduMfaSource {
   async realm(name: string): Promise<number> {
     let id = this.realmIds.get(name);
     if (id === undefined) {
-      [id] = (await this.knex('realm').insert({ name, default: this.realmIds.size === 0 })) as number[];
-      this.realmIds.set(name, id!);
+      id = await this.insertId('realm', { name, default: this.realmIds.size === 0 });
+      this.realmIds.set(name, id);
     }
     return id!;
   }
@@ -168,7 +178,7 @@ export class EduMfaSource {
       row.key_enc = data.toString('hex');
       row.key_iv = iv.toString('hex');
     }
-    const [id] = (await this.knex('token').insert(row)) as number[];
+    const id = await this.insertId('token', row);
     const infos = [
       ...Object.entries(s.info ?? {}).map(([Key, Value]) => ({ token_id: id, Key, Value, Type: '' })),
       ...Object.entries(s.passwords ?? {}).map(([Key, v]) => ({ token_id: id, Key, Value: sealed(this.keys.config, v), Type: 'password' })),
@@ -183,7 +193,13 @@ export class EduMfaSource {
       });
     for (const r of s.realms ?? (s.owner ? [s.owner.realm] : []))
       await this.knex('tokenrealm').insert({ token_id: id, realm_id: await this.realm(r) });
-    return id!;
+    return id;
+  }
+
+  private async insertId(table: string, row: Record<string, unknown>): Promise<number> {
+    const q = this.knex(table).insert(row);
+    const [r] = (await (this.pg ? q.returning('id') : q)) as Array<number | { id: number }>;
+    return Number(typeof r === 'object' ? r.id : r);
   }
 
   close(): Promise<void> {
