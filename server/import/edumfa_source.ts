@@ -57,10 +57,17 @@ export interface SourceToken {
   readonly realms: readonly string[];
 }
 
+/** The tables read (tokenowner exists since privacyIDEA 3.0; before, owners were columns of token). */
+export const SOURCE_TABLES = ['realm', 'token', 'tokeninfo', 'tokenowner', 'tokenrealm'] as const;
+
 const str = (v: unknown): string => (v === null || v === undefined ? '' : String(v));
 
 /** Every token of the source with its info, owners and realms, in batches of `batch` rows by id. */
 export async function* readSourceTokens(knex: Knex, batch = 500): AsyncGenerator<SourceToken[]> {
+  for (const table of SOURCE_TABLES) {
+    if (!(await knex.schema.hasTable(table)))
+      throw new Error(`the source database has no table ${table}: not an eduMFA or privacyIDEA (3.0 or newer) database`);
+  }
   const realmNames = new Map<number, string>();
   for (const r of await knex('realm').select('id', 'name')) realmNames.set(num(r.id), str(r.name));
   let after = -1;

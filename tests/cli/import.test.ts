@@ -152,6 +152,16 @@ test('eduMFA import: dry run, report, import, re-run; OTP counters continue and 
   t.regex(run.stdout, /6 imported, 0 already in pushgate, 6 not imported/);
   const again = await cli.json([...args, '--json']);
   t.like(again.counts, { imported: 0, exists: 6, 'not imported': 6 });
+  const empty = await cli.run([
+    'import',
+    'edumfa',
+    '--db',
+    `sqlite:${cli.write('empty.sqlite', '')}`,
+    '--enckey',
+    path.join(cli.tmp, 'enckey'),
+  ]);
+  t.is(empty.code, 1);
+  t.regex(empty.stderr, /has no table realm: not an eduMFA or privacyIDEA/);
 
   // The imported rows: secrets re-encrypted under pushgate's key, state carried over.
   const byS = async (s: string) => (await deps.store.tokens.bySerial(s))!;
