@@ -23,7 +23,7 @@ function printReport(ctx: CliContext, report: ImportReport, json: boolean): void
       ),
     );
   const c = report.counts;
-  const done = report.dryRun ? `${c['would import']} would be imported (dry run, nothing written)` : `${c.imported} imported`;
+  const done = report.dryRun ? `${c['would import']} would be imported (dry run: no token written)` : `${c.imported} imported`;
   ctx.out(`${done}, ${c.exists} already in pushgate, ${c['not imported']} not imported`);
 }
 
