@@ -56,6 +56,11 @@ function databaseCommand(y: Argv<GlobalArgs>, ctx: CliContext, product: SourcePr
           describe: 'Push tokens: the URL the phones answer to (default <public_url>/ttype/<type>)',
         })
         .option('push-channel', { type: 'string', describe: "Push tokens: pushgate channel to use (default: the source's, if configured)" })
+        .option('unsupported-pin', {
+          choices: ['disable', 'skip', 'clear'] as const,
+          default: 'disable' as const,
+          describe: 'A token whose PIN hash pushgate cannot check: import it disabled, skip it, or import it without PIN',
+        })
         .option('dry-run', { type: 'boolean', default: false, describe: 'Check and report, write nothing' })
         .option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON' }),
     (argv) =>
@@ -90,6 +95,7 @@ function databaseCommand(y: Argv<GlobalArgs>, ctx: CliContext, product: SourcePr
                 owners: { users, uidIsLogin: argv['uid-is-login'], realms },
                 registrationUrl: argv['registration-url'],
                 pushChannel: argv['push-channel'],
+                unsupportedPin: argv['unsupported-pin'],
                 dryRun: argv['dry-run'],
               }),
             (r) => ({
@@ -116,6 +122,7 @@ export function importCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<Globa
             .positional('file', { type: 'string', demandOption: true })
             .option('key', { type: 'string', describe: 'Pre-shared key (hex) of an encrypted file' })
             .option('key-file', { type: 'string', describe: 'File holding the pre-shared key (hex)' })
+            .option('password', { type: 'string', describe: 'Password of a PBKDF2-encrypted file (shows in ps: prefer the next two)' })
             .option('password-file', { type: 'string', describe: 'File holding the password of a PBKDF2-encrypted file' })
             .option('password-stdin', { type: 'boolean', default: false, describe: 'Read that password from stdin' })
             .option('user', { type: 'string', describe: 'Assign the tokens to this user' })
@@ -123,17 +130,21 @@ export function importCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<Globa
             .option('dry-run', { type: 'boolean', default: false, describe: 'Check and report, write nothing' })
             .option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON' })
             .conflicts('key', 'key-file')
-            .conflicts('password-file', 'password-stdin'),
+            .conflicts('password-file', 'password-stdin')
+            .conflicts('password', ['password-file', 'password-stdin']),
         (argv) =>
           ctx.run(async () => {
             const hex = argv.key ?? (argv['key-file'] ? firstLine(readFile(argv['key-file'], 'the key file')) : undefined);
             if (hex !== undefined && !/^([0-9a-fA-F]{2}){16,32}$/.test(hex.trim()))
               throw new CliError('the pre-shared key must be 16, 24 or 32 bytes in hex');
-            const password = argv['password-stdin']
-              ? await readSecret(ctx.io, 'password')
-              : argv['password-file']
-                ? firstLine(readFile(argv['password-file'], 'the password file'))
-                : undefined;
+            const password =
+              argv.password !== undefined
+                ? argv.password
+                : argv['password-stdin']
+                  ? await readSecret(ctx.io, 'password')
+                  : argv['password-file']
+                    ? firstLine(readFile(argv['password-file'], 'the password file'))
+                    : undefined;
             const xml = readFile(argv.file!, 'the PSKC file').toString('utf8');
             const report = await ctx.withDeps(argv, async (deps) => {
               let username: string | null = null;

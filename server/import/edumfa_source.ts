@@ -116,6 +116,11 @@ export interface PlanOptions {
   /** Push channel for imported push tokens; undefined: keep the source's name when pushgate has that channel. */
   readonly pushChannel?: string;
   readonly hasChannel: (name: string) => boolean;
+  /**
+   * A PIN hash pushgate cannot check: import the token disabled (default), not at all, or without a PIN (for
+   * installations whose logins never use token PINs, e.g. `otppin: userstore`).
+   */
+  readonly unsupportedPin?: 'disable' | 'skip' | 'clear';
   readonly now: number;
 }
 
@@ -206,6 +211,10 @@ export function planSourceToken(src: SourceToken, o: PlanOptions): ImportPlan {
   else if (pin.kind === 'unsupported') {
     if (type === 'spass') {
       problems.push(`${pin.reason}; a simple pass token is nothing without its PIN`);
+    } else if (o.unsupportedPin === 'skip') {
+      problems.push(pin.reason);
+    } else if (o.unsupportedPin === 'clear') {
+      warnings.push(`PIN not imported: ${pin.reason}; imported without a PIN (--unsupported-pin clear)`);
     } else {
       warnings.push(`PIN not imported: ${pin.reason}; the token is imported disabled — set a PIN (pushgate token set-pin) and enable it`);
       active = false;

@@ -208,7 +208,10 @@ export function planPskc(xml: string, o: PskcOptions): ImportPlan[] {
         if (typeof secretRaw !== 'string' && !dec?.mac)
           warnings.push('the file has no MACMethod: a wrong key would go unnoticed — check one OTP of this token');
         if (secret.length === 0 || secret.length > 256) throw new PskcError('the secret is empty or longer than 256 bytes');
-        const info: Record<string, string> = { hashlib: 'sha1', tokenkind: 'hardware' };
+        // RFC 6030 names no hash for HOTP/TOTP (SHA-1); vendors put e.g. `HMAC-SHA256` in AlgorithmParameters/Suite.
+        const suite = (text(child(child(key, 'AlgorithmParameters'), 'Suite')) ?? '').toUpperCase().replace(/[^A-Z0-9]/g, '');
+        const hashlib = suite.includes('SHA512') ? 'sha512' : suite.includes('SHA256') ? 'sha256' : 'sha1';
+        const info: Record<string, string> = { hashlib, tokenkind: 'hardware' };
         let counter = 0;
         if (kind === 'hotp') counter = intValue(dataValue(child(data, 'Counter'), dec, 'the counter'), 'the counter') ?? 0;
         else {

@@ -18,6 +18,7 @@ export interface DatabaseImportOptions {
   readonly owners: OwnerMapping;
   readonly registrationUrl?: string;
   readonly pushChannel?: string;
+  readonly unsupportedPin?: 'disable' | 'skip' | 'clear';
   readonly dryRun: boolean;
 }
 
@@ -52,6 +53,7 @@ export async function importDatabase(deps: Deps, o: DatabaseImportOptions): Prom
           owners: o.owners,
           registrationUrl: (type) => o.registrationUrl ?? `${publicUrl}/ttype/${type}`,
           pushChannel: o.pushChannel,
+          unsupportedPin: o.unsupportedPin,
           hasChannel: (name) => name === POLL_ONLY || channels.has(name),
           now,
         }),

@@ -244,6 +244,13 @@ test('privacyIDEA import: source on the database under test, password-protected 
     },
     passwords: { private_key_server: keys.serverPrivatePem },
   });
+  await src.addToken({
+    serial: 'OATH-R',
+    type: 'hotp',
+    seed: KEY,
+    pinHash: `$pbkdf2-sha512$25000$c2FsdHNhbHQ$${'A'.repeat(86)}`,
+    owner: { resolver: 'flat', userId: 'alice', realm: 'corp' },
+  });
   await src.close(); // the import opens its own connection
   const enc = cli.write('enckey.enc', encryptedKeyFile(src.keys.bytes, 'key file password'));
   const sqlalchemy = db.url
@@ -257,14 +264,20 @@ test('privacyIDEA import: source on the database under test, password-protected 
   t.regex(wrong.stderr, /cannot decrypt the key file/);
   const noPw = await cli.run(args);
   t.regex(noPw.stderr, /the key file is encrypted/);
-  const r = await cli.json([...args, '--enckey-password-file', cli.write('right.pw', 'key file password\n'), '--json']);
-  t.like(r.counts, { imported: 2, 'not imported': 0 });
+  const pw = ['--enckey-password-file', cli.write('right.pw', 'key file password\n')];
+  const skip = await cli.json([...args, ...pw, '--unsupported-pin', 'skip', '--dry-run', '--json']);
+  t.like(skip.counts, { 'would import': 2, 'not imported': 1 });
+  // Logins never use token PINs there (otppin: userstore, say): the token comes over without its PIN, active.
+  const r = await cli.json([...args, ...pw, '--unsupported-pin', 'clear', '--json']);
+  t.like(r.counts, { imported: 3, 'not imported': 0 });
   t.regex(r.entries[1].notes.join(' '), /push channel 'fcm-prod' is not configured in pushgate/);
+  t.regex(r.entries[2].notes.join(' '), /pbkdf2_sha512.*imported without a PIN/);
   const deps = await cli.deps();
   t.like(await deps.store.tokens.bySerial('OATH-P'), { type: 'hotp', username: 'alice', counter: 3 });
   const q = (await deps.store.tokens.bySerial('PIPU-Q'))!;
   t.like(q.info, { push_firebase_configuration: 'poll only', registration_url: 'https://mfa.example.org/ttype/push' });
   t.is(q.secrets.privateKeyServer, keys.serverPrivatePem);
+  t.like(await deps.store.tokens.bySerial('OATH-R'), { active: true, pinHash: null });
 });
 
 test('pskc import: a seed file assigned to a user, dry run, re-run; bad key refused', async (t) => {

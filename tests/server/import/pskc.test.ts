@@ -39,7 +39,7 @@ const plainFile = `<?xml version="1.0" encoding="UTF-8"?>
   <KeyPackage>
     <DeviceInfo><Manufacturer>Manufacturer</Manufacturer><SerialNo>TOTP-0001</SerialNo></DeviceInfo>
     <Key Id="2" Algorithm="urn:ietf:params:xml:ns:keyprov:pskc:totp">
-      <AlgorithmParameters><ResponseFormat Length="6" Encoding="DECIMAL"/></AlgorithmParameters>
+      <AlgorithmParameters><Suite>HMAC-SHA256</Suite><ResponseFormat Length="6" Encoding="DECIMAL"/></AlgorithmParameters>
       <Data>
         <Secret><PlainValue>${SECRET.toString('base64')}</PlainValue></Secret>
         <TimeInterval><PlainValue>60</PlainValue></TimeInterval>
@@ -131,7 +131,8 @@ test('plain PSKC: HOTP and TOTP keys with their counter, length and time step; o
   });
   t.is(hotp!.token!.secrets.otpKey, SECRET.toString('hex'));
   t.is(hotp!.token!.description, 'Manufacturer / Issuer');
-  t.like(totp!.token, { serial: 'TOTP-0001', type: 'totp', otpLen: 6, counter: 0, info: { timeStep: '60' } });
+  t.like(totp!.token, { serial: 'TOTP-0001', type: 'totp', otpLen: 6, counter: 0, info: { timeStep: '60', hashlib: 'sha256' } });
+  t.is(hotp!.token!.info.hashlib, 'sha1');
   t.is(ocra!.token, null);
   t.regex(ocra!.problems.join(), /OCRA-1.*not supported/);
 });
