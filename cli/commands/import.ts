@@ -42,7 +42,7 @@ function databaseCommand(y: Argv<GlobalArgs>, ctx: CliContext, product: SourcePr
   const cfg = product === 'edumfa' ? 'EDUMFA_ENCFILE' : 'PI_ENCFILE';
   return y.command(
     product,
-    `Import the tokens of a ${name} database`,
+    `Import the tokens of ${product === 'edumfa' ? 'an' : 'a'} ${name} database`,
     (b) =>
       b
         .option('db', { type: 'string', demandOption: true, describe: `The ${name} database URL (SQLAlchemy URLs accepted)` })
@@ -61,7 +61,7 @@ function databaseCommand(y: Argv<GlobalArgs>, ctx: CliContext, product: SourcePr
           default: 'disable' as const,
           describe: 'A token whose PIN hash pushgate cannot check: import it disabled, skip it, or import it without PIN',
         })
-        .option('dry-run', { type: 'boolean', default: false, describe: 'Check and report, write nothing' })
+        .option('dry-run', { type: 'boolean', default: false, describe: 'Check and report, write no token' })
         .option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON' }),
     (argv) =>
       ctx.run(async () => {
@@ -127,7 +127,7 @@ export function importCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<Globa
             .option('password-stdin', { type: 'boolean', default: false, describe: 'Read that password from stdin' })
             .option('user', { type: 'string', describe: 'Assign the tokens to this user' })
             .option('realm', { type: 'string', describe: "The user's realm (default realm otherwise)" })
-            .option('dry-run', { type: 'boolean', default: false, describe: 'Check and report, write nothing' })
+            .option('dry-run', { type: 'boolean', default: false, describe: 'Check and report, write no token' })
             .option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON' })
             .conflicts('key', 'key-file')
             .conflicts('password-file', 'password-stdin')
