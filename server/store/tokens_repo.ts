@@ -25,6 +25,12 @@ export interface NewToken {
   /** Validity period (epoch ms), e.g. the lost-token replacement's end; absent = open. */
   validFrom?: number | null;
   validUntil?: number | null;
+  /** Imported state (server/import): the fail counter and when it reached maxFail; absent = 0 / not locked. */
+  failCount?: number;
+  lockedAt?: number | null;
+  /** Admin-set windows (as `POST /token/set`); absent = the policy or the type's default. */
+  countWindow?: number | null;
+  syncWindow?: number | null;
 }
 
 export interface TokenFilter {
@@ -206,8 +212,11 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
         pin_hash: t.pinHash,
         otp_len: t.otpLen,
         counter: t.counter,
-        fail_count: 0,
+        fail_count: t.failCount ?? 0,
+        locked_at: t.lockedAt ?? null,
         max_fail: t.maxFail,
+        count_window: t.countWindow ?? null,
+        sync_window: t.syncWindow ?? null,
         description: t.description,
         info: JSON.stringify(t.info),
         secrets_enc: Object.keys(t.secrets).length ? box.encrypt(JSON.stringify(t.secrets)) : null,
