@@ -40,6 +40,8 @@ export interface LimiterOptions {
   readonly onReject?: (reason: RejectReason, key: string) => void;
   /** Told when a client's job (one with a QueueJob) gets its slot, with how long it waited (for events and metrics). */
   readonly onStart?: (waitedMs: number, key: string) => void;
+  /** What the jobs are, in refusals: `checking PINs` / `PIN checks` by default. */
+  readonly noun?: { readonly doing: string; readonly jobs: string };
 }
 
 /** The key of work that names no job (CLI, enrollment): one shared internal key, unbounded. */
@@ -69,6 +71,7 @@ export class Limiter {
   private readonly clock: Clock;
   private readonly onReject: (reason: RejectReason, key: string) => void;
   private readonly onStart: (waitedMs: number, key: string) => void;
+  private readonly noun: { readonly doing: string; readonly jobs: string };
 
   constructor(o: LimiterOptions) {
     this.max = o.max;
@@ -78,6 +81,7 @@ export class Limiter {
     this.clock = o.clock;
     this.onReject = o.onReject ?? (() => {});
     this.onStart = o.onStart ?? (() => {});
+    this.noun = o.noun ?? { doing: 'checking PINs', jobs: 'PIN checks' };
   }
 
   /** Tasks running now. */
@@ -212,10 +216,10 @@ export class Limiter {
     if (reason === 'client_gone') return new ClientGoneError();
     const message =
       reason === 'deadline'
-        ? 'The server is too busy checking PINs; try again later.'
+        ? `The server is too busy ${this.noun.doing}; try again later.`
         : reason === 'key_full'
-          ? 'Too many PIN checks of this user are waiting; try again later.'
-          : 'Too many PIN checks are waiting; try again later.';
+          ? `Too many ${this.noun.jobs} of this user are waiting; try again later.`
+          : `Too many ${this.noun.jobs} are waiting; try again later.`;
     return new UnavailableError(message, this.retryAfterSeconds);
   }
 }
