@@ -125,6 +125,12 @@ export function messageOf(name: EventName, p: Record<string, unknown>): string {
       return String(e.msg);
     case 'config.warning':
       return String(e.message);
+    case 'ldap.server_down':
+      return `LDAP server ${e.url} of realm ${e.realm} failed, skipped for ${e.retrySeconds} s: ${e.error}`;
+    case 'ldap.server_up':
+      return `LDAP server ${e.url} of realm ${e.realm} answers again`;
+    case 'ldap.refused':
+      return `LDAP ${e.operation} refused in realm ${e.realm}: ${e.error}`;
     default:
       return name;
   }

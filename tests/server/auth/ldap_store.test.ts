@@ -11,6 +11,8 @@
  * Real time passes only where a real server has to answer; the failover pause runs on the fake clock.
  */
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import YAML from 'yaml';
 import test, { type ExecutionContext } from 'ava';
 import { Attribute, Change, Client } from 'ldapts';
 import { RFC, asAdmin, auditRows, check, enrollHotp, policy, world } from '../../helpers/kit.ts';
@@ -294,6 +296,7 @@ ltest(title('the service password from the environment; a wrong one is a clear 5
     const w = await ldapWorld(t, { bind_password_file: undefined, bind_password_env: 'PUSHGATE_TEST_LDAP_PW' });
     await enrollHotp(w, { user: 'alice' });
     t.like((await check(w, { user: 'alice', pass: `1234${RFC[0]}` })).body, { result: { authentication: 'ACCEPT' } });
+    await w.close(); // a test holds at most two worlds
   } finally {
     delete process.env.PUSHGATE_TEST_LDAP_PW;
   }
@@ -303,6 +306,14 @@ ltest(title('the service password from the environment; a wrong one is a clear 5
   t.like(r.body, { result: { error: { code: 903 } } });
   t.like(events(bad, 'ldap.refused')[0], { realm: 'corp', operation: 'service_bind' });
   t.like((await bad.call('GET', '/readyz')).body.result.value, { ready: false, checks: { realm_corp: { ok: false } } });
+
+  await bad.close();
+  // A search the directory refuses (here: a base DN that does not exist) is no "unknown user" either.
+  const nowhere = await ldapWorld(t, { base_dn: `ou=nowhere,${BASE}` });
+  const n = await check(nowhere, { user: 'alice', pass: 'x' });
+  t.is(n.status, 503);
+  t.like(n.body, { result: { error: { code: 903 } } });
+  t.like(events(nowhere, 'ldap.refused')[0], { realm: 'corp', operation: 'search' });
 });
 
 const tlsTest = missing || opensslMissing() ? test.serial.skip : test.serial;
@@ -358,6 +369,18 @@ test('config: an ldap realm is validated at start-up with clear errors', (t) => 
     'realms[0].users.preset must be openldap or ad',
     'realms[0].users.login_attribute must be an LDAP attribute name',
   ]);
+  // The commented LDAP realm of config.example.yaml is a valid one.
+  const example = fs.readFileSync(new URL('../../../config.example.yaml', import.meta.url), 'utf8').split('\n');
+  const from = example.findIndex((l) => l.startsWith('  # - name: campus'));
+  const block: string[] = [];
+  for (const l of example.slice(from)) {
+    if (!l.startsWith('  # ')) break;
+    block.push(l.replace(/^ {2}# /, '  '));
+  }
+  t.true(block.length > 10);
+  const parsed = parseConfig(YAML.parse(`realms:\n${block.join('\n')}\n`), '/etc/pushgate');
+  t.like(parsed.realms[0]!.users, { type: 'ldap', bindPassword: { file: '/etc/pushgate/ldap.pw' }, baseDn: 'ou=people,dc=example,dc=org' });
+
   const ad = parseConfig(
     { realms: [{ name: 'corp', users: { type: 'ldap', preset: 'ad', urls: 'ldaps://dc1', base_dn: 'dc=corp' } }] },
     '/tmp',
