@@ -69,8 +69,11 @@ interface Found {
 /** Most directory sizes: enough for a campus, small enough to bound an unknown-name flood's memory. */
 const CACHE_MAX = 10_000;
 
-/** An error that means the server did not answer (the connection, TLS, a timeout), not an LDAP result. */
-const isTransport = (err: unknown): boolean => !(err instanceof ResultCodeError);
+/**
+ * An error that means the server did not answer (the connection, TLS, a timeout) — not an LDAP result, and not a
+ * refusal already turned into a UserStoreError (a refused service account: the server did answer).
+ */
+const isTransport = (err: unknown): boolean => !(err instanceof ResultCodeError) && !(err instanceof UserStoreError);
 const reason = (err: unknown): string => (err instanceof Error ? err.message || err.name : String(err)).slice(0, 300);
 
 /** AD's objectGUID (16 bytes, the first three groups little-endian) as eduMFA shows it: the UUID string. */
@@ -274,7 +277,7 @@ export function createLdapDirectory(realm: string, resolver: string, cfg: LdapUs
     try {
       return await fn(c);
     } catch (err) {
-      if (err instanceof UserStoreError || !isTransport(err)) throw err;
+      if (!isTransport(err)) throw err;
       forgetService(c);
       service = null;
       if (!reused) throw err;

@@ -212,6 +212,28 @@ ltest(title('LDAP injection: filter characters in a login name are a literal val
   t.truthy(await realm.lookup('alice'), 'the real name is found');
 });
 
+ltest(title('password binds are bounded: max_concurrent_binds at once, a per-user queue, refusals with 503'), async (t) => {
+  const w = await ldapWorld(
+    t,
+    { max_concurrent_binds: 1 },
+    { pin: { memory_kib: 1024, time_cost: 1, parallelism: 1, max_queue: 1000, max_queue_per_key: 1 } },
+  );
+  const realm = w.deps.realms.get('corp')!;
+  const job = { key: 'user:corp:alice' };
+  // One bind runs, one waits (the per-user bound is 1), the third is refused at once; nobody else is held up.
+  const results = await Promise.allSettled([
+    realm.verifyPassword('alice', 'alice-pw', job),
+    realm.verifyPassword('alice', 'wrong', job),
+    realm.verifyPassword('alice', 'alice-pw', job),
+    realm.verifyPassword('bob', 'bob-pw', { key: 'user:corp:bob' }),
+  ]);
+  t.deepEqual(
+    results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message)),
+    [true, false, 'Too many password checks of this user are waiting; try again later.', true],
+  );
+  t.like(events(w, 'pin.rejected')[0], { reason: 'key_full', key: 'user:corp:alice' });
+});
+
 ltest(title('failover: the first URL is dead, the second answers; the dead one is skipped, then tried again'), async (t) => {
   const dead = `ldap://127.0.0.1:${await (await import('../../helpers/wait.ts')).freePort()}`;
   const w = await ldapWorld(t, { urls: [dead, slapd!.url], cache_seconds: 0, retry_seconds: 30 }, { policies: [userstore] });
@@ -305,6 +327,7 @@ ltest(title('the service password from the environment; a wrong one is a clear 5
   t.is(r.status, 503);
   t.like(r.body, { result: { error: { code: 903 } } });
   t.like(events(bad, 'ldap.refused')[0], { realm: 'corp', operation: 'service_bind' });
+  t.is(events(bad, 'ldap.server_down').length, 0, 'the server answered: no failover pause');
   t.like((await bad.call('GET', '/readyz')).body.result.value, { ready: false, checks: { realm_corp: { ok: false } } });
 
   await bad.close();
