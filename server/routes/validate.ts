@@ -20,7 +20,7 @@ import { challengeDetail, okEnvelope, outcomeEnvelope, type OutcomeOptions } fro
 import { requireAdmin, requireApiKey } from './auth.ts';
 import { requestPolicies, type RequestPolicies } from '../auth/context.ts';
 import { AUTHENTICATION, type Outcome } from '../auth/outcome.ts';
-import { throttleAddress, userKeyOf, type Attempt } from '../auth/throttle.ts';
+import { resolvedUserKey, throttleAddress, userKeyOf, type Attempt } from '../auth/throttle.ts';
 import { rememberLogin } from '../auth/push_risk.ts';
 import type { UserInfo } from '../auth/users.ts';
 
@@ -147,7 +147,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
       // Back-off: a PIN/password attempt is counted before any PIN is hashed (429 when the user or the address is
       // over budget). An answer to a challenge (transaction_id) checks no PIN — a wrong OTP there counts on the
       // token's fail counter — and a phone-approved login polls with it: those are not counted here.
-      const userKey = await userKeyOf(deps.realms, call.subject);
+      const userKey = call.who.user ? resolvedUserKey(call.who.user) : await userKeyOf(deps.realms, call.subject); // resolved once
       const address = throttleAddress(deps.config, ctx.state.peer, call.client, 'validate');
       const attempt = call.transactionId === undefined ? await deps.throttle.begin({ user: userKey, address }) : null;
       let decided: Awaited<ReturnType<typeof decideCheck>>;

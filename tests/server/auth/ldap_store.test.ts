@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import YAML from 'yaml';
 import test, { type ExecutionContext } from 'ava';
 import { Attribute, Change, Client } from 'ldapts';
-import { RFC, asAdmin, auditRows, check, enrollHotp, policy, world } from '../../helpers/kit.ts';
+import { RFC, asAdmin, auditRows, cheapHasher, check, enrollHotp, policy, world } from '../../helpers/kit.ts';
 import {
   ADMIN_DN,
   ADMIN_PW,
@@ -31,6 +31,7 @@ import {
 import type { TestWorld } from '../../helpers/test_app.ts';
 import { parseConfig } from '../../../server/config.ts';
 import { guidString } from '../../../server/auth/ldap_store.ts';
+import { createRealms } from '../../../server/auth/users.ts';
 import { ConfigError } from '../../../core/errors.ts';
 
 const missing = slapdMissing();
@@ -392,6 +393,21 @@ test('config: an ldap realm is validated at start-up with clear errors', (t) => 
     'realms[0].users.preset must be openldap or ad',
     'realms[0].users.login_attribute must be an LDAP attribute name',
   ]);
+  // The service password is read when the realm is built: a missing variable or file stops the start, naming the realm.
+  const realmsOf = (users: Record<string, unknown>) =>
+    parseConfig(
+      { realms: [{ name: 'corp', users: { type: 'ldap', urls: ['ldap://x'], base_dn: 'o=x', bind_dn: 'cn=a', ...users } }] },
+      '/tmp',
+    ).realms;
+  t.throws(() => createRealms(realmsOf({ bind_password_env: 'NO_SUCH_VARIABLE' }), cheapHasher, { env: {} }), {
+    instanceOf: ConfigError,
+    message: /realms corp: the environment variable NO_SUCH_VARIABLE \(bind_password_env\) is not set/,
+  });
+  t.throws(() => createRealms(realmsOf({ bind_password_file: '/nonexistent/ldap.pw' }), cheapHasher), {
+    instanceOf: ConfigError,
+    message: /realms corp: cannot read bind_password_file \/nonexistent\/ldap.pw/,
+  });
+
   // The commented LDAP realm of config.example.yaml is a valid one.
   const example = fs.readFileSync(new URL('../../../config.example.yaml', import.meta.url), 'utf8').split('\n');
   const from = example.findIndex((l) => l.startsWith('  # - name: campus'));
