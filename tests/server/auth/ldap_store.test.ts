@@ -221,7 +221,10 @@ ltest(title('password binds are bounded: max_concurrent_binds at once, a per-use
   );
   const realm = w.deps.realms.get('corp')!;
   const job = { key: 'user:corp:alice' };
-  // One bind runs, one waits (the per-user bound is 1), the third is refused at once; nobody else is held up.
+  // Both users are looked up first (then cached), so the four checks reach the bind queue in the order they are made.
+  t.truthy(await realm.lookup('alice'));
+  t.truthy(await realm.lookup('bob'));
+  // One bind runs, one waits (the per-user bound is 1), the third is refused at once; another user still gets a turn.
   const results = await Promise.allSettled([
     realm.verifyPassword('alice', 'alice-pw', job),
     realm.verifyPassword('alice', 'wrong', job),
