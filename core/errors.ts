@@ -110,6 +110,19 @@ export class UnavailableError extends MfaError {
   }
 }
 /**
+ * 903 (eduMFA's ServerError code), HTTP 503 with Retry-After — a realm's user store (LDAP / Active Directory) cannot
+ * be reached, or refused the service account. The message names the realm only; which server failed and why goes to
+ * the log (the cause). A login is never decided without the user store: no passOnNoUser, no "unknown user".
+ */
+export class UserStoreError extends MfaError {
+  constructor(realm: string, retryAfterSeconds: number, cause?: unknown) {
+    super(903, 503, `The user store of realm ${realm} is not available; try again later.`, {
+      headers: { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) },
+      cause,
+    });
+  }
+}
+/**
  * 499 (nginx's "client closed request") — the client went away before its request was worked on (its PIN check was
  * dropped unhashed). Nobody reads the answer; the code names the case in the audit row and the metrics.
  */

@@ -111,6 +111,15 @@ export interface EventMap {
   'push.unblocked': { subject: string; backoff: number; logins: number };
   /** A readiness check (GET /readyz) failed or timed out; `error` is the full reason (the reply carries a short one). */
   'readiness.failed': { check: string; ms: number; error: string };
+  /** An LDAP server of a realm did not answer (refused, timed out, TLS): it is skipped for `retrySeconds` (failover). */
+  'ldap.server_down': { realm: string; url: string; error: string; retrySeconds: number };
+  /** An LDAP server that had failed answers again. */
+  'ldap.server_up': { realm: string; url: string };
+  /**
+   * The directory answered an LDAP error that is not a wrong password: the service account refused, a search refused
+   * (wrong base DN, no access), a login name matching several entries, a user's bind refused for another reason.
+   */
+  'ldap.refused': { realm: string; operation: 'service_bind' | 'search' | 'bind'; error: string };
   'cleanup.ran': { challenges: number; tokens: number; audit: number; loginAddresses: number; pushBackoff: number };
   'events.subscriber_failed': { event: string; error: string };
   'log': { level: 'debug' | 'info' | 'warn' | 'error'; msg: string; [k: string]: unknown };

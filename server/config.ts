@@ -15,7 +15,45 @@ import { didYouMean } from '../policies/suggest.ts';
 export interface RealmConfig {
   readonly name: string;
   readonly default: boolean;
-  readonly users: { readonly type: 'file'; readonly path: string } | { readonly type: 'any' };
+  readonly users: { readonly type: 'file'; readonly path: string } | { readonly type: 'any' } | LdapUsersConfig;
+}
+/** Where the LDAP service account's password comes from (never logged; read when the realm is built). */
+export type SecretSource = { readonly file: string } | { readonly env: string } | { readonly value: string };
+/** A realm whose users live in LDAP / Active Directory (server/auth/ldap_store.ts). */
+export interface LdapUsersConfig {
+  readonly type: 'ldap';
+  readonly preset: 'openldap' | 'ad';
+  /** Tried in order (failover); a server that failed is skipped for `retrySeconds`. */
+  readonly urls: readonly string[];
+  /** The service account that searches; null: anonymous searches. */
+  readonly bindDn: string | null;
+  readonly bindPassword: SecretSource | null;
+  readonly baseDn: string;
+  readonly scope: 'sub' | 'one';
+  /** The attributes a login name is searched in; the first one's value is the user's name in pushgate. */
+  readonly loginAttributes: readonly string[];
+  /** Which entries are users (an LDAP filter, ANDed with the login attribute match). */
+  readonly searchFilter: string;
+  readonly startTls: boolean;
+  readonly tlsCaFile: string | null;
+  /** pushgate's user fields → LDAP attribute names (null: not mapped). */
+  readonly attributes: {
+    readonly givenname: string | null;
+    readonly surname: string | null;
+    readonly email: string | null;
+    readonly phone: string | null;
+    readonly mobile: string | null;
+    readonly uid: string | null;
+  };
+  readonly timeoutMs: number;
+  readonly connectTimeoutMs: number;
+  /** How long a lookup (found or not) is reused; 0: every lookup searches. Failed binds are never cached. */
+  readonly cacheSeconds: number;
+  readonly retrySeconds: number;
+  /** Password checks by LDAP bind at once (each holds its own connection); more wait in a bounded, fair queue. */
+  readonly maxConcurrentBinds: number;
+  /** At most this many entries for the admin API's user list. */
+  readonly sizeLimit: number;
 }
 export interface ChannelConfig {
   readonly name: string;
@@ -206,6 +244,144 @@ export const CONFIG_SECTIONS: readonly string[] = [
   'policy_files',
 ];
 
+const LDAP_KEYS = [
+  'type',
+  'preset',
+  'urls',
+  'bind_dn',
+  'bind_password_file',
+  'bind_password_env',
+  'bind_password',
+  'base_dn',
+  'scope',
+  'login_attribute',
+  'search_filter',
+  'start_tls',
+  'tls_ca_file',
+  'attributes',
+  'timeout_ms',
+  'connect_timeout_ms',
+  'cache_seconds',
+  'retry_seconds',
+  'max_concurrent_binds',
+  'size_limit',
+];
+const LDAP_ATTRIBUTE_KEYS = ['givenname', 'surname', 'email', 'phone', 'mobile', 'uid'] as const;
+/** An attribute description: a name (letters, digits, hyphens) or an OID. */
+const LDAP_ATTRIBUTE = /^([A-Za-z][A-Za-z0-9-]{0,63}|\d+(\.\d+)+)$/;
+
+/** What `preset` fills in when a key is not given. Active Directory: sAMAccountName, then userPrincipalName, as the login; objectGUID as the uid; disabled accounts and computers are no users. */
+export const LDAP_PRESETS: Readonly<
+  Record<'openldap' | 'ad', { loginAttributes: string[]; searchFilter: string; attributes: LdapUsersConfig['attributes'] }>
+> = {
+  openldap: {
+    loginAttributes: ['uid'],
+    searchFilter: '(objectClass=inetOrgPerson)',
+    attributes: { givenname: 'givenName', surname: 'sn', email: 'mail', phone: 'telephoneNumber', mobile: 'mobile', uid: 'entryUUID' },
+  },
+  ad: {
+    loginAttributes: ['sAMAccountName', 'userPrincipalName'],
+    searchFilter: '(&(objectClass=user)(!(objectClass=computer))(!(userAccountControl:1.2.840.113556.1.4.803:=2)))',
+    attributes: { givenname: 'givenName', surname: 'sn', email: 'mail', phone: 'telephoneNumber', mobile: 'mobile', uid: 'objectGUID' },
+  },
+};
+
+/** A balanced, parenthesised LDAP filter (its full syntax is checked by the LDAP client when the realm is built). */
+function filterProblem(f: string): string | null {
+  if (!f.startsWith('(') || !f.endsWith(')')) return 'must be an LDAP filter in parentheses, like (objectClass=person)';
+  let depth = 0;
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '(') depth++;
+    else if (f[i] === ')' && --depth < 0) break;
+    if (depth === 0 && i < f.length - 1) return 'must be one filter: wrap several in (&…)';
+  }
+  return depth === 0 ? null : 'has unbalanced parentheses';
+}
+
+function parseLdapUsers(r: Reader, u: Obj, p: string): LdapUsersConfig {
+  const preset = r.str(u.preset, `${p}.preset`, 'openldap', { pattern: /^(openldap|ad)$/, hint: 'openldap or ad' }) as 'openldap' | 'ad';
+  const defaults = LDAP_PRESETS[preset];
+  const rawUrls = typeof u.urls === 'string' ? [u.urls] : r.list(u.urls, `${p}.urls`);
+  if (!rawUrls.length) r.problems.push(`${p}.urls is required: a list of ldap:// or ldaps:// URLs, tried in order`);
+  const urls = rawUrls.map((x, i) =>
+    r.str(x, `${p}.urls[${i}]`, '', {
+      pattern: /^ldaps?:\/\/(\[[0-9a-fA-F:.]+\]|[^\s/:?#[\]]+)(:\d{1,5})?\/?$/,
+      hint: 'ldap://host[:port] or ldaps://host[:port]',
+    }),
+  );
+  const startTls = r.bool(u.start_tls, `${p}.start_tls`, false);
+  if (startTls && urls.some((x) => x.startsWith('ldaps:')))
+    r.problems.push(`${p}.start_tls is for ldap:// URLs; an ldaps:// URL is TLS from the start`);
+  const bindDn = u.bind_dn === undefined || u.bind_dn === null ? null : r.str(u.bind_dn, `${p}.bind_dn`, '');
+  const sources = (['bind_password_file', 'bind_password_env', 'bind_password'] as const).filter(
+    (k) => u[k] !== undefined && u[k] !== null,
+  );
+  let bindPassword: SecretSource | null = null;
+  if (sources.length > 1) r.problems.push(`${p}: give only one of ${sources.join(', ')}`);
+  else if (sources[0] === 'bind_password_file') bindPassword = { file: r.file(u.bind_password_file, `${p}.bind_password_file`, '') };
+  else if (sources[0] === 'bind_password_env')
+    bindPassword = {
+      env: r.str(u.bind_password_env, `${p}.bind_password_env`, '', {
+        pattern: /^[A-Za-z_][A-Za-z0-9_]*$/,
+        hint: 'an environment variable name',
+      }),
+    };
+  else if (sources[0] === 'bind_password') bindPassword = { value: r.str(u.bind_password, `${p}.bind_password`, '') };
+  if (bindDn !== null && bindDn.trim() === '') r.problems.push(`${p}.bind_dn must not be empty (leave it out for anonymous searches)`);
+  if (bindDn !== null && !sources.length) r.problems.push(`${p}.bind_dn needs bind_password_file, bind_password_env or bind_password`);
+  if (bindDn === null && bindPassword) r.problems.push(`${p}: a bind password without bind_dn`);
+  const baseDn = r.str(u.base_dn, `${p}.base_dn`, '');
+  if (!baseDn.trim()) r.problems.push(`${p}.base_dn is required (where users are searched, like ou=people,dc=example,dc=org)`);
+  const rawLogin =
+    u.login_attribute === undefined || u.login_attribute === null
+      ? defaults.loginAttributes
+      : Array.isArray(u.login_attribute)
+        ? u.login_attribute
+        : [u.login_attribute];
+  const loginAttributes = rawLogin.map((x, i) =>
+    r.str(x, `${p}.login_attribute${Array.isArray(u.login_attribute) ? `[${i}]` : ''}`, '', {
+      pattern: LDAP_ATTRIBUTE,
+      hint: 'an LDAP attribute name',
+    }),
+  );
+  if (!loginAttributes.length) r.problems.push(`${p}.login_attribute must name at least one attribute`);
+  const searchFilter = r.str(u.search_filter, `${p}.search_filter`, defaults.searchFilter);
+  const fp = filterProblem(searchFilter);
+  if (fp) r.problems.push(`${p}.search_filter ${fp}`);
+  const am = r.obj(u.attributes, `${p}.attributes`, LDAP_ATTRIBUTE_KEYS);
+  const attributes = Object.fromEntries(
+    LDAP_ATTRIBUTE_KEYS.map((k) => {
+      const v = am[k];
+      if (v === null || v === '') return [k, null]; // explicitly unmapped
+      return [
+        k,
+        r.str(v, `${p}.attributes.${k}`, defaults.attributes[k] ?? '', { pattern: LDAP_ATTRIBUTE, hint: 'an LDAP attribute name' }) || null,
+      ];
+    }),
+  ) as unknown as LdapUsersConfig['attributes'];
+  const scope = r.str(u.scope, `${p}.scope`, 'sub', { pattern: /^(sub|one)$/, hint: 'sub or one' }) as 'sub' | 'one';
+  return {
+    type: 'ldap',
+    preset,
+    urls,
+    bindDn,
+    bindPassword,
+    baseDn,
+    scope,
+    loginAttributes,
+    searchFilter,
+    startTls,
+    tlsCaFile: u.tls_ca_file === undefined || u.tls_ca_file === null ? null : r.file(u.tls_ca_file, `${p}.tls_ca_file`, ''),
+    attributes,
+    timeoutMs: r.int(u.timeout_ms, `${p}.timeout_ms`, 5000, 100, 120_000),
+    connectTimeoutMs: r.int(u.connect_timeout_ms, `${p}.connect_timeout_ms`, 3000, 100, 120_000),
+    cacheSeconds: r.int(u.cache_seconds, `${p}.cache_seconds`, 60, 0, 86_400),
+    retrySeconds: r.int(u.retry_seconds, `${p}.retry_seconds`, 10, 1, 3600),
+    maxConcurrentBinds: r.int(u.max_concurrent_binds, `${p}.max_concurrent_binds`, 4, 1, 256),
+    sizeLimit: r.int(u.size_limit, `${p}.size_limit`, 1000, 1, 100_000),
+  };
+}
+
 /** Parses an already YAML-decoded document. Throws ConfigError with every problem. */
 export function parseConfig(doc: unknown, baseDir: string): Config {
   const r = new Reader(baseDir);
@@ -254,14 +430,16 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
     if (!name) r.problems.push(`${p}.name is required`);
     else if (name.length > COLUMN_LIMITS.tokens.realm)
       r.problems.push(`${p}.name must be at most ${COLUMN_LIMITS.tokens.realm} characters (the realm column)`);
-    const u = r.obj(o.users, `${p}.users`, ['type', 'path']);
-    const type = r.str(u.type, `${p}.users.type`, 'any');
+    const type = r.str(isObj(o.users) ? o.users.type : undefined, `${p}.users.type`, 'any');
+    const u = r.obj(o.users, `${p}.users`, type === 'ldap' ? LDAP_KEYS : ['type', 'path']);
     let users: RealmConfig['users'];
-    if (type === 'file') {
+    if (type === 'ldap') {
+      users = parseLdapUsers(r, u, `${p}.users`);
+    } else if (type === 'file') {
       if (u.path === undefined) r.problems.push(`${p}.users.path is required for type file`);
       users = { type: 'file', path: r.file(u.path, `${p}.users.path`, '') };
     } else {
-      if (type !== 'any') r.problems.push(`${p}.users.type must be file or any`);
+      if (type !== 'any') r.problems.push(`${p}.users.type must be file, ldap or any`);
       users = { type: 'any' };
     }
     return { name, default: r.bool(o.default, `${p}.default`, false), users };

@@ -107,7 +107,7 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
   }
   const box = createSecretBox(key);
   const pins = createPinHasher(config.pin, { clock, events });
-  const realms = createRealms(config.realms, pins);
+  const realms = createRealms(config.realms, pins, { clock, events });
   const store = createStore(config.database.url, box, {
     poolMax: config.database.poolMax,
     node: config.server.nodeName,
@@ -172,6 +172,11 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
     { name: 'database', run: () => store.ping() },
     { name: 'answer_bus', run: () => answers.check() },
   ]);
+  // A realm whose user store can fail (LDAP): the node is not ready while no server of the store answers.
+  for (const name of realms.names()) {
+    const check = realms.get(name)!.check;
+    if (check) readiness.add({ name: `realm_${name}`, run: check });
+  }
   const metrics = createMetrics(
     events,
     {
@@ -214,6 +219,7 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
       await answers.close();
       await push.close();
       await throttle.close();
+      await realms.close();
       await store.close();
     },
   };

@@ -72,6 +72,9 @@ const EVENT_LEVELS: { readonly [K in EventName]: LogLevel | ((payload: EventMap[
   'pin.started': 'debug',
   'pin.rejected': 'warn',
   'readiness.failed': 'warn',
+  'ldap.server_down': 'warn',
+  'ldap.server_up': 'info',
+  'ldap.refused': 'warn',
   'throttle.refused': 'warn',
   'push.declined': 'warn',
   'push.unanswered': 'info',
@@ -122,6 +125,12 @@ export function messageOf(name: EventName, p: Record<string, unknown>): string {
       return String(e.msg);
     case 'config.warning':
       return String(e.message);
+    case 'ldap.server_down':
+      return `LDAP server ${e.url} of realm ${e.realm} failed, skipped for ${e.retrySeconds} s: ${e.error}`;
+    case 'ldap.server_up':
+      return `LDAP server ${e.url} of realm ${e.realm} answers again`;
+    case 'ldap.refused':
+      return `LDAP ${e.operation} refused in realm ${e.realm}: ${e.error}`;
     default:
       return name;
   }

@@ -151,7 +151,7 @@ const PARAMS: Record<string, ParamSet> = {
   },
   ResolverParams: {
     properties: {
-      type: scalar('Only resolvers of this type (fileresolver, anyresolver).'),
+      type: scalar('Only resolvers of this type (fileresolver, anyresolver, ldapresolver).'),
       editable: scalar('`1`: editable resolvers only.'),
     },
   },
@@ -965,10 +965,14 @@ function components(): Obj {
       },
     }),
     Resolver: object({
-      type: { enum: ['fileresolver', 'anyresolver'] },
+      type: { enum: ['fileresolver', 'anyresolver', 'ldapresolver'] },
       resolvername: { type: 'string' },
       censor_keys: { type: 'array', items: { type: 'string' } },
-      data: { type: 'object', description: 'A file store: `{fileName}`.' },
+      data: {
+        type: 'object',
+        description:
+          "A file store: `{fileName}`. An LDAP store: eduMFA's LDAP resolver keys (LDAPURI, LDAPBASE, BINDDN, LOGINNAMEATTRIBUTE, LDAPSEARCHFILTER, UIDTYPE, …), BINDPW censored.",
+      },
     }),
     User: object({
       username: { type: 'string' },

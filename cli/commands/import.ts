@@ -150,7 +150,7 @@ export function importCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<Globa
               let username: string | null = null;
               let realm: string | null = null;
               if (argv.user !== undefined) {
-                const u = deps.realms.resolveUser(argv.user, argv.realm);
+                const u = await deps.realms.resolveUser(argv.user, argv.realm);
                 username = u.name;
                 realm = u.realm;
               }

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv } from 'yargs';
 import YAML from 'yaml';
-import { ConfigError, UserError } from '../../core/errors.ts';
+import { ConfigError, UserError, UserStoreError } from '../../core/errors.ts';
 import { findAction } from '../../policies/actions.ts';
 import { loadPolicyFiles, parsePolicies } from '../../policies/load.ts';
 import { parseIp } from '../../policies/match.ts';
@@ -179,12 +179,14 @@ export function policyCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<Globa
             const scope = argv.scope as Scope;
             let user: NonNullable<Who['user']>;
             try {
-              const u = realms.resolveUser(argv.user, argv.realm);
+              const u = await realms.resolveUser(argv.user, argv.realm);
               user = { name: u.name, realm: u.realm, resolver: u.resolver };
             } catch (err) {
-              if (!(err instanceof UserError)) throw err;
+              if (!(err instanceof UserError) && !(err instanceof UserStoreError)) throw err;
               ctx.warn(`note: ${err.message} Matching the name as given.`);
               user = { name: argv.user, realm: argv.realm ?? realms.defaultRealm, resolver: '' };
+            } finally {
+              await realms.close();
             }
             const who: Who = { user, client: argv.client };
             const matched = engine.resolve(scope, who).matched;

@@ -264,7 +264,7 @@ export function tokenCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
             ctx.withDeps(argv, async (deps) => {
               let { user: username, realm } = argv;
               if (username) {
-                const u = deps.realms.resolveUser(username, realm);
+                const u = await deps.realms.resolveUser(username, realm);
                 username = u.name;
                 realm = u.realm;
               }
@@ -345,7 +345,7 @@ export function tokenCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
                 label = t.username ? `${t.username}@${t.realm}` : t.serial;
                 serials = [t.serial];
               } else {
-                const u = deps.realms.resolveUser(argv.user!, argv.realm);
+                const u = await deps.realms.resolveUser(argv.user!, argv.realm);
                 subject = fatigueSubject(u, []);
                 label = `${u.name}@${u.realm}`;
               }

@@ -43,10 +43,10 @@ export const MAX_SYNC_WINDOW = 100_000;
  * The user of an admin request (eduMFA's get_user_from_param + get_user_identifiers): an unknown realm is 404
  * `Realm '<r>' does not exist.`, an unknown user 400 / 904.
  */
-export function adminUser(deps: Deps, user: string, realm: string | undefined): UserInfo {
+export async function adminUser(deps: Deps, user: string, realm: string | undefined): Promise<UserInfo> {
   if (realm !== undefined && realm !== '' && !deps.realms.get(realm.trim())) throw new NotFoundError(`Realm '${realm}' does not exist.`);
   try {
-    return deps.realms.resolveUser(user, realm);
+    return await deps.realms.resolveUser(user, realm);
   } catch (err) {
     if (err instanceof UserError) throw new UserError('The user can not be found in any resolver in this realm!');
     throw err;
@@ -71,7 +71,7 @@ export interface TokenSelector {
  */
 export async function selectTokens(deps: Deps, sel: TokenSelector): Promise<TokenRecord[]> {
   if (!sel.serial && !sel.user) throw new ParameterError('You either need to provide user or serial');
-  const owner = sel.user ? adminUser(deps, sel.user, sel.realm) : null;
+  const owner = sel.user ? await adminUser(deps, sel.user, sel.realm) : null;
   if (sel.serial) {
     const t = await deps.store.tokens.bySerial(checkSerial(sel.serial));
     if (!t || (owner && (t.username !== owner.name || t.realm !== owner.realm))) throw new NotFoundError(NOT_FOUND);
@@ -109,7 +109,7 @@ export async function assignToken(
 ): Promise<{ name: string; realm: string }> {
   const t = await deps.store.tokens.bySerial(checkSerial(req.serial));
   if (!t) throw new NotFoundError(NOT_FOUND);
-  const user = adminUser(deps, req.user, req.realm);
+  const user = await adminUser(deps, req.user, req.realm);
   checkLength('user', user.name);
   requireNotRevoked(t);
   const assigned = (owner: TokenRecord) =>
@@ -258,7 +258,7 @@ export async function lostToken(deps: Deps, sel: TokenSelector): Promise<Record<
   const serial = `lost${old!.serial}`;
   if (serial.length > 40) throw new ParameterError(`The serial ${serial} of the replacement is longer than 40 characters.`);
   if (await deps.store.tokens.bySerial(serial)) throw new ParameterError(`A token with the serial ${serial} already exists.`);
-  const owner = deps.realms.get(old!.realm)?.lookup(old!.username) ?? { name: old!.username, realm: old!.realm, resolver: '' };
+  const owner = (await deps.realms.get(old!.realm)?.lookup(old!.username)) ?? { name: old!.username, realm: old!.realm, resolver: '' };
   const rp = requestPolicies(deps, { user: { name: owner.name, realm: owner.realm, resolver: owner.resolver } });
   const length = rp.action<number>('losttoken_PW_length') ?? LOST_PW_LENGTH;
   const contents = rp.action<string>('losttoken_PW_contents') ?? LOST_PW_CONTENTS;
@@ -345,7 +345,7 @@ export async function searchTokens(deps: Deps, params: Params, allowed: boolean)
   };
   const user = params.get('user');
   if (user !== undefined && user.trim() !== '') {
-    const u = adminUser(deps, user, params.get('realm'));
+    const u = await adminUser(deps, user, params.get('realm'));
     q.username = u.name;
     q.realm = u.realm;
   }
@@ -416,7 +416,7 @@ export function tokenViewIn(deps: Pick<Deps, 'realms'>, t: TokenRecord): Record<
 // ---------------------------------------------------------------------------------------------------------------
 // realms, resolvers, users
 
-const RESOLVER_TYPES: Readonly<Record<Realm['kind'], string>> = { file: 'fileresolver', any: 'anyresolver' };
+const RESOLVER_TYPES: Readonly<Record<Realm['kind'], string>> = { file: 'fileresolver', any: 'anyresolver', ldap: 'ldapresolver' };
 
 /** GET /realm/: `{<realm>: {id, option, default, resolver: [{name, type, priority}]}}`. */
 export function listRealms(deps: Deps): Record<string, unknown> {
@@ -450,8 +450,8 @@ export function listResolvers(deps: Deps, params: Params, name?: string): Record
     out[r.resolver] = {
       type: RESOLVER_TYPES[r.kind],
       resolvername: r.resolver,
-      censor_keys: [],
-      data: r.kind === 'file' ? { fileName: r.path ?? '' } : {},
+      censor_keys: r.kind === 'ldap' ? ['BINDPW'] : [],
+      data: r.data,
     };
   }
   return out;
@@ -460,7 +460,7 @@ export function listResolvers(deps: Deps, params: Params, name?: string): Record
 /** The searchable user attributes (eduMFA's passwd resolver keys) and how each is read from a user. */
 const USER_KEYS: Readonly<Record<string, (u: UserInfo) => string>> = {
   username: (u) => u.name,
-  userid: (u) => u.name,
+  userid: (u) => u.userid ?? u.name,
   givenname: (u) => u.givenname ?? '',
   surname: (u) => u.surname ?? '',
   email: (u) => u.email ?? '',
@@ -488,7 +488,7 @@ function userPatternMatches(pattern: string, value: string): boolean {
  * store cannot list its users: it contributes none. Entries: username, userid, givenname, surname, email, phone,
  * resolver, editable.
  */
-export function listUsers(deps: Deps, params: Params): Array<Record<string, unknown>> {
+export async function listUsers(deps: Deps, params: Params): Promise<Array<Record<string, unknown>>> {
   const realm = params.get('realm');
   const resolver = params.get('resolver');
   let realms = deps.realms.names();
@@ -504,11 +504,11 @@ export function listUsers(deps: Deps, params: Params): Array<Record<string, unkn
     const r = deps.realms.get(name)!;
     if (seen.has(r.resolver)) continue;
     seen.add(r.resolver);
-    for (const u of r.listUsers()) {
+    for (const u of await r.listUsers()) {
       if (!filters.every(([k, v]) => USER_KEYS[k] !== undefined && userPatternMatches(v, USER_KEYS[k]!(u)))) continue;
       out.push({
         username: u.name,
-        userid: u.name,
+        userid: u.userid ?? u.name,
         givenname: u.givenname ?? '',
         surname: u.surname ?? '',
         email: u.email ?? '',

@@ -8,7 +8,7 @@ import type { ChallengeRecord, PushProof, TokenRecord } from '../../tokens/types
 import { loginCode, matchingCode, presenceChoice, type MatchingFormat, type PresenceOptionSet } from '../../tokens/push/proof.ts';
 import { PRESENCE_ACTIONS } from '../../tokens/push/variants.ts';
 import { assessPushRisk, type PushRiskReason } from './push_risk.ts';
-import { userKeyOf } from './throttle.ts';
+import { resolvedUserKey } from './throttle.ts';
 
 export const DEFAULT_OTP_CHALLENGE_TEXT = 'please enter otp: ';
 
@@ -143,7 +143,7 @@ async function planPushProofs(
     const user = rp.who.user;
     const risk = await assessPushRisk(deps, {
       user: user ? { name: user.name, realm: user.realm } : null,
-      userKey: user ? userKeyOf(deps.realms, { user: user.name, realm: user.realm }) : `serial:${push[0]!.serial}`,
+      userKey: user ? resolvedUserKey(user) : `serial:${push[0]!.serial}`,
       heldAttempts,
       address: rp.who.client,
       serials: push.map((t) => t.serial),

@@ -14,7 +14,7 @@
  * pass leaves it locked (and does not move its lock time, as in eduMFA) and gets the locked answer.
  */
 import type { Deps } from '../deps.ts';
-import { NotFoundError, ParameterError, PolicyError, ValidateError, tokenLocked } from '../../core/errors.ts';
+import { NotFoundError, ParameterError, PolicyError, UserError, ValidateError, tokenLocked } from '../../core/errors.ts';
 import type { TokenRecord, TokenType, Verdict } from '../../tokens/types.ts';
 import { requestPolicies, type RequestPolicies } from './context.ts';
 import { createChallenges, newTransactionId, preferredClientMode, validityMs } from './challenges.ts';
@@ -86,8 +86,9 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
   let tokens: TokenRecord[];
   if (req.user) {
     try {
-      user = deps.realms.resolveUser(req.user, req.realm);
+      user = await deps.realms.resolveUser(req.user, req.realm);
     } catch (err) {
+      if (!(err instanceof UserError)) throw err; // a user store that is down decides nothing (no passOnNoUser)
       const rp = requestPolicies(deps, {
         user: { name: req.user, realm: req.realm ?? deps.realms.defaultRealm, resolver: '' },
         client: req.client,
@@ -126,7 +127,8 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
     const t = await deps.store.tokens.bySerial(req.serial!);
     if (!t) throw new NotFoundError('The requested token could not be found.');
     tokens = [t];
-    if (t.username && t.realm) user = deps.realms.get(t.realm)?.lookup(t.username) ?? { name: t.username, realm: t.realm, resolver: '' };
+    if (t.username && t.realm)
+      user = (await deps.realms.get(t.realm)?.lookup(t.username)) ?? { name: t.username, realm: t.realm, resolver: '' };
   }
   // Revoked tokens never take part (eduMFA: 400 / 1007 when nothing else is left).
   if (tokens.length && tokens.every((t) => t.revoked)) throw tokenLocked();

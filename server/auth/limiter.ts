@@ -44,6 +44,8 @@ export interface LimiterOptions {
   readonly onReject?: (reason: RejectReason, key: string) => void;
   /** Told when a client's job (one with a QueueJob) gets its slot, with how long it waited (for events and metrics). */
   readonly onStart?: (waitedMs: number, key: string) => void;
+  /** What the jobs are, in refusals: `checking PINs` / `PIN checks` by default. */
+  readonly noun?: { readonly doing: string; readonly jobs: string };
 }
 
 /** A task's assumed duration (ms) until one has been measured: argon2id at the OWASP parameters on a slow core. */
@@ -80,6 +82,7 @@ export class Limiter {
   private readonly onStart: (waitedMs: number, key: string) => void;
   /** Moving average of task durations (ms), measured on the clock. */
   private meanTaskMs = ASSUMED_TASK_MS;
+  private readonly noun: { readonly doing: string; readonly jobs: string };
 
   constructor(o: LimiterOptions) {
     this.max = o.max;
@@ -89,6 +92,7 @@ export class Limiter {
     this.clock = o.clock;
     this.onReject = o.onReject ?? (() => {});
     this.onStart = o.onStart ?? (() => {});
+    this.noun = o.noun ?? { doing: 'checking PINs', jobs: 'PIN checks' };
   }
 
   /** Tasks running now. */
@@ -238,10 +242,10 @@ export class Limiter {
     if (reason === 'client_gone') return new ClientGoneError();
     const message =
       reason === 'deadline'
-        ? 'The server is too busy checking PINs; try again later.'
+        ? `The server is too busy ${this.noun.doing}; try again later.`
         : reason === 'key_full'
-          ? 'Too many PIN checks of this user are waiting; try again later.'
-          : 'Too many PIN checks are waiting; try again later.';
+          ? `Too many ${this.noun.jobs} of this user are waiting; try again later.`
+          : `Too many ${this.noun.jobs} are waiting; try again later.`;
     return new UnavailableError(message, this.retryAfterSeconds);
   }
 }

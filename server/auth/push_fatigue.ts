@@ -294,7 +294,14 @@ export async function settlePushAnswer(
     await repo.reset(subject, client);
     return;
   }
-  const user = token.username && token.realm ? (deps.realms.get(token.realm)?.lookup(token.username) ?? null) : null;
+  // The phone's decline is recorded even when the user store cannot answer now (only the resolver name is read).
+  const user =
+    token.username && token.realm
+      ? ((await deps.realms
+          .get(token.realm)
+          ?.lookup(token.username)
+          .catch(() => null)) ?? null)
+      : null;
   const rp = requestPolicies(deps, {
     user: token.username && token.realm ? { name: token.username, realm: token.realm, resolver: user?.resolver ?? '' } : undefined,
     client: client || undefined,

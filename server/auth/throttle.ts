@@ -76,17 +76,22 @@ export function storeKey(key: string): string {
  * The user a check counts against: the resolved user (realm and name as the realm reports them), else the name as
  * given (an unknown user is refused before any PIN work anyway), or the serial of a serial-only check.
  */
-export function userKeyOf(realms: Realms, subject: { readonly user?: string; readonly realm?: string; readonly serial?: string }): string {
+export async function userKeyOf(
+  realms: Realms,
+  subject: { readonly user?: string; readonly realm?: string; readonly serial?: string },
+): Promise<string> {
   if (subject.user) {
     try {
-      const u = realms.resolveUser(subject.user, subject.realm);
-      return `user:${u.realm}:${u.name}`;
+      return resolvedUserKey(await realms.resolveUser(subject.user, subject.realm));
     } catch {
       return `user:${subject.realm ?? ''}:${subject.user}`;
     }
   }
   return `serial:${subject.serial ?? ''}`;
 }
+
+/** The key of a user already resolved by its realm (the same as userKeyOf's for that user). */
+export const resolvedUserKey = (u: { readonly name: string; readonly realm: string }): string => `user:${u.realm}:${u.name}`;
 
 /** The admin a POST /auth counts against. */
 export const adminKeyOf = (username: string): string => `admin:${username}`;

@@ -30,7 +30,7 @@ export interface EnrollResult {
 export async function enrollToken(deps: Deps, req: EnrollRequest): Promise<EnrollResult> {
   const type = deps.registry.require(req.type);
   let user: UserInfo | null = null;
-  if (req.user) user = deps.realms.resolveUser(req.user, req.realm);
+  if (req.user) user = await deps.realms.resolveUser(req.user, req.realm);
   const rp = requestPolicies(deps, {
     user: user ? { name: user.name, realm: user.realm, resolver: user.resolver } : { name: '', realm: '', resolver: '' },
     client: req.client,

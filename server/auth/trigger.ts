@@ -37,7 +37,7 @@ export async function triggerChallenges(deps: Deps, req: TriggerRequest): Promis
   let user: UserInfo | null = null;
   let tokens: TokenRecord[];
   if (req.user) {
-    user = deps.realms.resolveUser(req.user, req.realm);
+    user = await deps.realms.resolveUser(req.user, req.realm);
     tokens = await deps.store.tokens.list({ username: user.name, realm: user.realm });
     if (req.serial) tokens = tokens.filter((t) => t.serial === req.serial);
   } else {

@@ -1,14 +1,18 @@
 /**
  * Realms and user stores. A `file` store is a YAML list of users (loaded once; an unreadable file is a start-up
- * error); an `any` store accepts every user name (the IdP already checked the user) and has no passwords.
+ * error); an `any` store accepts every user name (the IdP already checked the user) and has no passwords; an `ldap`
+ * store asks a directory (server/auth/ldap_store.ts). Lookups are async for the directory's sake.
  */
 import fs from 'node:fs';
 import YAML from 'yaml';
 import type { RealmConfig } from '../config.ts';
 import { ConfigError, UserError, missingParameter } from '../../core/errors.ts';
+import type { Clock } from '../../core/clock.ts';
+import { systemClock } from '../../core/clock.ts';
+import { Events } from '../../core/events.ts';
 import type { PinHasher } from './pin.ts';
-
 import type { PinJob } from './pin.ts';
+import { createLdapDirectory } from './ldap_store.ts';
 
 export interface UserInfo {
   readonly name: string;
@@ -18,6 +22,9 @@ export interface UserInfo {
   readonly surname?: string;
   readonly email?: string;
   readonly phone?: string;
+  readonly mobile?: string;
+  /** The store's own id of the user (LDAP: entryUUID, AD: objectGUID), when it has one. */
+  readonly userid?: string;
 }
 
 interface FileUser {
@@ -32,17 +39,22 @@ interface FileUser {
 export interface Realm {
   readonly name: string;
   readonly resolver: string;
-  /** The user store: `file` (its path in `path`) or `any`. */
-  readonly kind: 'file' | 'any';
+  /** The user store: `file` (its path in `path`), `any` or `ldap`. */
+  readonly kind: 'file' | 'any' | 'ldap';
   readonly path?: string;
-  lookup(username: string): UserInfo | null;
-  /** Every user of the store, in file order; an `any` store cannot list its users and answers []. */
-  listUsers(): UserInfo[];
+  /** What GET /resolver/ shows of the store (no secret). */
+  readonly data: Readonly<Record<string, unknown>>;
+  /** The user, or null when the store has none of that name. Rejects with UserStoreError when the store is down. */
+  lookup(username: string): Promise<UserInfo | null>;
+  /** Every user of the store, in file order (LDAP: at most `size_limit`); an `any` store cannot list its users and answers []. */
+  listUsers(): Promise<UserInfo[]>;
   /**
    * Checks the user store password (for `otppin: userstore` and `passthru`). False when the store has none.
    * `job` is the PIN queue's key and abort signal (see PinHasher.verify).
    */
   verifyPassword(username: string, password: string, job?: PinJob): Promise<boolean>;
+  /** Readiness of a store that can fail (LDAP); absent for the others. */
+  readonly check?: () => Promise<void>;
 }
 
 export interface Realms {
@@ -52,22 +64,69 @@ export interface Realms {
   /**
    * Trims the name, splits `user@realm` or `realm\\user` when that realm exists and no realm was given, falls back
    * to the default realm.
-   * Throws UserError (904) for an unknown realm or user — before any token is touched.
+   * Throws UserError (904) for an unknown realm or user — before any token is touched; UserStoreError (503) when
+   * the realm's store cannot answer.
    */
-  resolveUser(user: string, realm: string | undefined): UserInfo;
+  resolveUser(user: string, realm: string | undefined): Promise<UserInfo>;
+  /** Closes the stores' connections (LDAP). */
+  close(): Promise<void>;
 }
 
-export function createRealms(configs: readonly RealmConfig[], hasher: PinHasher): Realms {
+export interface RealmsEnv {
+  readonly clock?: Clock;
+  readonly events?: Events;
+  /** Where an LDAP realm's `bind_password_env` is read (default: process.env). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+export function createRealms(configs: readonly RealmConfig[], hasher: PinHasher, renv: RealmsEnv = {}): Realms {
   const realms = new Map<string, Realm>();
+  const closers: Array<() => Promise<void>> = [];
   for (const rc of configs) {
     if (rc.users.type === 'any') {
       realms.set(rc.name, {
         name: rc.name,
         resolver: `${rc.name}_any`,
         kind: 'any',
-        lookup: (username) => ({ name: username, realm: rc.name, resolver: `${rc.name}_any` }),
-        listUsers: () => [],
+        data: {},
+        lookup: async (username) => ({ name: username, realm: rc.name, resolver: `${rc.name}_any` }),
+        listUsers: async () => [],
         verifyPassword: async () => false,
+      });
+      continue;
+    }
+    if (rc.users.type === 'ldap') {
+      const cfg = rc.users;
+      const resolver = `${rc.name}_ldap`;
+      const dir = createLdapDirectory(rc.name, resolver, cfg, {
+        clock: renv.clock ?? systemClock,
+        events: renv.events ?? new Events(),
+        env: renv.env ?? process.env,
+        queue: hasher.limiter,
+      });
+      closers.push(() => dir.close());
+      realms.set(rc.name, {
+        name: rc.name,
+        resolver,
+        kind: 'ldap',
+        // eduMFA's LDAP resolver keys, the password censored.
+        data: {
+          LDAPURI: cfg.urls.join(', '),
+          LDAPBASE: cfg.baseDn,
+          BINDDN: cfg.bindDn ?? '',
+          BINDPW: cfg.bindPassword ? '__CENSORED__' : '',
+          LOGINNAMEATTRIBUTE: cfg.loginAttributes.join(', '),
+          LDAPSEARCHFILTER: cfg.searchFilter,
+          UIDTYPE: cfg.attributes.uid ?? 'DN',
+          START_TLS: cfg.startTls,
+          TIMEOUT: cfg.timeoutMs / 1000,
+          SIZELIMIT: cfg.sizeLimit,
+          CACHE_TIMEOUT: cfg.cacheSeconds,
+        },
+        lookup: (username) => dir.lookup(username),
+        listUsers: () => dir.listUsers(),
+        verifyPassword: (username, password, job) => dir.verifyPassword(username, password, job),
+        check: () => dir.check(),
       });
       continue;
     }
@@ -102,11 +161,12 @@ export function createRealms(configs: readonly RealmConfig[], hasher: PinHasher)
       resolver,
       kind: 'file',
       path: file,
-      lookup(username) {
+      data: { fileName: file },
+      async lookup(username) {
         const u = users.get(username);
         return u ? info(u) : null;
       },
-      listUsers: () => [...users.values()].map(info),
+      listUsers: async () => [...users.values()].map(info),
       async verifyPassword(username, password, job) {
         const u = users.get(username);
         if (!u?.password_hash) return false;
@@ -119,7 +179,10 @@ export function createRealms(configs: readonly RealmConfig[], hasher: PinHasher)
     defaultRealm,
     get: (name) => realms.get(name),
     names: () => [...realms.keys()],
-    resolveUser(user, realm) {
+    async close() {
+      await Promise.all(closers.map((c) => c()));
+    },
+    async resolveUser(user, realm) {
       let name = user.trim();
       let realmName = realm && realm.trim() !== '' ? realm.trim() : undefined;
       if (realmName === undefined && name.includes('@')) {
@@ -140,7 +203,7 @@ export function createRealms(configs: readonly RealmConfig[], hasher: PinHasher)
       if (name === '') throw missingParameter('user'); // ' ', '@corp': never the empty user
       realmName ??= defaultRealm;
       const r = realms.get(realmName);
-      const info = r?.lookup(name) ?? null;
+      const info = r ? await r.lookup(name) : null;
       if (!info) throw new UserError(`User <${name}@${realmName}> does not exist.`);
       return info;
     },

@@ -135,7 +135,7 @@ export function adminRouter(deps: Deps): Router<AppState> {
     endpoint('GET /user/', 'userlist', async (ctx) => {
       const realm = ctx.state.params.get('realm');
       if (realm !== undefined && realm.length > 0) checkLength('realm', realm);
-      return { value: listUsers(deps, ctx.state.params), info: realm ? { realm } : undefined };
+      return { value: await listUsers(deps, ctx.state.params), info: realm ? { realm } : undefined };
     }),
   );
   router.get(

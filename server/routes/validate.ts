@@ -20,8 +20,9 @@ import { challengeDetail, okEnvelope, outcomeEnvelope, type OutcomeOptions } fro
 import { requireAdmin, requireApiKey } from './auth.ts';
 import { requestPolicies, type RequestPolicies } from '../auth/context.ts';
 import { AUTHENTICATION, type Outcome } from '../auth/outcome.ts';
-import { throttleAddress, userKeyOf, type Attempt } from '../auth/throttle.ts';
+import { resolvedUserKey, throttleAddress, userKeyOf, type Attempt } from '../auth/throttle.ts';
 import { rememberLogin } from '../auth/push_risk.ts';
+import type { UserInfo } from '../auth/users.ts';
 
 /** A transaction id as /validate/check accepts it: as wide as its column. */
 const TRANSACTION_ID = new RegExp(`^[0-9A-Za-z_-]{1,${COLUMN_LIMITS.challenges.transaction_id}}$`);
@@ -61,6 +62,8 @@ export function validateRouter(deps: Deps): Router<AppState> {
     readonly transactionId: string | undefined;
     /** For the audit row of an answer given after the request left Koa (a push wait). */
     readonly requestId: string;
+    /** The user as the realm resolved it once for this request (outcomeWho), or only the client. */
+    who: Who;
   }
   type Render = (outcome: Outcome, who: Who) => Reply;
   /** For radiuscheck: an error is an answer too (400 without a body), not an error envelope. */
@@ -68,13 +71,13 @@ export function validateRouter(deps: Deps): Router<AppState> {
 
   /** A successful login teaches the user's address (push number matching "on risk": server/auth/push_risk.ts). */
   const remember = async (call: CheckCall): Promise<void> => {
-    const who = outcomeWho(deps, call.subject, call.client);
+    const who = call.who;
     if (who.user) await rememberLogin(deps, who.user, call.client);
   };
 
   /** The reply, audit row and `check.result` event of an outcome. */
   const settle = (call: CheckCall, outcome: Outcome, render: Render): { reply: Reply; audit: AuditDraft } => {
-    const who = outcomeWho(deps, call.subject, call.client);
+    const who = call.who;
     const audit: AuditDraft = {
       action: `${call.method} ${call.action}`,
       username: who.user?.name ?? call.subject.user ?? null,
@@ -131,18 +134,20 @@ export function validateRouter(deps: Deps): Router<AppState> {
       transactionId: params.get('transaction_id') || undefined,
       subject: subjectOf(params),
       requestId: ctx.state.requestId,
+      who: { client: ctx.state.client },
     };
     let settled: { reply: Reply; audit: AuditDraft };
     try {
       checkSubject(call.subject);
-      await requireApiKey(deps, ctx, outcomeWho(deps, call.subject, call.client));
+      call.who = await outcomeWho(deps, call.subject, call.client);
+      await requireApiKey(deps, ctx, call.who);
       const pass = params.require('pass');
       if (call.transactionId !== undefined && !TRANSACTION_ID.test(call.transactionId)) throw new ParameterError('Invalid transaction_id.');
       const exception = ['1', 'true', 'True', 'TRUE'].includes(params.get('exception') ?? '');
       // Back-off: a PIN/password attempt is counted before any PIN is hashed (429 when the user or the address is
       // over budget). An answer to a challenge (transaction_id) checks no PIN — a wrong OTP there counts on the
       // token's fail counter — and a phone-approved login polls with it: those are not counted here.
-      const userKey = userKeyOf(deps.realms, call.subject);
+      const userKey = call.who.user ? resolvedUserKey(call.who.user) : await userKeyOf(deps.realms, call.subject); // resolved once
       const address = throttleAddress(deps.config, ctx.state.peer, call.client, 'validate');
       const attempt = call.transactionId === undefined ? await deps.throttle.begin({ user: userKey, address }) : null;
       let decided: Awaited<ReturnType<typeof decideCheck>>;
@@ -217,7 +222,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
       return {
         status: 200,
         body: outcomeEnvelope(deps.clock.now(), outcome, {
-          ...answerOptions(deps, rp, outcome, who),
+          ...answerOptions(rp, outcome, who),
           noDetailOnSuccess: rp.action<boolean>('no_detail_on_success'),
           noDetailOnFail: rp.action<boolean>('no_detail_on_fail'),
         }),
@@ -243,7 +248,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
       const auth = outcome.kind === 'accept';
       let attributes: Record<string, unknown> = {};
       if (auth && who.user) {
-        const u = deps.realms.get(who.user.realm)?.lookup(who.user.name);
+        const u = who.info;
         attributes = {
           username: who.user.name,
           realm: who.user.realm,
@@ -255,7 +260,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
         };
       }
       const rp = requestPolicies(deps, who);
-      const env = outcomeEnvelope(deps.clock.now(), outcome, answerOptions(deps, rp, outcome, who));
+      const env = outcomeEnvelope(deps.clock.now(), outcome, answerOptions(rp, outcome, who));
       env.result.value = { auth, attributes };
       return { status: 200, body: env };
     });
@@ -274,7 +279,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
     const admin = await requireAdmin(deps, ctx, 'triggerchallenge');
     ctx.state.admin = admin;
     const subject = readSubject(params);
-    await deps.throttle.challenge(userKeyOf(deps.realms, subject)); // limits.challenges_per_user
+    await deps.throttle.challenge(await userKeyOf(deps.realms, subject)); // limits.challenges_per_user
     const result = await triggerChallenges(deps, {
       ...subject,
       client: ctx.state.client,
@@ -328,7 +333,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
  * a success of a request that named a user (not serial-only, as eduMFA) — the user details of `add_user_in_response`
  * and `add_resolver_in_response`.
  */
-function answerOptions(deps: Deps, rp: RequestPolicies, outcome: Outcome, who: Who): OutcomeOptions {
+function answerOptions(rp: RequestPolicies, outcome: Outcome, who: Who): OutcomeOptions {
   const opts: OutcomeOptions = {
     challengeTextHeader: rp.action<string>('challenge_text_header'),
     challengeTextFooter: rp.action<string>('challenge_text_footer'),
@@ -338,7 +343,7 @@ function answerOptions(deps: Deps, rp: RequestPolicies, outcome: Outcome, who: W
   const user = who.user;
   return {
     ...opts,
-    ...(rp.action<boolean>('add_user_in_response') ? { user: userAttributes(deps, user) } : {}),
+    ...(rp.action<boolean>('add_user_in_response') ? { user: userAttributes(user.name, who.info) } : {}),
     ...(rp.action<boolean>('add_resolver_in_response') ? { userRealm: { realm: user.realm, resolver: user.resolver } } : {}),
   };
 }
@@ -347,9 +352,9 @@ function answerOptions(deps: Deps, rp: RequestPolicies, outcome: Outcome, who: W
 const USER_ATTRIBUTES = ['userid', 'description', 'email', 'givenname', 'surname', 'phone', 'mobile'] as const;
 
 /** `detail.user` (eduMFA: the resolver's user info with `password` forced to ""): only the attributes the store has. */
-function userAttributes(deps: Deps, user: { name: string; realm: string }): Record<string, string> {
-  const found = deps.realms.get(user.realm)?.lookup(user.name) as Readonly<Record<string, unknown>> | null | undefined;
-  const out: Record<string, string> = { username: user.name };
+function userAttributes(name: string, info: UserInfo | undefined): Record<string, string> {
+  const found = info as Readonly<Record<string, unknown>> | undefined;
+  const out: Record<string, string> = { username: name };
   for (const key of USER_ATTRIBUTES) {
     const value = found?.[key];
     if (typeof value === 'string' && value !== '') out[key] = value;
@@ -364,13 +369,19 @@ export interface Subject {
   readonly serial?: string;
   readonly type?: string;
 }
-type Who = ReturnType<typeof outcomeWho>;
+/** Who a check is for: the user as the realm resolved it (`info`: the store's attributes, read once), and the client. */
+interface Who {
+  readonly user?: { readonly name: string; readonly realm: string; readonly resolver: string };
+  readonly info?: UserInfo;
+  readonly client: string;
+}
 
-function outcomeWho(deps: Deps, subject: Subject, client: string) {
+/** The request's user, resolved once; an unknown user or a store that cannot answer leaves only the client (the check itself then fails). */
+async function outcomeWho(deps: Deps, subject: Subject, client: string): Promise<Who> {
   if (!subject.user) return { client };
   try {
-    const u = deps.realms.resolveUser(subject.user, subject.realm);
-    return { user: { name: u.name, realm: u.realm, resolver: u.resolver }, client };
+    const u = await deps.realms.resolveUser(subject.user, subject.realm);
+    return { user: { name: u.name, realm: u.realm, resolver: u.resolver }, info: u, client };
   } catch {
     return { client };
   }

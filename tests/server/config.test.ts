@@ -65,7 +65,7 @@ test('error paths: every problem names its exact path, all of them at once', (t)
   const p = problems({
     server: { port: 70000, host: 5, public_url: 'ftp://x', bogus: 1 },
     realms: [
-      { name: 'r1', users: { type: 'ldap' } },
+      { name: 'r1', users: { type: 'sql' } },
       { name: 'bad name', users: { type: 'file' } },
     ],
     tokens: { max_fail: 0 },
@@ -79,7 +79,7 @@ test('error paths: every problem names its exact path, all of them at once', (t)
     'server.port must be an integer between 0 and 65535',
     'server.public_url must be an http(s) URL like https://mfa.example.org',
     'server.bogus is not a known setting',
-    'realms[0].users.type must be file or any',
+    'realms[0].users.type must be file, ldap or any',
     'realms[1].name must be a name of letters, digits, _ . -',
     'realms[1].users.path is required for type file',
     'tokens.max_fail must be an integer >= 1',
