@@ -9,10 +9,10 @@ import type { Store } from './store.ts';
 
 /** What cleanup needs: a slice of Deps (server/deps.ts sits above the store; a leaf does not import it). */
 export interface CleanupDeps {
-  readonly config: Pick<Config, 'cleanup' | 'audit' | 'tokens'>;
+  readonly config: Pick<Config, 'cleanup' | 'audit' | 'tokens' | 'selfservice'>;
   readonly clock: Clock;
   readonly events: Events;
-  readonly store: Pick<Store, 'challenges' | 'tokens' | 'audit' | 'loginAddresses' | 'pushFatigue'>;
+  readonly store: Pick<Store, 'challenges' | 'tokens' | 'audit' | 'loginAddresses' | 'pushFatigue' | 'selfserviceSessions'>;
 }
 
 export interface CleanupResult {
@@ -22,6 +22,8 @@ export interface CleanupResult {
   loginAddresses: number;
   /** Push back-off rows (server/auth/push_fatigue.ts) without a strike for PUSH_BACKOFF_FORGET_MS and without a lock. */
   pushBackoff: number;
+  /** Self-service sessions past their idle, absolute or login timeout. */
+  selfserviceSessions: number;
 }
 
 /** How long a declined push is remembered (its challenge row is kept past its expiry): "after a decline" is risky. */
@@ -39,7 +41,7 @@ export async function runCleanup(deps: CleanupDeps, opts: { maxChunks?: number }
   const { chunk } = deps.config.cleanup;
   const now = deps.clock.now();
   const auditBefore = now - deps.config.audit.retentionDays * 86_400_000;
-  const total: CleanupResult = { challenges: 0, tokens: 0, audit: 0, loginAddresses: 0, pushBackoff: 0 };
+  const total: CleanupResult = { challenges: 0, tokens: 0, audit: 0, loginAddresses: 0, pushBackoff: 0, selfserviceSessions: 0 };
   const maxChunks = opts.maxChunks ?? Infinity;
   const drain = async (fn: () => Promise<number>): Promise<number> => {
     let sum = 0;
@@ -58,6 +60,13 @@ export async function runCleanup(deps: CleanupDeps, opts: { maxChunks?: number }
   const addressesBefore = now - LOGIN_ADDRESS_RETENTION_DAYS * 86_400_000;
   total.loginAddresses = await drain(() => deps.store.loginAddresses.deleteOlderThan(addressesBefore, chunk));
   total.pushBackoff = await drain(() => deps.store.pushFatigue.deleteStale(now - PUSH_BACKOFF_FORGET_MS, chunk));
+  const ss = deps.config.selfservice;
+  const limits = {
+    seenAfter: now - ss.idleTimeoutMinutes * 60_000,
+    createdAfter: now - ss.absoluteTimeoutMinutes * 60_000,
+    loginAfter: now - ss.loginTimeoutMinutes * 60_000,
+  };
+  total.selfserviceSessions = await drain(() => deps.store.selfserviceSessions.deleteExpired(limits, chunk));
   deps.events.emit('cleanup.ran', total);
   return total;
 }
