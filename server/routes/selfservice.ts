@@ -495,7 +495,7 @@ ${tokens.length ? tokens.map((t) => tokenCard(s, t)) : html`<p>You have no devic
 ${
   isTotp
     ? html`<li>Open your authenticator app and add an account by scanning this QR code.</li>
-<li>Type the six-digit code the app then shows and confirm.</li>`
+<li>Type the code the app then shows and confirm.</li>`
     : html`<li>Open the ${type === 'push' ? 'privacyIDEA' : 'eduMFA'} authenticator app and scan this QR code.</li>
 <li>The app registers itself with the server. Then go back to your devices: the token shows as Active.</li>`
 }
@@ -503,7 +503,7 @@ ${
 <img class="qr" src="${e.qr}" alt="QR code to scan with your app${isTotp ? '. The same secret is given as text below.' : ''}" width="240" height="240">
 ${
   isTotp && e.secret
-    ? html`<p>Cannot scan? Enter this secret in the app (time-based, 30 seconds): <code class="secret">${e.secret}</code></p>
+    ? html`<p>Cannot scan? Enter this secret in the app (time-based, ${e.token.info.timeStep ?? '30'} seconds, ${e.token.otpLen} digits): <code class="secret">${e.secret}</code></p>
 ${verifyForm(s, e.token.serial)}`
     : html`<p class="hint">Serial <code>${e.token.serial}</code>. The code is valid for a limited time.</p>`
 }

@@ -58,6 +58,7 @@ export function page(base: string, title: string, main: Html, header: Html = htm
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
+<link rel="icon" href="data:,">
 <title>${title} – pushgate self-service</title>
 <link rel="stylesheet" href="${base}/style.css">
 </head>
@@ -91,13 +92,14 @@ body { margin: 0; color: var(--fg); background: var(--bg); line-height: 1.5; fon
   border-bottom: 1px solid var(--line); background: var(--soft); flex-wrap: wrap; }
 .brand { font-weight: 600; }
 .top form { margin: 0; }
+.top button { margin-top: 0; }
 main { max-width: 52rem; margin: 0 auto; padding: 1.5rem; }
 main:focus { outline: none; }
 h1 { font-size: 1.6rem; margin: .5rem 0 1rem; }
 h2 { font-size: 1.25rem; margin: 2rem 0 .75rem; border-bottom: 1px solid var(--line); padding-bottom: .25rem; }
 h3 { font-size: 1.05rem; margin: 0 0 .5rem; }
 label { display: block; font-weight: 600; margin: .75rem 0 .25rem; }
-input[type=text], input[type=password], select { width: 100%; max-width: 24rem; padding: .5rem; font-size: 1rem;
+input[type=text], input[type=password], select { display: block; width: 100%; max-width: 24rem; padding: .5rem; font-size: 1rem;
   border: 1px solid #767676; border-radius: 4px; }
 input.code { max-width: 10rem; letter-spacing: .15em; font-variant-numeric: tabular-nums; }
 button { margin-top: 1rem; padding: .5rem 1rem; font-size: 1rem; border-radius: 4px; border: 1px solid var(--accent);
@@ -117,6 +119,7 @@ button.danger { background: #fff; color: var(--err); border-color: var(--err); }
 .qr { display: block; width: 240px; height: 240px; image-rendering: pixelated; border: 1px solid var(--line); }
 code.secret { font-size: 1.05rem; word-break: break-all; background: var(--soft); padding: .1rem .3rem; }
 table { border-collapse: collapse; width: 100%; font-size: .95rem; }
+caption { text-align: left; padding: 0 0 .5rem; }
 th, td { text-align: left; padding: .4rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { background: var(--soft); }
 .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(15rem, 1fr)); gap: 1rem; }

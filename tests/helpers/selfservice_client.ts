@@ -74,10 +74,10 @@ export class SelfserviceClient {
     return { status: r.status, headers: r.headers, text };
   }
 
-  /** Password step from a fresh login page. */
-  async login(user: string, password: string): Promise<Page> {
+  /** Password step from a fresh login page (the redirect followed unless `follow` is false). */
+  async login(user: string, password: string, opts: { follow?: boolean } = {}): Promise<Page> {
     await this.get();
-    return this.post('/login', { user, password });
+    return this.post('/login', { user, password }, opts);
   }
 }
 
