@@ -19,6 +19,8 @@ import type { AppState } from '../app.ts';
 import { MfaError, TooManyRequestsError } from '../../core/errors.ts';
 import { errorReply, writeAudit, type AuditDraft } from '../respond.ts';
 import { throttleAddress } from '../auth/throttle.ts';
+import { matchesClient } from '../../policies/match.ts';
+import { COLUMN_LIMITS } from '../store/limits.ts';
 import {
   csrfMatches,
   endSession,
@@ -96,11 +98,24 @@ export function selfserviceRouter(deps: Deps): Router<AppState> {
   const setSession = (ctx: Ctx, created: NewSession) => ctx.append('Set-Cookie', cookie(cookieName, created.id));
   const clearSession = (ctx: Ctx) => ctx.append('Set-Cookie', cookie(cookieName, '', 0));
 
-  const origin = (ctx: Ctx): Origin => ({
-    client: ctx.state.client,
-    // The browser talks to pushgate directly (or through a trusted proxy that names it): its address is counted.
-    address: throttleAddress(deps.config, ctx.state.peer, ctx.state.client, 'auth'),
-  });
+  /**
+   * The browser's address: the peer, or — when the peer is a trusted proxy — the first X-Forwarded-For entry. Never
+   * the `client` parameter, which /validate/* believes from a trusted IdP: here the form is the user's.
+   */
+  const browser = (ctx: Ctx): string => {
+    const peer = ctx.state.peer;
+    const proxies = deps.config.server.trustedProxies;
+    if (!proxies.length || !matchesClient(proxies, peer)) return peer;
+    const first = String(ctx.get('x-forwarded-for') ?? '')
+      .split(',')[0]
+      ?.trim();
+    return first && first.length <= COLUMN_LIMITS.audit.client ? first : peer;
+  };
+  /** The policies' client and the back-off's address (the browser's; never a proxy's own address). */
+  const origin = (ctx: Ctx): Origin => {
+    const client = browser(ctx);
+    return { client, address: throttleAddress(deps.config, ctx.state.peer, client, 'auth') };
+  };
   const param = (ctx: Ctx, name: string, max = 1024): string => (ctx.state.params.get(name) ?? '').slice(0, max);
 
   const send = (ctx: Ctx, status: number, body: string) => {
@@ -118,7 +133,7 @@ export function selfserviceRouter(deps: Deps): Router<AppState> {
   };
 
   const audit = (ctx: Ctx, draft: Omit<AuditDraft, 'requestId'>) =>
-    writeAudit(deps, { ...draft, requestId: ctx.state.requestId }, ctx.state.client, null);
+    writeAudit(deps, { ...draft, requestId: ctx.state.requestId }, browser(ctx), null);
   const userAudit = (s: SelfserviceSession | null, action: string, rest: Partial<AuditDraft>): AuditDraft => ({
     action: `selfservice ${action}`,
     success: false,
@@ -484,7 +499,7 @@ ${tokens.length ? tokens.map((t) => tokenCard(s, t)) : html`<p>You have no devic
     posted('enroll', async (ctx, s) => {
       if (!loggedIn(s)) return redirect(ctx);
       const type = param(ctx, 'type', 30);
-      const e = await enrollOwn(deps, s, type, param(ctx, 'description', 255).trim(), ctx.state.client);
+      const e = await enrollOwn(deps, s, type, param(ctx, 'description', 255).trim(), browser(ctx));
       await audit(
         ctx,
         userAudit(s, 'enroll', { success: true, outcome: 'OK', serials: [e.token.serial], policies: e.policies, info: { type } }),

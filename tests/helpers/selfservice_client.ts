@@ -18,6 +18,8 @@ export class SelfserviceClient {
   /** The last page's hidden `csrf` value (the session's synchronizer token). */
   csrf = '';
   loginCsrf = '';
+  /** Sent with every request (e.g. X-Forwarded-For through a "proxy"). */
+  headers: Record<string, string> = {};
   constructor(w: TestWorld, base = '/selfservice') {
     this.url = w.url;
     this.base = base;
@@ -46,7 +48,10 @@ export class SelfserviceClient {
   }
 
   async get(path = ''): Promise<Page> {
-    const r = await fetch(`${this.url}${this.base}${path}`, { headers: { cookie: this.cookieHeader() }, redirect: 'manual' });
+    const r = await fetch(`${this.url}${this.base}${path}`, {
+      headers: { ...this.headers, cookie: this.cookieHeader() },
+      redirect: 'manual',
+    });
     this.remember(r.headers);
     const text = await r.text();
     this.read(text);
@@ -60,7 +65,7 @@ export class SelfserviceClient {
     ).toString();
     const r = await fetch(`${this.url}${this.base}${path}`, {
       method: 'POST',
-      headers: { cookie: this.cookieHeader(), 'content-type': 'application/x-www-form-urlencoded' },
+      headers: { ...this.headers, cookie: this.cookieHeader(), 'content-type': 'application/x-www-form-urlencoded' },
       body,
       redirect: 'manual',
     });

@@ -334,3 +334,24 @@ test('back-off: wrong passwords and wrong codes are failed attempts (429 with Re
   for (let i = 0; i < 3; i++) t.is((await d.post('/login/otp', { otp: '000000' })).status, 401);
   t.is((await d.post('/login/otp', { otp: totpNow(v) })).status, 429);
 });
+
+test("the browser's address: X-Forwarded-For from a trusted proxy, never a `client` form field", async (t) => {
+  const w = await ssWorld(t, {}, [], {
+    server: { public_url: 'https://mfa.example.org', trusted_proxies: ['127.0.0.1', '::1'] },
+    limits: { failed_per_user: 100, failed_per_address: 2 },
+  });
+  const c = new SelfserviceClient(w);
+  c.headers = { 'x-forwarded-for': '203.0.113.9, 10.0.0.1' };
+  await c.get();
+  t.is((await c.post('/login', { user: 'alice', password: 'wrong', client: '198.51.100.1' })).status, 401);
+  t.is((await c.post('/login', { user: 'bob', password: 'wrong', client: '198.51.100.2' })).status, 401);
+  t.is(
+    (await c.post('/login', { user: 'carol', password: 'wrong', client: '198.51.100.3' })).status,
+    429,
+    'the address counts, whatever `client` says',
+  );
+  const [row] = (await w.deps.store.audit.tail(10)).filter((r) => r.action === 'selfservice login');
+  t.is(row!.client, '203.0.113.9');
+  c.headers = { 'x-forwarded-for': '203.0.113.10' };
+  t.is((await c.post('/login', { user: 'carol', password: 'wrong' })).status, 401, 'another browser address has its own budget');
+});
