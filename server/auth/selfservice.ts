@@ -42,6 +42,8 @@ export interface SelfserviceSession {
   readonly stage: SessionStage;
   readonly csrf: string;
   readonly transactionId: string | null;
+  /** The serials this session enrolled. */
+  readonly enrolled: readonly string[];
 }
 
 /** Where a request comes from: the policies' client and the back-off's end-user address (null: none counted). */
@@ -86,7 +88,19 @@ export function sessionLimits(config: Deps['config'], now: number): SessionLimit
 /** Push types answer on the phone; every other type takes an OTP on the page. */
 const isPush = (deps: Deps, t: TokenRecord): boolean => deps.registry.require(t.type).outOfBand;
 const usable = (t: TokenRecord): boolean => !t.revoked && t.active && t.rolloutState !== 'clientwait';
-const ownerOf = (s: SelfserviceSession) => ({ username: s.user.name, realm: s.user.realm });
+/**
+ * The tokens a session may change: the user's — and in a password-only (`first`) session only those it enrolled
+ * itself, so a password alone never removes or renames a token someone else (an administrator) gave the user.
+ */
+const ownerOf = (s: SelfserviceSession) => ({
+  username: s.user.name,
+  realm: s.user.realm,
+  ...(s.stage === 'first' ? { onlySerials: s.enrolled } : {}),
+});
+
+/** Whether this session may change the token (see ownerOf). */
+export const mayChange = (s: SelfserviceSession, t: TokenRecord): boolean =>
+  s.stage === 'full' || (s.stage === 'first' && s.enrolled.includes(t.serial));
 
 /** The session of a cookie value, extended by this request; null when there is none (any more) or its user is gone. */
 export async function openSession(deps: Deps, cookie: string | undefined): Promise<SelfserviceSession | null> {
@@ -108,6 +122,7 @@ const sessionOf = (row: SessionRow, user: UserInfo): SelfserviceSession => ({
   stage: row.stage,
   csrf: row.csrf,
   transactionId: row.transactionId,
+  enrolled: row.enrolled,
 });
 
 /** The synchronizer token check of a POST (constant time). */
@@ -128,6 +143,7 @@ async function createSession(deps: Deps, user: UserInfo, stage: SessionStage): P
     stage,
     csrf: random(),
     transactionId: null,
+    enrolled: [],
     createdAt: now,
     lastSeenAt: now,
   };
@@ -385,6 +401,12 @@ export async function enrollOwn(deps: Deps, s: SelfserviceSession, type: string,
     params: { genkey: '1' },
     ...(type === 'totp' ? { verifyWithinMs: TOTP_VERIFY_MS } : {}),
   });
+  // A password-only session remembers what it enrolled: the only tokens it may change (ownerOf). If that cannot be
+  // recorded (another request of the session changed the list), the new token is taken back.
+  if (s.stage === 'first' && !(await deps.store.selfserviceSessions.addEnrolled(s.idHash, s.enrolled, r.token.serial))) {
+    await deps.store.tokens.deleteOwned(r.token.serial, { username: s.user.name, realm: s.user.realm });
+    throw new ParameterError('Another request of this session enrolled a token at the same time. Reload the page.');
+  }
   const detail = (name: string) => r.details[name] as { value?: unknown; img?: unknown; value_b32?: unknown } | undefined;
   const shown = type === 'totp' ? detail('googleurl') : detail('pushurl');
   if (typeof shown?.img !== 'string' || typeof shown.value !== 'string') throw new InternalError(new Error(`no QR code for ${type}`));

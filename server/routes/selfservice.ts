@@ -26,6 +26,7 @@ import {
   endSession,
   enrollOwn,
   finishPushLogin,
+  mayChange,
   openSession,
   otpLogin,
   ownTokens,
@@ -280,12 +281,8 @@ ${opts.otp || opts.push ? html`` : html`<p>None of your tokens can be used here.
               : 'Active';
     const label = t.description || TYPE_TITLES[t.type] || t.type;
     const id = `t-${t.serial}`;
-    return html`<article class="card" aria-labelledby="${id}">
-<h3 id="${id}">${label}</h3>
-<p class="meta">Serial <code>${t.serial}</code> · type ${t.type} · status: <strong>${state}</strong> · created ${when(t.createdAt)}${
-      t.lastAuthAt ? html` · last used ${when(t.lastAuthAt)}` : ''
-    }</p>
-<div class="actions">
+    const actions = mayChange(s, t)
+      ? html`<div class="actions">
 ${form(
   `${base}/tokens/rename`,
   s.csrf,
@@ -303,7 +300,14 @@ ${form(
 <button type="submit" class="danger">Remove</button>`,
   { label: `Remove ${label}` },
 )}
-</div>
+</div>`
+      : html`<p class="hint">Log in with one of your devices to change this one.</p>`;
+    return html`<article class="card" aria-labelledby="${id}">
+<h3 id="${id}">${label}</h3>
+<p class="meta">Serial <code>${t.serial}</code> · type ${t.type} · status: <strong>${state}</strong> · created ${when(t.createdAt)}${
+      t.lastAuthAt ? html` · last used ${when(t.lastAuthAt)}` : ''
+    }</p>
+${actions}
 </article>`;
   };
 

@@ -5,6 +5,7 @@
  */
 import type { Knex } from 'knex';
 import { guarded, num, rowCount } from './rows.ts';
+import { COLUMN_LIMITS } from './limits.ts';
 
 export type SessionStage = 'password' | 'full' | 'first';
 
@@ -15,6 +16,8 @@ export interface SessionRow {
   readonly stage: SessionStage;
   readonly csrf: string;
   readonly transactionId: string | null;
+  /** The serials this session enrolled (a `first` session may change only these). */
+  readonly enrolled: readonly string[];
   readonly createdAt: number;
   readonly lastSeenAt: number;
 }
@@ -40,6 +43,8 @@ export interface SelfserviceSessionsRepo {
   promote(idHash: string, from: SessionStage, next: { idHash: string; stage: SessionStage; csrf: string }, now: number): Promise<boolean>;
   /** Sets (or clears) the push transaction of a half-done login. */
   setTransaction(idHash: string, transactionId: string | null): Promise<boolean>;
+  /** Records a serial the session enrolled (`enrolled` as read → with it); false when it changed meanwhile or is full. */
+  addEnrolled(idHash: string, enrolled: readonly string[], serial: string): Promise<boolean>;
   delete(idHash: string): Promise<boolean>;
   /** Cleanup: at most `limit` sessions outside their limits. */
   deleteExpired(limits: SessionLimits, limit: number): Promise<number>;
@@ -52,6 +57,9 @@ const fromDb = (r: Record<string, unknown>): SessionRow => ({
   stage: String(r.stage) as SessionStage,
   csrf: String(r.csrf),
   transactionId: r.transaction_id === null || r.transaction_id === undefined ? null : String(r.transaction_id),
+  enrolled: String(r.enrolled ?? '')
+    .split(',')
+    .filter(Boolean),
   createdAt: num(r.created_at),
   lastSeenAt: num(r.last_seen_at),
 });
@@ -76,6 +84,7 @@ export function createSelfserviceSessionsRepo(knex: Knex): SelfserviceSessionsRe
         stage: r.stage,
         csrf: r.csrf,
         transaction_id: r.transactionId,
+        enrolled: r.enrolled.join(','),
         created_at: r.createdAt,
         last_seen_at: r.lastSeenAt,
       });
@@ -97,6 +106,14 @@ export function createSelfserviceSessionsRepo(knex: Knex): SelfserviceSessionsRe
         rowCount(await knex('selfservice_sessions').where({ id_hash: idHash, stage: 'password' }).update({ transaction_id: transactionId }))
         > 0
       );
+    },
+    async addEnrolled(idHash, enrolled, serial) {
+      const next = [...enrolled, serial].join(',');
+      if (next.length > COLUMN_LIMITS.selfservice_sessions.enrolled) return false;
+      const n = await knex('selfservice_sessions')
+        .where({ id_hash: idHash, enrolled: enrolled.join(',') })
+        .update({ enrolled: next });
+      return rowCount(n) > 0;
     },
     async delete(idHash) {
       return rowCount(await knex('selfservice_sessions').where({ id_hash: idHash }).delete()) > 0;

@@ -30,6 +30,8 @@ export interface NewToken {
 export interface TokenOwner {
   readonly username: string;
   readonly realm: string;
+  /** Only these serials (a password-only self-service session: the tokens it enrolled). */
+  readonly onlySerials?: readonly string[];
 }
 
 export interface TokenFilter {
@@ -411,17 +413,29 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
     async updateOwned(serial, owner, patch, now) {
       const n = await knex('tokens')
         .where({ serial, username: owner.username, realm: owner.realm, revoked: false })
+        .modify((q) => {
+          if (owner.onlySerials) q.whereIn('serial', [...owner.onlySerials]);
+        })
         .update(patchRow(patch, now));
       return rowCount(n) > 0;
     },
     async deleteOwned(serial, owner) {
-      return rowCount(await knex('tokens').where({ serial, username: owner.username, realm: owner.realm }).delete()) > 0;
+      const n = await knex('tokens')
+        .where({ serial, username: owner.username, realm: owner.realm })
+        .modify((q) => {
+          if (owner.onlySerials) q.whereIn('serial', [...owner.onlySerials]);
+        })
+        .delete();
+      return rowCount(n) > 0;
     },
     async completeOwnedRollout(serial, owner, counter, now) {
       const n = await knex('tokens')
         .where({ serial, username: owner.username, realm: owner.realm, revoked: false, rollout_state: 'clientwait' })
         .andWhere('counter', '<=', counter)
         .andWhere((q) => q.whereNull('rollout_expires_at').orWhere('rollout_expires_at', '>', now))
+        .modify((q) => {
+          if (owner.onlySerials) q.whereIn('serial', [...owner.onlySerials]);
+        })
         .update({
           ...patchRow({ active: true, rolloutState: 'enrolled', rolloutExpiresAt: null }, now),
           counter: counter + 1,

@@ -309,6 +309,14 @@ test('first enrollment: password only by policy for a user without any token; ot
   const again = await c.post('/tokens/enroll', { type: 'totp' });
   t.is(again.status, 403, 'a password-only session enrolls no second token');
   t.regex(again.text, /You already have a token/);
+  // It may rename its own new token, but not one an administrator gives carol meanwhile.
+  t.regex((await c.post('/tokens/rename', { serial, description: 'mine' })).text, /The description was saved\./);
+  await enroll(w, { type: 'totp', otpkey: TOTP_KEY, user: 'carol', serial: 'TOTPADMIN', description: 'from the admin' });
+  const page = await c.get();
+  t.regex(page.text, /Log in with one of your devices to change this one\./);
+  t.is((await c.post('/tokens/remove', { serial: 'TOTPADMIN', confirm: 'yes' })).status, 404);
+  t.is((await c.post('/tokens/rename', { serial: 'TOTPADMIN', description: 'x' })).status, 404);
+  t.is((await w.deps.store.tokens.bySerial('TOTPADMIN'))!.description, 'from the admin');
   // With a token now, a new login needs it.
   const d = new SelfserviceClient(w);
   t.regex((await d.login('carol', USER_PASSWORD)).text, /Second step/);

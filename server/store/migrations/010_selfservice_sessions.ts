@@ -2,7 +2,8 @@
  * 010: the self-service page's sessions (server/auth/selfservice.ts). One row per browser session, keyed by the
  * SHA-256 of the opaque random id in the cookie (a database read yields no usable cookie). `stage` is how far the
  * login got: `password` (the realm password was right; the second factor is outstanding), `full` (logged in), or
- * `first` (password only, by the first-enrollment policy, for a user without any token). Idle and absolute expiry
+ * `first` (password only, by the first-enrollment policy, for a user without any token); `enrolled` lists (comma
+separated) the serials a `first` session enrolled — the only tokens it may change. Idle and absolute expiry
  * are computed from `last_seen_at` and `created_at` on the injected clock; the cleanup deletes expired rows.
  * MariaDB/MySQL: exact comparison (binary NO PAD collation), as every other table (002).
  */
@@ -21,6 +22,7 @@ export async function up(knex: Knex): Promise<void> {
     t.string('stage', w.stage).notNullable();
     t.string('csrf', w.csrf).notNullable();
     t.string('transaction_id', w.transaction_id).nullable();
+    t.string('enrolled', w.enrolled).notNullable().defaultTo('');
     t.bigInteger('created_at').notNullable();
     t.bigInteger('last_seen_at').notNullable();
     t.index(['last_seen_at'], 'selfservice_sessions_seen_idx');
