@@ -7,6 +7,7 @@
  */
 import test from 'ava';
 import { enroll, policy, world } from '../helpers/kit.ts';
+import { runCleanup } from '../../server/store/cleanup.ts';
 import { hotpValue } from '../../tokens/otp.ts';
 import { base32Decode } from '../../tokens/base32.ts';
 import { SELFSERVICE_USERS, SelfserviceClient, USER_PASSWORD, selfserviceConfig } from '../helpers/selfservice_client.ts';
@@ -155,12 +156,11 @@ test('idle and absolute timeouts on the injected clock', async (t) => {
   }
   w.clock.advance(4 * 60_000);
   t.regex((await d.get()).text, /<h1>Log in<\/h1>/, 'the absolute timeout ends even an active session');
-  t.true(
-    (await w.deps.store.selfserviceSessions.deleteExpired(
-      { seenAfter: w.clock.now(), createdAfter: w.clock.now(), loginAfter: w.clock.now() },
-      10,
-    )) >= 0,
-  );
+  // The cleanup deletes both expired sessions; a live one stays.
+  const e = await loggedIn(w);
+  t.is((await runCleanup(w.deps)).selfserviceSessions, 2);
+  t.is((await w.deps.store.knex('selfservice_sessions').select('id_hash')).length, 1);
+  t.regex((await e.get()).text, /Your devices/);
 });
 
 test('CSRF: every POST of a session needs its synchronizer token; without a session 403', async (t) => {
@@ -362,4 +362,26 @@ test("the browser's address: X-Forwarded-For from a trusted proxy, never a `clie
   t.is(row!.client, '203.0.113.9');
   c.headers = { 'x-forwarded-for': '203.0.113.10' };
   t.is((await c.post('/login', { user: 'carol', password: 'wrong' })).status, 401, 'another browser address has its own budget');
+});
+
+test('fail closed: a login whose ACCEPT cannot be audited is refused and its session deleted', async (t) => {
+  const w = await ssWorld(t);
+  await enrollTotp(w);
+  const c = new SelfserviceClient(w);
+  await c.login('alice', USER_PASSWORD);
+  const insert = w.deps.store.audit.insert;
+  w.deps.store.audit.insert = async () => {
+    throw new Error('audit table is gone');
+  };
+  const r = await c.post('/login/otp', { otp: totpNow(w) }, { follow: false });
+  w.deps.store.audit.insert = insert;
+  t.is(r.status, 500);
+  t.notRegex(r.text, /audit table/, 'no detail for the browser');
+  t.false(
+    r.headers.getSetCookie().some((x) => x.startsWith('pushgate_ss=') && !x.includes('Max-Age=0')),
+    'no session cookie',
+  );
+  t.is((await w.deps.store.knex('selfservice_sessions').select('id_hash')).length, 0);
+  t.regex((await c.get()).text, /<h1>Log in<\/h1>/);
+  t.true(w.seen.some((e) => e.name === 'audit.write_failed'));
 });
