@@ -23,7 +23,7 @@ import crypto from 'node:crypto';
 import type { Deps } from '../deps.ts';
 import { InternalError, NotFoundError, ParameterError, PolicyError, UserError } from '../../core/errors.ts';
 import type { TokenRecord } from '../../tokens/types.ts';
-import type { SessionLimits, SessionRow, SessionStage } from '../store/selfservice_sessions_repo.ts';
+import { sessionLimitsAt, type SessionLimits, type SessionRow, type SessionStage } from '../store/selfservice_sessions_repo.ts';
 import type { AuditRow } from '../store/audit_repo.ts';
 import { checkLength } from '../store/limits.ts';
 import { decideCheck } from './check.ts';
@@ -76,14 +76,7 @@ export const LOGIN_FAILED = 'The user name or the password is wrong.';
 const random = (): string => crypto.randomBytes(32).toString('base64url');
 export const hashSessionId = (id: string): string => crypto.createHash('sha256').update(id).digest('hex');
 
-export function sessionLimits(config: Deps['config'], now: number): SessionLimits {
-  const ss = config.selfservice;
-  return {
-    seenAfter: now - ss.idleTimeoutMinutes * 60_000,
-    createdAfter: now - ss.absoluteTimeoutMinutes * 60_000,
-    loginAfter: now - ss.loginTimeoutMinutes * 60_000,
-  };
-}
+export const sessionLimits = (config: Deps['config'], now: number): SessionLimits => sessionLimitsAt(config.selfservice, now);
 
 /** Push types answer on the phone; every other type takes an OTP on the page. */
 const isPush = (deps: Deps, t: TokenRecord): boolean => deps.registry.require(t.type).outOfBand;

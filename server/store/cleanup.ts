@@ -1,11 +1,12 @@
 /**
  * Built-in cleanup: expired challenges, half-enrolled tokens past their TTL, audit rows past the retention and
- * push back-off rows untouched for a day (not a decline lock), deleted in small chunks. Safe on every node at once (each delete is by id and idempotent).
+ * push back-off rows untouched for a day (not a decline lock) and self-service sessions past their timeouts, deleted in small chunks. Safe on every node at once (each delete is by id and idempotent).
  */
 import type { Clock } from '../../core/clock.ts';
 import type { Config } from '../config.ts';
 import type { Events } from '../../core/events.ts';
 import type { Store } from './store.ts';
+import { sessionLimitsAt } from './selfservice_sessions_repo.ts';
 
 /** What cleanup needs: a slice of Deps (server/deps.ts sits above the store; a leaf does not import it). */
 export interface CleanupDeps {
@@ -60,12 +61,7 @@ export async function runCleanup(deps: CleanupDeps, opts: { maxChunks?: number }
   const addressesBefore = now - LOGIN_ADDRESS_RETENTION_DAYS * 86_400_000;
   total.loginAddresses = await drain(() => deps.store.loginAddresses.deleteOlderThan(addressesBefore, chunk));
   total.pushBackoff = await drain(() => deps.store.pushFatigue.deleteStale(now - PUSH_BACKOFF_FORGET_MS, chunk));
-  const ss = deps.config.selfservice;
-  const limits = {
-    seenAfter: now - ss.idleTimeoutMinutes * 60_000,
-    createdAfter: now - ss.absoluteTimeoutMinutes * 60_000,
-    loginAfter: now - ss.loginTimeoutMinutes * 60_000,
-  };
+  const limits = sessionLimitsAt(deps.config.selfservice, now);
   total.selfserviceSessions = await drain(() => deps.store.selfserviceSessions.deleteExpired(limits, chunk));
   deps.events.emit('cleanup.ran', total);
   return total;

@@ -32,6 +32,18 @@ export interface SessionLimits {
   readonly loginAfter: number;
 }
 
+/** The limits at `now` of the configured timeouts (minutes): one computation for the requests and the cleanup. */
+export function sessionLimitsAt(
+  t: { readonly idleTimeoutMinutes: number; readonly absoluteTimeoutMinutes: number; readonly loginTimeoutMinutes: number },
+  now: number,
+): SessionLimits {
+  return {
+    seenAfter: now - t.idleTimeoutMinutes * 60_000,
+    createdAfter: now - t.absoluteTimeoutMinutes * 60_000,
+    loginAfter: now - t.loginTimeoutMinutes * 60_000,
+  };
+}
+
 export interface SelfserviceSessionsRepo {
   create(row: SessionRow): Promise<void>;
   /** Moves `last_seen_at` to `now` when the session is within its limits, and returns it; null when it is not (any more). */

@@ -385,3 +385,19 @@ test('fail closed: a login whose ACCEPT cannot be audited is refused and its ses
   t.regex((await c.get()).text, /<h1>Log in<\/h1>/);
   t.true(w.seen.some((e) => e.name === 'audit.write_failed'));
 });
+
+test('the second factor is the token alone: the password stands for the PIN (tokenpin or userstore); passOnNoToken lets nobody in', async (t) => {
+  const w = await ssWorld(t, {}, [policy('lenient', 'authentication', { passOnNoToken: true })]);
+  await enroll(w, { type: 'totp', otpkey: TOTP_KEY, user: 'bob', serial: 'TOTPBOB', pin: '1234' });
+  const c = new SelfserviceClient(w);
+  await c.login('bob', USER_PASSWORD);
+  t.is((await c.post('/login/otp', { otp: `1234${totpNow(w)}` })).status, 401, 'no PIN in the code field');
+  t.regex((await c.post('/login/otp', { otp: totpNow(w) })).text, /<h1>Your devices<\/h1>/);
+  // /validate/check still needs the token PIN.
+  w.clock.advance(30_000);
+  t.is((await w.call('POST', '/validate/check', { user: 'bob', pass: totpNow(w) })).body.result.authentication, 'REJECT');
+  // carol has no token: passOnNoToken accepts her at /validate/check, never on this page.
+  t.is((await w.call('POST', '/validate/check', { user: 'carol', pass: '' })).body.result.authentication, 'ACCEPT');
+  const d = new SelfserviceClient(w);
+  t.is((await d.login('carol', USER_PASSWORD)).status, 401);
+});
