@@ -120,7 +120,26 @@ export interface EventMap {
    * (wrong base DN, no access), a login name matching several entries, a user's bind refused for another reason.
    */
   'ldap.refused': { realm: string; operation: 'service_bind' | 'search' | 'bind'; error: string };
-  'cleanup.ran': { challenges: number; tokens: number; audit: number; loginAddresses: number; pushBackoff: number };
+  'cleanup.ran': {
+    challenges: number;
+    tokens: number;
+    audit: number;
+    loginAddresses: number;
+    pushBackoff: number;
+    selfserviceSessions: number;
+  };
+  /**
+   * A step of a self-service login (server/auth/selfservice.ts): `password` right or wrong, the second factor's
+   * outcome, a password-only login by the first-enrollment policy, a logout.
+   */
+  'selfservice.login': {
+    user: string;
+    realm: string;
+    step: 'password' | 'second_factor' | 'first_enrollment' | 'logout';
+    outcome: string;
+  };
+  /** A self-service action on the user's own token (enroll, verify, rename, remove). */
+  'selfservice.action': { user: string; realm: string; action: string; serial: string };
   'events.subscriber_failed': { event: string; error: string };
   'log': { level: 'debug' | 'info' | 'warn' | 'error'; msg: string; [k: string]: unknown };
 }

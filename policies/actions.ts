@@ -33,6 +33,14 @@ export const CORE_ACTIONS: readonly ActionDef[] = Object.freeze([
     description: 'A user without any token is accepted without checking anything.',
   }),
   def({
+    name: 'selfservice_first_enrollment',
+    scope: 'authentication',
+    type: 'bool',
+    default: false,
+    description:
+      'A user without any token may log in to the self-service page with the user store password alone, to enroll a first token.',
+  }),
+  def({
     name: 'passOnNoUser',
     scope: 'authentication',
     type: 'bool',

@@ -16,6 +16,7 @@ import { healthRouter, metricsRoute } from './routes/health.ts';
 import Router from '@koa/router';
 import { smartphoneRouter } from './routes/smartphone.ts';
 import { openapiRouter } from './routes/openapi.ts';
+import { selfserviceRouter } from './routes/selfservice.ts';
 
 export interface AppState {
   /** This request's id: a sane incoming X-Request-Id, else a new UUID; echoed, logged, in the audit row. */
@@ -163,7 +164,8 @@ export function createApp(deps: Deps): Koa<AppState> {
     } catch (raw) {
       renderError(ctx, raw);
     }
-    for (const [k, v] of Object.entries(commonHeaders(deps))) ctx.set(k, v);
+    for (const [k, v] of Object.entries(commonHeaders(deps)))
+      if (k !== 'Cache-Control' || ctx.response.get('Cache-Control') !== 'no-store') ctx.set(k, v); // the self-service page's no-store stays
     const audit = ctx.state.audit;
     const refused = audit
       ? await auditOrRefuse(
@@ -190,6 +192,7 @@ export function createApp(deps: Deps): Koa<AppState> {
     healthRouter(deps),
     smartphoneRouter(deps),
     openapiRouter(deps),
+    ...(deps.config.selfservice.enabled ? [selfserviceRouter(deps)] : []),
   ]) {
     app.use(router.routes());
     app.use(

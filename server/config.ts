@@ -123,11 +123,31 @@ export interface Config {
    * separate listener that serves only /metrics (null: /metrics is on the main port).
    */
   readonly metrics: { readonly token: string | null; readonly listen: { readonly host: string; readonly port: number } | null };
+  /**
+   * The self-service page for users (server/routes/selfservice.ts), off by default. `path`: where it is served;
+   * `cookieSecure`: the session cookie's Secure flag (false only for plain-HTTP development); timeouts in minutes on
+   * the injected clock: `idle` (no request), `absolute` (since the login), `login` (password given, second factor not
+   * yet); `enrollTypes`: the token types a user may enroll there; `recentLogins`: how many audit rows the page shows.
+   */
+  readonly selfservice: {
+    readonly enabled: boolean;
+    readonly path: string;
+    readonly cookieSecure: boolean;
+    readonly idleTimeoutMinutes: number;
+    readonly absoluteTimeoutMinutes: number;
+    readonly loginTimeoutMinutes: number;
+    readonly enrollTypes: readonly SelfserviceType[];
+    readonly recentLogins: number;
+  };
   readonly policies: readonly unknown[];
   readonly policyFiles: readonly string[];
   /** Directory relative paths in the file are resolved against. */
   readonly baseDir: string;
 }
+
+/** The token types the self-service page can enroll (a QR code the user scans). */
+export const SELFSERVICE_TYPES = ['totp', 'edupush', 'push'] as const;
+export type SelfserviceType = (typeof SELFSERVICE_TYPES)[number];
 
 /** Where the back-off counters live: `auto` = Redis when bus.redis_url is set, else the database on PostgreSQL/MariaDB, else memory. */
 export type LimitsStore = 'auto' | 'memory' | 'database' | 'redis';
@@ -240,6 +260,7 @@ export const CONFIG_SECTIONS: readonly string[] = [
   'limits',
   'log',
   'metrics',
+  'selfservice',
   'policies',
   'policy_files',
 ];
@@ -597,6 +618,36 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
     if (!m || listenPort > 65535) r.problems.push('metrics.listen must be host:port, like 127.0.0.1:9464 or [::1]:9464');
     else metricsListen = { host: (m[1] ?? m[2])!, port: listenPort };
   }
+  const ss = r.obj(top.selfservice, 'selfservice', [
+    'enabled',
+    'path',
+    'cookie_secure',
+    'idle_timeout_minutes',
+    'absolute_timeout_minutes',
+    'login_timeout_minutes',
+    'enroll_types',
+    'recent_logins',
+  ]);
+  const enrollTypes = (ss.enroll_types === undefined ? ['totp', 'edupush'] : r.list(ss.enroll_types, 'selfservice.enroll_types')).filter(
+    (x, i): x is SelfserviceType => {
+      if ((SELFSERVICE_TYPES as readonly unknown[]).includes(x)) return true;
+      r.problems.push(`selfservice.enroll_types[${i}] must be one of ${SELFSERVICE_TYPES.join(', ')}`);
+      return false;
+    },
+  );
+  const selfservice = {
+    enabled: r.bool(ss.enabled, 'selfservice.enabled', false),
+    path: r.str(ss.path, 'selfservice.path', '/selfservice', {
+      pattern: /^(?:\/[A-Za-z0-9._~-]+)+$/,
+      hint: 'an absolute path like /selfservice (letters, digits, . _ ~ -; no trailing slash)',
+    }),
+    cookieSecure: r.bool(ss.cookie_secure, 'selfservice.cookie_secure', true),
+    idleTimeoutMinutes: r.int(ss.idle_timeout_minutes, 'selfservice.idle_timeout_minutes', 15, 1, 1440),
+    absoluteTimeoutMinutes: r.int(ss.absolute_timeout_minutes, 'selfservice.absolute_timeout_minutes', 480, 1, 10_080),
+    loginTimeoutMinutes: r.int(ss.login_timeout_minutes, 'selfservice.login_timeout_minutes', 5, 1, 60),
+    enrollTypes: [...new Set(enrollTypes)],
+    recentLogins: r.int(ss.recent_logins, 'selfservice.recent_logins', 20, 1, 200),
+  };
   const policies = r.list(top.policies, 'policies');
   const policyFiles = r.list(top.policy_files, 'policy_files').map((x, i) => r.file(x, `policy_files[${i}]`, ''));
 
@@ -618,6 +669,7 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
     limits,
     log: { level: level as Config['log']['level'], format: format as Config['log']['format'] },
     metrics: { token: metricsToken, listen: metricsListen },
+    selfservice,
     policies,
     policyFiles,
     baseDir,

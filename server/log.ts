@@ -81,7 +81,10 @@ const EVENT_LEVELS: { readonly [K in EventName]: LogLevel | ((payload: EventMap[
   'push.reused': 'debug',
   'push.locked': 'warn',
   'push.unblocked': 'info',
-  'cleanup.ran': (e) => (e.challenges + e.tokens + e.audit + e.loginAddresses + e.pushBackoff > 0 ? 'info' : 'debug'),
+  'cleanup.ran': (e) =>
+    e.challenges + e.tokens + e.audit + e.loginAddresses + e.pushBackoff + e.selfserviceSessions > 0 ? 'info' : 'debug',
+  'selfservice.login': 'info',
+  'selfservice.action': 'info',
   'events.subscriber_failed': 'error',
   log: (e) => e.level,
 };

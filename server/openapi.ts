@@ -771,11 +771,195 @@ function paths(): Obj {
       },
     },
   };
+  Object.assign(p, selfservicePaths());
   return p;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Components
+
+/**
+ * The self-service page (server/routes/selfservice.ts) at its default path `/selfservice` (`selfservice.path`),
+ * served only with `selfservice.enabled`. HTML for browsers, every POST a form with the session's CSRF token.
+ */
+function selfservicePaths(): Obj {
+  const SECURITY_HEADERS: Obj = {
+    'Content-Security-Policy': {
+      description: 'No script source at all; frame-ancestors none.',
+      required: true,
+      schema: { type: 'string', pattern: "frame-ancestors 'none'" },
+    },
+    'Cache-Control': { description: 'Nothing of the page is stored.', required: true, schema: { const: 'no-store' } },
+    'X-Frame-Options': { description: 'Not in a frame.', required: true, schema: { const: 'DENY' } },
+    'X-Content-Type-Options': { description: 'No sniffing.', required: true, schema: { const: 'nosniff' } },
+    'X-Request-Id': headerRef('RequestId'),
+  };
+  const htmlPage = (description: string, extraHeaders: Obj = {}): Obj => ({
+    description,
+    headers: { ...SECURITY_HEADERS, ...extraHeaders },
+    content: { 'text/html': { schema: { type: 'string', pattern: '^<!doctype html>' } } },
+  });
+  const redirect: Obj = {
+    description: 'Done: see the page again (Post/Redirect/Get), with a fixed status text (`?done=…`).',
+    headers: {
+      ...SECURITY_HEADERS,
+      Location: { description: 'The page.', required: true, schema: { type: 'string', pattern: '^/' } },
+    },
+    content: { 'text/html': { schema: { type: 'string' } } },
+  };
+  const ERRORS: Obj = {
+    '400': htmlPage('A form value is wrong (a page that says which).'),
+    '403': htmlPage('No session (or it ended), or the form lacks the CSRF token of the session.'),
+    '413': responseRef('PayloadTooLarge'),
+    '500': htmlPage('A server error (a page without details; the log has them).'),
+  };
+  const COOKIE = [{ selfserviceSession: [] }];
+  const form = (props: Obj, required: string[] = []): Obj => ({
+    required: true,
+    content: {
+      'application/x-www-form-urlencoded': {
+        schema: {
+          type: 'object',
+          properties: { csrf: str("The session's synchronizer token (from the page's forms)."), ...props },
+          required: ['csrf', ...required],
+        },
+      },
+    },
+  });
+  const post = (id: string, summary: string, body: Obj, responses: Obj, description?: string): Obj => ({
+    post: {
+      tags: ['selfservice'],
+      summary,
+      ...(description ? { description } : {}),
+      operationId: id,
+      security: COOKIE,
+      requestBody: body,
+      responses: { ...ERRORS, ...responses },
+    },
+  });
+  const SERIAL_FIELD = {
+    serial: str("The serial of one of your own tokens (another user's serial is 404).", { maxLength: COLUMN_LIMITS.tokens.serial }),
+  };
+  const p: Obj = {};
+  p['/selfservice'] = {
+    get: {
+      tags: ['selfservice'],
+      summary: 'The page: the login form, the second step, or your devices and recent logins',
+      operationId: 'selfservicePage',
+      parameters: [
+        {
+          name: 'done',
+          in: 'query',
+          required: false,
+          description: 'Which status text to show after a redirect.',
+          schema: { type: 'string' },
+        },
+      ],
+      responses: {
+        '200': htmlPage("The page for the state of the session (sets the login form's CSRF cookie when logged out)."),
+        '500': ERRORS['500'],
+      },
+    },
+  };
+  p['/selfservice/style.css'] = {
+    get: {
+      tags: ['selfservice'],
+      summary: "The page's style sheet",
+      operationId: 'selfserviceStyle',
+      responses: {
+        '200': {
+          description: 'CSS.',
+          headers: { 'X-Request-Id': headerRef('RequestId') },
+          content: { 'text/css': { schema: { type: 'string' } } },
+        },
+      },
+    },
+  };
+  p['/selfservice/login'] = {
+    post: {
+      tags: ['selfservice'],
+      summary: 'Step 1: user name and realm password',
+      description:
+        "A wrong password (or an unknown user) is a failed attempt in the back-off (429 with Retry-After when over budget). A right one opens the session for step 2 — or, by the policy `selfservice_first_enrollment`, for a user without any token, a session that may enroll a first one. The form carries `login_csrf`, the value of the login page's cookie.",
+      operationId: 'selfserviceLogin',
+      requestBody: {
+        required: true,
+        content: {
+          'application/x-www-form-urlencoded': {
+            schema: {
+              type: 'object',
+              properties: {
+                login_csrf: str("The login page's double-submit token."),
+                user: str('The user name.'),
+                password: str('The user store password.'),
+              },
+              required: ['login_csrf', 'user', 'password'],
+            },
+          },
+        },
+      },
+      responses: {
+        ...ERRORS,
+        '303': redirect,
+        '401': htmlPage('Wrong user name or password (the same answer for an unknown user), or a user without a token.'),
+        '403': htmlPage("The form's login_csrf does not match the login page's cookie."),
+        '429': htmlPage('Too many failed attempts.', { 'Retry-After': headerRef('RetryAfter') }),
+        '503': htmlPage('The PIN queue is full (password checks): try again.', { 'Retry-After': headerRef('RetryAfter') }),
+      },
+    },
+  };
+  const SECOND = {
+    '200': htmlPage('The second step again (the push was sent; the phone has not answered yet).'),
+    '303': redirect,
+    '401': htmlPage('The second factor failed (wrong code, declined on the phone).'),
+    '429': htmlPage('Too many failed attempts or challenges.', { 'Retry-After': headerRef('RetryAfter') }),
+  };
+  p['/selfservice/login/otp'] = post(
+    'selfserviceLoginOtp',
+    "Step 2: a code of one of the user's OTP tokens",
+    form({ otp: str('The one-time password.') }, ['otp']),
+    SECOND,
+  );
+  p['/selfservice/login/push'] = post('selfserviceLoginPush', "Step 2: send a push to the user's phone", form({}), SECOND);
+  p['/selfservice/login/push/finish'] = post(
+    'selfserviceLoginPushFinish',
+    'Step 2: finish after the phone answered',
+    form({ code: str('The login code, when the policy asks the user to type one.') }),
+    SECOND,
+  );
+  p['/selfservice/logout'] = post('selfserviceLogout', 'End the session', form({}), { '303': redirect });
+  p['/selfservice/tokens/enroll'] = post(
+    'selfserviceEnroll',
+    'Enroll a token of a type `selfservice.enroll_types` allows: the page with its QR code',
+    form({ type: str('totp, edupush or push (as configured).'), description: str('A description.', { maxLength: 255 }) }, ['type']),
+    { '200': htmlPage('The QR code to scan (TOTP: and the secret as text, and the form for the first code).'), '303': redirect },
+  );
+  p['/selfservice/tokens/verify'] = post(
+    'selfserviceVerify',
+    'The first code of a TOTP token enrolled on the page: makes it active',
+    form({ ...SERIAL_FIELD, otp: str('The code the app shows now.') }, ['serial', 'otp']),
+    {
+      '303': redirect,
+      '404': htmlPage('Not a half-enrolled TOTP token of yours.'),
+      '429': htmlPage('Too many failed attempts.', { 'Retry-After': headerRef('RetryAfter') }),
+    },
+    'A wrong code is 400 (a page with the form again) and a failed attempt in the back-off.',
+  );
+  p['/selfservice/tokens/rename'] = post(
+    'selfserviceRename',
+    "Change the description of one of the user's own tokens",
+    form({ ...SERIAL_FIELD, description: str('The new description.', { maxLength: 255 }) }, ['serial']),
+    { '303': redirect, '404': htmlPage('Not a token of yours.') },
+  );
+  p['/selfservice/tokens/remove'] = post(
+    'selfserviceRemove',
+    "Remove (delete) one of the user's own tokens",
+    form({ ...SERIAL_FIELD, confirm: { const: 'yes', description: 'The confirmation checkbox.' } }, ['serial']),
+    { '303': redirect, '404': htmlPage('Not a token of yours.') },
+    'Without `confirm=yes` the page is answered 400 and nothing is removed.',
+  );
+  return p;
+}
 
 const CHALLENGE: Obj = {
   type: 'object',
@@ -1108,6 +1292,13 @@ function components(): Obj {
         description: 'Where an `api_key_required` policy applies: a JWT of this server with role `validate` (`pushgate apikey create`).',
       },
       metricsToken: { type: 'http', scheme: 'bearer', description: 'The `metrics.token` of the configuration, when set.' },
+      selfserviceSession: {
+        type: 'apiKey',
+        in: 'cookie',
+        name: '__Host-pushgate_ss',
+        description:
+          'The self-service session cookie (HttpOnly, SameSite=Strict, Secure); `pushgate_ss` when `selfservice.cookie_secure` is false.',
+      },
     },
   };
 }
@@ -1135,6 +1326,10 @@ export function openApiDocument(serverUrl?: string): Obj {
       { name: 'admin', description: 'Administrator login.' },
       { name: 'system', description: 'Realms, resolvers, users and the audit log (administrator JWT).' },
       { name: 'operations', description: 'Health, readiness, metrics and this document.' },
+      {
+        name: 'selfservice',
+        description: 'The self-service page for users (HTML; only with `selfservice.enabled`, at `selfservice.path`).',
+      },
     ],
     paths: paths(),
     components: components(),

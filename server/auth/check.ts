@@ -58,6 +58,16 @@ export interface CheckRequest {
   readonly beforeChallenge?: () => Promise<void>;
   /** Failed-attempt points this request holds in the back-off while it runs (the push risk decision skips them). */
   readonly heldAttempts?: number;
+  /** Only tokens of these types take part (the self-service page: its OTP form, its push button). */
+  readonly types?: readonly string[];
+  /**
+   * The caller has checked the user store password already (the self-service login): the pass is the second factor
+   * alone — every token's PIN part must be empty whatever `otppin` says, and a user without tokens is never accepted
+   * by `passthru` or `passOnNoToken`.
+   */
+  readonly secondFactorOnly?: boolean;
+  /** Never wait for the phone in this request (wait-mode policies): a push is answered with a CHALLENGE. */
+  readonly noWait?: boolean;
 }
 
 interface Classified {
@@ -123,6 +133,8 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
     } else if (req.type) {
       tokens = tokens.filter((t) => t.type === req.type);
     }
+    const types = req.types;
+    if (types) tokens = tokens.filter((t) => types.includes(t.type));
   } else {
     const t = await deps.store.tokens.bySerial(req.serial!);
     if (!t) throw new NotFoundError('The requested token could not be found.');
@@ -146,6 +158,7 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
   // No tokens at all
   if (!tokens.length) {
     if (!user) throw new NotFoundError('The requested token could not be found.');
+    if (req.secondFactorOnly) return { kind: 'reject', message: 'The user has no tokens assigned', serials: [], ...base() };
     if (rp.action<boolean>('passthru')) {
       const realm = deps.realms.get(user.realm);
       if (realm && (await realm.verifyPassword(user.name, req.pass, pinJob))) {
@@ -236,7 +249,7 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
         };
     }
   }
-  const c = await classify(deps, candidates, req.pass, rp, user, pinJob);
+  const c = await classify(deps, candidates, req.pass, rp, user, pinJob, req.secondFactorOnly === true);
   // A stale-locked token whose pass was wrong stays locked: it answers like any locked token.
   c.pinMatched = c.pinMatched.filter((t) => !isLocked(t));
   c.invalid = c.invalid.filter((t) => !isLocked(t));
@@ -334,7 +347,7 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
       const offline = challengeable.filter((t) => !outOfBand(t));
       const waiting = challengeable.filter(outOfBand);
       // Wait mode only when no other token type answers with a challenge: those are never delayed.
-      if (waiting.length && !offline.length) {
+      if (waiting.length && !offline.length && !req.noWait) {
         const plan = await startWait(deps, waiting, rp, user, { transactionId: claim?.transactionId, onCreated: record });
         if (plan) return plan;
       }
@@ -417,8 +430,9 @@ async function pinMatches(
   rp: RequestPolicies,
   user: UserInfo | null,
   job: PinJob,
+  secondFactorOnly: boolean,
 ): Promise<boolean> {
-  const mode = rp.action<string>('otppin') ?? 'tokenpin';
+  const mode = secondFactorOnly ? 'none' : (rp.action<string>('otppin') ?? 'tokenpin');
   if (mode === 'none') return pin === '';
   if (mode === 'userstore') {
     if (!user) return false;
@@ -442,12 +456,13 @@ async function classify(
   rp: RequestPolicies,
   user: UserInfo | null,
   job: PinJob,
+  secondFactorOnly: boolean,
 ): Promise<Classified> {
   const out: Classified = { valid: [], challenge: [], pinMatched: [], invalid: [] };
   const ctx = rp.tokenContext();
   for (const token of tokens) {
     const type = deps.registry.require(token.type);
-    if (challengeEnabled(type, rp) && (await pinMatches(deps, token, pass, rp, user, job))) {
+    if (challengeEnabled(type, rp) && (await pinMatches(deps, token, pass, rp, user, job, secondFactorOnly))) {
       out.challenge.push(token);
       continue;
     }
@@ -458,7 +473,7 @@ async function classify(
     const cut = type.splitsPass ? Math.max(0, pass.length - token.otpLen) : pass.length;
     const pin = pass.slice(0, cut);
     const otp = pass.slice(cut);
-    if (!(await pinMatches(deps, token, pin, rp, user, job))) {
+    if (!(await pinMatches(deps, token, pin, rp, user, job, secondFactorOnly))) {
       out.invalid.push(token);
       continue;
     }

@@ -18,6 +18,11 @@ export interface EnrollRequest {
   readonly client?: string;
   /** All request parameters (type-specific options like genkey, otpkey, otplen, hashlib). */
   readonly params: Readonly<Record<string, string>>;
+  /**
+   * The token is stored half-enrolled (inactive, `clientwait`) for this long, until its first OTP proves the user
+   * has it (the self-service page's TOTP enrollment). Push types are half-enrolled anyway.
+   */
+  readonly verifyWithinMs?: number;
 }
 
 export interface EnrollResult {
@@ -64,8 +69,8 @@ export async function enrollToken(deps: Deps, req: EnrollRequest): Promise<Enrol
       type: type.type,
       username: user?.name ?? null,
       realm: user?.realm ?? null,
-      active: begun.fields.active,
-      rolloutState: begun.fields.rolloutState,
+      active: req.verifyWithinMs ? false : begun.fields.active,
+      rolloutState: req.verifyWithinMs ? 'clientwait' : begun.fields.rolloutState,
       pinHash,
       otpLen: begun.fields.otpLen,
       counter: begun.fields.counter,
@@ -73,7 +78,7 @@ export async function enrollToken(deps: Deps, req: EnrollRequest): Promise<Enrol
       description: req.description ?? '',
       info: { ...begun.fields.info },
       secrets: { ...begun.fields.secrets },
-      rolloutExpiresAt: begun.fields.rolloutTtlMs ? now + begun.fields.rolloutTtlMs : null,
+      rolloutExpiresAt: begun.fields.rolloutTtlMs ? now + begun.fields.rolloutTtlMs : req.verifyWithinMs ? now + req.verifyWithinMs : null,
     },
     now,
   );

@@ -1,18 +1,19 @@
 /**
  * Built-in cleanup: expired challenges, half-enrolled tokens past their TTL, audit rows past the retention and
- * push back-off rows untouched for a day (not a decline lock), deleted in small chunks. Safe on every node at once (each delete is by id and idempotent).
+ * push back-off rows untouched for a day (not a decline lock) and self-service sessions past their timeouts, deleted in small chunks. Safe on every node at once (each delete is by id and idempotent).
  */
 import type { Clock } from '../../core/clock.ts';
 import type { Config } from '../config.ts';
 import type { Events } from '../../core/events.ts';
 import type { Store } from './store.ts';
+import { sessionLimitsAt } from './selfservice_sessions_repo.ts';
 
 /** What cleanup needs: a slice of Deps (server/deps.ts sits above the store; a leaf does not import it). */
 export interface CleanupDeps {
-  readonly config: Pick<Config, 'cleanup' | 'audit' | 'tokens'>;
+  readonly config: Pick<Config, 'cleanup' | 'audit' | 'tokens' | 'selfservice'>;
   readonly clock: Clock;
   readonly events: Events;
-  readonly store: Pick<Store, 'challenges' | 'tokens' | 'audit' | 'loginAddresses' | 'pushFatigue'>;
+  readonly store: Pick<Store, 'challenges' | 'tokens' | 'audit' | 'loginAddresses' | 'pushFatigue' | 'selfserviceSessions'>;
 }
 
 export interface CleanupResult {
@@ -22,6 +23,8 @@ export interface CleanupResult {
   loginAddresses: number;
   /** Push back-off rows (server/auth/push_fatigue.ts) without a strike for PUSH_BACKOFF_FORGET_MS and without a lock. */
   pushBackoff: number;
+  /** Self-service sessions past their idle, absolute or login timeout. */
+  selfserviceSessions: number;
 }
 
 /** How long a declined push is remembered (its challenge row is kept past its expiry): "after a decline" is risky. */
@@ -39,7 +42,7 @@ export async function runCleanup(deps: CleanupDeps, opts: { maxChunks?: number }
   const { chunk } = deps.config.cleanup;
   const now = deps.clock.now();
   const auditBefore = now - deps.config.audit.retentionDays * 86_400_000;
-  const total: CleanupResult = { challenges: 0, tokens: 0, audit: 0, loginAddresses: 0, pushBackoff: 0 };
+  const total: CleanupResult = { challenges: 0, tokens: 0, audit: 0, loginAddresses: 0, pushBackoff: 0, selfserviceSessions: 0 };
   const maxChunks = opts.maxChunks ?? Infinity;
   const drain = async (fn: () => Promise<number>): Promise<number> => {
     let sum = 0;
@@ -58,6 +61,8 @@ export async function runCleanup(deps: CleanupDeps, opts: { maxChunks?: number }
   const addressesBefore = now - LOGIN_ADDRESS_RETENTION_DAYS * 86_400_000;
   total.loginAddresses = await drain(() => deps.store.loginAddresses.deleteOlderThan(addressesBefore, chunk));
   total.pushBackoff = await drain(() => deps.store.pushFatigue.deleteStale(now - PUSH_BACKOFF_FORGET_MS, chunk));
+  const limits = sessionLimitsAt(deps.config.selfservice, now);
+  total.selfserviceSessions = await drain(() => deps.store.selfserviceSessions.deleteExpired(limits, chunk));
   deps.events.emit('cleanup.ran', total);
   return total;
 }

@@ -16,6 +16,7 @@ export const COLUMN_LIMITS = {
   login_addresses: { realm: 120, username: 255, address: 64 },
   push_logins: { subject: 255, client: 64, transaction_id: 64, state: 16 },
   push_backoff: { subject: 255, client: 64 },
+  selfservice_sessions: { id_hash: 64, username: 255, realm: 120, stage: 16, csrf: 64, transaction_id: 64, enrolled: 1000 },
   audit: {
     action: 60,
     outcome: 20,

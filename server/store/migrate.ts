@@ -8,6 +8,7 @@ import * as m005 from './migrations/005_token_admin.ts';
 import * as m006 from './migrations/006_audit_request_id.ts';
 import * as m007 from './migrations/007_push_fatigue.ts';
 import * as m008 from './migrations/008_login_addresses.ts';
+import * as m010 from './migrations/010_selfservice_sessions.ts';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -22,6 +23,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['006_audit_request_id', m006],
   ['007_push_fatigue', m007],
   ['008_login_addresses', m008],
+  ['010_selfservice_sessions', m010],
 ];
 
 const source: Knex.MigrationSource<[string, Migration]> = {

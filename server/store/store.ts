@@ -13,6 +13,7 @@ import { databaseLimiter, type LimiterOptions } from './rate_limits.ts';
 import { createAuditSearch, type AuditSearch } from './audit_search.ts';
 import { createLoginAddressesRepo, type LoginAddressesRepo } from './login_addresses_repo.ts';
 import { createPushFatigueRepo, type PushFatigueRepo } from './push_fatigue_repo.ts';
+import { createSelfserviceSessionsRepo, type SelfserviceSessionsRepo } from './selfservice_sessions_repo.ts';
 
 export interface Store {
   readonly dialect: Dialect;
@@ -28,6 +29,8 @@ export interface Store {
   readonly auditSearch: AuditSearch;
   /** Open push logins and the push back-off (server/auth/push_fatigue.ts). */
   readonly pushFatigue: PushFatigueRepo;
+  /** The self-service page's sessions (server/auth/selfservice.ts). */
+  readonly selfserviceSessions: SelfserviceSessionsRepo;
   migrate(): Promise<string[]>;
   /** A rate-limiter-flexible limiter on this database (PostgreSQL / MariaDB only; table rate_limits). */
   rateLimiter(opts: LimiterOptions): RateLimiterAbstract;
@@ -75,6 +78,7 @@ export function createStore(url: string, box: SecretBox, opts: StoreOptions = {}
     loginAddresses: createLoginAddressesRepo(knex),
     auditSearch: createAuditSearch(knex),
     pushFatigue: createPushFatigueRepo(knex),
+    selfserviceSessions: createSelfserviceSessionsRepo(knex),
     migrate: async () => {
       try {
         return await migrateLatest(knex);

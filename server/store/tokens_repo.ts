@@ -33,6 +33,13 @@ export interface NewToken {
   syncWindow?: number | null;
 }
 
+export interface TokenOwner {
+  readonly username: string;
+  readonly realm: string;
+  /** Only these serials (a password-only self-service session: the tokens it enrolled). */
+  readonly onlySerials?: readonly string[];
+}
+
 export interface TokenFilter {
   username?: string;
   realm?: string;
@@ -143,6 +150,17 @@ export interface TokensRepo {
   revoke(ids: readonly number[], now: number): Promise<number>;
   /** A resync: the counter (and info) only if the counter is still `expected` and the token is not revoked; fail counter 0. */
   resync(id: number, expected: number, counter: number, info: Record<string, string> | undefined, now: number): Promise<boolean>;
+  /**
+   * The self-service page's changes: each only on a token of this owner (one conditional statement; false when the
+   * serial is not the owner's, does not exist or is revoked) — a user can never touch another user's token.
+   */
+  updateOwned(serial: string, owner: TokenOwner, patch: TokenPatch, now: number): Promise<boolean>;
+  deleteOwned(serial: string, owner: TokenOwner): Promise<boolean>;
+  /**
+   * Finishes the owner's half-enrolled token (`clientwait`, before its rollout TTL) whose first OTP was right at
+   * `counter`: active, `enrolled`, the replay guard past that OTP. False when anything changed meanwhile.
+   */
+  completeOwnedRollout(serial: string, owner: TokenOwner, counter: number, now: number): Promise<boolean>;
   /** Deletes half-enrolled tokens whose enrollment TTL ran out before `before`; at most `limit`. */
   deleteExpiredRollouts(before: number, limit: number): Promise<number>;
   /** How many tokens hold encrypted secrets (0 when the tokens table does not exist yet). */
@@ -400,6 +418,39 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
       if (!(await knex.schema.hasTable('tokens'))) return 0;
       const r = await knex('tokens').whereNotNull('secrets_enc').count<{ n: number | string }[]>({ n: '*' });
       return num(r[0]?.n ?? 0);
+    },
+    async updateOwned(serial, owner, patch, now) {
+      const n = await knex('tokens')
+        .where({ serial, username: owner.username, realm: owner.realm, revoked: false })
+        .modify((q) => {
+          if (owner.onlySerials) q.whereIn('serial', [...owner.onlySerials]);
+        })
+        .update(patchRow(patch, now));
+      return rowCount(n) > 0;
+    },
+    async deleteOwned(serial, owner) {
+      const n = await knex('tokens')
+        .where({ serial, username: owner.username, realm: owner.realm })
+        .modify((q) => {
+          if (owner.onlySerials) q.whereIn('serial', [...owner.onlySerials]);
+        })
+        .delete();
+      return rowCount(n) > 0;
+    },
+    async completeOwnedRollout(serial, owner, counter, now) {
+      const n = await knex('tokens')
+        .where({ serial, username: owner.username, realm: owner.realm, revoked: false, rollout_state: 'clientwait' })
+        .andWhere('counter', '<=', counter)
+        .andWhere((q) => q.whereNull('rollout_expires_at').orWhere('rollout_expires_at', '>', now))
+        .modify((q) => {
+          if (owner.onlySerials) q.whereIn('serial', [...owner.onlySerials]);
+        })
+        .update({
+          ...patchRow({ active: true, rolloutState: 'enrolled', rolloutExpiresAt: null }, now),
+          counter: counter + 1,
+          fail_count: 0,
+        });
+      return rowCount(n) > 0;
     },
     async deleteExpiredRollouts(before, limit) {
       const ids = (

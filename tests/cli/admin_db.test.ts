@@ -8,7 +8,7 @@ test('db migrate applies once, then reports up to date; db cleanup prints counts
   t.is(first.code, 0, first.stderr);
   t.is(
     first.stdout,
-    'applied 001_initial\napplied 002_exact_identifiers\napplied 003_backoff\napplied 004_audit_node\napplied 005_token_admin\napplied 006_audit_request_id\napplied 007_push_fatigue\napplied 008_login_addresses\n',
+    'applied 001_initial\napplied 002_exact_identifiers\napplied 003_backoff\napplied 004_audit_node\napplied 005_token_admin\napplied 006_audit_request_id\napplied 007_push_fatigue\napplied 008_login_addresses\napplied 010_selfservice_sessions\n',
   );
   t.regex(first.stderr, /SECRETS KEY CREATED/);
   const again = await w.run(['db', 'migrate']);

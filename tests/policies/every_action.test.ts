@@ -13,6 +13,7 @@ import { KEY_HEX, RFC, check, cheapHasher, enroll, enrollHotp, hotpAt, policy, t
 import { enrollPhone, phoneFor } from '../helpers/push_world.ts';
 import { testKeySource } from '../helpers/push_ctx.ts';
 import type { AppStyle, SmartphoneData } from '../helpers/fake_phone.ts';
+import { SelfserviceClient } from '../helpers/selfservice_client.ts';
 
 type Pol = Record<string, unknown>;
 
@@ -71,6 +72,7 @@ async function observe(s: Scenario, extra: Pol | null): Promise<unknown> {
       realms: [{ name: 'staff', default: true, users: { type: 'file', path: './users.yaml' } }],
       policies: [...(s.base ?? []), ...(extra ? [extra] : [])],
       limits: { challenges_per_user: 0, failed_per_user: 0, failed_per_address: 0 },
+      selfservice: { enabled: true, cookie_secure: false },
     },
     ...(s.push ? { push: { keys: { generate: keySource, size: 1 } } } : {}),
   });
@@ -260,6 +262,16 @@ const SCENARIOS: Record<string, Scenario> = {
     value: true,
     run: async (w) => auth(await check(w, { user: 'carol', pass: 'anything' })),
     expect: ['REJECT', 'ACCEPT'],
+  },
+  'authentication:selfservice_first_enrollment': {
+    value: true,
+    // carol has no token: the self-service page lets her in with her password only by this policy.
+    run: async (w) => {
+      const c = new SelfserviceClient(w);
+      const r = await c.login('carol', 'user-pw', { follow: false });
+      return r.status === 303 ? `303 ${r.headers.get('location')}` : `HTTP ${r.status}`;
+    },
+    expect: ['HTTP 401', '303 /selfservice'],
   },
   'authentication:passOnNoUser': {
     value: true,

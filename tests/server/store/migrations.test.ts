@@ -64,6 +64,7 @@ test('an existing database (001 only, with rows) migrates to exactly the fresh s
     '006_audit_request_id',
     '007_push_fatigue',
     '008_login_addresses',
+    '010_selfservice_sessions',
   ]);
 
   const old = await database(t);
@@ -95,6 +96,7 @@ test('an existing database (001 only, with rows) migrates to exactly the fresh s
     '006_audit_request_id',
     '007_push_fatigue',
     '008_login_addresses',
+    '010_selfservice_sessions',
   ]);
 
   t.deepEqual(await columns(old), await columns(fresh));
@@ -119,5 +121,6 @@ test('002 rolls back (down) and forward again', async (t) => {
     '006_audit_request_id',
     '007_push_fatigue',
     '008_login_addresses',
+    '010_selfservice_sessions',
   ]);
 });
