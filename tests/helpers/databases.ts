@@ -146,6 +146,9 @@ async function pgTemplate(): Promise<string> {
         await knex.destroy();
       }
       await admin.raw(`alter database ${building} rename to ${name}`);
+      // Nobody connects to it (not even autovacuum, except against wraparound): a connection would make every
+      // CREATE DATABASE … TEMPLATE fail ("being accessed by other users"), as template0 is kept.
+      await admin.raw(`alter database ${name} with allow_connections false`);
       return name;
     } finally {
       await admin.raw('select pg_advisory_unlock(hashtext(?))', [LOCK]);
