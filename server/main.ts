@@ -6,7 +6,7 @@
 import type { Server } from 'node:http';
 import type Koa from 'koa';
 import { loadConfig, publicUrlWarning, type Config, type ConfigOverride } from './config.ts';
-import { buildDeps, type Deps } from './deps.ts';
+import { buildDeps, type BuildOptions, type Deps } from './deps.ts';
 import { createApp, createMetricsApp } from './app.ts';
 import { Events } from '../core/events.ts';
 import { RequestScope } from '../core/request_scope.ts';
@@ -49,6 +49,8 @@ export interface StartOptions {
   overrides?: readonly ConfigOverride[];
   /** Where the JSON log lines go (one call per line, without the newline); default stdout, pretty on a terminal. */
   log?: (line: string) => void;
+  /** Push test seam (BuildOptions.push): e.g. no RSA-4096 server keys made ahead for a test that enrolls no phone. */
+  push?: BuildOptions['push'];
 }
 
 /** The app's TLS check for enrollments without a user context: '0' only when every push type's policy says so. */
@@ -73,7 +75,7 @@ export async function startServer(configFile: string | null, opts: StartOptions 
     destination: opts.log ? lineDestination(opts.log) : undefined,
   });
   attachLog(events, logger, scope);
-  const deps = await buildDeps(config, { events, scope });
+  const deps = await buildDeps(config, { events, scope, push: opts.push });
   const app = createApp(deps);
   let server: Server | undefined;
   let metricsServer: Server | null = null;

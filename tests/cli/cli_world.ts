@@ -13,7 +13,7 @@ import { runCli } from '../../cli/main.ts';
 import type { BuildOptions } from '../../server/deps.ts';
 import { loadConfig } from '../../server/config.ts';
 import { buildDeps, type Deps } from '../../server/deps.ts';
-import { freshDatabaseUrl, TEST_DB } from '../helpers/databases.ts';
+import { freshDatabaseUrl, migratedDatabaseUrl, TEST_DB } from '../helpers/databases.ts';
 import { leaseWorld, WORLD_POOL_MAX } from '../helpers/db_budget.ts';
 
 export interface CliResult {
@@ -78,7 +78,12 @@ async function buildCliWorld(
   releases: Array<() => void>,
 ): Promise<CliWorld> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pushgate-cli-'));
-  const db = TEST_DB === 'sqlite' ? { url: `sqlite:${path.join(tmp, 'pushgate.db')}`, drop: async () => {} } : await freshDatabaseUrl();
+  // With init, a database that already has the schema (copied from the migrated template; the CLI's own start still
+  // runs the migrations, which find nothing to do); without, an empty one.
+  const db =
+    TEST_DB === 'sqlite'
+      ? { url: `sqlite:${path.join(tmp, 'pushgate.db')}`, drop: async () => {} }
+      : await ((wopts.init ?? true) ? migratedDatabaseUrl() : freshDatabaseUrl());
   const configPath = path.join(tmp, 'pushgate.yaml');
   fs.writeFileSync(
     configPath,

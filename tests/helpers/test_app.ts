@@ -1,6 +1,6 @@
 /**
- * A whole pushgate per test: fresh database (in-memory SQLite, or a fresh schema on the database named by
- * PUSHGATE_TEST_DB), fake clock, cheap PIN hashing, the real Koa app on an ephemeral loopback port.
+ * A whole pushgate per test: fresh database (in-memory SQLite, or on the database named by PUSHGATE_TEST_DB a new
+ * database copied from the migrated template, tests/helpers/databases.ts), fake clock, cheap PIN hashing, the real Koa app on an ephemeral loopback port.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -15,7 +15,7 @@ import { Events } from '../../core/events.ts';
 import { RequestScope } from '../../core/request_scope.ts';
 import { attachLog, createLogger, lineDestination } from '../../server/log.ts';
 import { FakeClock } from './fake_clock.ts';
-import { freshDatabaseUrl } from './databases.ts';
+import { migratedDatabaseUrl } from './databases.ts';
 import { leaseWorld, placesFor, WORLD_POOL_MAX } from './db_budget.ts';
 import type { PushServicesOptions } from '../../server/auth/push_services.ts';
 
@@ -117,6 +117,14 @@ export interface WorldOptions {
   owner?: object;
 }
 
+/**
+ * The push seam of every test server (worlds, and `startServer` in tests: pass it as `push`): RSA-2048 server keys
+ * made when an enrollment needs one, none ahead of time. Production keeps two RSA-4096 keys ready from the start
+ * (tokens/push/signatures.ts createKeyPool), ~1.5 s of CPU each on this machine kind — a test server that enrolls no
+ * phone would make them for nothing.
+ */
+export const TEST_PUSH: PushServicesOptions = { keys: { bits: 2048, size: 0 } };
+
 function limitsPrefix(url: string): string {
   const seed = url === 'sqlite::memory:' ? crypto.randomBytes(8).toString('hex') : url;
   return `pgtest_${crypto.createHash('sha256').update(seed).digest('hex').slice(0, 16)}`;
@@ -137,7 +145,7 @@ export async function createWorld(opts: WorldOptions = {}): Promise<TestWorld> {
 async function buildWorld(opts: WorldOptions, release: () => void): Promise<TestWorld> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pushgate-test-'));
   for (const [name, content] of Object.entries(opts.files ?? {})) fs.writeFileSync(path.join(tmp, name), content);
-  const db = opts.databaseUrl ? { url: opts.databaseUrl, drop: async () => {} } : await freshDatabaseUrl();
+  const db = opts.databaseUrl ? { url: opts.databaseUrl, drop: async () => {} } : await migratedDatabaseUrl();
   const { database, ...rest } = (opts.config ?? {}) as { database?: Record<string, unknown> };
   const doc = {
     // A small pool (the connection budget, tests/helpers/db_budget.ts); a test that needs more says so in config.database.
@@ -183,7 +191,7 @@ async function buildWorld(opts: WorldOptions, release: () => void): Promise<Test
       events,
       scope,
       key: opts.key ?? crypto.randomBytes(32),
-      push: opts.push ?? { keys: { bits: 2048, size: 0 } },
+      push: opts.push ?? TEST_PUSH,
     });
   } catch (err) {
     await db.drop();

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { asAdmin, auditRows, check, enroll, enrollHotp, policy, RFC, track, world } from '../helpers/kit.ts';
-import type { TestWorld } from '../helpers/test_app.ts';
+import { TEST_PUSH, type TestWorld } from '../helpers/test_app.ts';
 import { enrollPhone, phoneFor, pushWorld } from '../helpers/push_world.ts';
 import { parked, startedWaits } from '../helpers/wait.ts';
 import { attachLog, createLogger, lineDestination, prettyWanted } from '../../server/log.ts';
@@ -291,7 +291,7 @@ test('serve: a started line naming the database, and a "stopped" line last on sh
     'server: { port: 0 }\ndatabase: { url: "sqlite:./db.sqlite" }\nsecrets: { key_file: ./key }\ncleanup: { interval_seconds: 0 }\n',
   );
   const lines: string[] = [];
-  const s = await startServer(file, { log: (l) => lines.push(l) });
+  const s = await startServer(file, { push: TEST_PUSH, log: (l) => lines.push(l) });
   await s.stop('SIGTERM');
   const parsed = lines.map((l) => JSON.parse(l) as Line);
   const started = parsed.find((l) => l.event === 'server.started')!;

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
 import { startServer } from '../../server/main.ts';
+import { TEST_PUSH } from '../helpers/test_app.ts';
 
 function tempConfig(t: { teardown(fn: () => void): void }, policies: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pushgate-main-'));
@@ -22,7 +23,7 @@ const POLICY_B = '  - { name: b, scope: authentication, priority: 2, actions: { 
 test('reload (SIGHUP) swaps in the new policies; a broken file keeps the old set and logs why', async (t) => {
   const file = tempConfig(t, POLICY_A);
   const lines: string[] = [];
-  const s = await startServer(file, { log: (l) => lines.push(l) });
+  const s = await startServer(file, { push: TEST_PUSH, log: (l) => lines.push(l) });
   t.teardown(() => s.stop());
   t.deepEqual(
     s.deps.policies.policies.map((p) => p.name),
@@ -56,7 +57,7 @@ test('start-up refuses a broken configuration with every problem path', async (t
 
 test('stop drains: a request already being received completes, then the port is closed', async (t) => {
   const file = tempConfig(t, POLICY_A);
-  const s = await startServer(file, { log: () => {} });
+  const s = await startServer(file, { push: TEST_PUSH, log: () => {} });
   const body = 'user=bob&pass=x';
   const { port } = new URL(s.url);
   // A POST whose body arrives only after stop() was called: the server has the connection and must finish it.

@@ -20,6 +20,7 @@ import { Events } from '../../core/events.ts';
 import { createMetrics } from '../../server/metrics.ts';
 import { envOverrides, parseConfig, parseConfigWith } from '../../server/config.ts';
 import { startServer } from '../../server/main.ts';
+import { TEST_PUSH } from '../helpers/test_app.ts';
 
 // Counted before any test builds a registry: the process metrics' long-lived collectors (an event-loop-delay
 // histogram, a GC PerformanceObserver) must be started once per process, however many Deps are built.
@@ -169,7 +170,7 @@ test('metrics.listen: /metrics is served on its own listener and no longer on th
     },
     dir,
   );
-  const s = await startServer(null, { config, log: () => {} });
+  const s = await startServer(null, { config, push: TEST_PUSH, log: () => {} });
   t.teardown(() => s.stop());
   t.truthy(s.metricsUrl);
   const main = await fetch(`${s.url}/metrics`);
@@ -202,7 +203,7 @@ test('metrics.listen on a port that is taken: the start fails with the reason', 
     },
     dir,
   );
-  await t.throwsAsync(startServer(null, { config, log: () => {} }), { code: 'EADDRINUSE' });
+  await t.throwsAsync(startServer(null, { config, push: TEST_PUSH, log: () => {} }), { code: 'EADDRINUSE' });
 });
 
 test('process metrics are collected once per process however many registries are built; close() stops counting', async (t) => {

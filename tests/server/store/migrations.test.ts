@@ -9,6 +9,7 @@ import { createKnex } from '../../../server/store/knex.ts';
 import { migrateLatest, migrateRollbackAll } from '../../../server/store/migrate.ts';
 import * as m001 from '../../../server/store/migrations/001_initial.ts';
 import { freshDatabaseUrl, TEST_DB } from '../../helpers/databases.ts';
+import { world } from '../../helpers/kit.ts';
 
 /** Runs only 001, under the same migration table name as the server, as an installation before 002 did. */
 async function migrate001(knex: Knex): Promise<void> {
@@ -123,4 +124,72 @@ test('002 rolls back (down) and forward again', async (t) => {
     '008_login_addresses',
     '010_selfservice_sessions',
   ]);
+});
+
+/**
+ * Everything a database's schema is made of, comparable across two databases (the schema's own name left out):
+ * every table, column (type, width, nullability, default, collation), index, foreign key, trigger and view.
+ */
+async function schemaOf(knex: Knex): Promise<Record<string, unknown>> {
+  if (TEST_DB === 'sqlite') {
+    return { master: await knex('sqlite_master').select('type', 'name', 'tbl_name', 'sql').orderBy(['type', 'name']) };
+  }
+  const lower = (rows: Array<Record<string, unknown>>) =>
+    rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k.toLowerCase(), v])));
+  if (TEST_DB === 'postgres') {
+    const q = async (sql: string) => lower(((await knex.raw(sql)) as { rows: Array<Record<string, unknown>> }).rows);
+    return {
+      columns: await q(
+        `select table_name, column_name, data_type, character_maximum_length, is_nullable, column_default, collation_name, ordinal_position
+         from information_schema.columns where table_schema = current_schema() order by table_name, ordinal_position`,
+      ),
+      indexes: await q('select tablename, indexname, indexdef from pg_indexes where schemaname = current_schema() order by indexname'),
+      constraints: await q(
+        `select c.conrelid::regclass::text as tbl, c.conname, pg_get_constraintdef(c.oid) as def from pg_constraint c
+         join pg_namespace n on n.oid = c.connamespace where n.nspname = current_schema() order by tbl, c.conname`,
+      ),
+      triggers: await q('select event_object_table, trigger_name, action_statement from information_schema.triggers order by trigger_name'),
+      views: await q('select table_name, view_definition from information_schema.views where table_schema = current_schema()'),
+    };
+  }
+  const q = async (sql: string) => lower(((await knex.raw(sql)) as [Array<Record<string, unknown>>])[0]);
+  return {
+    tables: await q(
+      `select table_name, table_type, engine, table_collation, create_options from information_schema.tables
+       where table_schema = database() order by table_name`,
+    ),
+    columns: await q(
+      `select table_name, column_name, column_type, is_nullable, column_default, collation_name, extra, ordinal_position
+       from information_schema.columns where table_schema = database() order by table_name, ordinal_position`,
+    ),
+    indexes: await q(
+      `select table_name, index_name, non_unique, seq_in_index, column_name, sub_part, index_type from information_schema.statistics
+       where table_schema = database() order by table_name, index_name, seq_in_index`,
+    ),
+    foreignKeys: await q(
+      `select k.table_name, k.constraint_name, k.column_name, k.referenced_table_schema = database() as same_schema,
+         k.referenced_table_name, k.referenced_column_name, r.update_rule, r.delete_rule
+       from information_schema.key_column_usage k join information_schema.referential_constraints r
+         on r.constraint_schema = k.constraint_schema and r.constraint_name = k.constraint_name
+       where k.table_schema = database() order by k.table_name, k.constraint_name, k.ordinal_position`,
+    ),
+    triggers: await q('select trigger_name, event_object_table from information_schema.triggers where trigger_schema = database()'),
+    views: await q('select table_name from information_schema.views where table_schema = database()'),
+  };
+}
+
+test("a test world's database (on PostgreSQL/MariaDB copied from the migrated template, tests/helpers/databases.ts) has exactly the schema the migrations make", async (t) => {
+  const fresh = await database(t);
+  await migrateLatest(fresh);
+  const w = await world(t, { noHttp: true });
+  const copy = w.deps.store.knex;
+  t.deepEqual(await migrateLatest(copy), [], 'the copy is up to date: the server applied nothing at start');
+  t.deepEqual(
+    await copy('pushgate_migrations').orderBy('id').pluck('name'),
+    await fresh('pushgate_migrations').orderBy('id').pluck('name'),
+  );
+  const [a, b] = [await schemaOf(copy), await schemaOf(fresh)];
+  t.true(((a.columns ?? a.master) as unknown[]).length > 20, 'the schema was read');
+  t.deepEqual(a, b);
+  if (TEST_DB === 'mysql') t.true((a.foreignKeys as unknown[]).length > 0, 'foreign keys were compared');
 });

@@ -32,6 +32,7 @@ import { createSecretBox } from '../../../server/store/secrets.ts';
 import { DatabaseError } from '../../../core/errors.ts';
 import { freePort } from '../../helpers/wait.ts';
 import { TEST_DB } from '../../helpers/databases.ts';
+import { TEST_PUSH } from '../../helpers/test_app.ts';
 
 const run = promisify(execFile);
 
@@ -176,7 +177,7 @@ const title = 'database stopped mid-load → fast 500/-600, no crash, /healthz -
     tmp,
   );
   const logs: string[] = [];
-  const server: RunningServer = await startServer(null, { config, log: (line) => logs.push(line) });
+  const server: RunningServer = await startServer(null, { config, push: TEST_PUSH, log: (line) => logs.push(line) });
   t.teardown(() => server.stop('test'));
   await enrollToken(server.deps, { type: 'spass', serial: 'SPASS001', user: 'alice', pin: '1234', params: {} });
   // A second node on the same database: its answer-bus notifications must reach the first one via LISTEN/NOTIFY.
