@@ -137,6 +137,11 @@ export interface TokensRepo {
   revoke(ids: readonly number[], now: number): Promise<number>;
   /** A resync: the counter (and info) only if the counter is still `expected` and the token is not revoked; fail counter 0. */
   resync(id: number, expected: number, counter: number, info: Record<string, string> | undefined, now: number): Promise<boolean>;
+  /**
+   * Deletes a token only while it is still half-enrolled (`clientwait`), in one conditional statement: a step 2 that
+   * completed it first wins, and the token stays. True if this call deleted it.
+   */
+  deleteIfClientwait(id: number): Promise<boolean>;
   /** Deletes half-enrolled tokens whose enrollment TTL ran out before `before`; at most `limit`. */
   deleteExpiredRollouts(before: number, limit: number): Promise<number>;
   /** How many tokens hold encrypted secrets (0 when the tokens table does not exist yet). */
@@ -391,6 +396,9 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
       if (!(await knex.schema.hasTable('tokens'))) return 0;
       const r = await knex('tokens').whereNotNull('secrets_enc').count<{ n: number | string }[]>({ n: '*' });
       return num(r[0]?.n ?? 0);
+    },
+    async deleteIfClientwait(id) {
+      return rowCount(await knex('tokens').where({ id, rollout_state: 'clientwait' }).delete()) > 0;
     },
     async deleteExpiredRollouts(before, limit) {
       const ids = (
