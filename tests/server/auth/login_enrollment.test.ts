@@ -28,10 +28,15 @@ const PASSTHRU = policy('passthru', 'authentication', { passthru: true });
 const enrollAs = (type: string, actions: Record<string, unknown> = {}, filters: Record<string, unknown> = {}) =>
   policy('enroll', 'authentication', { enroll_via_multichallenge: type, ...actions }, filters);
 
-async function campus(t: Parameters<typeof pushWorld>[0], policies: Array<Record<string, unknown>>): Promise<TestWorld> {
+async function campus(
+  t: Parameters<typeof pushWorld>[0],
+  policies: Array<Record<string, unknown>>,
+  config: Record<string, unknown> = {},
+): Promise<TestWorld> {
   return pushWorld(t, {
     policies,
     config: {
+      ...config,
       realms: [
         { name: 'campus', default: true, users: { type: 'file', path: 'users.yaml' } },
         { name: 'open', users: { type: 'any' } },
@@ -243,4 +248,13 @@ test('parallel logins of one user leave one half-enrolled token; only the newest
     'ACCEPT',
   );
   t.like((await tokensOf(w))[0], { serial: c.serial, rolloutState: 'enrolled' });
+});
+
+test('a password flood cannot churn tokens: starting an enrollment takes a place of the per-user challenge limit', async (t) => {
+  const w = await campus(t, [PASSTHRU, enrollAs('totp')], { limits: { challenges_per_user: 2 } });
+  for (let i = 0; i < 2; i++) t.is((await check(w, { user: 'carol', pass: PASSWORD })).body.result.authentication, 'CHALLENGE');
+  const refused = await check(w, { user: 'carol', pass: PASSWORD });
+  t.is(refused.status, 429);
+  t.regex(refused.headers.get('retry-after') ?? '', /^\d+$/);
+  t.is((await tokensOf(w)).length, 1);
 });
