@@ -137,6 +137,9 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
     // `type` that filters every token away is no way around the user's tokens.
     if (owned.some((t) => !isLoginEnrollmentLeftover(t)))
       return { kind: 'reject', message: 'No suitable token found for authentication.', serials: [], ...base() };
+    // A transaction id answers a challenge: it is no password login. (The back-off does not count requests with a
+    // transaction id, so a made-up one must not open a way to guess the user store password uncounted.)
+    if (req.transactionId) return { kind: 'reject', message: TRANSACTION_FINISHED, serials: [], ...base() };
     if (rp.action<boolean>('passthru')) {
       const realm = deps.realms.get(user.realm);
       if (realm && (await realm.verifyPassword(user.name, req.pass, pinJob))) {

@@ -198,6 +198,14 @@ test('refused: policy off, a user store without passwords, wrong password, a use
   const any = await check(w, { user: 'mallory', realm: 'open', pass: 'whatever' });
   t.is(any.body.result.authentication, 'REJECT');
   t.deepEqual(await tokensOf(w, 'mallory', 'open'), []);
+  // A made-up transaction id (such requests are not counted by the back-off) is no password login either.
+  const bogus = await check(w, { user: 'carol', pass: PASSWORD, transaction_id: '12345678901234567890' });
+  t.like(bogus.body, {
+    result: { value: false, authentication: 'REJECT' },
+    detail: { message: 'transaction already finished or unknown' },
+  });
+  t.is((await check(w, { user: 'dave', pass: PASSWORD, transaction_id: '12345678901234567890' })).body.result.authentication, 'REJECT');
+  t.deepEqual(await tokensOf(w), []);
   // Wrong first factor: REJECT, no token — an attacker who knows the user name gets no QR code.
   const wrong = await check(w, { user: 'carol', pass: 'guess' });
   t.like(wrong.body, { result: { value: false, authentication: 'REJECT' } });
