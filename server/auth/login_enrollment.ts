@@ -111,9 +111,14 @@ export async function startLoginEnrollment(
   }
   const replaced: string[] = [];
   for (const old of others) {
-    if (await deps.store.tokens.deleteIfClientwait(old.id)) replaced.push(old.serial);
-    else {
-      // Completed by its phone between our read and the delete: the user owns a token now.
+    if (await deps.store.tokens.deleteIfClientwait(old.id)) {
+      replaced.push(old.serial);
+      continue;
+    }
+    // Not deleted: gone already (its own login gave up, or another login removed it) — or completed by its phone
+    // between our read and the delete, and then the user owns a token now.
+    const current = await deps.store.tokens.bySerial(old.serial);
+    if (current && current.id === old.id && !isLoginEnrollmentLeftover(current)) {
       await deps.store.tokens.deleteIfClientwait(token.id);
       return { kind: 'reject', message: ENROLLMENT_SUPERSEDED, serials: [], policies: rp.matched() };
     }

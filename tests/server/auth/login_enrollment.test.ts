@@ -6,7 +6,7 @@
 import test from 'ava';
 import { PNG } from 'pngjs';
 import jsqrImport from 'jsqr';
-import { auditRows, check, cheapHasher, enrollHotp, policy, usersYaml } from '../../helpers/kit.ts';
+import { auditRows, barrier, check, cheapHasher, enrollHotp, policy, usersYaml } from '../../helpers/kit.ts';
 import { phoneFor, pushWorld } from '../../helpers/push_world.ts';
 import type { TestWorld } from '../../helpers/test_app.ts';
 import { base32Decode } from '../../../tokens/base32.ts';
@@ -233,30 +233,36 @@ test('refused: passOnNoToken (nothing verified) never enrolls, whatever the pass
   t.deepEqual(await tokensOf(w), []);
 });
 
-test('parallel logins of one user leave one half-enrolled token; only the newest enrollment can finish', async (t) => {
-  const w = await campus(t, [PASSTHRU, enrollAs('totp')]);
-  const replies = await Promise.all([1, 2, 3].map(() => check(w, { user: 'carol', pass: PASSWORD })));
-  for (const r of replies) t.is(r.status, 200);
-  const tokens = await tokensOf(w);
-  t.is(tokens.length, 1, 'one token, not three');
-  const winners = replies.filter((r) => r.body.detail.serial === tokens[0]!.serial && r.body.result.authentication === 'CHALLENGE');
-  t.is(winners.length, 1);
-  for (const r of replies.filter((x) => x !== winners[0])) {
-    // A loser either gave up (REJECT) or was replaced: its OTP does not finish a login.
-    if (r.body.result.authentication !== 'CHALLENGE') continue;
-    const c = r.body.detail.multi_challenge[0];
+for (const forced of [false, true]) {
+  test(`parallel logins of one user leave one half-enrolled token; only the newest enrollment can finish${forced ? ' (all inserted before any read)' : ''}`, async (t) => {
+    const w = await campus(t, [PASSTHRU, enrollAs('totp')]);
+    // Forced: every login has inserted its token before any reads the user's tokens — the older ones give up while
+    // the newest deletes them, so its deletes find them gone (and it must not give up for that).
+    if (forced) barrier(w.deps.store.tokens, 'insert', 3);
+    const replies = await Promise.all([1, 2, 3].map(() => check(w, { user: 'carol', pass: PASSWORD })));
+    for (const r of replies) t.is(r.status, 200);
+    const tokens = await tokensOf(w);
+    t.is(tokens.length, 1, 'one token, not three');
+    const winners = replies.filter((r) => r.body.detail.serial === tokens[0]!.serial && r.body.result.authentication === 'CHALLENGE');
+    t.is(winners.length, 1);
+    for (const r of replies.filter((x) => x !== winners[0])) {
+      // A loser either gave up (REJECT) or was replaced: its OTP does not finish a login.
+      if (r.body.result.authentication !== 'CHALLENGE') continue;
+      const c = r.body.detail.multi_challenge[0];
+      t.is(
+        (await check(w, { user: 'carol', pass: otpOf(c.link, w.clock.now()), transaction_id: c.transaction_id })).body.result
+          .authentication,
+        'REJECT',
+      );
+    }
+    const c = winners[0]!.body.detail.multi_challenge[0];
     t.is(
       (await check(w, { user: 'carol', pass: otpOf(c.link, w.clock.now()), transaction_id: c.transaction_id })).body.result.authentication,
-      'REJECT',
+      'ACCEPT',
     );
-  }
-  const c = winners[0]!.body.detail.multi_challenge[0];
-  t.is(
-    (await check(w, { user: 'carol', pass: otpOf(c.link, w.clock.now()), transaction_id: c.transaction_id })).body.result.authentication,
-    'ACCEPT',
-  );
-  t.like((await tokensOf(w))[0], { serial: c.serial, rolloutState: 'enrolled' });
-});
+    t.like((await tokensOf(w))[0], { serial: c.serial, rolloutState: 'enrolled' });
+  });
+}
 
 test('a password flood cannot churn tokens: starting an enrollment takes a place of the per-user challenge limit', async (t) => {
   const w = await campus(t, [PASSTHRU, enrollAs('totp')], { limits: { challenges_per_user: 2 } });
