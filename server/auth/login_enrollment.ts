@@ -13,7 +13,7 @@
  * store (it has no passwords) or a user who owns any token — else knowing a user name would be enough to put one's
  * own phone on a victim's account.
  *
- * Races: at most one unfinished enrollment per user, the newest. Every login inserts its token first, then reads the
+ * Races: at most one unfinished enrollment per user, the newest. Every login inserts its token and challenge, then reads the
  * user's tokens: one that is not an unfinished login enrollment (an admin's, or one a phone completed meanwhile)
  * or a newer unfinished one makes this login give up and delete its own; otherwise it deletes the older unfinished
  * ones (each a conditional DELETE while `clientwait`). Of any two parallel logins the later reader sees both tokens,
@@ -102,6 +102,26 @@ export async function startLoginEnrollment(
   );
   deps.events.emit('token.enrolled', { serial, type: type.type, user: user.name, realm: user.realm });
 
+  // The challenge right away, before the race below: a newer login may delete this token at any moment, and then its
+  // challenge goes with it (ON DELETE CASCADE) instead of an insert that would refer to a token no longer there.
+  const transactionId = newTransactionId();
+  try {
+    await deps.store.challenges.insert({
+      transactionId,
+      serial,
+      tokenId: token.id,
+      nonce: crypto.randomBytes(16).toString('hex'),
+      session: ENROLLMENT_SESSION,
+      data: {},
+      createdAt: now,
+      expiresAt,
+    });
+  } catch (err) {
+    // Refused because a newer login deleted the token between its insert and this one (the foreign key): superseded.
+    if (await deps.store.tokens.bySerial(serial)) throw err;
+    return { kind: 'reject', message: ENROLLMENT_SUPERSEDED, serials: [], policies: rp.matched() };
+  }
+
   // At most one unfinished enrollment per user: the newest (see the file comment).
   const owned = await deps.store.tokens.list({ username: user.name, realm: user.realm });
   const others = owned.filter((t) => t.id !== token.id);
@@ -124,17 +144,6 @@ export async function startLoginEnrollment(
     }
   }
 
-  const transactionId = newTransactionId();
-  await deps.store.challenges.insert({
-    transactionId,
-    serial,
-    tokenId: token.id,
-    nonce: crypto.randomBytes(16).toString('hex'),
-    session: ENROLLMENT_SESSION,
-    data: {},
-    createdAt: now,
-    expiresAt,
-  });
   deps.events.emit('challenge.created', { serial, transactionId, type: type.type });
   deps.events.emit('enrollment.login_started', { serial, type: type.type, user: user.name, realm: user.realm, transactionId, replaced });
   const challenge: ChallengeOut = {

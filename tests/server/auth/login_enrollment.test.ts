@@ -12,6 +12,7 @@ import type { TestWorld } from '../../helpers/test_app.ts';
 import { base32Decode } from '../../../tokens/base32.ts';
 import { hotpValue } from '../../../tokens/otp.ts';
 import { openApiDocument } from '../../../server/openapi.ts';
+import { ENROLLMENT_SUPERSEDED } from '../../../server/auth/login_enrollment.ts';
 import { openApiChecker } from '../../helpers/openapi_check.ts';
 
 type JsQr = (data: Uint8ClampedArray, width: number, height: number) => { data: string } | null;
@@ -271,4 +272,19 @@ test('a password flood cannot churn tokens: starting an enrollment takes a place
   t.is(refused.status, 429);
   t.regex(refused.headers.get('retry-after') ?? '', /^\d+$/);
   t.is((await tokensOf(w)).length, 1);
+});
+
+test('a login whose token a newer login deleted before its challenge was stored answers REJECT, not a database error', async (t) => {
+  const w = await campus(t, [PASSTHRU, enrollAs('totp')]);
+  const challenges = w.deps.store.challenges;
+  const insert = challenges.insert.bind(challenges);
+  // The newer login's delete lands between this login's token insert and its challenge insert.
+  challenges.insert = async (c) => {
+    await w.deps.store.tokens.deleteIfClientwait(c.tokenId);
+    return insert(c);
+  };
+  const r = await check(w, { user: 'carol', pass: PASSWORD });
+  t.is(r.status, 200, r.text);
+  t.like(r.body, { result: { value: false, authentication: 'REJECT' }, detail: { message: ENROLLMENT_SUPERSEDED } });
+  t.deepEqual(await tokensOf(w), []);
 });
