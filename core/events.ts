@@ -52,6 +52,13 @@ export interface EventMap {
   'token.fail_counter': { serial: string; failCount: number; maxFail: number };
   'token.locked': { serial: string };
   'token.enrolled': { serial: string; type: string; user?: string; realm?: string };
+  /**
+   * Enrollment during login (enroll_via_multichallenge): a user without a token passed the password check and got
+   * an enrollment challenge for a new token (`replaced`: this user's earlier unfinished ones, deleted).
+   */
+  'enrollment.login_started': { serial: string; type: string; user: string; realm: string; transactionId: string; replaced: string[] };
+  /** The login of an enrollment during login finished: the token is enrolled and the user logged in with it. */
+  'enrollment.login_completed': { serial: string; type: string; transactionId: string };
   'token.stale_device': { serial: string; reason: string };
   /** An admin change through the admin API (assign, unassign, set, resync, revoke). */
   'token.changed': {

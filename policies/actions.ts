@@ -41,6 +41,21 @@ export const CORE_ACTIONS: readonly ActionDef[] = Object.freeze([
       'A user without any token may log in to the self-service page with the user store password alone, to enroll a first token.',
   }),
   def({
+    name: 'enroll_via_multichallenge',
+    scope: 'authentication',
+    type: 'enum',
+    values: ['edupush', 'push', 'totp'],
+    description:
+      'Enrollment during login: a user without any token who passed the user store password (passthru) gets a CHALLENGE whose image is the QR code of a new token of this type; the login finishes when the phone has registered (push types) or the first OTP is entered (totp). Off when unset.',
+  }),
+  def({
+    name: 'enroll_via_multichallenge_text',
+    scope: 'authentication',
+    type: 'string',
+    description:
+      'The message of an enrollment-during-login challenge (default: "Please scan the QR code!" for the push types, "Please scan the QR code and enter the OTP value!" for totp).',
+  }),
+  def({
     name: 'passOnNoUser',
     scope: 'authentication',
     type: 'bool',

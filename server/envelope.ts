@@ -58,6 +58,7 @@ export function challengeDetail(challenges: readonly ChallengeOut[], preferredCl
     message: c.message,
     ...attributesOf(c),
     ...(c.image ? { image: c.image } : {}),
+    ...(c.link ? { link: c.link } : {}),
     ...(c.presenceAnswer !== undefined ? { presence_answer: c.presenceAnswer } : {}),
   }));
   const detail: Record<string, unknown> = {
@@ -77,6 +78,7 @@ export function challengeDetail(challenges: readonly ChallengeOut[], preferredCl
       preferred_client_mode: preferredClientMode,
     });
     if (last.image) detail.image = last.image;
+    if (last.link) detail.link = last.link;
   }
   return detail;
 }
@@ -110,6 +112,8 @@ export function outcomeEnvelope(now: number, o: Outcome, opts: OutcomeOptions = 
   let detail: Record<string, unknown>;
   if (o.kind === 'challenge') {
     detail = challengeDetail(o.challenges, o.preferredClientMode);
+    // privacyIDEA marks an enrollment challenge (the Keycloak provider reads both flags); skipping it is not offered.
+    if (o.enrollment) Object.assign(detail, { enroll_via_multichallenge: true, enroll_via_multichallenge_optional: false });
     if (opts.challengeTextHeader && o.challenges.length) {
       detail.message = challengeText(
         opts.challengeTextHeader,

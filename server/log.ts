@@ -60,6 +60,8 @@ const EVENT_LEVELS: { readonly [K in EventName]: LogLevel | ((payload: EventMap[
   'token.locked': 'warn',
   'token.enrolled': 'info',
   'token.stale_device': 'warn',
+  'enrollment.login_started': 'info',
+  'enrollment.login_completed': 'info',
   'token.changed': 'info',
   'challenge.created': 'info',
   'challenge.answered': 'info',

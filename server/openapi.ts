@@ -972,7 +972,8 @@ const CHALLENGE: Obj = {
     client_mode: str('How the client asks the user: interactive, poll, u2f, webauthn.'),
     message: { type: 'string' },
     attributes: { type: 'object', description: 'Only when the type has some (push: `hideResponseInput`).' },
-    image: str('A data URI, when the type has one.'),
+    image: str('A data URI, when the type has one (an enrollment during login: the QR code of the new token).'),
+    link: str('Enrollment during login: the enrollment URI the QR code shows (otpauth:// or edumfa-push://).'),
   },
 };
 
@@ -989,6 +990,9 @@ const CHALLENGE_DETAIL_PROPS: Obj = {
   message: { type: 'string' },
   preferred_client_mode: { type: 'string' },
   image: { type: 'string' },
+  link: { type: 'string' },
+  enroll_via_multichallenge: { type: 'boolean', description: 'Present (true) on an enrollment-during-login challenge.' },
+  enroll_via_multichallenge_optional: { type: 'boolean', description: 'Always false: the enrollment cannot be skipped.' },
 };
 
 function components(): Obj {

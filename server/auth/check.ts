@@ -36,6 +36,8 @@ import { startWait, type WaitPlan } from './wait.ts';
 import type { UserInfo } from './users.ts';
 import type { PinJob } from './pin.ts';
 import { OUTSIDE_VALIDITY, outsideValidity } from './validity.ts';
+import { finishLoginEnrollment, isLoginEnrollmentLeftover, loginEnrollmentType, startLoginEnrollment } from './login_enrollment.ts';
+import { ENROLLMENT_SESSION } from '../../tokens/push/challenge.ts';
 
 export interface CheckRequest {
   readonly user?: string;
@@ -94,6 +96,8 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
   // 1. Who
   let user: UserInfo | null = null;
   let tokens: TokenRecord[];
+  /** Every token the user owns, before the `serial`/`type` filters. */
+  let owned: TokenRecord[] = [];
   if (req.user) {
     try {
       user = await deps.realms.resolveUser(req.user, req.realm);
@@ -126,6 +130,7 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
       }
     }
     tokens = await deps.store.tokens.list({ username: user.name, realm: user.realm });
+    owned = tokens;
     if (req.serial) {
       const own = tokens.filter((t) => t.serial === req.serial);
       if (!own.length) throw new ParameterError('Given serial does not belong to given user!');
@@ -155,13 +160,24 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
   if (rp.action<string>('authorized') === 'deny_access')
     throw new ValidateError('User is not authorized to authenticate under these conditions.');
 
-  // No tokens at all
-  if (!tokens.length) {
+  // No tokens at all. An unfinished enrollment during login is no token the user owns (server/auth/login_enrollment.ts).
+  const onlyLeftovers = !req.transactionId && !req.serial && tokens.length > 0 && tokens.every(isLoginEnrollmentLeftover);
+  if (!tokens.length || onlyLeftovers) {
     if (!user) throw new NotFoundError('The requested token could not be found.');
     if (req.secondFactorOnly) return { kind: 'reject', message: 'The user has no tokens assigned', serials: [], ...base() };
+    // passthru and passOnNoToken are for users who own no token at all (eduMFA counts all of the user's tokens): a
+    // `type` that filters every token away is no way around the user's tokens.
+    if (owned.some((t) => !isLoginEnrollmentLeftover(t)))
+      return { kind: 'reject', message: 'No suitable token found for authentication.', serials: [], ...base() };
+    // A transaction id answers a challenge: it is no password login. (The back-off does not count requests with a
+    // transaction id, so a made-up one must not open a way to guess the user store password uncounted.)
+    if (req.transactionId) return { kind: 'reject', message: TRANSACTION_FINISHED, serials: [], ...base() };
     if (rp.action<boolean>('passthru')) {
       const realm = deps.realms.get(user.realm);
       if (realm && (await realm.verifyPassword(user.name, req.pass, pinJob))) {
+        // Enrollment during login: only after this verified password — never after passOnNoToken / passOnNoUser.
+        const enrollType = loginEnrollmentType(rp);
+        if (enrollType) return startLoginEnrollment(deps, user, rp, enrollType, req.beforeChallenge);
         return { kind: 'accept', message: `against userstore due to '${rp.sources('passthru')[0] ?? ''}'`, serials: [], ...base() };
       }
     }
@@ -523,10 +539,18 @@ async function answerTransaction(
         pending.push(token);
         continue;
       }
+      const enrolling = row.session === ENROLLMENT_SESSION;
+      // Enrollment during login (totp): the first OTP completes the token (a push token was completed by its phone).
+      if (enrolling && token.rolloutState === 'clientwait' && !(await finishLoginEnrollment(deps, token, now))) {
+        pending.push(token);
+        continue;
+      }
       if (!(await deps.store.tokens.recordSuccess(token.id, verdict.counter ?? null, now))) {
         wrongOtp.push(token);
         continue;
       }
+      if (enrolling)
+        deps.events.emit('enrollment.login_completed', { serial: token.serial, type: token.type, transactionId: row.transactionId });
       if (rows.length > 1) await deps.store.challenges.deleteTransaction(row.transactionId); // the other tokens' challenges
       return { kind: 'accept', message: 'Found matching challenge', serial: token.serial, serials: [token.serial], policies: rp.matched() };
     }

@@ -8,6 +8,8 @@ export interface ChallengeOut {
   /** Type-specific extras (push: `hideResponseInput`). Absent or empty: no `attributes` key on the wire. */
   readonly attributes?: Readonly<Record<string, unknown>>;
   readonly image?: string;
+  /** privacyIDEA's `link`: the enrollment URI the QR code (`image`) shows — for a user on the phone itself. */
+  readonly link?: string;
   /** privacyIDEA's `presence_answer`: the option to choose on the phone (push_require_presence). */
   readonly presenceAnswer?: string;
 }
@@ -34,7 +36,13 @@ export type Outcome =
       readonly otpLen?: number;
     })
   | (Common & { readonly kind: 'declined'; readonly message: string; readonly serial?: string; readonly type?: string })
-  | (Common & { readonly kind: 'challenge'; readonly challenges: readonly ChallengeOut[]; readonly preferredClientMode: string });
+  | (Common & {
+      readonly kind: 'challenge';
+      readonly challenges: readonly ChallengeOut[];
+      readonly preferredClientMode: string;
+      /** Enrollment during login (enroll_via_multichallenge): the type of the token being enrolled. */
+      readonly enrollment?: string;
+    });
 
 /** The message of a login declined on the phone (Keycloak shows detail.message of a REJECT to the user). */
 export const DECLINED_MESSAGE = 'The login was declined on the smartphone.';

@@ -101,7 +101,7 @@ export async function openSession(deps: Deps, cookie: string | undefined): Promi
   const now = deps.clock.now();
   const row = await deps.store.selfserviceSessions.touch(hashSessionId(cookie), now, sessionLimits(deps.config, now));
   if (!row) return null;
-  const user = deps.realms.get(row.realm)?.lookup(row.username) ?? null;
+  const user = (await deps.realms.get(row.realm)?.lookup(row.username)) ?? null;
   if (!user) {
     await deps.store.selfserviceSessions.delete(row.idHash);
     return null;
@@ -173,7 +173,7 @@ export async function passwordLogin(
   origin: Origin,
 ): Promise<PasswordStep> {
   const attempt = await deps.throttle.begin({
-    user: userKeyOf(deps.realms, { user: req.user, realm: req.realm }),
+    user: await userKeyOf(deps.realms, { user: req.user, realm: req.realm }),
     address: origin.address,
   });
   const reject = (message: string, user: UserInfo | null, policies: readonly string[] = []): PasswordStep => {
@@ -187,7 +187,7 @@ export async function passwordLogin(
   };
   let user: UserInfo;
   try {
-    user = deps.realms.resolveUser(req.user, req.realm);
+    user = await deps.realms.resolveUser(req.user, req.realm);
   } catch (err) {
     if (err instanceof UserError) return reject(LOGIN_FAILED, null);
     await deps.throttle.release(attempt);
@@ -286,7 +286,7 @@ export async function otpLogin(deps: Deps, s: SelfserviceSession, otp: string, o
   requireStage(s, 'password');
   if (!/^[0-9]{1,10}$/.test(otp)) throw new ParameterError('The one-time password is a number.');
   const attempt = await deps.throttle.begin({
-    user: userKeyOf(deps.realms, { user: s.user.name, realm: s.user.realm }),
+    user: await userKeyOf(deps.realms, { user: s.user.name, realm: s.user.realm }),
     address: origin.address,
   });
   try {
@@ -313,7 +313,7 @@ export async function otpLogin(deps: Deps, s: SelfserviceSession, otp: string, o
 /** Step 2 with a push: sends it (the per-user challenge limit applies) and remembers the transaction in the session. */
 export async function pushLogin(deps: Deps, s: SelfserviceSession, origin: Origin): Promise<SecondStep> {
   requireStage(s, 'password');
-  const userKey = userKeyOf(deps.realms, { user: s.user.name, realm: s.user.realm });
+  const userKey = await userKeyOf(deps.realms, { user: s.user.name, realm: s.user.realm });
   const o = await decideCheck(deps, {
     user: s.user.name,
     realm: s.user.realm,
@@ -431,7 +431,7 @@ export async function verifyTotp(deps: Deps, s: SelfserviceSession, serial: stri
     throw new NotFoundError('The requested token could not be found.');
   if (!/^[0-9]{6,8}$/.test(otp)) return false;
   const attempt = await deps.throttle.begin({
-    user: userKeyOf(deps.realms, { user: s.user.name, realm: s.user.realm }),
+    user: await userKeyOf(deps.realms, { user: s.user.name, realm: s.user.realm }),
     address: origin.address,
   });
   try {

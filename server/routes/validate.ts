@@ -87,7 +87,14 @@ export function validateRouter(deps: Deps): Router<AppState> {
       serials: outcome.serials,
       policies: outcome.policies,
       transactionId: outcome.kind === 'challenge' ? (outcome.challenges[0]?.transactionId ?? null) : (call.transactionId ?? null),
-      info: { message: outcome.kind === 'challenge' ? 'challenge triggered' : outcome.message },
+      info: {
+        message:
+          outcome.kind !== 'challenge'
+            ? outcome.message
+            : outcome.enrollment
+              ? `enrollment via multichallenge: ${outcome.enrollment}`
+              : 'challenge triggered',
+      },
     };
     deps.events.emit('check.result', {
       user: call.subject.user,

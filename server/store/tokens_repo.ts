@@ -161,6 +161,11 @@ export interface TokensRepo {
    * `counter`: active, `enrolled`, the replay guard past that OTP. False when anything changed meanwhile.
    */
   completeOwnedRollout(serial: string, owner: TokenOwner, counter: number, now: number): Promise<boolean>;
+  /**
+   * Deletes a token only while it is still half-enrolled (`clientwait`), in one conditional statement: a step 2 that
+   * completed it first wins, and the token stays. True if this call deleted it.
+   */
+  deleteIfClientwait(id: number): Promise<boolean>;
   /** Deletes half-enrolled tokens whose enrollment TTL ran out before `before`; at most `limit`. */
   deleteExpiredRollouts(before: number, limit: number): Promise<number>;
   /** How many tokens hold encrypted secrets (0 when the tokens table does not exist yet). */
@@ -451,6 +456,9 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
           fail_count: 0,
         });
       return rowCount(n) > 0;
+    },
+    async deleteIfClientwait(id) {
+      return rowCount(await knex('tokens').where({ id, rollout_state: 'clientwait' }).delete()) > 0;
     },
     async deleteExpiredRollouts(before, limit) {
       const ids = (

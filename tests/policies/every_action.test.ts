@@ -258,6 +258,18 @@ const SCENARIOS: Record<string, Scenario> = {
     run: async (w) => auth(await check(w, { user: 'carol', pass: 'user-pw' })),
     expect: ['REJECT', 'ACCEPT'],
   },
+  'authentication:enroll_via_multichallenge': {
+    value: 'totp',
+    base: [policy('pt', 'authentication', { passthru: true })],
+    run: async (w) => auth(await check(w, { user: 'carol', pass: 'user-pw' })),
+    expect: ['ACCEPT', 'CHALLENGE'],
+  },
+  'authentication:enroll_via_multichallenge_text': {
+    value: 'Scan this code with your authenticator app.',
+    base: [policy('pt', 'authentication', { passthru: true }), policy('evm', 'authentication', { enroll_via_multichallenge: 'totp' })],
+    run: async (w) => (await check(w, { user: 'carol', pass: 'user-pw' })).body.detail.message,
+    expect: ['Please scan the QR code and enter the OTP value!', 'Scan this code with your authenticator app.'],
+  },
   'authentication:passOnNoToken': {
     value: true,
     run: async (w) => auth(await check(w, { user: 'carol', pass: 'anything' })),
