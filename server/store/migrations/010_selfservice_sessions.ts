@@ -11,7 +11,7 @@ import type { Knex } from 'knex';
 import { COLUMN_LIMITS } from '../limits.ts';
 import { exactCollation } from './002_exact_identifiers.ts';
 
-const client = (knex: Knex): string => String(knex.client.config.client);
+const client = (knex: Knex): string => String(knex.client.driverName);
 
 export async function up(knex: Knex): Promise<void> {
   const w = COLUMN_LIMITS.selfservice_sessions;
