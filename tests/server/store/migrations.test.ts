@@ -193,3 +193,21 @@ test("a test world's database (on PostgreSQL/MariaDB copied from the migrated te
   t.deepEqual(a, b);
   if (TEST_DB === 'mysql') t.true((a.foreignKeys as unknown[]).length > 0, 'foreign keys were compared');
 });
+
+test('dialect checks read knex.client.driverName: on SQLite knex.client.config.client is the statement-caching client class', async (t) => {
+  const fs = await import('node:fs');
+  const path = await import('node:path');
+  const root = path.resolve(import.meta.dirname, '../../../server');
+  const offenders: string[] = [];
+  const walk = (dir: string): void => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (p.endsWith('.ts') && fs.readFileSync(p, 'utf8').includes('client.config.client')) offenders.push(path.relative(root, p));
+    }
+  };
+  walk(root);
+  t.deepEqual(offenders, []);
+  const w = await world(t);
+  t.true(['better-sqlite3', 'pg', 'mysql2'].includes(String(w.deps.store.knex.client.driverName)));
+});
