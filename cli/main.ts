@@ -17,6 +17,7 @@ import { tokenCommands } from './commands/token.ts';
 import { policyCommands } from './commands/policy.ts';
 import { auditCommands } from './commands/audit.ts';
 import { apikeyCommands } from './commands/apikey.ts';
+import { appCommands } from './commands/app.ts';
 
 export type { CliIo } from './context.ts';
 
@@ -74,7 +75,7 @@ export async function runCli(argv: string[], io: CliIo, opts: { buildOptions?: B
     .scriptName('pushgate')
     .usage('$0 <command> [options]')
     .option('config', { type: 'string', global: true, describe: 'Config file (default: $PUSHGATE_CONFIG, else built-in defaults)' });
-  for (const add of [serveCommand, dbCommands, adminCommands, apikeyCommands, tokenCommands, policyCommands, auditCommands])
+  for (const add of [serveCommand, dbCommands, adminCommands, apikeyCommands, appCommands, tokenCommands, policyCommands, auditCommands])
     y = add(y, ctx);
   y = y
     .strict()

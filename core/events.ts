@@ -111,7 +111,48 @@ export interface EventMap {
   'push.unblocked': { subject: string; backoff: number; logins: number };
   /** A readiness check (GET /readyz) failed or timed out; `error` is the full reason (the reply carries a short one). */
   'readiness.failed': { check: string; ms: number; error: string };
-  'cleanup.ran': { challenges: number; tokens: number; audit: number; loginAddresses: number; pushBackoff: number };
+  /** A signed request was refused (server/auth/app_signature.ts); `reason` is for the operator only, never the client. */
+  'app.auth_failed': {
+    app: string;
+    reason: 'unsigned' | 'malformed' | 'unknown_app' | 'disabled' | 'signature' | 'skew' | 'replay' | 'unsigned_body';
+  };
+  /** An administrator changed an application (`pushgate app …`). */
+  'app.changed': { name: string; action: 'add' | 'rotate-secret' | 'disable' | 'enable' | 'delete' | 'webhook' };
+  /** An application's push went out (a push API call or a step of an approval chain). */
+  'app.push_sent': { application: string; pushId: string; transactionId: string; approvalId?: string };
+  /** An application's push was decided, once (the conditional update's winner); `ms`: time to answer. */
+  'app.push_settled': {
+    application: string;
+    pushId: string;
+    status: 'approved' | 'declined' | 'expired' | 'withdrawn';
+    ms?: number;
+    approvalId?: string;
+  };
+  /** An approval chain ended, once. */
+  'approval.completed': { application: string; approvalId: string; status: 'approved' | 'declined' | 'expired' };
+  /** A webhook event was written to the outbox (wakes this node's dispatcher). */
+  'webhook.queued': { appId: string; event: string; eventId: string };
+  /** One delivery attempt of a webhook event; `final`: no further attempt (delivered, or given up). */
+  'webhook.attempted': {
+    application: string;
+    event: string;
+    eventId: string;
+    attempt: number;
+    ok: boolean;
+    status?: number;
+    error?: string;
+    ms: number;
+    final: boolean;
+  };
+  'cleanup.ran': {
+    challenges: number;
+    tokens: number;
+    audit: number;
+    loginAddresses: number;
+    pushBackoff: number;
+    nonces: number;
+    webhooks: number;
+  };
   'events.subscriber_failed': { event: string; error: string };
   'log': { level: 'debug' | 'info' | 'warn' | 'error'; msg: string; [k: string]: unknown };
 }

@@ -39,6 +39,8 @@ export interface CreateChallengesOptions {
   readonly noProofs?: boolean;
   /** Failed-attempt points the calling request holds itself (the push risk decision does not count them). */
   readonly heldAttempts?: number;
+  /** How long the challenges are valid, instead of the configured validity of their type (an application's timeout). */
+  readonly validityMs?: number;
 }
 
 /**
@@ -80,7 +82,7 @@ export async function createChallenges(
       session,
       data: { ...(spec.data ?? {}) },
       createdAt: now,
-      expiresAt: now + validityMs(deps, token.type),
+      expiresAt: now + (opts.validityMs ?? validityMs(deps, token.type)),
     });
     deps.events.emit('challenge.created', { serial: token.serial, transactionId, type: token.type });
     let message = spec.message;

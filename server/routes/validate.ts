@@ -17,11 +17,13 @@ import { auditOrRefuse, errorReply, leaveKoa, sendReply, type AuditDraft, type R
 import { triggerChallenges } from '../auth/trigger.ts';
 import { transactionStatus } from '../auth/challenges.ts';
 import { challengeDetail, okEnvelope, outcomeEnvelope, type OutcomeOptions } from '../envelope.ts';
-import { requireAdmin, requireApiKey } from './auth.ts';
+import { requireAdmin, requireApiKey, requireApplication } from './auth.ts';
+import { authWebhook } from '../auth/webhooks.ts';
 import { requestPolicies, type RequestPolicies } from '../auth/context.ts';
 import { AUTHENTICATION, type Outcome } from '../auth/outcome.ts';
 import { throttleAddress, userKeyOf, type Attempt } from '../auth/throttle.ts';
 import { rememberLogin } from '../auth/push_risk.ts';
+import type { ApplicationRecord } from '../store/apps_repo.ts';
 
 /** A transaction id as /validate/check accepts it: as wide as its column. */
 const TRANSACTION_ID = new RegExp(`^[0-9A-Za-z_-]{1,${COLUMN_LIMITS.challenges.transaction_id}}$`);
@@ -61,6 +63,8 @@ export function validateRouter(deps: Deps): Router<AppState> {
     readonly transactionId: string | undefined;
     /** For the audit row of an answer given after the request left Koa (a push wait). */
     readonly requestId: string;
+    /** The application that signed the request (its audit row and its `auth.*` webhook). */
+    readonly application: ApplicationRecord | undefined;
   }
   type Render = (outcome: Outcome, who: Who) => Reply;
   /** For radiuscheck: an error is an answer too (400 without a body), not an error envelope. */
@@ -96,7 +100,14 @@ export function validateRouter(deps: Deps): Router<AppState> {
       transactionId: call.transactionId,
       client: call.client,
     });
-    return { reply: render(outcome, who), audit };
+    if (call.application && (outcome.kind === 'accept' || outcome.kind === 'reject' || outcome.kind === 'declined'))
+      authWebhook(deps, call.application, outcome.kind === 'accept', {
+        user: who.user?.name ?? call.subject.user ?? null,
+        realm: who.user?.realm ?? call.subject.realm ?? null,
+        serials: [...outcome.serials],
+        transaction_id: call.transactionId ?? null,
+      });
+    return { reply: render(outcome, who), audit: { ...audit, application: call.application?.name ?? null } };
   };
 
   /** The reply and audit row of a failed check (a push wait that failed after it left Koa, or radiuscheck's errors). */
@@ -131,10 +142,12 @@ export function validateRouter(deps: Deps): Router<AppState> {
       transactionId: params.get('transaction_id') || undefined,
       subject: subjectOf(params),
       requestId: ctx.state.requestId,
+      application: ctx.state.application,
     };
     let settled: { reply: Reply; audit: AuditDraft };
     try {
       checkSubject(call.subject);
+      requireApplication(deps, ctx, outcomeWho(deps, call.subject, call.client));
       await requireApiKey(deps, ctx, outcomeWho(deps, call.subject, call.client));
       const pass = params.require('pass');
       if (call.transactionId !== undefined && !TRANSACTION_ID.test(call.transactionId)) throw new ParameterError('Invalid transaction_id.');
@@ -274,6 +287,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
     const admin = await requireAdmin(deps, ctx, 'triggerchallenge');
     ctx.state.admin = admin;
     const subject = readSubject(params);
+    requireApplication(deps, ctx, outcomeWho(deps, subject, ctx.state.client));
     await deps.throttle.challenge(userKeyOf(deps.realms, subject)); // limits.challenges_per_user
     const result = await triggerChallenges(deps, {
       ...subject,
@@ -301,6 +315,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
 
   const poll = async (ctx: RouterContext<AppState>, transactionId: string | undefined) => {
     ctx.state.audit = { action: 'GET /validate/polltransaction', success: false, outcome: 'ERROR' };
+    requireApplication(deps, ctx, { client: ctx.state.client });
     await requireApiKey(deps, ctx, { client: ctx.state.client });
     if (!transactionId) throw missingParameter('transaction_id');
     const rows = await deps.store.challenges.byTransaction(transactionId);

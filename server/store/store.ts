@@ -13,6 +13,9 @@ import { databaseLimiter, type LimiterOptions } from './rate_limits.ts';
 import { createAuditSearch, type AuditSearch } from './audit_search.ts';
 import { createLoginAddressesRepo, type LoginAddressesRepo } from './login_addresses_repo.ts';
 import { createPushFatigueRepo, type PushFatigueRepo } from './push_fatigue_repo.ts';
+import { createAppsRepo, type AppsRepo } from './apps_repo.ts';
+import { createAppPushesRepo, type AppPushesRepo } from './app_pushes_repo.ts';
+import { createWebhooksRepo, type WebhooksRepo } from './webhooks_repo.ts';
 
 export interface Store {
   readonly dialect: Dialect;
@@ -28,6 +31,12 @@ export interface Store {
   readonly auditSearch: AuditSearch;
   /** Open push logins and the push back-off (server/auth/push_fatigue.ts). */
   readonly pushFatigue: PushFatigueRepo;
+  /** Applications (signed requests) and their nonces (issue 15). */
+  readonly apps: AppsRepo;
+  /** Pushes of applications and approval chains. */
+  readonly appPushes: AppPushesRepo;
+  /** The webhook outbox and its delivery log. */
+  readonly webhooks: WebhooksRepo;
   migrate(): Promise<string[]>;
   /** A rate-limiter-flexible limiter on this database (PostgreSQL / MariaDB only; table rate_limits). */
   rateLimiter(opts: LimiterOptions): RateLimiterAbstract;
@@ -75,6 +84,9 @@ export function createStore(url: string, box: SecretBox, opts: StoreOptions = {}
     loginAddresses: createLoginAddressesRepo(knex),
     auditSearch: createAuditSearch(knex),
     pushFatigue: createPushFatigueRepo(knex),
+    apps: createAppsRepo(knex, box),
+    appPushes: createAppPushesRepo(knex),
+    webhooks: createWebhooksRepo(knex),
     migrate: async () => {
       try {
         return await migrateLatest(knex);

@@ -64,6 +64,8 @@ test('an existing database (001 only, with rows) migrates to exactly the fresh s
     '006_audit_request_id',
     '007_push_fatigue',
     '008_login_addresses',
+    '011_applications',
+    '012_audit_application',
   ]);
 
   const old = await database(t);
@@ -95,6 +97,8 @@ test('an existing database (001 only, with rows) migrates to exactly the fresh s
     '006_audit_request_id',
     '007_push_fatigue',
     '008_login_addresses',
+    '011_applications',
+    '012_audit_application',
   ]);
 
   t.deepEqual(await columns(old), await columns(fresh));
@@ -119,5 +123,7 @@ test('002 rolls back (down) and forward again', async (t) => {
     '006_audit_request_id',
     '007_push_fatigue',
     '008_login_addresses',
+    '011_applications',
+    '012_audit_application',
   ]);
 });
