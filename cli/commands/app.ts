@@ -34,18 +34,15 @@ export function appCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalAr
           ),
         (argv) =>
           ctx.run(async () => {
-            const { app, secret } = await ctx.withDeps(
-              argv,
-              (deps) =>
-                ctx.audited(deps, { action: 'cli app add', info: { name: argv.name, realm: argv.realm ?? null } }, () =>
-                  addApp(deps, {
-                    name: argv.name,
-                    realm: argv.realm ?? null,
-                    webhookUrl: argv.webhook ?? null,
-                    webhookEvents: eventsList(argv.events),
-                  }),
-                ),
-              { access: 'create' },
+            const { app, secret } = await ctx.withDeps(argv, (deps) =>
+              ctx.audited(deps, { action: 'cli app add', info: { name: argv.name, realm: argv.realm ?? null } }, () =>
+                addApp(deps, {
+                  name: argv.name,
+                  realm: argv.realm ?? null,
+                  webhookUrl: argv.webhook ?? null,
+                  webhookEvents: eventsList(argv.events),
+                }),
+              ),
             );
             if (argv.json) ctx.out(JSON.stringify({ id: app.id, secret }));
             else {
