@@ -131,11 +131,12 @@ export interface EventMap {
   /** An approval chain ended, once. */
   'approval.completed': { application: string; approvalId: string; status: 'approved' | 'declined' | 'expired' };
   /** A webhook event was written to the outbox (wakes this node's dispatcher). */
-  'webhook.queued': { appId: string; event: string; eventId: string };
+  'webhook.queued': { appId: string; webhookEvent: string; eventId: string };
   /** One delivery attempt of a webhook event; `final`: no further attempt (delivered, or given up). */
   'webhook.attempted': {
     application: string;
-    event: string;
+    /** The webhook's event name (`event` is the log line's own field). */
+    webhookEvent: string;
     eventId: string;
     attempt: number;
     ok: boolean;

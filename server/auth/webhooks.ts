@@ -63,7 +63,7 @@ export async function queueWebhook(
   const body = JSON.stringify({ id: eventId, event, created: now, application: app.name, data });
   try {
     await deps.store.webhooks.enqueue({ appId: app.id, event, eventId, body, now });
-    deps.events.emit('webhook.queued', { appId: app.id, event, eventId });
+    deps.events.emit('webhook.queued', { appId: app.id, webhookEvent: event, eventId });
   } catch (err) {
     deps.events.emit('log', {
       level: 'error',
@@ -178,7 +178,7 @@ export function startWebhookDispatcher(deps: Pick<Deps, 'store' | 'clock' | 'eve
     });
     deps.events.emit('webhook.attempted', {
       application: found?.app.name ?? row.appId,
-      event: row.event,
+      webhookEvent: row.event,
       eventId: row.eventId,
       attempt,
       ok,

@@ -74,7 +74,7 @@ test('a scrape is the Prometheus text format with HELP and TYPE; every series th
   w.events.emit('approval.completed', { application: 'crm', approvalId: 'apr_1', status: 'approved' });
   w.events.emit('webhook.attempted', {
     application: 'crm',
-    event: 'challenge.approved',
+    webhookEvent: 'challenge.approved',
     eventId: 'evt_1',
     attempt: 1,
     ok: true,
