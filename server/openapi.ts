@@ -739,6 +739,16 @@ function paths(): Obj {
       },
     },
   };
+  const PUSH_CREATED = (value: Obj): Obj => ({
+    ...value,
+    required: [...(value.required as string[]), 'message'],
+    properties: {
+      ...(value.properties as Obj),
+      message: str(
+        "The challenge's message; with number matching it holds the code the service shows its user (the phone shows the same).",
+      ),
+    },
+  });
   const PUSH_VALUE = object({
     id: str('The push id.', { pattern: '^psh_[0-9a-f]{24}$' }),
     status: { enum: ['pending', 'approved', 'declined', 'expired', 'failed'] },
@@ -799,7 +809,7 @@ function paths(): Obj {
     id: 'appPush',
     params: 'PushParams',
     security: APP_SECURITY,
-    responses: { '200': ok('The push is out.', PUSH_VALUE), ...API_ERRORS },
+    responses: { '200': ok('The push is out.', PUSH_CREATED(PUSH_VALUE)), ...API_ERRORS },
   });
   p['/api/v1/push/{id}'] = {
     get: operation('get', {

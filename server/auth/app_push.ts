@@ -80,8 +80,17 @@ function resolveFor(deps: Deps, app: ApplicationRecord, user: string, realm: str
   return u;
 }
 
-/** POST /api/v1/push: one push to one user; answers with the push row once it is out. */
-export async function createAppPush(deps: Deps, app: ApplicationRecord, input: PushInput, client: string): Promise<AppPushRecord> {
+/**
+ * POST /api/v1/push: one push to one user; answers with the push row once it is out, and the challenge's message —
+ * with number matching (`matching`, or the `push_matching` policy) it carries the code the service must show its
+ * user, the same code the phone shows.
+ */
+export async function createAppPush(
+  deps: Deps,
+  app: ApplicationRecord,
+  input: PushInput,
+  client: string,
+): Promise<{ push: AppPushRecord; message: string }> {
   checkQuestion(input.question, input.title);
   const context = input.context ?? null;
   if (context !== null && charLength(JSON.stringify(context)) > CONTEXT_MAX)
@@ -104,8 +113,8 @@ export async function createAppPush(deps: Deps, app: ApplicationRecord, input: P
     createdAt: deps.clock.now(),
   });
   const push = (await deps.store.appPushes.byId(id))!;
-  await sendPush(deps, app, push, client);
-  return (await deps.store.appPushes.byId(id))!;
+  const message = await sendPush(deps, app, push, client);
+  return { push: (await deps.store.appPushes.byId(id))!, message };
 }
 
 /**
@@ -113,13 +122,18 @@ export async function createAppPush(deps: Deps, app: ApplicationRecord, input: P
  * user's push tokens with the application's question, title, matching and timeout. A refusal (no push token, push
  * fatigue limits) marks the row failed and is thrown.
  */
-async function sendPush(deps: Deps, app: ApplicationRecord, push: AppPushRecord, client: string): Promise<void> {
+async function sendPush(deps: Deps, app: ApplicationRecord, push: AppPushRecord, client: string): Promise<string> {
   const overrides: Record<string, ActionValue> = {};
   for (const v of PUSH_VARIANTS) {
     overrides[actionNames(v).textOnMobile] = push.question;
     if (push.title) overrides[actionNames(v).titleOnMobile] = push.title;
   }
   if (push.matching) overrides.push_matching = push.matching;
+  // A login code ("type this code at the login") means nothing to an application's push; an approval chain has no
+  // screen to show a matching code on, so its steps never ask for one.
+  overrides.push_code_to_login = false;
+  if (push.approvalId) overrides.push_matching = 'never';
+  let message: string;
   try {
     const result = await triggerChallenges(deps, {
       user: push.username,
@@ -132,6 +146,7 @@ async function sendPush(deps: Deps, app: ApplicationRecord, push: AppPushRecord,
       validityMs: push.timeoutMs,
     });
     if (!result.challenges.length) throw new ValidateError('The user has no usable push token.');
+    message = result.challenges[0]!.message;
   } catch (err) {
     if (await deps.store.appPushes.finish(push.id, ['sending'], 'failed', deps.clock.now())) {
       if (push.approvalId) await endApproval(deps, push.approvalId, 'expired');
@@ -147,6 +162,7 @@ async function sendPush(deps: Deps, app: ApplicationRecord, push: AppPushRecord,
     ...(push.approvalId ? { approvalId: push.approvalId } : {}),
   });
   void queueWebhook(deps, app, 'challenge.created', pushView(push, 'pending'));
+  return message;
 }
 
 /** Decides a push from its challenges (approved, declined, or expired once its time is up), once; returns it as it is now. */

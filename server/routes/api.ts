@@ -118,8 +118,8 @@ export function apiRouter(deps: Deps): Router<AppState> {
       ...(matching !== undefined ? { matching: matching as PushInput['matching'] } : {}),
       context: contextOf(params),
     };
-    const push = await createAppPush(deps, app, input, ctx.state.client);
-    ctx.body = okEnvelope(deps.clock.now(), pushView(push));
+    const { push, message } = await createAppPush(deps, app, input, ctx.state.client);
+    ctx.body = okEnvelope(deps.clock.now(), { ...pushView(push), message });
     ctx.state.audit = {
       ...ctx.state.audit,
       success: true,

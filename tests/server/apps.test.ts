@@ -148,6 +148,13 @@ test("push API: a push on the user's edupush token, long-poll until the phone ap
   t.is(form.status, 200, form.text);
   const unknown = await signed(w, app, 'POST', '/api/v1/push', { user: 'nobody-with-a-phone', question: 'x' });
   t.is(unknown.status, 400, unknown.text);
+  // Number matching: the service gets the code to show (message), the phone shows the same one.
+  const matched = await signed(w, app, 'POST', '/api/v1/push', { user: 'alice', question: 'Log in to the CRM?', matching: 'always' });
+  t.is(matched.status, 200, matched.text);
+  const code = /shows: (.+)$/.exec(matched.body.result.value.message)?.[1];
+  t.truthy(code, matched.body.result.value.message);
+  const shown = (await openPushes(t, phone)).find((d) => d.question.startsWith('Log in to the CRM?'));
+  t.true(shown?.question.endsWith(`shows: ${code}`), shown?.question);
   // A timeout makes it expired.
   w.clock.advance(w.deps.config.challenge.validitySeconds * 1000 + 1);
   const late = await signed(w, app, 'GET', `/api/v1/push/${form.body.result.value.id}`);
