@@ -144,6 +144,7 @@ async function sendPush(deps: Deps, app: ApplicationRecord, push: AppPushRecord,
       outOfBandOnly: true,
       overrides,
       validityMs: push.timeoutMs,
+      appPush: true,
     });
     if (!result.challenges.length) throw new ValidateError('The user has no usable push token.');
     message = result.challenges[0]!.message;

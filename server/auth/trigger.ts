@@ -48,6 +48,8 @@ export interface TriggerRequest {
   overrides?: Readonly<Record<string, ActionValue>>;
   /** How long the challenges are valid, instead of the configured validity (an application's timeout). */
   validityMs?: number;
+  /** The challenges are an application's push: marked so that no login can be finished with them. */
+  appPush?: boolean;
 }
 export interface TriggerResult {
   challenges: ChallengeOut[];
@@ -119,6 +121,7 @@ export async function triggerChallenges(deps: Deps, req: TriggerRequest): Promis
     challenges = await createChallenges(deps, usable, rp, {
       transactionId: claim?.transactionId ?? req.transactionId,
       ...(req.validityMs !== undefined ? { validityMs: req.validityMs } : {}),
+      ...(req.appPush ? { appPush: true } : {}),
     });
     if (claim && gate) await recordPushLogin(deps, gate, claim, challenges, null);
   } catch (err) {

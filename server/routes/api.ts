@@ -11,6 +11,7 @@ import { AuthError, NotFoundError, ParameterError } from '../../core/errors.ts';
 import { okEnvelope } from '../envelope.ts';
 import { clientGoneSignal } from '../respond.ts';
 import { requireAdmin } from './auth.ts';
+import { userKeyOf } from '../auth/throttle.ts';
 import type { Params } from '../params.ts';
 import {
   MATCHING,
@@ -118,6 +119,7 @@ export function apiRouter(deps: Deps): Router<AppState> {
       ...(matching !== undefined ? { matching: matching as PushInput['matching'] } : {}),
       context: contextOf(params),
     };
+    await deps.throttle.challenge(userKeyOf(deps.realms, { user: input.user, realm })); // limits.challenges_per_user, as a trigger
     const { push, message } = await createAppPush(deps, app, input, ctx.state.client);
     ctx.body = okEnvelope(deps.clock.now(), { ...pushView(push), message });
     ctx.state.audit = {

@@ -141,6 +141,9 @@ test("push API: a push on the user's edupush token, long-poll until the phone ap
   t.is(done.status, 200, done.text);
   t.like(done.body.result.value, { id: push.id, status: 'approved', answered_by: { user: 'alice' } });
   t.is(done.body.result.value.answered_at, w.clock.now());
+  // The approval answers what the application asked, never a login: its transaction id finishes no /validate/check.
+  const finish = await check(w, { user: 'alice', transaction_id: push.transaction_id, pass: '' });
+  t.is(finish.body.result.authentication, 'REJECT', finish.text);
   // Another application cannot read it; a form body works too.
   const other = await makeApp(w, 'other');
   t.is((await signed(w, other, 'GET', `/api/v1/push/${push.id}`)).status, 404);
