@@ -155,14 +155,22 @@ async function sendPush(deps: Deps, app: ApplicationRecord, push: AppPushRecord,
     throw err;
   }
   const now = deps.clock.now();
-  await deps.store.appPushes.markSent(push.id, push.transactionId!, now, now + push.timeoutMs);
+  if (!(await deps.store.appPushes.markSent(push.id, push.transactionId!, now, now + push.timeoutMs))) {
+    // Decided while it was being sent: answered already (fine), or its chain ended and withdrew it — then the
+    // challenge that was just made must go too, or the phone would show a question nobody waits for.
+    const current = await deps.store.appPushes.byId(push.id);
+    if (current?.status === 'withdrawn') {
+      await deps.store.challenges.deleteTransaction(push.transactionId!);
+      await withdrawPushLogin(deps, push.transactionId!);
+    }
+  }
   deps.events.emit('app.push_sent', {
     application: app.name,
     pushId: push.id,
     transactionId: push.transactionId!,
     ...(push.approvalId ? { approvalId: push.approvalId } : {}),
   });
-  void queueWebhook(deps, app, 'challenge.created', pushView(push, 'pending'));
+  void queueWebhook(deps, app, 'challenge.created', pushView({ ...push, sentAt: now, expiresAt: now + push.timeoutMs }, 'pending'));
   return message;
 }
 

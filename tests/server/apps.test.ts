@@ -19,8 +19,14 @@ import { runCleanup } from '../../server/store/cleanup.ts';
 
 const NEVER_MATCH = policy('no-matching', 'authentication', { push_matching: 'never' });
 
+/** Two realms that take any user name: `default` and `staff`. */
+const REALMS = [
+  { name: 'default', default: true, users: { type: 'any' } },
+  { name: 'staff', users: { type: 'any' } },
+];
+
 async function appWorld(t: ExecutionContext, policies: Array<Record<string, unknown>> = []): Promise<TestWorld> {
-  return pushWorld(t, { policies: [NEVER_MATCH, ...policies] });
+  return pushWorld(t, { policies: [NEVER_MATCH, ...policies], config: { realms: REALMS } });
 }
 
 /** A phone enrolled (edupush) for `user`. */
@@ -93,7 +99,7 @@ test('signed requests: a valid one passes; replay, clock skew, bad signature, un
 
 test('policy application_required: /validate/check of the realm needs a signed request; the audit row names the application', async (t) => {
   const w = await appWorld(t, [policy('signed-only', 'authorization', { application_required: true }, { realm: ['default'] })]);
-  const app = await makeApp(w, 'idp');
+  const app = await makeApp(w, 'idp', { webhookUrl: 'http://127.0.0.1:9/hook' });
   const unsigned = await check(w, { user: 'alice', pass: 'x' });
   t.is(unsigned.status, 401);
   t.is(unsigned.body.result.error.message, SIGNATURE_REFUSED);
@@ -106,9 +112,17 @@ test('policy application_required: /validate/check of the realm needs a signed r
     rows.map((x) => x.application),
     [null, 'idp'],
   );
-  // An application bound to another realm may not sign for this one.
-  const other = await makeApp(w, 'other', { realm: 'default' });
-  t.is((await signed(w, other, 'POST', '/validate/check', form)).status, 200);
+  // Its signed login and a token enrolled in its realm are webhook events (outbox rows; nobody delivers them here).
+  await phoneOf(w, 'alice');
+  await until(() => w.seen.filter((e) => e.name === 'webhook.queued').length >= 2, 10_000);
+  const events = (await w.deps.store.webhooks.log(app.id, 10)).map((r) => r.event).sort();
+  t.deepEqual(events, ['auth.reject', 'token.enrolled']);
+  // An application bound to a realm signs only for its users: 403 for another realm's, on /validate and the push API.
+  const own = await makeApp(w, 'own', { realm: 'default' });
+  t.is((await signed(w, own, 'POST', '/validate/check', form)).status, 200);
+  const staff = await makeApp(w, 'staff-only', { realm: 'staff' });
+  t.is((await signed(w, staff, 'POST', '/validate/check', form)).status, 403);
+  t.is((await signed(w, staff, 'POST', '/api/v1/push', { user: 'alice', realm: 'default', question: 'x' })).status, 403);
 });
 
 test("push API: a push on the user's edupush token, long-poll until the phone approves, who and when", async (t) => {
