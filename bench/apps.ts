@@ -249,7 +249,8 @@ Written by \`npm run bench:apps\` (bench/apps.ts) between the \`apps\` markers; 
 | unexpected answers | ${api.bad} | ${trig.bad} |
 
 - **API overhead:** the push API runs at **${f(api.rps / trig.rps, 2)}×** the rate of triggerchallenge (its extra work:
-  the signature check, the nonce INSERT, the push row, the outbox row).
+  the signature check, the nonce INSERT, the push row, the outbox row — and the webhook dispatcher delivering those
+  rows meanwhile, on the same SQLite connection and cores).
 - **Webhook delivery latency** (event created → receiver has it): under the push load p50 **${f(pct(underLoad, 50), 0)} ms**, p99 **${f(pct(underLoad, 99), 0)} ms**
   (${underLoad.length} of ${queuedUnderLoad} delivered by the end of the drain); one push at a time p50 **${f(pct(single, 50), 0)} ms**, p99 **${f(pct(single, 99), 0)} ms** (${single.length} events).
 <!-- apps:end -->`;

@@ -119,6 +119,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
       username: call.subject.user ?? null,
       realm: call.subject.realm ?? null,
       serials: call.subject.serial ? [call.subject.serial] : [],
+      application: call.application?.name ?? null,
     };
     if (failed) {
       deps.events.emit('log', { level: 'info', msg: `${call.action} failed`, error: String(err) });
