@@ -18,6 +18,7 @@ import { policyCommands } from './commands/policy.ts';
 import { auditCommands } from './commands/audit.ts';
 import { apikeyCommands } from './commands/apikey.ts';
 import { importCommands } from './commands/import.ts';
+import { appCommands } from './commands/app.ts';
 
 export type { CliIo } from './context.ts';
 
@@ -75,7 +76,17 @@ export async function runCli(argv: string[], io: CliIo, opts: { buildOptions?: B
     .scriptName('pushgate')
     .usage('$0 <command> [options]')
     .option('config', { type: 'string', global: true, describe: 'Config file (default: $PUSHGATE_CONFIG, else built-in defaults)' });
-  for (const add of [serveCommand, dbCommands, adminCommands, apikeyCommands, tokenCommands, policyCommands, auditCommands, importCommands])
+  for (const add of [
+    serveCommand,
+    dbCommands,
+    adminCommands,
+    apikeyCommands,
+    appCommands,
+    tokenCommands,
+    policyCommands,
+    auditCommands,
+    importCommands,
+  ])
     y = add(y, ctx);
   y = y
     .strict()

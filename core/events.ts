@@ -127,6 +127,40 @@ export interface EventMap {
    * (wrong base DN, no access), a login name matching several entries, a user's bind refused for another reason.
    */
   'ldap.refused': { realm: string; operation: 'service_bind' | 'search' | 'bind'; error: string };
+  /** A signed request was refused (server/auth/app_signature.ts); `reason` is for the operator only, never the client. */
+  'app.auth_failed': {
+    app: string;
+    reason: 'unsigned' | 'malformed' | 'unknown_app' | 'disabled' | 'signature' | 'skew' | 'replay' | 'unsigned_body';
+  };
+  /** An administrator changed an application (`pushgate app …`). */
+  'app.changed': { name: string; action: 'add' | 'rotate-secret' | 'disable' | 'enable' | 'delete' | 'webhook' };
+  /** An application's push went out (a push API call or a step of an approval chain). */
+  'app.push_sent': { application: string; pushId: string; transactionId: string; approvalId?: string };
+  /** An application's push was decided, once (the conditional update's winner); `ms`: time to answer. */
+  'app.push_settled': {
+    application: string;
+    pushId: string;
+    status: 'approved' | 'declined' | 'expired' | 'withdrawn';
+    ms?: number;
+    approvalId?: string;
+  };
+  /** An approval chain ended, once. */
+  'approval.completed': { application: string; approvalId: string; status: 'approved' | 'declined' | 'expired' };
+  /** A webhook event was written to the outbox (wakes this node's dispatcher). */
+  'webhook.queued': { appId: string; webhookEvent: string; eventId: string };
+  /** One delivery attempt of a webhook event; `final`: no further attempt (delivered, or given up). */
+  'webhook.attempted': {
+    application: string;
+    /** The webhook's event name (`event` is the log line's own field). */
+    webhookEvent: string;
+    eventId: string;
+    attempt: number;
+    ok: boolean;
+    status?: number;
+    error?: string;
+    ms: number;
+    final: boolean;
+  };
   'cleanup.ran': {
     challenges: number;
     tokens: number;
@@ -134,6 +168,8 @@ export interface EventMap {
     loginAddresses: number;
     pushBackoff: number;
     selfserviceSessions: number;
+    nonces: number;
+    webhooks: number;
   };
   /**
    * A step of a self-service login (server/auth/selfservice.ts): `password` right or wrong, the second factor's

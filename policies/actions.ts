@@ -219,6 +219,14 @@ export const CORE_ACTIONS: readonly ActionDef[] = Object.freeze([
       'The /validate endpoints need an API key (a JWT with role validate from `pushgate apikey create`) in the Authorization header.',
   }),
   def({
+    name: 'application_required',
+    scope: 'authorization',
+    type: 'bool',
+    default: false,
+    description:
+      'The /validate endpoints need a request signed by an application (`pushgate app add`; headers X-Pushgate-App, -Timestamp, -Nonce, -Signature) — per realm, user or client range through the policy filters.',
+  }),
+  def({
     name: 'authorized',
     scope: 'authorization',
     type: 'enum',

@@ -17,6 +17,9 @@ import Router from '@koa/router';
 import { smartphoneRouter } from './routes/smartphone.ts';
 import { openapiRouter } from './routes/openapi.ts';
 import { selfserviceRouter } from './routes/selfservice.ts';
+import { apiRouter } from './routes/api.ts';
+import { SIGNATURE_HEADERS, verifySignedRequest } from './auth/app_signature.ts';
+import type { ApplicationRecord } from './store/apps_repo.ts';
 
 export interface AppState {
   /** This request's id: a sane incoming X-Request-Id, else a new UUID; echoed, logged, in the audit row. */
@@ -29,6 +32,8 @@ export interface AppState {
   /** Filled by a route that wants an audit row; written after the response is rendered. */
   audit?: AuditDraft;
   admin?: string;
+  /** The application that signed this request (X-Pushgate-App, server/auth/app_signature.ts); absent if unsigned. */
+  application?: ApplicationRecord;
 }
 export type AppContext = Koa.ParameterizedContext<AppState>;
 
@@ -115,7 +120,7 @@ export function createApp(deps: Deps): Koa<AppState> {
     ctx.status = reply.status;
     for (const [k, v] of Object.entries(reply.headers ?? {})) ctx.set(k, v);
     ctx.body = reply.body;
-    if (ctx.state.audit || ctx.path.startsWith('/validate/')) {
+    if (ctx.state.audit || ctx.path.startsWith('/validate/') || ctx.path.startsWith('/api/v1/')) {
       const prev = ctx.state.audit;
       // A route may have named the failure already (a wrong admin password is a REJECT); otherwise it is an ERROR.
       const outcome = prev && prev.outcome !== 'OK' && prev.outcome !== 'ACCEPT' ? prev.outcome : 'ERROR';
@@ -148,9 +153,18 @@ export function createApp(deps: Deps): Koa<AppState> {
     try {
       ctx.state.peer = (ctx.req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
       ctx.state.client = ctx.state.peer; // known even if the body is broken
-      ctx.state.params = await parseRequestParams(ctx.req, new URLSearchParams(ctx.querystring), deps.config.server.bodyLimitBytes);
+      const signed = ctx.get(SIGNATURE_HEADERS.app) !== '' || ctx.path.startsWith('/api/v1/');
+      ctx.state.params = await parseRequestParams(ctx.req, new URLSearchParams(ctx.querystring), deps.config.server.bodyLimitBytes, signed);
       checkParamLimits(ctx.state.params); // before the client address: `client` is one of them
       ctx.state.client = clientAddress(deps, ctx, ctx.state.params);
+      // A signed request (always on /api/v1/, optional on /validate/): one 401 for any wrong part.
+      if (signed)
+        ctx.state.application = await verifySignedRequest(deps, {
+          method: ctx.method,
+          url: ctx.originalUrl,
+          header: (name) => ctx.get(name),
+          bodySha256: ctx.state.params.bodySha256(),
+        });
       // The router decodes path segments (serial, transaction id): a NUL there is refused like one in a parameter.
       if (/%00/.test(ctx.path)) throw new ParameterError('Invalid path.');
       await next();
@@ -172,7 +186,7 @@ export function createApp(deps: Deps): Koa<AppState> {
           deps,
           ctx.method,
           ctx.path,
-          { ...audit, requestId: ctx.state.requestId },
+          { ...audit, requestId: ctx.state.requestId, application: ctx.state.application?.name ?? audit.application ?? null },
           ctx.state.client ?? null,
           ctx.state.admin ?? null,
         )
@@ -193,6 +207,7 @@ export function createApp(deps: Deps): Koa<AppState> {
     smartphoneRouter(deps),
     openapiRouter(deps),
     ...(deps.config.selfservice.enabled ? [selfserviceRouter(deps)] : []),
+    apiRouter(deps),
   ]) {
     app.use(router.routes());
     app.use(

@@ -26,6 +26,8 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { createPushServices, type PushServices, type PushServicesOptions } from './auth/push_services.ts';
 import { createThrottle, type Throttle } from './auth/throttle.ts';
 import { createReadiness, type Readiness } from './readiness.ts';
+import { watchAppPushAnswers } from './auth/app_push.ts';
+import { subscribeTokenWebhooks } from './auth/webhooks.ts';
 
 export interface Deps {
   readonly config: Config;
@@ -187,7 +189,7 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
     },
     { channels: config.push.channels.map((c) => c.name), readinessChecks: readiness.names },
   );
-  return {
+  const deps: Deps = {
     config,
     clock,
     events,
@@ -214,6 +216,7 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
     },
     async close() {
       unsubscribe();
+      unwatch();
       metrics.close();
       waits.abortAll();
       await answers.close();
@@ -223,4 +226,13 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
       await store.close();
     },
   };
+  // Applications (issue 15): a phone's answer settles the application push of its transaction; token events go to
+  // the applications' webhooks (written to the outbox, delivered by the server's dispatcher).
+  const offAnswers = watchAppPushAnswers(deps);
+  const offTokens = subscribeTokenWebhooks(deps);
+  const unwatch = () => {
+    offAnswers();
+    offTokens();
+  };
+  return deps;
 }

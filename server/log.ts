@@ -84,9 +84,18 @@ const EVENT_LEVELS: { readonly [K in EventName]: LogLevel | ((payload: EventMap[
   'push.locked': 'warn',
   'push.unblocked': 'info',
   'cleanup.ran': (e) =>
-    e.challenges + e.tokens + e.audit + e.loginAddresses + e.pushBackoff + e.selfserviceSessions > 0 ? 'info' : 'debug',
+    e.challenges + e.tokens + e.audit + e.loginAddresses + e.pushBackoff + e.selfserviceSessions + e.nonces + e.webhooks > 0
+      ? 'info'
+      : 'debug',
   'selfservice.login': 'info',
   'selfservice.action': 'info',
+  'app.auth_failed': 'warn',
+  'app.changed': 'info',
+  'app.push_sent': 'info',
+  'app.push_settled': 'info',
+  'approval.completed': 'info',
+  'webhook.queued': 'debug',
+  'webhook.attempted': (e) => (e.ok ? 'info' : e.final ? 'error' : 'warn'),
   'events.subscriber_failed': 'error',
   log: (e) => e.level,
 };

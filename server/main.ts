@@ -14,6 +14,8 @@ import { systemClock } from '../core/clock.ts';
 import { attachLog, createLogger, lineDestination } from './log.ts';
 import { ConfigError } from '../core/errors.ts';
 import { startCleanup } from './store/cleanup.ts';
+import { startWebhookDispatcher } from './auth/webhooks.ts';
+import { expireOverduePushes } from './auth/app_push.ts';
 
 export interface RunningServer {
   readonly deps: Deps;
@@ -104,6 +106,8 @@ export async function startServer(configFile: string | null, opts: StartOptions 
   const { port, url } = baseUrl(config.server.host, server, config.server.port);
   const metricsUrl = metricsServer && config.metrics.listen ? baseUrl(config.metrics.listen.host, metricsServer, 0).url : null;
   const stopCleanup = startCleanup(deps);
+  // Webhooks of applications, and the expiry of their pushes nobody reads (server/auth/webhooks.ts, app_push.ts).
+  const dispatcher = startWebhookDispatcher(deps, { owner: config.server.nodeName, onTick: () => expireOverduePushes(deps) });
   events.emit('server.started', { host: config.server.host, port, database: deps.store.name });
   const urlWarning = publicUrlWarning(config, defaultSslVerify(deps));
   if (urlWarning) events.emit('config.warning', { message: urlWarning });
@@ -127,6 +131,7 @@ export async function startServer(configFile: string | null, opts: StartOptions 
       stopping ??= (async () => {
         events.emit('server.stopping', { reason });
         stopCleanup();
+        await dispatcher.stop();
         deps.waits.drain(); // new waits get 503 at once
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();

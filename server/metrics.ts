@@ -42,6 +42,16 @@ const WAIT_REJECTS: EventMap['wait.rejected']['reason'][] = ['capacity', 'per_us
 const PIN_REJECTS: EventMap['pin.rejected']['reason'][] = ['queue_full', 'key_full', 'deadline', 'client_gone'];
 const THROTTLE_LIMITS: EventMap['throttle.refused']['limit'][] = ['user', 'address', 'challenges'];
 const ANSWER_DECISIONS: EventMap['challenge.answered']['decision'][] = ['accept', 'decline'];
+const SIGNATURE_REASONS: EventMap['app.auth_failed']['reason'][] = [
+  'unsigned',
+  'malformed',
+  'unknown_app',
+  'disabled',
+  'signature',
+  'skew',
+  'replay',
+  'unsigned_body',
+];
 
 let processRegistry: Registry | undefined;
 /**
@@ -155,6 +165,59 @@ export function createMetrics(
   on('delivery.failed', (e) => {
     deliveries.inc({ channel: e.channel, result: 'failed' });
     deliveryTime.observe({ channel: e.channel, result: 'failed' }, ms(e.ms));
+  });
+
+  // Applications (issue 15): labelled by the application's name — bounded by the number of applications an
+  // administrator made (never by anything a client sends: a refused signature is counted by reason only).
+  const appPushes = new Counter({
+    name: 'pushgate_app_pushes_total',
+    help: 'Pushes of applications (push API and approval steps), by application and result (sent, approved, declined, expired, withdrawn).',
+    labelNames: ['application', 'result'],
+    registers,
+  });
+  const appAnswer = new Histogram({
+    name: 'pushgate_app_answer_seconds',
+    help: 'Time from an application push to its answer (approved or declined), by application.',
+    labelNames: ['application'],
+    buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600],
+    registers,
+  });
+  on('app.push_sent', (e) => appPushes.inc({ application: e.application, result: 'sent' }));
+  on('app.push_settled', (e) => {
+    appPushes.inc({ application: e.application, result: e.status });
+    if (e.ms !== undefined) appAnswer.observe({ application: e.application }, ms(e.ms));
+  });
+  const approvals = new Counter({
+    name: 'pushgate_app_approvals_total',
+    help: 'Approval chains finished, by application and status (approved, declined, expired).',
+    labelNames: ['application', 'status'],
+    registers,
+  });
+  on('approval.completed', (e) => approvals.inc({ application: e.application, status: e.status }));
+  const signatureFailures = new Counter({
+    name: 'pushgate_app_signature_failures_total',
+    help: 'Signed requests refused (401), by reason (never told to the client).',
+    labelNames: ['reason'],
+    registers,
+  });
+  for (const reason of SIGNATURE_REASONS) signatureFailures.inc({ reason }, 0);
+  on('app.auth_failed', (e) => signatureFailures.inc({ reason: e.reason }));
+  const webhookAttempts = new Counter({
+    name: 'pushgate_webhook_attempts_total',
+    help: 'Webhook delivery attempts, by application and result (delivered, retry, failed: given up).',
+    labelNames: ['application', 'result'],
+    registers,
+  });
+  const webhookTime = new Histogram({
+    name: 'pushgate_webhook_duration_seconds',
+    help: 'Time a webhook receiver took to answer a delivery attempt, by application.',
+    labelNames: ['application'],
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers,
+  });
+  on('webhook.attempted', (e) => {
+    webhookAttempts.inc({ application: e.application, result: e.ok ? 'delivered' : e.final ? 'failed' : 'retry' });
+    webhookTime.observe({ application: e.application }, ms(e.ms));
   });
 
   new Gauge({

@@ -181,6 +181,39 @@ const PARAMS: Record<string, ParamSet> = {
     },
     open: true,
   },
+  PushParams: {
+    properties: {
+      user: USER,
+      realm: REALM,
+      question: scalar('The question the phone shows (at most 500 characters).'),
+      title: scalar("The title the phone shows; the policy's (`*_title_on_mobile`) when absent.", {
+        maxLength: COLUMN_LIMITS.app_pushes.title,
+      }),
+      context: { description: 'Anything the application wants back with the push and its webhooks: a JSON object (or a text).' },
+      timeout: scalar('Seconds the push can be answered (10 to 3600; default: the configured challenge validity).'),
+      matching: scalar('Number matching for this push: never, on_risk or always (default: the `push_matching` policy).'),
+    },
+    required: ['user', 'question'],
+  },
+  ApprovalParams: {
+    properties: {
+      approvers: {
+        description: 'The approvers: a JSON array of user names (or a comma-separated text), 1 to 20, each once.',
+        type: ['array', 'string'],
+        items: { type: 'string' },
+      },
+      realm: REALM,
+      mode: scalar('`ordered` (default): one after another, a No or a timeout stops the chain; `parallel`: all at once, all must say Yes.'),
+      question: scalar("The question every approver's phone shows."),
+      title: scalar('The title the phones show.', { maxLength: COLUMN_LIMITS.app_pushes.title }),
+      timeout_seconds: scalar('Seconds each step can be answered (10 to 3600).'),
+    },
+    required: ['approvers', 'question'],
+  },
+  ApiWaitParams: {
+    properties: { wait: scalar('Long-poll: answer when the state changes or after this many seconds (0 to 60; default 0).') },
+  },
+  StatsParams: { properties: { since: scalar('First day, YYYY-MM-DD (default: 30 days ago).') } },
   SmartphonePollParams: {
     properties: {
       serial: SERIAL,
@@ -303,8 +336,13 @@ const ERRORS_VALIDATE = {
 // Operations
 
 const ADMIN_SECURITY: Json = [{ adminJwt: [] }];
-/** /validate/*: open, or with an API key where an `api_key_required` policy applies. */
-const VALIDATE_SECURITY: Json = [{}, { validateApiKey: [] }];
+/**
+ * /validate/*: open, or with an API key where an `api_key_required` policy applies, or signed by an application
+ * (required where an `application_required` policy applies).
+ */
+const VALIDATE_SECURITY: Json = [{}, { validateApiKey: [] }, { appSignature: [] }];
+/** The application API: always signed. */
+const APP_SECURITY: Json = [{ appSignature: [] }];
 
 interface OpSpec {
   readonly tag: string;
@@ -700,6 +738,143 @@ function paths(): Obj {
         '404': responseRef('NotFound'),
       },
     },
+  };
+  const PUSH_CREATED = (value: Obj): Obj => ({
+    ...value,
+    required: [...(value.required as string[]), 'message'],
+    properties: {
+      ...(value.properties as Obj),
+      message: str(
+        "The challenge's message; with number matching it holds the code the service shows its user (the phone shows the same).",
+      ),
+    },
+  });
+  const PUSH_VALUE = object({
+    id: str('The push id.', { pattern: '^psh_[0-9a-f]{24}$' }),
+    status: { enum: ['pending', 'approved', 'declined', 'expired', 'failed'] },
+    user: str('The user asked.'),
+    realm: str("The user's realm."),
+    transaction_id: { type: ['string', 'null'], description: 'The transaction id of the challenge.' },
+    question: str('The question.'),
+    title: str('The title ("" when the policy\'s).'),
+    context: { type: ['object', 'null'], description: 'What the application sent along.' },
+    created_at: int('Epoch ms.'),
+    expires_at: { type: ['integer', 'null'], description: 'Epoch ms until the push can be answered.' },
+    answered_at: { type: ['integer', 'null'], description: 'Epoch ms of the answer (or of the expiry).' },
+    answered_by: {
+      oneOf: [
+        { type: 'null' },
+        object({ user: str('Who answered.'), serial: { type: ['string', 'null'], description: 'With which token.' } }),
+      ],
+    },
+  });
+  const APPROVAL_VALUE = object({
+    id: str('The approval id.', { pattern: '^apr_[0-9a-f]{24}$' }),
+    status: { enum: ['pending', 'approved', 'declined', 'expired'] },
+    mode: { enum: ['ordered', 'parallel'] },
+    question: str('The question.'),
+    title: str('The title.'),
+    timeout_seconds: { type: 'number', description: 'Per step.' },
+    created_at: int('Epoch ms.'),
+    finished_at: { type: ['integer', 'null'], description: 'Epoch ms the chain ended.' },
+    steps: {
+      type: 'array',
+      items: object({
+        user: str('The approver.'),
+        realm: str("The approver's realm."),
+        status: {
+          enum: ['waiting', 'pending', 'approved', 'declined', 'expired', 'withdrawn', 'skipped', 'failed'],
+          description: 'waiting: not asked yet (ordered); skipped: never asked (the chain ended); withdrawn: asked, then withdrawn.',
+        },
+        answered_at: { type: ['integer', 'null'], description: 'Epoch ms of a Yes or No.' },
+      }),
+    },
+  });
+  const API_ERRORS = {
+    '400': responseRef('BadRequest'),
+    '401': responseRef('SignatureRefused'),
+    '403': responseRef('Forbidden'),
+    '413': responseRef('PayloadTooLarge'),
+    '429': responseRef('TooManyRequests'),
+    '500': responseRef('ServerError'),
+    '503': responseRef('Unavailable'),
+  };
+  const API_GET_ERRORS = { ...API_ERRORS, '404': responseRef('NotFound') };
+  const ID_IN_PATH = pathParam('id', 'The id the POST answered.');
+  p['/api/v1/push'] = postOnly({
+    tag: 'applications',
+    summary: "Send a push to a user's phone (a challenge on their edupush / push token)",
+    description:
+      'Signed by an application (`pushgate app add`). The push fatigue limits of a login apply (429 with Retry-After). `result.value.status` is `pending` until the phone answers.',
+    id: 'appPush',
+    params: 'PushParams',
+    security: APP_SECURITY,
+    responses: { '200': ok('The push is out.', PUSH_CREATED(PUSH_VALUE)), ...API_ERRORS },
+  });
+  p['/api/v1/push/{id}'] = {
+    get: operation('get', {
+      tag: 'applications',
+      summary: 'The state of a push: pending, approved, declined or expired, who and when (long-poll with `wait`)',
+      id: 'appPushStatus',
+      params: 'ApiWaitParams',
+      path: [ID_IN_PATH],
+      security: APP_SECURITY,
+      responses: { '200': ok('The push.', PUSH_VALUE), ...API_GET_ERRORS },
+    }),
+  };
+  p['/api/v1/approvals'] = postOnly({
+    tag: 'applications',
+    summary: 'Ask a chain of approvers, in order or all at once',
+    description:
+      "ordered: a No or a timeout stops the chain (the rest are never asked); parallel: all must say Yes, the first No ends it and withdraws the others' pushes.",
+    id: 'appApproval',
+    params: 'ApprovalParams',
+    security: APP_SECURITY,
+    responses: { '200': ok('The approval; its first push(es) are out.', APPROVAL_VALUE), ...API_ERRORS },
+  });
+  p['/api/v1/approvals/{id}'] = {
+    get: operation('get', {
+      tag: 'applications',
+      summary: 'The state of an approval chain and its steps (long-poll with `wait` until it completes)',
+      id: 'appApprovalStatus',
+      params: 'ApiWaitParams',
+      path: [ID_IN_PATH],
+      security: APP_SECURITY,
+      responses: { '200': ok('The approval.', APPROVAL_VALUE), ...API_GET_ERRORS },
+    }),
+  };
+  p['/application/{name}/stats'] = {
+    get: operation('get', {
+      tag: 'applications',
+      summary: "An application's statistics per day (pushes, approvals, declines, timeouts, median and p95 time to answer)",
+      id: 'appStats',
+      params: 'StatsParams',
+      path: [pathParam('name', 'The application name.')],
+      security: ADMIN_SECURITY,
+      responses: {
+        '200': ok(
+          'One entry per UTC day with pushes.',
+          object({
+            application: str('The name.'),
+            days: {
+              type: 'array',
+              items: object({
+                day: str('YYYY-MM-DD (UTC).'),
+                challenges: int('Pushes sent.'),
+                approvals: int('Approved.'),
+                declines: int('Declined.'),
+                timeouts: int('Expired unanswered.'),
+                withdrawn: int('Withdrawn (a parallel approval ended).'),
+                failed: int('Could not be sent.'),
+                median_seconds: { type: ['number', 'null'] },
+                p95_seconds: { type: ['number', 'null'] },
+              }),
+            },
+          }),
+        ),
+        ...ERRORS_ADMIN,
+      },
+    }),
   };
   p['/healthz'] = {
     get: {
@@ -1256,6 +1431,9 @@ function components(): Obj {
       'Missing or malformed parameters (905), unknown user or realm (904), a refused phone request (10, 401), a token administration refusal (1007, 1103, 2012).',
     ),
     Unauthorized: error('No, an invalid or an expired administrator JWT (4031–4306), or wrong administrator credentials.'),
+    SignatureRefused: error(
+      'A signed request was refused (4031): the same answer for an unknown or disabled application, a bad signature, a timestamp outside the window or a reused nonce.',
+    ),
     Forbidden: error('A policy refuses the request (303): an admin right, an API key the policy requires, polling not allowed.'),
     NotFound: error('The token, realm or URL does not exist (601, 404).'),
     PayloadTooLarge: error('The request body is larger than `server.body_limit_bytes`; the connection is closed.', {
@@ -1303,6 +1481,13 @@ function components(): Obj {
         description:
           'The self-service session cookie (HttpOnly, SameSite=Strict, Secure); `pushgate_ss` when `selfservice.cookie_secure` is false.',
       },
+      appSignature: {
+        type: 'apiKey',
+        in: 'header',
+        name: 'X-Pushgate-Signature',
+        description:
+          'A request signed by an application (`pushgate app add`): `X-Pushgate-App: <id>`, `X-Pushgate-Timestamp: <unix seconds>` (within ±5 minutes), `X-Pushgate-Nonce: <16–128 of [A-Za-z0-9_-], never reused>`, `X-Pushgate-Signature: <lowercase hex HMAC-SHA256 with the secret over METHOD \\n PATH?QUERY \\n TIMESTAMP \\n NONCE \\n lowercase hex SHA-256 of the raw body>`. Any wrong part: the same 401.',
+      },
     },
   };
 }
@@ -1334,6 +1519,7 @@ export function openApiDocument(serverUrl?: string): Obj {
         name: 'selfservice',
         description: 'The self-service page for users (HTML; only with `selfservice.enabled`, at `selfservice.path`).',
       },
+      { name: 'applications', description: 'Services signing their requests (`pushgate app add`): pushes, approval chains, statistics.' },
     ],
     paths: paths(),
     components: components(),

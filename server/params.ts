@@ -5,6 +5,7 @@
  * query and form values are percent-decoded a second time unless the User-Agent's product token is one of the
  * clients that encode only once; JSON values never are. `state` is an alias of `transaction_id`.
  */
+import crypto from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import Busboy from 'busboy';
 import { ParameterError, PayloadTooLargeError, missingParameter } from '../core/errors.ts';
@@ -29,6 +30,8 @@ export interface Params {
   /** Raw JSON value when the body was JSON (numbers, booleans keep their type). */
   raw(name: string): unknown;
   all(): Readonly<Record<string, string>>;
+  /** hex SHA-256 of the raw body when the parser was asked to keep it (signed requests), else null. */
+  bodySha256(): string | null;
 }
 
 /** Python-like lenient unquote: valid %XX UTF-8 sequences are decoded, anything else is kept as is. */
@@ -63,9 +66,14 @@ export function decodesTwice(userAgent: string | undefined): boolean {
 class RequestParams implements Params {
   private readonly map: ReadonlyMap<string, string>;
   private readonly json: Record<string, unknown> | null;
-  constructor(values: Record<string, string>, rawJson: Record<string, unknown> | null) {
+  private readonly digest: string | null;
+  constructor(values: Record<string, string>, rawJson: Record<string, unknown> | null, digest: string | null = null) {
     this.map = new Map(Object.entries(values));
     this.json = rawJson;
+    this.digest = digest;
+  }
+  bodySha256(): string | null {
+    return this.digest;
   }
   get(name: string): string | undefined {
     const v = this.map.get(name);
@@ -94,8 +102,12 @@ class RequestParams implements Params {
   }
 }
 
-export function makeParams(values: Record<string, string>, rawJson: Record<string, unknown> | null = null): Params {
-  return new RequestParams(values, rawJson);
+export function makeParams(
+  values: Record<string, string>,
+  rawJson: Record<string, unknown> | null = null,
+  bodySha256: string | null = null,
+): Params {
+  return new RequestParams(values, rawJson, bodySha256);
 }
 
 /**
@@ -215,8 +227,12 @@ function parseMultipart(req: IncomingMessage, limit: number): Promise<Record<str
 
 const tooManyParams = () => new ParameterError(`Too many parameters (at most ${MAX_PARAMS}).`);
 
-/** Parses one request. Throws ParameterError (400) for a broken body, PayloadTooLargeError (413) past `limit`. */
-export async function parseRequestParams(req: IncomingMessage, query: URLSearchParams, limit: number): Promise<Params> {
+/**
+ * Parses one request. Throws ParameterError (400) for a broken body, PayloadTooLargeError (413) past `limit`.
+ * `hashBody`: keep the hex SHA-256 of the raw body (a signed request's signature covers it; multipart is not kept).
+ */
+export async function parseRequestParams(req: IncomingMessage, query: URLSearchParams, limit: number, hashBody = false): Promise<Params> {
+  let digest: string | null = hashBody ? EMPTY_SHA256 : null;
   const twice = decodesTwice(req.headers['user-agent']);
   const values: Record<string, string> = {};
   let count = 0;
@@ -232,12 +248,14 @@ export async function parseRequestParams(req: IncomingMessage, query: URLSearchP
   if (method !== 'GET' && method !== 'HEAD') {
     const type = String(req.headers['content-type'] ?? '').toLowerCase();
     if (type.startsWith('multipart/form-data')) {
+      digest = null;
       for (const [k, v] of Object.entries(await parseMultipart(req, limit))) {
         counted();
         if (!(k in values)) values[k] = twice ? lenientUnquote(v) : v;
       }
     } else {
       const body = await readBody(req, limit);
+      if (hashBody) digest = crypto.createHash('sha256').update(body).digest('hex');
       const text = body.toString('utf8');
       // eduMFA reads a body under any non-form content type (none, text/plain, …) as JSON when it is JSON.
       const isForm = type.startsWith('application/x-www-form-urlencoded');
@@ -269,5 +287,7 @@ export async function parseRequestParams(req: IncomingMessage, query: URLSearchP
   for (const [k, v] of Object.entries(values)) {
     if (v.includes('\u0000')) throw new ParameterError(`Invalid parameter '${k}'.`);
   }
-  return makeParams(values, rawJson);
+  return makeParams(values, rawJson, digest);
 }
+
+const EMPTY_SHA256 = crypto.createHash('sha256').update('').digest('hex');

@@ -150,4 +150,12 @@ const gone = (): never => {
   throw new Error('the parameters of a request that left Koa are gone');
 };
 /** The parameters of a request that left Koa: any read is a programming error. */
-const LEFT: AppContext['state']['params'] = { get: gone, require: gone, requireNonEmpty: gone, has: gone, raw: gone, all: gone };
+const LEFT: AppContext['state']['params'] = {
+  get: gone,
+  require: gone,
+  requireNonEmpty: gone,
+  has: gone,
+  raw: gone,
+  all: gone,
+  bodySha256: gone,
+};

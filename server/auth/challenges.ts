@@ -39,7 +39,14 @@ export interface CreateChallengesOptions {
   readonly noProofs?: boolean;
   /** Failed-attempt points the calling request holds itself (the push risk decision does not count them). */
   readonly heldAttempts?: number;
+  /** How long the challenges are valid, instead of the configured validity of their type (an application's timeout). */
+  readonly validityMs?: number;
+  /** Marks the challenges as an application's push (server/auth/app_push.ts): never the answer of a login. */
+  readonly appPush?: boolean;
 }
+
+/** The key in a challenge's data that marks an application's push (a login's /validate/check never finishes with it). */
+export const APP_PUSH_MARK = 'app_push';
 
 /**
  * Creates one challenge per token, all sharing one transaction id; each row is stored before anything is sent.
@@ -78,9 +85,9 @@ export async function createChallenges(
       tokenId: token.id,
       nonce: spec.nonce,
       session,
-      data: { ...(spec.data ?? {}) },
+      data: { ...(spec.data ?? {}), ...(opts.appPush ? { [APP_PUSH_MARK]: '1' } : {}) },
       createdAt: now,
-      expiresAt: now + validityMs(deps, token.type),
+      expiresAt: now + (opts.validityMs ?? validityMs(deps, token.type)),
     });
     deps.events.emit('challenge.created', { serial: token.serial, transactionId, type: token.type });
     let message = spec.message;

@@ -17,7 +17,7 @@ import type { Deps } from '../deps.ts';
 import { NotFoundError, ParameterError, PolicyError, UserError, ValidateError, tokenLocked } from '../../core/errors.ts';
 import type { TokenRecord, TokenType, Verdict } from '../../tokens/types.ts';
 import { requestPolicies, type RequestPolicies } from './context.ts';
-import { createChallenges, newTransactionId, preferredClientMode, validityMs } from './challenges.ts';
+import { APP_PUSH_MARK, createChallenges, newTransactionId, preferredClientMode, validityMs } from './challenges.ts';
 import {
   backoffRefusal,
   claimPushLogin,
@@ -512,7 +512,8 @@ async function answerTransaction(
 ): Promise<Outcome | null> {
   const rows = await deps.store.challenges.byTransaction(req.transactionId!);
   const byId = new Map(tokens.map((t) => [t.serial, t]));
-  const mine = rows.filter((r) => byId.has(r.serial));
+  // An application's push (server/auth/app_push.ts) approves what the application asked, never a login.
+  const mine = rows.filter((r) => byId.has(r.serial) && r.data[APP_PUSH_MARK] === undefined);
   if (!mine.length) return null;
   const now = deps.clock.now();
   const ctx = rp.tokenContext();

@@ -271,6 +271,15 @@ export async function releasePushLogin(deps: Deps, gate: PushGate, claim: { slot
 }
 
 /**
+ * A push withdrawn before it was answered (the other pushes of a parallel approval once one approver said No): its
+ * open login is closed without a strike — the user did nothing wrong — and its place is free again.
+ */
+export async function withdrawPushLogin(deps: Deps, transactionId: string): Promise<void> {
+  const login = await deps.store.pushFatigue.loginByTransaction(transactionId);
+  if (login && login.state === 'open') await deps.store.pushFatigue.close(login.subject, login.slot, transactionId, 'free');
+}
+
+/**
  * Step 3: the phone answered (a winning conditional answer) a challenge of `token` in `transactionId`.
  * An accept resets the back-off of the user and the login's address; a decline strikes both, is reported
  * (`push.declined` with the address and time, and the app's reason) and may lock.

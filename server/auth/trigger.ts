@@ -17,6 +17,20 @@ import type { UserInfo } from './users.ts';
 import type { TokenRecord } from '../../tokens/types.ts';
 import { NotFoundError, ValidateError } from '../../core/errors.ts';
 import { outsideValidity } from './validity.ts';
+import type { ActionValue } from '../../policies/types.ts';
+import type { RequestPolicies } from './context.ts';
+
+/** `rp` with some action values set by the request itself (also for the token types, through tokenContext). */
+export function withOverrides(rp: RequestPolicies, overrides: Readonly<Record<string, ActionValue>> | undefined): RequestPolicies {
+  if (!overrides || !Object.keys(overrides).length) return rp;
+  const action = <T extends ActionValue>(name: string, scope?: Parameters<RequestPolicies['action']>[1]): T | undefined =>
+    Object.hasOwn(overrides, name) ? (overrides[name] as T) : rp.action<T>(name, scope);
+  return {
+    ...rp,
+    action,
+    tokenContext: () => ({ ...rp.tokenContext(), action }),
+  };
+}
 
 export interface TriggerRequest {
   user?: string;
@@ -26,6 +40,16 @@ export interface TriggerRequest {
   client?: string;
   /** The end-user address a trusted proxy named, or null (push fatigue: server/auth/push_fatigue.ts). */
   address?: string | null;
+  /** The transaction id of the new challenges (an application's push: server/auth/app_push.ts); default: a new one. */
+  transactionId?: string;
+  /** Only out-of-band (push) tokens take part (an application's push). */
+  outOfBandOnly?: boolean;
+  /** Policy values this request sets itself (an application's question, title and matching), over the policies. */
+  overrides?: Readonly<Record<string, ActionValue>>;
+  /** How long the challenges are valid, instead of the configured validity (an application's timeout). */
+  validityMs?: number;
+  /** The challenges are an application's push: marked so that no login can be finished with them. */
+  appPush?: boolean;
 }
 export interface TriggerResult {
   challenges: ChallengeOut[];
@@ -46,10 +70,14 @@ export async function triggerChallenges(deps: Deps, req: TriggerRequest): Promis
     tokens = [t];
   }
   if (req.type) tokens = tokens.filter((t) => t.type === req.type);
-  const rp = requestPolicies(deps, {
-    user: user ? { name: user.name, realm: user.realm, resolver: user.resolver } : undefined,
-    client: req.client,
-  });
+  if (req.outOfBandOnly) tokens = tokens.filter((t) => deps.registry.require(t.type).outOfBand);
+  const rp = withOverrides(
+    requestPolicies(deps, {
+      user: user ? { name: user.name, realm: user.realm, resolver: user.resolver } : undefined,
+      client: req.client,
+    }),
+    req.overrides,
+  );
   if (rp.action<string>('authorized') === 'deny_access')
     throw new ValidateError('User is not authorized to authenticate under these conditions.');
   const usable = tokens.filter(
@@ -78,8 +106,8 @@ export async function triggerChallenges(deps: Deps, req: TriggerRequest): Promis
   }
   if (gate && !gate.locked) {
     const pushing = usable.filter(outOfBand);
-    const expiresAt = deps.clock.now() + Math.max(...pushing.map((t) => validityMs(deps, t.type)));
-    const got = await claimPushLogin(deps, gate, newTransactionId(), expiresAt);
+    const expiresAt = deps.clock.now() + (req.validityMs ?? Math.max(...pushing.map((t) => validityMs(deps, t.type))));
+    const got = await claimPushLogin(deps, gate, req.transactionId ?? newTransactionId(), expiresAt);
     if (got.kind === 'reuse')
       return { challenges: [...got.challenges], preferredClientMode: preferredClientMode(rp, got.challenges), policies: rp.matched() };
     if (got.kind === 'none') {
@@ -90,7 +118,11 @@ export async function triggerChallenges(deps: Deps, req: TriggerRequest): Promis
   }
   let challenges: ChallengeOut[];
   try {
-    challenges = await createChallenges(deps, usable, rp, { transactionId: claim?.transactionId });
+    challenges = await createChallenges(deps, usable, rp, {
+      transactionId: claim?.transactionId ?? req.transactionId,
+      ...(req.validityMs !== undefined ? { validityMs: req.validityMs } : {}),
+      ...(req.appPush ? { appPush: true } : {}),
+    });
     if (claim && gate) await recordPushLogin(deps, gate, claim, challenges, null);
   } catch (err) {
     if (claim && gate) await releasePushLogin(deps, gate, claim).catch(() => {});

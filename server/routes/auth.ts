@@ -9,6 +9,7 @@ import { okEnvelope } from '../envelope.ts';
 import { requestPolicies } from '../auth/context.ts';
 import { clientGoneSignal } from '../respond.ts';
 import { adminKeyOf, throttleAddress } from '../auth/throttle.ts';
+import { SIGNATURE_REFUSED } from '../auth/app_signature.ts';
 
 export function authRouter(deps: Deps): Router<AppState> {
   const router = new Router<AppState>();
@@ -105,4 +106,21 @@ export async function requireApiKey(deps: Deps, ctx: AppContext, who: Who): Prom
     throw new PolicyError('No valid API key was passed.');
   }
   if (claims.role !== 'validate') throw new PolicyError('A correct JWT was passed, but it was no API key.');
+}
+
+/**
+ * AUTHZ `application_required` for the /validate endpoints: when it applies to `who`, the request must be signed by
+ * an application (verified by the app's frame: server/auth/app_signature.ts). An application bound to a realm signs
+ * only for users of that realm. 401 with the one signature message / 403 otherwise.
+ */
+export function requireApplication(deps: Deps, ctx: AppContext, who: Who): void {
+  const app = ctx.state.application;
+  if (app?.realm && who.user && who.user.realm !== app.realm)
+    throw new PolicyError('The application may not authenticate users of this realm.');
+  if (app) return;
+  if (!deps.policies.policies.some((p) => p.active && p.actions.application_required === true)) return; // the common case
+  if (requestPolicies(deps, who).action<boolean>('application_required')) {
+    deps.events.emit('app.auth_failed', { app: '?', reason: 'unsigned' });
+    throw new AuthError(SIGNATURE_REFUSED, 4031);
+  }
 }

@@ -17,12 +17,14 @@ import { auditOrRefuse, errorReply, leaveKoa, sendReply, type AuditDraft, type R
 import { triggerChallenges } from '../auth/trigger.ts';
 import { transactionStatus } from '../auth/challenges.ts';
 import { challengeDetail, okEnvelope, outcomeEnvelope, type OutcomeOptions } from '../envelope.ts';
-import { requireAdmin, requireApiKey } from './auth.ts';
+import { requireAdmin, requireApiKey, requireApplication } from './auth.ts';
+import { authWebhook } from '../auth/webhooks.ts';
 import { requestPolicies, type RequestPolicies } from '../auth/context.ts';
 import { AUTHENTICATION, type Outcome } from '../auth/outcome.ts';
 import { resolvedUserKey, throttleAddress, userKeyOf, type Attempt } from '../auth/throttle.ts';
 import { rememberLogin } from '../auth/push_risk.ts';
 import type { UserInfo } from '../auth/users.ts';
+import type { ApplicationRecord } from '../store/apps_repo.ts';
 
 /** A transaction id as /validate/check accepts it: as wide as its column. */
 const TRANSACTION_ID = new RegExp(`^[0-9A-Za-z_-]{1,${COLUMN_LIMITS.challenges.transaction_id}}$`);
@@ -64,6 +66,8 @@ export function validateRouter(deps: Deps): Router<AppState> {
     readonly requestId: string;
     /** The user as the realm resolved it once for this request (outcomeWho), or only the client. */
     who: Who;
+    /** The application that signed the request (its audit row and its `auth.*` webhook). */
+    readonly application: ApplicationRecord | undefined;
   }
   type Render = (outcome: Outcome, who: Who) => Reply;
   /** For radiuscheck: an error is an answer too (400 without a body), not an error envelope. */
@@ -106,7 +110,14 @@ export function validateRouter(deps: Deps): Router<AppState> {
       transactionId: call.transactionId,
       client: call.client,
     });
-    return { reply: render(outcome, who), audit };
+    if (call.application && (outcome.kind === 'accept' || outcome.kind === 'reject' || outcome.kind === 'declined'))
+      authWebhook(deps, call.application, outcome.kind === 'accept', {
+        user: who.user?.name ?? call.subject.user ?? null,
+        realm: who.user?.realm ?? call.subject.realm ?? null,
+        serials: [...outcome.serials],
+        transaction_id: call.transactionId ?? null,
+      });
+    return { reply: render(outcome, who), audit: { ...audit, application: call.application?.name ?? null } };
   };
 
   /** The reply and audit row of a failed check (a push wait that failed after it left Koa, or radiuscheck's errors). */
@@ -118,6 +129,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
       username: call.subject.user ?? null,
       realm: call.subject.realm ?? null,
       serials: call.subject.serial ? [call.subject.serial] : [],
+      application: call.application?.name ?? null,
     };
     if (failed) {
       deps.events.emit('log', { level: 'info', msg: `${call.action} failed`, error: String(err) });
@@ -142,11 +154,13 @@ export function validateRouter(deps: Deps): Router<AppState> {
       subject: subjectOf(params),
       requestId: ctx.state.requestId,
       who: { client: ctx.state.client },
+      application: ctx.state.application,
     };
     let settled: { reply: Reply; audit: AuditDraft };
     try {
       checkSubject(call.subject);
       call.who = await outcomeWho(deps, call.subject, call.client);
+      requireApplication(deps, ctx, call.who);
       await requireApiKey(deps, ctx, call.who);
       const pass = params.require('pass');
       if (call.transactionId !== undefined && !TRANSACTION_ID.test(call.transactionId)) throw new ParameterError('Invalid transaction_id.');
@@ -286,6 +300,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
     const admin = await requireAdmin(deps, ctx, 'triggerchallenge');
     ctx.state.admin = admin;
     const subject = readSubject(params);
+    requireApplication(deps, ctx, await outcomeWho(deps, subject, ctx.state.client));
     await deps.throttle.challenge(await userKeyOf(deps.realms, subject)); // limits.challenges_per_user
     const result = await triggerChallenges(deps, {
       ...subject,
@@ -313,6 +328,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
 
   const poll = async (ctx: RouterContext<AppState>, transactionId: string | undefined) => {
     ctx.state.audit = { action: 'GET /validate/polltransaction', success: false, outcome: 'ERROR' };
+    requireApplication(deps, ctx, { client: ctx.state.client });
     await requireApiKey(deps, ctx, { client: ctx.state.client });
     if (!transactionId) throw missingParameter('transaction_id');
     const rows = await deps.store.challenges.byTransaction(transactionId);

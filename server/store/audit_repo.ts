@@ -18,6 +18,8 @@ export interface AuditEntry {
   info?: Record<string, unknown>;
   /** The request id (X-Request-Id) of the request that wrote the row; null from the CLI and for older rows. */
   requestId?: string | null;
+  /** The application (name) that signed the request (X-Pushgate-App); null for unsigned requests. */
+  application?: string | null;
 }
 export interface AuditRow extends Required<Omit<AuditEntry, 'info'>> {
   id: number;
@@ -74,6 +76,7 @@ export function auditRowOf(e: AuditEntry): Record<string, unknown> {
     transaction_id: fit('transaction_id', e.transactionId ?? null),
     policies: fit('policies', (e.policies ?? []).join(',')),
     request_id: fit('request_id', e.requestId ?? null),
+    application: fit('application', e.application ?? null),
   };
   const info: Record<string, unknown> = { ...(e.info ?? {}) };
   let text = JSON.stringify(cut.length ? { ...info, cut } : info);
@@ -128,6 +131,7 @@ export function auditRowFromDb(r: Record<string, any>): AuditRow {
     info: json<Record<string, unknown>>(r.info, {}),
     node: r.node ?? null,
     requestId: r.request_id ?? null,
+    application: r.application ?? null,
   };
 }
 

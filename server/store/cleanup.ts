@@ -1,6 +1,8 @@
 /**
  * Built-in cleanup: expired challenges, half-enrolled tokens past their TTL, audit rows past the retention and
- * push back-off rows untouched for a day (not a decline lock) and self-service sessions past their timeouts, deleted in small chunks. Safe on every node at once (each delete is by id and idempotent).
+ * push back-off rows untouched for a day (not a decline lock), self-service sessions past their timeouts, nonces of
+ * signed requests past the replay window and finished webhook events past their retention, deleted in small chunks.
+ * Safe on every node at once (each delete is by id and idempotent).
  */
 import type { Clock } from '../../core/clock.ts';
 import type { Config } from '../config.ts';
@@ -13,7 +15,10 @@ export interface CleanupDeps {
   readonly config: Pick<Config, 'cleanup' | 'audit' | 'tokens' | 'selfservice'>;
   readonly clock: Clock;
   readonly events: Events;
-  readonly store: Pick<Store, 'challenges' | 'tokens' | 'audit' | 'loginAddresses' | 'pushFatigue' | 'selfserviceSessions'>;
+  readonly store: Pick<
+    Store,
+    'challenges' | 'tokens' | 'audit' | 'loginAddresses' | 'pushFatigue' | 'selfserviceSessions' | 'apps' | 'webhooks'
+  >;
 }
 
 export interface CleanupResult {
@@ -25,7 +30,14 @@ export interface CleanupResult {
   pushBackoff: number;
   /** Self-service sessions past their idle, absolute or login timeout. */
   selfserviceSessions: number;
+  /** Nonces of signed requests past the replay window (server/auth/app_signature.ts). */
+  nonces: number;
+  /** Webhook outbox rows delivered or given up more than WEBHOOK_RETENTION_DAYS ago, with their attempts. */
+  webhooks: number;
 }
+
+/** How long the delivery log keeps a finished webhook event. */
+export const WEBHOOK_RETENTION_DAYS = 30;
 
 /** How long a declined push is remembered (its challenge row is kept past its expiry): "after a decline" is risky. */
 export const DECLINE_MEMORY_MS = 15 * 60_000;
@@ -42,7 +54,16 @@ export async function runCleanup(deps: CleanupDeps, opts: { maxChunks?: number }
   const { chunk } = deps.config.cleanup;
   const now = deps.clock.now();
   const auditBefore = now - deps.config.audit.retentionDays * 86_400_000;
-  const total: CleanupResult = { challenges: 0, tokens: 0, audit: 0, loginAddresses: 0, pushBackoff: 0, selfserviceSessions: 0 };
+  const total: CleanupResult = {
+    challenges: 0,
+    tokens: 0,
+    audit: 0,
+    loginAddresses: 0,
+    pushBackoff: 0,
+    selfserviceSessions: 0,
+    nonces: 0,
+    webhooks: 0,
+  };
   const maxChunks = opts.maxChunks ?? Infinity;
   const drain = async (fn: () => Promise<number>): Promise<number> => {
     let sum = 0;
@@ -63,6 +84,8 @@ export async function runCleanup(deps: CleanupDeps, opts: { maxChunks?: number }
   total.pushBackoff = await drain(() => deps.store.pushFatigue.deleteStale(now - PUSH_BACKOFF_FORGET_MS, chunk));
   const limits = sessionLimitsAt(deps.config.selfservice, now);
   total.selfserviceSessions = await drain(() => deps.store.selfserviceSessions.deleteExpired(limits, chunk));
+  total.nonces = await deps.store.apps.deleteExpiredNonces(now);
+  total.webhooks = await drain(() => deps.store.webhooks.deleteFinishedBefore(now - WEBHOOK_RETENTION_DAYS * 86_400_000, chunk));
   deps.events.emit('cleanup.ran', total);
   return total;
 }

@@ -17,6 +17,22 @@ export const COLUMN_LIMITS = {
   push_logins: { subject: 255, client: 64, transaction_id: 64, state: 16 },
   push_backoff: { subject: 255, client: 64 },
   selfservice_sessions: { id_hash: 64, username: 255, realm: 120, stage: 16, csrf: 64, transaction_id: 64, enrolled: 1000 },
+  applications: { id: 40, name: 64, realm: 120, webhook_url: 1000, webhook_events: 255 },
+  app_nonces: { app_id: 40, nonce: 128 },
+  app_pushes: {
+    id: 40,
+    app_id: 40,
+    approval_id: 40,
+    username: 255,
+    realm: 120,
+    transaction_id: 64,
+    status: 16,
+    title: 255,
+    answered_serial: 40,
+  },
+  approvals: { id: 40, app_id: 40, mode: 16, status: 16, title: 255 },
+  webhook_outbox: { app_id: 40, event: 40, event_id: 40, status: 16, lease_owner: 64, last_error: 255 },
+  webhook_attempts: { app_id: 40, error: 255 },
   audit: {
     action: 60,
     outcome: 20,
@@ -29,6 +45,8 @@ export const COLUMN_LIMITS = {
     policies: 1000,
     node: 120,
     request_id: 64,
+    /** The application (its name) that signed the request (X-Pushgate-App), migration 012. */
+    application: 64,
     /**
      * `info` is a TEXT column: unbounded on PostgreSQL and SQLite, 65,535 bytes on MariaDB/MySQL. 16,000 characters
      * of at most 4 bytes each stay below that on every database.

@@ -9,6 +9,8 @@ import * as m006 from './migrations/006_audit_request_id.ts';
 import * as m007 from './migrations/007_push_fatigue.ts';
 import * as m008 from './migrations/008_login_addresses.ts';
 import * as m010 from './migrations/010_selfservice_sessions.ts';
+import * as m011 from './migrations/011_applications.ts';
+import * as m012 from './migrations/012_audit_application.ts';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -24,6 +26,8 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['007_push_fatigue', m007],
   ['008_login_addresses', m008],
   ['010_selfservice_sessions', m010],
+  ['011_applications', m011],
+  ['012_audit_application', m012],
 ];
 
 const source: Knex.MigrationSource<[string, Migration]> = {

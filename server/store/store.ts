@@ -14,6 +14,9 @@ import { createAuditSearch, type AuditSearch } from './audit_search.ts';
 import { createLoginAddressesRepo, type LoginAddressesRepo } from './login_addresses_repo.ts';
 import { createPushFatigueRepo, type PushFatigueRepo } from './push_fatigue_repo.ts';
 import { createSelfserviceSessionsRepo, type SelfserviceSessionsRepo } from './selfservice_sessions_repo.ts';
+import { createAppsRepo, type AppsRepo } from './apps_repo.ts';
+import { createAppPushesRepo, type AppPushesRepo } from './app_pushes_repo.ts';
+import { createWebhooksRepo, type WebhooksRepo } from './webhooks_repo.ts';
 
 export interface Store {
   readonly dialect: Dialect;
@@ -31,6 +34,12 @@ export interface Store {
   readonly pushFatigue: PushFatigueRepo;
   /** The self-service page's sessions (server/auth/selfservice.ts). */
   readonly selfserviceSessions: SelfserviceSessionsRepo;
+  /** Applications (signed requests) and their nonces (issue 15). */
+  readonly apps: AppsRepo;
+  /** Pushes of applications and approval chains. */
+  readonly appPushes: AppPushesRepo;
+  /** The webhook outbox and its delivery log. */
+  readonly webhooks: WebhooksRepo;
   migrate(): Promise<string[]>;
   /** A rate-limiter-flexible limiter on this database (PostgreSQL / MariaDB only; table rate_limits). */
   rateLimiter(opts: LimiterOptions): RateLimiterAbstract;
@@ -79,6 +88,9 @@ export function createStore(url: string, box: SecretBox, opts: StoreOptions = {}
     auditSearch: createAuditSearch(knex),
     pushFatigue: createPushFatigueRepo(knex),
     selfserviceSessions: createSelfserviceSessionsRepo(knex),
+    apps: createAppsRepo(knex, box),
+    appPushes: createAppPushesRepo(knex),
+    webhooks: createWebhooksRepo(knex),
     migrate: async () => {
       try {
         return await migrateLatest(knex);

@@ -8,7 +8,7 @@ test('db migrate applies once, then reports up to date; db cleanup prints counts
   t.is(first.code, 0, first.stderr);
   t.is(
     first.stdout,
-    'applied 001_initial\napplied 002_exact_identifiers\napplied 003_backoff\napplied 004_audit_node\napplied 005_token_admin\napplied 006_audit_request_id\napplied 007_push_fatigue\napplied 008_login_addresses\napplied 010_selfservice_sessions\n',
+    'applied 001_initial\napplied 002_exact_identifiers\napplied 003_backoff\napplied 004_audit_node\napplied 005_token_admin\napplied 006_audit_request_id\napplied 007_push_fatigue\napplied 008_login_addresses\napplied 010_selfservice_sessions\napplied 011_applications\napplied 012_audit_application\n',
   );
   t.regex(first.stderr, /SECRETS KEY CREATED/);
   const again = await w.run(['db', 'migrate']);
@@ -16,7 +16,10 @@ test('db migrate applies once, then reports up to date; db cleanup prints counts
   t.is(again.stderr, '');
   const clean = await w.run(['db', 'cleanup']);
   t.is(clean.code, 0);
-  t.is(clean.stdout, 'deleted 0 challenges, 0 tokens, 0 audit rows, 0 login addresses, 0 push back-off rows\n');
+  t.is(
+    clean.stdout,
+    'deleted 0 challenges, 0 tokens, 0 audit rows, 0 login addresses, 0 push back-off rows, 0 request nonces, 0 webhook events\n',
+  );
 });
 
 test('admin add (password from stdin, one newline trimmed) / list / delete', async (t) => {

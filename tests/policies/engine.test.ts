@@ -231,6 +231,7 @@ test('explain lists every action of the scope with its origin and conflicts', (t
       'no_detail_on_success',
       'no_detail_on_fail',
       'api_key_required',
+      'application_required',
       'authorized',
       'tokentype',
       'add_user_in_response',

@@ -398,6 +398,14 @@ const SCENARIOS: Record<string, Scenario> = {
     },
     expect: [200, 403],
   },
+  'authorization:application_required': {
+    value: true,
+    async run(w) {
+      await enrollHotp(w);
+      return status(await aliceOtp(w, '1234' + hotpAt(0)));
+    },
+    expect: [200, 401],
+  },
   'authorization:authorized': {
     value: 'deny_access',
     async run(w) {

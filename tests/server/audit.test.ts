@@ -46,6 +46,7 @@ test('accept, reject and challenge: one row each with every field', async (t) =>
       info: { message: 'matching 1 tokens' },
       node: w.deps.config.server.nodeName,
       requestId: first.headers.get('x-request-id'),
+      application: null, // an unsigned request (tests/server/apps.test.ts: a signed one names its application)
     },
   );
   t.regex(rows[0]!.requestId!, /^[0-9a-f-]{36}$/, 'a generated request id');

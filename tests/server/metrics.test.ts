@@ -69,6 +69,20 @@ test('a scrape is the Prometheus text format with HELP and TYPE; every series th
   w.events.emit('delivery.sent', { serial: 'PUSH1', channel: 'fcm', ms: 240 });
   w.events.emit('delivery.failed', { serial: 'PUSH1', channel: 'fcm', reason: 'timeout', ms: 3000 });
   w.events.emit('pin.started', { waitMs: 20 });
+  // Application series are labelled by application: they appear with the first push / webhook of one.
+  w.events.emit('app.push_sent', { application: 'crm', pushId: 'psh_1', transactionId: '1' });
+  w.events.emit('app.push_settled', { application: 'crm', pushId: 'psh_1', status: 'approved', ms: 4200 });
+  w.events.emit('approval.completed', { application: 'crm', approvalId: 'apr_1', status: 'approved' });
+  w.events.emit('webhook.attempted', {
+    application: 'crm',
+    webhookEvent: 'challenge.approved',
+    eventId: 'evt_1',
+    attempt: 1,
+    ok: true,
+    status: 200,
+    ms: 12,
+    final: true,
+  });
 
   const r = await w.call('GET', '/metrics');
   t.is(r.status, 200);

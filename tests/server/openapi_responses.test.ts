@@ -12,6 +12,7 @@ import { openApiChecker } from '../helpers/openapi_check.ts';
 import { asAdmin, enrollHotp, hotpAt, KEY_HEX, policy, track, usersYaml, world } from '../helpers/kit.ts';
 import { enrollPhone, phoneFor, pushWorld } from '../helpers/push_world.ts';
 import { parked } from '../helpers/wait.ts';
+import { makeApp, signed } from '../helpers/signed.ts';
 import type { CallOptions, Reply, TestWorld } from '../helpers/test_app.ts';
 import type { FakePhone, SmartphoneData } from '../helpers/fake_phone.ts';
 import { SELFSERVICE_USERS, SelfserviceClient, USER_PASSWORD, selfserviceConfig, type Page } from '../helpers/selfservice_client.ts';
@@ -355,6 +356,51 @@ test('the self-service page: every form, its redirect and its error pages (HTML)
   await post('/tokens/remove', { serial }, 400);
   await post('/tokens/remove', { serial: 'NOPE', confirm: 'yes' }, 404);
   await post('/tokens/remove', { serial, confirm: 'yes' }, 303);
+});
+
+test('applications: signed push API and approvals (200, 400, 401, 404), statistics (admin)', async (t) => {
+  const w = await pushWorld(t, { policies: [policy('no-matching', 'authentication', { push_matching: 'never' })] });
+  const app = await makeApp(w);
+  const phone = phoneFor(w);
+  await enrollPhone(w, phone);
+  const pushed = described(
+    t,
+    'POST',
+    '/api/v1/push',
+    await signed(w, app, 'POST', '/api/v1/push', { user: 'alice', question: 'Deploy?' }),
+    200,
+  );
+  described(t, 'POST', '/api/v1/push', await signed(w, app, 'POST', '/api/v1/push', { user: 'alice' }), 400);
+  described(
+    t,
+    'POST',
+    '/api/v1/push',
+    await signed(w, app, 'POST', '/api/v1/push', { user: 'alice', question: 'x' }, { secret: 'wrong' }),
+    401,
+  );
+  const id = pushed.body.result.value.id as string;
+  described(t, 'GET', `/api/v1/push/${id}`, await signed(w, app, 'GET', `/api/v1/push/${id}`), 200);
+  described(
+    t,
+    'GET',
+    '/api/v1/push/psh_000000000000000000000000',
+    await signed(w, app, 'GET', '/api/v1/push/psh_000000000000000000000000'),
+    404,
+  );
+  const chain = described(
+    t,
+    'POST',
+    '/api/v1/approvals',
+    await signed(w, app, 'POST', '/api/v1/approvals', { approvers: ['alice'], mode: 'parallel', question: 'Go?' }),
+    200,
+  );
+  described(t, 'POST', '/api/v1/approvals', await signed(w, app, 'POST', '/api/v1/approvals', { approvers: [], question: 'Go?' }), 400);
+  const aid = chain.body.result.value.id as string;
+  described(t, 'GET', `/api/v1/approvals/${aid}`, await signed(w, app, 'GET', `/api/v1/approvals/${aid}`), 200);
+  described(t, 'GET', `/api/v1/approvals/${aid}`, await signed(w, app, 'GET', `/api/v1/approvals/${aid}?wait=61`), 400);
+  await api(t, w, 'GET', '/application/crm/stats', 200, {}, ADMIN);
+  await api(t, w, 'GET', '/application/crm/stats', 400, { since: 'yesterday' }, ADMIN);
+  await api(t, w, 'GET', '/application/unknown/stats', 404, {}, ADMIN);
 });
 
 test.after('every described operation was exercised with a success and an error (or says why not)', (t) => {

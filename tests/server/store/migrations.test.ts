@@ -66,6 +66,8 @@ test('an existing database (001 only, with rows) migrates to exactly the fresh s
     '007_push_fatigue',
     '008_login_addresses',
     '010_selfservice_sessions',
+    '011_applications',
+    '012_audit_application',
   ]);
 
   const old = await database(t);
@@ -98,6 +100,8 @@ test('an existing database (001 only, with rows) migrates to exactly the fresh s
     '007_push_fatigue',
     '008_login_addresses',
     '010_selfservice_sessions',
+    '011_applications',
+    '012_audit_application',
   ]);
 
   t.deepEqual(await columns(old), await columns(fresh));
@@ -123,6 +127,8 @@ test('002 rolls back (down) and forward again', async (t) => {
     '007_push_fatigue',
     '008_login_addresses',
     '010_selfservice_sessions',
+    '011_applications',
+    '012_audit_application',
   ]);
 });
 
