@@ -25,14 +25,14 @@ export function dbCommands(y: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArg
       )
       .command(
         'cleanup',
-        'Delete expired challenges, stale half-enrolled tokens, old audit rows, unused login addresses, day-old push back-off rows, old request nonces and old webhook events',
+        'Delete expired challenges, stale half-enrolled tokens, old audit rows, unused login addresses, day-old push back-off rows, self-service sessions past their timeouts, old request nonces and old webhook events',
         (b) => b,
         (argv) =>
           ctx.run(() =>
             ctx.withDeps(argv, async (deps) => {
               const r = await runCleanup(deps);
               ctx.out(
-                `deleted ${r.challenges} challenges, ${r.tokens} tokens, ${r.audit} audit rows, ${r.loginAddresses} login addresses, ${r.pushBackoff} push back-off rows, ${r.nonces} request nonces, ${r.webhooks} webhook events`,
+                `deleted ${r.challenges} challenges, ${r.tokens} tokens, ${r.audit} audit rows, ${r.loginAddresses} login addresses, ${r.pushBackoff} push back-off rows, ${r.selfserviceSessions} self-service sessions, ${r.nonces} request nonces, ${r.webhooks} webhook events`,
               );
             }),
           ),

@@ -18,7 +18,7 @@ test('db migrate applies once, then reports up to date; db cleanup prints counts
   t.is(clean.code, 0);
   t.is(
     clean.stdout,
-    'deleted 0 challenges, 0 tokens, 0 audit rows, 0 login addresses, 0 push back-off rows, 0 request nonces, 0 webhook events\n',
+    'deleted 0 challenges, 0 tokens, 0 audit rows, 0 login addresses, 0 push back-off rows, 0 self-service sessions, 0 request nonces, 0 webhook events\n',
   );
 });
 
