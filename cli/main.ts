@@ -17,10 +17,11 @@ import { tokenCommands } from './commands/token.ts';
 import { policyCommands } from './commands/policy.ts';
 import { auditCommands } from './commands/audit.ts';
 import { apikeyCommands } from './commands/apikey.ts';
+import { deviceCommands } from './commands/device.ts';
 
 export type { CliIo } from './context.ts';
 
-const GROUPS = ['serve', 'db', 'admin', 'token', 'policy', 'audit'];
+const GROUPS = ['serve', 'db', 'admin', 'token', 'policy', 'audit', 'device'];
 
 /** Bad command line: exit 2. Thrown from yargs' fail hook so that no handler runs after a failed check. */
 class UsageError extends Error {}
@@ -74,7 +75,7 @@ export async function runCli(argv: string[], io: CliIo, opts: { buildOptions?: B
     .scriptName('pushgate')
     .usage('$0 <command> [options]')
     .option('config', { type: 'string', global: true, describe: 'Config file (default: $PUSHGATE_CONFIG, else built-in defaults)' });
-  for (const add of [serveCommand, dbCommands, adminCommands, apikeyCommands, tokenCommands, policyCommands, auditCommands])
+  for (const add of [serveCommand, dbCommands, adminCommands, apikeyCommands, tokenCommands, policyCommands, auditCommands, deviceCommands])
     y = add(y, ctx);
   y = y
     .strict()

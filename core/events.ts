@@ -53,6 +53,8 @@ export interface EventMap {
   'token.locked': { serial: string };
   'token.enrolled': { serial: string; type: string; user?: string; realm?: string };
   'token.stale_device': { serial: string; reason: string };
+  /** A v2 device completed its enrollment (docs/device-protocol.md). */
+  'device.enrolled': { serial: string; keyType: string; authMode: string };
   /** An admin change through the admin API (assign, unassign, set, resync, revoke). */
   'token.changed': {
     serial: string;

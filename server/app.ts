@@ -16,6 +16,7 @@ import { healthRouter, metricsRoute } from './routes/health.ts';
 import Router from '@koa/router';
 import { smartphoneRouter } from './routes/smartphone.ts';
 import { openapiRouter } from './routes/openapi.ts';
+import { deviceRouter } from './routes/device.ts';
 
 export interface AppState {
   /** This request's id: a sane incoming X-Request-Id, else a new UUID; echoed, logged, in the audit row. */
@@ -189,6 +190,7 @@ export function createApp(deps: Deps): Koa<AppState> {
     tokenRouter(deps),
     healthRouter(deps),
     smartphoneRouter(deps),
+    deviceRouter(deps),
     openapiRouter(deps),
   ]) {
     app.use(router.routes());

@@ -60,6 +60,7 @@ const EVENT_LEVELS: { readonly [K in EventName]: LogLevel | ((payload: EventMap[
   'token.locked': 'warn',
   'token.enrolled': 'info',
   'token.stale_device': 'warn',
+  'device.enrolled': 'info',
   'token.changed': 'info',
   'challenge.created': 'info',
   'challenge.answered': 'info',
