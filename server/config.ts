@@ -344,7 +344,7 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
     if (!name) r.problems.push(`${p}.name is required`);
     else if (name.length > COLUMN_LIMITS.tokens.realm)
       r.problems.push(`${p}.name must be at most ${COLUMN_LIMITS.tokens.realm} characters (the realm column)`);
-    if (name === 'poll only') r.problems.push(`${p}.name "poll only" is reserved`);
+    if (name === 'poll only' || name === 'longpoll') r.problems.push(`${p}.name "${name}" is reserved`);
     const type = r.str(o.type, `${p}.type`, 'firebase');
     if (type !== 'firebase') r.problems.push(`${p}.type must be firebase`);
     if (o.service_account_file === undefined) r.problems.push(`${p}.service_account_file is required`);
