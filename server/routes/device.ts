@@ -92,7 +92,6 @@ export function deviceRouter(deps: Deps): Router<AppState> {
     try {
       const known = ctx.get('if-none-match') || null;
       const deadline = deps.clock.now() + waitMs;
-      ctx.set('Cache-Control', 'no-store');
       for (;;) {
         const r = await deviceRequests(deps, token);
         ctx.set('ETag', r.etag);
@@ -119,8 +118,7 @@ export function deviceRouter(deps: Deps): Router<AppState> {
     const d = deps.config.device;
     const stream = new PassThrough();
     ctx.status = 200;
-    ctx.type = 'text/event-stream';
-    ctx.set('Cache-Control', 'no-store');
+    ctx.type = 'text/event-stream'; // Cache-Control: no-cache comes from the app frame, as on every response
     ctx.set('X-Accel-Buffering', 'no'); // nginx: do not buffer the stream
     ctx.body = stream;
     const watch = watchDevice(deps, token.serial, gone);

@@ -5,7 +5,7 @@
  */
 import crypto from 'node:crypto';
 import test from 'ava';
-import { check, enroll, policy, track, until } from '../helpers/kit.ts';
+import { check, enroll, policy, quiet, track, until } from '../helpers/kit.ts';
 import { phoneFor, pushWorld } from '../helpers/push_world.ts';
 import type { TestWorld } from '../helpers/test_app.ts';
 import { signDeviceText, signedText, spkiBase64, verifyDeviceText } from '../../tokens/push/device.ts';
@@ -119,6 +119,7 @@ test('long-poll: held while nothing changes (304 after poll_seconds), woken by a
 
   const held = track(d.poll({ 'if-none-match': etag }));
   await until(() => w.deps.answers.waiting === 1);
+  await quiet(w); // its first read is done: the wait's timer is set
   w.clock.advance(24_999);
   t.false(held.settled());
   w.clock.advance(1);
@@ -128,6 +129,7 @@ test('long-poll: held while nothing changes (304 after poll_seconds), woken by a
 
   const woken = track(d.poll({ 'if-none-match': etag }));
   await until(() => w.deps.answers.waiting === 1);
+  await quiet(w); // its first read is done: the wait's timer is set
   await check(w, { user: 'alice', pass: '1234' });
   const fresh = await woken.promise;
   t.is(fresh.status, 200);
@@ -137,12 +139,14 @@ test('long-poll: held while nothing changes (304 after poll_seconds), woken by a
   // expiry: the list changes without any notification when the request expires (challenge validity 120 s)
   const expiring = track(d.poll({ 'if-none-match': etag2 }));
   await until(() => w.deps.answers.waiting === 1);
+  await quiet(w); // its first read is done: the wait's timer is set
   w.clock.advance(25_000);
   const again = await expiring.promise;
   t.is(again.status, 304);
   w.clock.advance(90_000);
   const last = track(d.poll({ 'if-none-match': etag2 }));
   await until(() => w.deps.answers.waiting === 1);
+  await quiet(w); // its first read is done: the wait's timer is set
   w.clock.advance(6_001);
   const expired = await last.promise;
   t.is(expired.status, 200);
@@ -156,6 +160,7 @@ test('connection limits: per device and per process, 503 with Retry-After; a fin
   const etag = (await d.poll({}, 0)).headers.get('etag')!;
   const first = track(d.poll({ 'if-none-match': etag }));
   await until(() => w.deps.answers.waiting === 1);
+  await quiet(w); // its first read is done: the wait's timer is set
   const second = await d.poll({ 'if-none-match': etag });
   t.is(second.status, 503);
   t.is(second.headers.get('retry-after'), '5');
