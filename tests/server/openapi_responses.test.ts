@@ -10,7 +10,7 @@ import { openApiDocument } from '../../server/openapi.ts';
 import { COLUMN_LIMITS } from '../../server/store/limits.ts';
 import { ConfigError, DatabaseError } from '../../core/errors.ts';
 import { openApiChecker } from '../helpers/openapi_check.ts';
-import { asAdmin, enrollHotp, hotpAt, KEY_HEX, policy, track, until, usersYaml, world } from '../helpers/kit.ts';
+import { asAdmin, enrollHotp, hotpAt, KEY_HEX, policy, quiet, track, until, usersYaml, world } from '../helpers/kit.ts';
 import { offerDeviceProtocol } from '../helpers/device_cli.ts';
 import { signDeviceText, signedText, spkiBase64 } from '../../tokens/push/device.ts';
 import { enrollPhone, phoneFor, pushWorld } from '../helpers/push_world.ts';
@@ -290,6 +290,7 @@ test('device protocol v2: discovery, enroll, long-poll (200/304/401), SSE, answe
     ),
   );
   await until(() => w.deps.answers.waiting === 1);
+  await quiet(w); // the long-poll's first read is done: its timer is set
   w.clock.advance(25_000);
   await held.promise;
 
