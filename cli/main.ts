@@ -19,10 +19,11 @@ import { auditCommands } from './commands/audit.ts';
 import { apikeyCommands } from './commands/apikey.ts';
 import { importCommands } from './commands/import.ts';
 import { appCommands } from './commands/app.ts';
+import { deviceCommands } from './commands/device.ts';
 
 export type { CliIo } from './context.ts';
 
-const GROUPS = ['serve', 'db', 'admin', 'token', 'policy', 'audit', 'import'];
+const GROUPS = ['serve', 'db', 'admin', 'token', 'policy', 'audit', 'import', 'device'];
 
 /** Bad command line: exit 2. Thrown from yargs' fail hook so that no handler runs after a failed check. */
 class UsageError extends Error {}
@@ -86,6 +87,7 @@ export async function runCli(argv: string[], io: CliIo, opts: { buildOptions?: B
     policyCommands,
     auditCommands,
     importCommands,
+    deviceCommands,
   ])
     y = add(y, ctx);
   y = y

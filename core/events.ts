@@ -60,6 +60,8 @@ export interface EventMap {
   /** The login of an enrollment during login finished: the token is enrolled and the user logged in with it. */
   'enrollment.login_completed': { serial: string; type: string; transactionId: string };
   'token.stale_device': { serial: string; reason: string };
+  /** A v2 device completed its enrollment (docs/device-protocol.md). */
+  'device.enrolled': { serial: string; keyType: string; authMode: string };
   /** An admin change through the admin API (assign, unassign, set, resync, revoke). */
   'token.changed': {
     serial: string;

@@ -6,6 +6,11 @@
  * server/push/.
  */
 export const POLL_ONLY = 'poll only';
+/**
+ * The reserved channel name `longpoll`: no push provider; a v2 device holds a long-poll or an SSE stream and is woken
+ * through the answer bus (docs/device-protocol.md). For a v1 app it is the same as `poll only`.
+ */
+export const LONGPOLL = 'longpoll';
 
 /** What a push notification carries (FCM HTTP v1 shape, protocol.md §3.4), without the device token. */
 export interface PushMessage {

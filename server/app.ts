@@ -20,6 +20,7 @@ import { selfserviceRouter } from './routes/selfservice.ts';
 import { apiRouter } from './routes/api.ts';
 import { SIGNATURE_HEADERS, verifySignedRequest } from './auth/app_signature.ts';
 import type { ApplicationRecord } from './store/apps_repo.ts';
+import { deviceRouter } from './routes/device.ts';
 
 export interface AppState {
   /** This request's id: a sane incoming X-Request-Id, else a new UUID; echoed, logged, in the audit row. */
@@ -205,6 +206,7 @@ export function createApp(deps: Deps): Koa<AppState> {
     tokenRouter(deps),
     healthRouter(deps),
     smartphoneRouter(deps),
+    deviceRouter(deps),
     openapiRouter(deps),
     ...(deps.config.selfservice.enabled ? [selfserviceRouter(deps)] : []),
     apiRouter(deps),

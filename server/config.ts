@@ -105,6 +105,19 @@ export interface Config {
     readonly drainSeconds: number;
   };
   readonly bus: { readonly redisUrl: string | null };
+  /** The device protocol v2's open connections (docs/device-protocol.md "Connections"). */
+  readonly device: {
+    /** Long-polls and SSE streams open in this process; more get 503 + Retry-After. */
+    readonly maxConnections: number;
+    /** Open long-polls and streams of one device (serial). */
+    readonly maxPerDevice: number;
+    /** A long-poll answers 304 after this long without a change (below the load balancer's idle timeout). */
+    readonly pollSeconds: number;
+    /** An SSE stream sends a comment line this often (keeps proxies from closing an idle stream). */
+    readonly sseKeepaliveSeconds: number;
+    /** An SSE stream ends after this long; the device reconnects with Last-Event-ID. */
+    readonly sseMaxSeconds: number;
+  };
   /** Back-off (server/auth/throttle.ts). A count of 0 turns that limiter off. */
   readonly limits: {
     readonly store: LimitsStore;
@@ -257,6 +270,7 @@ export const CONFIG_SECTIONS: readonly string[] = [
   'push',
   'wait',
   'bus',
+  'device',
   'limits',
   'log',
   'metrics',
@@ -539,7 +553,7 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
     if (!name) r.problems.push(`${p}.name is required`);
     else if (name.length > COLUMN_LIMITS.tokens.realm)
       r.problems.push(`${p}.name must be at most ${COLUMN_LIMITS.tokens.realm} characters (the realm column)`);
-    if (name === 'poll only') r.problems.push(`${p}.name "poll only" is reserved`);
+    if (name === 'poll only' || name === 'longpoll') r.problems.push(`${p}.name "${name}" is reserved`);
     const type = r.str(o.type, `${p}.type`, 'firebase');
     if (type !== 'firebase') r.problems.push(`${p}.type must be firebase`);
     if (o.service_account_file === undefined) r.problems.push(`${p}.service_account_file is required`);
@@ -563,6 +577,14 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
     maxPerUser: r.int(w.max_per_user, 'wait.max_per_user', 3, 1),
     safetyRereadMs: r.int(w.safety_reread_ms, 'wait.safety_reread_ms', 5000, 100),
     drainSeconds: r.int(w.drain_seconds, 'wait.drain_seconds', 10, 0),
+  };
+  const dv = r.obj(top.device, 'device', ['max_connections', 'max_per_device', 'poll_seconds', 'sse_keepalive_seconds', 'sse_max_seconds']);
+  const device = {
+    maxConnections: r.int(dv.max_connections, 'device.max_connections', 10000, 1),
+    maxPerDevice: r.int(dv.max_per_device, 'device.max_per_device', 2, 1, 100),
+    pollSeconds: r.int(dv.poll_seconds, 'device.poll_seconds', 25, 1, 3600),
+    sseKeepaliveSeconds: r.int(dv.sse_keepalive_seconds, 'device.sse_keepalive_seconds', 15, 1, 3600),
+    sseMaxSeconds: r.int(dv.sse_max_seconds, 'device.sse_max_seconds', 300, 1, 86400),
   };
   const b = r.obj(top.bus, 'bus', ['redis_url']);
   const bus = {
@@ -666,6 +688,7 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
     push: { channels, pollMaxChallenges },
     wait,
     bus,
+    device,
     limits,
     log: { level: level as Config['log']['level'], format: format as Config['log']['format'] },
     metrics: { token: metricsToken, listen: metricsListen },

@@ -162,7 +162,7 @@ export async function buildDeps(config: Config, opts: BuildOptions = {}): Promis
   const waits = createWaitRegistry({ config, events });
   let push: PushServices;
   try {
-    push = createPushServices({ config, clock, events, store }, opts.push);
+    push = createPushServices({ config, clock, events, store, answers }, opts.push);
   } catch (err) {
     unsubscribe();
     await answers.close().catch(() => {});

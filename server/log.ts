@@ -62,6 +62,7 @@ const EVENT_LEVELS: { readonly [K in EventName]: LogLevel | ((payload: EventMap[
   'token.stale_device': 'warn',
   'enrollment.login_started': 'info',
   'enrollment.login_completed': 'info',
+  'device.enrolled': 'info',
   'token.changed': 'info',
   'challenge.created': 'info',
   'challenge.answered': 'info',

@@ -214,6 +214,36 @@ const PARAMS: Record<string, ParamSet> = {
     properties: { wait: scalar('Long-poll: answer when the state changes or after this many seconds (0 to 60; default 0).') },
   },
   StatsParams: { properties: { since: scalar('First day, YYYY-MM-DD (default: 30 days ago).') } },
+  DeviceDiscoveryParams: {
+    properties: {
+      realm: scalar('The realm whose authentication mode to report (default: the policies without a realm).'),
+      nonce: scalar('A client nonce (8–128 characters of `A–Z a–z 0–9 . _ ~ + / = -`): the server signs `pushgate-v2|nonce|<nonce>`.'),
+    },
+  },
+  DeviceEnrollParams: {
+    properties: {
+      serial: SERIAL,
+      enrollment_credential: scalar('The enrollment credential from the enrollment URL.'),
+      pubkey: scalar('The device key: SubjectPublicKeyInfo DER, base64 (RSA 2048–4096, EC P-256 or Ed25519).'),
+      auth_mode: scalar('`strict` (biometrics before every signature) or `lax`.'),
+      fbtoken: scalar('An FCM registration token for wake-ups (empty or absent: no push).'),
+      enc_pubkey: scalar('Ed25519 devices: an EC P-256 key (SPKI, base64) payloads are sealed to.'),
+      signature: scalar('base64url signature over `pushgate-v2|enroll|serial|credential|pubkey|auth_mode|fbtoken|enc_pubkey`.'),
+    },
+    required: ['serial', 'enrollment_credential', 'pubkey', 'auth_mode', 'signature'],
+  },
+  DevicePollParams: {
+    properties: { wait: scalar('Seconds to hold the request open without a change (0 … `device.poll_seconds`, the default).') },
+  },
+  DeviceAnswerParams: {
+    properties: {
+      serial: SERIAL,
+      decision: scalar('`accept` or `decline`.'),
+      reason: scalar('Why the user declined (at most 200 characters; signed).'),
+      signature: scalar('base64url signature over `pushgate-v2|answer|<id>|<serial>|accept` or `…|decline|<reason>`.'),
+    },
+    required: ['serial', 'decision', 'signature'],
+  },
   SmartphonePollParams: {
     properties: {
       serial: SERIAL,
@@ -876,6 +906,114 @@ function paths(): Obj {
       },
     }),
   };
+  const DEVICE_AUTH: Obj = {
+    name: 'Authorization',
+    in: 'header',
+    required: true,
+    description:
+      '`PushGate-Device serial="…", timestamp="<epoch ms>", signature="<base64url over pushgate-v2|request|GET|<path>|<serial>|<timestamp>>"` — within ±60 s of the server clock.',
+    schema: { type: 'string' },
+  };
+  const DEVICE_ERRORS = { ...ERRORS_PUBLIC, '401': responseRef('Unauthorized'), '503': responseRef('Unavailable') };
+  p['/.well-known/pushgate'] = {
+    get: operation('get', {
+      tag: 'device',
+      summary: 'Discovery of the device protocol: accepted keys, authentication mode, server key, capabilities',
+      id: 'deviceDiscovery',
+      params: 'DeviceDiscoveryParams',
+      responses: {
+        '200': ok('What a device needs to know before it enrolls (docs/device-protocol.md).', schemaRef('DeviceDiscovery')),
+        ...ERRORS_PUBLIC,
+      },
+    }),
+  };
+  p['/pwless/info'] = {
+    get: operation('get', {
+      tag: 'device',
+      summary: "The discovery in PasswordLessAuth's information-flow shape",
+      id: 'pwlessInfo',
+      params: 'DeviceDiscoveryParams',
+      responses: { '200': jsonResponse('The settings and the server key.', schemaRef('PwlessInfo')), ...ERRORS_PUBLIC },
+    }),
+  };
+  p['/device/v2/enroll'] = {
+    post: {
+      ...operation('post', {
+        tag: 'device',
+        summary: 'Complete an edupush token with a v2 device key (the token must have been enrolled with `edupush_device_protocol`)',
+        id: 'deviceEnroll',
+        params: 'DeviceEnrollParams',
+        responses: {
+          '200': ok('Enrolled.', { const: true }, { detail: schemaRef('DeviceEnrolled') }),
+          ...ERRORS_PUBLIC,
+          '403': responseRef('Forbidden'),
+          '404': responseRef('NotFound'),
+        },
+      }),
+      operationId: 'deviceEnroll',
+    },
+  };
+  p['/device/v2/challenges'] = {
+    get: {
+      ...operation('get', {
+        tag: 'device',
+        summary: "Long-poll of the device's pending requests (answers at once when the list differs from If-None-Match)",
+        id: 'deviceChallenges',
+        params: 'DevicePollParams',
+        responses: {
+          '200': jsonResponse(
+            'The pending requests, newest first (sealed entries with `edupush_device_payload: encrypted`).',
+            envelope({ type: 'array', items: schemaRef('DeviceRequest') }, { detail: object({ etag: { type: 'string' } }) }),
+            { ETag: { description: 'The state of the list; send it back as If-None-Match.', schema: { type: 'string' } } },
+          ),
+          '304': {
+            description: 'Nothing changed within the wait (or the server is shutting down): poll again with the same ETag.',
+            headers: { ETag: { description: 'Unchanged.', schema: { type: 'string' } } },
+          },
+          ...DEVICE_ERRORS,
+        },
+      }),
+      parameters: [
+        DEVICE_AUTH,
+        { name: 'If-None-Match', in: 'header', required: false, schema: { type: 'string' } },
+        ...queryParameters('DevicePollParams'),
+      ],
+    },
+  };
+  p['/device/v2/events'] = {
+    get: {
+      tags: ['device'],
+      summary: 'The pending requests as a Server-Sent Events stream (an `requests` event whenever the list changes)',
+      operationId: 'deviceEvents',
+      parameters: [DEVICE_AUTH, { name: 'Last-Event-ID', in: 'header', required: false, schema: { type: 'string' } }],
+      responses: {
+        '200': {
+          description:
+            'text/event-stream: `retry: 2000`, then `id: <etag>` / `event: requests` / `data: {"requests":[…]}` on every change, `: keep-alive` comments every `device.sse_keepalive_seconds`; ends after `device.sse_max_seconds`.',
+          headers: COMMON_HEADERS,
+          content: { 'text/event-stream': { schema: { type: 'string' } } },
+        },
+        ...DEVICE_ERRORS,
+      },
+    },
+  };
+  p['/device/v2/challenges/{id}/answer'] = {
+    post: {
+      ...operation('post', {
+        tag: 'device',
+        summary: 'Approve or decline one pending request (signed with the device key)',
+        id: 'deviceAnswer',
+        params: 'DeviceAnswerParams',
+        path: [pathParam('id', 'The request id (from the pending list).')],
+        responses: {
+          '200': ok('The server took the answer.', { const: true }, { detail: 'absent' }),
+          ...ERRORS_PUBLIC,
+          '404': responseRef('NotFound'),
+        },
+      }),
+      operationId: 'deviceAnswer',
+    },
+  };
   p['/healthz'] = {
     get: {
       tags: ['operations'],
@@ -1194,6 +1332,100 @@ function components(): Obj {
         }),
       },
     },
+    DeviceDiscovery: object(
+      {
+        protocol: { const: 'pushgate-device' },
+        versions: { type: 'array', items: { type: 'string' } },
+        accepted_keys: { type: 'object', description: 'Key types with their lengths and signature algorithms.' },
+        authentication_mode: { enum: ['strict', 'lax'] },
+        accepts_nonce: { const: true },
+        server_key: object({
+          key_type: { const: 'ed25519' },
+          key_length: { const: 256 },
+          signature_algorithm: { const: 'Ed25519' },
+          key_data: str('SPKI, base64.'),
+        }),
+        nonce: str('The nonce sent.'),
+        signed_nonce: str('base64url Ed25519 signature over `pushgate-v2|nonce|<nonce>`.'),
+        capabilities: { type: 'array', items: { type: 'string' } },
+        encryption: { type: 'array', items: { type: 'object' } },
+        endpoints: strings,
+        connection: object({
+          poll_seconds: { type: 'integer' },
+          sse_keepalive_seconds: { type: 'integer' },
+          sse_max_seconds: { type: 'integer' },
+          max_per_device: { type: 'integer' },
+        }),
+      },
+      [
+        'protocol',
+        'versions',
+        'accepted_keys',
+        'authentication_mode',
+        'accepts_nonce',
+        'server_key',
+        'capabilities',
+        'encryption',
+        'endpoints',
+        'connection',
+      ],
+    ),
+    PwlessInfo: object(
+      {
+        success: { const: true },
+        code: { const: 'success' },
+        settings: object({
+          accepted_keys: { type: 'object' },
+          authentication_mode: { enum: ['strict', 'lax'] },
+          accepts_nonce: { const: true },
+        }),
+        public_key: object({
+          key_data: { type: 'string' },
+          key_type: { const: 'raw' },
+          key_length: { const: 256 },
+          signature_algorithm: { const: 'Ed25519' },
+          certificate: { type: 'null' },
+        }),
+        nonce: { type: 'string' },
+        signed_nonce: { type: 'string' },
+      },
+      ['success', 'code', 'settings', 'public_key'],
+    ),
+    DeviceEnrolled: object({
+      serial: { type: 'string' },
+      rollout_state: { const: 'enrolled' },
+      protocol: { const: '2' },
+      key_type: { enum: ['rsa', 'ec', 'ed25519'] },
+      auth_mode: { enum: ['strict', 'lax'] },
+      channel: str('The push channel of the token (`longpoll`, `poll only` or a push.channels name).'),
+      public_key: str("The token's server key (PKCS#1 body): it signs each request's v1 string."),
+    }),
+    DeviceRequest: {
+      oneOf: [
+        object({
+          id: { type: 'string' },
+          serial: { type: 'string' },
+          created_at: int('Epoch ms.'),
+          expires_at: int('Epoch ms.'),
+          application: { type: 'string' },
+          title: { type: 'string' },
+          question: { type: 'string' },
+          code: { type: ['string', 'null'] },
+          code_kind: { enum: ['match', 'login_code', null] },
+          client: { type: ['string', 'null'] },
+          realm: { type: ['string', 'null'] },
+          location: { type: 'null' },
+          signature: { type: 'string' },
+        }),
+        object({
+          id: { type: 'string' },
+          serial: { type: 'string' },
+          created_at: { type: 'integer' },
+          expires_at: { type: 'integer' },
+          sealed: str('base64url; version byte 0x01 (ECDH P-256) or 0x02 (RSA-OAEP).'),
+        }),
+      ],
+    },
     Challenge: CHALLENGE,
     ChallengeDetail: object(CHALLENGE_DETAIL_PROPS, ['multi_challenge', 'messages', 'transaction_ids']),
     CheckDetail: {
@@ -1511,6 +1743,7 @@ export function openApiDocument(serverUrl?: string): Obj {
     tags: [
       { name: 'validate', description: 'Logins: the IdP plugins and RADIUS/SAML servers.' },
       { name: 'smartphone', description: 'The authenticator apps (push tokens).' },
+      { name: 'device', description: 'The open device protocol v2 (docs/device-protocol.md): discovery, v2 devices, long-poll and SSE.' },
       { name: 'token', description: 'Token administration (administrator JWT).' },
       { name: 'admin', description: 'Administrator login.' },
       { name: 'system', description: 'Realms, resolvers, users and the audit log (administrator JWT).' },

@@ -69,6 +69,8 @@ export interface PushSupport {
   withdraw(challenge: ChallengeRecord): Promise<void>;
   /** A push enrollment began: start preparing a server key so its step 2 answers fast. */
   prepareEnrollment(): void;
+  /** Wakes the long-polls and SSE streams of a v2 device, on every node (the answer bus). Never throws. */
+  wakeDevice(serial: string): void;
 }
 
 /** /token/init and `pushgate token enroll` parameters, already validated for presence/shape by the route. */

@@ -7,6 +7,7 @@ import type { RequestPolicies } from './context.ts';
 import type { ChallengeRecord, PushProof, TokenRecord } from '../../tokens/types.ts';
 import { loginCode, matchingCode, presenceChoice, type MatchingFormat, type PresenceOptionSet } from '../../tokens/push/proof.ts';
 import { PRESENCE_ACTIONS } from '../../tokens/push/variants.ts';
+import { DEVICE_CHALLENGE_DATA, isDeviceV2 } from '../../tokens/push/device.ts';
 import { assessPushRisk, type PushRiskReason } from './push_risk.ts';
 import { resolvedUserKey } from './throttle.ts';
 
@@ -85,7 +86,11 @@ export async function createChallenges(
       tokenId: token.id,
       nonce: spec.nonce,
       session,
-      data: { ...(spec.data ?? {}), ...(opts.appPush ? { [APP_PUSH_MARK]: '1' } : {}) },
+      data: {
+        ...(spec.data ?? {}),
+        ...(opts.appPush ? { [APP_PUSH_MARK]: '1' } : {}),
+        ...(isDeviceV2(token.info) ? deviceContext(rp) : {}),
+      },
       createdAt: now,
       expiresAt: now + (opts.validityMs ?? validityMs(deps, token.type)),
     });
@@ -108,6 +113,14 @@ export async function createChallenges(
     });
   }
   return out;
+}
+
+/** What a v2 device shows of the login besides its texts: the end-user address and the realm (when known). */
+function deviceContext(rp: RequestPolicies): Record<string, string> {
+  return {
+    ...(rp.who.client ? { [DEVICE_CHALLENGE_DATA.client]: rp.who.client } : {}),
+    ...(rp.who.user?.realm ? { [DEVICE_CHALLENGE_DATA.realm]: rp.who.user.realm } : {}),
+  };
 }
 
 interface ProofPlan {

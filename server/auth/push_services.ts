@@ -13,6 +13,8 @@ import { createKeyPool, type KeyPool, type KeyPoolOptions } from '../../tokens/p
 import { infoKeys, PUSH_VARIANTS } from '../../tokens/push/variants.ts';
 import type { PushSupport } from '../../tokens/types.ts';
 import { OpenLoginMemory } from './open_logins.ts';
+import { deviceBusKey } from '../../tokens/push/device.ts';
+import type { AnswerBus } from './answers.ts';
 
 export interface PushServices {
   readonly channels: ChannelRegistry;
@@ -41,6 +43,8 @@ export interface PushServicesDeps {
   readonly clock: Clock;
   readonly events: Events;
   readonly store: Store;
+  /** Wakes v2 devices' long-polls and SSE streams (on every node). */
+  readonly answers: Pick<AnswerBus, 'notify'>;
 }
 
 export function createPushServices(deps: PushServicesDeps, opts: PushServicesOptions = {}): PushServices {
@@ -81,6 +85,8 @@ export function createPushServices(deps: PushServicesDeps, opts: PushServicesOpt
     prepareEnrollment: () => {
       if (serving) keys.warm();
     },
+
+    wakeDevice: (serial) => deps.answers.notify(deviceBusKey(serial)),
   };
 
   /** Records on the token that the provider no longer knows its device — unless the phone sent a new FCM token meanwhile. */

@@ -37,9 +37,11 @@ import {
   isEnrolledPushToken,
   POLL_WINDOW_MS,
   pollSignedText,
+  type SignatureCheck,
   type SmartphoneParams,
   type SmartphoneRequest,
 } from '../../tokens/push/smartphone.ts';
+import { isDeviceV2 } from '../../tokens/push/device.ts';
 import { actionNames, infoKeys, type PushVariant } from '../../tokens/push/variants.ts';
 import { proofOf } from '../../tokens/push/proof.ts';
 import { settlePushAnswer } from './push_fatigue.ts';
@@ -84,14 +86,13 @@ export async function handleSmartphoneRequest(
   }
 }
 
-type Req<K extends SmartphoneRequest['kind']> = Extract<SmartphoneRequest, { kind: K }>;
+export type Req<K extends SmartphoneRequest['kind']> = Extract<SmartphoneRequest, { kind: K }>;
 
 const NOT_IN_CLIENTWAIT = "No token with this serial number in the rollout state 'clientwait'.";
 
 /** Enrollment step 2: `clientwait → enrolled` exactly once, within the TTL. */
 export async function enrollmentStep2(deps: Deps, v: PushVariant, req: Req<'completeEnrollment'>): Promise<SmartphoneResult> {
-  const token = await deps.store.tokens.bySerial(req.serial);
-  if (!token || token.type !== v.type || token.rolloutState !== 'clientwait') throw new NotFoundError(NOT_IN_CLIENTWAIT);
+  const token = await clientwaitToken(deps, v, req.serial);
   checkEnrollmentCredential(token, req.enrollmentCredential);
   try {
     parsePhoneKey(req.pubkey);
@@ -101,6 +102,27 @@ export async function enrollmentStep2(deps: Deps, v: PushVariant, req: Req<'comp
   }
   const serverKey = await takeServerKey(deps);
   const done = completeEnrollment(v, token, req, serverKey);
+  await storeCompletedEnrollment(deps, v, token, done);
+  return { kind: 'completeEnrollment', serial: token.serial, details: done.details };
+}
+
+/** The rollout state that step 2 (v1) and /device/v2/enroll look for. */
+export async function clientwaitToken(deps: Deps, v: PushVariant, serial: string): Promise<TokenRecord> {
+  const token = await deps.store.tokens.bySerial(serial);
+  if (!token || token.type !== v.type || token.rolloutState !== 'clientwait') throw new NotFoundError(NOT_IN_CLIENTWAIT);
+  return token;
+}
+
+/**
+ * Stores a completed enrollment: `clientwait → enrolled` exactly once, within the TTL (one conditional update), then
+ * answers its enrollment challenges. Shared by step 2 (v1) and the device protocol's enrollment (v2).
+ */
+export async function storeCompletedEnrollment(
+  deps: Deps,
+  v: PushVariant,
+  token: TokenRecord,
+  done: Pick<CompleteEnrollmentResult, 'info' | 'secrets'>,
+): Promise<void> {
   const now = deps.clock.now();
   const won = await deps.store.tokens.updateIfRollout(
     token.serial,
@@ -121,10 +143,9 @@ export async function enrollmentStep2(deps: Deps, v: PushVariant, req: Req<'comp
     throw new NotFoundError(NOT_IN_CLIENTWAIT);
   }
   await settleEnrollmentChallenges(deps, token, now);
-  return { kind: 'completeEnrollment', serial: token.serial, details: done.details };
 }
 
-async function takeServerKey(deps: Deps): Promise<ServerKeyPair> {
+export async function takeServerKey(deps: Deps): Promise<ServerKeyPair> {
   return deps.push.keys.take();
 }
 
@@ -147,19 +168,16 @@ async function settleEnrollmentChallenges(deps: Deps, token: TokenRecord, now: n
  * the challenge expired or is gone, or it was already answered the other way. eduMFA answers those with 200
  * `value: false` — which the apps show as success (docs/protocol_choices.md "Late and refused phone answers").
  */
-export async function answerChallenge(deps: Deps, v: PushVariant, req: Req<'answerChallenge'>): Promise<SmartphoneResult> {
+export async function answerChallenge(
+  deps: Deps,
+  v: PushVariant,
+  req: Req<'answerChallenge'>,
+  signedBy: AnswerVerifier = phoneAnswerVerifier,
+): Promise<SmartphoneResult> {
   const token = await deps.store.tokens.bySerial(req.serial);
   // eduMFA: an unknown serial (or one of another type) is 404.
   if (!token || token.type !== v.type) throw new NotFoundError('The requested token could not be found.');
-  const verify = (reason?: string) =>
-    isEnrolledPushToken(v, token)
-      ? checkPhoneSignature(
-          v,
-          token,
-          answerSignedText(req.nonce, req.serial, req.decline, { presenceAnswer: req.presenceAnswer, declineReason: reason }),
-          req.signature,
-        )
-      : 'invalid';
+  const verify = (reason?: string) => (isEnrolledPushToken(v, token) ? signedBy(v, token, req, reason) : 'invalid');
   // A decline reason counts only when it is signed; a reason next to a plain decline signature is dropped.
   let reason = req.declineReason;
   let check = verify(reason);
@@ -188,6 +206,8 @@ export async function answerChallenge(deps: Deps, v: PushVariant, req: Req<'answ
   }
   // Push fatigue: the answer closes the push login (an accept resets the back-off, a decline raises it and is reported).
   for (const [transactionId, decision] of decided) await settlePushAnswer(deps, token, transactionId, decision, reason);
+  // A v2 device's open long-polls and streams (on any node) see the answered request leave the list.
+  if (won.length && isDeviceV2(token.info)) deps.push.support.wakeDevice(token.serial);
   // A retry of an answer that already landed (same decision, still valid) is a success too — also one that raced
   // the answer it repeats and lost the conditional update (read again: the winner's decision is there now).
   const landed = (rs: readonly ChallengeRecord[]) =>
@@ -204,6 +224,23 @@ export async function answerChallenge(deps: Deps, v: PushVariant, req: Req<'answ
     throw new ValidateError(ANSWER_REFUSED.presence);
   throw new ValidateError(refusedBecause(after, req.decline ? 'declined' : 'accepted', now));
 }
+
+/** Checks an answer's signature over what the app signed (with the decline reason when `reason` is given). */
+export type AnswerVerifier = (
+  v: PushVariant,
+  token: TokenRecord,
+  req: Req<'answerChallenge'>,
+  reason: string | undefined,
+) => SignatureCheck;
+
+/** v1 (the eduMFA / privacyIDEA apps): `nonce|serial[|decline[|reason]][|presence]`, base32, with the phone key. */
+const phoneAnswerVerifier: AnswerVerifier = (v, token, req, reason) =>
+  checkPhoneSignature(
+    v,
+    token,
+    answerSignedText(req.nonce, req.serial, req.decline, { presenceAnswer: req.presenceAnswer, declineReason: reason }),
+    req.signature,
+  );
 
 /**
  * What a phone's answer does to one challenge (issue 11 proofs, tokens/push/proof.ts):

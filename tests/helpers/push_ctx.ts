@@ -49,6 +49,8 @@ export interface RecordingSupport extends PushSupport {
   readonly sent: Array<{ channel: string; serial: string; target: string; message: PushMessage }>;
   readonly withdrawn: number[];
   prepared: number;
+  /** Serials of the v2 devices woken. */
+  readonly woken: string[];
   /** What the next sends return. */
   result: SendResult;
 }
@@ -58,6 +60,7 @@ export function recordingSupport(channels: readonly string[] = ['fcm']): Recordi
     sent: [],
     withdrawn: [],
     prepared: 0,
+    woken: [],
     result: { ok: true, ms: 1 },
     hasChannel: (name) => channels.includes(name),
     async send(channel, token, target, message) {
@@ -69,6 +72,9 @@ export function recordingSupport(channels: readonly string[] = ['fcm']): Recordi
     },
     prepareEnrollment() {
       support.prepared++;
+    },
+    wakeDevice(serial) {
+      support.woken.push(serial);
     },
   };
   return support;

@@ -6,7 +6,9 @@
  *
  * Adding an action: add a row to SCENARIOS keyed `<scope>:<name>` (admin rights: one `adminRight(...)` line).
  */
+import crypto from 'node:crypto';
 import test from 'ava';
+import { signDeviceText, signedText, spkiBase64 } from '../../tokens/push/device.ts';
 import type { ExecutionContext } from 'ava';
 import { createWorld, type Reply, type TestWorld } from '../helpers/test_app.ts';
 import { KEY_HEX, RFC, check, cheapHasher, enroll, enrollHotp, hotpAt, policy, totpAt, until, usersYaml } from '../helpers/kit.ts';
@@ -113,6 +115,31 @@ async function pushLogin(
   const polled = await phone.poll();
   return { phone, tid: c.body.detail.transaction_id as string, data: polled.body.result.value[0] as SmartphoneData };
 }
+
+/** A v2 device of alice (EC P-256 key) and a push login: the first entry of the device's long-poll list. */
+async function deviceLogin(w: TestWorld): Promise<Record<string, unknown>> {
+  const url = urlParams(await enrollGenkey(w, 'edupush'), 'pushurl');
+  const serial = url.get('serial')!;
+  const credential = url.get('enrollment_credential')!;
+  const key = crypto.generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const pubkey = spkiBase64(key.publicKey);
+  const signature = signDeviceText(key.privateKey, signedText.enroll(serial, credential, pubkey, 'lax', '', ''));
+  const e = await w.call('POST', '/device/v2/enroll', { serial, enrollment_credential: credential, pubkey, auth_mode: 'lax', signature });
+  if (e.status !== 200) throw new Error(`device enrollment failed: ${e.text}`);
+  await check(w, { user: 'alice', pass: '1234' });
+  const ts = String(w.clock.now());
+  const sig = signDeviceText(key.privateKey, signedText.request('GET', '/device/v2/challenges', serial, ts));
+  const r = await w.call(
+    'GET',
+    '/device/v2/challenges',
+    {},
+    {
+      headers: { authorization: `PushGate-Device serial="${serial}", timestamp="${ts}", signature="${sig}"` },
+    },
+  );
+  return r.body.result.value[0];
+}
+const DEVICE_OFFER = policy('device-offer', 'enrollment', { edupush_device_protocol: true });
 
 /**
  * Push logins for alice that expire unanswered, `times` times (each after the back-off of the one before), then
@@ -572,6 +599,25 @@ const SCENARIOS: Record<string, Scenario> = {
 
   // push types
   ...pushScenarios('edupush'),
+  'enrollment:edupush_device_protocol': {
+    value: true,
+    push: true,
+    base: [PUSH_ENROLL],
+    run: async (w) => urlParams(await enrollGenkey(w, 'edupush'), 'pushurl').get('pushgate'),
+    expect: [null, '2'],
+  },
+  'enrollment:edupush_device_auth_mode': {
+    value: 'strict',
+    run: async (w) => (await w.call('GET', '/.well-known/pushgate')).body.result.value.authentication_mode,
+    expect: ['lax', 'strict'],
+  },
+  'authentication:edupush_device_payload': {
+    value: 'encrypted',
+    push: true,
+    base: [PUSH_ENROLL, DEVICE_OFFER],
+    run: async (w) => Object.keys(await deviceLogin(w)).includes('sealed'),
+    expect: [false, true],
+  },
   ...pushScenarios('push'),
   // issue 11: push proofs
   'authentication:push_matching': {

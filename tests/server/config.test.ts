@@ -250,3 +250,21 @@ test('a file realm with an unreadable users file refuses the start', async (t) =
   );
   t.regex(err!.problems[0]!, /^realms corp: cannot read user file .*missing\.yaml/);
 });
+
+test('device: defaults, bounds, and the reserved channel name longpoll', (t) => {
+  t.deepEqual(parseConfig({}, '/tmp').device, {
+    maxConnections: 10000,
+    maxPerDevice: 2,
+    pollSeconds: 25,
+    sseKeepaliveSeconds: 15,
+    sseMaxSeconds: 300,
+  });
+  t.like(parseConfig({ device: { poll_seconds: 50, max_per_device: 1 } }, '/tmp').device, { pollSeconds: 50, maxPerDevice: 1 });
+  const err = t.throws(() => parseConfig({ device: { poll_seconds: 0, nope: 1 } }, '/tmp'), { instanceOf: ConfigError });
+  t.true(err!.problems.some((p) => p.includes('device.poll_seconds')));
+  t.true(err!.problems.some((p) => p.includes('nope')));
+  const reserved = t.throws(() => parseConfig({ push: { channels: [{ name: 'longpoll', service_account_file: 'x.json' }] } }, '/tmp'), {
+    instanceOf: ConfigError,
+  });
+  t.true(reserved!.problems.some((p) => p.includes('"longpoll" is reserved')));
+});

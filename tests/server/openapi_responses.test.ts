@@ -4,12 +4,15 @@
  * and status (tests/helpers/openapi_check.ts): a response the document does not describe fails. The last hook checks
  * that every described operation was exercised with a success and an error.
  */
+import crypto from 'node:crypto';
 import test, { type ExecutionContext } from 'ava';
 import { openApiDocument } from '../../server/openapi.ts';
 import { COLUMN_LIMITS } from '../../server/store/limits.ts';
 import { ConfigError, DatabaseError } from '../../core/errors.ts';
 import { openApiChecker } from '../helpers/openapi_check.ts';
-import { asAdmin, enrollHotp, hotpAt, KEY_HEX, policy, track, usersYaml, world } from '../helpers/kit.ts';
+import { asAdmin, enrollHotp, hotpAt, KEY_HEX, policy, quiet, track, until, usersYaml, world } from '../helpers/kit.ts';
+import { offerDeviceProtocol } from '../helpers/device_cli.ts';
+import { signDeviceText, signedText, spkiBase64 } from '../../tokens/push/device.ts';
 import { enrollPhone, phoneFor, pushWorld } from '../helpers/push_world.ts';
 import { parked } from '../helpers/wait.ts';
 import { makeApp, signed } from '../helpers/signed.ts';
@@ -253,6 +256,75 @@ test("push: enrollment step 2, challenges, the phone's poll, answer and Firebase
   t.like(challenge.body, { result: { value: false, authentication: 'CHALLENGE' } });
   await api(t, w, 'POST', '/validate/triggerchallenge', 200, { user: 'alice' }, { ...ADMIN, as: 'json' });
   described(t, 'POST', path, await phone.updateFirebaseToken('fcm-new-device-token'), 200);
+});
+
+test('device protocol v2: discovery, enroll, long-poll (200/304/401), SSE, answer', async (t) => {
+  const w = await pushWorld(t);
+  offerDeviceProtocol(w);
+  await api(t, w, 'GET', '/.well-known/pushgate', 200, { nonce: 'abcdefgh12' });
+  await api(t, w, 'GET', '/.well-known/pushgate', 400, { nonce: 'short' });
+  await api(t, w, 'GET', '/pwless/info', 200, { nonce: 'abcdefgh12', realm: 'default' });
+  await api(t, w, 'GET', '/pwless/info', 400, { nonce: 'a|b' });
+
+  const init = await api(t, w, 'POST', '/token/init', 200, { type: 'edupush', genkey: 1, user: 'alice', pin: '1234' }, ADMIN);
+  const url = new URL(init.body.detail.pushurl.value);
+  const serial = url.searchParams.get('serial')!;
+  const credential = url.searchParams.get('enrollment_credential')!;
+  const key = crypto.generateKeyPairSync('ed25519');
+  const pubkey = spkiBase64(key.publicKey);
+  const enrollment = { serial, enrollment_credential: credential, pubkey, auth_mode: 'lax' };
+  const sig = signDeviceText(key.privateKey, signedText.enroll(serial, credential, pubkey, 'lax', '', ''));
+  await api(t, w, 'POST', '/device/v2/enroll', 400, { ...enrollment, signature: 'AAAA' }, { as: 'json' });
+  await api(t, w, 'POST', '/device/v2/enroll', 200, { ...enrollment, signature: sig }, { as: 'json' });
+
+  const auth = (p: string, ts = w.clock.now()) => ({
+    authorization: `PushGate-Device serial="${serial}", timestamp="${ts}", signature="${signDeviceText(key.privateKey, signedText.request('GET', p, serial, String(ts)))}"`,
+  });
+  const first = await api(t, w, 'GET', '/device/v2/challenges', 200, {}, { headers: auth('/device/v2/challenges') });
+  await api(t, w, 'GET', '/device/v2/challenges', 401, {}, { headers: auth('/device/v2/challenges', w.clock.now() - 120_000) });
+  const held = track(
+    api(
+      t,
+      w,
+      'GET',
+      '/device/v2/challenges',
+      304,
+      {},
+      { headers: { ...auth('/device/v2/challenges'), 'if-none-match': first.headers.get('etag')! } },
+    ),
+  );
+  await until(() => w.deps.answers.waiting === 1);
+  await quiet(w); // the long-poll's first read is done: its timer is set
+  w.clock.advance(25_000);
+  await held.promise;
+
+  const trig = await api(t, w, 'POST', '/validate/check', 200, { user: 'alice', pass: '1234' });
+  const listed = await api(t, w, 'GET', '/device/v2/challenges', 200, {}, { headers: auth('/device/v2/challenges') });
+  const id = listed.body.result.value[0].id as string;
+
+  const ac = new AbortController();
+  const res = await fetch(`${w.url}/device/v2/events`, { headers: auth('/device/v2/events'), signal: ac.signal });
+  const chunk = await res.body!.getReader().read();
+  const text = new TextDecoder().decode(chunk.value);
+  ac.abort();
+  described(t, 'GET', '/device/v2/events', { status: res.status, headers: res.headers, text, body: null }, 200);
+  await api(t, w, 'GET', '/device/v2/events', 401, {}, { headers: { authorization: 'PushGate-Device serial="x"' } });
+
+  const answer = (decision: 'accept' | 'decline', signature = signDeviceText(key.privateKey, signedText.answer(id, serial, decision))) => ({
+    serial,
+    decision,
+    signature,
+  });
+  await api(t, w, 'POST', `/device/v2/challenges/${id}/answer`, 400, answer('accept', 'AAAA'), { as: 'json' });
+  await api(t, w, 'POST', `/device/v2/challenges/${id}/answer`, 200, answer('accept'), { as: 'json' });
+  const done = await api(t, w, 'POST', '/validate/check', 200, {
+    user: 'alice',
+    pass: '',
+    transaction_id: trig.body.detail.transaction_id,
+  });
+  t.like(done.body, { result: { authentication: 'ACCEPT' } });
+  await until(() => w.deps.answers.waiting === 0);
+  w.httpServer!.closeAllConnections(); // the aborted stream's connection (see tests/cli/device.test.ts)
 });
 
 test('wait mode: a waiting login is answered on the raw response (200); over capacity 503 with Retry-After', async (t) => {

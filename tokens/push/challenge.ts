@@ -7,11 +7,14 @@ import type { ActionValue } from '../../policies/types.ts';
 import { base32Encode } from '../base32.ts';
 import type { ChallengeRecord, ChallengeSpec, DeliveryResult, PushProof, TokenContext, TokenRecord } from '../types.ts';
 import { PROOF_TEXTS, proofData, proofOf } from './proof.ts';
-import { POLL_ONLY, type PushMessage } from '../../core/push_channel.ts';
+import { LONGPOLL, POLL_ONLY, type PushMessage } from '../../core/push_channel.ts';
+import { deviceSealKey, isDeviceV2 } from './device.ts';
+import { pendingRequest, sealRequest } from './device_requests.ts';
 import { sslVerifyValue } from './enrollment.ts';
 import { serverPrivateKey, signText, signTextAsync } from './signatures.ts';
 import {
   actionNames,
+  DEVICE_ACTIONS,
   DEFAULT_PUSH_MESSAGE,
   DEFAULT_PUSH_QUESTION,
   DEFAULT_PUSH_TITLE,
@@ -244,9 +247,13 @@ export function tokenServerKey(token: TokenRecord): KeyObject | null {
 
 /** The push notification for smartphone data (protocol.md §3.4). */
 export function pushMessage(data: SmartphoneData, nowMs: number): PushMessage {
+  return notificationMessage({ ...data }, { title: data.title, body: data.question }, nowMs);
+}
+
+function notificationMessage(data: Record<string, string>, text: { title: string; body: string }, nowMs: number): PushMessage {
   return {
-    data: { ...data },
-    notification: { title: data.title, body: data.question },
+    data,
+    notification: { title: text.title, body: text.body },
     android: { priority: 'high', ttlMs: NOTIFICATION_TTL_SECONDS * 1000, analyticsLabel: 'AndroidPushToken' },
     apns: {
       headers: {
@@ -255,12 +262,28 @@ export function pushMessage(data: SmartphoneData, nowMs: number): PushMessage {
         'apns-collapse-id': 'privacyidea.pushtoken',
         'apns-expiration': String(Math.floor(nowMs / 1000) + NOTIFICATION_TTL_SECONDS),
       },
-      alert: { title: data.title, body: data.question },
+      alert: { title: text.title, body: text.body },
       sound: 'default',
       category: 'PUSH_AUTHENTICATION',
       analyticsLabel: 'iOSPushToken',
     },
   };
+}
+
+/** What the notification of a v2 device shows: nothing of the login (Google and Apple see this text). */
+export const DEVICE_WAKEUP_TEXT = { title: 'Sign-in request', body: 'Open the app to review a sign-in request.' } as const;
+
+/**
+ * The push for a v2 device (docs/device-protocol.md "Push wake-up"): the opaque request id and serial, and — with
+ * `edupush_device_payload: encrypted` and a key to seal to — the request sealed to the device. Never the question,
+ * the title, the code or the client address in clear.
+ */
+export function deviceWakeupMessage(token: TokenRecord, challenge: ChallengeRecord, ctx: TokenContext): PushMessage {
+  const data: Record<string, string> = { pushgate: '2', serial: token.serial, id: challenge.nonce };
+  const sealKey = ctx.action<string>(DEVICE_ACTIONS.payload, 'authentication') === 'encrypted' ? deviceSealKey(token.info) : null;
+  const request = sealKey ? pendingRequest(challenge) : null;
+  if (sealKey && request) data.sealed = sealRequest(request, sealKey).sealed;
+  return notificationMessage(data, { ...DEVICE_WAKEUP_TEXT }, ctx.clock.now());
 }
 
 const FALSE_WORDS = new Set(['0', 'false', 'no', 'off']);
@@ -289,12 +312,16 @@ export async function deliverPushChallenge(
 ): Promise<DeliveryResult> {
   const keys = infoKeys(v);
   const channel = token.info[keys.firebaseConfiguration];
-  if (challenge.session === ENROLLMENT_SESSION || channel === POLL_ONLY) return { delivered: true };
+  const device = isDeviceV2(token.info);
+  // A v2 device's long-poll or SSE stream (on any node) learns of the request now; a push is only a wake-up.
+  if (device && challenge.session !== ENROLLMENT_SESSION) ctx.push?.wakeDevice(token.serial);
+  if (challenge.session === ENROLLMENT_SESSION || channel === POLL_ONLY || channel === LONGPOLL) return { delivered: true };
   let sent = false;
   const target = token.info[keys.firebaseToken] ?? '';
   const data = channel && target && ctx.push ? (presignedSmartphoneData(challenge) ?? (await signNow(v, token, challenge, ctx))) : null;
   if (channel && target && data && ctx.push) {
-    const result = await ctx.push.send(channel, token, target, pushMessage(data, ctx.clock.now()));
+    const message = device ? deviceWakeupMessage(token, challenge, ctx) : pushMessage(data, ctx.clock.now());
+    const result = await ctx.push.send(channel, token, target, message);
     sent = result.ok;
   }
   if (sent) return { delivered: true };

@@ -11,8 +11,9 @@ import { isTrueParam, resolveLabel } from '../otp.ts';
 import { qrDataUri } from '../qr.ts';
 import type { EnrollBeginResult, EnrollInput, TokenContext, TokenRecord } from '../types.ts';
 import { parsePhoneKey, PhoneKeyError, stripPemArmor, type ServerKeyPair } from './signatures.ts';
-import { POLL_ONLY } from '../../core/push_channel.ts';
-import { actionNames, DEFAULT_ROLLOUT_TTL_MINUTES, infoKeys, SECRET_KEYS, type PushVariant } from './variants.ts';
+import { LONGPOLL, POLL_ONLY } from '../../core/push_channel.ts';
+import { actionNames, DEFAULT_ROLLOUT_TTL_MINUTES, DEVICE_ACTIONS, infoKeys, SECRET_KEYS, type PushVariant } from './variants.ts';
+import { DEVICE_INFO, DEVICE_PROTOCOL_VERSION, DEVICE_URL_PARAM } from './device.ts';
 
 /** Python `urllib.parse.quote(s, safe='/')`: UTF-8, every byte outside `A–Z a–z 0–9 _ . - ~ /` as upper-case %XX. */
 export function pyQuote(s: string): string {
@@ -31,9 +32,15 @@ export interface PushUrlParts {
   readonly serial: string;
   readonly sslVerify: '0' | '1';
   readonly forceAppPin: boolean;
+  /** The device protocol v2 is offered (`edupush_device_protocol`): `&pushgate=2` at the end. */
+  readonly deviceProtocol?: boolean;
 }
 
-/** `<prefix><label>?url=…&ttl=…&issuer=…&enrollment_credential=…[&image=…]&v=1&serial=…&sslverify=…[&pin=True]`. */
+/**
+ * `<prefix><label>?url=…&ttl=…&issuer=…&enrollment_credential=…[&image=…]&v=1&serial=…&sslverify=…[&pin=True][&pushgate=2]`.
+ * `v` stays `1` when v2 is offered: the eduMFA apps refuse a `v` they do not know (and reserve `v=2` for their own
+ * next format); they read the parameters they know by name and ignore any other, so `pushgate=2` is invisible to them.
+ */
 export function pushUrl(v: PushVariant, p: PushUrlParts): string {
   const q: Array<[string, string]> = [
     ['url', p.registrationUrl],
@@ -44,6 +51,7 @@ export function pushUrl(v: PushVariant, p: PushUrlParts): string {
   if (p.imageUrl) q.push(['image', p.imageUrl]);
   q.push(['v', '1'], ['serial', p.serial], ['sslverify', p.sslVerify]);
   if (p.forceAppPin) q.push(['pin', 'True']);
+  if (p.deviceProtocol) q.push([DEVICE_URL_PARAM, DEVICE_PROTOCOL_VERSION]);
   return `${v.uriPrefix}${pyQuote(p.label)}?${q.map(([k, val]) => `${k}=${pyQuote(val)}`).join('&')}`;
 }
 
@@ -76,7 +84,8 @@ export async function pushEnrollBegin(v: PushVariant, input: EnrollInput, ctx: T
   }
   const channel = stringAction(ctx, names.firebaseConfiguration, 'enrollment')?.trim();
   if (!channel) throw new PolicyError(`Missing enrollment policy for push token: ${names.firebaseConfiguration}`);
-  if (channel !== POLL_ONLY && !ctx.push?.hasChannel(channel)) throw new ParameterError('Unknown Firebase configuration!');
+  if (channel !== POLL_ONLY && channel !== LONGPOLL && !ctx.push?.hasChannel(channel))
+    throw new ParameterError('Unknown Firebase configuration!');
 
   const registrationUrl = stringAction(ctx, names.registrationUrl, 'enrollment')?.trim() || defaultRegistrationUrl(v, input.publicUrl);
   const ttlRaw = ctx.action<ActionValue>(names.ttl, 'enrollment');
@@ -85,6 +94,13 @@ export async function pushEnrollBegin(v: PushVariant, input: EnrollInput, ctx: T
   const forceAppPin = ctx.action<boolean>(names.forceAppPin, 'enrollment') === true;
   const imageUrl = stringAction(ctx, 'appimageurl', 'enrollment')?.trim() || undefined;
   const { label, issuer } = resolveLabel(input, ctx);
+  const deviceProtocol = v.type === 'edupush' && ctx.action<boolean>(DEVICE_ACTIONS.protocol, 'enrollment') === true;
+  const deviceInfo: Record<string, string> = deviceProtocol
+    ? {
+        [DEVICE_INFO.offered]: DEVICE_PROTOCOL_VERSION,
+        [DEVICE_INFO.requiredAuthMode]: ctx.action<string>(DEVICE_ACTIONS.authMode, 'enrollment') === 'strict' ? 'strict' : 'lax',
+      }
+    : {};
   const enrollmentCredential = crypto.randomBytes(20).toString('hex');
 
   const url = pushUrl(v, {
@@ -97,6 +113,7 @@ export async function pushEnrollBegin(v: PushVariant, input: EnrollInput, ctx: T
     serial: input.serial,
     sslVerify,
     forceAppPin,
+    deviceProtocol,
   });
   ctx.push?.prepareEnrollment();
   return {
@@ -105,7 +122,12 @@ export async function pushEnrollBegin(v: PushVariant, input: EnrollInput, ctx: T
       counter: 0,
       rolloutState: 'clientwait',
       active: false,
-      info: { [keys.firebaseConfiguration]: channel, [keys.registrationUrl]: registrationUrl, [keys.tokenKind]: 'software' },
+      info: {
+        [keys.firebaseConfiguration]: channel,
+        [keys.registrationUrl]: registrationUrl,
+        [keys.tokenKind]: 'software',
+        ...deviceInfo,
+      },
       secrets: { [SECRET_KEYS.enrollmentCredential]: enrollmentCredential },
       rolloutTtlMs: ttlMinutes * 60_000,
     },

@@ -56,6 +56,45 @@ export function actionNames(v: PushVariant) {
   } as const;
 }
 
+/** The open device protocol v2 (docs/device-protocol.md): edupush tokens only. */
+export const DEVICE_ACTIONS = {
+  protocol: 'edupush_device_protocol',
+  authMode: 'edupush_device_auth_mode',
+  payload: 'edupush_device_payload',
+} as const;
+
+function deviceActions(): ActionDef[] {
+  const a = DEVICE_ACTIONS;
+  return [
+    {
+      name: a.protocol,
+      scope: 'enrollment',
+      type: 'bool',
+      default: false,
+      description:
+        'Offer the pushgate device protocol v2: the enrollment URL gets `pushgate=2` (v1 apps ignore it) and the token may be completed at /device/v2/enroll.',
+    },
+    {
+      name: a.authMode,
+      scope: 'enrollment',
+      type: 'enum',
+      values: ['lax', 'strict'],
+      default: 'lax',
+      description:
+        'v2 devices: `strict` requires a device that asks for biometrics before every signature (a `lax` device is refused); shown by the discovery endpoint.',
+    },
+    {
+      name: a.payload,
+      scope: 'authentication',
+      type: 'enum',
+      values: ['wakeup', 'encrypted'],
+      default: 'wakeup',
+      description:
+        'v2 devices: what a push carries — `wakeup` (an opaque id; the device fetches the request over TLS) or `encrypted` (also the request sealed to the device key); `encrypted` also seals the requests of the long-poll and the SSE stream.',
+    },
+  ];
+}
+
 /** privacyIDEA's presence-check actions (legacy `push` only: the privacyIDEA Authenticator knows them). */
 export const PRESENCE_ACTIONS = {
   requirePresence: 'push_require_presence',
@@ -204,5 +243,6 @@ export function pushActions(v: PushVariant): ActionDef[] {
       description: 'Seconds /validate/check waits for the answer in the same request (0 or unset: no waiting).',
     },
     ...(v.type === 'push' ? presenceActions() : []),
+    ...(v.type === 'edupush' ? deviceActions() : []),
   ];
 }

@@ -1,0 +1,185 @@
+/**
+ * The open device protocol v2 (docs/device-protocol.md):
+ *   GET  /.well-known/pushgate              discovery (no authentication; `nonce` → signed by the server key)
+ *   GET  /pwless/info                       the same in PasswordLessAuth's information-flow shape
+ *   POST /device/v2/enroll                  completes an edupush token with a v2 device key
+ *   GET  /device/v2/challenges              long-poll of the pending requests (ETag / If-None-Match)
+ *   GET  /device/v2/events                  the same as a Server-Sent Events stream (Last-Event-ID)
+ *   POST /device/v2/challenges/{id}/answer  approve or decline, signed with the device key
+ * The long-poll and the stream are authenticated per request (`Authorization: PushGate-Device …`), counted against
+ * `device.max_connections` / `device.max_per_device`, and woken through the answer bus (any node).
+ */
+import { PassThrough } from 'node:stream';
+import Router, { type RouterContext } from '@koa/router';
+import type { Deps } from '../deps.ts';
+import type { AppState } from '../app.ts';
+import { ParameterError, missingParameter } from '../../core/errors.ts';
+import { okEnvelope } from '../envelope.ts';
+import { clientGoneSignal } from '../respond.ts';
+import {
+  answerDeviceRequest,
+  authenticateDevice,
+  createDeviceConnections,
+  deviceRequests,
+  discovery,
+  enrollDevice,
+  parseDeviceAuthorization,
+  pwlessInfo,
+  watchDevice,
+} from '../auth/device.ts';
+
+type Ctx = RouterContext<AppState>;
+
+export function deviceRouter(deps: Deps): Router<AppState> {
+  const router = new Router<AppState>();
+  const connections = createDeviceConnections(deps.config.device);
+  deps.push.startServing();
+
+  const need = (ctx: Ctx, name: string): string => {
+    const v = ctx.state.params.get(name);
+    if (v === undefined) throw missingParameter(name);
+    return v;
+  };
+  const discoveryQuery = (ctx: Ctx) => ({
+    realm: ctx.state.params.get('realm') || undefined,
+    nonce: ctx.state.params.get('nonce') || undefined,
+    client: ctx.state.client,
+  });
+
+  router.get('/.well-known/pushgate', (ctx) => {
+    ctx.body = okEnvelope(deps.clock.now(), discovery(deps, discoveryQuery(ctx)));
+  });
+  router.get('/pwless/info', (ctx) => {
+    ctx.body = pwlessInfo(deps, discoveryQuery(ctx));
+  });
+
+  router.post('/device/v2/enroll', async (ctx) => {
+    const serial = need(ctx, 'serial');
+    ctx.state.audit = { action: 'POST /device/v2/enroll', success: false, outcome: 'ERROR', serials: [serial] };
+    const p = ctx.state.params;
+    const detail = await enrollDevice(deps, {
+      serial,
+      enrollmentCredential: need(ctx, 'enrollment_credential'),
+      pubkey: need(ctx, 'pubkey'),
+      authMode: need(ctx, 'auth_mode'),
+      fbToken: p.get('fbtoken') ?? '',
+      encPubkey: p.get('enc_pubkey') ?? '',
+      signature: need(ctx, 'signature'),
+    });
+    ctx.body = okEnvelope(deps.clock.now(), true, detail);
+    ctx.state.audit = {
+      ...ctx.state.audit,
+      success: true,
+      outcome: 'OK',
+      info: { key_type: detail.key_type, auth_mode: detail.auth_mode },
+    };
+  });
+
+  /** Authenticates the request and holds a connection slot; `release` must run when the connection ends. */
+  const openConnection = async (ctx: Ctx) => {
+    const token = await authenticateDevice(deps, parseDeviceAuthorization(ctx.get('authorization')), ctx.method, ctx.path);
+    const release = connections.acquire(token.serial);
+    return { token, release, gone: clientGoneSignal(ctx.res) };
+  };
+
+  router.get('/device/v2/challenges', async (ctx) => {
+    const waitRaw = ctx.state.params.get('wait');
+    const maxWait = deps.config.device.pollSeconds;
+    if (waitRaw !== undefined && !/^\d{1,5}$/.test(waitRaw)) throw new ParameterError('wait must be a number of seconds');
+    const waitMs = Math.min(waitRaw === undefined ? maxWait : Number(waitRaw), maxWait) * 1000;
+    const { token, release, gone } = await openConnection(ctx);
+    const watch = watchDevice(deps, token.serial, gone);
+    try {
+      const known = ctx.get('if-none-match') || null;
+      const deadline = deps.clock.now() + waitMs;
+      for (;;) {
+        const r = await deviceRequests(deps, token);
+        ctx.set('ETag', r.etag);
+        if (r.etag !== known) {
+          ctx.body = okEnvelope(deps.clock.now(), r.requests, { etag: r.etag });
+          return;
+        }
+        const now = deps.clock.now();
+        const left = deadline - now;
+        if (left <= 0) break;
+        // Also wake when the first request expires: the list changes then without any notification.
+        const woke = await watch.next(r.nextExpiry === null ? left : Math.min(left, r.nextExpiry - now + 1));
+        if (woke === 'closed') break;
+      }
+      ctx.status = 304;
+    } finally {
+      watch.close();
+      release();
+    }
+  });
+
+  router.get('/device/v2/events', async (ctx) => {
+    const { token, release, gone } = await openConnection(ctx);
+    const d = deps.config.device;
+    const stream = new PassThrough();
+    ctx.status = 200;
+    ctx.type = 'text/event-stream'; // Cache-Control: no-cache comes from the app frame, as on every response
+    ctx.set('X-Accel-Buffering', 'no'); // nginx: do not buffer the stream
+    ctx.body = stream;
+    const watch = watchDevice(deps, token.serial, gone);
+    const write = (text: string) => {
+      if (!stream.writableEnded) stream.write(text);
+    };
+    void (async () => {
+      try {
+        let known = ctx.get('last-event-id') || null;
+        const end = deps.clock.now() + d.sseMaxSeconds * 1000;
+        let ping = deps.clock.now() + d.sseKeepaliveSeconds * 1000;
+        write('retry: 2000\n\n');
+        for (;;) {
+          const r = await deviceRequests(deps, token);
+          if (r.etag !== known) {
+            known = r.etag;
+            write(`id: ${r.etag}\nevent: requests\ndata: ${JSON.stringify({ requests: r.requests })}\n\n`);
+          }
+          const now = deps.clock.now();
+          if (now >= end) break;
+          const until = Math.min(end - now, Math.max(0, ping - now), r.nextExpiry === null ? Infinity : r.nextExpiry - now + 1);
+          if ((await watch.next(until)) === 'closed') break;
+          if (deps.clock.now() >= ping) {
+            write(': keep-alive\n\n');
+            ping = deps.clock.now() + d.sseKeepaliveSeconds * 1000;
+          }
+        }
+      } catch (err) {
+        deps.events.emit('log', { level: 'warn', msg: 'device event stream failed', error: String(err) });
+      } finally {
+        watch.close();
+        release();
+        stream.end();
+      }
+    })();
+  });
+
+  router.post('/device/v2/challenges/:id/answer', async (ctx) => {
+    const serial = need(ctx, 'serial');
+    ctx.state.audit = { action: 'POST /device/v2/answer', success: false, outcome: 'ERROR', serials: [serial] };
+    const reason = ctx.state.params.get('reason');
+    const result = await answerDeviceRequest(deps, {
+      serial,
+      id: String(ctx.params.id ?? ''),
+      decision: need(ctx, 'decision'),
+      ...(reason ? { reason } : {}),
+      signature: need(ctx, 'signature'),
+    });
+    const { detail: _omitted, ...bare } = okEnvelope(deps.clock.now(), true, null);
+    ctx.body = bare;
+    ctx.state.audit = {
+      ...ctx.state.audit,
+      success: true,
+      outcome: result.decline ? 'DECLINED' : 'OK',
+      transactionId: result.transactionIds[0] ?? null,
+      info: {
+        request: 'device_answer',
+        ...(result.decline ? { decline: true, ...(result.declineReason ? { decline_reason: result.declineReason } : {}) } : {}),
+      },
+    };
+  });
+
+  return router;
+}
