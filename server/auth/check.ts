@@ -114,8 +114,9 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
       throw err;
     }
     // The same address repeating the pass of its open push login, as this node saw it a moment ago
-    // (server/auth/open_logins.ts): that login again, before any query — what keeps a push flood cheap.
-    if (!req.serial && !req.type && !req.transactionId) {
+    // (server/auth/open_logins.ts): that login again, before any query — what keeps a push flood cheap. Only for a plain
+    // login: a request that narrows the tokens (serial, type, the self-service page's types) goes the normal way.
+    if (!req.serial && !req.type && !req.types && !req.secondFactorOnly && !req.transactionId) {
       const again = rememberedLogin(deps, fatigueSubject(user, []), req.address ?? null, req.pass);
       if (again) {
         const rp = requestPolicies(deps, { user: { name: user.name, realm: user.realm, resolver: user.resolver }, client: req.client });
