@@ -4,6 +4,20 @@
 # load, a runner that died) and a run without any test count as one failure each, with a message saying so.
 # Extra arguments go to ava (e.g. a file list).
 set -uo pipefail
+# On PostgreSQL and MariaDB (PUSHGATE_TEST_DB), a whole run takes only the test files that reach a database: a file
+# that imports none of the helpers that build one (a world, a CLI world, a server, a database URL) tests code whose
+# result does not depend on the database, so it runs once, in the SQLite run. tests/policies/every_action.test.ts
+# (two worlds for each of ~130 policy actions: it proves that no action is accepted and ignored, a property of the
+# policy engine and the token types) runs on SQLite only as well. Both keep .ci/run's three runs within its budget.
+if [ "$#" -eq 0 ] && [ "${PUSHGATE_TEST_DB:-sqlite}" != "sqlite" ]; then
+  db_helpers='world\(|createWorld|pushWorld|cliWorld|cli_world|test_app|databases\.ts|freshDatabaseUrl|createStore|buildDeps|startServer|nodes\.ts|TEST_DB'
+  set --
+  while IFS= read -r f; do
+    [ "$f" = "tests/policies/every_action.test.ts" ] && continue
+    grep -qE "$db_helpers" "$f" && set -- "$@" "$f"
+  done < <(find tests -name '*.test.ts' | sort)
+  echo "# ${PUSHGATE_TEST_DB}: $# test files that reach a database (the others run in the SQLite run)"
+fi
 tap="$(mktemp)"
 npx ava --tap "$@" | tee "$tap"
 rc=${PIPESTATUS[0]}
