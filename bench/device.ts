@@ -360,20 +360,22 @@ interface Capacity {
   rssHeldMb: number;
   rssMaxMb: number;
   cpuMsPerS: number;
+  /** RSS growth per held device from the first sample with a tenth of them held to the end of the window. */
+  perDeviceKb: number;
   loadStatus: Record<string, number>;
   loadErrors: number;
 }
 
 async function capacity(tmp: string): Promise<Capacity> {
-  const node = await startChild(
-    'capacity',
-    writeConfig(tmp, 'capacity', `sqlite:${path.join(tmp, 'capacity.db')}`, COUNT + 1000),
-    COUNT,
-    false,
-  );
+  const config = writeConfig(tmp, 'capacity', `sqlite:${path.join(tmp, 'capacity.db')}`, COUNT + 1000);
+  // Enrolled by one child, served by a fresh one: the enrollment's garbage does not count against the RSS.
+  const setup = await startChild('capacity-setup', config, COUNT, false);
+  await setup.stop();
+  const enrollS = setup.ready.enrollMs / 1000;
+  log(`capacity: ${COUNT} devices enrolled in ${f1(enrollS)} s`);
+  const node = await startChild('capacity', config, 0, false);
   let loadProc: ChildProcess | null = null;
   try {
-    log(`capacity: ${COUNT} devices enrolled in ${f1(node.ready.enrollMs / 1000)} s`);
     await sleep(1000);
     const idle = await node.stats();
     loadProc = spawn(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, 'device_load.ts'), node.url, String(COUNT), String(RAMP)], {
@@ -387,7 +389,17 @@ async function capacity(tmp: string): Promise<Capacity> {
       if (line) last = JSON.parse(line) as typeof last;
     });
     const t0 = performance.now();
-    await until(`${COUNT} held long-polls`, async () => (await node.stats()).busWaiting >= COUNT, 300_000, 250);
+    let tenth: DeviceStats | null = null; // the first sample with a tenth held: the marginal cost per device from there
+    await until(
+      `${COUNT} held long-polls`,
+      async () => {
+        const st = await node.stats();
+        if (!tenth && st.busWaiting >= COUNT / 10) tenth = st;
+        return st.busWaiting >= COUNT;
+      },
+      300_000,
+      250,
+    );
     log(`capacity: ${COUNT} long-polls held after ${f1((performance.now() - t0) / 1000)} s`);
     const held = await node.stats();
     const cpu0 = processCpuMs(node.proc.pid) ?? NaN;
@@ -402,14 +414,18 @@ async function capacity(tmp: string): Promise<Capacity> {
     }
     const cpuMsPerS = ((processCpuMs(node.proc.pid) ?? NaN) - cpu0) / ((performance.now() - w0) / 1000);
     const end = await node.stats();
+    const first = tenth as DeviceStats | null;
+    const perDeviceKb =
+      first && end.busWaiting > first.busWaiting ? (end.rssBytes - first.rssBytes) / 1024 / (end.busWaiting - first.busWaiting) : NaN;
     return {
       devices: COUNT,
       held: minHeld,
-      enrollS: node.ready.enrollMs / 1000,
+      enrollS,
       rssIdleMb: idle.rssBytes / 2 ** 20,
       rssHeldMb: end.rssBytes / 2 ** 20,
       rssMaxMb: rssMax / 2 ** 20,
       cpuMsPerS,
+      perDeviceKb,
       loadStatus: last.byStatus,
       loadErrors: last.errors,
     };
@@ -444,9 +460,9 @@ function report(rows: LatencyRow[], cap: Capacity | null, notes: string[], total
     return `| ${r.scenario} | ${r.channel} | ${r.ms.length} | ${f1(pct(r.ms, 0.5))} | ${f1(p99)} | ${f1(Math.max(...r.ms))} | ${f1(pct(r.triggerMs, 0.5))} | ${verdict} |`;
   });
   const capTable = cap
-    ? `| devices | held (min during window) | server RSS before, MB | RSS with all held, MB | RSS max in window, MB | server CPU, ms per s (${IDLE_S} s window) | load answers by status | load errors | target |
-|--:|--:|--:|--:|--:|--:|---|--:|---|
-| ${cap.devices.toLocaleString('en-US')} | ${cap.held.toLocaleString('en-US')} | ${f0(cap.rssIdleMb)} | ${f0(cap.rssHeldMb)} | ${f0(cap.rssMaxMb)} | ${f1(cap.cpuMsPerS)} | ${Object.entries(
+    ? `| devices | held (min during window) | server RSS before, MB | RSS with all held, MB | RSS max in window, MB | RSS per device, KB (marginal, 10 % → all held) | server CPU, ms per s (${IDLE_S} s window) | load answers by status | load errors | target |
+|--:|--:|--:|--:|--:|--:|--:|---|--:|---|
+| ${cap.devices.toLocaleString('en-US')} | ${cap.held.toLocaleString('en-US')} | ${f0(cap.rssIdleMb)} | ${f0(cap.rssHeldMb)} | ${f0(cap.rssMaxMb)} | ${f1(cap.perDeviceKb)} | ${f1(cap.cpuMsPerS)} | ${Object.entries(
         cap.loadStatus,
       )
         .map(([k, v]) => `${k}: ${v.toLocaleString('en-US')}`)
@@ -471,10 +487,11 @@ Written by \`npm run bench:device -- --write\` (bench/device.ts) between the \`d
   ${V1_POLL_MS / 1000} s (eduMFA's apps poll "every few seconds"; \`BENCH_DEVICE_V1_POLL_MS\`), each v1 trigger at a random point of
   its cycle, so its latency is about half the interval on average. Two nodes: two server processes on one
   PostgreSQL database; the device is connected to node B, the trigger goes to node A (wake-up via LISTEN/NOTIFY).
-- **Capacity:** ${cap ? cap.devices.toLocaleString('en-US') : COUNT.toLocaleString('en-US')} v2 devices (enrolled in the server before it listens) each hold a correctly
+- **Capacity:** ${cap ? cap.devices.toLocaleString('en-US') : COUNT.toLocaleString('en-US')} v2 devices (enrolled by a set-up server process${cap ? ` in ${f1(cap.enrollS)} s` : ''}; a fresh one serves them) each hold a correctly
   signed long-poll (\`GET /device/v2/challenges\` with \`If-None-Match\`), opened by a separate load process
   (bench/device_load.ts, one keep-alive connection per device, ${RAMP} being opened at a time), on one server process
-  (SQLite, \`device.max_connections\` raised to devices + 1000). RSS = the server's resident set; CPU = the server's
+  (SQLite, \`device.max_connections\` raised to devices + 1000). RSS = the server's resident set (run with tsx, whose
+  TypeScript loader is part of it; "before" = the started server with no device connected); CPU = the server's
   user+system time over ${IDLE_S} s with no logins, i.e. the cost of the devices' 25 s long-poll cycle (every device
   reconnects with a fresh signature once per cycle).
 
