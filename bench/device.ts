@@ -77,6 +77,9 @@ function writeConfig(dir: string, name: string, dbUrl: string, maxConnections: n
     pin: { memory_kib: 1024, time_cost: 1, parallelism: 1 },
     log: { level: 'error', format: 'json' },
     device: { max_connections: maxConnections },
+    // Sequential triggers for one user, each answered at once: the per-user trigger budget is a flood defence, not
+    // what this bench measures.
+    limits: { challenges_per_user: 0 },
     policies: [
       {
         name: 'device',
