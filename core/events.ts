@@ -163,14 +163,19 @@ export interface EventMap {
     ms: number;
     final: boolean;
   };
+  /** What one cleanup run (server/store/cleanup.ts runCleanup, `db cleanup`) deleted, by kind of row. */
   'cleanup.ran': {
     challenges: number;
     tokens: number;
     audit: number;
     loginAddresses: number;
+    /** Push back-off rows (server/auth/push_fatigue.ts) without a strike for PUSH_BACKOFF_FORGET_MS and without a lock. */
     pushBackoff: number;
+    /** Self-service sessions past their idle, absolute or login timeout. */
     selfserviceSessions: number;
+    /** Nonces of signed requests past the replay window (server/auth/app_signature.ts). */
     nonces: number;
+    /** Webhook outbox rows delivered or given up more than WEBHOOK_RETENTION_DAYS ago, with their attempts. */
     webhooks: number;
   };
   /**

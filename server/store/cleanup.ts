@@ -6,7 +6,7 @@
  */
 import type { Clock } from '../../core/clock.ts';
 import type { Config } from '../config.ts';
-import type { Events } from '../../core/events.ts';
+import type { EventMap, Events } from '../../core/events.ts';
 import type { Store } from './store.ts';
 import { sessionLimitsAt } from './selfservice_sessions_repo.ts';
 
@@ -21,20 +21,8 @@ export interface CleanupDeps {
   >;
 }
 
-export interface CleanupResult {
-  challenges: number;
-  tokens: number;
-  audit: number;
-  loginAddresses: number;
-  /** Push back-off rows (server/auth/push_fatigue.ts) without a strike for PUSH_BACKOFF_FORGET_MS and without a lock. */
-  pushBackoff: number;
-  /** Self-service sessions past their idle, absolute or login timeout. */
-  selfserviceSessions: number;
-  /** Nonces of signed requests past the replay window (server/auth/app_signature.ts). */
-  nonces: number;
-  /** Webhook outbox rows delivered or given up more than WEBHOOK_RETENTION_DAYS ago, with their attempts. */
-  webhooks: number;
-}
+/** What one run deleted: the `cleanup.ran` event's payload (core/events.ts documents each count). */
+export type CleanupResult = EventMap['cleanup.ran'];
 
 /** How long the delivery log keeps a finished webhook event. */
 export const WEBHOOK_RETENTION_DAYS = 30;

@@ -155,84 +155,23 @@ function openssl(args: string[], cwd: string): void {
 function makeCerts(dir: string): { ca: string; other: string; cert: string; key: string } {
   const ext = path.join(dir, 'san.ext');
   fs.writeFileSync(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n');
-  const quiet = ['-subj'];
-  openssl(
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-days',
-      '2',
-      '-keyout',
-      'ca.key',
-      '-out',
-      'ca.pem',
-      ...quiet,
-      '/CN=pushgate test CA',
-    ],
-    dir,
-  );
-  openssl(
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-days',
-      '2',
-      '-keyout',
-      'other.key',
-      '-out',
-      'other.pem',
-      ...quiet,
-      '/CN=another CA',
-    ],
-    dir,
-  );
-  openssl(
-    [
-      'req',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      'server.key',
-      '-out',
-      'server.csr',
-      ...quiet,
-      '/CN=127.0.0.1',
-    ],
-    dir,
-  );
-  openssl(
-    [
-      'x509',
-      '-req',
-      '-in',
-      'server.csr',
-      '-CA',
-      'ca.pem',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-days',
-      '2',
-      '-extfile',
-      ext,
-      '-out',
-      'server.pem',
-    ],
-    dir,
-  );
+  // A fresh P-256 key (no passphrase) with its request or self-signed certificate: `-keyout NAME.key -subj /CN=…`.
+  const newKey = (name: string, cn: string) => [
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    `${name}.key`,
+    '-subj',
+    `/CN=${cn}`,
+  ];
+  openssl(['req', '-x509', ...newKey('ca', 'pushgate test CA'), '-days', '2', '-out', 'ca.pem'], dir);
+  openssl(['req', '-x509', ...newKey('other', 'another CA'), '-days', '2', '-out', 'other.pem'], dir);
+  openssl(['req', ...newKey('server', '127.0.0.1'), '-out', 'server.csr'], dir);
+  const signedByCa = ['-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', ext];
+  openssl(['x509', '-req', '-in', 'server.csr', ...signedByCa, '-out', 'server.pem'], dir);
   return {
     ca: path.join(dir, 'ca.pem'),
     other: path.join(dir, 'other.pem'),
