@@ -1597,6 +1597,7 @@ function components(): Obj {
         outcome: str('ACCEPT, REJECT, CHALLENGE, DECLINED, OK, FAIL or ERROR.'),
         transaction_id: { type: 'string' },
         request_id: str("The request's id (`X-Request-Id`), empty for rows written before it was recorded."),
+        application: str('The application that signed the request (X-Pushgate-App), empty for unsigned requests.'),
       },
       // every column the audit API writes (server/auth/audit_api.ts), but the node: not every database recorded it
       AUDIT_COLUMNS.filter((c) => c !== 'edumfa_server'),

@@ -23,12 +23,13 @@ export function auditJson(r: AuditRow): Record<string, unknown> {
     policies: r.policies,
     info: r.info,
     request_id: r.requestId,
+    application: r.application,
   };
 }
 
-const HEADERS = ['TIME', 'NODE', 'ACTION', 'OUTCOME', 'USER', 'REALM', 'SERIALS', 'CLIENT', 'ADMIN', 'POLICIES', 'REQUEST', 'INFO'];
+const HEADERS = ['TIME', 'NODE', 'ACTION', 'OUTCOME', 'USER', 'REALM', 'SERIALS', 'CLIENT', 'ADMIN', 'POLICIES', 'APP', 'REQUEST', 'INFO'];
 /** Column caps of the table (the full values: --json). TIME and OUTCOME are short by construction; INFO is last. */
-const MAX_WIDTHS = [24, 12, 30, 9, 20, 12, 20, 39, 12, 20, 36, undefined];
+const MAX_WIDTHS = [24, 12, 30, 9, 20, 12, 20, 39, 12, 20, 16, 36, undefined];
 const cells = (r: AuditRow): string[] => [
   formatTime(r.time),
   r.node ?? '-',
@@ -40,6 +41,7 @@ const cells = (r: AuditRow): string[] => [
   r.client ?? '-',
   r.admin ?? '-',
   formatValue(r.policies),
+  r.application ?? '-',
   r.requestId ?? '-',
   Object.keys(r.info).length ? JSON.stringify(r.info) : '',
 ];

@@ -9,7 +9,8 @@ import { ParameterError } from '../../core/errors.ts';
 import type { Params } from '../params.ts';
 import type { AuditCondition, AuditFilterColumn, AuditSearchRow } from '../store/audit_search.ts';
 
-/** The entry fields, in eduMFA's order where eduMFA has them, then pushgate's own (outcome, transaction_id, request_id). */
+/** The entry fields, in eduMFA's order where eduMFA has them, then pushgate's own (outcome, transaction_id,
+ * request_id, application). */
 export const AUDIT_COLUMNS = [
   'number',
   'date',
@@ -27,6 +28,7 @@ export const AUDIT_COLUMNS = [
   'outcome',
   'transaction_id',
   'request_id',
+  'application',
 ] as const;
 
 /** eduMFA column name → the stored column it filters. */
@@ -40,6 +42,7 @@ const TEXT_FILTERS: Readonly<Record<string, AuditFilterColumn>> = {
   outcome: 'outcome',
   transaction_id: 'transaction_id',
   request_id: 'request_id',
+  application: 'application',
 };
 
 const UNIT_MS: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, y: 365 * 86_400_000 };
@@ -135,5 +138,6 @@ export function auditEntry(deps: Pick<Deps, 'realms'>, r: AuditSearchRow): Recor
     outcome: r.outcome,
     transaction_id: r.transactionId ?? '',
     request_id: r.requestId ?? '',
+    application: r.application ?? '',
   };
 }

@@ -27,7 +27,8 @@ export type AuditFilterColumn =
   | 'info'
   | 'outcome'
   | 'transaction_id'
-  | 'request_id';
+  | 'request_id'
+  | 'application';
 
 export interface AuditQuery {
   readonly conditions: readonly AuditCondition[];

@@ -33,7 +33,7 @@ test('audit tail shows /validate/check rows (never the pass) and CLI admin actio
     admin: `cli:${(await import('node:os')).userInfo().username}`,
     client: null,
   });
-  t.like(rows[1], { user: 'alice', serials: ['SPASS1'], client: '127.0.0.1', success: true, policies: ['cr'] });
+  t.like(rows[1], { user: 'alice', serials: ['SPASS1'], client: '127.0.0.1', success: true, policies: ['cr'], application: null });
   t.regex(rows[1].time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
 
   const last = await w.run(['audit', 'tail', '-n', '1', '--json']);
@@ -43,7 +43,7 @@ test('audit tail shows /validate/check rows (never the pass) and CLI admin actio
   const table = await w.run(['audit', 'tail']);
   t.regex(table.stdout, /^TIME\s+NODE\s+ACTION\s+OUTCOME\s+USER/);
   // the /validate row records the realm that was used (the default realm here)
-  t.regex(table.stdout, /POST \/validate\/check\s+ACCEPT\s+alice\s+default\s+SPASS1\s+127\.0\.0\.1\s+-\s+cr\s/);
+  t.regex(table.stdout, /POST \/validate\/check\s+ACCEPT\s+alice\s+default\s+SPASS1\s+127\.0\.0\.1\s+-\s+cr\s+-\s/);
   const everything = (await w.run(['audit', 'tail', '--json'])).stdout + table.stdout;
   t.false(everything.includes('sesame-4711'));
   t.false(everything.includes('wrong-guess-99'));

@@ -112,6 +112,13 @@ test('policy application_required: /validate/check of the realm needs a signed r
     rows.map((x) => x.application),
     [null, 'idp'],
   );
+  // GET /audit/ shows it and filters by it.
+  const page = await w.call('GET', '/audit/', { application: 'idp' }, { headers: await asAdmin(w) });
+  t.is(page.status, 200, page.text);
+  t.deepEqual(
+    page.body.result.value.auditdata.map((e: { action: string; application: string }) => [e.action, e.application]),
+    [['POST /validate/check', 'idp']],
+  );
   // Its signed login and a token enrolled in its realm are webhook events (outbox rows; nobody delivers them here).
   await phoneOf(w, 'alice');
   await until(() => w.seen.filter((e) => e.name === 'webhook.queued').length >= 2, 10_000);

@@ -220,6 +220,7 @@ test('GET /audit/ (privacyideaadm audit list: page, rp, sortname, sortorder, que
     outcome: 'ACCEPT',
     transaction_id: '',
     request_id: accepted.headers.get('x-request-id'),
+    application: '',
     edumfa_server: w.deps.config.server.nodeName,
   });
   t.is(v.auditdata[0].success, 0);
