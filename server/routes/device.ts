@@ -15,7 +15,9 @@ import type { Deps } from '../deps.ts';
 import type { AppState } from '../app.ts';
 import { ParameterError, missingParameter } from '../../core/errors.ts';
 import { okEnvelope } from '../envelope.ts';
-import { clientGoneSignal } from '../respond.ts';
+import { clientGoneSignal, leaveKoa } from '../respond.ts';
+import { createDevicePolls } from '../auth/device_polls.ts';
+import { createDeviceKeyCache } from '../../tokens/push/device.ts';
 import {
   answerDeviceRequest,
   authenticateDevice,
@@ -33,6 +35,9 @@ type Ctx = RouterContext<AppState>;
 export function deviceRouter(deps: Deps): Router<AppState> {
   const router = new Router<AppState>();
   const connections = createDeviceConnections(deps.config.device);
+  // One parsed key per device key text (at least one per connection the process may hold).
+  const keys = createDeviceKeyCache(Math.max(1000, deps.config.device.maxConnections));
+  const polls = createDevicePolls(deps, keys);
   deps.push.startServing();
 
   const need = (ctx: Ctx, name: string): string => {
@@ -75,11 +80,10 @@ export function deviceRouter(deps: Deps): Router<AppState> {
     };
   });
 
-  /** Authenticates the request and holds a connection slot; `release` must run when the connection ends. */
+  /** Authenticates the request and takes a connection slot; `release` must run when the connection ends. */
   const openConnection = async (ctx: Ctx) => {
-    const token = await authenticateDevice(deps, parseDeviceAuthorization(ctx.get('authorization')), ctx.method, ctx.path);
-    const release = connections.acquire(token.serial);
-    return { token, release, gone: clientGoneSignal(ctx.res) };
+    const device = await authenticateDevice(deps, keys, parseDeviceAuthorization(ctx.get('authorization')), ctx.method, ctx.path);
+    return { device, release: connections.acquire(device.serial) };
   };
 
   router.get('/device/v2/challenges', async (ctx) => {
@@ -87,41 +91,38 @@ export function deviceRouter(deps: Deps): Router<AppState> {
     const maxWait = deps.config.device.pollSeconds;
     if (waitRaw !== undefined && !/^\d{1,5}$/.test(waitRaw)) throw new ParameterError('wait must be a number of seconds');
     const waitMs = Math.min(waitRaw === undefined ? maxWait : Number(waitRaw), maxWait) * 1000;
-    const { token, release, gone } = await openConnection(ctx);
-    const watch = watchDevice(deps, token.serial, gone);
+    const { device, release } = await openConnection(ctx);
+    let held = false;
     try {
       const known = ctx.get('if-none-match') || null;
-      const deadline = deps.clock.now() + waitMs;
-      for (;;) {
-        const r = await deviceRequests(deps, token);
-        ctx.set('ETag', r.etag);
-        if (r.etag !== known) {
-          ctx.body = okEnvelope(deps.clock.now(), r.requests, { etag: r.etag });
-          return;
-        }
-        const now = deps.clock.now();
-        const left = deadline - now;
-        if (left <= 0) break;
-        // Also wake when the first request expires: the list changes then without any notification.
-        const woke = await watch.next(r.nextExpiry === null ? left : Math.min(left, r.nextExpiry - now + 1));
-        if (woke === 'closed') break;
+      const r = await polls.current(device, known);
+      ctx.set('ETag', r.etag);
+      if (!('unchanged' in r) && r.etag !== known) {
+        ctx.body = okEnvelope(deps.clock.now(), r.requests, { etag: r.etag });
+        return;
       }
-      ctx.status = 304;
+      if (waitMs === 0) {
+        ctx.status = 304;
+        return;
+      }
+      // Unchanged: held outside Koa (server/auth/device_polls.ts) and answered on the raw response.
+      polls.hold(leaveKoa(ctx), device, r.etag, deps.clock.now() + waitMs, release);
+      held = true;
     } finally {
-      watch.close();
-      release();
+      if (!held) release();
     }
   });
 
   router.get('/device/v2/events', async (ctx) => {
-    const { token, release, gone } = await openConnection(ctx);
+    const { device, release } = await openConnection(ctx);
+    const gone = clientGoneSignal(ctx.res);
     const d = deps.config.device;
     const stream = new PassThrough();
     ctx.status = 200;
     ctx.type = 'text/event-stream'; // Cache-Control: no-cache comes from the app frame, as on every response
     ctx.set('X-Accel-Buffering', 'no'); // nginx: do not buffer the stream
     ctx.body = stream;
-    const watch = watchDevice(deps, token.serial, gone);
+    const watch = watchDevice(deps, device.serial, gone);
     const write = (text: string) => {
       if (!stream.writableEnded) stream.write(text);
     };
@@ -132,7 +133,7 @@ export function deviceRouter(deps: Deps): Router<AppState> {
         let ping = deps.clock.now() + d.sseKeepaliveSeconds * 1000;
         write('retry: 2000\n\n');
         for (;;) {
-          const r = await deviceRequests(deps, token);
+          const r = await deviceRequests(deps, keys, device);
           if (r.etag !== known) {
             known = r.etag;
             write(`id: ${r.etag}\nevent: requests\ndata: ${JSON.stringify({ requests: r.requests })}\n\n`);
