@@ -15,13 +15,16 @@ import type { Deps } from '../deps.ts';
 import type { AppState } from '../app.ts';
 import { ParameterError, missingParameter } from '../../core/errors.ts';
 import { okEnvelope } from '../envelope.ts';
-import { clientGoneSignal, leaveKoa } from '../respond.ts';
-import { createDevicePolls } from '../auth/device_polls.ts';
-import { createDeviceKeyCache } from '../../tokens/push/device.ts';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { clientGoneSignal, errorReply, leaveKoa, sendReply, type Reply } from '../respond.ts';
+import { createDevicePolls, type DevicePolls } from '../auth/device_polls.ts';
+import { createDeviceKeyCache, type DeviceKeyCache } from '../../tokens/push/device.ts';
 import {
   answerDeviceRequest,
   authenticateDevice,
   createDeviceConnections,
+  type DeviceConnections,
+  type DeviceIdentity,
   deviceRequests,
   discovery,
   enrollDevice,
@@ -32,12 +35,88 @@ import {
 
 type Ctx = RouterContext<AppState>;
 
-export function deviceRouter(deps: Deps): Router<AppState> {
-  const router = new Router<AppState>();
-  const connections = createDeviceConnections(deps.config.device);
+export const CHALLENGES_PATH = '/device/v2/challenges';
+
+/** What the device connections of one app share: their slots, the parsed device keys, the held long-polls. */
+export interface DeviceService {
+  readonly connections: DeviceConnections;
+  readonly keys: DeviceKeyCache;
+  readonly polls: DevicePolls;
+}
+
+export function createDeviceService(deps: Deps): DeviceService {
   // One parsed key per device key text (at least one per connection the process may hold).
   const keys = createDeviceKeyCache(Math.max(1000, deps.config.device.maxConnections));
-  const polls = createDevicePolls(deps, keys);
+  return { connections: createDeviceConnections(deps.config.device), keys, polls: createDevicePolls(deps, keys) };
+}
+
+/** A long-poll's outcome: a reply now, or the poll to hold (its connection slot taken: `release` when it ends). */
+type LongPollStep =
+  | { readonly reply: Reply }
+  | { readonly hold: { device: DeviceIdentity; etag: string; deadline: number; release: () => void } };
+
+/** `GET /device/v2/challenges` up to the wait: parameters, authentication, connection slot, the list or its ETag. */
+async function longPoll(
+  deps: Deps,
+  s: DeviceService,
+  q: { method: string; path: string; wait: string | undefined; authorization: string | undefined; ifNoneMatch: string | null },
+): Promise<LongPollStep> {
+  const maxWait = deps.config.device.pollSeconds;
+  if (q.wait !== undefined && !/^\d{1,5}$/.test(q.wait)) throw new ParameterError('wait must be a number of seconds');
+  const waitMs = Math.min(q.wait === undefined ? maxWait : Number(q.wait), maxWait) * 1000;
+  const device = await authenticateDevice(deps, s.keys, parseDeviceAuthorization(q.authorization), q.method, q.path);
+  const release = s.connections.acquire(device.serial);
+  let r: Awaited<ReturnType<DevicePolls['current']>>;
+  try {
+    r = await s.polls.current(device, q.ifNoneMatch);
+  } catch (err) {
+    release();
+    throw err;
+  }
+  if (!('unchanged' in r) && r.etag !== q.ifNoneMatch) {
+    release();
+    return { reply: { status: 200, body: okEnvelope(deps.clock.now(), r.requests, { etag: r.etag }), headers: { ETag: r.etag } } };
+  }
+  if (waitMs === 0) {
+    release();
+    return { reply: { status: 304, body: null, headers: { ETag: r.etag } } };
+  }
+  return { hold: { device, etag: r.etag, deadline: deps.clock.now() + waitMs, release } };
+}
+
+/**
+ * The long-poll without Koa: `GET /device/v2/challenges` whose query is at most `wait` and that has no body — what
+ * every device sends — is answered (or held) on the raw request by the app's raw frame (server/app.ts), so a held
+ * long-poll keeps no Koa context, middleware closures or parsed parameters. Anything else takes the Koa route below,
+ * which behaves the same. Errors are rendered by errorReply, as in the Koa frame.
+ */
+export function isRawLongPoll(req: IncomingMessage): boolean {
+  if (req.method !== 'GET' || req.headers['content-length'] || req.headers['transfer-encoding']) return false;
+  const url = req.url ?? '';
+  if (url === CHALLENGES_PATH) return true;
+  return url.startsWith(`${CHALLENGES_PATH}?wait=`) && /^\d{1,5}$/.test(url.slice(CHALLENGES_PATH.length + 6));
+}
+
+export async function rawLongPoll(deps: Deps, s: DeviceService, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  try {
+    const url = req.url ?? '';
+    const step = await longPoll(deps, s, {
+      method: 'GET',
+      path: CHALLENGES_PATH,
+      wait: url.length > CHALLENGES_PATH.length ? url.slice(CHALLENGES_PATH.length + 6) : undefined,
+      authorization: req.headers.authorization,
+      ifNoneMatch: req.headers['if-none-match'] || null,
+    });
+    if ('hold' in step) s.polls.hold(res, step.hold.device, step.hold.etag, step.hold.deadline, step.hold.release);
+    else sendReply(deps, res, step.reply);
+  } catch (err) {
+    sendReply(deps, res, errorReply(deps, 'GET', CHALLENGES_PATH, err).reply);
+  }
+}
+
+export function deviceRouter(deps: Deps, service: DeviceService): Router<AppState> {
+  const router = new Router<AppState>();
+  const { connections, keys, polls } = service;
   deps.push.startServing();
 
   const need = (ctx: Ctx, name: string): string => {
@@ -86,31 +165,22 @@ export function deviceRouter(deps: Deps): Router<AppState> {
     return { device, release: connections.acquire(device.serial) };
   };
 
-  router.get('/device/v2/challenges', async (ctx) => {
-    const waitRaw = ctx.state.params.get('wait');
-    const maxWait = deps.config.device.pollSeconds;
-    if (waitRaw !== undefined && !/^\d{1,5}$/.test(waitRaw)) throw new ParameterError('wait must be a number of seconds');
-    const waitMs = Math.min(waitRaw === undefined ? maxWait : Number(waitRaw), maxWait) * 1000;
-    const { device, release } = await openConnection(ctx);
-    let held = false;
-    try {
-      const known = ctx.get('if-none-match') || null;
-      const r = await polls.current(device, known);
-      ctx.set('ETag', r.etag);
-      if (!('unchanged' in r) && r.etag !== known) {
-        ctx.body = okEnvelope(deps.clock.now(), r.requests, { etag: r.etag });
-        return;
-      }
-      if (waitMs === 0) {
-        ctx.status = 304;
-        return;
-      }
+  router.get(CHALLENGES_PATH, async (ctx) => {
+    const step = await longPoll(deps, service, {
+      method: ctx.method,
+      path: ctx.path,
+      wait: ctx.state.params.get('wait'),
+      authorization: ctx.get('authorization') || undefined,
+      ifNoneMatch: ctx.get('if-none-match') || null,
+    });
+    if ('hold' in step) {
       // Unchanged: held outside Koa (server/auth/device_polls.ts) and answered on the raw response.
-      polls.hold(leaveKoa(ctx), device, r.etag, deps.clock.now() + waitMs, release);
-      held = true;
-    } finally {
-      if (!held) release();
+      polls.hold(leaveKoa(ctx), step.hold.device, step.hold.etag, step.hold.deadline, step.hold.release);
+      return;
     }
+    ctx.status = step.reply.status;
+    for (const [k, v] of Object.entries(step.reply.headers ?? {})) ctx.set(k, v);
+    if (step.reply.body) ctx.body = step.reply.body;
   });
 
   router.get('/device/v2/events', async (ctx) => {
