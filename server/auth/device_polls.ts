@@ -2,9 +2,10 @@
  * The held long-polls of v2 devices (`GET /device/v2/challenges`, docs/device-protocol.md 5.1) and what a node
  * knows of each device's list between two reads.
  *
- * A long-poll whose list is unchanged leaves Koa (server/respond.ts leaveKoa) and is held as one small object — the
- * raw response, the device's identity (no token record, no secrets), its ETag, its deadline, one timer and its
- * registration on the answer bus — and answered on the raw response: 200 with the new list when a notification (any
+ * A long-poll whose list is unchanged (served without Koa, server/routes/device.ts rawLongPoll, or having left it,
+ * server/respond.ts leaveKoa) is held as one small object — the raw response, the device's identity (no token
+ * record, no secrets), its ETag, its deadline, one timer and its registration on the answer bus — and answered on
+ * the raw response: 200 with the new list when a notification (any
  * node) or an expiry changed it, 304 at the deadline, 304 when the bus closes. Nothing of the request's middleware
  * chain, parameters or token stays reachable while it waits.
  *
