@@ -22,9 +22,14 @@
  * Env: BENCH_DEVICE_TRIGGERS (per v2 scenario, default 100, --quick 20), BENCH_DEVICE_V1_TRIGGERS (default 30, --quick 5),
  * BENCH_DEVICE_V1_POLL_MS (the v1 app's poll interval, default 5000), BENCH_DEVICE_COUNT (default 10000, --quick 1000),
  * BENCH_DEVICE_IDLE_S (default 30, --quick 5), BENCH_DEVICE_RAMP (connections being opened at a time, default 200),
- * BENCH_DEVICE_PG_URL (admin URL, default PUSHGATE_TEST_PG_URL or postgres://postgres@127.0.0.1:5432/test).
+ * BENCH_DEVICE_PG_URL (admin URL, default PUSHGATE_TEST_PG_URL or postgres://postgres@127.0.0.1:5432/test),
+ * BENCH_DEVICE_HEAP_SNAPSHOT (a directory: the capacity server writes a heap snapshot there with all devices held).
  * Flags: --quick (fewer of everything), --write (put the section into bench/README.md between `<!-- device:begin -->`
- * and `<!-- device:end -->`; never with a quick run's numbers unless you mean it), --no-pg, --no-capacity.
+ * and `<!-- device:end -->`; never with a quick run's numbers unless you mean it), --no-pg, --no-capacity, --no-latency
+ * (the capacity part alone; e.g. `BENCH_DEVICE_COUNT=2000 npm run bench:device -- --no-latency` for a quick A/B),
+ * --capacity-tsx (the capacity server with tsx on the sources instead of compiled JavaScript with `npm start`'s flags).
+ * The capacity server runs as production does (compiled by tsc into node_modules/.cache/pushgate-bench-device, plain
+ * node with `--max-semi-space-size=2 --optimize-for-size`): the RSS target is about the process an operator runs.
  * File descriptors: the server and the load process each hold one socket per device: `ulimit -n` must exceed
  * BENCH_DEVICE_COUNT + ~200 (the bench checks and stops with a message otherwise).
  */
@@ -51,6 +56,7 @@ const V1_POLL_MS = envInt('BENCH_DEVICE_V1_POLL_MS', 5000, 100);
 const COUNT = envInt('BENCH_DEVICE_COUNT', quick ? 1000 : 10_000, 0);
 const IDLE_S = envInt('BENCH_DEVICE_IDLE_S', quick ? 5 : 30, 1);
 const RAMP = envInt('BENCH_DEVICE_RAMP', 200, 1);
+const CAPACITY_TSX = args.includes('--capacity-tsx');
 const PG_ADMIN_URL = process.env.BENCH_DEVICE_PG_URL ?? process.env.PUSHGATE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const README = path.join(BENCH_DIR, 'README.md');
 const BEGIN = '<!-- device:begin -->';
@@ -92,12 +98,16 @@ function writeConfig(dir: string, name: string, dbUrl: string, maxConnections: n
   return file;
 }
 
-async function startChild(label: string, config: string, load: number, latency: boolean): Promise<Child> {
-  const proc = spawn(
-    process.execPath,
-    ['--import', 'tsx', path.join(BENCH_DIR, 'device_server.ts'), config, String(load), latency ? '1' : '0'],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] },
-  );
+/**
+ * How a server child runs: with tsx on the TypeScript sources (the latency scenarios), or — `compiled`, the capacity
+ * scenario — as `npm start` runs pushgate: plain node with its flags on JavaScript compiled from the same sources.
+ */
+async function startChild(label: string, config: string, load: number, latency: boolean, compiled: string | null = null): Promise<Child> {
+  const entry = compiled ? [...PRODUCTION_NODE_FLAGS, compiled] : ['--import', 'tsx', path.join(BENCH_DIR, 'device_server.ts')];
+  const proc = spawn(process.execPath, [...entry, config, String(load), latency ? '1' : '0'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
   proc.stderr!.setEncoding('utf8');
   proc.stderr!.on('data', (chunk: string) => {
     for (const line of chunk.split('\n')) if (line.trim()) process.stderr.write(`[${label}] ${line}\n`);
@@ -355,6 +365,30 @@ async function twoNodes(tmp: string, rows: LatencyRow[]): Promise<void> {
 // ---------------------------------------------------------------------------------------------------------------
 // Capacity: COUNT devices holding a long-poll on one process
 
+/** `npm start`'s node flags (package.json): the capacity server runs with them. */
+const PRODUCTION_NODE_FLAGS = ['--max-semi-space-size=2', '--optimize-for-size'];
+
+/**
+ * Compiles the shipped sources and bench/device_server.ts to JavaScript (tsc, transpile only) under
+ * node_modules/.cache (so that the compiled files resolve the project's packages), as `npm run build` compiles
+ * what `npm start` runs; returns the compiled device_server.js.
+ */
+function compileServer(): string {
+  const dir = path.join(ROOT, 'node_modules', '.cache', 'pushgate-bench-device');
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  const include = ['core', 'server', 'tokens', 'policies', 'cli'].map((d) => path.join(ROOT, d, '**', '*.ts'));
+  const tsconfig = {
+    extends: path.join(ROOT, 'tsconfig.build.json'),
+    compilerOptions: { outDir: path.join(dir, 'out'), rootDir: ROOT, sourceMap: false, types: [], noCheck: true },
+    include: [...include, path.join(BENCH_DIR, 'device_server.ts')],
+  };
+  fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify(tsconfig, null, 2));
+  const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  execSync(`"${process.execPath}" "${tsc}" -p "${path.join(dir, 'tsconfig.json')}"`, { cwd: ROOT, stdio: 'inherit' });
+  return path.join(dir, 'out', 'bench', 'device_server.js');
+}
+
 interface Capacity {
   devices: number;
   held: number;
@@ -365,6 +399,9 @@ interface Capacity {
   cpuMsPerS: number;
   /** RSS growth per held device from the first sample with a tenth of them held to the end of the window. */
   perDeviceKb: number;
+  /** V8 heap in use and external (C++ objects bound to JS, Buffers) per held device: idle → all held, KB. */
+  heapPerDeviceKb: number;
+  externalPerDeviceKb: number;
   loadStatus: Record<string, number>;
   loadErrors: number;
 }
@@ -376,7 +413,7 @@ async function capacity(tmp: string): Promise<Capacity> {
   await setup.stop();
   const enrollS = setup.ready.enrollMs / 1000;
   log(`capacity: ${COUNT} devices enrolled in ${f1(enrollS)} s`);
-  const node = await startChild('capacity', config, 0, false);
+  const node = await startChild('capacity', config, 0, false, CAPACITY_TSX ? null : compileServer());
   let loadProc: ChildProcess | null = null;
   try {
     await sleep(1000);
@@ -417,7 +454,23 @@ async function capacity(tmp: string): Promise<Capacity> {
     }
     const cpuMsPerS = ((processCpuMs(node.proc.pid) ?? NaN) - cpu0) / ((performance.now() - w0) / 1000);
     const end = await node.stats();
+    if (process.env.BENCH_DEVICE_HEAP_SNAPSHOT) {
+      const written = new Promise<void>((resolve) => {
+        const onMessage = (m: unknown) => {
+          if ((m as { type?: string }).type !== 'snapshot') return;
+          node.proc.off('message', onMessage);
+          resolve();
+        };
+        node.proc.on('message', onMessage);
+      });
+      node.proc.send({ type: 'snapshot' });
+      await written;
+    }
     const first = tenth as DeviceStats | null;
+    const perHeld = (a: number, b: number) => (end.busWaiting > 0 ? (b - a) / 1024 / end.busWaiting : NaN);
+    log(
+      `capacity: ${end.busWaiting} held; RSS ${f0(idle.rssBytes / 2 ** 20)} → ${f0(end.rssBytes / 2 ** 20)} MB, heap used ${f0(idle.heapUsedBytes / 2 ** 20)} → ${f0(end.heapUsedBytes / 2 ** 20)} MB, external ${f0(idle.externalBytes / 2 ** 20)} → ${f0(end.externalBytes / 2 ** 20)} MB (array buffers ${f0(idle.arrayBuffersBytes / 2 ** 20)} → ${f0(end.arrayBuffersBytes / 2 ** 20)} MB); CPU ${f1(cpuMsPerS)} ms/s`,
+    );
     const perDeviceKb =
       first && end.busWaiting > first.busWaiting ? (end.rssBytes - first.rssBytes) / 1024 / (end.busWaiting - first.busWaiting) : NaN;
     return {
@@ -429,6 +482,8 @@ async function capacity(tmp: string): Promise<Capacity> {
       rssMaxMb: rssMax / 2 ** 20,
       cpuMsPerS,
       perDeviceKb,
+      heapPerDeviceKb: perHeld(idle.heapUsedBytes, end.heapUsedBytes),
+      externalPerDeviceKb: perHeld(idle.externalBytes, end.externalBytes),
       loadStatus: last.byStatus,
       loadErrors: last.errors,
     };
@@ -463,9 +518,9 @@ function report(rows: LatencyRow[], cap: Capacity | null, notes: string[], total
     return `| ${r.scenario} | ${r.channel} | ${r.ms.length} | ${f1(pct(r.ms, 0.5))} | ${f1(p99)} | ${f1(Math.max(...r.ms))} | ${f1(pct(r.triggerMs, 0.5))} | ${verdict} |`;
   });
   const capTable = cap
-    ? `| devices | held (min during window) | server RSS before, MB | RSS with all held, MB | RSS max in window, MB | RSS per device, KB (marginal, 10 % → all held) | server CPU, ms per s (${IDLE_S} s window) | load answers by status | load errors | target |
-|--:|--:|--:|--:|--:|--:|--:|---|--:|---|
-| ${cap.devices.toLocaleString('en-US')} | ${cap.held.toLocaleString('en-US')} | ${f0(cap.rssIdleMb)} | ${f0(cap.rssHeldMb)} | ${f0(cap.rssMaxMb)} | ${f1(cap.perDeviceKb)} | ${f1(cap.cpuMsPerS)} | ${Object.entries(
+    ? `| devices | held (min during window) | server RSS before, MB | RSS with all held, MB | RSS max in window, MB | RSS per device, KB (marginal, 10 % → all held) | heap / external per device, KB | server CPU, ms per s (${IDLE_S} s window) | load answers by status | load errors | target |
+|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|---|
+| ${cap.devices.toLocaleString('en-US')} | ${cap.held.toLocaleString('en-US')} | ${f0(cap.rssIdleMb)} | ${f0(cap.rssHeldMb)} | ${f0(cap.rssMaxMb)} | ${f1(cap.perDeviceKb)} | ${f1(cap.heapPerDeviceKb)} / ${f1(cap.externalPerDeviceKb)} | ${f1(cap.cpuMsPerS)} | ${Object.entries(
         cap.loadStatus,
       )
         .map(([k, v]) => `${k}: ${v.toLocaleString('en-US')}`)
@@ -493,8 +548,8 @@ Written by \`npm run bench:device -- --write\` (bench/device.ts) between the \`d
 - **Capacity:** ${cap ? cap.devices.toLocaleString('en-US') : COUNT.toLocaleString('en-US')} v2 devices (enrolled by a set-up server process${cap ? ` in ${f1(cap.enrollS)} s` : ''}; a fresh one serves them) each hold a correctly
   signed long-poll (\`GET /device/v2/challenges\` with \`If-None-Match\`), opened by a separate load process
   (bench/device_load.ts, one keep-alive connection per device, ${RAMP} being opened at a time), on one server process
-  (SQLite, \`device.max_connections\` raised to devices + 1000). RSS = the server's resident set (run with tsx, whose
-  TypeScript loader is part of it; "before" = the started server with no device connected); CPU = the server's
+  (SQLite, \`device.max_connections\` raised to devices + 1000). RSS = the server's resident set ("before" = the started
+  server with no device connected). ${CAPACITY_TSX ? 'The server ran with tsx on the TypeScript sources (`--capacity-tsx`): its loader (a second V8 isolate) is part of the RSS, which production does not carry.' : 'The server ran as production runs it: `npm start` = plain node with `' + PRODUCTION_NODE_FLAGS.join(' ') + '` on JavaScript compiled by tsc from the same sources (the bench compiles them first). That is what ships, and the target is about the server an operator runs; tsx, which the latency scenarios use, adds a loader thread (a second V8 isolate) that no deployment has (`--capacity-tsx` measures with it).'} Heap / external per device = V8 heap in use and memory outside it bound to JS objects (sockets, parsers, keys, Buffers), before → all held, divided by the held count. CPU = the server's
   user+system time over ${IDLE_S} s with no logins, i.e. the cost of the devices' 25 s long-poll cycle (every device
   reconnects with a fresh signature once per cycle).
 
@@ -531,9 +586,11 @@ const rows: LatencyRow[] = [];
 const notes: string[] = [];
 let cap: Capacity | null = null;
 try {
-  await oneNode(tmp, rows);
-  if (args.includes('--no-pg')) notes.push('The two-node PostgreSQL scenario was skipped (--no-pg).');
-  else if (!(await reachable(PG_ADMIN_URL))) {
+  if (args.includes('--no-latency')) notes.push('The latency scenarios were skipped (--no-latency).');
+  else await oneNode(tmp, rows);
+  if (args.includes('--no-pg') || args.includes('--no-latency')) {
+    if (args.includes('--no-pg')) notes.push('The two-node PostgreSQL scenario was skipped (--no-pg).');
+  } else if (!(await reachable(PG_ADMIN_URL))) {
     const msg = `The two-node PostgreSQL scenario was skipped: ${new URL(PG_ADMIN_URL).host} is unreachable.`;
     log(msg);
     notes.push(msg);

@@ -24,6 +24,10 @@ export interface DeviceStats {
   cpuSystemUs: number;
   /** Open long-polls and streams (the answer bus's listeners). */
   busWaiting: number;
+  /** process.memoryUsage(): V8 heap in use, memory of C++ objects bound to JS (sockets, parsers, keys), Buffers. */
+  heapUsedBytes: number;
+  externalBytes: number;
+  arrayBuffersBytes: number;
 }
 
 /** What the server child prints after READY: the v1 phone's private key (PKCS#8 PEM) when it enrolled one. */

@@ -12,6 +12,8 @@
  * measured path. Prints `READY <url> <json>` (DeviceReady); answers `{type: 'stats'}` on IPC; SIGTERM stops it.
  */
 import crypto from 'node:crypto';
+import path from 'node:path';
+import { writeHeapSnapshot } from 'node:v8';
 import type net from 'node:net';
 import type { Server } from 'node:http';
 import { loadConfig } from '../server/config.ts';
@@ -105,11 +107,22 @@ const server: Server = await listen(createApp(deps), config);
 const addr = server.address() as net.AddressInfo;
 
 process.on('message', (raw: unknown) => {
+  // BENCH_DEVICE_HEAP_SNAPSHOT=DIR: `{type: 'snapshot'}` writes a heap snapshot there (looking into memory per device).
+  if ((raw as { type?: string } | null)?.type === 'snapshot' && process.env.BENCH_DEVICE_HEAP_SNAPSHOT) {
+    const file = writeHeapSnapshot(path.join(process.env.BENCH_DEVICE_HEAP_SNAPSHOT, `device-${process.pid}-${Date.now()}.heapsnapshot`));
+    process.stderr.write(`heap snapshot: ${file}\n`);
+    process.send?.({ type: 'snapshot', file });
+    return;
+  }
   if ((raw as { type?: string } | null)?.type !== 'stats') return;
   const cpu = process.cpuUsage();
+  const mem = process.memoryUsage();
   const reply: DeviceStats = {
     type: 'stats',
-    rssBytes: process.memoryUsage().rss,
+    rssBytes: mem.rss,
+    heapUsedBytes: mem.heapUsed,
+    externalBytes: mem.external,
+    arrayBuffersBytes: mem.arrayBuffers,
     cpuUserUs: cpu.user,
     cpuSystemUs: cpu.system,
     busWaiting: deps.answers.waiting,

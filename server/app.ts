@@ -20,7 +20,8 @@ import { selfserviceRouter } from './routes/selfservice.ts';
 import { apiRouter } from './routes/api.ts';
 import { SIGNATURE_HEADERS, verifySignedRequest } from './auth/app_signature.ts';
 import type { ApplicationRecord } from './store/apps_repo.ts';
-import { deviceRouter } from './routes/device.ts';
+import { CHALLENGES_PATH, createDeviceService, deviceRouter, isRawLongPoll, rawLongPoll } from './routes/device.ts';
+import { IncomingMessage, ServerResponse } from 'node:http';
 
 export interface AppState {
   /** This request's id: a sane incoming X-Request-Id, else a new UUID; echoed, logged, in the audit row. */
@@ -58,10 +59,20 @@ function clientAddress(deps: Deps, ctx: Koa.Context, params: Params): string {
  * for the log. `within` re-enters the request's log scope for the event.
  */
 function observeRequest(deps: Pick<Deps, 'clock' | 'events'>, ctx: Koa.Context, within: (f: () => void) => void = (f) => f()): void {
+  observeResponse(deps, ctx.method, ctx.path, ctx.res, () => (ctx as { _matchedRoute?: unknown })._matchedRoute, within);
+}
+
+function observeResponse(
+  deps: Pick<Deps, 'clock' | 'events'>,
+  method: string,
+  path: string,
+  res: ServerResponse,
+  routeOf: () => unknown,
+  within: (f: () => void) => void,
+): void {
   const started = deps.clock.now();
-  const { method, path, res } = ctx;
   res.once('close', () => {
-    const route = (ctx as { _matchedRoute?: unknown })._matchedRoute;
+    const route = routeOf();
     within(() =>
       deps.events.emit('request.finished', {
         method,
@@ -199,6 +210,7 @@ export function createApp(deps: Deps): Koa<AppState> {
     }
   });
 
+  const device = createDeviceService(deps);
   for (const router of [
     validateRouter(deps),
     authRouter(deps),
@@ -206,7 +218,7 @@ export function createApp(deps: Deps): Koa<AppState> {
     tokenRouter(deps),
     healthRouter(deps),
     smartphoneRouter(deps),
-    deviceRouter(deps),
+    deviceRouter(deps, device),
     openapiRouter(deps),
     ...(deps.config.selfservice.enabled ? [selfserviceRouter(deps)] : []),
     apiRouter(deps),
@@ -220,5 +232,32 @@ export function createApp(deps: Deps): Koa<AppState> {
       }),
     );
   }
+
+  // A device's long-poll is served without Koa (server/routes/device.ts isRawLongPoll): the same request id, events
+  // and error rendering as the frame above, and nothing of Koa kept while it is held.
+  const koaCallback = app.callback.bind(app);
+  app.callback = () => {
+    const koa = koaCallback();
+    return (request: Parameters<typeof koa>[0], response: Parameters<typeof koa>[1]) => {
+      // pushgate serves HTTP/1.1 (server/main.ts listen): the raw path takes Node's http request and response only.
+      if (!(request instanceof IncomingMessage) || !(response instanceof ServerResponse) || !isRawLongPoll(request))
+        return koa(request, response);
+      const req = request;
+      const res = response;
+      const incoming = req.headers['x-request-id'];
+      const info: RequestInfo = { id: typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID() };
+      res.setHeader('X-Request-Id', info.id);
+      const within = (f: () => void) => deps.scope.run(info, f);
+      return deps.scope.run(info, () => {
+        deps.events.emit('request.started', {
+          method: 'GET',
+          path: CHALLENGES_PATH,
+          peer: (req.socket.remoteAddress ?? '').replace(/^::ffff:/, ''),
+        });
+        observeResponse(deps, 'GET', CHALLENGES_PATH, res, () => CHALLENGES_PATH, within);
+        return rawLongPoll(deps, device, req, res);
+      });
+    };
+  };
   return app;
 }

@@ -109,7 +109,7 @@ export function sendReply(deps: Pick<Deps, 'waits'>, res: ServerResponse, reply:
   for (const [k, v] of Object.entries(commonHeaders(deps))) res.setHeader(k, v);
   for (const [k, v] of Object.entries(reply.headers ?? {})) res.setHeader(k, v);
   if (reply.body === null) {
-    if (reply.status !== 204) res.setHeader('Content-Length', '0');
+    if (reply.status !== 204 && reply.status !== 304) res.setHeader('Content-Length', '0');
     res.end();
     return;
   }

@@ -28,6 +28,12 @@ export interface AnswerBus {
   waitFor(transactionId: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<WaitResult>;
   /** Wakes local listeners and publishes to the other nodes. Call after the state change is committed. */
   notify(transactionId: string): void;
+  /**
+   * Calls `fn` with the key of every notification (local or from another node) before the listeners of that key are
+   * woken — for a cache that must forget what a notification may have changed; not counted in `waiting`.
+   * Returns the function that removes it.
+   */
+  observe(fn: (transactionId: string) => void): () => void;
   /** Number of registered listeners in this process. */
   readonly waiting: number;
   /** Readiness: rejects when the cross-node transport cannot carry a notification now (in-process: always fine). */
@@ -53,19 +59,29 @@ export function createAnswerBus(
   // Almost every transaction has one listener: it is stored as is, an array only when there are more.
   const listeners = new Map<string, AnswerListener | AnswerListener[]>();
   let count = 0;
+  const observers = new Set<(transactionId: string) => void>();
   const each = (entry: AnswerListener | AnswerListener[] | undefined, fn: (l: AnswerListener) => void) => {
     if (entry === undefined) return;
     if (Array.isArray(entry)) {
       for (const l of [...entry]) fn(l);
     } else fn(entry);
   };
-  const wakeLocal = (transactionId: string) => each(listeners.get(transactionId), (l) => l.onAnswer());
+  const wakeLocal = (transactionId: string) => {
+    for (const fn of observers) fn(transactionId);
+    each(listeners.get(transactionId), (l) => l.onAnswer());
+  };
   const bus: AnswerBus & { start(): Promise<void> } = {
     get waiting() {
       return count;
     },
     async start() {
       if (transport) await transport.start(wakeLocal);
+    },
+    observe(fn) {
+      observers.add(fn);
+      return () => {
+        observers.delete(fn);
+      };
     },
     listen(l) {
       const entry = listeners.get(l.transactionId);

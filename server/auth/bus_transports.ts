@@ -27,7 +27,9 @@ export function pgTransport(url: string, onError: (err: unknown) => void, schedu
   let connecting = false;
   let retryPending = false;
   let failures = 0;
-  const pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
+  // The NOTIFY connections stay open (no idle timeout): a wake-up after a quiet spell must not wait for a new
+  // connection (TCP, authentication, TLS) — that was a cross-node delivery outlier of 10+ ms.
+  const pool = new pg.Pool({ connectionString: url, max: 2, idleTimeoutMillis: 0, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
   pool.on('error', onError);
   let deliver: (tid: string) => void = () => {};
 

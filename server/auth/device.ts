@@ -15,7 +15,7 @@ import {
   DEVICE_PROTOCOL_VERSION,
   DeviceKeyError,
   deviceBusKey,
-  deviceSealKey,
+  type DeviceKeyCache,
   ed25519FromSeed,
   isDeviceV2,
   parseDeviceKey,
@@ -208,20 +208,41 @@ export function parseDeviceAuthorization(header: string | undefined): DeviceAuth
   return { serial, timestamp, signature };
 }
 
+/** What a device request needs of its token once authenticated: no secrets, no keys, a few strings. */
+export interface DeviceIdentity {
+  readonly serial: string;
+  readonly username: string | null;
+  readonly realm: string | null;
+  /** The key text payloads may be sealed to (`device_encryption_key`, else `device_public_key`). */
+  readonly sealKeyText: string | null;
+}
+
 /**
  * Authenticates a device request: the timestamp (epoch ms) within ±60 s of the server clock, the token an enrolled,
  * active v2 device, the signature over `pushgate-v2|request|METHOD|path|serial|timestamp` with its key. Every
- * failure is the same 401 (nothing tells a prober whether a serial exists).
+ * failure is the same 401 (nothing tells a prober whether a serial exists). The token is read without its secrets
+ * and its key parsed once per key text (`keys`); the signature is verified on every request.
  */
-export async function authenticateDevice(deps: Deps, auth: DeviceAuth, method: string, path: string): Promise<TokenRecord> {
+export async function authenticateDevice(
+  deps: Deps,
+  keys: DeviceKeyCache,
+  auth: DeviceAuth,
+  method: string,
+  path: string,
+): Promise<DeviceIdentity> {
   const refused = () => new AuthError('The device request could not be authenticated.', 4034);
   if (!/^\d{1,15}$/.test(auth.timestamp) || Math.abs(deps.clock.now() - Number(auth.timestamp)) > REQUEST_WINDOW_MS) throw refused();
-  const token = await deps.store.tokens.bySerial(auth.serial);
+  const token = await deps.store.tokens.publicBySerial(auth.serial);
   if (!token || token.type !== EDUPUSH.type || token.rolloutState === 'clientwait' || !isDeviceV2(token.info) || !token.active)
     throw refused();
-  const key = deviceKeyOf(token);
-  if (!key || !verifyDeviceText(key, signedText.request(method, path, auth.serial, auth.timestamp), auth.signature)) throw refused();
-  return token;
+  const key = keys.get(token.info[DEVICE_INFO.publicKey] ?? '');
+  if (!key || !verifyDeviceText(key.key, signedText.request(method, path, auth.serial, auth.timestamp), auth.signature)) throw refused();
+  return {
+    serial: token.serial,
+    username: token.username,
+    realm: token.realm,
+    sealKeyText: token.info[DEVICE_INFO.encryptionKey] || token.info[DEVICE_INFO.publicKey] || null,
+  };
 }
 
 function deviceKeyOf(token: TokenRecord) {
@@ -240,16 +261,22 @@ export interface DeviceRequests {
 }
 
 /** The open requests of a device, newest first (at most `push.poll_max_challenges`), sealed when the policy says so. */
-export async function deviceRequests(deps: Deps, token: TokenRecord): Promise<DeviceRequests> {
+export async function deviceRequests(deps: Deps, keys: DeviceKeyCache, device: DeviceIdentity): Promise<DeviceRequests> {
   const now = deps.clock.now();
-  const rows = await deps.store.challenges.newestOpen(token.serial, now, deps.config.push.pollMaxChallenges, ENROLLMENT_SESSION);
+  const rows = await deps.store.challenges.newestOpen(device.serial, now, deps.config.push.pollMaxChallenges, ENROLLMENT_SESSION);
   const plain = rows.map(pendingRequest).filter((r): r is PendingRequest => r !== null);
-  const rp = requestPolicies(
-    deps,
-    token.username && token.realm ? { user: { name: token.username, realm: token.realm, resolver: '' } } : {},
-  );
-  const sealKey = rp.action<string>(DEVICE_ACTIONS.payload, 'authentication') === 'encrypted' ? deviceSealKey(token.info) : null;
-  const requests = sealKey ? plain.map((r) => sealRequest(r, sealKey)) : plain;
+  let requests: ReadonlyArray<PendingRequest | SealedRequest> = plain;
+  if (plain.length) {
+    const rp = requestPolicies(
+      deps,
+      device.username && device.realm ? { user: { name: device.username, realm: device.realm, resolver: '' } } : {},
+    );
+    const seal =
+      rp.action<string>(DEVICE_ACTIONS.payload, 'authentication') === 'encrypted' && device.sealKeyText
+        ? keys.get(device.sealKeyText)
+        : null;
+    if (seal && seal.type !== 'ed25519') requests = plain.map((r) => sealRequest(r, seal.key));
+  }
   const nextExpiry = plain.length ? Math.min(...plain.map((r) => r.expires_at)) : null;
   return { requests, etag: requestsEtag(plain), nextExpiry };
 }

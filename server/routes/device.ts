@@ -15,11 +15,16 @@ import type { Deps } from '../deps.ts';
 import type { AppState } from '../app.ts';
 import { ParameterError, missingParameter } from '../../core/errors.ts';
 import { okEnvelope } from '../envelope.ts';
-import { clientGoneSignal } from '../respond.ts';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { clientGoneSignal, errorReply, leaveKoa, sendReply, type Reply } from '../respond.ts';
+import { createDevicePolls, type DevicePolls } from '../auth/device_polls.ts';
+import { createDeviceKeyCache, type DeviceKeyCache } from '../../tokens/push/device.ts';
 import {
   answerDeviceRequest,
   authenticateDevice,
   createDeviceConnections,
+  type DeviceConnections,
+  type DeviceIdentity,
   deviceRequests,
   discovery,
   enrollDevice,
@@ -30,9 +35,88 @@ import {
 
 type Ctx = RouterContext<AppState>;
 
-export function deviceRouter(deps: Deps): Router<AppState> {
+export const CHALLENGES_PATH = '/device/v2/challenges';
+
+/** What the device connections of one app share: their slots, the parsed device keys, the held long-polls. */
+export interface DeviceService {
+  readonly connections: DeviceConnections;
+  readonly keys: DeviceKeyCache;
+  readonly polls: DevicePolls;
+}
+
+export function createDeviceService(deps: Deps): DeviceService {
+  // One parsed key per device key text (at least one per connection the process may hold).
+  const keys = createDeviceKeyCache(Math.max(1000, deps.config.device.maxConnections));
+  return { connections: createDeviceConnections(deps.config.device), keys, polls: createDevicePolls(deps, keys) };
+}
+
+/** A long-poll's outcome: a reply now, or the poll to hold (its connection slot taken: `release` when it ends). */
+type LongPollStep =
+  | { readonly reply: Reply }
+  | { readonly hold: { device: DeviceIdentity; etag: string; deadline: number; release: () => void } };
+
+/** `GET /device/v2/challenges` up to the wait: parameters, authentication, connection slot, the list or its ETag. */
+async function longPoll(
+  deps: Deps,
+  s: DeviceService,
+  q: { method: string; path: string; wait: string | undefined; authorization: string | undefined; ifNoneMatch: string | null },
+): Promise<LongPollStep> {
+  const maxWait = deps.config.device.pollSeconds;
+  if (q.wait !== undefined && !/^\d{1,5}$/.test(q.wait)) throw new ParameterError('wait must be a number of seconds');
+  const waitMs = Math.min(q.wait === undefined ? maxWait : Number(q.wait), maxWait) * 1000;
+  const device = await authenticateDevice(deps, s.keys, parseDeviceAuthorization(q.authorization), q.method, q.path);
+  const release = s.connections.acquire(device.serial);
+  let r: Awaited<ReturnType<DevicePolls['current']>>;
+  try {
+    r = await s.polls.current(device, q.ifNoneMatch);
+  } catch (err) {
+    release();
+    throw err;
+  }
+  if (!('unchanged' in r) && r.etag !== q.ifNoneMatch) {
+    release();
+    return { reply: { status: 200, body: okEnvelope(deps.clock.now(), r.requests, { etag: r.etag }), headers: { ETag: r.etag } } };
+  }
+  if (waitMs === 0) {
+    release();
+    return { reply: { status: 304, body: null, headers: { ETag: r.etag } } };
+  }
+  return { hold: { device, etag: r.etag, deadline: deps.clock.now() + waitMs, release } };
+}
+
+/**
+ * The long-poll without Koa: `GET /device/v2/challenges` whose query is at most `wait` and that has no body — what
+ * every device sends — is answered (or held) on the raw request by the app's raw frame (server/app.ts), so a held
+ * long-poll keeps no Koa context, middleware closures or parsed parameters. Anything else takes the Koa route below,
+ * which behaves the same. Errors are rendered by errorReply, as in the Koa frame.
+ */
+export function isRawLongPoll(req: IncomingMessage): boolean {
+  if (req.method !== 'GET' || req.headers['content-length'] || req.headers['transfer-encoding']) return false;
+  const url = req.url ?? '';
+  if (url === CHALLENGES_PATH) return true;
+  return url.startsWith(`${CHALLENGES_PATH}?wait=`) && /^\d{1,5}$/.test(url.slice(CHALLENGES_PATH.length + 6));
+}
+
+export async function rawLongPoll(deps: Deps, s: DeviceService, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  try {
+    const url = req.url ?? '';
+    const step = await longPoll(deps, s, {
+      method: 'GET',
+      path: CHALLENGES_PATH,
+      wait: url.length > CHALLENGES_PATH.length ? url.slice(CHALLENGES_PATH.length + 6) : undefined,
+      authorization: req.headers.authorization,
+      ifNoneMatch: req.headers['if-none-match'] || null,
+    });
+    if ('hold' in step) s.polls.hold(res, step.hold.device, step.hold.etag, step.hold.deadline, step.hold.release);
+    else sendReply(deps, res, step.reply);
+  } catch (err) {
+    sendReply(deps, res, errorReply(deps, 'GET', CHALLENGES_PATH, err).reply);
+  }
+}
+
+export function deviceRouter(deps: Deps, service: DeviceService): Router<AppState> {
   const router = new Router<AppState>();
-  const connections = createDeviceConnections(deps.config.device);
+  const { connections, keys, polls } = service;
   deps.push.startServing();
 
   const need = (ctx: Ctx, name: string): string => {
@@ -75,53 +159,40 @@ export function deviceRouter(deps: Deps): Router<AppState> {
     };
   });
 
-  /** Authenticates the request and holds a connection slot; `release` must run when the connection ends. */
+  /** Authenticates the request and takes a connection slot; `release` must run when the connection ends. */
   const openConnection = async (ctx: Ctx) => {
-    const token = await authenticateDevice(deps, parseDeviceAuthorization(ctx.get('authorization')), ctx.method, ctx.path);
-    const release = connections.acquire(token.serial);
-    return { token, release, gone: clientGoneSignal(ctx.res) };
+    const device = await authenticateDevice(deps, keys, parseDeviceAuthorization(ctx.get('authorization')), ctx.method, ctx.path);
+    return { device, release: connections.acquire(device.serial) };
   };
 
-  router.get('/device/v2/challenges', async (ctx) => {
-    const waitRaw = ctx.state.params.get('wait');
-    const maxWait = deps.config.device.pollSeconds;
-    if (waitRaw !== undefined && !/^\d{1,5}$/.test(waitRaw)) throw new ParameterError('wait must be a number of seconds');
-    const waitMs = Math.min(waitRaw === undefined ? maxWait : Number(waitRaw), maxWait) * 1000;
-    const { token, release, gone } = await openConnection(ctx);
-    const watch = watchDevice(deps, token.serial, gone);
-    try {
-      const known = ctx.get('if-none-match') || null;
-      const deadline = deps.clock.now() + waitMs;
-      for (;;) {
-        const r = await deviceRequests(deps, token);
-        ctx.set('ETag', r.etag);
-        if (r.etag !== known) {
-          ctx.body = okEnvelope(deps.clock.now(), r.requests, { etag: r.etag });
-          return;
-        }
-        const now = deps.clock.now();
-        const left = deadline - now;
-        if (left <= 0) break;
-        // Also wake when the first request expires: the list changes then without any notification.
-        const woke = await watch.next(r.nextExpiry === null ? left : Math.min(left, r.nextExpiry - now + 1));
-        if (woke === 'closed') break;
-      }
-      ctx.status = 304;
-    } finally {
-      watch.close();
-      release();
+  router.get(CHALLENGES_PATH, async (ctx) => {
+    const step = await longPoll(deps, service, {
+      method: ctx.method,
+      path: ctx.path,
+      wait: ctx.state.params.get('wait'),
+      authorization: ctx.get('authorization') || undefined,
+      ifNoneMatch: ctx.get('if-none-match') || null,
+    });
+    if ('hold' in step) {
+      // Unchanged: held outside Koa (server/auth/device_polls.ts) and answered on the raw response.
+      polls.hold(leaveKoa(ctx), step.hold.device, step.hold.etag, step.hold.deadline, step.hold.release);
+      return;
     }
+    ctx.status = step.reply.status;
+    for (const [k, v] of Object.entries(step.reply.headers ?? {})) ctx.set(k, v);
+    if (step.reply.body) ctx.body = step.reply.body;
   });
 
   router.get('/device/v2/events', async (ctx) => {
-    const { token, release, gone } = await openConnection(ctx);
+    const { device, release } = await openConnection(ctx);
+    const gone = clientGoneSignal(ctx.res);
     const d = deps.config.device;
     const stream = new PassThrough();
     ctx.status = 200;
     ctx.type = 'text/event-stream'; // Cache-Control: no-cache comes from the app frame, as on every response
     ctx.set('X-Accel-Buffering', 'no'); // nginx: do not buffer the stream
     ctx.body = stream;
-    const watch = watchDevice(deps, token.serial, gone);
+    const watch = watchDevice(deps, device.serial, gone);
     const write = (text: string) => {
       if (!stream.writableEnded) stream.write(text);
     };
@@ -132,7 +203,7 @@ export function deviceRouter(deps: Deps): Router<AppState> {
         let ping = deps.clock.now() + d.sseKeepaliveSeconds * 1000;
         write('retry: 2000\n\n');
         for (;;) {
-          const r = await deviceRequests(deps, token);
+          const r = await deviceRequests(deps, keys, device);
           if (r.etag !== known) {
             known = r.etag;
             write(`id: ${r.etag}\nevent: requests\ndata: ${JSON.stringify({ requests: r.requests })}\n\n`);

@@ -109,6 +109,11 @@ export type TokenSortColumn = keyof typeof TOKEN_SORT_COLUMNS;
 export interface TokensRepo {
   insert(t: NewToken, now: number): Promise<TokenRecord>;
   bySerial(serial: string): Promise<TokenRecord | null>;
+  /**
+   * The same row without its secrets (not read, not decrypted): for a check that needs only the public part — a v2
+   * device's request authentication, once per long-poll, which must not hold a decrypted server key while it waits.
+   */
+  publicBySerial(serial: string): Promise<Omit<TokenRecord, 'secrets'> | null>;
   list(filter?: TokenFilter): Promise<TokenRecord[]>;
   countByOwner(username: string, realm: string): Promise<number>;
   delete(serial: string): Promise<boolean>;
@@ -176,6 +181,32 @@ export interface TokensRepo {
 const likeEscape = (s: string): string => s.replace(/[!%_]/g, (c) => `!${c}`);
 /** An eduMFA `*` pattern as a LIKE pattern. */
 const likePattern = (v: string): string => likeEscape(v).replaceAll('*', '%');
+
+/** Every column toRecord reads except the encrypted secrets. */
+const PUBLIC_COLUMNS = [
+  'id',
+  'serial',
+  'type',
+  'username',
+  'realm',
+  'active',
+  'rollout_state',
+  'pin_hash',
+  'otp_len',
+  'counter',
+  'fail_count',
+  'max_fail',
+  'description',
+  'info',
+  'count_window',
+  'sync_window',
+  'revoked',
+  'valid_from',
+  'valid_until',
+  'created_at',
+  'last_auth_at',
+  'locked_at',
+];
 
 export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
   const toRecord = (r: Record<string, unknown>): TokenRecord => ({
@@ -257,6 +288,12 @@ export function createTokensRepo(knex: Knex, box: SecretBox): TokensRepo {
     async bySerial(serial) {
       const r = await knex('tokens').where({ serial }).first();
       return r ? toRecord(r) : null;
+    },
+    async publicBySerial(serial) {
+      const r = await knex('tokens').where({ serial }).first(PUBLIC_COLUMNS);
+      if (!r) return null;
+      const { secrets: _none, ...rest } = toRecord(r);
+      return rest;
     },
     async list(filter = {}) {
       const q = knex('tokens').select('*').orderBy('id');

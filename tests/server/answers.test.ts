@@ -123,3 +123,28 @@ test('notify publishes to the transport after waking local listeners; remote mes
   t.is(l.closed, 1);
   t.true(closed);
 });
+
+test('observe: every notification, local or from another node, is seen before the listeners are woken; not counted', async (t) => {
+  let deliver: (tid: string) => void = () => {};
+  const transport: BusTransport = {
+    name: 'test',
+    async start(onMessage) {
+      deliver = onMessage;
+    },
+    publish() {},
+    async check() {},
+    async close() {},
+  };
+  const bus = createAnswerBus(new FakeClock(), transport);
+  await bus.start();
+  const order: string[] = [];
+  const stop = bus.observe((tid) => order.push(`observed ${tid}`));
+  bus.listen({ transactionId: 'T', onAnswer: () => order.push('woken T'), onBusClosed() {} });
+  t.is(bus.waiting, 1, 'an observer is not a waiter');
+  bus.notify('T');
+  deliver('U');
+  t.deepEqual(order, ['observed T', 'woken T', 'observed U']);
+  stop();
+  bus.notify('T');
+  t.deepEqual(order.slice(3), ['woken T'], 'removed: no longer told');
+});

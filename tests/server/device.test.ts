@@ -174,3 +174,52 @@ test('connection limits: per device and per process, 503 with Retry-After; a fin
   t.is((await otherHeld.promise).status, 304);
   t.is((await d.poll({}, 0)).status, 200, 'the place is free again');
 });
+
+test('long-poll outside Koa: the same answers, headers and events as through the Koa route (a query beyond wait)', async (t) => {
+  const w = await pushWorld(t, { policies: [OFFER] });
+  const d = await device(w);
+  // `wait` alone: the raw path; with another parameter: the Koa route (server/routes/device.ts isRawLongPoll)
+  const viaKoa = (headers: Record<string, string>) =>
+    w.call('GET', '/device/v2/challenges', { wait: 0, x: '1' }, { headers: { ...d.auth(), ...headers } });
+  const raw = await d.poll({ 'x-request-id': 'poll-raw-1' }, 0);
+  const koa = await viaKoa({ 'x-request-id': 'poll-koa-1' });
+  for (const [r, id] of [
+    [raw, 'poll-raw-1'],
+    [koa, 'poll-koa-1'],
+  ] as const) {
+    t.is(r.status, 200);
+    t.is(r.headers.get('x-request-id'), id);
+    t.is(r.headers.get('cache-control'), 'no-cache');
+    t.regex(r.headers.get('content-type') ?? '', /^application\/json/);
+    t.deepEqual(r.body.result.value, []);
+    const finished = w.seen.find((e) => e.name === 'request.finished' && (e.payload as { path?: string }).path === '/device/v2/challenges');
+    t.truthy(finished);
+  }
+  const etag = raw.headers.get('etag')!;
+  t.is(koa.headers.get('etag'), etag);
+  const raw304 = await d.poll({ 'if-none-match': etag }, 0);
+  const koa304 = await viaKoa({ 'if-none-match': etag });
+  t.is(raw304.status, 304);
+  t.is(koa304.status, 304);
+  t.is(raw304.headers.get('etag'), etag);
+  t.is(koa304.headers.get('etag'), etag);
+  // errors: the same envelope from both
+  const bad = { authorization: 'PushGate-Device serial="nope", timestamp="1", signature="AAAA"' };
+  const rawErr = await w.call('GET', '/device/v2/challenges', {}, { headers: bad });
+  const koaErr = await w.call('GET', '/device/v2/challenges', { x: '1' }, { headers: bad });
+  t.is(rawErr.status, 401);
+  t.is(koaErr.status, 401);
+  t.deepEqual(rawErr.body.result.error, koaErr.body.result.error);
+  t.truthy(rawErr.headers.get('x-request-id'));
+  const badWait = await d.poll({}, 'soon' as unknown as number);
+  t.is(badWait.status, 400, 'a wait that is not a number takes the Koa route and is refused there');
+  // a held raw long-poll is counted and answered on the bus like before
+  const held = track(d.poll({ 'if-none-match': etag }));
+  await until(() => w.deps.answers.waiting === 1);
+  await quiet(w);
+  await check(w, { user: 'alice', pass: '1234' });
+  const woken = await held.promise;
+  t.is(woken.status, 200);
+  t.is(woken.body.result.value.length, 1);
+  t.truthy(woken.headers.get('x-request-id'));
+});

@@ -83,6 +83,42 @@ export function parseDeviceKey(text: string): DeviceKey {
   }
 }
 
+/**
+ * Parsed device keys by their text, the most recently used kept (at most `limit`): parsing an SPKI key
+ * (crypto.createPublicKey) costs more than verifying a signature with it, and a device sends the same key text with
+ * every long-poll. About 1 KB per Ed25519 key. A text that is not an accepted key is not remembered (null).
+ */
+export interface DeviceKeyCache {
+  get(text: string): DeviceKey | null;
+  readonly size: number;
+}
+
+export function createDeviceKeyCache(limit: number): DeviceKeyCache {
+  const keys = new Map<string, DeviceKey>();
+  return {
+    get size() {
+      return keys.size;
+    },
+    get(text) {
+      const hit = keys.get(text);
+      if (hit) {
+        keys.delete(text); // most recently used last
+        keys.set(text, hit);
+        return hit;
+      }
+      let key: DeviceKey;
+      try {
+        key = parseDeviceKey(text);
+      } catch {
+        return null;
+      }
+      keys.set(text, key);
+      if (keys.size > limit) keys.delete(keys.keys().next().value!);
+      return key;
+    },
+  };
+}
+
 /** A P-256 key the server can seal payloads to (an Ed25519 device's `enc_pubkey`). */
 export function parseEncryptionKey(text: string): KeyObject {
   const k = parseDeviceKey(text);

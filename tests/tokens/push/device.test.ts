@@ -10,6 +10,7 @@ import {
   signDeviceText,
   signedText,
   spkiBase64,
+  createDeviceKeyCache,
   verifyDeviceText,
 } from '../../../tokens/push/device.ts';
 import { pendingRequest, requestsEtag } from '../../../tokens/push/device_requests.ts';
@@ -144,4 +145,21 @@ test('a v2 device on a Firebase channel gets a wake-up: an opaque id (and sealed
   t.deepEqual(r, { delivered: true });
   t.is(longpoll.sent.length, 0, 'channel longpoll: no push provider at all');
   t.deepEqual(longpoll.woken, ['EDUP0001']);
+});
+
+test('the device key cache parses a key text once, refuses what is not an accepted key, and keeps the most recent', (t) => {
+  const cache = createDeviceKeyCache(2);
+  const texts = [0, 1, 2].map(() => spkiBase64(crypto.generateKeyPairSync('ed25519').publicKey));
+  const first = cache.get(texts[0]!);
+  t.is(first?.type, 'ed25519');
+  t.is(cache.get(texts[0]!), first, 'the same parsed key');
+  t.is(cache.get('not a key'), null);
+  t.is(cache.get(spkiBase64(crypto.generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).publicKey)), null, 'P-384 is not accepted');
+  t.is(cache.size, 1, 'nothing refused is remembered');
+  const second = cache.get(texts[1]!);
+  cache.get(texts[0]!); // used again: the most recent
+  cache.get(texts[2]!); // over the limit: the least recently used (texts[1]) goes
+  t.is(cache.size, 2);
+  t.is(cache.get(texts[0]!), first);
+  t.not(cache.get(texts[1]!), second, 'parsed again');
 });
