@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { ENV_OVERRIDES, envOverrides, loadConfig, parseConfigWith, phoneUrlProblems, publicUrlWarning } from '../../server/config.ts';
 import { ConfigError } from '../../core/errors.ts';
+import { CLI_ENTRY } from '../helpers/nodes.ts';
 import { createCliWorld } from './cli_world.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -135,9 +136,9 @@ test('public_url checks: 0.0.0.0, loopback while listening on all interfaces, ht
   t.is(publicUrlWarning(parseConfigWith({ server: { host: '0.0.0.0', public_url: 'https://mfa.example.org' } }, '/', []), '1'), null);
 });
 
-/** Runs `pushgate serve` from the sources until its `server.started` line (and what came before it). */
+/** Runs `pushgate serve` (tests/helpers/nodes.ts CLI_ENTRY: the sources, or the compiled suite's CLI) until its `server.started` line (and what came before it). */
 function serve(args: string[], env: Record<string, string>): Promise<{ lines: Array<Record<string, unknown>>; stop: () => Promise<void> }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli/main.ts'), 'serve', ...args], {
+  const proc = spawn(process.execPath, [...CLI_ENTRY, 'serve', ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH ?? '', ...env },

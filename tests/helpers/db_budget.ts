@@ -7,7 +7,8 @@
  *   ava runs at most FILES_AT_ONCE test files at once (package.json `ava.concurrency`; one process each);
  *   in each process at most TESTS_AT_ONCE tests hold database worlds at once (the lease below);
  *   a test holds at most WORLDS_PER_TEST world places (enforced below) plus PER_TEST_EXTRA connections of its own
- *   (an admin connection creating/dropping a world's database, or a test's own LISTEN client);
+ *   (an admin connection creating/dropping a world's database — on PostgreSQL one per process, kept, which is fewer
+ *   — or a test's own LISTEN client);
  *   a world place is PER_WORLD connections: a knex pool of database.pool_max = WORLD_POOL_MAX and, on PostgreSQL,
  *   the answer bus's LISTEN connection (1) and NOTIFY pool (max 2; server/auth/bus_transports.ts). A world with a
  *   bigger pool (a test that needs one says so) takes as many places as its connections fill (`placesFor`).

@@ -1,5 +1,5 @@
 /**
- * Two-node deployment (issue 5, item 6): TWO pushgate server PROCESSES (`node --import tsx cli/main.ts serve --config …`: the sources, not a build) share
+ * Two-node deployment (issue 5, item 6): TWO pushgate server PROCESSES (the CLI's `serve --config …` as tests/helpers/nodes.ts starts it) share
  * one fresh PostgreSQL database and one secrets key file, as two nodes behind a load balancer would:
  *   - the administrator is added with the CLI (`admin add --password-stdin`), which also migrates the database;
  *   - an edupush token (poll only) is enrolled through node A's /token/init and completed (step 2) by the fake phone
@@ -14,20 +14,16 @@
  * PUSHGATE_TEST_DB says, so it runs once per CI run: in the PostgreSQL suite (skipped in the others).
  */
 import test from 'ava';
-import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { eventually, pushgate as cli, type ServerNode, startNode, stopNode } from '../helpers/nodes.ts';
 import { freshDatabaseUrl, PG_ADMIN_URL, TEST_DB } from '../helpers/databases.ts';
 import { leaseWorld, WORLD_POOL_MAX } from '../helpers/db_budget.ts';
 import { FakePhone, makePhoneKey, type PhoneHost, type SmartphoneData } from '../helpers/fake_phone.ts';
 import type { Reply } from '../helpers/test_app.ts';
 import { freePort, reachable } from '../helpers/wait.ts';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 const pgAt = new URL(PG_ADMIN_URL);
 const here = TEST_DB === 'postgres';
@@ -39,92 +35,9 @@ const skip = pgUp
     : ` [skipped: PostgreSQL at ${pgAt.hostname}:${pgAt.port || 5432} is unreachable]`;
 const maybe = pgUp ? test.serial : test.skip;
 
-/** Real processes, real time: polls `cond` every 50 ms until it holds, failing after a generous `deadlineMs`. */
-async function eventually<T>(what: string, cond: () => Promise<T | undefined> | T | undefined, deadlineMs = 30_000): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const v = await cond();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`${what}: not within ${deadlineMs / 1000} s`);
-    await sleep(50);
-  }
-}
-
-interface Node {
-  name: string;
-  url: string;
-  proc: ChildProcess;
-  lines: string[];
-  exited: Promise<number | null>;
-}
-
 /** One JSON log line per event: the server logs on stdout. */
-function events(n: Node, event: string): Array<Record<string, unknown>> {
+function events(n: ServerNode, event: string): Array<Record<string, unknown>> {
   return n.lines.filter((l) => l.includes(`"event":"${event}"`)).map((l) => JSON.parse(l) as Record<string, unknown>);
-}
-
-function startNode(name: string, configFile: string, port: number): Promise<Node> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli/main.ts'), 'serve', '--config', configFile], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NODE_OPTIONS: '' },
-  });
-  const lines: string[] = [];
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  const node: Node = { name, url: `http://127.0.0.1:${port}`, proc, lines, exited };
-  let buf = '';
-  let errText = '';
-  proc.stderr!.on('data', (c: Buffer) => {
-    errText += c.toString();
-  });
-  return new Promise<Node>((resolve, reject) => {
-    const bound = setTimeout(() => reject(new Error(`${name} did not start within 60 s: ${errText}`)), 60_000);
-    proc.stdout!.on('data', (c: Buffer) => {
-      buf += c.toString();
-      let i: number;
-      // biome-ignore lint/suspicious/noAssignInExpressions: the read-a-line loop
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        lines.push(line);
-        if (line.includes('"event":"server.started"')) {
-          clearTimeout(bound);
-          resolve(node);
-        }
-      }
-    });
-    void exited.then((code) => {
-      clearTimeout(bound);
-      reject(new Error(`${name} exited with ${code}: ${errText}`));
-    });
-  });
-}
-
-async function stopNode(n: Node): Promise<void> {
-  if (n.proc.exitCode !== null || n.proc.signalCode !== null) return;
-  n.proc.kill('SIGTERM');
-  const done = await Promise.race([n.exited.then(() => true), sleep(10_000).then(() => false)]);
-  if (!done) {
-    n.proc.kill('SIGKILL');
-    await n.exited;
-  }
-}
-
-/** `pushgate <args>` with `stdin`; resolves with the exit code and output. */
-function cli(args: string[], stdin: string): Promise<{ code: number | null; out: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli/main.ts'), ...args], {
-    cwd: ROOT,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let out = '';
-  proc.stdout.on('data', (c: Buffer) => {
-    out += c.toString();
-  });
-  proc.stderr.on('data', (c: Buffer) => {
-    out += c.toString();
-  });
-  proc.stdin.end(stdin);
-  return new Promise((resolve) => proc.once('exit', (code) => resolve({ code, out })));
 }
 
 async function call(
@@ -159,11 +72,11 @@ async function call(
   return { status: res.status, body: parsed, headers: res.headers, text };
 }
 
-const host = (n: Node): PhoneHost => ({ call: (m, p, params, o) => call(n.url, m, p, params, o), clock: { now: () => Date.now() } });
+const host = (n: ServerNode): PhoneHost => ({ call: (m, p, params, o) => call(n.url, m, p, params, o), clock: { now: () => Date.now() } });
 
 interface Cluster {
-  a: Node;
-  b: Node;
+  a: ServerNode;
+  b: ServerNode;
   admin: string;
   dbDrop: () => Promise<void>;
   tmp: string;
@@ -245,7 +158,7 @@ function pollUntilOpen(phone: FakePhone): Promise<SmartphoneData> {
 }
 
 /** Node `n`'s log lines of `event`, once there are at least `count` (stdout arrives apart from the HTTP replies). */
-function logged(n: Node, event: string, count = 1): Promise<Array<Record<string, unknown>>> {
+function logged(n: ServerNode, event: string, count = 1): Promise<Array<Record<string, unknown>>> {
   return eventually(`${count} ${event} log line(s) of node ${n.name}`, () => {
     const e = events(n, event);
     return e.length >= count ? e : undefined;
