@@ -202,8 +202,9 @@ export const REFUSAL_KEYS_MAX = 10_000;
 
 /**
  * What makes two refusals "the same" for the log (attachLog), or undefined for an event that is always its own line:
- * a back-off refusal (limit and key), a refused PIN job (reason and key), and the request.failed line of a refusal
- * answered 429/503 (method, path, status, code) — its reason is in the throttle.refused / pin.rejected line.
+ * a back-off refusal (limit and key), a refused PIN job (reason and key), the request.failed line of a refusal
+ * answered 429/503 (method, path, status, code) — its reason is in the throttle.refused / pin.rejected line — and the
+ * check.result of a repeated push login (user, realm, address, serials: the open login again, no new push).
  */
 export function refusalKey(name: EventName, payload: object): string | undefined {
   if (name === 'throttle.refused') {
@@ -213,6 +214,12 @@ export function refusalKey(name: EventName, payload: object): string | undefined
   if (name === 'pin.rejected') {
     const e = payload as EventMap['pin.rejected'];
     return `${name}\0${e.reason}\0${e.key}`;
+  }
+  if (name === 'check.result') {
+    // A repeat of an open push login (a push flood with the PIN): a trigger refused without a new push.
+    const e = payload as EventMap['check.result'];
+    if (e.reused) return `${name}\0${e.user ?? ''}\0${e.realm ?? ''}\0${e.client}\0${e.serials.join(',')}`;
+    return undefined;
   }
   if (name === 'request.failed') {
     const e = payload as EventMap['request.failed'];
