@@ -44,5 +44,5 @@ EXPOSE 5001
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PUSHGATE_PORT||5001)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # The flags of `npm start` (README "Running in production"); `docker run IMAGE db migrate` runs another command.
-ENTRYPOINT ["node", "--max-semi-space-size=2", "--optimize-for-size", "/opt/pushgate/bin/pushgate.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=8", "/opt/pushgate/bin/pushgate.js"]
 CMD ["serve"]

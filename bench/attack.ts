@@ -25,7 +25,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { base32Encode } from '../tokens/base32.ts';
 import { PIN } from './common.ts';
 import type { AttackStats, FloodResult, FloodTask } from './attack_common.ts';
-import { type RawAnswer, requester, startAttackServer, startFlood, type ServerChild, writeAttackConfig } from './attack_children.ts';
+import {
+  logLinesByEvent,
+  type RawAnswer,
+  requester,
+  serverNodeFlags,
+  startAttackServer,
+  startFlood,
+  type ServerChild,
+  writeAttackConfig,
+} from './attack_children.ts';
 import { foreignCpu, processCpuMs } from './cpu.ts';
 import { BENCH_DIR, envInt, quickWriteFlags } from './env.ts';
 
@@ -216,7 +225,8 @@ Written by \`npm run bench:attack\` (bench/attack.ts) between the \`attack\` mar
 - **Machine:** ${cpu}, ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${os.type()} ${os.release()} ${os.arch()}
 - **Node:** ${process.version}
 - **Command:** \`npm run bench:attack${args.length ? ' -- ' + args.join(' ') : ''}\` (whole run ${Math.round(total)} s)
-- **Set-up:** pushgate in its own child process (\`node --import tsx\`, SQLite file database, **default argon2id**
+- **Set-up:** pushgate in its own child process (\`node ${serverNodeFlags().join(' ')} --import tsx\`: the V8 flags of \`npm start\`;
+  log level info, JSON lines written synchronously to a file as production writes stdout; SQLite file database, **default argon2id**
   m=19456 KiB t=2 p=1, default limits, \`server.trusted_proxies: [127.0.0.1]\`); ${SECONDS} s per phase. The flood
   (${CONNECTIONS} connections, autocannon, its own process) sends \`POST /validate/check\` from one end-user address
   (\`client=198.51.100.66\`): *wrong-PIN flood* \`user=victim&pass=<wrong PIN>\`; *push flood* \`user=pushuser&pass=<right PIN>\`
@@ -265,6 +275,7 @@ try {
   results.push(await runPhase(srv, 'push flood (right PIN)', flood(PIN, 'pushuser')));
 } finally {
   await srv.stop();
+  log(`server log lines by event: ${JSON.stringify(logLinesByEvent(configFile))}`);
   fs.rmSync(tmp, { recursive: true, force: true });
 }
 const section = report(results, (performance.now() - started) / 1000);

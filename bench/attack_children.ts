@@ -18,9 +18,38 @@ export interface ServerChild {
   stop(): Promise<void>;
 }
 
+/**
+ * The V8 flags of the server child: those of `npm start` (package.json), so that the bench measures the heap that
+ * ships; BENCH_SERVER_NODE_FLAGS replaces them (`BENCH_SERVER_NODE_FLAGS=' '` for plain node, or extra flags such as
+ * `--cpu-prof` to profile the server).
+ */
+export function serverNodeFlags(): string[] {
+  const given = process.env.BENCH_SERVER_NODE_FLAGS;
+  if (given !== undefined) return given.split(' ').filter(Boolean);
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
+  return pkg.scripts.start.split(' ').filter((w) => w.startsWith('--'));
+}
+
+/** The server child's log file (JSON lines at the config's level, written as production writes stdout: synchronously). */
+export const serverLogFile = (configFile: string): string => path.join(path.dirname(configFile), 'server.log');
+
+/** Lines of the server child's log by event (what the logging of a phase cost, in lines). */
+export function logLinesByEvent(configFile: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  let text = '';
+  try {
+    text = fs.readFileSync(serverLogFile(configFile), 'utf8');
+  } catch {
+    return out;
+  }
+  for (const m of text.matchAll(/"event":"([^"]+)"/g)) out[m[1]!] = (out[m[1]!] ?? 0) + 1;
+  return out;
+}
+
 /** Starts bench/attack_server.ts with `users` legitimate users; its stderr is echoed with `label`. */
 export async function startAttackServer(configFile: string, users: number, label = 'attack_server'): Promise<ServerChild> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, 'attack_server.ts'), configFile, String(users)], {
+  const args = [...serverNodeFlags(), '--import', 'tsx', path.join(BENCH_DIR, 'attack_server.ts'), configFile, String(users)];
+  const proc = spawn(process.execPath, args, {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
@@ -122,7 +151,7 @@ export function requester(base: string): (method: string, p: string, body?: stri
 
 /**
  * The config of the benches' pushgate child, in a fresh temp dir: SQLite file database and key there, the IdP on
- * loopback as a trusted proxy, log level error, push enrollment poll only.
+ * loopback as a trusted proxy, the default log level (info; the lines go to serverLogFile), push enrollment poll only.
  */
 export function writeAttackConfig(prefix: string): { tmp: string; configFile: string } {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -133,7 +162,7 @@ export function writeAttackConfig(prefix: string): { tmp: string; configFile: st
       'server: {host: 127.0.0.1, port: 0, public_url: "https://mfa.bench.invalid", trusted_proxies: ["127.0.0.1"]}',
       `database: {url: "sqlite:${path.join(tmp, 'pushgate.db')}"}`,
       `secrets: {key_file: "${path.join(tmp, 'pushgate.key')}"}`,
-      'log: {level: error}',
+      'log: {level: info}', // the default level: each refusal's log lines are part of what it costs
       'policies:',
       '  - {name: push-enroll, scope: enrollment, actions: {edupush_firebase_configuration: "poll only"}}',
       '',

@@ -9,6 +9,7 @@
  * the IPC channel (CPU, RSS, the node's counters); SIGTERM stops it.
  */
 import crypto from 'node:crypto';
+import pino from 'pino';
 import type net from 'node:net';
 import type { Server } from 'node:http';
 import { loadConfig } from '../server/config.ts';
@@ -16,7 +17,7 @@ import { buildDeps } from '../server/deps.ts';
 import { createApp } from '../server/app.ts';
 import { Events } from '../core/events.ts';
 import { RequestScope } from '../core/request_scope.ts';
-import { attachLog, createLogger, lineDestination } from '../server/log.ts';
+import { attachLog, createLogger } from '../server/log.ts';
 import { systemClock } from '../core/clock.ts';
 import { enrollToken } from '../server/auth/tokens_admin.ts';
 import { handleSmartphoneRequest } from '../server/auth/smartphone.ts';
@@ -25,6 +26,7 @@ import { EDUPUSH } from '../tokens/push/variants.ts';
 import { listen } from '../server/main.ts';
 import { PIN } from './common.ts';
 import type { AttackStats } from './attack_common.ts';
+import { serverLogFile } from './attack_children.ts';
 
 const [configFile, usersArg] = process.argv.slice(2);
 if (!configFile || !usersArg) {
@@ -39,7 +41,8 @@ const logger = createLogger({
   format: 'json',
   clock: systemClock,
   node: config.server.nodeName,
-  destination: lineDestination((line) => process.stderr.write(line + '\n')),
+  // Synchronous writes to a file, as production writes its stdout (server/log.ts createLogger: pino.destination, sync).
+  destination: pino.destination({ dest: serverLogFile(configFile), sync: true, mode: 0o600 }),
 });
 attachLog(events, logger, scope);
 const deps = await buildDeps(config, { events, scope });

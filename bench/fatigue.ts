@@ -24,7 +24,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { base32Encode } from '../tokens/base32.ts';
 import { PIN } from './common.ts';
 import type { AttackStats, FloodResult } from './attack_common.ts';
-import { requester, startAttackServer, startFlood, writeAttackConfig } from './attack_children.ts';
+import { logLinesByEvent, requester, serverNodeFlags, startAttackServer, startFlood, writeAttackConfig } from './attack_children.ts';
 import { BENCH_DIR, envInt } from './env.ts';
 
 const args = process.argv.slice(2);
@@ -181,6 +181,7 @@ try {
   stats = await srv.stats();
 } finally {
   await srv.stop();
+  log(`server log lines by event: ${JSON.stringify(logLinesByEvent(configFile))}`);
   fs.rmSync(tmp, { recursive: true, force: true });
 }
 
@@ -205,7 +206,8 @@ Written by \`npm run bench:fatigue -- --write\` (bench/fatigue.ts) between the \
 - **Machine:** ${cpu}, ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${os.type()} ${os.release()} ${os.arch()}
 - **Node:** ${process.version}
 - **Command:** \`npm run bench:fatigue${args.length ? ' -- ' + args.join(' ') : ''}\` (whole run ${Math.round((performance.now() - started) / 1000)} s)
-- **Set-up:** pushgate in its own child process (SQLite file database, default argon2id, default limits, the push-fatigue
+- **Set-up:** pushgate in its own child process (\`node ${serverNodeFlags().join(' ')} --import tsx\`, the V8 flags of \`npm start\`;
+  log level info, written synchronously to a file; SQLite file database, default argon2id, default limits, the push-fatigue
   defaults, no policy but the enrollment's), the IdP a trusted proxy. The attacker has the PIN: ${CONNECTIONS} connections
   (autocannon, its own process) send \`user=pushuser&pass=<PIN>&client=${ATTACKER}\` for ${SECONDS} s. The real user
   (\`client=${USER_ADDRESS}\`) logs in every ${EVERY_S} s: trigger, approve their own push on the phone, polltransaction,

@@ -72,9 +72,7 @@ const RAMP = envInt('BENCH_WAIT_RAMP', 256, 1);
 const WARMUP = 100;
 const COMPILED = process.env.BENCH_WAIT_TSX !== '1';
 /** Node flags of the server children: the production recommendation of the README unless BENCH_WAIT_NODE_OPTIONS says otherwise. */
-const SERVER_NODE_FLAGS = (process.env.BENCH_WAIT_NODE_OPTIONS ?? '--max-semi-space-size=2 --optimize-for-size')
-  .split(/\s+/)
-  .filter(Boolean);
+const SERVER_NODE_FLAGS = (process.env.BENCH_WAIT_NODE_OPTIONS ?? '--max-semi-space-size=8').split(/\s+/).filter(Boolean);
 /** The largest one-node size is measured once more with plain `node` (no flags), for comparison (BENCH_WAIT_PLAIN=0: not). */
 const PLAIN = process.env.BENCH_WAIT_PLAIN !== '0' && SERVER_NODE_FLAGS.length > 0;
 const PLAIN_SCENARIO = 'plain `node`, no flags: one node, SQLite';

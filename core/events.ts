@@ -48,6 +48,8 @@ export interface EventMap {
     transactionId?: string;
     /** The end user's address (the peer, or named by a trusted proxy). */
     client: string;
+    /** A CHALLENGE that is this address's open push login again (its pass repeated): no new push was sent. */
+    reused?: true;
   };
   'token.fail_counter': { serial: string; failCount: number; maxFail: number };
   'token.locked': { serial: string };

@@ -11,7 +11,7 @@
 import { Writable } from 'node:stream';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import pretty from 'pino-pretty';
-import type { Clock } from '../core/clock.ts';
+import { type Clock, systemClock } from '../core/clock.ts';
 import type { EventMap, EventName, Events } from '../core/events.ts';
 import type { RequestScope } from '../core/request_scope.ts';
 
@@ -52,7 +52,8 @@ const EVENT_LEVELS: { readonly [K in EventName]: LogLevel | ((payload: EventMap[
   'audit.write_failed': 'error',
   'request.started': 'debug',
   'request.finished': 'debug',
-  'request.failed': (e) => (e.status >= 500 ? 'error' : 'info'),
+  // 503: a refusal under load (PIN queue, wait limit), told by its own warn event — not a fault of the server
+  'request.failed': (e) => (e.status === 503 ? 'warn' : e.status >= 500 ? 'error' : 'info'),
   'policy.matched': 'debug',
   'admin.login': (e) => (e.success ? 'info' : 'warn'),
   'check.result': 'info',
@@ -195,25 +196,123 @@ export function createLogger(opts: LoggerOptions): Logger {
   );
 }
 
+/** How long repeated refusals of one kind are summed into one line (attachLog); REFUSAL_KEYS_MAX kinds at most. */
+export const REFUSAL_WINDOW_MS = 10_000;
+export const REFUSAL_KEYS_MAX = 10_000;
+
+/**
+ * What makes two refusals "the same" for the log (attachLog), or undefined for an event that is always its own line:
+ * a back-off refusal (limit and key), a refused PIN job (reason and key), the request.failed line of a refusal
+ * answered 429/503 (method, path, status, code) — its reason is in the throttle.refused / pin.rejected line — and the
+ * check.result of a repeated push login (user, realm, address, serials: the open login again, no new push).
+ */
+export function refusalKey(name: EventName, payload: object): string | undefined {
+  if (name === 'throttle.refused') {
+    const e = payload as EventMap['throttle.refused'];
+    return `${name}\0${e.limit}\0${e.key}`;
+  }
+  if (name === 'pin.rejected') {
+    const e = payload as EventMap['pin.rejected'];
+    return `${name}\0${e.reason}\0${e.key}`;
+  }
+  if (name === 'check.result') {
+    // A repeat of an open push login (a push flood with the PIN): a trigger refused without a new push.
+    const e = payload as EventMap['check.result'];
+    if (e.reused) return `${name}\0${e.user ?? ''}\0${e.realm ?? ''}\0${e.client}\0${e.serials.join(',')}`;
+    return undefined;
+  }
+  if (name === 'request.failed') {
+    const e = payload as EventMap['request.failed'];
+    if (e.status === 429 || e.status === 503) return `${name}\0${e.method}\0${e.path}\0${e.status}\0${e.code}`;
+  }
+  return undefined;
+}
+
+export interface AttachLogOptions {
+  /** Times the refusal windows (default: the system clock). */
+  readonly clock?: Clock;
+  /** REFUSAL_WINDOW_MS unless given; 0 writes every refusal as its own line. */
+  readonly refusalWindowMs?: number;
+}
+
 /**
  * Writes every event as one line at its level (EVENT_LEVELS); `req_id` from the request scope. An error's stack
  * (request.failed) is a string field at debug only — at other levels the line has the message and the code.
- * Returns the unsubscription.
+ *
+ * Refusals under a flood (refusalKey: 429/503 answers, back-off and PIN-queue refusals) would otherwise be a few
+ * synchronous lines per refused request — the larger part of what a refused request costs. The first refusal of a
+ * kind is written at once; the same refusals in the next REFUSAL_WINDOW_MS are counted and written as one line when
+ * the window ends (the last one's fields, `repeated: N`, `window_ms`), so the log still counts every refusal
+ * (1 + the sum of `repeated`). Each refused request still has its audit row (with its request id) and its /metrics
+ * count: those listen to the events, not to the log. Returns the unsubscription (which writes the open windows' lines), and `flush` for those lines alone.
  */
-export function attachLog(events: Events, logger: Logger, scope: RequestScope): () => void {
-  return events.onAny((name, payload) => {
-    const level = levelOf(name, payload as never);
-    if (!logger.isLevelEnabled(level)) return;
+export function attachLog(
+  events: Events,
+  logger: Logger,
+  scope: RequestScope,
+  opts: AttachLogOptions = {},
+): (() => void) & { flush(): void } {
+  const clock = opts.clock ?? systemClock;
+  const windowMs = opts.refusalWindowMs ?? REFUSAL_WINDOW_MS;
+  interface Window {
+    readonly since: number;
+    count: number;
+    name: EventName;
+    level: LogLevel;
+    payload: object;
+    cancel?: () => void;
+  }
+  const windows = new Map<string, Window>();
+
+  const fieldsOf = (name: EventName, level: LogLevel, payload: object, reqId?: string): Record<string, unknown> => {
     const fields: Record<string, unknown> = { event: name };
-    const reqId = scope.current()?.id;
     if (reqId !== undefined) fields.req_id = reqId;
-    for (const [k, v] of Object.entries(payload as object)) {
+    for (const [k, v] of Object.entries(payload)) {
       if (name === 'log' && (k === 'level' || k === 'msg')) continue;
       if (k === 'stack' && level !== 'debug' && !logger.isLevelEnabled('debug')) continue;
       fields[k] = v;
     }
-    logger[level](fields, messageOf(name, payload as Record<string, unknown>));
+    return fields;
+  };
+  const close = (key: string, w: Window) => {
+    windows.delete(key);
+    w.cancel?.();
+    if (w.count === 0) return;
+    const fields = { ...fieldsOf(w.name, w.level, w.payload), repeated: w.count, window_ms: windowMs };
+    const seconds = Math.round(windowMs / 100) / 10;
+    logger[w.level](fields, `${messageOf(w.name, w.payload as Record<string, unknown>)} (and ${w.count} more like it in ${seconds} s)`);
+  };
+
+  const off = events.onAny((name, payload) => {
+    const level = levelOf(name, payload as never);
+    if (!logger.isLevelEnabled(level)) return;
+    const key = windowMs > 0 ? refusalKey(name, payload as object) : undefined;
+    if (key !== undefined) {
+      const now = clock.now();
+      const open = windows.get(key);
+      if (open && now < open.since + windowMs) {
+        open.count++;
+        open.payload = payload as object;
+        open.level = level;
+        open.cancel ??= clock.schedule(open.since + windowMs - now, () => close(key, open));
+        return;
+      }
+      if (open) close(key, open);
+      if (windows.size < REFUSAL_KEYS_MAX) windows.set(key, { since: now, count: 0, name, level, payload: payload as object });
+    }
+    logger[level](fieldsOf(name, level, payload as object, scope.current()?.id), messageOf(name, payload as Record<string, unknown>));
   });
+  /** Writes the open windows' lines now. */
+  const flush = () => {
+    for (const [key, w] of [...windows]) close(key, w);
+  };
+  return Object.assign(
+    () => {
+      off();
+      flush();
+    },
+    { flush },
+  );
 }
 
 /** A destination as the Node stream pino-pretty writes to. */

@@ -76,7 +76,7 @@ export async function startServer(configFile: string | null, opts: StartOptions 
     node: config.server.nodeName,
     destination: opts.log ? lineDestination(opts.log) : undefined,
   });
-  attachLog(events, logger, scope);
+  const detachLog = attachLog(events, logger, scope);
   const deps = await buildDeps(config, { events, scope, push: opts.push });
   const app = createApp(deps);
   let server: Server | undefined;
@@ -151,7 +151,9 @@ export async function startServer(configFile: string | null, opts: StartOptions 
         try {
           await deps.close();
         } finally {
+          detachLog.flush(); // the refusals still being counted (server/log.ts attachLog)
           events.emit('server.stopped', { reason }); // the last line
+          detachLog();
         }
       })();
       return stopping;

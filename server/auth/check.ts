@@ -126,6 +126,7 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
             challenges: again,
             preferredClientMode: preferredClientMode(rp, again),
             serials: [...new Set(again.map((x) => x.serial))],
+            repeated: true,
             policies: rp.matched(),
           };
       }
@@ -262,6 +263,7 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
           challenges: again,
           preferredClientMode: preferredClientMode(rp, again),
           serials: [...new Set(again.map((x) => x.serial))],
+          repeated: true,
           ...base(),
         };
     }

@@ -42,6 +42,8 @@ export type Outcome =
       readonly preferredClientMode: string;
       /** Enrollment during login (enroll_via_multichallenge): the type of the token being enrolled. */
       readonly enrollment?: string;
+      /** The open push login of this address again (its pass repeated, server/auth/push_fatigue.ts): no new push. */
+      readonly repeated?: true;
     });
 
 /** The message of a login declined on the phone (Keycloak shows detail.message of a REJECT to the user). */

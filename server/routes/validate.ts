@@ -109,6 +109,7 @@ export function validateRouter(deps: Deps): Router<AppState> {
       policies: [...outcome.policies],
       transactionId: call.transactionId,
       client: call.client,
+      ...(outcome.kind === 'challenge' && outcome.repeated ? { reused: true as const } : {}),
     });
     if (call.application && (outcome.kind === 'accept' || outcome.kind === 'reject' || outcome.kind === 'declined'))
       authWebhook(deps, call.application, outcome.kind === 'accept', {

@@ -131,7 +131,7 @@ test('npm start runs the compiled build with the production V8 flags; install bu
     scripts: Record<string, string>;
     bin: Record<string, string>;
   };
-  t.is(pkg.scripts.start, 'node --max-semi-space-size=2 --optimize-for-size bin/pushgate.js serve');
+  t.is(pkg.scripts.start, 'node --max-semi-space-size=8 bin/pushgate.js serve');
   t.is(pkg.scripts.prepare, 'node scripts/build.js --if-possible');
   t.is(pkg.scripts.build, 'node scripts/build.js');
   t.is(pkg.bin.pushgate, 'bin/pushgate.js');

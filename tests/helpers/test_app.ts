@@ -183,7 +183,7 @@ async function buildWorld(opts: WorldOptions, release: () => void): Promise<Test
     node: config.server.nodeName,
     destination: lineDestination((line) => logs.push(line)),
   });
-  attachLog(events, logger, scope);
+  attachLog(events, logger, scope, { clock });
   let deps: Deps;
   try {
     deps = await buildDeps(config, {

@@ -321,3 +321,118 @@ test('pretty output only on a terminal (auto) or when asked for; JSON otherwise'
   t.regex(text, /INFO.*stopped \(SIGINT\)/);
   t.throws(() => JSON.parse(text) as unknown);
 });
+
+/** A logger on a fake clock and the JSON lines it wrote. */
+function refusalLog(windowMs?: number) {
+  const clock = new FakeClock();
+  const events = new Events();
+  const lines: string[] = [];
+  const logger = createLogger({ level: 'info', format: 'json', clock, node: 'n1', destination: lineDestination((l) => lines.push(l)) });
+  const detach = attachLog(events, logger, new RequestScope(), { clock, ...(windowMs === undefined ? {} : { refusalWindowMs: windowMs }) });
+  return { clock, events, detach, parsed: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
+}
+const refused = (key: string, retryAfterSeconds = 5) => ({ limit: 'user' as const, key, retryAfterSeconds });
+
+test('repeated refusals: the first one is a line at once, the same ones in the next 10 s are one line with their count', (t) => {
+  const { clock, events, parsed } = refusalLog();
+  events.emit('throttle.refused', refused('user:default:victim', 9));
+  t.is(parsed().length, 1, 'the first refusal is written at once');
+  for (let i = 0; i < 41; i++) events.emit('throttle.refused', refused('user:default:victim', 8));
+  events.emit('throttle.refused', refused('user:default:other')); // another key: its own line
+  events.emit('check.result', { serials: ['S1'], outcome: 'REJECT', message: 'wrong otp pin', policies: [], client: '10.0.0.1' });
+  events.emit('check.result', { serials: ['S1'], outcome: 'REJECT', message: 'wrong otp pin', policies: [], client: '10.0.0.1' });
+  t.deepEqual(
+    parsed().map((l) => [l.event, l.key]),
+    [
+      ['throttle.refused', 'user:default:victim'],
+      ['throttle.refused', 'user:default:other'],
+      ['check.result', undefined],
+      ['check.result', undefined],
+    ],
+    'only refusals are summed; every other event stays one line each',
+  );
+  clock.advance(9_999);
+  t.is(parsed().length, 4, 'nothing before the window ends');
+  clock.advance(1);
+  const summary = parsed()[4]!;
+  t.like(summary, {
+    level: 'warn',
+    event: 'throttle.refused',
+    key: 'user:default:victim',
+    limit: 'user',
+    retryAfterSeconds: 8,
+    repeated: 41,
+    window_ms: 10_000,
+  });
+  t.regex(String(summary.msg), /and 41 more like it in 10 s/);
+  t.is(parsed().length, 5, 'the other key had no repeat: no summary line');
+  t.is(clock.pending, 0);
+  // Every refusal is in the log: 1 line + the sum of `repeated`.
+  const victim = parsed().filter((l) => l.key === 'user:default:victim');
+  t.is(victim.length, 2);
+  t.is(1 + Number(victim[1]!.repeated), 42, 'one line at once + 41 summed = the 42 refusals');
+  // After the window the next refusal opens a new one: written at once again.
+  events.emit('throttle.refused', refused('user:default:victim'));
+  t.is(parsed().length, 6);
+  t.falsy(parsed()[5]!.repeated);
+});
+
+test('refusal windows: 429/503 request.failed lines are summed, 5xx faults never; closing the log writes the open counts', (t) => {
+  const { clock, events, detach, parsed } = refusalLog();
+  const failed = (status: number, code: number) => ({ method: 'POST', path: '/validate/check', status, code, error: 'x' });
+  for (let i = 0; i < 3; i++) events.emit('request.failed', failed(429, 429));
+  for (let i = 0; i < 3; i++) events.emit('request.failed', failed(503, 503));
+  for (let i = 0; i < 2; i++) events.emit('request.failed', failed(500, -500));
+  for (let i = 0; i < 2; i++) events.emit('pin.rejected', { reason: 'queue_full', key: 'user:default:victim' });
+  t.deepEqual(
+    parsed().map((l) => [l.level, l.status ?? l.reason]),
+    [
+      ['info', 429],
+      ['warn', 503],
+      ['error', 500],
+      ['error', 500],
+      ['warn', 'queue_full'],
+    ],
+    'a 503 (refused under load) is a warning, a 500 an error — each 500 its own line',
+  );
+  clock.advance(3_000);
+  detach();
+  const summaries = parsed().slice(5);
+  t.deepEqual(
+    summaries.map((l) => [l.event, l.status ?? l.reason, l.repeated]),
+    [
+      ['request.failed', 429, 2],
+      ['request.failed', 503, 2],
+      ['pin.rejected', 'queue_full', 1],
+    ],
+  );
+  t.is(clock.pending, 0, 'the detach cancelled the windows');
+  events.emit('request.failed', failed(429, 429));
+  t.is(parsed().length, 8, 'detached: nothing more');
+});
+
+test('refusalWindowMs 0: every refusal is its own line', (t) => {
+  const { events, parsed } = refusalLog(0);
+  for (let i = 0; i < 5; i++) events.emit('throttle.refused', refused('user:default:victim'));
+  t.is(parsed().length, 5);
+});
+
+test('a wrong-PIN flood: every refused request has its audit row and its count in /metrics, the log sums them', async (t) => {
+  const w = await world(t, { config: { limits: { failed_per_user: 2 } } });
+  await enrollHotp(w);
+  const answers = [];
+  for (let i = 0; i < 12; i++) answers.push((await check(w, { user: 'alice', pass: `wrong${i}` })).status);
+  t.deepEqual(answers, [200, 200, ...Array(10).fill(429)]);
+  const rows = (await auditRows(w)).filter((r) => r.action === 'POST /validate/check');
+  t.is(rows.length, 12, 'an audit row per request');
+  t.is(new Set(rows.map((r) => r.requestId)).size, 12, 'each with its own request id');
+  t.is((await w.deps.metrics.counters()).get('pushgate_throttled_total{limit="user"}'), 10, 'every refusal counted');
+  const throttled = () => w.logLines().filter((l) => l.event === 'throttle.refused');
+  t.is(throttled().length, 1, 'one line at once…');
+  w.clock.advance(10_000);
+  t.is(throttled().length, 2);
+  t.is(1 + Number(throttled()[1]!.repeated), 10, '…and one with the other nine');
+  const failed = w.logLines().filter((l) => l.event === 'request.failed' && l.status === 429);
+  t.is(failed.length, 2);
+  t.is(1 + Number(failed[1]!.repeated), 10);
+});

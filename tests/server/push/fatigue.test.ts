@@ -261,3 +261,39 @@ test('triggerchallenge is gated too: same address → the open login; over the c
   await trig(ATTACKER);
   assert429(t, await trig('192.0.2.9'), [1, 120]);
 });
+
+test('a push flood with the PIN: each repeat has its audit row and its count, the log writes the first repeat and then one line per 10 s', async (t) => {
+  const { w, phone } = await setup(t);
+  const first = await login(w, ATTACKER);
+  for (let i = 0; i < 6; i++) t.is(tid(await login(w, ATTACKER)), tid(first)); // from the database, then from memory
+  t.is((await polled(phone)).length, 1, 'one push');
+  const results = events(w, 'check.result');
+  t.deepEqual(
+    results.map((e) => e.reused ?? false),
+    [false, true, true, true, true, true, true],
+    'the event marks the repeats (the open login again, no new push)',
+  );
+  const rows = (await auditRows(w)).filter((r) => r.action === 'POST /validate/check');
+  t.is(rows.length, 7, 'an audit row per request');
+  t.true(rows.every((r) => r.outcome === 'CHALLENGE' && r.transactionId === tid(first)));
+  const lines = () => w.logLines().filter((l) => l.event === 'check.result');
+  t.deepEqual(
+    lines().map((l) => l.reused ?? false),
+    [false, true],
+    'the opening login and the first repeat are written at once, the other repeats are being counted',
+  );
+  w.clock.advance(10_000);
+  t.like(lines()[2], { repeated: 5, client: ATTACKER, outcome: 'CHALLENGE', window_ms: 10_000 });
+  // Another address's repeats are their own kind.
+  const user = await login(w, USER);
+  t.is(tid(await login(w, USER)), tid(user));
+  t.deepEqual(
+    lines()
+      .slice(3)
+      .map((l) => [l.client, l.reused ?? false]),
+    [
+      [USER, false],
+      [USER, true],
+    ],
+  );
+});
