@@ -267,7 +267,13 @@ async function buildWorld(opts: WorldOptions, release: () => void): Promise<Test
       // Idempotent: a test may close a world it is done with (freeing its place in the budget) before its teardown.
       closing ??= (async () => {
         try {
-          if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
+          if (server) {
+            // The test is over: every connection goes, also one that never sent a request (undici can leave such a
+            // connection behind an aborted fetch; Node's close() leaves it to the 30 s header check, ~60 s later).
+            const closed = new Promise<void>((resolve) => server!.close(() => resolve()));
+            server.closeAllConnections();
+            await closed;
+          }
           await deps.close();
           await db.drop();
           fs.rmSync(tmp, { recursive: true, force: true });
