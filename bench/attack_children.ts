@@ -6,7 +6,9 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type { AttackStats, FloodResult, FloodTask } from './attack_common.ts';
-import { BENCH_DIR, ROOT } from './env.ts';
+import { BENCH_DIR, ROOT, serverNodeFlags } from './env.ts';
+
+export { serverNodeFlags };
 
 /** The pushgate child (bench/attack_server.ts): its URL, the enrolled push token and the phone key that signs for it. */
 export interface ServerChild {
@@ -16,18 +18,6 @@ export interface ServerChild {
   proc: ChildProcess;
   stats(): Promise<AttackStats>;
   stop(): Promise<void>;
-}
-
-/**
- * The V8 flags of the server child: those of `npm start` (package.json), so that the bench measures the heap that
- * ships; BENCH_SERVER_NODE_FLAGS replaces them (`BENCH_SERVER_NODE_FLAGS=' '` for plain node, or extra flags such as
- * `--cpu-prof` to profile the server).
- */
-export function serverNodeFlags(): string[] {
-  const given = process.env.BENCH_SERVER_NODE_FLAGS;
-  if (given !== undefined) return given.split(' ').filter(Boolean);
-  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
-  return pkg.scripts.start.split(' ').filter((w) => w.startsWith('--'));
 }
 
 /** The server child's log file (JSON lines at the config's level, written as production writes stdout: synchronously). */

@@ -29,7 +29,7 @@
  * (the capacity part alone; e.g. `BENCH_DEVICE_COUNT=2000 npm run bench:device -- --no-latency` for a quick A/B),
  * --capacity-tsx (the capacity server with tsx on the sources instead of compiled JavaScript with `npm start`'s flags).
  * The capacity server runs as production does (compiled by tsc into node_modules/.cache/pushgate-bench-device, plain
- * node with `--max-semi-space-size=2 --optimize-for-size`): the RSS target is about the process an operator runs.
+ * node with the flags of `npm start` in package.json): the RSS target is about the process an operator runs.
  * File descriptors: the server and the load process each hold one socket per device: `ulimit -n` must exceed
  * BENCH_DEVICE_COUNT + ~200 (the bench checks and stops with a message otherwise).
  */
@@ -45,7 +45,7 @@ import { answer, pollOnce, type StoredDevice, streamOnce } from '../cli/device_c
 import { base32Encode } from '../tokens/base32.ts';
 import { processCpuMs } from './cpu.ts';
 import { DEVICE_PIN, type DeviceReady, type DeviceStats, deviceKey, LATENCY } from './device_common.ts';
-import { BENCH_DIR, envInt, ROOT } from './env.ts';
+import { BENCH_DIR, envInt, ROOT, serverNodeFlags } from './env.ts';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -365,8 +365,8 @@ async function twoNodes(tmp: string, rows: LatencyRow[]): Promise<void> {
 // ---------------------------------------------------------------------------------------------------------------
 // Capacity: COUNT devices holding a long-poll on one process
 
-/** `npm start`'s node flags (package.json): the capacity server runs with them. */
-const PRODUCTION_NODE_FLAGS = ['--max-semi-space-size=2', '--optimize-for-size'];
+/** `npm start`'s node flags (package.json; BENCH_SERVER_NODE_FLAGS replaces them): the capacity server runs with them. */
+const PRODUCTION_NODE_FLAGS = serverNodeFlags();
 
 /**
  * Compiles the shipped sources and bench/device_server.ts to JavaScript (tsc, transpile only) under

@@ -1,4 +1,5 @@
 /** Settings of the benchmarks: environment variables, command-line flags, paths. */
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -26,4 +27,16 @@ export function quickWriteFlags(): { args: string[]; quick: boolean; write: bool
   const args = process.argv.slice(2);
   const quick = args.includes('--quick');
   return { args, quick, write: args.includes('--write') || (!quick && !args.includes('--no-write')) };
+}
+
+/**
+ * The V8 flags of a benched server child: those of `npm start` (package.json), so that a bench measures the heap that
+ * ships; BENCH_SERVER_NODE_FLAGS replaces them (`BENCH_SERVER_NODE_FLAGS=' '` for plain node, or extra flags such as
+ * `--cpu-prof` to profile the server).
+ */
+export function serverNodeFlags(): string[] {
+  const given = process.env.BENCH_SERVER_NODE_FLAGS;
+  if (given !== undefined) return given.split(' ').filter(Boolean);
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
+  return pkg.scripts.start.split(' ').filter((w) => w.startsWith('--'));
 }

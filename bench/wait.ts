@@ -41,7 +41,7 @@ import knexFactory, { type Knex } from 'knex';
 import { createKnex } from '../server/store/knex.ts';
 import { base32Encode } from '../tokens/base32.ts';
 import { ADMIN, ADMIN_PASSWORD, type WaitChildReply } from './wait_common.ts';
-import { BENCH_DIR, ROOT, envInt } from './env.ts';
+import { BENCH_DIR, ROOT, envInt, serverNodeFlags } from './env.ts';
 
 const README = path.join(BENCH_DIR, 'README.md');
 const BEGIN = '<!-- wait:begin -->';
@@ -71,8 +71,9 @@ const ANSWER_CONC = envInt('BENCH_WAIT_ANSWER_CONC', 8, 1);
 const RAMP = envInt('BENCH_WAIT_RAMP', 256, 1);
 const WARMUP = 100;
 const COMPILED = process.env.BENCH_WAIT_TSX !== '1';
-/** Node flags of the server children: the production recommendation of the README unless BENCH_WAIT_NODE_OPTIONS says otherwise. */
-const SERVER_NODE_FLAGS = (process.env.BENCH_WAIT_NODE_OPTIONS ?? '--max-semi-space-size=8').split(/\s+/).filter(Boolean);
+/** Node flags of the server children: `npm start`'s (bench/env.ts serverNodeFlags) unless BENCH_WAIT_NODE_OPTIONS says otherwise. */
+const SERVER_NODE_FLAGS =
+  process.env.BENCH_WAIT_NODE_OPTIONS !== undefined ? process.env.BENCH_WAIT_NODE_OPTIONS.split(/\s+/).filter(Boolean) : serverNodeFlags();
 /** The largest one-node size is measured once more with plain `node` (no flags), for comparison (BENCH_WAIT_PLAIN=0: not). */
 const PLAIN = process.env.BENCH_WAIT_PLAIN !== '0' && SERVER_NODE_FLAGS.length > 0;
 const PLAIN_SCENARIO = 'plain `node`, no flags: one node, SQLite';
