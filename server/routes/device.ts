@@ -17,7 +17,7 @@ import { ParameterError, missingParameter } from '../../core/errors.ts';
 import { okEnvelope } from '../envelope.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { clientGoneSignal, errorReply, leaveKoa, sendReply, type Reply } from '../respond.ts';
-import { createDevicePolls, type DevicePolls } from '../auth/device_polls.ts';
+import { createDevicePolls, type DevicePolls } from './device_polls.ts';
 import { createDeviceKeyCache, type DeviceKeyCache } from '../../tokens/push/device.ts';
 import {
   answerDeviceRequest,
@@ -174,7 +174,7 @@ export function deviceRouter(deps: Deps, service: DeviceService): Router<AppStat
       ifNoneMatch: ctx.get('if-none-match') || null,
     });
     if ('hold' in step) {
-      // Unchanged: held outside Koa (server/auth/device_polls.ts) and answered on the raw response.
+      // Unchanged: held outside Koa (server/routes/device_polls.ts) and answered on the raw response.
       polls.hold(leaveKoa(ctx), step.hold.device, step.hold.etag, step.hold.deadline, step.hold.release);
       return;
     }

@@ -18,11 +18,11 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Deps } from '../deps.ts';
-import type { AnswerListener } from './answers.ts';
+import type { AnswerListener } from '../auth/answers.ts';
 import { deviceBusKey, type DeviceKeyCache } from '../../tokens/push/device.ts';
 import { okEnvelope } from '../envelope.ts';
 import { errorReply, sendReply } from '../respond.ts';
-import { deviceRequests, type DeviceIdentity, type DeviceRequests } from './device.ts';
+import { deviceRequests, type DeviceIdentity, type DeviceRequests } from '../auth/device.ts';
 
 const BUS_PREFIX = deviceBusKey('');
 const CHALLENGES_PATH = '/device/v2/challenges';
