@@ -8,7 +8,9 @@
  *  1. `pushGate` — BEFORE any PIN is hashed: settle the user's open logins that expired unanswered (a strike each,
  *     exactly once: the conditional close decides), then read the back-off of the user and of the end-user address
  *     and the decline lock. A user whose only usable tokens are push tokens is refused here (429 + Retry-After, or
- *     REJECT when locked), so a backed-off flood never reaches the argon2 hasher.
+ *     REJECT when locked), so a backed-off flood never reaches the argon2 hasher. A plain login that repeats what the
+ *     database showed a moment ago for its user and address — the pass of its open login, or the back-off refusal —
+ *     is answered from this node's memory before even the token list is read (server/auth/push_memory.ts).
  *  2. `claimPushLogin` — after the PIN matched, before a push is sent: a trigger from an address whose login is
  *     still open gets that login's CHALLENGE again (no new push); otherwise it claims a free place (one conditional
  *     UPDATE); with none free it is refused (429, Retry-After = when the first open login expires).
