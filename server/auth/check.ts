@@ -27,7 +27,10 @@ import {
   pushGate,
   recordPushLogin,
   releasePushLogin,
+  rememberedBackoffRefusal,
   rememberedLogin,
+  rememberedRefusal,
+  rememberRefusal,
   repeatedLogin,
   type PushGate,
 } from './push_fatigue.ts';
@@ -93,6 +96,8 @@ const single = (tokens: readonly TokenRecord[]) => (tokens.length === 1 ? tokens
 export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcome | WaitPlan> {
   if (!req.user && !req.serial) throw new ParameterError('You need to specify a serial or a user.');
 
+  /** A login that does not narrow the tokens: the one push_memory.ts may answer (see below). */
+  const plain = !req.serial && !req.type && !req.types && !req.secondFactorOnly && !req.transactionId;
   // 1. Who
   let user: UserInfo | null = null;
   let tokens: TokenRecord[];
@@ -113,22 +118,29 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
       }
       throw err;
     }
-    // The same address repeating the pass of its open push login, as this node saw it a moment ago
-    // (server/auth/open_logins.ts): that login again, before any query — what keeps a push flood cheap. Only for a plain
-    // login: a request that narrows the tokens (serial, type, the self-service page's types) goes the normal way.
-    if (!req.serial && !req.type && !req.types && !req.secondFactorOnly && !req.transactionId) {
-      const again = rememberedLogin(deps, fatigueSubject(user, []), req.address ?? null, req.pass);
-      if (again) {
+    // What this node saw of this user and address a moment ago (server/auth/push_memory.ts), before any query — what
+    // keeps a push flood cheap: the same address repeating the pass of its open push login gets that login again; a
+    // backed-off user whose only tokens are push tokens is refused again. Only for a plain login: a request that
+    // narrows the tokens (serial, type, the self-service page's types) goes the normal way.
+    if (plain) {
+      const subject = fatigueSubject(user, []);
+      const again = rememberedLogin(deps, subject, req.address ?? null, req.pass);
+      const refused = again ? null : rememberedRefusal(deps, subject, req.address ?? null);
+      if (again || refused) {
         const rp = requestPolicies(deps, { user: { name: user.name, realm: user.realm, resolver: user.resolver }, client: req.client });
-        if (rp.action<string>('authorized') !== 'deny_access')
-          return {
-            kind: 'challenge',
-            challenges: again,
-            preferredClientMode: preferredClientMode(rp, again),
-            serials: [...new Set(again.map((x) => x.serial))],
-            repeated: true,
-            policies: rp.matched(),
-          };
+        // deny_access answers before the push state on the normal way: such a request goes the normal way.
+        if (rp.action<string>('authorized') !== 'deny_access') {
+          if (refused) throw rememberedBackoffRefusal(deps, subject, refused);
+          if (again)
+            return {
+              kind: 'challenge',
+              challenges: again,
+              preferredClientMode: preferredClientMode(rp, again),
+              serials: [...new Set(again.map((x) => x.serial))],
+              repeated: true,
+              policies: rp.matched(),
+            };
+        }
       }
     }
     tokens = await deps.store.tokens.list({ username: user.name, realm: user.realm });
@@ -248,7 +260,10 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
     if (gateCloses(gate)) {
       const others = candidates.filter((t) => !outOfBand(t));
       if (!others.length) {
-        if (!gate.locked) throw backoffRefusal(deps, gate);
+        if (!gate.locked) {
+          if (plain && user) rememberRefusal(deps, gate);
+          throw backoffRefusal(deps, gate);
+        }
         deps.events.emit('throttle.refused', { limit: 'push_locked', key: gate.subject, retryAfterSeconds: 0 });
         return { kind: 'reject', message: LOCKED_MESSAGE, serials: serialsOf(candidates), ...base() };
       }

@@ -8,7 +8,9 @@
  *  1. `pushGate` — BEFORE any PIN is hashed: settle the user's open logins that expired unanswered (a strike each,
  *     exactly once: the conditional close decides), then read the back-off of the user and of the end-user address
  *     and the decline lock. A user whose only usable tokens are push tokens is refused here (429 + Retry-After, or
- *     REJECT when locked), so a backed-off flood never reaches the argon2 hasher.
+ *     REJECT when locked), so a backed-off flood never reaches the argon2 hasher. A plain login that repeats what the
+ *     database showed a moment ago for its user and address — the pass of its open login, or the back-off refusal —
+ *     is answered from this node's memory before even the token list is read (server/auth/push_memory.ts).
  *  2. `claimPushLogin` — after the PIN matched, before a push is sent: a trigger from an address whose login is
  *     still open gets that login's CHALLENGE again (no new push); otherwise it claims a free place (one conditional
  *     UPDATE); with none free it is refused (429, Retry-After = when the first open login expires).
@@ -29,6 +31,7 @@ import type { TokenRecord } from '../../tokens/types.ts';
 import type { PushBackoffRecord, PushLoginRecord } from '../store/push_fatigue_repo.ts';
 import { requestPolicies, type RequestPolicies } from './context.ts';
 import type { ChallengeOut } from './outcome.ts';
+import type { RememberedRefusal } from './push_memory.ts';
 import { storeKey } from './throttle.ts';
 import type { UserInfo } from './users.ts';
 
@@ -88,6 +91,8 @@ export interface PushGate {
   readonly limit: 'push_user' | 'push_address' | null;
   /** The subject's open logins (unexpired) as read before any PIN work. */
   readonly open: readonly PushLoginRecord[];
+  /** The clock when the gate was read (waitMs counts from here). */
+  readonly readAt: number;
 }
 
 export const BACKOFF_MESSAGE = 'Too many push logins were not answered or were declined. Try again later.';
@@ -117,6 +122,7 @@ export async function pushGate(deps: Deps, subject: string, address: string | nu
     waitMs,
     limit: waitMs === 0 ? null : addressWait >= userWait ? 'push_address' : 'push_user',
     open,
+    readAt: now,
   };
 }
 
@@ -136,7 +142,8 @@ export function repeatedLogin(deps: Deps, gate: PushGate, pass: string): readonl
   if (!mine?.passMac || !mine.transactionId || mine.challenges === null) return null;
   if (!macMatches(deps, mine.transactionId, pass, mine.passMac)) return null;
   const challenges = JSON.parse(mine.challenges) as ChallengeOut[];
-  deps.push.openLogins.remember(gate.subject, gate.client, {
+  deps.push.memory.remember(gate.subject, gate.client, {
+    kind: 'login',
     transactionId: mine.transactionId,
     passMac: mine.passMac,
     challenges,
@@ -148,13 +155,13 @@ export function repeatedLogin(deps: Deps, gate: PushGate, pass: string): readonl
 }
 
 /**
- * repeatedLogin from this node's memory (server/auth/open_logins.ts), before the token list and the push state are
- * read: the same answer while the database showed the login open less than OPEN_LOGIN_FRESH_MS ago. Null → the normal way.
+ * repeatedLogin from this node's memory (server/auth/push_memory.ts), before the token list and the push state are
+ * read: the same answer while the database showed the login open less than PUSH_MEMORY_FRESH_MS ago. Null → the normal way.
  */
 export function rememberedLogin(deps: Deps, subject: string, address: string | null, pass: string): readonly ChallengeOut[] | null {
   if (!address) return null;
-  const login = deps.push.openLogins.get(subject, address, deps.clock.now());
-  if (!login || !macMatches(deps, login.transactionId, pass, login.passMac)) return null;
+  const login = deps.push.memory.get(subject, address, deps.clock.now());
+  if (login?.kind !== 'login' || !macMatches(deps, login.transactionId, pass, login.passMac)) return null;
   deps.events.emit('push.reused', { subject, client: address, transactionId: login.transactionId });
   return login.challenges;
 }
@@ -164,9 +171,44 @@ const macMatches = (deps: Pick<Deps, 'box'>, transactionId: string, pass: string
 
 /** The refusal of a backed-off gate (429 + Retry-After), with its event. */
 export function backoffRefusal(deps: Deps, gate: PushGate): TooManyRequestsError {
-  const retryAfterSeconds = Math.max(1, Math.ceil(gate.waitMs / 1000));
-  deps.events.emit('throttle.refused', { limit: gate.limit ?? 'push_user', key: gate.subject, retryAfterSeconds });
+  return refusal(deps, gate.subject, gate.limit ?? 'push_user', gate.waitMs);
+}
+
+function refusal(deps: Deps, subject: string, limit: 'push_user' | 'push_address', waitMs: number): TooManyRequestsError {
+  const retryAfterSeconds = Math.max(1, Math.ceil(waitMs / 1000));
+  deps.events.emit('throttle.refused', { limit, key: subject, retryAfterSeconds });
   return new TooManyRequestsError(BACKOFF_MESSAGE, retryAfterSeconds);
+}
+
+/**
+ * A plain login (no serial, type, types, secondFactorOnly, transaction id) of a user whose only candidate tokens are
+ * push tokens was refused by this back-off (not locked): this node remembers the refusal for its (user, address)
+ * until PUSH_MEMORY_FRESH_MS after the read, never past the back-off's end (server/auth/push_memory.ts).
+ */
+export function rememberRefusal(deps: Deps, gate: PushGate): void {
+  if (gate.locked || gate.waitMs <= 0) return;
+  deps.push.memory.remember(gate.subject, gate.client, {
+    kind: 'refusal',
+    limit: gate.limit ?? 'push_user',
+    expiresAt: gate.readAt + gate.waitMs,
+    readAt: gate.readAt,
+  });
+}
+
+/**
+ * The back-off refusal of a plain login from this node's memory, before the token list and the push state are read:
+ * while the database showed it less than PUSH_MEMORY_FRESH_MS ago, the same refusal (same limit, Retry-After from the
+ * time left until the back-off's end). Null → the normal way.
+ */
+export function rememberedRefusal(deps: Deps, subject: string, address: string | null): RememberedRefusal | null {
+  const now = deps.clock.now();
+  const seen = deps.push.memory.get(subject, address ?? '', now);
+  return seen?.kind === 'refusal' ? seen : null;
+}
+
+/** The refusal of a remembered back-off (429 + Retry-After of the time left), with its event. */
+export function rememberedBackoffRefusal(deps: Deps, subject: string, seen: RememberedRefusal): TooManyRequestsError {
+  return refusal(deps, subject, seen.limit, seen.expiresAt - deps.clock.now());
 }
 
 /** Whether a gate keeps push tokens out of this request (back-off or lock). */
@@ -255,7 +297,8 @@ export async function recordPushLogin(
   const now = deps.clock.now();
   const stored = await deps.store.pushFatigue.record(gate.subject, claim.slot, claim.transactionId, JSON.stringify(challenges), mac);
   if (stored && mac !== null && gate.client)
-    deps.push.openLogins.remember(gate.subject, gate.client, {
+    deps.push.memory.remember(gate.subject, gate.client, {
+      kind: 'login',
       transactionId: claim.transactionId,
       passMac: mac,
       challenges,
@@ -266,7 +309,7 @@ export async function recordPushLogin(
 
 /** The login could not be created (an error before or while its challenges were stored): its place is free again. */
 export async function releasePushLogin(deps: Deps, gate: PushGate, claim: { slot: number; transactionId: string }): Promise<void> {
-  deps.push.openLogins.forget(gate.subject, gate.client);
+  deps.push.memory.forget(gate.subject, gate.client);
   await deps.store.pushFatigue.close(gate.subject, claim.slot, claim.transactionId, 'free');
 }
 
@@ -296,7 +339,8 @@ export async function settlePushAnswer(
   const subject = tokenSubject(token);
   const login = await repo.loginByTransaction(transactionId);
   const mine = login && login.subject === subject ? login : null;
-  if (mine) deps.push.openLogins.forget(subject, mine.client);
+  // An accept resets the back-off, a decline may lock: nothing this node remembers of the subject still holds.
+  deps.push.memory.forget(subject);
   if (mine && mine.state === 'open') await repo.close(subject, mine.slot, transactionId, 'answered');
   const client = mine?.client ?? '';
   if (decision === 'accept') {
@@ -380,7 +424,7 @@ export async function pushFatigueView(
 
 /** Admin unblock: the subject's back-off and lock are gone, its open places are free. */
 export async function unblockPush(deps: Deps, subject: string): Promise<{ backoff: number; logins: number }> {
-  deps.push.openLogins.forget(subject);
+  deps.push.memory.forget(subject);
   const done = await deps.store.pushFatigue.clear(subject);
   deps.events.emit('push.unblocked', { subject, ...done });
   return done;

@@ -12,7 +12,7 @@ import { POLL_ONLY } from '../../core/push_channel.ts';
 import { createKeyPool, type KeyPool, type KeyPoolOptions } from '../../tokens/push/signatures.ts';
 import { infoKeys, PUSH_VARIANTS } from '../../tokens/push/variants.ts';
 import type { PushSupport } from '../../tokens/types.ts';
-import { OpenLoginMemory } from './open_logins.ts';
+import { PushStateMemory } from './push_memory.ts';
 import { deviceBusKey } from '../../tokens/push/device.ts';
 import type { AnswerBus } from './answers.ts';
 
@@ -21,8 +21,8 @@ export interface PushServices {
   readonly keys: KeyPool;
   /** Handed to token types as `TokenContext.push`. */
   readonly support: PushSupport;
-  /** This node's short memory of open push logins, for repeated passes (server/auth/open_logins.ts). */
-  readonly openLogins: OpenLoginMemory;
+  /** This node's short memory of open push logins and back-off refusals, for repeated logins (server/auth/push_memory.ts). */
+  readonly memory: PushStateMemory;
   /**
    * This process answers `/ttype/<type>` (called by the smartphone router): keep server keys ready from now on.
    * Processes that never serve the phone (CLI) never generate keys ahead of time.
@@ -105,7 +105,7 @@ export function createPushServices(deps: PushServicesDeps, opts: PushServicesOpt
     channels,
     keys,
     support,
-    openLogins: new OpenLoginMemory(),
+    memory: new PushStateMemory(),
     startServing() {
       serving = true;
       keys.warm();

@@ -11,7 +11,7 @@ import { auditRows, check, policy } from '../../helpers/kit.ts';
 import type { TestWorld, Reply } from '../../helpers/test_app.ts';
 import type { FakePhone, SmartphoneData } from '../../helpers/fake_phone.ts';
 import { fatigueSubject, pushFatigueView } from '../../../server/auth/push_fatigue.ts';
-import { OPEN_LOGIN_FRESH_MS } from '../../../server/auth/open_logins.ts';
+import { PUSH_MEMORY_FRESH_MS } from '../../../server/auth/push_memory.ts';
 
 const USER = '198.51.100.7';
 const ATTACKER = '203.0.113.66';
@@ -88,12 +88,12 @@ test("a repeated pass is answered from this node's memory for a moment (no query
   t.is((await login(w, USER, '9999')).body.result.authentication, 'REJECT', 'another pass is never answered from memory');
   t.true(notAudit().length > 0);
 
-  w.clock.advance(OPEN_LOGIN_FRESH_MS);
+  w.clock.advance(PUSH_MEMORY_FRESH_MS);
   sqls.length = 0;
   t.is(tid(await login(w, USER)), tid(first), 'still open in the database: the same login');
   t.true(
     notAudit().some((s) => /push_logins/.test(s)),
-    'after OPEN_LOGIN_FRESH_MS the database is asked again',
+    'after PUSH_MEMORY_FRESH_MS the database is asked again',
   );
   sqls.length = 0;
   await login(w, USER);
@@ -296,4 +296,156 @@ test('a push flood with the PIN: each repeat has its audit row and its count, th
       [USER, true],
     ],
   );
+});
+
+/** Every SQL statement but the audit rows' inserts, from now on. */
+function queries(w: TestWorld): { notAudit(): string[]; clear(): void } {
+  const sqls: string[] = [];
+  w.deps.store.knex.on('query', (q: { sql: string }) => sqls.push(q.sql));
+  return {
+    notAudit: () => sqls.filter((s) => !/^insert into .audit./i.test(s)),
+    clear: () => {
+      sqls.length = 0;
+    },
+  };
+}
+
+/** What a refusal tells the client: status, error message and Retry-After. */
+const answerOf = (r: Reply) => ({
+  status: r.status,
+  message: r.body?.result?.error?.message ?? r.body?.detail?.message,
+  authentication: r.body?.result?.authentication,
+  retryAfter: r.headers.get('retry-after'),
+});
+
+/** The same request answered by the database: this node's memory of the subject forgotten first. */
+async function fromDatabase(w: TestWorld, client: string, pass = '1234'): Promise<Reply> {
+  w.deps.push.memory.forget(fatigueSubject({ name: 'alice', realm: 'default' }, []));
+  return login(w, client, pass);
+}
+
+/** The audit rows of the checks, without what differs per request (id, time, request id). */
+const auditOf = async (w: TestWorld) =>
+  (await auditRows(w)).filter((r) => r.action === 'POST /validate/check').map(({ id, time, requestId, ...rest }) => rest);
+
+test("a back-off refusal is repeated from this node's memory for a moment (no query but the audit row), the same answer as the database's, then read again; never past the back-off's end", async (t) => {
+  const { w, phone } = await setup(t);
+  await login(w, ATTACKER);
+  const [d] = await polled(phone);
+  t.is((await phone.answer(d!, { decline: true })).status, 200);
+  const q = queries(w);
+  const first = await login(w, ATTACKER);
+  assert429(t, first, 30, /declined/);
+  t.true(q.notAudit().length > 0, 'the first refusal reads the database');
+  q.clear();
+  const refusedBefore = events(w, 'throttle.refused').length;
+  const again = await login(w, ATTACKER);
+  t.deepEqual(q.notAudit(), [], 'from memory: neither the token list nor the push state is read');
+  t.deepEqual(answerOf(again), answerOf(first));
+  t.deepEqual(answerOf(await login(w, ATTACKER, 'wrong-pin')), answerOf(first), 'refused whatever the pass, as the database way');
+  t.deepEqual(q.notAudit(), []);
+  t.deepEqual(
+    events(w, 'throttle.refused').slice(refusedBefore),
+    [
+      { limit: 'push_address', key: fatigueSubject({ name: 'alice', realm: 'default' }, []), retryAfterSeconds: 30 },
+      { limit: 'push_address', key: fatigueSubject({ name: 'alice', realm: 'default' }, []), retryAfterSeconds: 30 },
+    ],
+    'the same event',
+  );
+  const audit = await auditOf(w);
+  t.is(audit.length, 4, 'an audit row per request');
+  t.deepEqual(audit.at(-2), audit.at(-3), 'the same audit row as the refusal read from the database');
+  t.like(audit.at(-2), { success: false, client: ATTACKER });
+
+  // Retry-After counts down from the back-off's end, as the database's would.
+  w.clock.advance(PUSH_MEMORY_FRESH_MS - 1);
+  q.clear();
+  const late = await login(w, ATTACKER);
+  t.deepEqual(q.notAudit(), [], 'still fresh');
+  t.deepEqual(answerOf(late), answerOf(await fromDatabase(w, ATTACKER)));
+
+  w.clock.advance(PUSH_MEMORY_FRESH_MS);
+  q.clear();
+  assert429(t, await login(w, ATTACKER), 29);
+  t.true(
+    q.notAudit().some((s) => /push_backoff/.test(s)),
+    'after PUSH_MEMORY_FRESH_MS the database is asked again',
+  );
+
+  // Read 300 ms before the back-off ends: the memory refuses until the end and not a moment longer.
+  const view = await pushFatigueView(w.deps, fatigueSubject({ name: 'alice', realm: 'default' }, []), null);
+  const end = view.backoff.find((b) => b.client === ATTACKER)!.lastStrikeAt + 30_000;
+  w.clock.advance(end - 300 - w.clock.now());
+  assert429(t, await login(w, ATTACKER), 1);
+  q.clear();
+  w.clock.advance(299);
+  assert429(t, await login(w, ATTACKER), 1);
+  t.deepEqual(q.notAudit(), [], 'remembered until the end');
+  w.clock.advance(1);
+  t.is((await login(w, ATTACKER)).body.result.authentication, 'CHALLENGE', 'the back-off is over: never refused from memory past its end');
+});
+
+test('a remembered refusal is per address: another address of the user gets the database answer (its own login, or the user back-off); an accept or an unblock on this node forgets it', async (t) => {
+  const { w, phone, serial } = await setup(t, [policy('fatigue', 'authentication', { push_backoff_user_after: 0 })]);
+  const subject = fatigueSubject({ name: 'alice', realm: 'default' }, []);
+  // The user's login is open; the attacker's push is declined: the user row and the attacker's address are backed off.
+  const mine = await login(w, USER);
+  const [userPush] = await polled(phone);
+  await login(w, ATTACKER);
+  const attackerPush = (await polled(phone)).find((p) => p.nonce !== userPush!.nonce);
+  t.is((await phone.answer(attackerPush!, { decline: true })).status, 200);
+  const q = queries(w);
+  assert429(t, await login(w, ATTACKER), 30, /declined/);
+  t.like(w.deps.push.memory.get(subject, ATTACKER, w.clock.now()), { kind: 'refusal', limit: 'push_address' });
+  q.clear();
+  const userRefused = await login(w, USER);
+  assert429(t, userRefused, 30);
+  t.true(q.notAudit().length > 0, "another address is not answered from the first address's entry");
+  t.is(events(w, 'throttle.refused').at(-1).limit, 'push_user');
+  q.clear();
+  const userAgain = await login(w, USER);
+  t.deepEqual(q.notAudit(), []);
+  t.deepEqual(answerOf(userAgain), answerOf(userRefused));
+  t.deepEqual(answerOf(userAgain), answerOf(await fromDatabase(w, USER)), 'with and without the memory: the same answer');
+  t.is(events(w, 'throttle.refused').at(-1).limit, 'push_user');
+
+  // The phone accepts the user's open login: the user row and the user's address are reset — the memory forgets.
+  t.is((await phone.answer(userPush!)).status, 200);
+  t.is(w.deps.push.memory.get(subject, USER, w.clock.now()), undefined);
+  t.is(w.deps.push.memory.get(subject, ATTACKER, w.clock.now()), undefined);
+  t.like((await check(w, { user: 'alice', pass: '', transaction_id: tid(mine), client: USER })).body, { result: { value: true } });
+  t.is((await login(w, USER)).body.result.authentication, 'CHALLENGE', 'after the accept the user logs in at once');
+  const attacker = await login(w, ATTACKER);
+  assert429(t, attacker, 30, /declined/);
+  t.deepEqual(answerOf(attacker), answerOf(await fromDatabase(w, ATTACKER)), "the attacker's address is still backed off");
+
+  // Remembered again, then unblocked on this node (the admin API; the CLI calls the same unblockPush).
+  await login(w, ATTACKER);
+  t.like(w.deps.push.memory.get(subject, ATTACKER, w.clock.now()), { kind: 'refusal' });
+  const un = await w.call('POST', `/token/unblock/${serial}`, {}, { headers: { Authorization: await w.adminToken() } });
+  t.is(un.status, 200, un.text);
+  t.is((await login(w, ATTACKER)).body.result.authentication, 'CHALLENGE', 'unblocked: the next login is not refused from memory');
+});
+
+test('a request that narrows the tokens (serial, type) is never refused from memory, and a locked user is not remembered', async (t) => {
+  const { w, phone, serial } = await setup(t, [policy('fatigue', 'authentication', { push_decline_lock: 2, push_backoff_start: 1 })]);
+  const subject = fatigueSubject({ name: 'alice', realm: 'default' }, []);
+  await login(w, ATTACKER);
+  const [d] = await polled(phone);
+  await phone.answer(d!, { decline: true });
+  assert429(t, await login(w, ATTACKER), 1);
+  const q = queries(w);
+  assert429(t, await check(w, { user: 'alice', pass: '1234', serial, client: ATTACKER }), 1);
+  t.true(q.notAudit().length > 0, 'a serial goes the normal way');
+  q.clear();
+  assert429(t, await check(w, { user: 'alice', pass: '1234', type: 'push', client: ATTACKER }), 1);
+  t.true(q.notAudit().length > 0, 'a type goes the normal way');
+  // The second decline locks: REJECT on the normal way, nothing remembered.
+  w.clock.advance(1000);
+  await login(w, ATTACKER);
+  const [d2] = await polled(phone);
+  await phone.answer(d2!, { decline: true });
+  t.is(events(w, 'push.locked').length, 1);
+  t.is((await login(w, ATTACKER)).body.result.authentication, 'REJECT');
+  t.is(w.deps.push.memory.get(subject, ATTACKER, w.clock.now()), undefined, 'a lock is not remembered');
 });
