@@ -15,7 +15,9 @@
  *   4. writes its section of bench/README.md (between `<!-- attack:begin -->` and `<!-- attack:end -->`) and prints it.
  *
  * Env: BENCH_ATTACK_SECONDS (per phase, default 30), BENCH_ATTACK_CONNECTIONS (default 64), BENCH_ATTACK_USERS (default
- * 50). Flags: --quick (5 s phases; README not written unless --write), --no-write.
+ * 50), BENCH_ATTACK_PHASES (the phases to run, comma-separated among `none`, `wrong-pin`, `push`; default all three —
+ * one phase for a quick A/B; README not written unless all three ran). Flags: --quick (5 s phases; README not written
+ * unless --write), --no-write.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -44,6 +46,14 @@ const CONNECTIONS = envInt('BENCH_ATTACK_CONNECTIONS', 64, 1);
 const USERS = envInt('BENCH_ATTACK_USERS', 50, 1);
 const HEALTH_EVERY_MS = 50;
 const POLL_EVERY_MS = 250;
+const PHASE_NAMES = ['none', 'wrong-pin', 'push'] as const;
+const PHASES = (process.env.BENCH_ATTACK_PHASES ?? PHASE_NAMES.join(','))
+  .split(',')
+  .map((p) => p.trim())
+  .filter(Boolean);
+for (const p of PHASES)
+  if (!(PHASE_NAMES as readonly string[]).includes(p))
+    throw new Error(`BENCH_ATTACK_PHASES: unknown phase ${p} (${PHASE_NAMES.join(', ')})`);
 
 const log = (msg: string) => process.stderr.write(`[bench:attack] ${msg}\n`);
 
@@ -149,6 +159,8 @@ async function runPhase(srv: ServerChild, name: string, flood: FloodTask | null)
   };
   await Promise.all([legitLoop(), healthLoop(), pollLoop()]);
   const seconds = (performance.now() - t0) / 1000;
+  const spread = (s: Series) => [0.5, 0.9, 0.99].map((p) => pct(s.ms, p).toFixed(1)).join('/');
+  log(`${name}: p50/p90/p99 ms — /healthz ${spread(health)} (n=${health.total}), poll ${spread(poll)} (n=${poll.total})`);
   const floodResult = f ? await f.result : null;
   const after = await srv.stats();
   const serverCpu = (processCpuMs(srv.proc.pid) ?? 0) - serverCpu0;
@@ -268,11 +280,15 @@ try {
     seconds: SECONDS + 1,
     body: new URLSearchParams({ user, pass, client: '198.51.100.66' }).toString(),
   });
-  results.push(await runPhase(srv, 'no flood', null));
-  await waitIdle(srv);
-  results.push(await runPhase(srv, 'wrong-PIN flood', flood('wrong-pin-0000', 'victim')));
-  await waitIdle(srv);
-  results.push(await runPhase(srv, 'push flood (right PIN)', flood(PIN, 'pushuser')));
+  if (PHASES.includes('none')) results.push(await runPhase(srv, 'no flood', null));
+  if (PHASES.includes('wrong-pin')) {
+    await waitIdle(srv);
+    results.push(await runPhase(srv, 'wrong-PIN flood', flood('wrong-pin-0000', 'victim')));
+  }
+  if (PHASES.includes('push')) {
+    await waitIdle(srv);
+    results.push(await runPhase(srv, 'push flood (right PIN)', flood(PIN, 'pushuser')));
+  }
 } finally {
   await srv.stop();
   log(`server log lines by event: ${JSON.stringify(logLinesByEvent(configFile))}`);
@@ -280,7 +296,7 @@ try {
 }
 const section = report(results, (performance.now() - started) / 1000);
 process.stdout.write(section + '\n');
-if (write) {
+if (write && results.length === PHASE_NAMES.length) {
   writeSection(section);
   log('bench/README.md updated');
 }

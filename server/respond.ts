@@ -10,8 +10,11 @@ import { DatabaseError, InternalError, MfaError } from '../core/errors.ts';
 import type { AuditEntry } from './store/audit_repo.ts';
 import type { AppContext } from './app.ts';
 
-/** An audit row before the time and the client address are added. */
-export type AuditDraft = Omit<AuditEntry, 'time' | 'client'>;
+/**
+ * An audit row before the time and the client address are added; `alone`: written at once, not with the rows of its
+ * turn (AuditInsertOptions — only for requests a flood cannot produce in bulk).
+ */
+export type AuditDraft = Omit<AuditEntry, 'time' | 'client'> & { readonly alone?: boolean };
 
 /** A response independent of Koa. `body: null` is an explicitly empty body (radiuscheck). */
 export interface Reply {
@@ -62,7 +65,8 @@ export async function writeAudit(
   admin: string | null,
 ): Promise<boolean> {
   try {
-    await deps.store.audit.insert({ ...draft, time: deps.clock.now(), client, admin: admin ?? draft.admin ?? null });
+    const { alone, ...entry } = draft;
+    await deps.store.audit.insert({ ...entry, time: deps.clock.now(), client, admin: admin ?? draft.admin ?? null }, { alone });
     return true;
   } catch (err) {
     const cause = err instanceof MfaError && err.cause !== undefined ? err.cause : err;

@@ -44,6 +44,10 @@ export function smartphoneRouter(deps: Deps): Router<AppState> {
       outcome: !success ? 'FAIL' : declined ? 'DECLINED' : 'OK',
       serials: [result.serial],
       transactionId: result.kind === 'answerChallenge' ? (result.transactionIds[0] ?? null) : null,
+      // A request that proved itself (signature, enrollment credential) has its row written at once: under a login
+      // flood the phone's poll would otherwise wait a whole turn of the flood's requests for the group commit.
+      // Refused requests (a flood of bad signatures, say) keep the group commit (the error path's draft lacks it).
+      alone: success,
       info: {
         request: result.kind,
         ...(result.kind === 'poll' ? { challenges: result.value.length } : {}),

@@ -36,8 +36,18 @@ export interface AuditFilter {
   outcome?: string;
 }
 
+/** How one row is written. */
+export interface AuditInsertOptions {
+  /**
+   * Written at once in a statement of its own instead of with the other rows of this turn of the event loop (the
+   * group commit below): for a request with a latency target that must not wait for a whole turn of a flood's
+   * requests — the phone's proven requests (its poll). Rows that a flood can produce in bulk must not set it.
+   */
+  readonly alone?: boolean;
+}
+
 export interface AuditRepo {
-  insert(e: AuditEntry): Promise<void>;
+  insert(e: AuditEntry, opts?: AuditInsertOptions): Promise<void>;
   /** The newest `limit` rows (after `afterId`), oldest first. */
   tail(limit: number, afterId?: number, filter?: AuditFilter): Promise<AuditRow[]>;
   /** The oldest `limit` rows after `afterId`, oldest first (for following the trail without gaps). */
@@ -145,8 +155,14 @@ export const AUDIT_BATCH_MAX = 256;
  * eating the event loop (one statement compiled and run per turn instead of one per request) without dropping or
  * delaying a row past its own answer. When a batch fails, its rows are written one by one, so one bad row fails
  * only its own request.
+ *
+ * The price is one turn: a row waits until every socket that was ready in its turn has been served (under a flood,
+ * tens of requests), and then for the rows of the batch ahead of it. A row inserted `alone` skips the queue: its own
+ * INSERT at once (on SQLite a synchronous statement, no turn at all), the rows already queued keep their batch.
  */
-function groupCommit(write: (rows: Record<string, unknown>[]) => Promise<unknown>): (row: Record<string, unknown>) => Promise<void> {
+function groupCommit(
+  write: (rows: Record<string, unknown>[]) => Promise<unknown>,
+): (row: Record<string, unknown>, alone?: boolean) => Promise<void> {
   type Pending = { row: Record<string, unknown>; done: (err?: unknown) => void };
   let queue: Pending[] = [];
   let scheduled = false;
@@ -169,14 +185,16 @@ function groupCommit(write: (rows: Record<string, unknown>[]) => Promise<unknown
     queue = [];
     for (let i = 0; i < all.length; i += AUDIT_BATCH_MAX) void settle(all.slice(i, i + AUDIT_BATCH_MAX));
   };
-  return (row) =>
-    new Promise<void>((resolve, reject) => {
-      queue.push({ row, done: (err) => (err === undefined ? resolve() : reject(err)) });
-      if (!scheduled) {
-        scheduled = true;
-        setImmediate(flush);
-      }
-    });
+  return (row, alone) =>
+    alone
+      ? write([row]).then(() => undefined)
+      : new Promise<void>((resolve, reject) => {
+          queue.push({ row, done: (err) => (err === undefined ? resolve() : reject(err)) });
+          if (!scheduled) {
+            scheduled = true;
+            setImmediate(flush);
+          }
+        });
 }
 
 /** `node`: written into every row (server.node_name). */
@@ -184,8 +202,8 @@ export function createAuditRepo(knex: Knex, node: string | null = null): AuditRe
   const nodeValue = node === null ? null : fitColumn(node, W.node).value;
   const write = groupCommit((rows) => knex('audit').insert(rows));
   return guarded<AuditRepo>({
-    async insert(e) {
-      await write({ ...auditRowOf(e), node: nodeValue });
+    async insert(e, opts) {
+      await write({ ...auditRowOf(e), node: nodeValue }, opts?.alone === true);
     },
     async tail(limit, afterId, filter) {
       const q = applyFilter(knex('audit').orderBy('id', 'desc').limit(limit), filter);

@@ -165,15 +165,34 @@ export const FIREBASE_UPDATE_WINDOW_MS = 5 * 60_000;
 // ---------------------------------------------------------------------------------------------------------------
 // Signature checks
 
+/**
+ * Parsed phone keys by the exact text stored on the token (a re-enrolled token's new key is a new text): parsing the
+ * SPKI for every signed request cost more than the RSA verify itself (~0.7 ms vs ~0.15–0.3 ms for RSA-2048/4096), on
+ * the event loop, for every poll. Bounded; the least recently used entry goes first. A text that does not parse is
+ * not kept (it answers null every time).
+ */
+const PHONE_KEY_CACHE_MAX = 4096;
+const phoneKeyCache = new Map<string, PhoneKey>();
+
 /** The phone key stored on an enrolled token of this variant, or null. */
 export function tokenPhoneKey(v: PushVariant, token: TokenRecord): PhoneKey | null {
   const text = token.info[infoKeys(v).publicKeySmartphone];
   if (!text) return null;
+  const cached = phoneKeyCache.get(text);
+  if (cached) {
+    phoneKeyCache.delete(text); // re-inserted as the most recently used
+    phoneKeyCache.set(text, cached);
+    return cached;
+  }
+  let key: PhoneKey;
   try {
-    return parsePhoneKey(text);
+    key = parsePhoneKey(text);
   } catch {
     return null;
   }
+  phoneKeyCache.set(text, key);
+  if (phoneKeyCache.size > PHONE_KEY_CACHE_MAX) phoneKeyCache.delete(phoneKeyCache.keys().next().value!);
+  return key;
 }
 
 export type SignatureCheck = 'valid' | 'invalid' | 'malformed';

@@ -138,6 +138,38 @@ test.serial('Firebase: the push reuses the signature made at creation, and the p
   t.deepEqual(polled.body.result.value, [pushed]);
 });
 
+test("the poll's audit row is written alone (no wait for the turn's group commit); a refused poll's row joins the batch", async (t) => {
+  // Under a login flood a row of the group commit waits a whole turn of the flood's requests (bench:attack). The
+  // phone's proven requests skip it; a flood of refused ones (bad signatures) must not, so their rows stay batched.
+  const { w, phone, serial } = await pollWorld(t, 5);
+  await openLogins(w, 1);
+  const audit = w.deps.store.audit;
+  const insert = audit.insert.bind(audit);
+  const written: { action: string; outcome: string; alone: boolean }[] = [];
+  audit.insert = (e, opts) => {
+    written.push({ action: e.action, outcome: e.outcome, alone: opts?.alone === true });
+    return insert(e, opts);
+  };
+  const ok = await phone.poll();
+  t.is(ok.status, 200, ok.text);
+  t.is(ok.body.result.value.length, 1);
+  const refused = await phone.poll({ signature: 'A'.repeat(52) });
+  t.is(refused.status, 400, refused.text);
+  t.deepEqual(written, [
+    { action: 'GET /ttype/edupush', outcome: 'OK', alone: true },
+    { action: 'GET /ttype/edupush', outcome: 'ERROR', alone: false },
+  ]);
+  const rows = (await audit.tail(10)).filter((r) => r.action === 'GET /ttype/edupush');
+  t.deepEqual(
+    rows.map((r) => [r.outcome, r.serials, r.info.request ?? null]),
+    [
+      ['OK', [serial], 'poll'],
+      ['ERROR', [serial], null],
+    ],
+    "both rows stored, the poll's with what it answered",
+  );
+});
+
 test('push.poll_max_challenges: default 5, an integer 1–100 with a path-precise error', (t) => {
   t.is(parseConfig({}, '/srv').push.pollMaxChallenges, 5);
   t.is(parseConfig({ push: { poll_max_challenges: 20 } }, '/srv').push.pollMaxChallenges, 20);

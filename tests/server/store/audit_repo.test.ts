@@ -68,3 +68,47 @@ test('rows written in different turns are not held back for each other', async (
   t.is(inserts(), 3);
   t.is((await w.deps.store.audit.tail(10)).length, 3);
 });
+
+/** The audit INSERTs the store's knex runs from now on, each as the `action` values of its rows (in statement order). */
+function auditInsertActions(w: Awaited<ReturnType<typeof world>>): string[][] {
+  const seen: string[][] = [];
+  w.deps.store.knex.on('query', (q: { sql: string; bindings?: unknown[] }) => {
+    if (!/^insert into [`"]?audit[`"]?/i.test(q.sql)) return;
+    seen.push((q.bindings ?? []).filter((b): b is string => typeof b === 'string' && b.startsWith('POST /validate/check')));
+  });
+  return seen;
+}
+
+test('a row inserted alone gets its own INSERT at once: it does not wait for the turn, the queued rows keep their batch', async (t) => {
+  const w = await world(t);
+  const statements = auditInsertActions(w);
+  const audit = w.deps.store.audit;
+  const before = [0, 1, 2].map((i) => audit.insert(entry(i)));
+  const alone = audit.insert(entry(3), { alone: true });
+  const after = [4, 5].map((i) => audit.insert(entry(i)));
+  await Promise.all([...before, alone, ...after]);
+  t.deepEqual(statements, [
+    ['POST /validate/check 3'],
+    ['POST /validate/check 0', 'POST /validate/check 1', 'POST /validate/check 2', 'POST /validate/check 4', 'POST /validate/check 5'],
+  ]);
+  t.is((await audit.tail(10)).length, 6);
+});
+
+test('a row inserted alone that the database refuses fails its own insert only', async (t) => {
+  const w = await world(t);
+  const audit = w.deps.store.audit;
+  const results = await Promise.allSettled([
+    audit.insert(entry(0)),
+    audit.insert({ ...entry(1), time: Number.NaN }, { alone: true }),
+    audit.insert(entry(2)),
+  ]);
+  t.deepEqual(
+    results.map((r) => r.status),
+    ['fulfilled', 'rejected', 'fulfilled'],
+  );
+  t.true((results[1] as PromiseRejectedResult).reason instanceof DatabaseError);
+  t.deepEqual(
+    (await audit.tail(10)).map((r) => r.username),
+    ['u0', 'u2'],
+  );
+});

@@ -10,6 +10,7 @@ import {
   isDecline,
   parseIsoTimestamp,
   pollSignedText,
+  tokenPhoneKey,
 } from '../../../tokens/push/smartphone.ts';
 import { EDUPUSH } from '../../../tokens/push/variants.ts';
 import { FakePhone, makePhoneKey } from '../../helpers/fake_phone.ts';
@@ -117,4 +118,25 @@ test('checkPhoneSignature: valid / invalid / malformed with the stored (URL-safe
       t.is(checkPhoneSignature(EDUPUSH, tokenRecord(), 'N|EDUP0001', phone.sign('N|EDUP0001')), 'invalid', 'no stored key');
     }
   }
+});
+
+test('tokenPhoneKey: parsed once per stored key text; a re-enrolled key is parsed anew and verifies, the old one no longer', (t) => {
+  const host = {
+    clock: { now: () => 0 },
+    call: async () => {
+      throw new Error('no network');
+    },
+  };
+  const first = new FakePhone(host, 'edumfa-next', makePhoneKey('rsa'));
+  const second = new FakePhone(host, 'edumfa-next', makePhoneKey('rsa'));
+  const token = tokenRecord({ info: { public_key_smartphone: first.publicKeyText() } });
+  const key = tokenPhoneKey(EDUPUSH, token);
+  t.truthy(key);
+  t.is(tokenPhoneKey(EDUPUSH, { ...token, info: { ...token.info } }), key, 'the same parsed key for the same text');
+  const reenrolled = { ...token, info: { public_key_smartphone: second.publicKeyText() } };
+  t.not(tokenPhoneKey(EDUPUSH, reenrolled), key);
+  t.is(checkPhoneSignature(EDUPUSH, reenrolled, 'N|EDUP0001', second.sign('N|EDUP0001')), 'valid');
+  t.is(checkPhoneSignature(EDUPUSH, reenrolled, 'N|EDUP0001', first.sign('N|EDUP0001')), 'invalid');
+  t.is(checkPhoneSignature(EDUPUSH, token, 'N|EDUP0001', first.sign('N|EDUP0001')), 'valid');
+  t.is(tokenPhoneKey(EDUPUSH, { ...token, info: { public_key_smartphone: 'not a key' } }), null, 'a text that does not parse is null');
 });
