@@ -88,6 +88,14 @@ export const TRANSACTION_FINISHED = 'transaction already finished or unknown';
 const isLocked = (t: TokenRecord): boolean => t.failCount >= t.maxFail;
 const single = (tokens: readonly TokenRecord[]) => (tokens.length === 1 ? tokens[0] : undefined);
 
+/** The answer to a repeat of an open push login (push_fatigue.ts repeatedLogin / rememberedLogin): that login again. */
+const repeatedChallenge = (rp: RequestPolicies, again: readonly ChallengeOut[]) => ({
+  kind: 'challenge' as const,
+  challenges: again,
+  preferredClientMode: preferredClientMode(rp, again),
+  serials: [...new Set(again.map((x) => x.serial))],
+  repeated: true as const,
+});
 /**
  * Decides a check. A WaitPlan (wait mode: the push went out, a capacity slot is held) is finished by the caller
  * with finishWait — after this frame has ended, so nothing of the token-list decision (token records with their
@@ -131,15 +139,7 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
         // deny_access answers before the push state on the normal way: such a request goes the normal way.
         if (rp.action<string>('authorized') !== 'deny_access') {
           if (refused) throw rememberedBackoffRefusal(deps, subject, refused);
-          if (again)
-            return {
-              kind: 'challenge',
-              challenges: again,
-              preferredClientMode: preferredClientMode(rp, again),
-              serials: [...new Set(again.map((x) => x.serial))],
-              repeated: true,
-              policies: rp.matched(),
-            };
+          if (again) return { ...repeatedChallenge(rp, again), policies: rp.matched() };
         }
       }
     }
@@ -272,15 +272,7 @@ export async function decideCheck(deps: Deps, req: CheckRequest): Promise<Outcom
     } else {
       // The same address repeating the pass that opened its open login: that login again, without hashing the PIN.
       const again = repeatedLogin(deps, gate, req.pass);
-      if (again)
-        return {
-          kind: 'challenge',
-          challenges: again,
-          preferredClientMode: preferredClientMode(rp, again),
-          serials: [...new Set(again.map((x) => x.serial))],
-          repeated: true,
-          ...base(),
-        };
+      if (again) return { ...repeatedChallenge(rp, again), ...base() };
     }
   }
   const c = await classify(deps, candidates, req.pass, rp, user, pinJob, req.secondFactorOnly === true);

@@ -12,6 +12,7 @@
  * to another device's record unnoticed.
  */
 import crypto, { type KeyObject } from 'node:crypto';
+import { createParseCache, type ParseCache } from '../../core/parse_cache.ts';
 
 export const DEVICE_PROTOCOL_VERSION = '2';
 /** The enrollment URL parameter that advertises v2 (`v` stays `1`: the eduMFA apps reserve `v=2` for themselves). */
@@ -84,39 +85,13 @@ export function parseDeviceKey(text: string): DeviceKey {
 }
 
 /**
- * Parsed device keys by their text, the most recently used kept (at most `limit`): parsing an SPKI key
- * (crypto.createPublicKey) costs more than verifying a signature with it, and a device sends the same key text with
- * every long-poll. About 1 KB per Ed25519 key. A text that is not an accepted key is not remembered (null).
+ * Parsed device keys by their text (core/parse_cache.ts): a device sends the same key text with every long-poll, and
+ * parsing an SPKI key costs more than verifying a signature with it. About 1 KB per Ed25519 key.
  */
-export interface DeviceKeyCache {
-  get(text: string): DeviceKey | null;
-  readonly size: number;
-}
+export type DeviceKeyCache = ParseCache<DeviceKey>;
 
 export function createDeviceKeyCache(limit: number): DeviceKeyCache {
-  const keys = new Map<string, DeviceKey>();
-  return {
-    get size() {
-      return keys.size;
-    },
-    get(text) {
-      const hit = keys.get(text);
-      if (hit) {
-        keys.delete(text); // most recently used last
-        keys.set(text, hit);
-        return hit;
-      }
-      let key: DeviceKey;
-      try {
-        key = parseDeviceKey(text);
-      } catch {
-        return null;
-      }
-      keys.set(text, key);
-      if (keys.size > limit) keys.delete(keys.keys().next().value!);
-      return key;
-    },
-  };
+  return createParseCache(limit, parseDeviceKey);
 }
 
 /** A P-256 key the server can seal payloads to (an Ed25519 device's `enc_pubkey`). */

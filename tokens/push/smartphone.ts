@@ -15,6 +15,7 @@ import { missingParameter, ParameterError, SignatureError } from '../../core/err
 import type { TokenRecord } from '../types.ts';
 import { decodeSignature, parsePhoneKey, verifyPhoneSignature, type PhoneKey } from './signatures.ts';
 import { infoKeys, type PushVariant } from './variants.ts';
+import { createParseCache } from '../../core/parse_cache.ts';
 
 export type SmartphoneRequest =
   | {
@@ -172,27 +173,12 @@ export const FIREBASE_UPDATE_WINDOW_MS = 5 * 60_000;
  * not kept (it answers null every time).
  */
 const PHONE_KEY_CACHE_MAX = 4096;
-const phoneKeyCache = new Map<string, PhoneKey>();
+const phoneKeys = createParseCache(PHONE_KEY_CACHE_MAX, parsePhoneKey);
 
 /** The phone key stored on an enrolled token of this variant, or null. */
 export function tokenPhoneKey(v: PushVariant, token: TokenRecord): PhoneKey | null {
   const text = token.info[infoKeys(v).publicKeySmartphone];
-  if (!text) return null;
-  const cached = phoneKeyCache.get(text);
-  if (cached) {
-    phoneKeyCache.delete(text); // re-inserted as the most recently used
-    phoneKeyCache.set(text, cached);
-    return cached;
-  }
-  let key: PhoneKey;
-  try {
-    key = parsePhoneKey(text);
-  } catch {
-    return null;
-  }
-  phoneKeyCache.set(text, key);
-  if (phoneKeyCache.size > PHONE_KEY_CACHE_MAX) phoneKeyCache.delete(phoneKeyCache.keys().next().value!);
-  return key;
+  return text ? phoneKeys.get(text) : null;
 }
 
 export type SignatureCheck = 'valid' | 'invalid' | 'malformed';
