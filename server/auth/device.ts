@@ -16,9 +16,11 @@ import {
   DeviceKeyError,
   deviceBusKey,
   type DeviceKeyCache,
+  deviceSealKeyText,
   ed25519FromSeed,
   isDeviceV2,
   parseDeviceKey,
+  sealingKey,
   parseEncryptionKey,
   REQUEST_WINDOW_MS,
   signDeviceText,
@@ -241,7 +243,7 @@ export async function authenticateDevice(
     serial: token.serial,
     username: token.username,
     realm: token.realm,
-    sealKeyText: token.info[DEVICE_INFO.encryptionKey] || token.info[DEVICE_INFO.publicKey] || null,
+    sealKeyText: deviceSealKeyText(token.info),
   };
 }
 
@@ -273,9 +275,9 @@ export async function deviceRequests(deps: Deps, keys: DeviceKeyCache, device: D
     );
     const seal =
       rp.action<string>(DEVICE_ACTIONS.payload, 'authentication') === 'encrypted' && device.sealKeyText
-        ? keys.get(device.sealKeyText)
+        ? sealingKey(keys.get(device.sealKeyText))
         : null;
-    if (seal && seal.type !== 'ed25519') requests = plain.map((r) => sealRequest(r, seal.key));
+    if (seal) requests = plain.map((r) => sealRequest(r, seal));
   }
   const nextExpiry = plain.length ? Math.min(...plain.map((r) => r.expires_at)) : null;
   return { requests, etag: requestsEtag(plain), nextExpiry };

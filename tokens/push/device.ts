@@ -232,13 +232,19 @@ export const isDeviceV2 = (info: Readonly<Record<string, string>>): boolean => i
 /** The answer bus key a v2 device's long-poll listens on (not a transaction id: those are 20 digits). */
 export const deviceBusKey = (serial: string): string => `device:${serial}`;
 
+/** The text of the key payloads for this device are sealed to: its `enc_pubkey` if it sent one, else its own key. */
+export const deviceSealKeyText = (info: Readonly<Record<string, string>>): string | null =>
+  info[DEVICE_INFO.encryptionKey] || info[DEVICE_INFO.publicKey] || null;
+
+/** A parsed seal key that can seal (RSA or EC; an Ed25519 key cannot), else null. */
+export const sealingKey = (k: DeviceKey | null): KeyObject | null => (k && k.type !== 'ed25519' ? k.key : null);
+
 /** The key payloads for this device are sealed to: its RSA or EC key, an Ed25519 device's P-256 `enc_pubkey`, or null. */
 export function deviceSealKey(info: Readonly<Record<string, string>>): KeyObject | null {
-  const text = info[DEVICE_INFO.encryptionKey] || info[DEVICE_INFO.publicKey];
+  const text = deviceSealKeyText(info);
   if (!text) return null;
   try {
-    const k = parseDeviceKey(text);
-    return k.type === 'ed25519' ? null : k.key;
+    return sealingKey(parseDeviceKey(text));
   } catch {
     return null;
   }
